@@ -1,0 +1,65 @@
+//! `penghubung check`: validates the config and every document and reports *all* problems at once, each with
+//! its file and line. Nothing is started and nothing is written.
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::diagnostics::{has_errors, Diagnostic};
+use crate::snapshot::{BuildContext, Snapshot};
+use crate::store::{load_documents, DirStore};
+use crate::tls;
+
+/// Every problem of the config at `config_path` (or the embedded default, anchored at the current directory)
+/// and of the documents it points to.
+pub fn check(config_path: Option<&Path>) -> Vec<Diagnostic> {
+    let config = match config_path {
+        Some(path) => Config::load(path),
+        None => Ok(Config::embedded_default(&std::env::current_dir().unwrap_or_default())),
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(problems) => return problems,
+    };
+    let mut problems = Vec::new();
+    let store_dir = config.store_dir();
+    if !store_dir.is_dir() {
+        problems.push(Diagnostic::error(
+            store_dir.display().to_string(),
+            "the store directory does not exist (`penghubung serve` seeds it with the baseline policy set)",
+        ));
+        return problems;
+    }
+    let store = DirStore::new(&store_dir);
+    let (docs, mut found) = load_documents(&store);
+    problems.append(&mut found);
+    let upstream_tls = match tls::upstream_client_config(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(Diagnostic::error("upstream TLS", e));
+            return problems;
+        }
+    };
+    let ctx = BuildContext { config: &config, upstream_tls: &upstream_tls, previous: None };
+    if let Err(mut found) = Snapshot::build(&docs, &ctx) {
+        problems.append(&mut found);
+    }
+    problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    problems.dedup();
+    problems
+}
+
+/// Prints a report and returns the process exit code (1 when any error was found).
+pub fn report(problems: &[Diagnostic]) -> i32 {
+    for p in problems {
+        println!("{p}");
+    }
+    let errors = problems.iter().filter(|p| p.is_error()).count();
+    let warnings = problems.len() - errors;
+    if has_errors(problems) {
+        println!("check failed: {errors} error(s), {warnings} warning(s)");
+        1
+    } else {
+        println!("check passed: config and documents are valid ({warnings} warning(s))");
+        0
+    }
+}

@@ -1,0 +1,385 @@
+//! The static process config (`penghubung.toml`): listeners, store location, timeouts, body limits, logging.
+//! Unknown keys are errors; every problem is reported with its line. Documents (services, clients, ...)
+//! are *not* here: they live in the store and are hot-reloaded.
+
+pub mod units;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostics::Diagnostic;
+pub use units::{ByteSize, HumanDuration};
+
+/// The embedded default config, used when no `--config` is given.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// The whole process config.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the data plane listens. At least one.
+    #[serde(default = "default_listeners")]
+    pub listeners: Vec<ListenerConfig>,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub upstream: UpstreamDefaults,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub reload: ReloadConfig,
+    /// Directory relative paths are resolved against (the config file's directory). Not read from the file.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// One data-plane listener.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// A name used in logs.
+    #[serde(default = "default_listener_name")]
+    pub name: String,
+    /// `ip:port`; port 0 picks a free port.
+    pub address: SocketAddr,
+}
+
+/// Where documents are kept.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory of the embedded store (relative to the config file).
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// Fill an empty or missing store directory with the baseline policy set shipped in the binary.
+    #[serde(default = "yes")]
+    pub seed_baseline: bool,
+}
+
+/// Connection handling of the data plane.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[serde(default = "d30s")]
+    pub shutdown_grace: HumanDuration,
+    /// A client must send its request head within this time (slowloris protection).
+    #[serde(default = "d10s")]
+    pub header_read_timeout: HumanDuration,
+    /// Total size of request headers; larger gets 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: ByteSize,
+    /// Length of the request target (path and query); longer gets 414.
+    #[serde(default = "default_max_uri_bytes")]
+    pub max_uri_bytes: ByteSize,
+    /// HTTP/2 streams per connection.
+    #[serde(default = "default_h2_streams")]
+    pub http2_max_concurrent_streams: u32,
+}
+
+/// Defaults for upstream calls; a service may override timeouts.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamDefaults {
+    #[serde(default = "d2s")]
+    pub connect_timeout: HumanDuration,
+    /// Time until the upstream's response head arrives.
+    #[serde(default = "d30s")]
+    pub request_timeout: HumanDuration,
+    #[serde(default = "d90s")]
+    pub pool_idle_timeout: HumanDuration,
+    #[serde(default = "default_pool_idle")]
+    pub pool_max_idle_per_host: usize,
+    /// Extra PEM bundles trusted for HTTPS upstreams.
+    #[serde(default)]
+    pub ca_files: Vec<PathBuf>,
+    /// Also trust the system bundle (`/etc/ssl/certs/ca-certificates.crt`) for HTTPS upstreams.
+    #[serde(default = "yes")]
+    pub trust_system_roots: bool,
+}
+
+/// Request limits.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Default maximum request body; a service may set its own. Over the limit gets 413.
+    #[serde(default = "default_max_body")]
+    pub max_request_body: ByteSize,
+}
+
+/// Logging.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `penghubung=debug`; `RUST_LOG` overrides it.
+    #[serde(default = "default_level")]
+    pub level: String,
+    /// One line per request (target `penghubung::access`).
+    #[serde(default = "yes")]
+    pub access_log: bool,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Picking up document changes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Watch the store directory for changes (SIGHUP always reloads).
+    #[serde(default = "yes")]
+    pub watch: bool,
+    /// Changes closer together than this are applied as one reload.
+    #[serde(default = "default_debounce")]
+    pub debounce: HumanDuration,
+}
+
+impl Config {
+    /// Parses a config text. `file` names it in diagnostics; `base_dir` anchors relative paths.
+    pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, Vec<Diagnostic>> {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            vec![Diagnostic::error_at(file, text, e.span(), e.message().to_string())]
+        })?;
+        config.base_dir = base_dir.to_path_buf();
+        let problems = config.validate(file, text);
+        if problems.iter().any(Diagnostic::is_error) {
+            return Err(problems);
+        }
+        Ok(config)
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![Diagnostic::error(&file, format!("cannot read config: {e}"))])?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::parse(&text, &file, &base)
+    }
+
+    /// The embedded default config, anchored at `base_dir`.
+    pub fn embedded_default(base_dir: &Path) -> Config {
+        Config::parse(DEFAULT_CONFIG, "<embedded default>", base_dir)
+            .unwrap_or_else(|problems| panic!("the embedded default config is invalid: {problems:?}"))
+    }
+
+    /// Semantic checks serde cannot do. Returns every problem found.
+    fn validate(&self, file: &str, text: &str) -> Vec<Diagnostic> {
+        let mut problems = Vec::new();
+        let at = |key: &str| locate_key(text, key);
+        if self.listeners.is_empty() {
+            problems.push(Diagnostic::error_at(file, text, at("listeners"), "at least one listener is needed"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for l in &self.listeners {
+            if l.address.port() != 0 && !seen.insert(l.address) {
+                problems.push(Diagnostic::error_at(
+                    file,
+                    text,
+                    at("address"),
+                    format!("listener address {} is used twice", l.address),
+                ));
+            }
+        }
+        if self.server.max_header_bytes.0 < 1024 {
+            problems.push(Diagnostic::error_at(file, text, at("max_header_bytes"), "max_header_bytes must be at least 1024"));
+        }
+        if self.server.max_uri_bytes.0 < 64 {
+            problems.push(Diagnostic::error_at(file, text, at("max_uri_bytes"), "max_uri_bytes must be at least 64"));
+        }
+        if self.upstream.connect_timeout.0.is_zero() {
+            problems.push(Diagnostic::error_at(file, text, at("connect_timeout"), "connect_timeout must be above zero"));
+        }
+        if self.upstream.request_timeout.0.is_zero() {
+            problems.push(Diagnostic::error_at(file, text, at("request_timeout"), "request_timeout must be above zero"));
+        }
+        for ca in &self.upstream.ca_files {
+            let path = self.resolve(ca);
+            if !path.is_file() {
+                problems.push(Diagnostic::error_at(
+                    file,
+                    text,
+                    at("ca_files"),
+                    format!("upstream CA file {} does not exist", path.display()),
+                ));
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.push(Diagnostic::error_at(file, text, at("level"), format!("log level `{}`: {e}", self.log.level)));
+        }
+        problems
+    }
+
+    /// Resolves a path from the config against the config file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// The store directory, resolved.
+    pub fn store_dir(&self) -> PathBuf {
+        self.resolve(&self.store.path)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        self.server.shutdown_grace.0
+    }
+}
+
+/// Byte span of the first `key =` in a TOML text, for pointing at a line.
+fn locate_key(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') || trimmed.starts_with(&format!("[[{key}]]")) {
+                let start = offset + (line.len() - trimmed.len());
+                return Some(start..start + key.len());
+            }
+        }
+        if trimmed.starts_with(&format!("[[{key}]]")) || trimmed.starts_with(&format!("[{key}]")) {
+            let start = offset + (line.len() - trimmed.len());
+            return Some(start..start + key.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
+fn yes() -> bool {
+    true
+}
+fn d2s() -> HumanDuration {
+    HumanDuration(Duration::from_secs(2))
+}
+fn d10s() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+fn d30s() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+fn d90s() -> HumanDuration {
+    HumanDuration(Duration::from_secs(90))
+}
+fn default_debounce() -> HumanDuration {
+    HumanDuration(Duration::from_millis(200))
+}
+fn default_listeners() -> Vec<ListenerConfig> {
+    vec![ListenerConfig { name: default_listener_name(), address: ([127, 0, 0, 1], 8080).into() }]
+}
+fn default_listener_name() -> String {
+    "data".to_string()
+}
+fn default_store_path() -> PathBuf {
+    PathBuf::from("policies")
+}
+fn default_max_header_bytes() -> ByteSize {
+    ByteSize(16 * 1024)
+}
+fn default_max_uri_bytes() -> ByteSize {
+    ByteSize(4096)
+}
+fn default_h2_streams() -> u32 {
+    256
+}
+fn default_pool_idle() -> usize {
+    64
+}
+fn default_max_body() -> ByteSize {
+    ByteSize(16 << 20)
+}
+fn default_level() -> String {
+    "info".to_string()
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { path: default_store_path(), seed_baseline: true }
+    }
+}
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: d30s(),
+            header_read_timeout: d10s(),
+            max_header_bytes: default_max_header_bytes(),
+            max_uri_bytes: default_max_uri_bytes(),
+            http2_max_concurrent_streams: default_h2_streams(),
+        }
+    }
+}
+impl Default for UpstreamDefaults {
+    fn default() -> Self {
+        Self {
+            connect_timeout: d2s(),
+            request_timeout: d30s(),
+            pool_idle_timeout: d90s(),
+            pool_max_idle_per_host: default_pool_idle(),
+            ca_files: Vec::new(),
+            trust_system_roots: true,
+        }
+    }
+}
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_request_body: default_max_body() }
+    }
+}
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Human, level: default_level(), access_log: true }
+    }
+}
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self { watch: true, debounce: default_debounce() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::embedded_default(Path::new("/tmp"));
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.store_dir(), PathBuf::from("/tmp/policies"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let text = "[server]\nshutdown_grace = \"5s\"\nbogus = 1\n";
+        let errs = Config::parse(text, "p.toml", Path::new(".")).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].line, 3, "{}", errs[0]);
+        assert!(errs[0].message.contains("bogus"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported() {
+        let text = "[server]\nmax_header_bytes = 10\nmax_uri_bytes = 1\n[log]\nlevel = \"=[\"\n";
+        let errs = Config::parse(text, "p.toml", Path::new(".")).unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert_eq!(errs[0].line, 2);
+        assert_eq!(errs[1].line, 3);
+    }
+}

@@ -1,0 +1,146 @@
+//! The one error type of the data plane and the ONLY place an error becomes a response: RFC 9457
+//! `application/problem+json` with a stable `code`, the HTTP status, a `detail` that says what to fix, and the
+//! request id. Never a stack trace, a secret or an upstream's internals.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use http::{Response, StatusCode};
+
+use crate::proxy::body::ResponseBody;
+
+/// Everything that can stop a request inside the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no service is registered at this path")]
+    RouteNotFound,
+    #[error("the service has no operation for method {method} on this path")]
+    MethodNotAllowed { method: http::Method, allow: HeaderValue },
+    #[error("the request path is not acceptable: {reason}")]
+    InvalidPath { reason: &'static str },
+    #[error("the request target is {length} bytes long; the limit is {limit}")]
+    UriTooLong { length: usize, limit: usize },
+    #[error("the request headers are {size} bytes; the limit is {limit}")]
+    HeadersTooLarge { size: usize, limit: usize },
+    #[error("the request body is larger than the limit of {limit} bytes for this service")]
+    BodyTooLarge { limit: u64 },
+    #[error("the request body could not be read completely: {reason}")]
+    BodyIncomplete { reason: String },
+    #[error("the upstream of {service} is unavailable: {reason}")]
+    UpstreamUnavailable { service: String, reason: String },
+    #[error("the upstream of {service} did not accept a connection within {timeout:?}")]
+    UpstreamConnectTimeout { service: String, timeout: Duration },
+    #[error("the upstream of {service} did not answer within {timeout:?}")]
+    UpstreamTimeout { service: String, timeout: Duration },
+    #[error("the upstream of {service} sent a response the gateway could not use")]
+    UpstreamBadResponse { service: String },
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+impl GatewayError {
+    /// The stable, documented code of this error (part of the API: never rename).
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::RouteNotFound => "route.not_found",
+            GatewayError::MethodNotAllowed { .. } => "route.method_not_allowed",
+            GatewayError::InvalidPath { .. } => "request.invalid_path",
+            GatewayError::UriTooLong { .. } => "request.uri_too_long",
+            GatewayError::HeadersTooLarge { .. } => "request.headers_too_large",
+            GatewayError::BodyTooLarge { .. } => "request.body_too_large",
+            GatewayError::BodyIncomplete { .. } => "request.body_incomplete",
+            GatewayError::UpstreamUnavailable { .. } => "upstream.unavailable",
+            GatewayError::UpstreamConnectTimeout { .. } => "upstream.connect_timeout",
+            GatewayError::UpstreamTimeout { .. } => "upstream.timeout",
+            GatewayError::UpstreamBadResponse { .. } => "upstream.bad_response",
+            GatewayError::ShuttingDown => "server.shutting_down",
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::RouteNotFound => StatusCode::NOT_FOUND,
+            GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::InvalidPath { .. } | GatewayError::BodyIncomplete { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            GatewayError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::UpstreamUnavailable { .. } | GatewayError::UpstreamBadResponse { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            GatewayError::UpstreamConnectTimeout { .. } | GatewayError::UpstreamTimeout { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            GatewayError::RouteNotFound => "Route not found",
+            GatewayError::MethodNotAllowed { .. } => "Method not allowed",
+            GatewayError::InvalidPath { .. } => "Invalid request path",
+            GatewayError::UriTooLong { .. } => "Request target too long",
+            GatewayError::HeadersTooLarge { .. } => "Request headers too large",
+            GatewayError::BodyTooLarge { .. } => "Request body too large",
+            GatewayError::BodyIncomplete { .. } => "Request body incomplete",
+            GatewayError::UpstreamUnavailable { .. } => "Upstream unavailable",
+            GatewayError::UpstreamConnectTimeout { .. } => "Upstream connect timeout",
+            GatewayError::UpstreamTimeout { .. } => "Upstream timeout",
+            GatewayError::UpstreamBadResponse { .. } => "Bad upstream response",
+            GatewayError::ShuttingDown => "Shutting down",
+        }
+    }
+
+    /// The problem+json response for this error. `request_id` is echoed in the body and the `X-Request-Id` header.
+    pub fn into_response(self, request_id: &HeaderValue) -> Response<ResponseBody> {
+        let status = self.status();
+        let code = self.code();
+        let body = serde_json::json!({
+            "type": format!("urn:penghubung:problem:{code}"),
+            "title": self.title(),
+            "status": status.as_u16(),
+            "code": code,
+            "detail": self.to_string(),
+            "request_id": request_id.to_str().unwrap_or(""),
+        });
+        let mut response = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(crate::proxy::headers::X_REQUEST_ID, request_id.clone());
+        match self {
+            GatewayError::MethodNotAllowed { allow, .. } => {
+                headers.insert(ALLOW, allow);
+            }
+            GatewayError::ShuttingDown => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn problem_json_has_code_status_and_request_id() {
+        let id = HeaderValue::from_static("abc123");
+        let allow = HeaderValue::from_static("GET, HEAD");
+        let response = GatewayError::MethodNotAllowed { method: http::Method::POST, allow }.into_response(&id);
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()[ALLOW], "GET, HEAD");
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["code"], "route.method_not_allowed");
+        assert_eq!(json["status"], 405);
+        assert_eq!(json["request_id"], "abc123");
+    }
+}

@@ -1,0 +1,30 @@
+//! Penghubung: a *Sistem Penghubung Layanan* (service integration gateway) for Indonesian regional
+//! governments. OPD applications call each other's services through it; it routes, checks and forwards every
+//! call, reading one immutable [`snapshot::Snapshot`] compiled from the documents in the store.
+//!
+//! Module map (see `DESIGN.md`): [`config`] process config, [`store`] documents, [`snapshot`] compiled view,
+//! [`routing`] path lookup, [`proxy`] upstream forwarding, [`error`] the one error→response mapping,
+//! [`stack`] the request pipeline, [`server`] listeners and graceful shutdown, [`reload`] hot reload,
+//! [`check`] `penghubung check`, [`demo`] the one-command demo.
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod diagnostics;
+mod embedded;
+pub mod error;
+pub mod proxy;
+pub mod reload;
+pub mod routing;
+pub mod server;
+pub mod snapshot;
+pub mod stack;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
+
+pub use config::Config;
+pub use embedded::baseline_policies;
+pub use server::{Gateway, ShutdownOutcome, StartError};

@@ -1,0 +1,118 @@
+//! Body types of the data plane, concrete (no boxing per request). [`RequestBody`] streams the caller's body to
+//! the upstream while counting bytes against the service's limit; [`ResponseBody`] is either the upstream's
+//! streaming body or a small body the gateway wrote itself.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+/// Why a request body stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestBodyError {
+    #[error("request body exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("reading the request body failed: {0}")]
+    Client(#[from] hyper::Error),
+}
+
+/// The caller's body on its way to the upstream, cut off with an error once it passes `limit` bytes.
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Option<Incoming>,
+    limit: u64,
+    seen: u64,
+}
+
+impl RequestBody {
+    pub fn new(inner: Incoming, limit: u64) -> Self {
+        Self { inner: Some(inner), limit, seen: 0 }
+    }
+
+    /// An empty body (used to re-send a body-less request to another endpoint).
+    pub fn empty() -> Self {
+        Self { inner: None, limit: 0, seen: 0 }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = RequestBodyError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if this.seen > this.limit {
+                        this.inner = None;
+                        return Poll::Ready(Some(Err(RequestBodyError::TooLarge { limit: this.limit })));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(RequestBodyError::Client(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+/// What the gateway sends back to the caller.
+#[derive(Debug)]
+pub enum ResponseBody {
+    /// The upstream's body, streamed as it arrives.
+    Upstream(Incoming),
+    /// A body the gateway produced (errors, gateway endpoints).
+    Full(Full<Bytes>),
+}
+
+impl ResponseBody {
+    pub fn full(bytes: Bytes) -> Self {
+        ResponseBody::Full(Full::new(bytes))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            ResponseBody::Full(b) => match Pin::new(b).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Upstream(b) => b.is_end_stream(),
+            ResponseBody::Full(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Upstream(b) => b.size_hint(),
+            ResponseBody::Full(b) => b.size_hint(),
+        }
+    }
+}

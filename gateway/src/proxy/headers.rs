@@ -1,0 +1,207 @@
+//! Header rules at the trust boundary: hop-by-hop headers are removed both ways, every `X-Penghubung-*` header
+//! from a caller is dropped (identity is never taken from a header), `X-Forwarded-*` and `Forwarded` are *set*
+//! (not appended: the gateway only vouches for what it saw), `X-Request-Id` is kept when well-formed and
+//! generated otherwise, and W3C `traceparent` is passed on (or started when absent or malformed).
+
+use std::net::SocketAddr;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
+const PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
+/// Prefix of the headers only the gateway may set.
+pub const GATEWAY_PREFIX: &str = "x-penghubung-";
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in `Connection`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+        headers.remove(CONNECTION);
+    }
+    for name in [KEEP_ALIVE, PROXY_CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+}
+
+/// Removes every header a caller may not set: `X-Penghubung-*`.
+pub fn remove_gateway_headers(headers: &mut HeaderMap) {
+    if headers.keys().any(|k| k.as_str().starts_with(GATEWAY_PREFIX)) {
+        let names: Vec<HeaderName> =
+            headers.keys().filter(|k| k.as_str().starts_with(GATEWAY_PREFIX)).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host` and `Forwarded` from what the gateway saw, replacing any sent by the caller.
+/// `original_host` is the Host (or `:authority`) the caller used.
+pub fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, proto: &'static str, original_host: Option<&HeaderValue>) {
+    let ip = peer.ip();
+    if let Ok(v) = HeaderValue::try_from(ip.to_string()) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    headers.remove(X_FORWARDED_HOST);
+    let forwarded = match original_host.and_then(|h| h.to_str().ok()).filter(|h| is_token_safe(h)) {
+        Some(host) => {
+            if let Ok(v) = HeaderValue::from_str(host) {
+                headers.insert(X_FORWARDED_HOST, v);
+            }
+            if ip.is_ipv6() {
+                format!("for=\"[{ip}]\";proto={proto};host={host}")
+            } else {
+                format!("for={ip};proto={proto};host={host}")
+            }
+        }
+        None if ip.is_ipv6() => format!("for=\"[{ip}]\";proto={proto}"),
+        None => format!("for={ip};proto={proto}"),
+    };
+    if let Ok(v) = HeaderValue::try_from(forwarded) {
+        headers.insert(FORWARDED, v);
+    }
+}
+
+fn is_token_safe(host: &str) -> bool {
+    !host.is_empty() && host.len() <= 255 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+}
+
+/// The caller's `X-Request-Id` when it is 1..=128 characters of `[A-Za-z0-9._-]`, otherwise a new one.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c)) {
+            return v.clone();
+        }
+    }
+    new_request_id()
+}
+
+/// A new random 128-bit request id, as 32 lower-case hex digits.
+pub fn new_request_id() -> HeaderValue {
+    let mut buf = [0u8; 32];
+    hex_into(fastrand::u128(..), &mut buf);
+    HeaderValue::from_bytes(&buf).expect("hex is a valid header value")
+}
+
+/// Keeps a valid W3C `traceparent`; otherwise starts a new trace (version 00, sampled).
+pub fn ensure_traceparent(headers: &mut HeaderMap) {
+    if headers.get(TRACEPARENT).is_some_and(|v| is_valid_traceparent(v.as_bytes())) {
+        return;
+    }
+    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    let trace = fastrand::u128(1..);
+    let span = fastrand::u64(1..);
+    hex_into(trace, &mut buf[3..35]);
+    hex_into(span as u128, &mut buf[36..52]);
+    headers.insert(TRACEPARENT, HeaderValue::from_bytes(&buf).expect("hex is a valid header value"));
+}
+
+/// `version-traceid-parentid-flags`, lower-case hex, ids not all zero, version not `ff`.
+pub fn is_valid_traceparent(v: &[u8]) -> bool {
+    if v.len() < 55 || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' || (v.len() > 55 && v[55] != b'-') {
+        return false;
+    }
+    let hex = |s: &[u8]| s.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    let nonzero = |s: &[u8]| s.iter().any(|c| *c != b'0');
+    hex(&v[0..2]) && &v[0..2] != b"ff" && hex(&v[3..35]) && nonzero(&v[3..35]) && hex(&v[36..52])
+        && nonzero(&v[36..52]) && hex(&v[53..55]) && (v[0..2] != *b"00" || v.len() == 55)
+}
+
+/// Writes the low `out.len() * 4` bits of `value` as lower-case hex.
+fn hex_into(mut value: u128, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
+}
+
+/// The host the caller addressed: `Host` for HTTP/1.1, the URI authority for HTTP/2.
+pub fn original_host<'a>(headers: &'a HeaderMap, uri: &http::Uri) -> Option<HeaderValue> {
+    headers
+        .get(HOST)
+        .cloned()
+        .or_else(|| uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn caller_gateway_headers_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert("x-penghubung-client", HeaderValue::from_static("dinkes/forged"));
+        h.insert("X-Penghubung-Opd", HeaderValue::from_static("dinkes"));
+        h.insert("x-other", HeaderValue::from_static("1"));
+        remove_gateway_headers(&mut h);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn forwarded_headers_are_replaced() {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
+        let host = HeaderValue::from_static("gw.example:8080");
+        set_forwarded(&mut h, "10.1.2.3:5555".parse().unwrap(), "http", Some(&host));
+        assert_eq!(h[X_FORWARDED_FOR], "10.1.2.3");
+        assert_eq!(h[X_FORWARDED_PROTO], "http");
+        assert_eq!(h[X_FORWARDED_HOST], "gw.example:8080");
+        assert_eq!(h[FORWARDED], "for=10.1.2.3;proto=http;host=gw.example:8080");
+    }
+
+    #[test]
+    fn request_ids_are_kept_or_generated() {
+        let mut h = HeaderMap::new();
+        h.insert(X_REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert(X_REQUEST_ID, HeaderValue::from_static("bad id with spaces"));
+        let generated = request_id(&h);
+        assert_eq!(generated.len(), 32);
+        assert_ne!(generated, new_request_id());
+    }
+
+    #[test]
+    fn traceparent_is_kept_or_started() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut h = HeaderMap::new();
+        h.insert(TRACEPARENT, HeaderValue::from_static(valid));
+        ensure_traceparent(&mut h);
+        assert_eq!(h[TRACEPARENT], valid);
+        h.insert(TRACEPARENT, HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+        ensure_traceparent(&mut h);
+        assert!(is_valid_traceparent(h[TRACEPARENT].as_bytes()));
+        assert_ne!(h[TRACEPARENT], valid);
+    }
+}

@@ -1,0 +1,189 @@
+//! Forwarding to the upstream: builds the upstream request (target URI, header rules, version), picks an
+//! endpoint, applies the request timeout, retries idempotent body-less requests on another endpoint when the
+//! connection could not be made (so no byte reached the upstream), and feeds passive ejection.
+
+pub mod body;
+pub mod headers;
+pub mod upstream;
+
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::HOST;
+use http::{request, Method, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+
+use crate::error::GatewayError;
+use crate::snapshot::CompiledService;
+use body::{RequestBody, RequestBodyError, ResponseBody};
+use upstream::UpstreamPool;
+
+/// What the caller's connection looks like, for forwarding headers.
+#[derive(Clone, Copy, Debug)]
+pub struct Downstream {
+    pub peer: SocketAddr,
+    pub proto: &'static str,
+}
+
+/// Forwards `parts` + `body` to the service's upstream. `rest_offset` is where the path after `/v{n}` starts in
+/// the request path. On success returns the upstream response (hop-by-hop headers removed) and the endpoint used.
+pub async fn forward(
+    service: &CompiledService,
+    mut parts: request::Parts,
+    body: Incoming,
+    rest_offset: usize,
+    downstream: Downstream,
+) -> Result<(Response<ResponseBody>, Arc<str>), GatewayError> {
+    let pool = &*service.pool;
+    let original_uri = parts.uri.clone(); // cheap: shared bytes
+    let rest = &original_uri.path()[rest_offset..];
+    let query = original_uri.query();
+    let original_host = headers::original_host(&parts.headers, &parts.uri);
+    headers::remove_hop_by_hop(&mut parts.headers);
+    headers::remove_gateway_headers(&mut parts.headers);
+    headers::set_forwarded(&mut parts.headers, downstream.peer, downstream.proto, original_host.as_ref());
+    headers::ensure_traceparent(&mut parts.headers);
+    parts.headers.remove(HOST);
+    parts.version = if pool.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+
+    let body = RequestBody::new(body, service.max_request_body);
+    let retryable = is_idempotent(&parts.method) && http_body::Body::is_end_stream(&body);
+    let attempts = if retryable { 1 + pool.spec.upstream.retries as usize } else { 1 };
+    let mut tried: Vec<usize> = Vec::new();
+    let mut body = Some(body);
+
+    loop {
+        let index = pool.pick(&tried).ok_or_else(|| GatewayError::UpstreamUnavailable {
+            service: service.key.to_string(),
+            reason: "no endpoint is available".into(),
+        })?;
+        tried.push(index);
+        let endpoint = &pool.endpoints[index];
+        let uri = upstream_uri(endpoint, rest, query)?;
+        let last_attempt = tried.len() >= attempts || tried.len() >= pool.endpoints.len();
+        let mut head = if last_attempt { std::mem::replace(&mut parts, Request::new(()).into_parts().0) } else { clone_parts(&parts) };
+        head.uri = uri;
+        let request = Request::from_parts(head, body.take().unwrap_or_else(RequestBody::empty));
+        let _in_flight = pool.start(index);
+        let outcome = tokio::time::timeout(pool.spec.request_timeout, pool.client.request(request)).await;
+        match outcome {
+            Ok(Ok(mut response)) => {
+                let status = response.status();
+                if matches!(status.as_u16(), 502..=504) {
+                    pool.record_failure(index);
+                } else {
+                    pool.record_success(index);
+                }
+                headers::remove_hop_by_hop(response.headers_mut());
+                return Ok((response.map(ResponseBody::Upstream), endpoint.label.clone()));
+            }
+            Ok(Err(error)) => {
+                if let Some(body_error) = find_source::<RequestBodyError>(&error) {
+                    return Err(match body_error {
+                        RequestBodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit: *limit },
+                        RequestBodyError::Client(e) => GatewayError::BodyIncomplete { reason: e.to_string() },
+                    });
+                }
+                pool.record_failure(index);
+                let mapped = map_client_error(service, pool, &error);
+                if error.is_connect() && !last_attempt {
+                    tracing::debug!(service = %service.key, endpoint = %endpoint.label, "connect failed, retrying on another endpoint");
+                    continue;
+                }
+                return Err(mapped);
+            }
+            Err(_elapsed) => {
+                pool.record_failure(index);
+                return Err(GatewayError::UpstreamTimeout {
+                    service: service.key.to_string(),
+                    timeout: pool.spec.request_timeout,
+                });
+            }
+        }
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+}
+
+fn clone_parts(parts: &request::Parts) -> request::Parts {
+    let mut head = Request::new(()).into_parts().0;
+    head.method = parts.method.clone();
+    head.uri = parts.uri.clone();
+    head.version = parts.version;
+    head.headers = parts.headers.clone();
+    head
+}
+
+/// `scheme://authority/base/rest?query`.
+fn upstream_uri(endpoint: &upstream::Endpoint, rest: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
+    let mut path = String::with_capacity(endpoint.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
+    path.push_str(&endpoint.base_path);
+    if rest.is_empty() {
+        path.push('/');
+    } else {
+        path.push_str(rest);
+    }
+    if let Some(q) = query {
+        path.push('?');
+        path.push_str(q);
+    }
+    Uri::builder()
+        .scheme(endpoint.scheme.clone())
+        .authority(endpoint.authority.clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|_| GatewayError::InvalidPath { reason: "the path cannot be forwarded" })
+}
+
+fn map_client_error(service: &CompiledService, pool: &UpstreamPool, error: &hyper_util::client::legacy::Error) -> GatewayError {
+    let key = service.key.to_string();
+    if error.is_connect() {
+        let timed_out = find_source::<std::io::Error>(error).is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+            || chain_mentions(error, "timed out");
+        if timed_out {
+            return GatewayError::UpstreamConnectTimeout { service: key, timeout: pool.spec.connect_timeout };
+        }
+        let reason = find_source::<std::io::Error>(error)
+            .map(|e| e.kind().to_string())
+            .unwrap_or_else(|| "connection failed".into());
+        return GatewayError::UpstreamUnavailable { service: key, reason };
+    }
+    tracing::debug!(service = %key, error = %error_chain(error), "upstream exchange failed");
+    GatewayError::UpstreamBadResponse { service: key }
+}
+
+fn find_source<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn chain_mentions(error: &(dyn StdError + 'static), needle: &str) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = current {
+        if e.to_string().contains(needle) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(e) = current {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        current = e.source();
+    }
+    text
+}

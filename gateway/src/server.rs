@@ -1,0 +1,243 @@
+//! The data-plane server: binds the listeners, serves each connection with hyper (HTTP/1.1 and HTTP/2 on the
+//! same port), keeps the snapshot fresh (file watching, SIGHUP), and shuts down gracefully: on SIGTERM/SIGINT it
+//! stops accepting, lets in-flight requests finish up to `server.shutdown_grace`, then closes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::diagnostics::Diagnostic;
+use crate::proxy::Downstream;
+use crate::reload::{self, Reloaded, Reloader};
+use crate::snapshot::Snapshot;
+use crate::stack::{GatewayService, HeadLimits, Shared};
+use crate::store::DirStore;
+use crate::tls;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the documents do not form a valid configuration ({} problems)", .0.len())]
+    Documents(Vec<Diagnostic>),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: SocketAddr, source: std::io::Error },
+    #[error("upstream TLS: {0}")]
+    Tls(String),
+    #[error("document store: {0}")]
+    Store(String),
+    #[error("file watching: {0}")]
+    Watch(String),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    addrs: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+    reloader: Arc<Reloader>,
+    shutdown: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    connections_done: mpsc::Receiver<()>,
+    connection_token: mpsc::Sender<()>,
+    grace: Duration,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+/// How a shutdown ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ShutdownOutcome {
+    /// Every connection finished within the grace period.
+    Drained,
+    /// The grace period ran out; remaining connections were cut.
+    DeadlineReached,
+}
+
+impl Gateway {
+    /// Loads the documents, binds every listener and starts serving.
+    pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        let config = Arc::new(config);
+        let upstream_tls = Arc::new(tls::upstream_client_config(&config).map_err(StartError::Tls)?);
+        let store = DirStore::new(config.store_dir());
+        if config.store.seed_baseline {
+            let written = store.seed_baseline_if_empty().map_err(|e| StartError::Store(e.to_string()))?;
+            if written > 0 {
+                tracing::info!(store = %store.root().display(), documents = written, "seeded the store with the baseline policy set");
+            }
+        }
+        let (reloader, cell) =
+            Reloader::start(Box::new(store), Arc::clone(&config), upstream_tls).map_err(StartError::Documents)?;
+        let snapshot = cell.load();
+        tracing::info!(generation = snapshot.generation, services = snapshot.route_count(), "documents loaded");
+
+        let shared = Arc::new(Shared {
+            snapshot: cell,
+            limits: HeadLimits {
+                max_header_bytes: config.server.max_header_bytes.0 as usize,
+                max_uri_bytes: config.server.max_uri_bytes.0 as usize,
+            },
+            access_log: config.log.access_log,
+        });
+        let builder = Arc::new(connection_builder(&config));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (connection_token, connections_done) = mpsc::channel(1);
+        let mut addrs = Vec::new();
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let listener = TcpListener::bind(l.address)
+                .await
+                .map_err(|source| StartError::Bind { address: l.address, source })?;
+            let address = listener.local_addr().map_err(|source| StartError::Bind { address: l.address, source })?;
+            tracing::info!(listener = %l.name, %address, "listening (plaintext HTTP/1.1 and HTTP/2)");
+            addrs.push(address);
+            listeners.push(tokio::spawn(accept_loop(
+                listener,
+                Arc::clone(&shared),
+                Arc::clone(&builder),
+                shutdown_rx.clone(),
+                connection_token.clone(),
+            )));
+        }
+        let watcher = if config.reload.watch {
+            reload::watch_store(Arc::clone(&reloader), config.reload.debounce.0).map_err(|e| StartError::Watch(e.to_string()))?
+        } else {
+            None
+        };
+        Ok(Gateway {
+            addrs,
+            shared,
+            reloader,
+            shutdown,
+            listeners,
+            connections_done,
+            connection_token,
+            grace: config.shutdown_grace(),
+            _watcher: watcher,
+        })
+    }
+
+    /// The bound addresses, in listener order.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The snapshot currently serving.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.snapshot.load()
+    }
+
+    /// Reloads the documents now (what SIGHUP does).
+    pub fn reload(&self) -> Result<Reloaded, Vec<Diagnostic>> {
+        self.reloader.reload()
+    }
+
+    /// Stops accepting, waits for in-flight requests up to the grace period, and returns how it ended.
+    pub async fn shutdown(self) -> ShutdownOutcome {
+        let Gateway { shutdown, listeners, mut connections_done, connection_token, grace, .. } = self;
+        let _ = shutdown.send(true);
+        for l in listeners {
+            let _ = l.await;
+        }
+        drop(connection_token);
+        match tokio::time::timeout(grace, connections_done.recv()).await {
+            Ok(_) => ShutdownOutcome::Drained,
+            Err(_) => ShutdownOutcome::DeadlineReached,
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, reloading on SIGHUP; then shuts down gracefully.
+    pub async fn run_until_signal(self) -> ShutdownOutcome {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, mut int, mut hup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+            _ => {
+                tracing::error!("cannot install signal handlers; shutting down");
+                return self.shutdown().await;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: draining in-flight requests"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: draining in-flight requests"); break; }
+                _ = hup.recv() => {
+                    let r = Arc::clone(&self.reloader);
+                    let _ = tokio::task::spawn_blocking(move || r.reload_and_log("SIGHUP")).await;
+                }
+            }
+        }
+        let outcome = self.shutdown().await;
+        match outcome {
+            ShutdownOutcome::Drained => tracing::info!("all connections drained; bye"),
+            ShutdownOutcome::DeadlineReached => tracing::warn!("shutdown grace period over; remaining connections cut"),
+        }
+        outcome
+    }
+}
+
+fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let header_limit = config.server.max_header_bytes.0 as usize;
+    // hyper's own buffer limit sits above ours so that our check answers with problem+json first.
+    let buffer = (header_limit * 2 + config.server.max_uri_bytes.0 as usize).max(16 * 1024);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.server.header_read_timeout.0)
+        .max_buf_size(buffer)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.server.http2_max_concurrent_streams)
+        .max_header_list_size(buffer as u32)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    mut shutdown: watch::Receiver<bool>,
+    token: mpsc::Sender<()>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let service = GatewayService::new(Arc::clone(&shared), Downstream { peer, proto: "http" });
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let mut shutdown = shutdown.clone();
+                    let token = token.clone();
+                    tokio::spawn(async move {
+                        tokio::pin!(connection);
+                        tokio::select! {
+                            _ = connection.as_mut() => {}
+                            _ = shutdown.changed() => {
+                                connection.as_mut().graceful_shutdown();
+                                let _ = connection.await;
+                            }
+                        }
+                        drop(token);
+                    });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The immutable compiled view of all documents that the hot path reads. A [`Snapshot`] is built from the
+//! store's documents in one go (routes, services with their operations, upstream pools), and swapped in
+//! atomically through [`SnapshotCell`]; a request holds the `Arc<Snapshot>` it started with until it ends, so
+//! a reload never changes the rules under an in-flight request.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::diagnostics::Diagnostic;
+use crate::proxy::upstream::{PoolSpec, UpstreamPool};
+use crate::routing::{CompiledOperation, OperationTable, RouteTable};
+use crate::store::documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc};
+use crate::store::Documents;
+
+/// A service ready to serve.
+#[derive(Debug)]
+pub struct CompiledService {
+    /// `{opd}/{name}/v{version}`.
+    pub key: Arc<str>,
+    pub doc: ServiceDoc,
+    pub operations: OperationTable,
+    pub pool: Arc<UpstreamPool>,
+    pub max_request_body: u64,
+    /// The document it was compiled from.
+    pub origin: String,
+}
+
+/// Everything the data plane needs, compiled once.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases by one with every successful load.
+    pub generation: u64,
+    pub loaded_at: SystemTime,
+    routes: RouteTable,
+    pub services: Vec<Arc<CompiledService>>,
+    pub opds: HashMap<String, OpdDoc>,
+    pub clients: HashMap<String, ClientDoc>,
+    pub grants: Vec<GrantDoc>,
+}
+
+/// Process-level inputs of a snapshot build.
+pub struct BuildContext<'a> {
+    pub config: &'a Config,
+    /// Verifies HTTPS upstreams.
+    pub upstream_tls: &'a rustls::ClientConfig,
+    /// The snapshot being replaced, whose pools are reused when unchanged.
+    pub previous: Option<&'a Snapshot>,
+}
+
+impl Snapshot {
+    /// An empty snapshot (no routes).
+    pub fn empty() -> Self {
+        Snapshot {
+            generation: 0,
+            loaded_at: SystemTime::now(),
+            routes: RouteTable::default(),
+            services: Vec::new(),
+            opds: HashMap::new(),
+            clients: HashMap::new(),
+            grants: Vec::new(),
+        }
+    }
+
+    /// Compiles documents into a snapshot, or returns every problem found. Cross-document rules: a service's and
+    /// a client's OPD exist, routes are unique, operations are unique, grants name existing clients and services.
+    pub fn build(docs: &Documents, ctx: &BuildContext<'_>) -> Result<Snapshot, Vec<Diagnostic>> {
+        let mut problems = Vec::new();
+        let opds: HashMap<String, OpdDoc> = docs.opds.iter().map(|(_, d)| (d.id.clone(), d.clone())).collect();
+        let mut reusable: HashMap<&PoolSpec, &Arc<UpstreamPool>> = HashMap::new();
+        if let Some(prev) = ctx.previous {
+            for s in &prev.services {
+                reusable.insert(&s.pool.spec, &s.pool);
+            }
+        }
+
+        let mut routes = RouteTable::default();
+        let mut services = Vec::with_capacity(docs.services.len());
+        for (origin, doc) in &docs.services {
+            if !opds.contains_key(&doc.opd) {
+                problems.push(Diagnostic::error(origin, format!("OPD `{}` is not registered (add opds/{}.toml)", doc.opd, doc.opd)));
+                continue;
+            }
+            if !routes.insert(&doc.opd, &doc.name, doc.version, services.len()) {
+                problems.push(Diagnostic::error(origin, format!("route /{}/{}/v{} is defined twice", doc.opd, doc.name, doc.version)));
+                continue;
+            }
+            match compile_service(origin, doc, ctx, &reusable) {
+                Ok(service) => services.push(Arc::new(service)),
+                Err(mut found) => {
+                    problems.append(&mut found);
+                    // keep indices aligned for the route table
+                    services.push(Arc::new(placeholder(origin, doc, ctx)));
+                }
+            }
+        }
+
+        let mut clients = HashMap::new();
+        for (origin, doc) in &docs.clients {
+            if !opds.contains_key(&doc.opd) {
+                problems.push(Diagnostic::error(origin, format!("OPD `{}` is not registered", doc.opd)));
+            }
+            if clients.insert(doc.id.clone(), doc.clone()).is_some() {
+                problems.push(Diagnostic::error(origin, format!("client `{}` is defined twice", doc.id)));
+            }
+        }
+
+        let service_keys: HashSet<&str> = services.iter().map(|s| &*s.key).collect();
+        let mut grant_ids = HashSet::new();
+        for (origin, doc) in &docs.grants {
+            if !clients.contains_key(&doc.client) {
+                problems.push(Diagnostic::error(origin, format!("grant names client `{}`, which is not registered", doc.client)));
+            }
+            if !service_keys.contains(doc.service.as_str()) {
+                problems.push(Diagnostic::error(origin, format!("grant names service `{}`, which is not registered", doc.service)));
+            } else if let Some(service) = services.iter().find(|s| &*s.key == doc.service) {
+                for op in doc.operations.iter().filter(|o| o.as_str() != "*") {
+                    if !service.operations.iter().any(|o| &*o.id == op) {
+                        problems.push(Diagnostic::error(origin, format!("grant names operation `{op}`, which service `{}` does not have", doc.service)));
+                    }
+                }
+            }
+            if !grant_ids.insert(doc.id.clone()) {
+                problems.push(Diagnostic::error(origin, format!("grant `{}` is defined twice", doc.id)));
+            }
+        }
+
+        if problems.iter().any(Diagnostic::is_error) {
+            return Err(problems);
+        }
+        Ok(Snapshot {
+            generation: ctx.previous.map_or(1, |p| p.generation + 1),
+            loaded_at: SystemTime::now(),
+            routes,
+            services,
+            opds,
+            clients,
+            grants: docs.grants.iter().map(|(_, g)| g.clone()).collect(),
+        })
+    }
+
+    /// The service at `opd/name/v{major}`.
+    pub fn find_service(&self, opd: &str, name: &str, major: u32) -> Option<&Arc<CompiledService>> {
+        self.routes.find(opd, name, major).map(|i| &self.services[i])
+    }
+
+    /// Number of routes.
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+}
+
+fn pool_spec(doc: &ServiceDoc, config: &Config) -> PoolSpec {
+    PoolSpec {
+        upstream: doc.upstream.clone(),
+        connect_timeout: doc.upstream.connect_timeout.unwrap_or(config.upstream.connect_timeout).0,
+        request_timeout: doc.upstream.request_timeout.unwrap_or(config.upstream.request_timeout).0,
+        pool_idle_timeout: config.upstream.pool_idle_timeout.0,
+        pool_max_idle_per_host: config.upstream.pool_max_idle_per_host,
+    }
+}
+
+fn compile_service(
+    origin: &str,
+    doc: &ServiceDoc,
+    ctx: &BuildContext<'_>,
+    reusable: &HashMap<&PoolSpec, &Arc<UpstreamPool>>,
+) -> Result<CompiledService, Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    let mut operations = Vec::with_capacity(doc.operations.len());
+    let mut ids = HashSet::new();
+    let mut signatures = HashSet::new();
+    for op in &doc.operations {
+        if !ids.insert(op.id.as_str()) {
+            problems.push(Diagnostic::error(origin, format!("operation id `{}` is used twice", op.id)));
+        }
+        let shape: Vec<&str> = op.path.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect();
+        if !signatures.insert((op.method.clone(), shape)) {
+            problems.push(Diagnostic::error(origin, format!("operation `{} {}` overlaps another operation", op.method, op.path)));
+        }
+        match CompiledOperation::new(&op.id, &op.method, &op.path) {
+            Ok(c) => operations.push(c),
+            Err(e) => problems.push(Diagnostic::error(origin, format!("operation `{}`: {e}", op.id))),
+        }
+    }
+    let spec = pool_spec(doc, ctx.config);
+    let pool = match reusable.get(&spec) {
+        Some(pool) => Arc::clone(pool),
+        None => match UpstreamPool::new(spec, ctx.upstream_tls) {
+            Ok(pool) => Arc::new(pool),
+            Err(e) => {
+                problems.push(Diagnostic::error(origin, e));
+                return Err(problems);
+            }
+        },
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(CompiledService {
+        key: doc.key().into(),
+        doc: doc.clone(),
+        operations: OperationTable::new(operations),
+        pool,
+        max_request_body: doc.max_request_body.map_or(ctx.config.limits.max_request_body.0, |b| b.0),
+        origin: origin.to_string(),
+    })
+}
+
+/// A stand-in for a service that failed to compile; only used to keep indices aligned while collecting
+/// problems (a snapshot with problems is never published).
+fn placeholder(origin: &str, doc: &ServiceDoc, ctx: &BuildContext<'_>) -> CompiledService {
+    let mut spec = pool_spec(doc, ctx.config);
+    spec.upstream.endpoints.clear();
+    CompiledService {
+        key: doc.key().into(),
+        doc: doc.clone(),
+        operations: OperationTable::default(),
+        pool: Arc::new(UpstreamPool::new(spec, ctx.upstream_tls).expect("a pool without endpoints always builds")),
+        max_request_body: 0,
+        origin: origin.to_string(),
+    }
+}
+
+/// The current snapshot, swapped atomically. Readers never block.
+#[derive(Debug)]
+pub struct SnapshotCell {
+    current: ArcSwap<Snapshot>,
+}
+
+impl SnapshotCell {
+    pub fn new(snapshot: Snapshot) -> Self {
+        Self { current: ArcSwap::from_pointee(snapshot) }
+    }
+
+    /// The current snapshot; hold it for the whole request.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Publishes a new snapshot.
+    pub fn store(&self, snapshot: Arc<Snapshot>) {
+        self.current.store(snapshot);
+    }
+}

@@ -1,0 +1,178 @@
+//! The request pipeline, outside in, as DESIGN.md draws it: limits on the request head → gateway endpoints
+//! (`/_penghubung/...`) → route → proxy. [`GatewayService`] is what hyper calls per request; it is also the
+//! *Rescue* step: the one call site where a [`GatewayError`] becomes a response, so no error ever drops a
+//! connection. One access-log line per request. Later issues insert policy, rate limits and contracts between
+//! route and proxy.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::error::GatewayError;
+use crate::proxy::body::ResponseBody;
+use crate::proxy::headers::{self, X_REQUEST_ID};
+use crate::proxy::{self, Downstream};
+use crate::routing::split_service_path;
+use crate::snapshot::SnapshotCell;
+
+/// Prefix of the gateway's own endpoints (OPD ids cannot start with `_`).
+pub const GATEWAY_PATH_PREFIX: &str = "/_penghubung/";
+
+/// Limits checked on the request head.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadLimits {
+    pub max_header_bytes: usize,
+    pub max_uri_bytes: usize,
+}
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub struct Shared {
+    pub snapshot: Arc<SnapshotCell>,
+    pub limits: HeadLimits,
+    pub access_log: bool,
+}
+
+/// The per-connection hyper service.
+#[derive(Clone, Debug)]
+pub struct GatewayService {
+    shared: Arc<Shared>,
+    downstream: Downstream,
+}
+
+impl GatewayService {
+    pub fn new(shared: Arc<Shared>, downstream: Downstream) -> Self {
+        Self { shared, downstream }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for GatewayService {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        let downstream = self.downstream;
+        Box::pin(async move { Ok(handle(&shared, downstream, request).await) })
+    }
+}
+
+/// What the access log says about an exchange.
+#[derive(Default)]
+struct Exchange {
+    service: Option<Arc<str>>,
+    operation: Option<Arc<str>>,
+    upstream: Option<Arc<str>>,
+    code: Option<&'static str>,
+}
+
+async fn handle(shared: &Shared, downstream: Downstream, request: Request<Incoming>) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let request_id = headers::request_id(request.headers());
+    let method = request.method().clone();
+    let mut exchange = Exchange::default();
+    let mut response = match route_and_forward(shared, downstream, request, &mut exchange).await {
+        Ok(response) => response,
+        // Rescue: the only place an error becomes a response.
+        Err(error) => {
+            exchange.code = Some(error.code());
+            error.into_response(&request_id)
+        }
+    };
+    response.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+    if shared.access_log {
+        tracing::info!(
+            target: "penghubung::access",
+            request_id = request_id.to_str().unwrap_or("-"),
+            peer = %downstream.peer.ip(),
+            method = %method,
+            service = exchange.service.as_deref().unwrap_or("-"),
+            operation = exchange.operation.as_deref().unwrap_or("-"),
+            status = response.status().as_u16(),
+            code = exchange.code.unwrap_or("-"),
+            latency_us = started.elapsed().as_micros() as u64,
+            upstream = exchange.upstream.as_deref().unwrap_or("-"),
+        );
+    }
+    response
+}
+
+async fn route_and_forward(
+    shared: &Shared,
+    downstream: Downstream,
+    request: Request<Incoming>,
+    exchange: &mut Exchange,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    check_head(&shared.limits, &request)?;
+    let path = request.uri().path();
+    if path.starts_with(GATEWAY_PATH_PREFIX) {
+        return gateway_endpoint(shared, request.method(), path);
+    }
+    let snapshot = shared.snapshot.load();
+    let address = split_service_path(path)?;
+    let service = snapshot
+        .find_service(address.opd, address.service, address.major)
+        .ok_or(GatewayError::RouteNotFound)?;
+    exchange.service = Some(Arc::clone(&service.key));
+    let operation = service.operations.find(request.method(), address.rest)?;
+    exchange.operation = operation.map(|o| Arc::clone(&o.label));
+    let rest_offset = path.len() - address.rest.len();
+
+    if let Some(length) = content_length(request.headers()) {
+        if length > service.max_request_body {
+            return Err(GatewayError::BodyTooLarge { limit: service.max_request_body });
+        }
+    }
+    let (parts, body) = request.into_parts();
+    let (response, upstream) = proxy::forward(service, parts, body, rest_offset, downstream).await?;
+    exchange.upstream = Some(upstream);
+    Ok(response)
+}
+
+/// Request-target length and total header size.
+fn check_head(limits: &HeadLimits, request: &Request<Incoming>) -> Result<(), GatewayError> {
+    let target = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > limits.max_uri_bytes {
+        return Err(GatewayError::UriTooLong { length: target, limit: limits.max_uri_bytes });
+    }
+    let size: usize = request.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if size > limits.max_header_bytes {
+        return Err(GatewayError::HeadersTooLarge { size, limit: limits.max_header_bytes });
+    }
+    Ok(())
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// `/_penghubung/health`: liveness plus the snapshot generation (operators and tests use it to see a reload).
+fn gateway_endpoint(shared: &Shared, method: &Method, path: &str) -> Result<Response<ResponseBody>, GatewayError> {
+    match (path, method) {
+        ("/_penghubung/health", &Method::GET | &Method::HEAD) => {
+            let snapshot = shared.snapshot.load();
+            let body = serde_json::json!({
+                "status": "ok",
+                "generation": snapshot.generation,
+                "services": snapshot.route_count(),
+            });
+            let mut response = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
+            *response.status_mut() = StatusCode::OK;
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Ok(response)
+        }
+        ("/_penghubung/health", _) => Err(GatewayError::MethodNotAllowed {
+            method: method.clone(),
+            allow: HeaderValue::from_static("GET, HEAD"),
+        }),
+        _ => Err(GatewayError::RouteNotFound),
+    }
+}

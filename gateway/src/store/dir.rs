@@ -1,0 +1,176 @@
+//! The embedded store: one TOML file per document under a directory
+//! (`opds/dinkes.toml`, `services/dinkes/rekam-medis.toml`, `clients/dinsos/sikasos.toml`, `grants/x.toml`).
+//! Writes are atomic: temp file in the same folder, fsync, rename, fsync of the folder.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{check_key, DocumentKind, DocumentStore, StoreError, StoredDocument};
+use crate::diagnostics::Diagnostic;
+use crate::embedded;
+
+/// A directory of TOML documents.
+#[derive(Clone, Debug)]
+pub struct DirStore {
+    root: PathBuf,
+}
+
+impl DirStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// When the directory is missing or holds no document, writes the baseline policy set shipped in the binary.
+    /// Returns how many documents were written.
+    pub fn seed_baseline_if_empty(&self) -> Result<usize, StoreError> {
+        let has_documents = self.list().map(|(docs, _)| !docs.is_empty()).unwrap_or(false);
+        if has_documents {
+            return Ok(0);
+        }
+        let mut written = 0;
+        for (key, text) in embedded::baseline_policies() {
+            if check_key(key).is_ok() {
+                self.put(key, text)?;
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+        move |source| StoreError::Io { path: path.to_path_buf(), source }
+    }
+
+    fn walk(&self, dir: &Path, out: &mut Vec<StoredDocument>, notes: &mut Vec<Diagnostic>) -> Result<(), StoreError> {
+        let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(Self::io(dir))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') {
+                continue; // temp files of an in-progress write, editor swap files
+            }
+            if path.is_dir() {
+                self.walk(&path, out, notes)?;
+                continue;
+            }
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let key = path
+                .strip_prefix(&self.root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let origin = path.display().to_string();
+            let Some(kind) = DocumentKind::of_key(&key) else {
+                notes.push(Diagnostic::warning(
+                    &origin,
+                    "ignored: documents live under opds/, services/, clients/ or grants/",
+                ));
+                continue;
+            };
+            match fs::read_to_string(&path) {
+                Ok(text) => out.push(StoredDocument { kind, key, origin, text }),
+                Err(e) => notes.push(Diagnostic::error(&origin, format!("cannot read: {e}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DocumentStore for DirStore {
+    fn list(&self) -> Result<(Vec<StoredDocument>, Vec<Diagnostic>), StoreError> {
+        let mut docs = Vec::new();
+        let mut notes = Vec::new();
+        if !self.root.exists() {
+            return Ok((docs, notes));
+        }
+        self.walk(&self.root, &mut docs, &mut notes)?;
+        Ok((docs, notes))
+    }
+
+    fn put(&self, key: &str, text: &str) -> Result<(), StoreError> {
+        check_key(key)?;
+        let target = self.root.join(key);
+        let folder = target.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&folder).map_err(Self::io(&folder))?;
+        let file_name = target.file_name().and_then(|n| n.to_str()).unwrap_or("doc");
+        let temp = folder.join(format!(".{file_name}.tmp-{}-{:08x}", std::process::id(), fastrand::u32(..)));
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&temp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&temp, &target)?;
+            fs::File::open(&folder)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            StoreError::Io { path: target.clone(), source: e }
+        })
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        check_key(key)?;
+        let target = self.root.join(key);
+        fs::remove_file(&target).map_err(Self::io(&target))?;
+        if let Some(folder) = target.parent() {
+            fs::File::open(folder).and_then(|f| f.sync_all()).map_err(Self::io(folder))?;
+        }
+        Ok(())
+    }
+
+    fn watch_dir(&self) -> Option<PathBuf> {
+        Some(self.root.clone())
+    }
+
+    fn describe(&self) -> String {
+        format!("directory store {}", self.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_is_atomic_and_listable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        store.put("opds/dinkes.toml", "id = \"dinkes\"\nname = \"Dinas Kesehatan\"\n").unwrap();
+        let (docs, notes) = store.list().unwrap();
+        assert!(notes.is_empty());
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].kind, DocumentKind::Opd);
+        assert_eq!(docs[0].key, "opds/dinkes.toml");
+        let leftovers: Vec<_> = fs::read_dir(dir.path().join("opds")).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file is left behind");
+    }
+
+    #[test]
+    fn keys_cannot_escape_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        for key in ["../x.toml", "opds/../../x.toml", "/etc/x.toml", "opds/x.txt", "other/x.toml", "opds//x.toml"] {
+            assert!(store.put(key, "").is_err(), "{key} must be refused");
+        }
+    }
+
+    #[test]
+    fn baseline_seeds_an_empty_store_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path().join("p"));
+        let n = store.seed_baseline_if_empty().unwrap();
+        assert!(n >= 5, "baseline has documents");
+        assert_eq!(store.seed_baseline_if_empty().unwrap(), 0);
+    }
+}

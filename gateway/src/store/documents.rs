@@ -1,0 +1,170 @@
+//! The typed documents kept in the store: `Opd`, `Service`, `Client`, `Grant`. Their shape is fixed by the
+//! JSON Schemas in `schemas/documents/`; these types are what the snapshot compiles from.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ByteSize, HumanDuration};
+
+/// Security classification and clearance levels, ordered from open to top secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classification {
+    Terbuka,
+    Terbatas,
+    Rahasia,
+    SangatRahasia,
+}
+
+/// Lifecycle of a service (enforced by the policy layer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    #[default]
+    Draft,
+    Testing,
+    Active,
+    Suspended,
+    Retired,
+}
+
+/// A regional agency.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OpdDoc {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub mandiri_tik: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+}
+
+/// A service offered through the gateway.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDoc {
+    pub opd: String,
+    pub name: String,
+    pub version: u32,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub classification: Classification,
+    #[serde(default)]
+    pub status: ServiceStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body: Option<ByteSize>,
+    pub upstream: UpstreamDoc,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<OperationDoc>,
+}
+
+/// How a service reaches its backend.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamDoc {
+    pub endpoints: Vec<String>,
+    #[serde(default)]
+    pub load_balance: LoadBalance,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<HumanDuration>,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default)]
+    pub http2: bool,
+    #[serde(default = "default_eject_after")]
+    pub eject_after_failures: u32,
+    #[serde(default = "default_eject_for")]
+    pub eject_for: HumanDuration,
+}
+
+/// Load-balancing strategy across a service's endpoints.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadBalance {
+    /// Power of two choices: the less loaded of two random endpoints.
+    #[default]
+    P2c,
+    RoundRobin,
+}
+
+/// One operation of a service: method + path template.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OperationDoc {
+    pub id: String,
+    pub method: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
+}
+
+/// A client application.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientDoc {
+    pub id: String,
+    pub opd: String,
+    pub name: String,
+    pub clearance: Classification,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub test_client: bool,
+    pub identity: ClientIdentityDoc,
+}
+
+/// What binds a certificate to a client.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientIdentityDoc {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spiffe: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprint_sha256: Vec<String>,
+}
+
+/// A grant: client -> service operations, for purposes, within a validity window.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GrantDoc {
+    pub id: String,
+    pub client: String,
+    pub service: String,
+    pub operations: Vec<String>,
+    #[serde(default)]
+    pub purposes: Vec<String>,
+    pub tier: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_retries() -> u32 {
+    1
+}
+fn default_eject_after() -> u32 {
+    3
+}
+fn default_eject_for() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+
+impl ServiceDoc {
+    /// `{opd}/{name}/v{version}`, the key grants use.
+    pub fn key(&self) -> String {
+        format!("{}/{}/v{}", self.opd, self.name, self.version)
+    }
+}

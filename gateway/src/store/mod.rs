@@ -1,0 +1,178 @@
+//! Documents (OPDs, services, clients, grants) and where they are kept. The [`DocumentStore`] trait hides the
+//! backend: the embedded directory store ([`DirStore`]) now, a Redis store later. The hot path never touches a
+//! store: documents are compiled into a [`crate::snapshot::Snapshot`].
+
+pub mod dir;
+pub mod documents;
+pub mod validate;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use dir::DirStore;
+pub use documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc};
+
+use crate::diagnostics::Diagnostic;
+
+/// The document kinds, each in its own folder of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DocumentKind {
+    Opd,
+    Service,
+    Client,
+    Grant,
+}
+
+impl DocumentKind {
+    /// The store folder of this kind.
+    pub fn folder(self) -> &'static str {
+        match self {
+            DocumentKind::Opd => "opds",
+            DocumentKind::Service => "services",
+            DocumentKind::Client => "clients",
+            DocumentKind::Grant => "grants",
+        }
+    }
+
+    /// The kind a store key (`services/dinkes/rekam-medis.toml`) belongs to.
+    pub fn of_key(key: &str) -> Option<DocumentKind> {
+        let folder = key.split('/').next()?;
+        [DocumentKind::Opd, DocumentKind::Service, DocumentKind::Client, DocumentKind::Grant]
+            .into_iter()
+            .find(|k| k.folder() == folder)
+    }
+}
+
+impl fmt::Display for DocumentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DocumentKind::Opd => "Opd",
+            DocumentKind::Service => "Service",
+            DocumentKind::Client => "Client",
+            DocumentKind::Grant => "Grant",
+        })
+    }
+}
+
+/// A document as stored: its key and raw text.
+#[derive(Clone, Debug)]
+pub struct StoredDocument {
+    pub kind: DocumentKind,
+    /// Store key, e.g. `services/dinkes/rekam-medis.toml`.
+    pub key: String,
+    /// Where it is, for messages (a file path for the directory store).
+    pub origin: String,
+    pub text: String,
+}
+
+/// Failures of the store itself (not of a document's content).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store key `{key}` is not valid: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+    #[error("store I/O on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// A place documents are kept. Implementations must make `put` atomic: a reader sees the old or the new text,
+/// never a mix.
+pub trait DocumentStore: Send + Sync + 'static {
+    /// Every document, in a stable order, plus findings about entries that are not documents.
+    fn list(&self) -> Result<(Vec<StoredDocument>, Vec<Diagnostic>), StoreError>;
+    /// Writes (creates or replaces) one document atomically.
+    fn put(&self, key: &str, text: &str) -> Result<(), StoreError>;
+    /// Removes one document.
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// The directory to watch for changes, if the backend is file based.
+    fn watch_dir(&self) -> Option<PathBuf>;
+    /// A short description for logs.
+    fn describe(&self) -> String;
+}
+
+/// All documents of a store, parsed and schema-checked.
+#[derive(Clone, Debug, Default)]
+pub struct Documents {
+    pub opds: Vec<(String, OpdDoc)>,
+    pub services: Vec<(String, ServiceDoc)>,
+    pub clients: Vec<(String, ClientDoc)>,
+    pub grants: Vec<(String, GrantDoc)>,
+}
+
+/// Reads every document of `store` and checks each against its schema and its place in the store.
+/// Returns the documents that passed and every finding (the caller decides whether findings block a load).
+pub fn load_documents(store: &dyn DocumentStore) -> (Documents, Vec<Diagnostic>) {
+    let mut docs = Documents::default();
+    let (stored, mut problems) = match store.list() {
+        Ok(listing) => listing,
+        Err(e) => return (docs, vec![Diagnostic::error(store.describe(), e.to_string())]),
+    };
+    for d in stored {
+        let origin = d.origin.clone();
+        let result = match d.kind {
+            DocumentKind::Opd => validate::parse_document::<OpdDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                expect_key(&d, &format!("opds/{}.toml", doc.id), "id")?;
+                docs.opds.push((origin.clone(), doc));
+                Ok(())
+            }),
+            DocumentKind::Service => {
+                validate::parse_document::<ServiceDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                    let folder = format!("services/{}/", doc.opd);
+                    if !d.key.starts_with(&folder) || d.key[folder.len()..].contains('/') {
+                        return Err(vec![Diagnostic::error(
+                            &origin,
+                            format!("a service of OPD `{}` belongs in folder `{folder}`", doc.opd),
+                        )]);
+                    }
+                    docs.services.push((origin.clone(), doc));
+                    Ok(())
+                })
+            }
+            DocumentKind::Client => validate::parse_document::<ClientDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                expect_key(&d, &format!("clients/{}.toml", doc.id), "id")?;
+                if !doc.id.starts_with(&format!("{}/", doc.opd)) {
+                    return Err(vec![Diagnostic::error(
+                        &origin,
+                        format!("client id `{}` must start with its OPD `{}/`", doc.id, doc.opd),
+                    )]);
+                }
+                docs.clients.push((origin.clone(), doc));
+                Ok(())
+            }),
+            DocumentKind::Grant => validate::parse_document::<GrantDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                expect_key(&d, &format!("grants/{}.toml", doc.id), "id")?;
+                docs.grants.push((origin.clone(), doc));
+                Ok(())
+            }),
+        };
+        if let Err(mut found) = result {
+            problems.append(&mut found);
+        }
+    }
+    (docs, problems)
+}
+
+fn expect_key(d: &StoredDocument, expected: &str, field: &str) -> Result<(), Vec<Diagnostic>> {
+    if d.key == expected {
+        Ok(())
+    } else {
+        Err(vec![Diagnostic::error(
+            &d.origin,
+            format!("the {} `{field}` says this document belongs at `{expected}`, but it is at `{}`", d.kind, d.key),
+        )])
+    }
+}
+
+/// Checks a store key: relative, `/`-separated, no `.`/`..`/empty parts, ends in `.toml`, known folder.
+pub fn check_key(key: &str) -> Result<DocumentKind, StoreError> {
+    let invalid = |reason| StoreError::InvalidKey { key: key.to_string(), reason };
+    if !key.ends_with(".toml") {
+        return Err(invalid("it must end in .toml"));
+    }
+    if key.split('/').any(|p| p.is_empty() || p == "." || p == ".." || p.starts_with('.')) {
+        return Err(invalid("it must be a relative path without empty, hidden, `.` or `..` parts"));
+    }
+    if key.contains('\\') || key.contains('\0') {
+        return Err(invalid("it must not contain `\\` or NUL"));
+    }
+    DocumentKind::of_key(key).ok_or_else(|| invalid("its first folder must be opds, services, clients or grants"))
+}
