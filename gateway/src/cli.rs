@@ -55,19 +55,23 @@ pub fn run() -> i32 {
                 None => Config::embedded_default(&std::env::current_dir().unwrap_or_default()),
             };
             telemetry::init_logging(&config.log);
-            runtime().block_on(async move {
+            runtime(config.server.worker_threads).block_on(async move {
                 match Gateway::start(config).await {
                     Ok(gateway) => exit_code(gateway.run_until_signal().await),
                     Err(e) => start_failed(e),
                 }
             })
         }
-        Command::Demo { workdir, listen } => runtime().block_on(demo::run(workdir, listen)),
+        Command::Demo { workdir, listen } => runtime(0).block_on(demo::run(workdir, listen)),
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts")
+fn runtime(worker_threads: usize) -> tokio::runtime::Runtime {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if worker_threads > 0 {
+        builder.worker_threads(worker_threads);
+    }
+    builder.enable_all().build().expect("the tokio runtime starts")
 }
 
 pub(crate) fn exit_code(outcome: ShutdownOutcome) -> i32 {

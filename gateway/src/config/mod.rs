@@ -82,6 +82,9 @@ pub struct ServerConfig {
     /// HTTP/2 streams per connection.
     #[serde(default = "default_h2_streams")]
     pub http2_max_concurrent_streams: u32,
+    /// Runtime worker threads; 0 means one per CPU core.
+    #[serde(default)]
+    pub worker_threads: usize,
 }
 
 /// Defaults for upstream calls; a service may override timeouts.
@@ -323,6 +326,7 @@ impl Default for ServerConfig {
             max_header_bytes: default_max_header_bytes(),
             max_uri_bytes: default_max_uri_bytes(),
             http2_max_concurrent_streams: default_h2_streams(),
+            worker_threads: 0,
         }
     }
 }
