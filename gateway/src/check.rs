@@ -14,7 +14,9 @@ use crate::tls;
 pub fn check(config_path: Option<&Path>) -> Vec<Diagnostic> {
     let config = match config_path {
         Some(path) => Config::load(path),
-        None => Ok(Config::embedded_default(&std::env::current_dir().unwrap_or_default())),
+        None => Ok(Config::embedded_default(
+            &std::env::current_dir().unwrap_or_default(),
+        )),
     };
     let config = match config {
         Ok(c) => c,
@@ -39,7 +41,11 @@ pub fn check(config_path: Option<&Path>) -> Vec<Diagnostic> {
             return problems;
         }
     };
-    let ctx = BuildContext { config: &config, upstream_tls: &upstream_tls, previous: None };
+    let ctx = BuildContext {
+        config: &config,
+        upstream_tls: &upstream_tls,
+        previous: None,
+    };
     if let Err(mut found) = Snapshot::build(&docs, &ctx) {
         problems.append(&mut found);
     }

@@ -71,7 +71,10 @@ fn runtime(worker_threads: usize) -> tokio::runtime::Runtime {
     if worker_threads > 0 {
         builder.worker_threads(worker_threads);
     }
-    builder.enable_all().build().expect("the tokio runtime starts")
+    builder
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
 }
 
 pub(crate) fn exit_code(outcome: ShutdownOutcome) -> i32 {

@@ -76,23 +76,38 @@ enum DemoError {
     Start(StartError),
 }
 
-async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gateway, String), DemoError> {
+async fn prepare_and_start(
+    workdir: &Path,
+    listen: SocketAddr,
+) -> Result<(Gateway, String), DemoError> {
     let setup = |what: &str, e: &dyn std::fmt::Display| DemoError::Setup(format!("{what}: {e}"));
-    std::fs::create_dir_all(workdir).map_err(|e| setup(&format!("cannot create {}", workdir.display()), &e))?;
+    std::fs::create_dir_all(workdir)
+        .map_err(|e| setup(&format!("cannot create {}", workdir.display()), &e))?;
     let workdir = workdir.canonicalize().map_err(|e| setup("workdir", &e))?;
     let store = DirStore::new(workdir.join("policies"));
-    store.seed_baseline_if_empty().map_err(|e| setup("seeding the store", &e))?;
+    store
+        .seed_baseline_if_empty()
+        .map_err(|e| setup("seeding the store", &e))?;
     for backend in BACKENDS {
-        let address = start_backend(backend.handler).await.map_err(|e| setup("starting a demo backend", &e))?;
-        point_service_at(&store, backend.service_key, address).map_err(|e| setup(backend.service_key, &e))?;
+        let address = start_backend(backend.handler)
+            .await
+            .map_err(|e| setup("starting a demo backend", &e))?;
+        point_service_at(&store, backend.service_key, address)
+            .map_err(|e| setup(backend.service_key, &e))?;
     }
     let config_path = workdir.join("penghubung.toml");
     let config_text = format!(
         "# Written by `penghubung demo`.\n[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n[store]\npath = \"policies\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n"
     );
     std::fs::write(&config_path, config_text).map_err(|e| setup("writing penghubung.toml", &e))?;
-    let config = Config::load(&config_path)
-        .map_err(|p| DemoError::Setup(p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+    let config = Config::load(&config_path).map_err(|p| {
+        DemoError::Setup(
+            p.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
     telemetry::init_logging(&config.log);
     let gateway = Gateway::start(config).await.map_err(DemoError::Start)?;
     let url = format!("http://{}", gateway.local_addrs()[0]);
@@ -107,8 +122,11 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
 /// Rewrites the service's `upstream.endpoints` to the demo backend, keeping the rest of the document.
 fn point_service_at(store: &DirStore, key: &str, address: SocketAddr) -> Result<(), String> {
     let path = store.root().join(key);
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut endpoints = toml_edit::Array::new();
     endpoints.push(format!("http://{address}"));
     doc["upstream"]["endpoints"] = toml_edit::value(endpoints);
@@ -127,27 +145,46 @@ fn print_instructions(url: &str, workdir: &Path) {
     println!(
         "  curl -s -X POST -H 'content-type: application/json' -d '{{\"nik\":\"1807015508900002\",\"nama\":\"SITI AMINAH\"}}' {url}/disdukcapil/kependudukan/v1/verifikasi"
     );
-    println!("  curl -s -i {url}/dinkes/tidak-ada/v1/x          # 404 route.not_found (problem+json)");
-    println!("  curl -s -i -X DELETE {url}{}   # 405 with Allow", BACKENDS[0].sample_path);
+    println!(
+        "  curl -s -i {url}/dinkes/tidak-ada/v1/x          # 404 route.not_found (problem+json)"
+    );
+    println!(
+        "  curl -s -i -X DELETE {url}{}   # 405 with Allow",
+        BACKENDS[0].sample_path
+    );
     println!();
-    println!("Documents: {}/policies (edit one: the gateway reloads it without a restart)", workdir.display());
+    println!(
+        "Documents: {}/policies (edit one: the gateway reloads it without a restart)",
+        workdir.display()
+    );
     println!("Variables: source {}/demo.env", workdir.display());
     println!("Stop with Ctrl-C.");
 }
 
-async fn start_backend(handler: fn(&Method, &str, Bytes) -> (StatusCode, String)) -> std::io::Result<SocketAddr> {
+async fn start_backend(
+    handler: fn(&Method, &str, Bytes) -> (StatusCode, String),
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let address = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let service = hyper::service::service_fn(move |req: Request<Incoming>| async move {
                 let (parts, body) = req.into_parts();
-                let body = Limited::new(body, 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let body = Limited::new(body, 64 * 1024)
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
                 let (status, json) = handler(&parts.method, parts.uri.path(), body);
                 let mut response = Response::new(Full::new(Bytes::from(json)));
                 *response.status_mut() = status;
-                response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
                 Ok::<_, Infallible>(response)
             });
             tokio::spawn(async move {
@@ -162,8 +199,22 @@ async fn start_backend(handler: fn(&Method, &str, Bytes) -> (StatusCode, String)
 
 /// Sample residents (fictitious): NIK, name, sex, birth place and date, address.
 const PENDUDUK: &[(&str, &str, &str, &str, &str, &str)] = &[
-    ("1807015508900002", "SITI AMINAH", "PEREMPUAN", "SUKADANA", "1990-08-15", "Desa Sukadana, Kec. Sukadana, Kab. Lampung Timur"),
-    ("1807011203850001", "BUDI SANTOSO", "LAKI-LAKI", "METRO", "1985-03-12", "Desa Pasar Sukadana, Kec. Sukadana, Kab. Lampung Timur"),
+    (
+        "1807015508900002",
+        "SITI AMINAH",
+        "PEREMPUAN",
+        "SUKADANA",
+        "1990-08-15",
+        "Desa Sukadana, Kec. Sukadana, Kab. Lampung Timur",
+    ),
+    (
+        "1807011203850001",
+        "BUDI SANTOSO",
+        "LAKI-LAKI",
+        "METRO",
+        "1985-03-12",
+        "Desa Pasar Sukadana, Kec. Sukadana, Kab. Lampung Timur",
+    ),
 ];
 
 fn json(status: StatusCode, value: serde_json::Value) -> (StatusCode, String) {
@@ -178,7 +229,10 @@ fn kependudukan(method: &Method, path: &str, body: Bytes) -> (StatusCode, String
                 serde_json::json!({"nik": nik, "nama": nama, "jenis_kelamin": jk, "tempat_lahir": tempat,
                     "tanggal_lahir": tanggal, "alamat": alamat, "kode_wilayah": "18.07.01"}),
             ),
-            None => json(StatusCode::NOT_FOUND, serde_json::json!({"pesan": "NIK tidak ditemukan"})),
+            None => json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"pesan": "NIK tidak ditemukan"}),
+            ),
         },
         _ if method == Method::POST && path == "/verifikasi" => {
             let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -191,13 +245,22 @@ fn kependudukan(method: &Method, path: &str, body: Bytes) -> (StatusCode, String
                     "nama_cocok": found.is_some_and(|p| p.1.eq_ignore_ascii_case(nama))}),
             )
         }
-        _ => json(StatusCode::NOT_FOUND, serde_json::json!({"pesan": "tidak ada"})),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"pesan": "tidak ada"}),
+        ),
     }
 }
 
 fn rekam_medis(method: &Method, path: &str, _body: Bytes) -> (StatusCode, String) {
-    let Some(rest) = path.strip_prefix("/pasien/").filter(|_| method == Method::GET) else {
-        return json(StatusCode::NOT_FOUND, serde_json::json!({"pesan": "tidak ada"}));
+    let Some(rest) = path
+        .strip_prefix("/pasien/")
+        .filter(|_| method == Method::GET)
+    else {
+        return json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"pesan": "tidak ada"}),
+        );
     };
     match rest.split_once('/') {
         None if rest == "RM-000123" => json(
@@ -211,7 +274,10 @@ fn rekam_medis(method: &Method, path: &str, _body: Bytes) -> (StatusCode, String
                 {"tanggal": "2026-10-02", "poli": "Umum", "diagnosa_icd10": "J06.9"},
                 {"tanggal": "2026-11-10", "poli": "Gigi", "diagnosa_icd10": "K02.1"}]}),
         ),
-        _ => json(StatusCode::NOT_FOUND, serde_json::json!({"pesan": "pasien tidak ditemukan"})),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"pesan": "pasien tidak ditemukan"}),
+        ),
     }
 }
 
@@ -221,17 +287,27 @@ fn indikator(method: &Method, path: &str, _body: Bytes) -> (StatusCode, String) 
         ("TPT", "Tingkat Pengangguran Terbuka", 4.1, "persen"),
         ("KEMISKINAN", "Persentase Penduduk Miskin", 13.6, "persen"),
     ];
-    let row = |(kode, nama, nilai, satuan): &(&str, &str, f64, &str)| {
-        serde_json::json!({"kode": kode, "nama": nama, "nilai": nilai, "satuan": satuan, "tahun": 2025})
-    };
+    let row = |(kode, nama, nilai, satuan): &(&str, &str, f64, &str)| serde_json::json!({"kode": kode, "nama": nama, "nilai": nilai, "satuan": satuan, "tahun": 2025});
     if method != Method::GET {
-        return json(StatusCode::METHOD_NOT_ALLOWED, serde_json::json!({"pesan": "hanya GET"}));
+        return json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            serde_json::json!({"pesan": "hanya GET"}),
+        );
     }
     match path {
-        "/indikator" => json(StatusCode::OK, serde_json::json!({"data": DATA.iter().map(row).collect::<Vec<_>>()})),
-        _ => match path.strip_prefix("/indikator/").and_then(|k| DATA.iter().find(|d| d.0 == k)) {
+        "/indikator" => json(
+            StatusCode::OK,
+            serde_json::json!({"data": DATA.iter().map(row).collect::<Vec<_>>()}),
+        ),
+        _ => match path
+            .strip_prefix("/indikator/")
+            .and_then(|k| DATA.iter().find(|d| d.0 == k))
+        {
             Some(d) => json(StatusCode::OK, row(d)),
-            None => json(StatusCode::NOT_FOUND, serde_json::json!({"pesan": "indikator tidak ditemukan"})),
+            None => json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"pesan": "indikator tidak ditemukan"}),
+            ),
         },
     }
 }

@@ -16,7 +16,10 @@ pub enum GatewayError {
     #[error("no service is registered at this path")]
     RouteNotFound,
     #[error("the service has no operation for method {method} on this path")]
-    MethodNotAllowed { method: http::Method, allow: HeaderValue },
+    MethodNotAllowed {
+        method: http::Method,
+        allow: HeaderValue,
+    },
     #[error("the request path is not acceptable: {reason}")]
     InvalidPath { reason: &'static str },
     #[error("the request target is {length} bytes long; the limit is {limit}")]
@@ -63,7 +66,9 @@ impl GatewayError {
         match self {
             GatewayError::RouteNotFound => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            GatewayError::InvalidPath { .. } | GatewayError::BodyIncomplete { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::InvalidPath { .. } | GatewayError::BodyIncomplete { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             GatewayError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             GatewayError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -109,7 +114,10 @@ impl GatewayError {
         let mut response = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         headers.insert(crate::proxy::headers::X_REQUEST_ID, request_id.clone());
         match self {
             GatewayError::MethodNotAllowed { allow, .. } => {
@@ -133,7 +141,11 @@ mod tests {
     async fn problem_json_has_code_status_and_request_id() {
         let id = HeaderValue::from_static("abc123");
         let allow = HeaderValue::from_static("GET, HEAD");
-        let response = GatewayError::MethodNotAllowed { method: http::Method::POST, allow }.into_response(&id);
+        let response = GatewayError::MethodNotAllowed {
+            method: http::Method::POST,
+            allow,
+        }
+        .into_response(&id);
         assert_eq!(response.status(), 405);
         assert_eq!(response.headers()[ALLOW], "GET, HEAD");
         assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");

@@ -54,7 +54,10 @@ impl Reloader {
 
     /// Reads the store and publishes a new snapshot, or returns every problem and keeps the current one.
     pub fn reload(&self) -> Result<Reloaded, Vec<Diagnostic>> {
-        let mut last = self.last_fingerprint.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self
+            .last_fingerprint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let (docs, problems) = load_documents(&*self.store);
         if has_errors(&problems) {
             return Err(problems);
@@ -68,7 +71,11 @@ impl Reloader {
         if *last == Some(fingerprint) {
             return Ok(Reloaded::Unchanged(previous.generation));
         }
-        let ctx = BuildContext { config: &self.config, upstream_tls: &self.upstream_tls, previous: Some(&previous) };
+        let ctx = BuildContext {
+            config: &self.config,
+            upstream_tls: &self.upstream_tls,
+            previous: Some(&previous),
+        };
         let snapshot = Snapshot::build(&docs, &ctx)?;
         for warning in &problems {
             tracing::warn!("{warning}");
@@ -84,9 +91,16 @@ impl Reloader {
         match self.reload() {
             Ok(Reloaded::Published(generation)) => {
                 let snapshot = self.cell.load();
-                tracing::info!(trigger, generation, services = snapshot.route_count(), "documents reloaded");
+                tracing::info!(
+                    trigger,
+                    generation,
+                    services = snapshot.route_count(),
+                    "documents reloaded"
+                );
             }
-            Ok(Reloaded::Unchanged(generation)) => tracing::debug!(trigger, generation, "documents unchanged"),
+            Ok(Reloaded::Unchanged(generation)) => {
+                tracing::debug!(trigger, generation, "documents unchanged")
+            }
             Err(problems) => {
                 for p in &problems {
                     tracing::error!(trigger, "{p}");
@@ -108,8 +122,13 @@ impl Reloader {
 
 /// Watches the store directory and reloads after changes settle for `debounce`. The returned watcher must be
 /// kept alive.
-pub fn watch_store(reloader: Arc<Reloader>, debounce: Duration) -> Result<Option<notify::RecommendedWatcher>, notify::Error> {
-    let Some(dir) = reloader.store().watch_dir() else { return Ok(None) };
+pub fn watch_store(
+    reloader: Arc<Reloader>,
+    debounce: Duration,
+) -> Result<Option<notify::RecommendedWatcher>, notify::Error> {
+    let Some(dir) = reloader.store().watch_dir() else {
+        return Ok(None);
+    };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {

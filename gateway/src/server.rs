@@ -27,7 +27,10 @@ pub enum StartError {
     #[error("the documents do not form a valid configuration ({} problems)", .0.len())]
     Documents(Vec<Diagnostic>),
     #[error("cannot listen on {address}: {source}")]
-    Bind { address: SocketAddr, source: std::io::Error },
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("upstream TLS: {0}")]
     Tls(String),
     #[error("document store: {0}")]
@@ -65,15 +68,21 @@ impl Gateway {
         let upstream_tls = Arc::new(tls::upstream_client_config(&config).map_err(StartError::Tls)?);
         let store = DirStore::new(config.store_dir());
         if config.store.seed_baseline {
-            let written = store.seed_baseline_if_empty().map_err(|e| StartError::Store(e.to_string()))?;
+            let written = store
+                .seed_baseline_if_empty()
+                .map_err(|e| StartError::Store(e.to_string()))?;
             if written > 0 {
                 tracing::info!(store = %store.root().display(), documents = written, "seeded the store with the baseline policy set");
             }
         }
-        let (reloader, cell) =
-            Reloader::start(Box::new(store), Arc::clone(&config), upstream_tls).map_err(StartError::Documents)?;
+        let (reloader, cell) = Reloader::start(Box::new(store), Arc::clone(&config), upstream_tls)
+            .map_err(StartError::Documents)?;
         let snapshot = cell.load();
-        tracing::info!(generation = snapshot.generation, services = snapshot.route_count(), "documents loaded");
+        tracing::info!(
+            generation = snapshot.generation,
+            services = snapshot.route_count(),
+            "documents loaded"
+        );
 
         let shared = Arc::new(Shared {
             snapshot: cell,
@@ -89,10 +98,17 @@ impl Gateway {
         let mut addrs = Vec::new();
         let mut listeners = Vec::new();
         for l in &config.listeners {
-            let listener = TcpListener::bind(l.address)
-                .await
-                .map_err(|source| StartError::Bind { address: l.address, source })?;
-            let address = listener.local_addr().map_err(|source| StartError::Bind { address: l.address, source })?;
+            let listener =
+                TcpListener::bind(l.address)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        address: l.address,
+                        source,
+                    })?;
+            let address = listener.local_addr().map_err(|source| StartError::Bind {
+                address: l.address,
+                source,
+            })?;
             tracing::info!(listener = %l.name, %address, "listening (plaintext HTTP/1.1 and HTTP/2)");
             addrs.push(address);
             listeners.push(tokio::spawn(accept_loop(
@@ -104,7 +120,8 @@ impl Gateway {
             )));
         }
         let watcher = if config.reload.watch {
-            reload::watch_store(Arc::clone(&reloader), config.reload.debounce.0).map_err(|e| StartError::Watch(e.to_string()))?
+            reload::watch_store(Arc::clone(&reloader), config.reload.debounce.0)
+                .map_err(|e| StartError::Watch(e.to_string()))?
         } else {
             None
         };
@@ -138,7 +155,14 @@ impl Gateway {
 
     /// Stops accepting, waits for in-flight requests up to the grace period, and returns how it ended.
     pub async fn shutdown(self) -> ShutdownOutcome {
-        let Gateway { shutdown, listeners, mut connections_done, connection_token, grace, .. } = self;
+        let Gateway {
+            shutdown,
+            listeners,
+            mut connections_done,
+            connection_token,
+            grace,
+            ..
+        } = self;
         let _ = shutdown.send(true);
         for l in listeners {
             let _ = l.await;
@@ -177,7 +201,9 @@ impl Gateway {
         let outcome = self.shutdown().await;
         match outcome {
             ShutdownOutcome::Drained => tracing::info!("all connections drained; bye"),
-            ShutdownOutcome::DeadlineReached => tracing::warn!("shutdown grace period over; remaining connections cut"),
+            ShutdownOutcome::DeadlineReached => {
+                tracing::warn!("shutdown grace period over; remaining connections cut")
+            }
         }
         outcome
     }

@@ -69,7 +69,11 @@ impl Snapshot {
     /// a client's OPD exist, routes are unique, operations are unique, grants name existing clients and services.
     pub fn build(docs: &Documents, ctx: &BuildContext<'_>) -> Result<Snapshot, Vec<Diagnostic>> {
         let mut problems = Vec::new();
-        let opds: HashMap<String, OpdDoc> = docs.opds.iter().map(|(_, d)| (d.id.clone(), d.clone())).collect();
+        let opds: HashMap<String, OpdDoc> = docs
+            .opds
+            .iter()
+            .map(|(_, d)| (d.id.clone(), d.clone()))
+            .collect();
         let mut reusable: HashMap<&PoolSpec, &Arc<UpstreamPool>> = HashMap::new();
         if let Some(prev) = ctx.previous {
             for s in &prev.services {
@@ -81,11 +85,23 @@ impl Snapshot {
         let mut services = Vec::with_capacity(docs.services.len());
         for (origin, doc) in &docs.services {
             if !opds.contains_key(&doc.opd) {
-                problems.push(Diagnostic::error(origin, format!("OPD `{}` is not registered (add opds/{}.toml)", doc.opd, doc.opd)));
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!(
+                        "OPD `{}` is not registered (add opds/{}.toml)",
+                        doc.opd, doc.opd
+                    ),
+                ));
                 continue;
             }
             if !routes.insert(&doc.opd, &doc.name, doc.version, services.len()) {
-                problems.push(Diagnostic::error(origin, format!("route /{}/{}/v{} is defined twice", doc.opd, doc.name, doc.version)));
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!(
+                        "route /{}/{}/v{} is defined twice",
+                        doc.opd, doc.name, doc.version
+                    ),
+                ));
                 continue;
             }
             match compile_service(origin, doc, ctx, &reusable) {
@@ -101,10 +117,16 @@ impl Snapshot {
         let mut clients = HashMap::new();
         for (origin, doc) in &docs.clients {
             if !opds.contains_key(&doc.opd) {
-                problems.push(Diagnostic::error(origin, format!("OPD `{}` is not registered", doc.opd)));
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("OPD `{}` is not registered", doc.opd),
+                ));
             }
             if clients.insert(doc.id.clone(), doc.clone()).is_some() {
-                problems.push(Diagnostic::error(origin, format!("client `{}` is defined twice", doc.id)));
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("client `{}` is defined twice", doc.id),
+                ));
             }
         }
 
@@ -112,19 +134,40 @@ impl Snapshot {
         let mut grant_ids = HashSet::new();
         for (origin, doc) in &docs.grants {
             if !clients.contains_key(&doc.client) {
-                problems.push(Diagnostic::error(origin, format!("grant names client `{}`, which is not registered", doc.client)));
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!(
+                        "grant names client `{}`, which is not registered",
+                        doc.client
+                    ),
+                ));
             }
             if !service_keys.contains(doc.service.as_str()) {
-                problems.push(Diagnostic::error(origin, format!("grant names service `{}`, which is not registered", doc.service)));
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!(
+                        "grant names service `{}`, which is not registered",
+                        doc.service
+                    ),
+                ));
             } else if let Some(service) = services.iter().find(|s| &*s.key == doc.service) {
                 for op in doc.operations.iter().filter(|o| o.as_str() != "*") {
                     if !service.operations.iter().any(|o| &*o.id == op) {
-                        problems.push(Diagnostic::error(origin, format!("grant names operation `{op}`, which service `{}` does not have", doc.service)));
+                        problems.push(Diagnostic::error(
+                            origin,
+                            format!(
+                                "grant names operation `{op}`, which service `{}` does not have",
+                                doc.service
+                            ),
+                        ));
                     }
                 }
             }
             if !grant_ids.insert(doc.id.clone()) {
-                problems.push(Diagnostic::error(origin, format!("grant `{}` is defined twice", doc.id)));
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("grant `{}` is defined twice", doc.id),
+                ));
             }
         }
 
@@ -144,7 +187,9 @@ impl Snapshot {
 
     /// The service at `opd/name/v{major}`.
     pub fn find_service(&self, opd: &str, name: &str, major: u32) -> Option<&Arc<CompiledService>> {
-        self.routes.find(opd, name, major).map(|i| &self.services[i])
+        self.routes
+            .find(opd, name, major)
+            .map(|i| &self.services[i])
     }
 
     /// Number of routes.
@@ -156,8 +201,16 @@ impl Snapshot {
 fn pool_spec(doc: &ServiceDoc, config: &Config) -> PoolSpec {
     PoolSpec {
         upstream: doc.upstream.clone(),
-        connect_timeout: doc.upstream.connect_timeout.unwrap_or(config.upstream.connect_timeout).0,
-        request_timeout: doc.upstream.request_timeout.unwrap_or(config.upstream.request_timeout).0,
+        connect_timeout: doc
+            .upstream
+            .connect_timeout
+            .unwrap_or(config.upstream.connect_timeout)
+            .0,
+        request_timeout: doc
+            .upstream
+            .request_timeout
+            .unwrap_or(config.upstream.request_timeout)
+            .0,
         pool_idle_timeout: config.upstream.pool_idle_timeout.0,
         pool_max_idle_per_host: config.upstream.pool_max_idle_per_host,
     }
@@ -175,15 +228,31 @@ fn compile_service(
     let mut signatures = HashSet::new();
     for op in &doc.operations {
         if !ids.insert(op.id.as_str()) {
-            problems.push(Diagnostic::error(origin, format!("operation id `{}` is used twice", op.id)));
+            problems.push(Diagnostic::error(
+                origin,
+                format!("operation id `{}` is used twice", op.id),
+            ));
         }
-        let shape: Vec<&str> = op.path.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect();
+        let shape: Vec<&str> = op
+            .path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "{}" } else { s })
+            .collect();
         if !signatures.insert((op.method.clone(), shape)) {
-            problems.push(Diagnostic::error(origin, format!("operation `{} {}` overlaps another operation", op.method, op.path)));
+            problems.push(Diagnostic::error(
+                origin,
+                format!(
+                    "operation `{} {}` overlaps another operation",
+                    op.method, op.path
+                ),
+            ));
         }
         match CompiledOperation::new(&op.id, &op.method, &op.path) {
             Ok(c) => operations.push(c),
-            Err(e) => problems.push(Diagnostic::error(origin, format!("operation `{}`: {e}", op.id))),
+            Err(e) => problems.push(Diagnostic::error(
+                origin,
+                format!("operation `{}`: {e}", op.id),
+            )),
         }
     }
     let spec = pool_spec(doc, ctx.config);
@@ -205,7 +274,9 @@ fn compile_service(
         doc: doc.clone(),
         operations: OperationTable::new(operations),
         pool,
-        max_request_body: doc.max_request_body.map_or(ctx.config.limits.max_request_body.0, |b| b.0),
+        max_request_body: doc
+            .max_request_body
+            .map_or(ctx.config.limits.max_request_body.0, |b| b.0),
         origin: origin.to_string(),
     })
 }
@@ -219,7 +290,10 @@ fn placeholder(origin: &str, doc: &ServiceDoc, ctx: &BuildContext<'_>) -> Compil
         key: doc.key().into(),
         doc: doc.clone(),
         operations: OperationTable::default(),
-        pool: Arc::new(UpstreamPool::new(spec, ctx.upstream_tls).expect("a pool without endpoints always builds")),
+        pool: Arc::new(
+            UpstreamPool::new(spec, ctx.upstream_tls)
+                .expect("a pool without endpoints always builds"),
+        ),
         max_request_body: 0,
         origin: origin.to_string(),
     }
@@ -233,7 +307,9 @@ pub struct SnapshotCell {
 
 impl SnapshotCell {
     pub fn new(snapshot: Snapshot) -> Self {
-        Self { current: ArcSwap::from_pointee(snapshot) }
+        Self {
+            current: ArcSwap::from_pointee(snapshot),
+        }
     }
 
     /// The current snapshot; hold it for the whole request.

@@ -74,9 +74,16 @@ struct Exchange {
     code: Option<&'static str>,
 }
 
-async fn handle(shared: &Shared, downstream: Downstream, request: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle(
+    shared: &Shared,
+    downstream: Downstream,
+    mut request: Request<Incoming>,
+) -> Response<ResponseBody> {
     let started = Instant::now();
     let request_id = headers::request_id(request.headers());
+    request
+        .headers_mut()
+        .insert(X_REQUEST_ID, request_id.clone());
     let method = request.method().clone();
     let mut exchange = Exchange::default();
     let mut response = match route_and_forward(shared, downstream, request, &mut exchange).await {
@@ -87,7 +94,9 @@ async fn handle(shared: &Shared, downstream: Downstream, request: Request<Incomi
             error.into_response(&request_id)
         }
     };
-    response.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID, request_id.clone());
     if shared.access_log {
         tracing::info!(
             target: "penghubung::access",
@@ -128,24 +137,40 @@ async fn route_and_forward(
 
     if let Some(length) = content_length(request.headers()) {
         if length > service.max_request_body {
-            return Err(GatewayError::BodyTooLarge { limit: service.max_request_body });
+            return Err(GatewayError::BodyTooLarge {
+                limit: service.max_request_body,
+            });
         }
     }
     let (parts, body) = request.into_parts();
-    let (response, upstream) = proxy::forward(service, parts, body, rest_offset, downstream).await?;
+    let (response, upstream) =
+        proxy::forward(service, parts, body, rest_offset, downstream).await?;
     exchange.upstream = Some(upstream);
     Ok(response)
 }
 
 /// Request-target length and total header size.
 fn check_head(limits: &HeadLimits, request: &Request<Incoming>) -> Result<(), GatewayError> {
-    let target = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
     if target > limits.max_uri_bytes {
-        return Err(GatewayError::UriTooLong { length: target, limit: limits.max_uri_bytes });
+        return Err(GatewayError::UriTooLong {
+            length: target,
+            limit: limits.max_uri_bytes,
+        });
     }
-    let size: usize = request.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
     if size > limits.max_header_bytes {
-        return Err(GatewayError::HeadersTooLarge { size, limit: limits.max_header_bytes });
+        return Err(GatewayError::HeadersTooLarge {
+            size,
+            limit: limits.max_header_bytes,
+        });
     }
     Ok(())
 }
@@ -155,7 +180,11 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// `/_penghubung/health`: liveness plus the snapshot generation (operators and tests use it to see a reload).
-fn gateway_endpoint(shared: &Shared, method: &Method, path: &str) -> Result<Response<ResponseBody>, GatewayError> {
+fn gateway_endpoint(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+) -> Result<Response<ResponseBody>, GatewayError> {
     match (path, method) {
         ("/_penghubung/health", &Method::GET | &Method::HEAD) => {
             let snapshot = shared.snapshot.load();
@@ -166,7 +195,9 @@ fn gateway_endpoint(shared: &Shared, method: &Method, path: &str) -> Result<Resp
             });
             let mut response = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
             *response.status_mut() = StatusCode::OK;
-            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Ok(response)
         }
         ("/_penghubung/health", _) => Err(GatewayError::MethodNotAllowed {

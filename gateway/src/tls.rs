@@ -39,7 +39,9 @@ pub fn upstream_client_config(config: &Config) -> Result<rustls::ClientConfig, S
     for file in &config.upstream.ca_files {
         let path = config.resolve(file);
         for cert in read_certificates(&path)? {
-            roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider())

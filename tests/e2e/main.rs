@@ -1,1 +1,9 @@
+//! End-to-end tests of Penghubung over real sockets: one test binary, one module per capability.
 
+mod cli;
+mod forwarding;
+mod reload;
+mod routing;
+mod shutdown;
+mod streaming;
+mod upstream_failures;

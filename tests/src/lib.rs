@@ -1,1 +1,522 @@
+//! Test harness for the end-to-end tests: real upstream HTTP servers on `127.0.0.1:0`, the real gateway
+//! (in-process through [`penghubung::Gateway`], or the real `penghubung` binary as a child process), real
+//! HTTP/1.1 and HTTP/2 clients, raw TCP for hostile input, and document builders.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// Body type used by test upstreams and clients.
+pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A body from bytes.
+pub fn full(data: impl Into<Bytes>) -> TestBody {
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// An empty body.
+pub fn empty() -> TestBody {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// What an upstream saw of one request.
+#[derive(Clone, Debug)]
+pub struct SeenRequest {
+    pub method: Method,
+    pub uri: String,
+    pub version: Version,
+    pub headers: HeaderMap,
+}
+
+/// A real HTTP server (HTTP/1.1 and HTTP/2) standing in for an OPD backend.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    /// Starts a server answering with `handler`.
+    pub async fn start<F, Fut>(handler: F) -> Upstream
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<TestBody>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (h, s) = (Arc::clone(&hits), Arc::clone(&seen));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (handler, hits, seen) = (handler.clone(), Arc::clone(&h), Arc::clone(&s));
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    seen.lock().unwrap().push(SeenRequest {
+                        method: req.method().clone(),
+                        uri: req.uri().to_string(),
+                        version: req.version(),
+                        headers: req.headers().clone(),
+                    });
+                    let fut = handler(req);
+                    async move { Ok::<_, Infallible>(fut.await) }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Upstream {
+            addr,
+            hits,
+            seen,
+            task,
+        }
+    }
+
+    /// Answers every request with 200 and `text`.
+    pub async fn text(text: &'static str) -> Upstream {
+        Upstream::start(move |_req| async move { Response::new(full(text)) }).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn seen(&self) -> Vec<SeenRequest> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Stops accepting (connections already open keep going until their tasks end).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A free TCP port with nothing listening on it (bound, then released).
+pub fn closed_port_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
+
+/// Document builders.
+pub mod docs {
+    /// `opds/{id}.toml`.
+    pub fn opd(id: &str) -> (String, String) {
+        (
+            format!("opds/{id}.toml"),
+            format!("id = \"{id}\"\nname = \"OPD {id}\"\n"),
+        )
+    }
+
+    /// `services/{opd}/{name}.toml` with endpoints and extra TOML appended (upstream keys go in `upstream_extra`).
+    pub fn service(
+        opd: &str,
+        name: &str,
+        endpoints: &[String],
+        upstream_extra: &str,
+        extra: &str,
+    ) -> (String, String) {
+        let list = endpoints
+            .iter()
+            .map(|e| format!("\"{e}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (
+            format!("services/{opd}/{name}.toml"),
+            format!(
+                "opd = \"{opd}\"\nname = \"{name}\"\nversion = 1\ntitle = \"{name}\"\nclassification = \"terbatas\"\nstatus = \"active\"\n{extra}\n[upstream]\nendpoints = [{list}]\n{upstream_extra}\n"
+            ),
+        )
+    }
+
+    /// An operation block to append to a service document.
+    pub fn operation(id: &str, method: &str, path: &str) -> String {
+        format!("\n[[operations]]\nid = \"{id}\"\nmethod = \"{method}\"\npath = \"{path}\"\n")
+    }
+}
+
+/// Writes `documents` under `dir/policies` and a config to `dir/penghubung.toml`; returns the config path.
+pub fn write_setup(dir: &Path, documents: &[(String, String)], config_extra: &str) -> PathBuf {
+    let store = dir.join("policies");
+    for (key, text) in documents {
+        let path = store.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    std::fs::create_dir_all(&store).unwrap();
+    let config = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[store]\npath = \"policies\"\nseed_baseline = false\n\n[reload]\ndebounce = \"50ms\"\n\n{config_extra}\n"
+    );
+    let path = dir.join("penghubung.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// The gateway running in this process on `127.0.0.1:0`.
+pub struct TestGateway {
+    pub gateway: Option<penghubung::Gateway>,
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub addr: SocketAddr,
+}
+
+impl TestGateway {
+    /// Starts a gateway over `documents`; `config_extra` is appended to the config (TOML tables).
+    pub async fn start(documents: &[(String, String)], config_extra: &str) -> TestGateway {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_setup(dir.path(), documents, config_extra);
+        let config = penghubung::Config::load(&path).unwrap_or_else(|p| panic!("config: {p:?}"));
+        let gateway = penghubung::Gateway::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let addr = gateway.local_addrs()[0];
+        TestGateway {
+            gateway: Some(gateway),
+            dir,
+            url: format!("http://{addr}"),
+            addr,
+        }
+    }
+
+    pub fn gateway(&self) -> &penghubung::Gateway {
+        self.gateway.as_ref().unwrap()
+    }
+
+    /// Writes a document into the store atomically (like an operator's editor would, via rename).
+    pub fn put_document(&self, key: &str, text: &str) {
+        let path = self.dir.path().join("policies").join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let temp = path.with_extension("tmp-write");
+        std::fs::write(&temp, text).unwrap();
+        std::fs::rename(&temp, &path).unwrap();
+    }
+
+    /// Waits until the snapshot generation passes `above` (file watching), or panics after 10 s.
+    pub async fn wait_generation_above(&self, above: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let g = self.gateway().snapshot().generation;
+            if g > above {
+                return g;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reload happened within 10 s (generation stays {g})"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A pooled HTTP/1.1 client.
+pub fn http1_client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// An HTTP/2 (prior knowledge) client.
+pub fn http2_client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new())
+}
+
+/// A collected response.
+#[derive(Debug)]
+pub struct Collected {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Collected {
+    /// The body as JSON (problem+json included).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// The `code` of a problem+json body.
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_string()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends a request and collects the response.
+pub async fn send(
+    client: &Client<HttpConnector, TestBody>,
+    request: Request<TestBody>,
+) -> Collected {
+    let response = client.request(request).await.expect("the gateway answers");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("the body arrives").to_bytes();
+    Collected {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// GET `url` with HTTP/1.1.
+pub async fn get(url: &str) -> Collected {
+    send(&http1_client(), Request::get(url).body(empty()).unwrap()).await
+}
+
+/// Writes raw bytes on a new connection and returns everything the server sent until it closed the connection,
+/// the response was complete, or 5 s passed. For requests hyper's client would refuse to build.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = stream.write_all(request).await;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                out.extend_from_slice(&buf[..n]);
+                if response_complete(&out) {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn response_complete(data: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(data);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("content-length:")
+            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+    });
+    length.is_some_and(|n| body.len() >= n)
+}
+
+/// Status code of a raw HTTP/1.1 response.
+pub fn raw_status(response: &str) -> u16 {
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `penghubung` binary built for this test run (built on demand when missing).
+pub fn penghubung_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+            let binary = profile_dir.join("penghubung");
+            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "penghubung",
+                    "--bin",
+                    "penghubung",
+                ])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the penghubung binary failed");
+            assert!(binary.exists(), "{} is missing", binary.display());
+            binary
+        })
+        .clone()
+}
+
+/// The real binary serving a config, as a child process. Killed on drop.
+pub struct GatewayProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub url: String,
+    pub stderr_log: PathBuf,
+}
+
+impl GatewayProcess {
+    /// Runs `penghubung serve --config <config>` where the config's listener is `127.0.0.1:0`; finds the
+    /// bound address in the log.
+    pub fn start(config: &Path) -> GatewayProcess {
+        let log = config.with_file_name("gateway.log");
+        let child = Command::new(penghubung_binary())
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("the binary starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = text
+                .lines()
+                .find(|l| l.contains("listening"))
+                .and_then(|l| l.split("address=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|a| a.trim_matches('"').parse::<SocketAddr>().ok())
+            {
+                break addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        GatewayProcess {
+            child,
+            addr,
+            url: format!("http://{addr}"),
+            stderr_log: log,
+        }
+    }
+
+    /// Sends a signal with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A body of `total` bytes sent in `chunk`-sized frames, generated on the fly (bounded memory). Byte `i` of
+/// the stream is `i % 251`, so the receiver can check content as well as length.
+pub struct PatternBody {
+    remaining: u64,
+    offset: u64,
+    chunk: usize,
+}
+
+impl PatternBody {
+    pub fn new(total: u64, chunk: usize) -> Self {
+        Self {
+            remaining: total,
+            offset: 0,
+            chunk,
+        }
+    }
+
+    pub fn boxed(self) -> TestBody {
+        BodyExt::map_err(self, |never: Infallible| match never {}).boxed()
+    }
+}
+
+impl http_body::Body for PatternBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        if self.remaining == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = (self.chunk as u64).min(self.remaining) as usize;
+        let start = self.offset;
+        let data: Vec<u8> = (0..n as u64).map(|i| ((start + i) % 251) as u8).collect();
+        self.remaining -= n as u64;
+        self.offset += n as u64;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(data)))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// Consumes a body frame by frame, checking the [`PatternBody`] content; returns the byte count, or an error
+/// naming the first wrong offset.
+pub async fn count_pattern<B>(body: B) -> Result<u64, String>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let mut body = body;
+    let mut offset = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("body error after {offset} bytes: {e}"))?;
+        if let Ok(data) = frame.into_data() {
+            for (i, b) in data.iter().enumerate() {
+                if *b != ((offset + i as u64) % 251) as u8 {
+                    return Err(format!("wrong byte at offset {}", offset + i as u64));
+                }
+            }
+            offset += data.len() as u64;
+        }
+    }
+    Ok(offset)
+}

@@ -156,7 +156,12 @@ impl Config {
     /// Parses a config text. `file` names it in diagnostics; `base_dir` anchors relative paths.
     pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, Vec<Diagnostic>> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
-            vec![Diagnostic::error_at(file, text, e.span(), e.message().to_string())]
+            vec![Diagnostic::error_at(
+                file,
+                text,
+                e.span(),
+                e.message().to_string(),
+            )]
         })?;
         config.base_dir = base_dir.to_path_buf();
         let problems = config.validate(file, text);
@@ -177,8 +182,9 @@ impl Config {
 
     /// The embedded default config, anchored at `base_dir`.
     pub fn embedded_default(base_dir: &Path) -> Config {
-        Config::parse(DEFAULT_CONFIG, "<embedded default>", base_dir)
-            .unwrap_or_else(|problems| panic!("the embedded default config is invalid: {problems:?}"))
+        Config::parse(DEFAULT_CONFIG, "<embedded default>", base_dir).unwrap_or_else(|problems| {
+            panic!("the embedded default config is invalid: {problems:?}")
+        })
     }
 
     /// Semantic checks serde cannot do. Returns every problem found.
@@ -186,7 +192,12 @@ impl Config {
         let mut problems = Vec::new();
         let at = |key: &str| locate_key(text, key);
         if self.listeners.is_empty() {
-            problems.push(Diagnostic::error_at(file, text, at("listeners"), "at least one listener is needed"));
+            problems.push(Diagnostic::error_at(
+                file,
+                text,
+                at("listeners"),
+                "at least one listener is needed",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for l in &self.listeners {
@@ -200,16 +211,36 @@ impl Config {
             }
         }
         if self.server.max_header_bytes.0 < 1024 {
-            problems.push(Diagnostic::error_at(file, text, at("max_header_bytes"), "max_header_bytes must be at least 1024"));
+            problems.push(Diagnostic::error_at(
+                file,
+                text,
+                at("max_header_bytes"),
+                "max_header_bytes must be at least 1024",
+            ));
         }
         if self.server.max_uri_bytes.0 < 64 {
-            problems.push(Diagnostic::error_at(file, text, at("max_uri_bytes"), "max_uri_bytes must be at least 64"));
+            problems.push(Diagnostic::error_at(
+                file,
+                text,
+                at("max_uri_bytes"),
+                "max_uri_bytes must be at least 64",
+            ));
         }
         if self.upstream.connect_timeout.0.is_zero() {
-            problems.push(Diagnostic::error_at(file, text, at("connect_timeout"), "connect_timeout must be above zero"));
+            problems.push(Diagnostic::error_at(
+                file,
+                text,
+                at("connect_timeout"),
+                "connect_timeout must be above zero",
+            ));
         }
         if self.upstream.request_timeout.0.is_zero() {
-            problems.push(Diagnostic::error_at(file, text, at("request_timeout"), "request_timeout must be above zero"));
+            problems.push(Diagnostic::error_at(
+                file,
+                text,
+                at("request_timeout"),
+                "request_timeout must be above zero",
+            ));
         }
         for ca in &self.upstream.ca_files {
             let path = self.resolve(ca);
@@ -223,7 +254,12 @@ impl Config {
             }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            problems.push(Diagnostic::error_at(file, text, at("level"), format!("log level `{}`: {e}", self.log.level)));
+            problems.push(Diagnostic::error_at(
+                file,
+                text,
+                at("level"),
+                format!("log level `{}`: {e}", self.log.level),
+            ));
         }
         problems
     }
@@ -286,7 +322,10 @@ fn default_debounce() -> HumanDuration {
     HumanDuration(Duration::from_millis(200))
 }
 fn default_listeners() -> Vec<ListenerConfig> {
-    vec![ListenerConfig { name: default_listener_name(), address: ([127, 0, 0, 1], 8080).into() }]
+    vec![ListenerConfig {
+        name: default_listener_name(),
+        address: ([127, 0, 0, 1], 8080).into(),
+    }]
 }
 fn default_listener_name() -> String {
     "data".to_string()
@@ -315,7 +354,10 @@ fn default_level() -> String {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { path: default_store_path(), seed_baseline: true }
+        Self {
+            path: default_store_path(),
+            seed_baseline: true,
+        }
     }
 }
 impl Default for ServerConfig {
@@ -344,17 +386,26 @@ impl Default for UpstreamDefaults {
 }
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_request_body: default_max_body() }
+        Self {
+            max_request_body: default_max_body(),
+        }
     }
 }
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Human, level: default_level(), access_log: true }
+        Self {
+            format: LogFormat::Human,
+            level: default_level(),
+            access_log: true,
+        }
     }
 }
 impl Default for ReloadConfig {
     fn default() -> Self {
-        Self { watch: true, debounce: default_debounce() }
+        Self {
+            watch: true,
+            debounce: default_debounce(),
+        }
     }
 }
 

@@ -30,7 +30,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => value.checked_mul(1_000),
         "m" => value.checked_mul(60_000),
         "h" => value.checked_mul(3_600_000),
-        _ => return Err(format!("duration `{text}` has unknown unit `{unit}`; use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "duration `{text}` has unknown unit `{unit}`; use ms, s, m or h"
+            ))
+        }
     }
     .ok_or_else(|| format!("duration `{text}` is too large"))?;
     Ok(Duration::from_millis(millis))
@@ -39,7 +43,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses `"1024"`, `"64KiB"`, `"16MiB"`, `"1GiB"`, `"1TiB"` (also `KB`/`MB`/`GB` as powers of 1000).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: u64 = number
         .parse()
@@ -53,7 +59,11 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "KB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        other => return Err(format!("size `{text}` has unknown unit `{other}`; use B, KiB, MiB, GiB or TiB")),
+        other => {
+            return Err(format!(
+                "size `{text}` has unknown unit `{other}`; use B, KiB, MiB, GiB or TiB"
+            ))
+        }
     };
     value
         .checked_mul(factor)

@@ -5,7 +5,9 @@
 
 use std::net::SocketAddr;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -35,16 +37,31 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         }
         headers.remove(CONNECTION);
     }
-    for name in [KEEP_ALIVE, PROXY_CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE] {
+    for name in [
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        PROXY_AUTHENTICATE,
+        PROXY_AUTHORIZATION,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
+    ] {
         headers.remove(name);
     }
 }
 
 /// Removes every header a caller may not set: `X-Penghubung-*`.
 pub fn remove_gateway_headers(headers: &mut HeaderMap) {
-    if headers.keys().any(|k| k.as_str().starts_with(GATEWAY_PREFIX)) {
-        let names: Vec<HeaderName> =
-            headers.keys().filter(|k| k.as_str().starts_with(GATEWAY_PREFIX)).cloned().collect();
+    if headers
+        .keys()
+        .any(|k| k.as_str().starts_with(GATEWAY_PREFIX))
+    {
+        let names: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with(GATEWAY_PREFIX))
+            .cloned()
+            .collect();
         for name in names {
             headers.remove(name);
         }
@@ -53,14 +70,22 @@ pub fn remove_gateway_headers(headers: &mut HeaderMap) {
 
 /// Sets `X-Forwarded-For/-Proto/-Host` and `Forwarded` from what the gateway saw, replacing any sent by the caller.
 /// `original_host` is the Host (or `:authority`) the caller used.
-pub fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, proto: &'static str, original_host: Option<&HeaderValue>) {
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: SocketAddr,
+    proto: &'static str,
+    original_host: Option<&HeaderValue>,
+) {
     let ip = peer.ip();
     if let Ok(v) = HeaderValue::try_from(ip.to_string()) {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     headers.remove(X_FORWARDED_HOST);
-    let forwarded = match original_host.and_then(|h| h.to_str().ok()).filter(|h| is_token_safe(h)) {
+    let forwarded = match original_host
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| is_token_safe(h))
+    {
         Some(host) => {
             if let Ok(v) = HeaderValue::from_str(host) {
                 headers.insert(X_FORWARDED_HOST, v);
@@ -80,14 +105,22 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, proto: &'static 
 }
 
 fn is_token_safe(host: &str) -> bool {
-    !host.is_empty() && host.len() <= 255 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
 
 /// The caller's `X-Request-Id` when it is 1..=128 characters of `[A-Za-z0-9._-]`, otherwise a new one.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(X_REQUEST_ID) {
         let b = v.as_bytes();
-        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c)) {
+        if !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+        {
             return v.clone();
         }
     }
@@ -103,7 +136,10 @@ pub fn new_request_id() -> HeaderValue {
 
 /// Keeps a valid W3C `traceparent`; otherwise starts a new trace (version 00, sampled).
 pub fn ensure_traceparent(headers: &mut HeaderMap) {
-    if headers.get(TRACEPARENT).is_some_and(|v| is_valid_traceparent(v.as_bytes())) {
+    if headers
+        .get(TRACEPARENT)
+        .is_some_and(|v| is_valid_traceparent(v.as_bytes()))
+    {
         return;
     }
     let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
@@ -111,18 +147,35 @@ pub fn ensure_traceparent(headers: &mut HeaderMap) {
     let span = fastrand::u64(1..);
     hex_into(trace, &mut buf[3..35]);
     hex_into(span as u128, &mut buf[36..52]);
-    headers.insert(TRACEPARENT, HeaderValue::from_bytes(&buf).expect("hex is a valid header value"));
+    headers.insert(
+        TRACEPARENT,
+        HeaderValue::from_bytes(&buf).expect("hex is a valid header value"),
+    );
 }
 
 /// `version-traceid-parentid-flags`, lower-case hex, ids not all zero, version not `ff`.
 pub fn is_valid_traceparent(v: &[u8]) -> bool {
-    if v.len() < 55 || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' || (v.len() > 55 && v[55] != b'-') {
+    if v.len() < 55
+        || v[2] != b'-'
+        || v[35] != b'-'
+        || v[52] != b'-'
+        || (v.len() > 55 && v[55] != b'-')
+    {
         return false;
     }
-    let hex = |s: &[u8]| s.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    let hex = |s: &[u8]| {
+        s.iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    };
     let nonzero = |s: &[u8]| s.iter().any(|c| *c != b'0');
-    hex(&v[0..2]) && &v[0..2] != b"ff" && hex(&v[3..35]) && nonzero(&v[3..35]) && hex(&v[36..52])
-        && nonzero(&v[36..52]) && hex(&v[53..55]) && (v[0..2] != *b"00" || v.len() == 55)
+    hex(&v[0..2])
+        && &v[0..2] != b"ff"
+        && hex(&v[3..35])
+        && nonzero(&v[3..35])
+        && hex(&v[36..52])
+        && nonzero(&v[36..52])
+        && hex(&v[53..55])
+        && (v[0..2] != *b"00" || v.len() == 55)
 }
 
 /// Writes the low `out.len() * 4` bits of `value` as lower-case hex.
@@ -136,10 +189,10 @@ fn hex_into(mut value: u128, out: &mut [u8]) {
 
 /// The host the caller addressed: `Host` for HTTP/1.1, the URI authority for HTTP/2.
 pub fn original_host<'a>(headers: &'a HeaderMap, uri: &http::Uri) -> Option<HeaderValue> {
-    headers
-        .get(HOST)
-        .cloned()
-        .or_else(|| uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()))
+    headers.get(HOST).cloned().or_else(|| {
+        uri.authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
 }
 
 #[cfg(test)]
@@ -162,7 +215,10 @@ mod tests {
     #[test]
     fn caller_gateway_headers_are_dropped() {
         let mut h = HeaderMap::new();
-        h.insert("x-penghubung-client", HeaderValue::from_static("dinkes/forged"));
+        h.insert(
+            "x-penghubung-client",
+            HeaderValue::from_static("dinkes/forged"),
+        );
         h.insert("X-Penghubung-Opd", HeaderValue::from_static("dinkes"));
         h.insert("x-other", HeaderValue::from_static("1"));
         remove_gateway_headers(&mut h);
@@ -174,7 +230,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
         let host = HeaderValue::from_static("gw.example:8080");
-        set_forwarded(&mut h, "10.1.2.3:5555".parse().unwrap(), "http", Some(&host));
+        set_forwarded(
+            &mut h,
+            "10.1.2.3:5555".parse().unwrap(),
+            "http",
+            Some(&host),
+        );
         assert_eq!(h[X_FORWARDED_FOR], "10.1.2.3");
         assert_eq!(h[X_FORWARDED_PROTO], "http");
         assert_eq!(h[X_FORWARDED_HOST], "gw.example:8080");
@@ -199,7 +260,10 @@ mod tests {
         h.insert(TRACEPARENT, HeaderValue::from_static(valid));
         ensure_traceparent(&mut h);
         assert_eq!(h[TRACEPARENT], valid);
-        h.insert(TRACEPARENT, HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+        h.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        );
         ensure_traceparent(&mut h);
         assert!(is_valid_traceparent(h[TRACEPARENT].as_bytes()));
         assert_ne!(h[TRACEPARENT], valid);

@@ -42,31 +42,51 @@ pub async fn forward(
     let original_host = headers::original_host(&parts.headers, &parts.uri);
     headers::remove_hop_by_hop(&mut parts.headers);
     headers::remove_gateway_headers(&mut parts.headers);
-    headers::set_forwarded(&mut parts.headers, downstream.peer, downstream.proto, original_host.as_ref());
+    headers::set_forwarded(
+        &mut parts.headers,
+        downstream.peer,
+        downstream.proto,
+        original_host.as_ref(),
+    );
     headers::ensure_traceparent(&mut parts.headers);
     parts.headers.remove(HOST);
-    parts.version = if pool.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+    parts.version = if pool.http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
 
     let body = RequestBody::new(body, service.max_request_body);
     let retryable = is_idempotent(&parts.method) && http_body::Body::is_end_stream(&body);
-    let attempts = if retryable { 1 + pool.spec.upstream.retries as usize } else { 1 };
+    let attempts = if retryable {
+        1 + pool.spec.upstream.retries as usize
+    } else {
+        1
+    };
     let mut tried: Vec<usize> = Vec::new();
     let mut body = Some(body);
 
     loop {
-        let index = pool.pick(&tried).ok_or_else(|| GatewayError::UpstreamUnavailable {
-            service: service.key.to_string(),
-            reason: "no endpoint is available".into(),
-        })?;
+        let index = pool
+            .pick(&tried)
+            .ok_or_else(|| GatewayError::UpstreamUnavailable {
+                service: service.key.to_string(),
+                reason: "no endpoint is available".into(),
+            })?;
         tried.push(index);
         let endpoint = &pool.endpoints[index];
         let uri = upstream_uri(endpoint, rest, query)?;
         let last_attempt = tried.len() >= attempts || tried.len() >= pool.endpoints.len();
-        let mut head = if last_attempt { std::mem::replace(&mut parts, Request::new(()).into_parts().0) } else { clone_parts(&parts) };
+        let mut head = if last_attempt {
+            std::mem::replace(&mut parts, Request::new(()).into_parts().0)
+        } else {
+            clone_parts(&parts)
+        };
         head.uri = uri;
         let request = Request::from_parts(head, body.take().unwrap_or_else(RequestBody::empty));
         let _in_flight = pool.start(index);
-        let outcome = tokio::time::timeout(pool.spec.request_timeout, pool.client.request(request)).await;
+        let outcome =
+            tokio::time::timeout(pool.spec.request_timeout, pool.client.request(request)).await;
         match outcome {
             Ok(Ok(mut response)) => {
                 let status = response.status();
@@ -81,8 +101,12 @@ pub async fn forward(
             Ok(Err(error)) => {
                 if let Some(body_error) = find_source::<RequestBodyError>(&error) {
                     return Err(match body_error {
-                        RequestBodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit: *limit },
-                        RequestBodyError::Client(e) => GatewayError::BodyIncomplete { reason: e.to_string() },
+                        RequestBodyError::TooLarge { limit } => {
+                            GatewayError::BodyTooLarge { limit: *limit }
+                        }
+                        RequestBodyError::Client(e) => GatewayError::BodyIncomplete {
+                            reason: e.to_string(),
+                        },
                     });
                 }
                 pool.record_failure(index);
@@ -105,7 +129,10 @@ pub async fn forward(
 }
 
 fn is_idempotent(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
 }
 
 fn clone_parts(parts: &request::Parts) -> request::Parts {
@@ -118,8 +145,14 @@ fn clone_parts(parts: &request::Parts) -> request::Parts {
 }
 
 /// `scheme://authority/base/rest?query`.
-fn upstream_uri(endpoint: &upstream::Endpoint, rest: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
-    let mut path = String::with_capacity(endpoint.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
+fn upstream_uri(
+    endpoint: &upstream::Endpoint,
+    rest: &str,
+    query: Option<&str>,
+) -> Result<Uri, GatewayError> {
+    let mut path = String::with_capacity(
+        endpoint.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1,
+    );
     path.push_str(&endpoint.base_path);
     if rest.is_empty() {
         path.push('/');
@@ -135,21 +168,34 @@ fn upstream_uri(endpoint: &upstream::Endpoint, rest: &str, query: Option<&str>) 
         .authority(endpoint.authority.clone())
         .path_and_query(path)
         .build()
-        .map_err(|_| GatewayError::InvalidPath { reason: "the path cannot be forwarded" })
+        .map_err(|_| GatewayError::InvalidPath {
+            reason: "the path cannot be forwarded",
+        })
 }
 
-fn map_client_error(service: &CompiledService, pool: &UpstreamPool, error: &hyper_util::client::legacy::Error) -> GatewayError {
+fn map_client_error(
+    service: &CompiledService,
+    pool: &UpstreamPool,
+    error: &hyper_util::client::legacy::Error,
+) -> GatewayError {
     let key = service.key.to_string();
     if error.is_connect() {
-        let timed_out = find_source::<std::io::Error>(error).is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        let timed_out = find_source::<std::io::Error>(error)
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
             || chain_mentions(error, "timed out");
         if timed_out {
-            return GatewayError::UpstreamConnectTimeout { service: key, timeout: pool.spec.connect_timeout };
+            return GatewayError::UpstreamConnectTimeout {
+                service: key,
+                timeout: pool.spec.connect_timeout,
+            };
         }
         let reason = find_source::<std::io::Error>(error)
             .map(|e| e.kind().to_string())
             .unwrap_or_else(|| "connection failed".into());
-        return GatewayError::UpstreamUnavailable { service: key, reason };
+        return GatewayError::UpstreamUnavailable {
+            service: key,
+            reason,
+        };
     }
     tracing::debug!(service = %key, error = %error_chain(error), "upstream exchange failed");
     GatewayError::UpstreamBadResponse { service: key }

@@ -28,7 +28,10 @@ impl DirStore {
     /// When the directory is missing or holds no document, writes the baseline policy set shipped in the binary.
     /// Returns how many documents were written.
     pub fn seed_baseline_if_empty(&self) -> Result<usize, StoreError> {
-        let has_documents = self.list().map(|(docs, _)| !docs.is_empty()).unwrap_or(false);
+        let has_documents = self
+            .list()
+            .map(|(docs, _)| !docs.is_empty())
+            .unwrap_or(false);
         if has_documents {
             return Ok(0);
         }
@@ -43,10 +46,18 @@ impl DirStore {
     }
 
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-        move |source| StoreError::Io { path: path.to_path_buf(), source }
+        move |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
-    fn walk(&self, dir: &Path, out: &mut Vec<StoredDocument>, notes: &mut Vec<Diagnostic>) -> Result<(), StoreError> {
+    fn walk(
+        &self,
+        dir: &Path,
+        out: &mut Vec<StoredDocument>,
+        notes: &mut Vec<Diagnostic>,
+    ) -> Result<(), StoreError> {
         let mut entries: Vec<PathBuf> = fs::read_dir(dir)
             .map_err(Self::io(dir))?
             .filter_map(Result::ok)
@@ -79,7 +90,12 @@ impl DirStore {
                 continue;
             };
             match fs::read_to_string(&path) {
-                Ok(text) => out.push(StoredDocument { kind, key, origin, text }),
+                Ok(text) => out.push(StoredDocument {
+                    kind,
+                    key,
+                    origin,
+                    text,
+                }),
                 Err(e) => notes.push(Diagnostic::error(&origin, format!("cannot read: {e}"))),
             }
         }
@@ -104,7 +120,11 @@ impl DocumentStore for DirStore {
         let folder = target.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&folder).map_err(Self::io(&folder))?;
         let file_name = target.file_name().and_then(|n| n.to_str()).unwrap_or("doc");
-        let temp = folder.join(format!(".{file_name}.tmp-{}-{:08x}", std::process::id(), fastrand::u32(..)));
+        let temp = folder.join(format!(
+            ".{file_name}.tmp-{}-{:08x}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(&temp)?;
             f.write_all(text.as_bytes())?;
@@ -115,7 +135,10 @@ impl DocumentStore for DirStore {
         };
         write().map_err(|e| {
             let _ = fs::remove_file(&temp);
-            StoreError::Io { path: target.clone(), source: e }
+            StoreError::Io {
+                path: target.clone(),
+                source: e,
+            }
         })
     }
 
@@ -124,7 +147,9 @@ impl DocumentStore for DirStore {
         let target = self.root.join(key);
         fs::remove_file(&target).map_err(Self::io(&target))?;
         if let Some(folder) = target.parent() {
-            fs::File::open(folder).and_then(|f| f.sync_all()).map_err(Self::io(folder))?;
+            fs::File::open(folder)
+                .and_then(|f| f.sync_all())
+                .map_err(Self::io(folder))?;
         }
         Ok(())
     }
@@ -146,7 +171,12 @@ mod tests {
     fn put_is_atomic_and_listable() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
-        store.put("opds/dinkes.toml", "id = \"dinkes\"\nname = \"Dinas Kesehatan\"\n").unwrap();
+        store
+            .put(
+                "opds/dinkes.toml",
+                "id = \"dinkes\"\nname = \"Dinas Kesehatan\"\n",
+            )
+            .unwrap();
         let (docs, notes) = store.list().unwrap();
         assert!(notes.is_empty());
         assert_eq!(docs.len(), 1);
@@ -160,7 +190,14 @@ mod tests {
     fn keys_cannot_escape_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
-        for key in ["../x.toml", "opds/../../x.toml", "/etc/x.toml", "opds/x.txt", "other/x.toml", "opds//x.toml"] {
+        for key in [
+            "../x.toml",
+            "opds/../../x.toml",
+            "/etc/x.toml",
+            "opds/x.txt",
+            "other/x.toml",
+            "opds//x.toml",
+        ] {
             assert!(store.put(key, "").is_err(), "{key} must be refused");
         }
     }
