@@ -150,7 +150,7 @@ impl Snapshot {
                         doc.service
                     ),
                 ));
-            } else if let Some(service) = services.iter().find(|s| &*s.key == doc.service) {
+            } else if let Some(service) = services.iter().find(|s| *s.key == *doc.service) {
                 for op in doc.operations.iter().filter(|o| o.as_str() != "*") {
                     if !service.operations.iter().any(|o| &*o.id == op) {
                         problems.push(Diagnostic::error(

@@ -188,7 +188,7 @@ fn hex_into(mut value: u128, out: &mut [u8]) {
 }
 
 /// The host the caller addressed: `Host` for HTTP/1.1, the URI authority for HTTP/2.
-pub fn original_host<'a>(headers: &'a HeaderMap, uri: &http::Uri) -> Option<HeaderValue> {
+pub fn original_host(headers: &HeaderMap, uri: &http::Uri) -> Option<HeaderValue> {
     headers.get(HOST).cloned().or_else(|| {
         uri.authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())

@@ -145,10 +145,13 @@ impl OperationTable {
     }
 }
 
-/// `opd → service name → [(major, index)]`.
+/// The majors of one service name: `[(major, index into the snapshot's services)]`.
+type Versions = Vec<(u32, usize)>;
+
+/// `opd → service name → versions`.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    by_opd: HashMap<Box<str>, HashMap<Box<str>, Vec<(u32, usize)>>>,
+    by_opd: HashMap<Box<str>, HashMap<Box<str>, Versions>>,
 }
 
 impl RouteTable {
