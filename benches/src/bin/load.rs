@@ -1,1 +1,3 @@
-fn main(){}
+//! Placeholder until the benchmark lands.
+
+fn main() {}
