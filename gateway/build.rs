@@ -13,15 +13,8 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
     for path in entries {
         if path.is_dir() {
             collect(root, &path, out);
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("toml" | "json")
-        ) {
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("toml" | "json")) {
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
             out.push((rel, path.canonicalize().unwrap()));
         }
     }
@@ -34,12 +27,7 @@ fn table(name: &str, root: &Path, code: &mut String) {
     writeln!(code, "pub(crate) static {name}: &[(&str, &str)] = &[").unwrap();
     for (rel, abs) in files {
         println!("cargo:rerun-if-changed={}", abs.display());
-        writeln!(
-            code,
-            "    ({rel:?}, include_str!({:?})),",
-            abs.display().to_string()
-        )
-        .unwrap();
+        writeln!(code, "    ({rel:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
     }
     writeln!(code, "];").unwrap();
 }

@@ -12,15 +12,9 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum AdapterError {
     #[error("adapter `{adapter}` has no credentials configured: {detail}")]
-    MissingCredentials {
-        adapter: &'static str,
-        detail: String,
-    },
+    MissingCredentials { adapter: &'static str, detail: String },
     #[error("adapter `{adapter}` cannot map the request: {detail}")]
-    Mapping {
-        adapter: &'static str,
-        detail: String,
-    },
+    Mapping { adapter: &'static str, detail: String },
 }
 
 /// Outbound preparation of a request for one national system.
@@ -93,10 +87,7 @@ mod tests {
             "static-header"
         }
         fn prepare(&self, head: &mut http::request::Parts) -> Result<(), AdapterError> {
-            head.headers.insert(
-                "x-api-key",
-                http::HeaderValue::from_static("held-by-the-gateway"),
-            );
+            head.headers.insert("x-api-key", http::HeaderValue::from_static("held-by-the-gateway"));
             Ok(())
         }
     }
@@ -105,23 +96,12 @@ mod tests {
     fn registry_finds_adapters_by_name_and_they_prepare_requests() {
         let mut registry = AdapterRegistry::with_builtins();
         assert!(registry.register(Arc::new(StaticHeader)).is_none());
-        assert_eq!(
-            registry.names().collect::<Vec<_>>(),
-            ["passthrough", "static-header"]
-        );
+        assert_eq!(registry.names().collect::<Vec<_>>(), ["passthrough", "static-header"]);
         let (mut head, ()) = http::Request::new(()).into_parts();
-        registry
-            .get("static-header")
-            .unwrap()
-            .prepare(&mut head)
-            .unwrap();
+        registry.get("static-header").unwrap().prepare(&mut head).unwrap();
         assert_eq!(head.headers["x-api-key"], "held-by-the-gateway");
         let (mut plain, ()) = http::Request::new(()).into_parts();
-        registry
-            .get("passthrough")
-            .unwrap()
-            .prepare(&mut plain)
-            .unwrap();
+        registry.get("passthrough").unwrap().prepare(&mut plain).unwrap();
         assert!(plain.headers.is_empty());
         assert!(registry.get("dukcapil-nik").is_none());
     }

@@ -14,9 +14,7 @@ use crate::tls;
 pub fn check(config_path: Option<&Path>) -> Vec<Diagnostic> {
     let config = match config_path {
         Some(path) => Config::load(path),
-        None => Ok(Config::embedded_default(
-            &std::env::current_dir().unwrap_or_default(),
-        )),
+        None => Ok(Config::embedded_default(&std::env::current_dir().unwrap_or_default())),
     };
     let config = match config {
         Ok(c) => c,
@@ -34,18 +32,21 @@ pub fn check(config_path: Option<&Path>) -> Vec<Diagnostic> {
     let store = DirStore::new(&store_dir);
     let (docs, mut found) = load_documents(&store);
     problems.append(&mut found);
-    let upstream_tls = match tls::upstream_client_config(&config) {
+    let config_name = config_path.map_or_else(|| "<embedded default>".to_string(), |p| p.display().to_string());
+    problems.extend(config.warnings(&config_name));
+    if let Some(tls_config) = config.tls.as_ref().filter(|t| !t.generate_if_missing) {
+        if let Err(e) = tls::material::TlsState::load(tls_config, &config) {
+            problems.push(Diagnostic::error(format!("{config_name} [tls]"), e));
+        }
+    }
+    let upstream_tls = match tls::UpstreamTls::from_config(&config) {
         Ok(t) => t,
         Err(e) => {
             problems.push(Diagnostic::error("upstream TLS", e));
             return problems;
         }
     };
-    let ctx = BuildContext {
-        config: &config,
-        upstream_tls: &upstream_tls,
-        previous: None,
-    };
+    let ctx = BuildContext { config: &config, upstream_tls: &upstream_tls, previous: None };
     if let Err(mut found) = Snapshot::build(&docs, &ctx) {
         problems.append(&mut found);
     }

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `demo`. `main.rs` only calls [`run`].
+//! The command line: `serve`, `check`, `demo`, `ca`. `main.rs` only calls [`run`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 use crate::server::{Gateway, ShutdownOutcome, StartError};
+use crate::store::{DirStore, DocumentStore};
+use crate::tls::ca::{self, CertificateAuthority, Validity};
 use crate::{check, demo, telemetry};
 
 /// Penghubung: Sistem Penghubung Layanan (service integration gateway) for regional governments.
@@ -36,8 +38,70 @@ enum Command {
         #[arg(long, default_value = "penghubung-demo")]
         workdir: PathBuf,
         /// Gateway listen address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
+    },
+    /// The built-in certificate authority (for the demo and small deployments).
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCommand {
+    /// Create a CA (ca.crt, ca.key with 0600, an empty CRL) in DIR.
+    Init {
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+        /// SPIFFE trust domain of client certificates.
+        #[arg(long, default_value = ca::DEVELOPMENT_TRUST_DOMAIN)]
+        trust_domain: String,
+        /// Organisation named in the CA certificate.
+        #[arg(long, default_value = "Pemerintah Daerah")]
+        organisation: String,
+    },
+    /// Issue the gateway's server certificate for DNS names and IP addresses.
+    IssueServer {
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+        /// A DNS name or IP address (repeat for several).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        /// Writes OUT.crt and OUT.key.
+        #[arg(long, default_value = "pki/server")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 825)]
+        days: i64,
+    },
+    /// Issue a client certificate for OPD/APP and write the matching Client document into the store.
+    IssueClient {
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+        #[arg(long)]
+        opd: String,
+        #[arg(long)]
+        app: String,
+        /// Writes OUT_DIR/{opd}.{app}.crt and .key.
+        #[arg(long, default_value = "pki/clients")]
+        out_dir: PathBuf,
+        /// Document store that receives clients/{opd}/{app}.toml.
+        #[arg(long, default_value = "policies")]
+        store: PathBuf,
+        /// Clearance written into a new Client document.
+        #[arg(long, default_value = "terbuka")]
+        clearance: String,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+    /// Revoke a certificate by serial or file and rewrite the CRL (the gateway picks it up without restart).
+    Revoke {
+        #[arg(long, default_value = "pki")]
+        dir: PathBuf,
+        /// Serial number in hex.
+        #[arg(long, conflicts_with = "cert", required_unless_present = "cert")]
+        serial: Option<String>,
+        /// A PEM certificate file.
+        #[arg(long)]
+        cert: Option<PathBuf>,
     },
 }
 
@@ -63,7 +127,66 @@ pub fn run() -> i32 {
             })
         }
         Command::Demo { workdir, listen } => runtime(0).block_on(demo::run(workdir, listen)),
+        Command::Ca(command) => match run_ca(command) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("penghubung ca: {e}");
+                1
+            }
+        },
     }
+}
+
+fn run_ca(command: CaCommand) -> Result<(), ca::CaError> {
+    match command {
+        CaCommand::Init { dir, trust_domain, organisation } => {
+            let authority = CertificateAuthority::init(&dir, &trust_domain, &organisation)?;
+            println!(
+                "CA created: {} (key {} with 0600)",
+                authority.cert_path().display(),
+                dir.join("ca.key").display()
+            );
+            println!("CRL: {}", authority.crl_path().display());
+        }
+        CaCommand::IssueServer { dir, names, out, days } => {
+            let authority = CertificateAuthority::open(&dir)?;
+            let issued = authority.issue_server(&names, Validity::days(days))?;
+            let (cert, key) = (out.with_extension("crt"), out.with_extension("key"));
+            issued.write(&cert, &key)?;
+            println!("server certificate {} (serial {}), key {}", cert.display(), issued.serial_hex, key.display());
+        }
+        CaCommand::IssueClient { dir, opd, app, out_dir, store, clearance, days } => {
+            let authority = CertificateAuthority::open(&dir)?;
+            let issued = authority.issue_client(&opd, &app, Validity::days(days))?;
+            let (cert, key) = (out_dir.join(format!("{opd}.{app}.crt")), out_dir.join(format!("{opd}.{app}.key")));
+            issued.write(&cert, &key)?;
+            println!("client certificate {} (serial {}), key {}", cert.display(), issued.serial_hex, key.display());
+            let spiffe = issued.spiffe.unwrap_or_default();
+            let store = DirStore::new(store);
+            let doc_key = format!("clients/{opd}/{app}.toml");
+            if store.root().join(&doc_key).exists() {
+                println!("{} exists; make sure its [identity] lists {spiffe}", store.root().join(&doc_key).display());
+            } else {
+                store
+                    .put(&doc_key, &ca::client_document(&opd, &app, &spiffe, &clearance))
+                    .map_err(|e| ca::CaError::Invalid(e.to_string()))?;
+                println!("client document {}", store.root().join(&doc_key).display());
+            }
+        }
+        CaCommand::Revoke { dir, serial, cert } => {
+            let authority = CertificateAuthority::open(&dir)?;
+            let serial = match (serial, cert) {
+                (Some(serial), _) => {
+                    authority.revoke(&serial)?;
+                    serial
+                }
+                (None, Some(cert)) => authority.revoke_certificate_file(&cert)?,
+                (None, None) => return Err(ca::CaError::Invalid("give --serial or --cert".into())),
+            };
+            println!("revoked {serial}; CRL rewritten: {}", authority.crl_path().display());
+        }
+    }
+    Ok(())
 }
 
 fn runtime(worker_threads: usize) -> tokio::runtime::Runtime {
@@ -71,10 +194,7 @@ fn runtime(worker_threads: usize) -> tokio::runtime::Runtime {
     if worker_threads > 0 {
         builder.worker_threads(worker_threads);
     }
-    builder
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts")
+    builder.enable_all().build().expect("the tokio runtime starts")
 }
 
 pub(crate) fn exit_code(outcome: ShutdownOutcome) -> i32 {

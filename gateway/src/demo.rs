@@ -1,7 +1,9 @@
 //! `penghubung demo`: one command that shows the gateway working. It starts sample OPD backends on loopback
 //! (Disdukcapil's population data, Dinas Kesehatan's patient records, Bappeda's open indicators), writes a
-//! config and the baseline documents into the workdir (pointing the demo services at those backends), starts
-//! the gateway, prints `ready: <url>` and curl commands, and writes `demo.env` for scripts.
+//! config and the baseline documents into the workdir (pointing the demo services at those backends), creates
+//! a CA, the gateway's server certificate and a client certificate for every baseline client
+//! (`DIR/clients/{opd}.{app}.crt` and `.key`), starts the gateway with mTLS, prints `ready: <url>` and curl
+//! commands that use the certificates, and writes `demo.env` for scripts.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -17,7 +19,9 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::server::{Gateway, StartError};
+use crate::store::documents::ClientDoc;
 use crate::store::{DirStore, DocumentStore};
+use crate::tls::ca::{CertificateAuthority, Validity, DEVELOPMENT_TRUST_DOMAIN};
 use crate::{cli, telemetry};
 
 /// A demo backend and the service document it stands behind.
@@ -52,15 +56,20 @@ const BACKENDS: &[DemoBackend] = &[
     },
 ];
 
+/// The client whose certificate `demo.env` names (`PENGHUBUNG_CERT` / `PENGHUBUNG_KEY`).
+const DEFAULT_CLIENT: (&str, &str) = ("dinkes", "simpus");
+
 /// Runs the demo until SIGINT/SIGTERM; returns the exit code.
 pub async fn run(workdir: PathBuf, listen: SocketAddr) -> i32 {
     match prepare_and_start(&workdir, listen).await {
-        Ok((gateway, url)) => {
+        Ok((gateway, url, workdir)) => {
             print_instructions(&url, &workdir);
             cli::exit_code(gateway.run_until_signal().await)
         }
         Err(DemoError::Start(StartError::Bind { address, source })) => {
-            eprintln!("penghubung demo: cannot listen on {address}: {source}. Try `--listen 127.0.0.1:0` for a free port.");
+            eprintln!(
+                "penghubung demo: cannot listen on {address}: {source}. Try `--listen 127.0.0.1:0` for a free port."
+            );
             1
         }
         Err(DemoError::Start(e)) => cli::start_failed(e),
@@ -76,57 +85,85 @@ enum DemoError {
     Start(StartError),
 }
 
-async fn prepare_and_start(
-    workdir: &Path,
-    listen: SocketAddr,
-) -> Result<(Gateway, String), DemoError> {
+async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gateway, String, PathBuf), DemoError> {
     let setup = |what: &str, e: &dyn std::fmt::Display| DemoError::Setup(format!("{what}: {e}"));
-    std::fs::create_dir_all(workdir)
-        .map_err(|e| setup(&format!("cannot create {}", workdir.display()), &e))?;
+    std::fs::create_dir_all(workdir).map_err(|e| setup(&format!("cannot create {}", workdir.display()), &e))?;
     let workdir = workdir.canonicalize().map_err(|e| setup("workdir", &e))?;
     let store = DirStore::new(workdir.join("policies"));
-    store
-        .seed_baseline_if_empty()
-        .map_err(|e| setup("seeding the store", &e))?;
+    store.seed_baseline_if_empty().map_err(|e| setup("seeding the store", &e))?;
     for backend in BACKENDS {
-        let address = start_backend(backend.handler)
-            .await
-            .map_err(|e| setup("starting a demo backend", &e))?;
-        point_service_at(&store, backend.service_key, address)
-            .map_err(|e| setup(backend.service_key, &e))?;
+        let address = start_backend(backend.handler).await.map_err(|e| setup("starting a demo backend", &e))?;
+        point_service_at(&store, backend.service_key, address).map_err(|e| setup(backend.service_key, &e))?;
     }
+    let pki = workdir.join("pki");
+    let authority = if pki.join("ca.crt").is_file() {
+        CertificateAuthority::open(&pki)
+    } else {
+        CertificateAuthority::init(&pki, DEVELOPMENT_TRUST_DOMAIN, "Demo Penghubung")
+    }
+    .map_err(|e| setup("demo CA", &e))?;
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    if !listen.ip().is_unspecified() && !names.contains(&listen.ip().to_string()) {
+        names.push(listen.ip().to_string());
+    }
+    authority
+        .issue_server(&names, Validity::days(30))
+        .and_then(|issued| issued.write(&pki.join("server.crt"), &pki.join("server.key")))
+        .map_err(|e| setup("demo server certificate", &e))?;
+    issue_client_certificates(&authority, &store, &workdir.join("clients"))
+        .map_err(|e| setup("demo client certificates", &e))?;
     let config_path = workdir.join("penghubung.toml");
     let config_text = format!(
-        "# Written by `penghubung demo`.\n[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n[store]\npath = \"policies\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n"
+        "# Written by `penghubung demo`.\n[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n[tls]\ncert_file = \"pki/server.crt\"\nkey_file = \"pki/server.key\"\nclient_ca_files = [\"pki/ca.crt\"]\ncrl_files = [\"pki/crl.pem\"]\n\n[store]\npath = \"policies\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n"
     );
     std::fs::write(&config_path, config_text).map_err(|e| setup("writing penghubung.toml", &e))?;
-    let config = Config::load(&config_path).map_err(|p| {
-        DemoError::Setup(
-            p.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let config = Config::load(&config_path)
+        .map_err(|p| DemoError::Setup(p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     telemetry::init_logging(&config.log);
     let gateway = Gateway::start(config).await.map_err(DemoError::Start)?;
-    let url = format!("http://{}", gateway.local_addrs()[0]);
-    let mut env = format!("PENGHUBUNG_URL={url}\n");
+    let address = gateway.local_addrs()[0];
+    let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
+    let url = format!("https://{host}:{}", address.port());
+    let (opd, app) = DEFAULT_CLIENT;
+    let mut env = format!(
+        "PENGHUBUNG_URL={url}\nPENGHUBUNG_CACERT={}\nPENGHUBUNG_CERT={}\nPENGHUBUNG_KEY={}\n",
+        authority.cert_path().display(),
+        workdir.join("clients").join(format!("{opd}.{app}.crt")).display(),
+        workdir.join("clients").join(format!("{opd}.{app}.key")).display(),
+    );
     for b in BACKENDS {
         let _ = writeln!(env, "PENGHUBUNG_SAMPLE_{}={}", b.env_name, b.sample_path);
     }
     std::fs::write(workdir.join("demo.env"), env).map_err(|e| setup("writing demo.env", &e))?;
-    Ok((gateway, url))
+    Ok((gateway, url, workdir))
+}
+
+/// A certificate for every client document whose SPIFFE id this CA can vouch for, unless one exists already.
+fn issue_client_certificates(authority: &CertificateAuthority, store: &DirStore, out: &Path) -> Result<(), String> {
+    let (documents, _) = store.list().map_err(|e| e.to_string())?;
+    for d in documents.iter().filter(|d| d.kind == crate::store::DocumentKind::Client) {
+        let Ok(client) = toml::from_str::<ClientDoc>(&d.text) else { continue };
+        let Some((opd, app)) = client.id.split_once('/') else { continue };
+        if !client.identity.spiffe.contains(&authority.spiffe_id(opd, app)) {
+            continue;
+        }
+        let (cert, key) = (out.join(format!("{opd}.{app}.crt")), out.join(format!("{opd}.{app}.key")));
+        if cert.is_file() && key.is_file() {
+            continue;
+        }
+        authority
+            .issue_client(opd, app, Validity::days(30))
+            .and_then(|issued| issued.write(&cert, &key))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Rewrites the service's `upstream.endpoints` to the demo backend, keeping the rest of the document.
 fn point_service_at(store: &DirStore, key: &str, address: SocketAddr) -> Result<(), String> {
     let path = store.root().join(key);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
     let mut endpoints = toml_edit::Array::new();
     endpoints.push(format!("http://{address}"));
     doc["upstream"]["endpoints"] = toml_edit::value(endpoints);
@@ -134,36 +171,38 @@ fn point_service_at(store: &DirStore, key: &str, address: SocketAddr) -> Result<
 }
 
 fn print_instructions(url: &str, workdir: &Path) {
+    let (opd, app) = DEFAULT_CLIENT;
+    let clients = workdir.join("clients");
+    let tls = format!(
+        "--cacert {} --cert {} --key {}",
+        workdir.join("pki/ca.crt").display(),
+        clients.join(format!("{opd}.{app}.crt")).display(),
+        clients.join(format!("{opd}.{app}.key")).display()
+    );
     println!("ready: {url}");
     println!();
-    println!("Penghubung demo is serving. Try:");
-    println!("  curl -s {url}/_penghubung/health");
+    println!("Penghubung demo is serving with mTLS (client `{opd}/{app}`). Try:");
+    println!("  curl -s {tls} {url}/_penghubung/health");
     for b in BACKENDS {
-        println!("  curl -s {url}{}", b.sample_path);
+        println!("  curl -s {tls} {url}{}", b.sample_path);
     }
-    println!("  curl -s {url}/dinkes/rekam-medis/v1/pasien/RM-000123/kunjungan");
     println!(
-        "  curl -s -X POST -H 'content-type: application/json' -d '{{\"nik\":\"1807015508900002\",\"nama\":\"SITI AMINAH\"}}' {url}/disdukcapil/kependudukan/v1/verifikasi"
+        "  curl -s {tls} -X POST -H 'content-type: application/json' -d '{{\"nik\":\"1807015508900002\",\"nama\":\"SITI AMINAH\"}}' {url}/disdukcapil/kependudukan/v1/verifikasi"
     );
+    println!("  curl -s {tls} -i {url}/dinkes/tidak-ada/v1/x   # 404 route.not_found (problem+json)");
     println!(
-        "  curl -s -i {url}/dinkes/tidak-ada/v1/x          # 404 route.not_found (problem+json)"
+        "  curl -s --cacert {} {url}/_penghubung/health   # no client certificate: the handshake is refused",
+        workdir.join("pki/ca.crt").display()
     );
-    println!(
-        "  curl -s -i -X DELETE {url}{}   # 405 with Allow",
-        BACKENDS[0].sample_path
-    );
+    println!("Every demo client's certificate is in {}/{{opd}}.{{app}}.crt and .key", clients.display());
+    println!("Or: source {}/demo.env && curl --cacert \"$PENGHUBUNG_CACERT\" --cert \"$PENGHUBUNG_CERT\" --key \"$PENGHUBUNG_KEY\" \"$PENGHUBUNG_URL$PENGHUBUNG_SAMPLE_REKAM_MEDIS\"", workdir.display());
     println!();
-    println!(
-        "Documents: {}/policies (edit one: the gateway reloads it without a restart)",
-        workdir.display()
-    );
+    println!("Documents: {}/policies (edit one: the gateway reloads it without a restart)", workdir.display());
     println!("Variables: source {}/demo.env", workdir.display());
     println!("Stop with Ctrl-C.");
 }
 
-async fn start_backend(
-    handler: fn(&Method, &str, Bytes) -> (StatusCode, String),
-) -> std::io::Result<SocketAddr> {
+async fn start_backend(handler: fn(&Method, &str, Bytes) -> (StatusCode, String)) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let address = listener.local_addr()?;
     tokio::spawn(async move {
@@ -173,18 +212,13 @@ async fn start_backend(
             };
             let service = hyper::service::service_fn(move |req: Request<Incoming>| async move {
                 let (parts, body) = req.into_parts();
-                let body = Limited::new(body, 64 * 1024)
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
+                let body = Limited::new(body, 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                 let (status, json) = handler(&parts.method, parts.uri.path(), body);
                 let mut response = Response::new(Full::new(Bytes::from(json)));
                 *response.status_mut() = status;
-                response.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/json"),
-                );
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
                 Ok::<_, Infallible>(response)
             });
             tokio::spawn(async move {
@@ -229,10 +263,7 @@ fn kependudukan(method: &Method, path: &str, body: Bytes) -> (StatusCode, String
                 serde_json::json!({"nik": nik, "nama": nama, "jenis_kelamin": jk, "tempat_lahir": tempat,
                     "tanggal_lahir": tanggal, "alamat": alamat, "kode_wilayah": "18.07.01"}),
             ),
-            None => json(
-                StatusCode::NOT_FOUND,
-                serde_json::json!({"pesan": "NIK tidak ditemukan"}),
-            ),
+            None => json(StatusCode::NOT_FOUND, serde_json::json!({"pesan": "NIK tidak ditemukan"})),
         },
         _ if method == Method::POST && path == "/verifikasi" => {
             let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -245,22 +276,13 @@ fn kependudukan(method: &Method, path: &str, body: Bytes) -> (StatusCode, String
                     "nama_cocok": found.is_some_and(|p| p.1.eq_ignore_ascii_case(nama))}),
             )
         }
-        _ => json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"pesan": "tidak ada"}),
-        ),
+        _ => json(StatusCode::NOT_FOUND, serde_json::json!({"pesan": "tidak ada"})),
     }
 }
 
 fn rekam_medis(method: &Method, path: &str, _body: Bytes) -> (StatusCode, String) {
-    let Some(rest) = path
-        .strip_prefix("/pasien/")
-        .filter(|_| method == Method::GET)
-    else {
-        return json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"pesan": "tidak ada"}),
-        );
+    let Some(rest) = path.strip_prefix("/pasien/").filter(|_| method == Method::GET) else {
+        return json(StatusCode::NOT_FOUND, serde_json::json!({"pesan": "tidak ada"}));
     };
     match rest.split_once('/') {
         None if rest == "RM-000123" => json(
@@ -274,10 +296,7 @@ fn rekam_medis(method: &Method, path: &str, _body: Bytes) -> (StatusCode, String
                 {"tanggal": "2026-10-02", "poli": "Umum", "diagnosa_icd10": "J06.9"},
                 {"tanggal": "2026-11-10", "poli": "Gigi", "diagnosa_icd10": "K02.1"}]}),
         ),
-        _ => json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"pesan": "pasien tidak ditemukan"}),
-        ),
+        _ => json(StatusCode::NOT_FOUND, serde_json::json!({"pesan": "pasien tidak ditemukan"})),
     }
 }
 
@@ -289,25 +308,13 @@ fn indikator(method: &Method, path: &str, _body: Bytes) -> (StatusCode, String) 
     ];
     let row = |(kode, nama, nilai, satuan): &(&str, &str, f64, &str)| serde_json::json!({"kode": kode, "nama": nama, "nilai": nilai, "satuan": satuan, "tahun": 2025});
     if method != Method::GET {
-        return json(
-            StatusCode::METHOD_NOT_ALLOWED,
-            serde_json::json!({"pesan": "hanya GET"}),
-        );
+        return json(StatusCode::METHOD_NOT_ALLOWED, serde_json::json!({"pesan": "hanya GET"}));
     }
     match path {
-        "/indikator" => json(
-            StatusCode::OK,
-            serde_json::json!({"data": DATA.iter().map(row).collect::<Vec<_>>()}),
-        ),
-        _ => match path
-            .strip_prefix("/indikator/")
-            .and_then(|k| DATA.iter().find(|d| d.0 == k))
-        {
+        "/indikator" => json(StatusCode::OK, serde_json::json!({"data": DATA.iter().map(row).collect::<Vec<_>>()})),
+        _ => match path.strip_prefix("/indikator/").and_then(|k| DATA.iter().find(|d| d.0 == k)) {
             Some(d) => json(StatusCode::OK, row(d)),
-            None => json(
-                StatusCode::NOT_FOUND,
-                serde_json::json!({"pesan": "indikator tidak ditemukan"}),
-            ),
+            None => json(StatusCode::NOT_FOUND, serde_json::json!({"pesan": "indikator tidak ditemukan"})),
         },
     }
 }

@@ -27,13 +27,7 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error for the whole file.
     pub fn error(file: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Error,
-            file: file.into(),
-            line: 0,
-            column: 0,
-            message: message.into(),
-        }
+        Self { severity: Severity::Error, file: file.into(), line: 0, column: 0, message: message.into() }
     }
 
     /// An error at a byte offset of `text`.
@@ -44,21 +38,12 @@ impl Diagnostic {
         message: impl Into<String>,
     ) -> Self {
         let (line, column) = span.map(|s| line_column(text, s.start)).unwrap_or((0, 0));
-        Self {
-            severity: Severity::Error,
-            file: file.into(),
-            line,
-            column,
-            message: message.into(),
-        }
+        Self { severity: Severity::Error, file: file.into(), line, column, message: message.into() }
     }
 
     /// A warning for the whole file.
     pub fn warning(file: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Warning,
-            ..Self::error(file, message)
-        }
+        Self { severity: Severity::Warning, ..Self::error(file, message) }
     }
 
     pub fn is_error(&self) -> bool {
@@ -75,11 +60,7 @@ impl fmt::Display for Diagnostic {
         match (self.line, self.column) {
             (0, _) => write!(f, "{}: {level}: {}", self.file, self.message),
             (line, 0) => write!(f, "{}:{line}: {level}: {}", self.file, self.message),
-            (line, column) => write!(
-                f,
-                "{}:{line}:{column}: {level}: {}",
-                self.file, self.message
-            ),
+            (line, column) => write!(f, "{}:{line}:{column}: {level}: {}", self.file, self.message),
         }
     }
 }
@@ -89,10 +70,7 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text.as_bytes()[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
     let column = text[line_start..offset].chars().count() + 1;
     (line, column)
 }

@@ -5,10 +5,7 @@ include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
 /// A schema file by its path under `schemas/` (e.g. `documents/service.schema.json`).
 pub(crate) fn schema(path: &str) -> Option<&'static str> {
-    SCHEMAS
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, text)| *text)
+    SCHEMAS.iter().find(|(p, _)| *p == path).map(|(_, text)| *text)
 }
 
 /// The baseline policy documents: `(path under policies/, TOML text)`.

@@ -16,10 +16,7 @@ pub enum GatewayError {
     #[error("no service is registered at this path")]
     RouteNotFound,
     #[error("the service has no operation for method {method} on this path")]
-    MethodNotAllowed {
-        method: http::Method,
-        allow: HeaderValue,
-    },
+    MethodNotAllowed { method: http::Method, allow: HeaderValue },
     #[error("the request path is not acceptable: {reason}")]
     InvalidPath { reason: &'static str },
     #[error("the request target is {length} bytes long; the limit is {limit}")]
@@ -40,6 +37,14 @@ pub enum GatewayError {
     UpstreamBadResponse { service: String },
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    #[error("the client certificate is valid but no registered client is bound to it (fingerprint {fingerprint}); ask the Diskominfo to register it")]
+    UnknownClient { fingerprint: Box<str> },
+    #[error("the client certificate has been revoked")]
+    CertificateRevoked,
+    #[error("client `{client}` is disabled")]
+    ClientDisabled { client: String },
+    #[error("the TLS connection to the upstream of {service} failed verification or negotiation")]
+    UpstreamTls { service: String },
 }
 
 impl GatewayError {
@@ -58,6 +63,10 @@ impl GatewayError {
             GatewayError::UpstreamTimeout { .. } => "upstream.timeout",
             GatewayError::UpstreamBadResponse { .. } => "upstream.bad_response",
             GatewayError::ShuttingDown => "server.shutting_down",
+            GatewayError::UnknownClient { .. } => "identity.unknown_client",
+            GatewayError::CertificateRevoked => "identity.revoked",
+            GatewayError::ClientDisabled { .. } => "identity.client_disabled",
+            GatewayError::UpstreamTls { .. } => "upstream.tls",
         }
     }
 
@@ -66,15 +75,16 @@ impl GatewayError {
         match self {
             GatewayError::RouteNotFound => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            GatewayError::InvalidPath { .. } | GatewayError::BodyIncomplete { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            GatewayError::InvalidPath { .. } | GatewayError::BodyIncomplete { .. } => StatusCode::BAD_REQUEST,
             GatewayError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             GatewayError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            GatewayError::UpstreamUnavailable { .. } | GatewayError::UpstreamBadResponse { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
+            GatewayError::UpstreamUnavailable { .. }
+            | GatewayError::UpstreamBadResponse { .. }
+            | GatewayError::UpstreamTls { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::UnknownClient { .. }
+            | GatewayError::CertificateRevoked
+            | GatewayError::ClientDisabled { .. } => StatusCode::FORBIDDEN,
             GatewayError::UpstreamConnectTimeout { .. } | GatewayError::UpstreamTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -96,6 +106,10 @@ impl GatewayError {
             GatewayError::UpstreamTimeout { .. } => "Upstream timeout",
             GatewayError::UpstreamBadResponse { .. } => "Bad upstream response",
             GatewayError::ShuttingDown => "Shutting down",
+            GatewayError::UnknownClient { .. } => "Unknown client",
+            GatewayError::CertificateRevoked => "Certificate revoked",
+            GatewayError::ClientDisabled { .. } => "Client disabled",
+            GatewayError::UpstreamTls { .. } => "Upstream TLS failure",
         }
     }
 
@@ -114,10 +128,7 @@ impl GatewayError {
         let mut response = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         headers.insert(crate::proxy::headers::X_REQUEST_ID, request_id.clone());
         match self {
             GatewayError::MethodNotAllowed { allow, .. } => {
@@ -141,11 +152,7 @@ mod tests {
     async fn problem_json_has_code_status_and_request_id() {
         let id = HeaderValue::from_static("abc123");
         let allow = HeaderValue::from_static("GET, HEAD");
-        let response = GatewayError::MethodNotAllowed {
-            method: http::Method::POST,
-            allow,
-        }
-        .into_response(&id);
+        let response = GatewayError::MethodNotAllowed { method: http::Method::POST, allow }.into_response(&id);
         assert_eq!(response.status(), 405);
         assert_eq!(response.headers()[ALLOW], "GET, HEAD");
         assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");

@@ -13,12 +13,13 @@ use crate::config::Config;
 use crate::diagnostics::{has_errors, Diagnostic};
 use crate::snapshot::{BuildContext, Snapshot, SnapshotCell};
 use crate::store::{load_documents, DocumentStore};
+use crate::tls::UpstreamTls;
 
 /// Rebuilds and publishes snapshots from a store.
 pub struct Reloader {
     store: Box<dyn DocumentStore>,
     config: Arc<Config>,
-    upstream_tls: Arc<rustls::ClientConfig>,
+    upstream_tls: Arc<UpstreamTls>,
     cell: Arc<SnapshotCell>,
     /// Serialises reloads and remembers the fingerprint of the documents last published.
     last_fingerprint: Mutex<Option<u64>>,
@@ -38,26 +39,18 @@ impl Reloader {
     pub fn start(
         store: Box<dyn DocumentStore>,
         config: Arc<Config>,
-        upstream_tls: Arc<rustls::ClientConfig>,
+        upstream_tls: Arc<UpstreamTls>,
     ) -> Result<(Arc<Self>, Arc<SnapshotCell>), Vec<Diagnostic>> {
         let cell = Arc::new(SnapshotCell::new(Snapshot::empty()));
-        let reloader = Arc::new(Self {
-            store,
-            config,
-            upstream_tls,
-            cell: Arc::clone(&cell),
-            last_fingerprint: Mutex::new(None),
-        });
+        let reloader =
+            Arc::new(Self { store, config, upstream_tls, cell: Arc::clone(&cell), last_fingerprint: Mutex::new(None) });
         reloader.reload()?;
         Ok((reloader, cell))
     }
 
     /// Reads the store and publishes a new snapshot, or returns every problem and keeps the current one.
     pub fn reload(&self) -> Result<Reloaded, Vec<Diagnostic>> {
-        let mut last = self
-            .last_fingerprint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut last = self.last_fingerprint.lock().unwrap_or_else(|p| p.into_inner());
         let (docs, problems) = load_documents(&*self.store);
         if has_errors(&problems) {
             return Err(problems);
@@ -71,11 +64,7 @@ impl Reloader {
         if *last == Some(fingerprint) {
             return Ok(Reloaded::Unchanged(previous.generation));
         }
-        let ctx = BuildContext {
-            config: &self.config,
-            upstream_tls: &self.upstream_tls,
-            previous: Some(&previous),
-        };
+        let ctx = BuildContext { config: &self.config, upstream_tls: &self.upstream_tls, previous: Some(&previous) };
         let snapshot = Snapshot::build(&docs, &ctx)?;
         for warning in &problems {
             tracing::warn!("{warning}");
@@ -91,12 +80,7 @@ impl Reloader {
         match self.reload() {
             Ok(Reloaded::Published(generation)) => {
                 let snapshot = self.cell.load();
-                tracing::info!(
-                    trigger,
-                    generation,
-                    services = snapshot.route_count(),
-                    "documents reloaded"
-                );
+                tracing::info!(trigger, generation, services = snapshot.route_count(), "documents reloaded");
             }
             Ok(Reloaded::Unchanged(generation)) => {
                 tracing::debug!(trigger, generation, "documents unchanged")

@@ -1,6 +1,7 @@
-//! The data-plane server: binds the listeners, serves each connection with hyper (HTTP/1.1 and HTTP/2 on the
-//! same port), keeps the snapshot fresh (file watching, SIGHUP), and shuts down gracefully: on SIGTERM/SIGINT it
-//! stops accepting, lets in-flight requests finish up to `server.shutdown_grace`, then closes.
+//! The data-plane server: binds the listeners, terminates mTLS (client certificate required; the certificate is
+//! parsed once per connection), serves each connection with hyper (HTTP/1.1 and HTTP/2 on the same port),
+//! keeps the snapshot and the TLS material fresh (file watching, SIGHUP), and shuts down gracefully: on
+//! SIGTERM/SIGINT it stops accepting, lets in-flight requests finish up to `server.shutdown_grace`, then closes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use crate::snapshot::Snapshot;
 use crate::stack::{GatewayService, HeadLimits, Shared};
 use crate::store::DirStore;
 use crate::tls;
+use crate::tls::identity::PeerCertificate;
+use crate::tls::material::TlsState;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -27,10 +30,7 @@ pub enum StartError {
     #[error("the documents do not form a valid configuration ({} problems)", .0.len())]
     Documents(Vec<Diagnostic>),
     #[error("cannot listen on {address}: {source}")]
-    Bind {
-        address: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { address: SocketAddr, source: std::io::Error },
     #[error("upstream TLS: {0}")]
     Tls(String),
     #[error("document store: {0}")]
@@ -50,6 +50,16 @@ pub struct Gateway {
     connection_token: mpsc::Sender<()>,
     grace: Duration,
     _watcher: Option<notify::RecommendedWatcher>,
+    _tls_watch: Option<AbortOnDrop>,
+}
+
+/// Stops a background task when the gateway goes away.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How a shutdown ended.
@@ -65,24 +75,36 @@ impl Gateway {
     /// Loads the documents, binds every listener and starts serving.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         let config = Arc::new(config);
-        let upstream_tls = Arc::new(tls::upstream_client_config(&config).map_err(StartError::Tls)?);
+        for warning in config.warnings("config") {
+            tracing::warn!("{}", warning.message);
+        }
+        let tls_state = match &config.tls {
+            Some(tls_config) if config.listeners.iter().any(|l| !l.plaintext) => {
+                if tls_config.generate_if_missing
+                    && tls::ca::ensure_development_pki(tls_config, &config)
+                        .map_err(|e| StartError::Tls(e.to_string()))?
+                {
+                    tracing::warn!(
+                        cert = %config.resolve(&tls_config.cert_file).display(),
+                        "created a development CA and server certificate; issue client certificates with `penghubung ca issue-client`"
+                    );
+                }
+                Some(Arc::new(TlsState::load(tls_config, &config).map_err(StartError::Tls)?))
+            }
+            _ => None,
+        };
+        let upstream_tls = Arc::new(tls::UpstreamTls::from_config(&config).map_err(StartError::Tls)?);
         let store = DirStore::new(config.store_dir());
         if config.store.seed_baseline {
-            let written = store
-                .seed_baseline_if_empty()
-                .map_err(|e| StartError::Store(e.to_string()))?;
+            let written = store.seed_baseline_if_empty().map_err(|e| StartError::Store(e.to_string()))?;
             if written > 0 {
                 tracing::info!(store = %store.root().display(), documents = written, "seeded the store with the baseline policy set");
             }
         }
-        let (reloader, cell) = Reloader::start(Box::new(store), Arc::clone(&config), upstream_tls)
-            .map_err(StartError::Documents)?;
+        let (reloader, cell) =
+            Reloader::start(Box::new(store), Arc::clone(&config), upstream_tls).map_err(StartError::Documents)?;
         let snapshot = cell.load();
-        tracing::info!(
-            generation = snapshot.generation,
-            services = snapshot.route_count(),
-            "documents loaded"
-        );
+        tracing::info!(generation = snapshot.generation, services = snapshot.route_count(), "documents loaded");
 
         let shared = Arc::new(Shared {
             snapshot: cell,
@@ -91,7 +113,9 @@ impl Gateway {
                 max_uri_bytes: config.server.max_uri_bytes.0 as usize,
             },
             access_log: config.log.access_log,
+            tls: tls_state.clone(),
         });
+        let tls_watch = tls_state.as_ref().map(|state| tls::material::spawn_watch(Arc::clone(state)));
         let builder = Arc::new(connection_builder(&config));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (connection_token, connections_done) = mpsc::channel(1);
@@ -99,22 +123,17 @@ impl Gateway {
         let mut listeners = Vec::new();
         for l in &config.listeners {
             let listener =
-                TcpListener::bind(l.address)
-                    .await
-                    .map_err(|source| StartError::Bind {
-                        address: l.address,
-                        source,
-                    })?;
-            let address = listener.local_addr().map_err(|source| StartError::Bind {
-                address: l.address,
-                source,
-            })?;
-            tracing::info!(listener = %l.name, %address, "listening (plaintext HTTP/1.1 and HTTP/2)");
+                TcpListener::bind(l.address).await.map_err(|source| StartError::Bind { address: l.address, source })?;
+            let address = listener.local_addr().map_err(|source| StartError::Bind { address: l.address, source })?;
+            let listener_tls = if l.plaintext { None } else { tls_state.clone() };
+            let mode = if l.plaintext { "plaintext HTTP/1.1 and HTTP/2" } else { "mTLS, HTTP/1.1 and HTTP/2" };
+            tracing::info!(listener = %l.name, %address, mode, "listening");
             addrs.push(address);
             listeners.push(tokio::spawn(accept_loop(
                 listener,
                 Arc::clone(&shared),
                 Arc::clone(&builder),
+                listener_tls,
                 shutdown_rx.clone(),
                 connection_token.clone(),
             )));
@@ -135,6 +154,7 @@ impl Gateway {
             connection_token,
             grace: config.shutdown_grace(),
             _watcher: watcher,
+            _tls_watch: tls_watch.map(AbortOnDrop),
         })
     }
 
@@ -155,14 +175,7 @@ impl Gateway {
 
     /// Stops accepting, waits for in-flight requests up to the grace period, and returns how it ended.
     pub async fn shutdown(self) -> ShutdownOutcome {
-        let Gateway {
-            shutdown,
-            listeners,
-            mut connections_done,
-            connection_token,
-            grace,
-            ..
-        } = self;
+        let Gateway { shutdown, listeners, mut connections_done, connection_token, grace, .. } = self;
         let _ = shutdown.send(true);
         for l in listeners {
             let _ = l.await;
@@ -177,24 +190,28 @@ impl Gateway {
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP; then shuts down gracefully.
     pub async fn run_until_signal(self) -> ShutdownOutcome {
         use tokio::signal::unix::{signal, SignalKind};
-        let (mut term, mut int, mut hup) = match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
-            _ => {
-                tracing::error!("cannot install signal handlers; shutting down");
-                return self.shutdown().await;
-            }
-        };
+        let (mut term, mut int, mut hup) =
+            match (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) {
+                (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+                _ => {
+                    tracing::error!("cannot install signal handlers; shutting down");
+                    return self.shutdown().await;
+                }
+            };
         loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: draining in-flight requests"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: draining in-flight requests"); break; }
                 _ = hup.recv() => {
                     let r = Arc::clone(&self.reloader);
-                    let _ = tokio::task::spawn_blocking(move || r.reload_and_log("SIGHUP")).await;
+                    let tls = self.shared.tls.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        r.reload_and_log("SIGHUP");
+                        if let Some(tls) = tls {
+                            tls.reload_and_log("SIGHUP");
+                        }
+                    })
+                    .await;
                 }
             }
         }
@@ -233,6 +250,7 @@ async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
+    tls: Option<Arc<TlsState>>,
     mut shutdown: watch::Receiver<bool>,
     token: mpsc::Sender<()>,
 ) {
@@ -241,17 +259,20 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let service = GatewayService::new(Arc::clone(&shared), Downstream { peer, proto: "http" });
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                    let mut shutdown = shutdown.clone();
-                    let token = token.clone();
+                    let (shared, builder, tls) = (Arc::clone(&shared), Arc::clone(&builder), tls.clone());
+                    let (shutdown, token) = (shutdown.clone(), token.clone());
                     tokio::spawn(async move {
-                        tokio::pin!(connection);
-                        tokio::select! {
-                            _ = connection.as_mut() => {}
-                            _ = shutdown.changed() => {
-                                connection.as_mut().graceful_shutdown();
-                                let _ = connection.await;
+                        match tls {
+                            None => {
+                                let downstream = Downstream { peer, proto: "http", certificate: None };
+                                let service = GatewayService::new(shared, downstream);
+                                serve(&builder, TokioIo::new(stream), service, shutdown).await;
+                            }
+                            Some(tls) => {
+                                let Some((stream, certificate)) = handshake(&tls, stream, peer).await else { return };
+                                let downstream = Downstream { peer, proto: "https", certificate: Some(certificate) };
+                                let service = GatewayService::new(shared, downstream);
+                                serve(&builder, TokioIo::new(stream), service, shutdown).await;
                             }
                         }
                         drop(token);
@@ -264,6 +285,55 @@ async fn accept_loop(
                 }
             },
             _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// The TLS handshake with the current material (client certificate required), within the handshake timeout.
+/// The verified certificate is parsed here, once per connection.
+async fn handshake(
+    tls: &TlsState,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Arc<PeerCertificate>)> {
+    let accepted = tokio::time::timeout(tls.handshake_timeout, tls.acceptor().accept(stream)).await;
+    let stream = match accepted {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::info!(target: "penghubung::tls", %peer, error = %e, "TLS handshake refused");
+            return None;
+        }
+        Err(_) => {
+            tracing::info!(target: "penghubung::tls", %peer, "TLS handshake timed out");
+            return None;
+        }
+    };
+    let der = stream.get_ref().1.peer_certificates().and_then(|c| c.first())?;
+    match PeerCertificate::parse(der.as_ref()) {
+        Ok(certificate) => Some((stream, Arc::new(certificate))),
+        Err(e) => {
+            tracing::warn!(target: "penghubung::tls", %peer, error = %e, "verified certificate could not be parsed");
+            None
+        }
+    }
+}
+
+/// Serves one connection until it ends or shutdown starts (then finishes in-flight requests and closes).
+async fn serve<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: TokioIo<I>,
+    service: GatewayService,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = shutdown.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use http::HeaderValue;
 
 use crate::config::Config;
 use crate::diagnostics::Diagnostic;
@@ -15,6 +16,26 @@ use crate::proxy::upstream::{PoolSpec, UpstreamPool};
 use crate::routing::{CompiledOperation, OperationTable, RouteTable};
 use crate::store::documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc};
 use crate::store::Documents;
+use crate::tls::identity::{canonical_dn, canonical_fingerprint, PeerCertificate};
+use crate::tls::UpstreamTls;
+
+/// A registered client, with the header values the gateway sends upstream computed once.
+#[derive(Debug)]
+pub struct ClientEntry {
+    pub doc: ClientDoc,
+    /// `X-Penghubung-Client`.
+    pub client_header: HeaderValue,
+    /// `X-Penghubung-Opd`.
+    pub opd_header: HeaderValue,
+}
+
+/// Certificate facts → client, for the three kinds of binding.
+#[derive(Debug, Default)]
+struct IdentityIndex {
+    by_fingerprint: HashMap<Box<str>, Arc<ClientEntry>>,
+    by_spiffe: HashMap<Box<str>, Arc<ClientEntry>>,
+    by_subject: HashMap<Box<str>, Arc<ClientEntry>>,
+}
 
 /// A service ready to serve.
 #[derive(Debug)]
@@ -38,7 +59,8 @@ pub struct Snapshot {
     routes: RouteTable,
     pub services: Vec<Arc<CompiledService>>,
     pub opds: HashMap<String, OpdDoc>,
-    pub clients: HashMap<String, ClientDoc>,
+    pub clients: HashMap<String, Arc<ClientEntry>>,
+    identities: IdentityIndex,
     pub grants: Vec<GrantDoc>,
 }
 
@@ -46,7 +68,7 @@ pub struct Snapshot {
 pub struct BuildContext<'a> {
     pub config: &'a Config,
     /// Verifies HTTPS upstreams.
-    pub upstream_tls: &'a rustls::ClientConfig,
+    pub upstream_tls: &'a UpstreamTls,
     /// The snapshot being replaced, whose pools are reused when unchanged.
     pub previous: Option<&'a Snapshot>,
 }
@@ -61,6 +83,7 @@ impl Snapshot {
             services: Vec::new(),
             opds: HashMap::new(),
             clients: HashMap::new(),
+            identities: IdentityIndex::default(),
             grants: Vec::new(),
         }
     }
@@ -69,11 +92,7 @@ impl Snapshot {
     /// a client's OPD exist, routes are unique, operations are unique, grants name existing clients and services.
     pub fn build(docs: &Documents, ctx: &BuildContext<'_>) -> Result<Snapshot, Vec<Diagnostic>> {
         let mut problems = Vec::new();
-        let opds: HashMap<String, OpdDoc> = docs
-            .opds
-            .iter()
-            .map(|(_, d)| (d.id.clone(), d.clone()))
-            .collect();
+        let opds: HashMap<String, OpdDoc> = docs.opds.iter().map(|(_, d)| (d.id.clone(), d.clone())).collect();
         let mut reusable: HashMap<&PoolSpec, &Arc<UpstreamPool>> = HashMap::new();
         if let Some(prev) = ctx.previous {
             for s in &prev.services {
@@ -87,20 +106,14 @@ impl Snapshot {
             if !opds.contains_key(&doc.opd) {
                 problems.push(Diagnostic::error(
                     origin,
-                    format!(
-                        "OPD `{}` is not registered (add opds/{}.toml)",
-                        doc.opd, doc.opd
-                    ),
+                    format!("OPD `{}` is not registered (add opds/{}.toml)", doc.opd, doc.opd),
                 ));
                 continue;
             }
             if !routes.insert(&doc.opd, &doc.name, doc.version, services.len()) {
                 problems.push(Diagnostic::error(
                     origin,
-                    format!(
-                        "route /{}/{}/v{} is defined twice",
-                        doc.opd, doc.name, doc.version
-                    ),
+                    format!("route /{}/{}/v{} is defined twice", doc.opd, doc.name, doc.version),
                 ));
                 continue;
             }
@@ -115,18 +128,36 @@ impl Snapshot {
         }
 
         let mut clients = HashMap::new();
+        let mut identities = IdentityIndex::default();
         for (origin, doc) in &docs.clients {
             if !opds.contains_key(&doc.opd) {
-                problems.push(Diagnostic::error(
-                    origin,
-                    format!("OPD `{}` is not registered", doc.opd),
-                ));
+                problems.push(Diagnostic::error(origin, format!("OPD `{}` is not registered", doc.opd)));
             }
-            if clients.insert(doc.id.clone(), doc.clone()).is_some() {
-                problems.push(Diagnostic::error(
-                    origin,
-                    format!("client `{}` is defined twice", doc.id),
-                ));
+            let entry = Arc::new(ClientEntry {
+                doc: doc.clone(),
+                client_header: HeaderValue::from_str(&doc.id).expect("client ids are checked by the schema"),
+                opd_header: HeaderValue::from_str(&doc.opd).expect("OPD ids are checked by the schema"),
+            });
+            if clients.insert(doc.id.clone(), Arc::clone(&entry)).is_some() {
+                problems.push(Diagnostic::error(origin, format!("client `{}` is defined twice", doc.id)));
+            }
+            let fingerprints: Vec<String> =
+                doc.identity.fingerprint_sha256.iter().map(|f| canonical_fingerprint(f)).collect();
+            let subjects: Vec<String> = doc.identity.subject.iter().map(|s| canonical_dn(s)).collect();
+            let bindings = [
+                (&mut identities.by_fingerprint, fingerprints, "fingerprint"),
+                (&mut identities.by_spiffe, doc.identity.spiffe.clone(), "SPIFFE id"),
+                (&mut identities.by_subject, subjects, "subject"),
+            ];
+            for (index, keys, what) in bindings {
+                for key in keys {
+                    if let Some(other) = index.insert(key.clone().into(), Arc::clone(&entry)) {
+                        problems.push(Diagnostic::error(
+                            origin,
+                            format!("{what} `{key}` is already bound to client `{}`", other.doc.id),
+                        ));
+                    }
+                }
             }
         }
 
@@ -136,38 +167,26 @@ impl Snapshot {
             if !clients.contains_key(&doc.client) {
                 problems.push(Diagnostic::error(
                     origin,
-                    format!(
-                        "grant names client `{}`, which is not registered",
-                        doc.client
-                    ),
+                    format!("grant names client `{}`, which is not registered", doc.client),
                 ));
             }
             if !service_keys.contains(doc.service.as_str()) {
                 problems.push(Diagnostic::error(
                     origin,
-                    format!(
-                        "grant names service `{}`, which is not registered",
-                        doc.service
-                    ),
+                    format!("grant names service `{}`, which is not registered", doc.service),
                 ));
             } else if let Some(service) = services.iter().find(|s| *s.key == *doc.service) {
                 for op in doc.operations.iter().filter(|o| o.as_str() != "*") {
                     if !service.operations.iter().any(|o| &*o.id == op) {
                         problems.push(Diagnostic::error(
                             origin,
-                            format!(
-                                "grant names operation `{op}`, which service `{}` does not have",
-                                doc.service
-                            ),
+                            format!("grant names operation `{op}`, which service `{}` does not have", doc.service),
                         ));
                     }
                 }
             }
             if !grant_ids.insert(doc.id.clone()) {
-                problems.push(Diagnostic::error(
-                    origin,
-                    format!("grant `{}` is defined twice", doc.id),
-                ));
+                problems.push(Diagnostic::error(origin, format!("grant `{}` is defined twice", doc.id)));
             }
         }
 
@@ -181,15 +200,24 @@ impl Snapshot {
             services,
             opds,
             clients,
+            identities,
             grants: docs.grants.iter().map(|(_, g)| g.clone()).collect(),
         })
     }
 
     /// The service at `opd/name/v{major}`.
     pub fn find_service(&self, opd: &str, name: &str, major: u32) -> Option<&Arc<CompiledService>> {
-        self.routes
-            .find(opd, name, major)
-            .map(|i| &self.services[i])
+        self.routes.find(opd, name, major).map(|i| &self.services[i])
+    }
+
+    /// The client a verified certificate belongs to: by fingerprint, then SPIFFE id, then subject DN.
+    pub fn client_for(&self, certificate: &PeerCertificate) -> Option<&Arc<ClientEntry>> {
+        let index = &self.identities;
+        index
+            .by_fingerprint
+            .get(&*certificate.fingerprint)
+            .or_else(|| certificate.spiffe.iter().find_map(|id| index.by_spiffe.get(&**id)))
+            .or_else(|| index.by_subject.get(&*certificate.subject))
     }
 
     /// Number of routes.
@@ -201,16 +229,8 @@ impl Snapshot {
 fn pool_spec(doc: &ServiceDoc, config: &Config) -> PoolSpec {
     PoolSpec {
         upstream: doc.upstream.clone(),
-        connect_timeout: doc
-            .upstream
-            .connect_timeout
-            .unwrap_or(config.upstream.connect_timeout)
-            .0,
-        request_timeout: doc
-            .upstream
-            .request_timeout
-            .unwrap_or(config.upstream.request_timeout)
-            .0,
+        connect_timeout: doc.upstream.connect_timeout.unwrap_or(config.upstream.connect_timeout).0,
+        request_timeout: doc.upstream.request_timeout.unwrap_or(config.upstream.request_timeout).0,
         pool_idle_timeout: config.upstream.pool_idle_timeout.0,
         pool_max_idle_per_host: config.upstream.pool_max_idle_per_host,
     }
@@ -228,37 +248,24 @@ fn compile_service(
     let mut signatures = HashSet::new();
     for op in &doc.operations {
         if !ids.insert(op.id.as_str()) {
-            problems.push(Diagnostic::error(
-                origin,
-                format!("operation id `{}` is used twice", op.id),
-            ));
+            problems.push(Diagnostic::error(origin, format!("operation id `{}` is used twice", op.id)));
         }
-        let shape: Vec<&str> = op
-            .path
-            .split('/')
-            .map(|s| if s.starts_with('{') { "{}" } else { s })
-            .collect();
+        let shape: Vec<&str> = op.path.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect();
         if !signatures.insert((op.method.clone(), shape)) {
             problems.push(Diagnostic::error(
                 origin,
-                format!(
-                    "operation `{} {}` overlaps another operation",
-                    op.method, op.path
-                ),
+                format!("operation `{} {}` overlaps another operation", op.method, op.path),
             ));
         }
         match CompiledOperation::new(&op.id, &op.method, &op.path) {
             Ok(c) => operations.push(c),
-            Err(e) => problems.push(Diagnostic::error(
-                origin,
-                format!("operation `{}`: {e}", op.id),
-            )),
+            Err(e) => problems.push(Diagnostic::error(origin, format!("operation `{}`: {e}", op.id))),
         }
     }
     let spec = pool_spec(doc, ctx.config);
     let pool = match reusable.get(&spec) {
         Some(pool) => Arc::clone(pool),
-        None => match UpstreamPool::new(spec, ctx.upstream_tls) {
+        None => match upstream_client_tls(doc, ctx).and_then(|tls| UpstreamPool::new(spec, &tls)) {
             Ok(pool) => Arc::new(pool),
             Err(e) => {
                 problems.push(Diagnostic::error(origin, e));
@@ -274,11 +281,19 @@ fn compile_service(
         doc: doc.clone(),
         operations: OperationTable::new(operations),
         pool,
-        max_request_body: doc
-            .max_request_body
-            .map_or(ctx.config.limits.max_request_body.0, |b| b.0),
+        max_request_body: doc.max_request_body.map_or(ctx.config.limits.max_request_body.0, |b| b.0),
         origin: origin.to_string(),
     })
+}
+
+/// The TLS client config of a service's upstream: the shared roots, plus its client certificate if it has one.
+fn upstream_client_tls(doc: &ServiceDoc, ctx: &BuildContext<'_>) -> Result<rustls::ClientConfig, String> {
+    match (&doc.upstream.client_cert_file, &doc.upstream.client_key_file) {
+        (Some(cert), Some(key)) => {
+            ctx.upstream_tls.with_client_certificate(&ctx.config.resolve(cert), &ctx.config.resolve(key))
+        }
+        _ => Ok(ctx.upstream_tls.default_config().clone()),
+    }
 }
 
 /// A stand-in for a service that failed to compile; only used to keep indices aligned while collecting
@@ -291,8 +306,7 @@ fn placeholder(origin: &str, doc: &ServiceDoc, ctx: &BuildContext<'_>) -> Compil
         doc: doc.clone(),
         operations: OperationTable::default(),
         pool: Arc::new(
-            UpstreamPool::new(spec, ctx.upstream_tls)
-                .expect("a pool without endpoints always builds"),
+            UpstreamPool::new(spec, ctx.upstream_tls.default_config()).expect("a pool without endpoints always builds"),
         ),
         max_request_body: 0,
         origin: origin.to_string(),
@@ -307,9 +321,7 @@ pub struct SnapshotCell {
 
 impl SnapshotCell {
     pub fn new(snapshot: Snapshot) -> Self {
-        Self {
-            current: ArcSwap::from_pointee(snapshot),
-        }
+        Self { current: ArcSwap::from_pointee(snapshot) }
     }
 
     /// The current snapshot; hold it for the whole request.

@@ -20,7 +20,9 @@ use crate::proxy::body::ResponseBody;
 use crate::proxy::headers::{self, X_REQUEST_ID};
 use crate::proxy::{self, Downstream};
 use crate::routing::split_service_path;
-use crate::snapshot::SnapshotCell;
+use crate::snapshot::{ClientEntry, Snapshot, SnapshotCell};
+use crate::tls::identity::PeerCertificate;
+use crate::tls::material::TlsState;
 
 /// Prefix of the gateway's own endpoints (OPD ids cannot start with `_`).
 pub const GATEWAY_PATH_PREFIX: &str = "/_penghubung/";
@@ -38,6 +40,8 @@ pub struct Shared {
     pub snapshot: Arc<SnapshotCell>,
     pub limits: HeadLimits,
     pub access_log: bool,
+    /// The data plane's TLS material (CRLs are checked per request); `None` when every listener is plaintext.
+    pub tls: Option<Arc<TlsState>>,
 }
 
 /// The per-connection hyper service.
@@ -60,7 +64,7 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        let downstream = self.downstream;
+        let downstream = self.downstream.clone();
         Box::pin(async move { Ok(handle(&shared, downstream, request).await) })
     }
 }
@@ -68,25 +72,20 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
 /// What the access log says about an exchange.
 #[derive(Default)]
 struct Exchange {
+    client: Option<HeaderValue>,
     service: Option<Arc<str>>,
     operation: Option<Arc<str>>,
     upstream: Option<Arc<str>>,
     code: Option<&'static str>,
 }
 
-async fn handle(
-    shared: &Shared,
-    downstream: Downstream,
-    mut request: Request<Incoming>,
-) -> Response<ResponseBody> {
+async fn handle(shared: &Shared, downstream: Downstream, mut request: Request<Incoming>) -> Response<ResponseBody> {
     let started = Instant::now();
     let request_id = headers::request_id(request.headers());
-    request
-        .headers_mut()
-        .insert(X_REQUEST_ID, request_id.clone());
+    request.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     let method = request.method().clone();
     let mut exchange = Exchange::default();
-    let mut response = match route_and_forward(shared, downstream, request, &mut exchange).await {
+    let mut response = match route_and_forward(shared, &downstream, request, &mut exchange).await {
         Ok(response) => response,
         // Rescue: the only place an error becomes a response.
         Err(error) => {
@@ -94,14 +93,13 @@ async fn handle(
             error.into_response(&request_id)
         }
     };
-    response
-        .headers_mut()
-        .insert(X_REQUEST_ID, request_id.clone());
+    response.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     if shared.access_log {
         tracing::info!(
             target: "penghubung::access",
             request_id = request_id.to_str().unwrap_or("-"),
             peer = %downstream.peer.ip(),
+            client = exchange.client.as_ref().and_then(|c| c.to_str().ok()).unwrap_or("-"),
             method = %method,
             service = exchange.service.as_deref().unwrap_or("-"),
             operation = exchange.operation.as_deref().unwrap_or("-"),
@@ -116,20 +114,28 @@ async fn handle(
 
 async fn route_and_forward(
     shared: &Shared,
-    downstream: Downstream,
+    downstream: &Downstream,
     request: Request<Incoming>,
     exchange: &mut Exchange,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     check_head(&shared.limits, &request)?;
     let path = request.uri().path();
     if path.starts_with(GATEWAY_PATH_PREFIX) {
+        // Health needs a verified certificate (the handshake), not a registered client: probes use it.
         return gateway_endpoint(shared, request.method(), path);
     }
     let snapshot = shared.snapshot.load();
+    let client = match &downstream.certificate {
+        Some(certificate) => {
+            let client = identify(shared, &snapshot, certificate)?;
+            exchange.client = Some(client.client_header.clone());
+            Some(client)
+        }
+        None => None,
+    };
     let address = split_service_path(path)?;
-    let service = snapshot
-        .find_service(address.opd, address.service, address.major)
-        .ok_or(GatewayError::RouteNotFound)?;
+    let service =
+        snapshot.find_service(address.opd, address.service, address.major).ok_or(GatewayError::RouteNotFound)?;
     exchange.service = Some(Arc::clone(&service.key));
     let operation = service.operations.find(request.method(), address.rest)?;
     exchange.operation = operation.map(|o| Arc::clone(&o.label));
@@ -137,40 +143,45 @@ async fn route_and_forward(
 
     if let Some(length) = content_length(request.headers()) {
         if length > service.max_request_body {
-            return Err(GatewayError::BodyTooLarge {
-                limit: service.max_request_body,
-            });
+            return Err(GatewayError::BodyTooLarge { limit: service.max_request_body });
         }
     }
     let (parts, body) = request.into_parts();
     let (response, upstream) =
-        proxy::forward(service, parts, body, rest_offset, downstream).await?;
+        proxy::forward(service, parts, body, rest_offset, downstream, client.map(|c| &**c)).await?;
     exchange.upstream = Some(upstream);
     Ok(response)
 }
 
+/// Authentication, per request: the connection's certificate must not be revoked by the current CRLs, must be
+/// bound to a registered client, and that client must be enabled. Re-checked on every request so that a
+/// revocation or a disabled client bites on connections that are already open.
+fn identify<'s>(
+    shared: &Shared,
+    snapshot: &'s Snapshot,
+    certificate: &PeerCertificate,
+) -> Result<&'s Arc<ClientEntry>, GatewayError> {
+    if shared.tls.as_ref().is_some_and(|tls| tls.current().is_revoked(certificate)) {
+        return Err(GatewayError::CertificateRevoked);
+    }
+    let client = snapshot
+        .client_for(certificate)
+        .ok_or_else(|| GatewayError::UnknownClient { fingerprint: certificate.fingerprint.clone() })?;
+    if !client.doc.enabled {
+        return Err(GatewayError::ClientDisabled { client: client.doc.id.clone() });
+    }
+    Ok(client)
+}
+
 /// Request-target length and total header size.
 fn check_head(limits: &HeadLimits, request: &Request<Incoming>) -> Result<(), GatewayError> {
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |pq| pq.as_str().len());
+    let target = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target > limits.max_uri_bytes {
-        return Err(GatewayError::UriTooLong {
-            length: target,
-            limit: limits.max_uri_bytes,
-        });
+        return Err(GatewayError::UriTooLong { length: target, limit: limits.max_uri_bytes });
     }
-    let size: usize = request
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
+    let size: usize = request.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     if size > limits.max_header_bytes {
-        return Err(GatewayError::HeadersTooLarge {
-            size,
-            limit: limits.max_header_bytes,
-        });
+        return Err(GatewayError::HeadersTooLarge { size, limit: limits.max_header_bytes });
     }
     Ok(())
 }
@@ -180,11 +191,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// `/_penghubung/health`: liveness plus the snapshot generation (operators and tests use it to see a reload).
-fn gateway_endpoint(
-    shared: &Shared,
-    method: &Method,
-    path: &str,
-) -> Result<Response<ResponseBody>, GatewayError> {
+fn gateway_endpoint(shared: &Shared, method: &Method, path: &str) -> Result<Response<ResponseBody>, GatewayError> {
     match (path, method) {
         ("/_penghubung/health", &Method::GET | &Method::HEAD) => {
             let snapshot = shared.snapshot.load();
@@ -195,15 +202,12 @@ fn gateway_endpoint(
             });
             let mut response = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
             *response.status_mut() = StatusCode::OK;
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Ok(response)
         }
-        ("/_penghubung/health", _) => Err(GatewayError::MethodNotAllowed {
-            method: method.clone(),
-            allow: HeaderValue::from_static("GET, HEAD"),
-        }),
+        ("/_penghubung/health", _) => {
+            Err(GatewayError::MethodNotAllowed { method: method.clone(), allow: HeaderValue::from_static("GET, HEAD") })
+        }
         _ => Err(GatewayError::RouteNotFound),
     }
 }

@@ -4,7 +4,8 @@
 use std::io::BufReader;
 use std::process::{Command, Stdio};
 
-use penghubung_tests::{docs, get, penghubung_binary, write_setup};
+use penghubung_tests::mtls::{client_config, https_client};
+use penghubung_tests::{docs, empty, penghubung_binary, send, write_setup};
 
 use crate::shutdown::wait_for_line;
 
@@ -18,21 +19,15 @@ fn check_reports_all_problems_at_once_with_lines() {
         "opd = \"dinkes\"\nname = \"rm\"\nversion = 1\ntitle = \"rm\"\nclassification = \"super\"\n\n[upstream]\nendpoints = [\"gopher://x\"]\n".into(),
     ));
     // 2: TOML syntax error on line 2.
-    documents.push((
-        "opds/rusak.toml".into(),
-        "id = \"rusak\"\nname = = \"x\"\n".into(),
-    ));
+    documents.push(("opds/rusak.toml".into(), "id = \"rusak\"\nname = = \"x\"\n".into()));
     // 3: a grant naming a client that does not exist.
     documents.push((
         "grants/g1.toml".into(),
-        "id = \"g1\"\nclient = \"dinkes/hantu\"\nservice = \"dinkes/rm/v1\"\noperations = [\"*\"]\ntier = \"bronze\"\n".into(),
+        "id = \"g1\"\nclient = \"dinkes/hantu\"\nservice = \"dinkes/rm/v1\"\noperations = [\"*\"]\ntier = \"bronze\"\n"
+            .into(),
     ));
     let config = write_setup(dir.path(), &documents, "");
-    let output = Command::new(penghubung_binary())
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let output = Command::new(penghubung_binary()).args(["check", "--config"]).arg(&config).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("services/dinkes/rm.toml:5:"), "{text}");
@@ -42,12 +37,12 @@ fn check_reports_all_problems_at_once_with_lines() {
     assert!(text.contains("check failed"), "{text}");
 
     // A config with unknown keys: error with its line.
-    std::fs::write(&config, "[[listeners]]\naddress = \"127.0.0.1:0\"\n[store]\npath = \"policies\"\ncolour = \"red\"\n").unwrap();
-    let output = Command::new(penghubung_binary())
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    std::fs::write(
+        &config,
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[store]\npath = \"policies\"\ncolour = \"red\"\n",
+    )
+    .unwrap();
+    let output = Command::new(penghubung_binary()).args(["check", "--config"]).arg(&config).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("penghubung.toml:5:"), "{text}");
@@ -57,24 +52,18 @@ fn check_reports_all_problems_at_once_with_lines() {
 #[test]
 fn check_passes_on_the_baseline_policies() {
     let dir = tempfile::tempdir().unwrap();
-    let baseline: Vec<(String, String)> = penghubung::baseline_policies()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let baseline: Vec<(String, String)> =
+        penghubung::baseline_policies().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     assert!(baseline.len() >= 10);
     let config = write_setup(dir.path(), &baseline, "");
-    let output = Command::new(penghubung_binary())
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let output = Command::new(penghubung_binary()).args(["check", "--config"]).arg(&config).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{text}");
     assert!(text.contains("check passed"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_runs_in_one_command_and_its_samples_work() {
+async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
     let dir = tempfile::tempdir().unwrap();
     let workdir = dir.path().join("demo");
     let mut child = Command::new(penghubung_binary())
@@ -85,29 +74,94 @@ async fn demo_runs_in_one_command_and_its_samples_work() {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let ready = tokio::task::spawn_blocking(move || wait_for_line(&mut stdout, "ready: "))
-        .await
-        .unwrap();
+    let ready = tokio::task::spawn_blocking(move || wait_for_line(&mut stdout, "ready: ")).await.unwrap();
     let url = ready.trim_start_matches("ready: ").to_string();
-    let env = std::fs::read_to_string(workdir.join("demo.env")).unwrap();
-    assert!(env.contains(&format!("PENGHUBUNG_URL={url}")), "{env}");
-    let samples: Vec<&str> = env
+    assert!(url.starts_with("https://"), "{url}");
+    let env: std::collections::HashMap<String, String> = std::fs::read_to_string(workdir.join("demo.env"))
+        .unwrap()
         .lines()
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| k.starts_with("PENGHUBUNG_SAMPLE_"))
-        .map(|(_, v)| v)
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
         .collect();
-    assert!(samples.len() >= 2, "{env}");
+    assert_eq!(env["PENGHUBUNG_URL"], url);
+    let read = |key: &str| std::fs::read_to_string(&env[key]).unwrap_or_else(|e| panic!("{key}: {e}"));
+    let identity = penghubung::tls::ca::Issued {
+        cert_pem: read("PENGHUBUNG_CERT"),
+        key_pem: read("PENGHUBUNG_KEY"),
+        serial_hex: String::new(),
+        spiffe: None,
+    };
+    let client = https_client(client_config(&read("PENGHUBUNG_CACERT"), Some(&identity)));
+    let samples: Vec<&String> =
+        env.iter().filter(|(k, _)| k.starts_with("PENGHUBUNG_SAMPLE_")).map(|(_, v)| v).collect();
+    assert!(samples.len() >= 2, "{env:?}");
     for path in samples {
-        let r = get(&format!("{url}{path}")).await;
+        let r = send(&client, http::Request::get(format!("{url}{path}")).body(empty()).unwrap()).await;
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         assert!(r.json().is_object(), "{path}");
     }
-    let r = get(&format!("{url}/dinkes/tidak-ada/v1/x")).await;
+    let r = send(&client, http::Request::get(format!("{url}/dinkes/tidak-ada/v1/x")).body(empty()).unwrap()).await;
     assert_eq!(r.code(), "route.not_found");
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    // Every baseline client has its pair.
+    for name in ["dinkes.simpus", "dinsos.sikasos", "bappeda.sipd", "diskominfo.dashboard"] {
+        assert!(workdir.join("clients").join(format!("{name}.crt")).is_file(), "{name}");
+        assert!(workdir.join("clients").join(format!("{name}.key")).is_file(), "{name}");
+    }
+    // Without a client certificate the handshake is refused.
+    let anonymous = https_client(client_config(&read("PENGHUBUNG_CACERT"), None));
+    let refused =
+        anonymous.request(http::Request::get(format!("{url}/_penghubung/health")).body(empty()).unwrap()).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn ca_commands_issue_certificates_with_documents_and_revoke_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(penghubung_binary()).args(args).current_dir(dir.path()).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    };
+    let (code, text) = run(&["ca", "init", "--trust-domain", "contoh.go.id"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&["ca", "init"]);
+    assert_eq!(code, Some(1), "a second init must not overwrite the CA: {text}");
+    let (code, text) = run(&["ca", "issue-server", "--name", "localhost", "--name", "127.0.0.1"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&["ca", "issue-client", "--opd", "dinsos", "--app", "sikasos", "--clearance", "terbatas"]);
+    assert_eq!(code, Some(0), "{text}");
+    let mode = |p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.path().join(p)).unwrap().permissions()) & 0o777
+    };
+    assert_eq!(mode("pki/ca.key"), 0o600);
+    assert_eq!(mode("pki/server.key"), 0o600);
+    assert_eq!(mode("pki/clients/dinsos.sikasos.key"), 0o600);
+    let doc = std::fs::read_to_string(dir.path().join("policies/clients/dinsos/sikasos.toml")).unwrap();
+    assert!(doc.contains("spiffe://contoh.go.id/opd/dinsos/app/sikasos"), "{doc}");
+    assert!(doc.contains("clearance = \"terbatas\""), "{doc}");
+    let crl_before = std::fs::read(dir.path().join("pki/crl.pem")).unwrap();
+    let (code, text) = run(&["ca", "revoke", "--cert", "pki/clients/dinsos.sikasos.crt"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_ne!(std::fs::read(dir.path().join("pki/crl.pem")).unwrap(), crl_before, "the CRL was rewritten");
+    let (code, text) = run(&["ca", "revoke", "--serial", "not-hex"]);
+    assert_eq!(code, Some(1), "{text}");
+}
+
+#[test]
+fn check_warns_about_plaintext_listeners() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_setup(dir.path(), &[docs::opd("dinkes")], "");
+    let output = Command::new(penghubung_binary()).args(["check", "--config"]).arg(&config).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("warning") && text.contains("plaintext"), "{text}");
+    // A TLS listener without [tls] is an error.
+    let text = std::fs::read_to_string(&config).unwrap().replace("plaintext = true\n", "");
+    std::fs::write(&config, text).unwrap();
+    let output = Command::new(penghubung_binary()).args(["check", "--config"]).arg(&config).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("[tls]"), "{text}");
 }

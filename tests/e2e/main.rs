@@ -2,6 +2,7 @@
 
 mod cli;
 mod forwarding;
+mod mtls;
 mod reload;
 mod routing;
 mod shutdown;

@@ -15,19 +15,10 @@ async fn a_new_service_is_served_without_restart_and_in_flight_requests_finish()
     })
     .await;
     let fresh = Upstream::text("layanan baru").await;
-    let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service("dinkes", "lambat", &[slow.url()], "", ""),
-        ],
-        "",
-    )
-    .await;
+    let gw =
+        TestGateway::start(&[docs::opd("dinkes"), docs::service("dinkes", "lambat", &[slow.url()], "", "")], "").await;
     let before = gw.gateway().snapshot().generation;
-    assert_eq!(
-        get(&format!("{}/dinsos/bansos/v1/x", gw.url)).await.status,
-        404
-    );
+    assert_eq!(get(&format!("{}/dinsos/bansos/v1/x", gw.url)).await.status, 404);
 
     let url = format!("{}/dinkes/lambat/v1/x", gw.url);
     let in_flight = tokio::spawn(async move { get(&url).await });
@@ -49,24 +40,14 @@ async fn a_new_service_is_served_without_restart_and_in_flight_requests_finish()
     assert_eq!(r.status, 200, "generation {after}: {}", r.text());
     assert_eq!(r.text(), "layanan baru");
     let old = in_flight.await.unwrap();
-    assert_eq!(
-        old.status, 200,
-        "the request in flight during the reload finished"
-    );
+    assert_eq!(old.status, 200, "the request in flight during the reload finished");
     assert_eq!(old.text(), "slow but fine");
 }
 
 #[tokio::test]
 async fn an_invalid_document_is_rejected_and_the_old_snapshot_keeps_serving() {
     let up = Upstream::text("tetap jalan").await;
-    let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service("dinkes", "rm", &[up.url()], "", ""),
-        ],
-        "",
-    )
-    .await;
+    let gw = TestGateway::start(&[docs::opd("dinkes"), docs::service("dinkes", "rm", &[up.url()], "", "")], "").await;
     let generation = gw.gateway().snapshot().generation;
     // Broken: unknown classification and a bad endpoint, in a document that replaces the working one.
     let broken = format!(
@@ -79,12 +60,7 @@ async fn an_invalid_document_is_rejected_and_the_old_snapshot_keeps_serving() {
         Ok(outcome) => panic!("an invalid document was accepted: {outcome:?}"),
     };
     assert!(problems.len() >= 2, "{problems:?}");
-    assert!(
-        problems
-            .iter()
-            .all(|p| p.file.ends_with("services/dinkes/rm.toml")),
-        "{problems:?}"
-    );
+    assert!(problems.iter().all(|p| p.file.ends_with("services/dinkes/rm.toml")), "{problems:?}");
     assert!(problems.iter().all(|p| p.line > 0), "{problems:?}");
     // The watcher's reload also failed; the old snapshot is still the one serving.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -102,23 +78,11 @@ async fn an_invalid_document_is_rejected_and_the_old_snapshot_keeps_serving() {
 #[tokio::test]
 async fn a_cross_document_error_is_rejected_too() {
     let up = Upstream::text("ok").await;
-    let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service("dinkes", "rm", &[up.url()], "", ""),
-        ],
-        "",
-    )
-    .await;
+    let gw = TestGateway::start(&[docs::opd("dinkes"), docs::service("dinkes", "rm", &[up.url()], "", "")], "").await;
     // A service of an OPD that does not exist.
     let (key, text) = docs::service("tidakada", "x", &[up.url()], "", "");
     gw.put_document(&key, &text);
     let problems = gw.gateway().reload().unwrap_err();
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.message.contains("OPD `tidakada` is not registered")),
-        "{problems:?}"
-    );
+    assert!(problems.iter().any(|p| p.message.contains("OPD `tidakada` is not registered")), "{problems:?}");
     assert_eq!(get(&format!("{}/dinkes/rm/v1/x", gw.url)).await.status, 200);
 }

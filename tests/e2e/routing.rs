@@ -2,9 +2,7 @@
 //! and hostile paths never reach another service.
 
 use http::Request;
-use penghubung_tests::{
-    docs, empty, get, http1_client, raw_exchange, raw_status, send, TestGateway, Upstream,
-};
+use penghubung_tests::{docs, empty, get, http1_client, raw_exchange, raw_status, send, TestGateway, Upstream};
 
 fn operations() -> String {
     docs::operation("ambil-pasien", "GET", "/pasien/{id}")
@@ -16,10 +14,7 @@ fn operations() -> String {
 async fn routes_to_the_service_and_operation() {
     let dinkes = Upstream::text("dari dinkes").await;
     let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service("dinkes", "rekam-medis", &[dinkes.url()], "", &operations()),
-        ],
+        &[docs::opd("dinkes"), docs::service("dinkes", "rekam-medis", &[dinkes.url()], "", &operations())],
         "",
     )
     .await;
@@ -28,15 +23,8 @@ async fn routes_to_the_service_and_operation() {
     assert_eq!(r.text(), "dari dinkes");
     let seen = dinkes.seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(
-        seen[0].uri, "/pasien/RM-1?x=1",
-        "the upstream gets the path after /v1 and the query"
-    );
-    let r = get(&format!(
-        "{}/dinkes/rekam-medis/v1/pasien/RM-1/kunjungan",
-        gw.url
-    ))
-    .await;
+    assert_eq!(seen[0].uri, "/pasien/RM-1?x=1", "the upstream gets the path after /v1 and the query");
+    let r = get(&format!("{}/dinkes/rekam-medis/v1/pasien/RM-1/kunjungan", gw.url)).await;
     assert_eq!(r.status, 200);
 }
 
@@ -44,10 +32,7 @@ async fn routes_to_the_service_and_operation() {
 async fn unknown_routes_are_404_problem_json() {
     let up = Upstream::text("x").await;
     let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service("dinkes", "rekam-medis", &[up.url()], "", &operations()),
-        ],
+        &[docs::opd("dinkes"), docs::service("dinkes", "rekam-medis", &[up.url()], "", &operations())],
         "",
     )
     .await;
@@ -64,10 +49,7 @@ async fn unknown_routes_are_404_problem_json() {
         let json = r.json();
         assert_eq!(json["code"], "route.not_found", "{path}");
         assert_eq!(json["status"], 404);
-        assert_eq!(
-            json["request_id"],
-            r.headers["x-request-id"].to_str().unwrap()
-        );
+        assert_eq!(json["request_id"], r.headers["x-request-id"].to_str().unwrap());
     }
     assert_eq!(up.hits(), 0);
 }
@@ -76,16 +58,11 @@ async fn unknown_routes_are_404_problem_json() {
 async fn wrong_method_is_405_with_allow() {
     let up = Upstream::text("x").await;
     let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service("dinkes", "rekam-medis", &[up.url()], "", &operations()),
-        ],
+        &[docs::opd("dinkes"), docs::service("dinkes", "rekam-medis", &[up.url()], "", &operations())],
         "",
     )
     .await;
-    let request = Request::delete(format!("{}/dinkes/rekam-medis/v1/pasien/RM-1", gw.url))
-        .body(empty())
-        .unwrap();
+    let request = Request::delete(format!("{}/dinkes/rekam-medis/v1/pasien/RM-1", gw.url)).body(empty()).unwrap();
     let r = send(&http1_client(), request).await;
     assert_eq!(r.status, 405);
     assert_eq!(r.headers["allow"], "GET, HEAD");
@@ -96,14 +73,8 @@ async fn wrong_method_is_405_with_allow() {
 #[tokio::test]
 async fn service_without_operations_passes_every_path_through() {
     let up = Upstream::text("pass").await;
-    let gw = TestGateway::start(
-        &[
-            docs::opd("bappeda"),
-            docs::service("bappeda", "data", &[up.url()], "", ""),
-        ],
-        "",
-    )
-    .await;
+    let gw =
+        TestGateway::start(&[docs::opd("bappeda"), docs::service("bappeda", "data", &[up.url()], "", "")], "").await;
     let r = get(&format!("{}/bappeda/data/v1/any/deep/path", gw.url)).await;
     assert_eq!(r.status, 200);
     assert_eq!(up.seen()[0].uri, "/any/deep/path");
@@ -125,18 +96,9 @@ async fn hostile_paths_never_reach_another_service() {
     .await;
     let cases: &[(&str, u16)] = &[
         ("/dinkes/../disdukcapil/kependudukan/v1/penduduk", 400),
-        (
-            "/dinkes/rekam-medis/v1/../../../disdukcapil/kependudukan/v1/x",
-            400,
-        ),
-        (
-            "/dinkes/rekam-medis/v1/%2e%2e/%2e%2e/%2e%2e/disdukcapil/kependudukan/v1/x",
-            400,
-        ),
-        (
-            "/dinkes/rekam-medis/v1/..%2F..%2F..%2Fdisdukcapil%2Fkependudukan%2Fv1",
-            400,
-        ),
+        ("/dinkes/rekam-medis/v1/../../../disdukcapil/kependudukan/v1/x", 400),
+        ("/dinkes/rekam-medis/v1/%2e%2e/%2e%2e/%2e%2e/disdukcapil/kependudukan/v1/x", 400),
+        ("/dinkes/rekam-medis/v1/..%2F..%2F..%2Fdisdukcapil%2Fkependudukan%2Fv1", 400),
         ("/dinkes%2Frekam-medis/v1/x", 400),
         ("/dinkes/rekam-medis/v1/a%5C..%5Cb", 400),
         ("//disdukcapil/kependudukan/v1/x", 400),
@@ -147,29 +109,24 @@ async fn hostile_paths_never_reach_another_service() {
         ("/DISDUKCAPIL/kependudukan/v1/x", 404),
     ];
     for (path, expected) in cases {
-        let response = raw_exchange(
-            gw.addr,
-            format!("GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await;
+        let response =
+            raw_exchange(gw.addr, format!("GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n").as_bytes())
+                .await;
         assert_eq!(raw_status(&response), *expected, "{path}: {response}");
-        assert!(
-            response.contains("application/problem+json"),
-            "{path}: {response}"
-        );
+        assert!(response.contains("application/problem+json"), "{path}: {response}");
     }
     // Overlong path: 414 from the gateway's own limit.
     let long = format!("/dinkes/rekam-medis/v1/{}", "a".repeat(3000));
-    let response = raw_exchange(
-        gw.addr,
-        format!("GET {long} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await;
+    let response =
+        raw_exchange(gw.addr, format!("GET {long} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n").as_bytes()).await;
     assert_eq!(raw_status(&response), 414, "{response}");
     assert!(response.contains("request.uri_too_long"));
     // Huge headers: 431 (our limit first, hyper's buffer limit beyond it).
     for size in [9_000, 100_000] {
-        let big = format!("GET /dinkes/rekam-medis/v1/x HTTP/1.1\r\nHost: gw\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "b".repeat(size));
+        let big = format!(
+            "GET /dinkes/rekam-medis/v1/x HTTP/1.1\r\nHost: gw\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+            "b".repeat(size)
+        );
         let response = raw_exchange(gw.addr, big.as_bytes()).await;
         assert_eq!(raw_status(&response), 431, "{size}: {response}");
     }

@@ -18,10 +18,7 @@ async fn sigterm_drains_an_in_flight_slow_request() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_setup(
         dir.path(),
-        &[
-            docs::opd("dinkes"),
-            docs::service("dinkes", "lambat", &[slow.url()], "", ""),
-        ],
+        &[docs::opd("dinkes"), docs::service("dinkes", "lambat", &[slow.url()], "", "")],
         "[server]\nshutdown_grace = \"10s\"\n",
     );
     let mut gw = GatewayProcess::start(&config);
@@ -37,18 +34,12 @@ async fn sigterm_drains_an_in_flight_slow_request() {
         if let Some(status) = gw.child.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not exit after draining"
-        );
+        assert!(Instant::now() < deadline, "the gateway did not exit after draining");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(status.code(), Some(0), "{}", gw.log());
     assert!(gw.log().contains("drained"), "{}", gw.log());
-    assert!(
-        std::net::TcpStream::connect(gw.addr).is_err(),
-        "the listener is closed"
-    );
+    assert!(std::net::TcpStream::connect(gw.addr).is_err(), "the listener is closed");
 }
 
 #[tokio::test]
@@ -59,16 +50,7 @@ async fn the_grace_period_bounds_shutdown() {
     })
     .await;
     let mut gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service(
-                "dinkes",
-                "macet",
-                &[stuck.url()],
-                "request_timeout = \"60s\"",
-                "",
-            ),
-        ],
+        &[docs::opd("dinkes"), docs::service("dinkes", "macet", &[stuck.url()], "request_timeout = \"60s\"", "")],
         "[server]\nshutdown_grace = \"300ms\"\n",
     )
     .await;
@@ -78,11 +60,7 @@ async fn the_grace_period_bounds_shutdown() {
     let started = Instant::now();
     let outcome = gw.gateway.take().unwrap().shutdown().await;
     assert_eq!(outcome, ShutdownOutcome::DeadlineReached);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
 /// Reads lines from a child's stdout until one starts with `prefix`.

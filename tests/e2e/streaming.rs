@@ -3,8 +3,7 @@
 
 use http::{Request, Response};
 use penghubung_tests::{
-    count_pattern, docs, full, http1_client, send, write_setup, GatewayProcess, PatternBody,
-    TestGateway, Upstream,
+    count_pattern, docs, full, http1_client, send, write_setup, GatewayProcess, PatternBody, TestGateway, Upstream,
 };
 
 const GIB: u64 = 1 << 30;
@@ -25,13 +24,7 @@ async fn one_gib_each_way_streams_through_in_bounded_memory() {
         dir.path(),
         &[
             docs::opd("arsip"),
-            docs::service(
-                "arsip",
-                "berkas",
-                &[up.url()],
-                "request_timeout = \"120s\"",
-                "max_request_body = \"2GiB\"",
-            ),
+            docs::service("arsip", "berkas", &[up.url()], "request_timeout = \"120s\"", "max_request_body = \"2GiB\""),
         ],
         "[log]\nlevel = \"info\"\n",
     );
@@ -44,33 +37,18 @@ async fn one_gib_each_way_streams_through_in_bounded_memory() {
         .unwrap();
     let r = send(&client, upload).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        r.text(),
-        format!("Ok({GIB})"),
-        "the upstream received exactly 1 GiB, byte for byte"
-    );
+    assert_eq!(r.text(), format!("Ok({GIB})"), "the upstream received exactly 1 GiB, byte for byte");
 
     let response = client
-        .request(
-            Request::get(format!("{}/arsip/berkas/v1/unduh", gw.url))
-                .body(penghubung_tests::empty())
-                .unwrap(),
-        )
+        .request(Request::get(format!("{}/arsip/berkas/v1/unduh", gw.url)).body(penghubung_tests::empty()).unwrap())
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        count_pattern(response.into_body()).await,
-        Ok(GIB),
-        "the caller received exactly 1 GiB"
-    );
+    assert_eq!(count_pattern(response.into_body()).await, Ok(GIB), "the caller received exactly 1 GiB");
 
     let peak = gw.peak_rss_kib();
     eprintln!("gateway peak RSS: {baseline} KiB at start, {peak} KiB after 2 GiB streamed");
-    assert!(
-        peak < 96 * 1024,
-        "peak RSS {peak} KiB shows the body was buffered, not streamed"
-    );
+    assert!(peak < 96 * 1024, "peak RSS {peak} KiB shows the body was buffered, not streamed");
 }
 
 #[tokio::test]
@@ -81,51 +59,27 @@ async fn body_limits_answer_413() {
     })
     .await;
     let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service(
-                "dinkes",
-                "rm",
-                &[up.url()],
-                "",
-                "max_request_body = \"1MiB\"",
-            ),
-        ],
+        &[docs::opd("dinkes"), docs::service("dinkes", "rm", &[up.url()], "", "max_request_body = \"1MiB\"")],
         "",
     )
     .await;
     let client = http1_client();
     // Declared length over the limit: refused before anything reaches the upstream.
-    let r = send(
-        &client,
-        Request::post(format!("{}/dinkes/rm/v1/x", gw.url))
-            .body(full(vec![0u8; 2 << 20]))
-            .unwrap(),
-    )
-    .await;
+    let r = send(&client, Request::post(format!("{}/dinkes/rm/v1/x", gw.url)).body(full(vec![0u8; 2 << 20])).unwrap())
+        .await;
     assert_eq!(r.status, 413);
     assert_eq!(r.code(), "request.body_too_large");
     assert_eq!(up.hits(), 0);
     // Chunked (no declared length) over the limit: cut off when it passes the limit.
     let body = PatternBody::new(3 << 20, 16 * 1024).boxed();
-    let body = http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(
-        http_body_util::BodyStream::new(body),
-    ));
-    let r = send(
-        &client,
-        Request::post(format!("{}/dinkes/rm/v1/x", gw.url))
-            .body(body)
-            .unwrap(),
-    )
-    .await;
+    let body = http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(http_body_util::BodyStream::new(body)));
+    let r = send(&client, Request::post(format!("{}/dinkes/rm/v1/x", gw.url)).body(body).unwrap()).await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(r.code(), "request.body_too_large");
     // Under the limit passes.
     let r = send(
         &client,
-        Request::post(format!("{}/dinkes/rm/v1/x", gw.url))
-            .body(PatternBody::new(1 << 20, 8192).boxed())
-            .unwrap(),
+        Request::post(format!("{}/dinkes/rm/v1/x", gw.url)).body(PatternBody::new(1 << 20, 8192).boxed()).unwrap(),
     )
     .await;
     assert_eq!(r.status, 200);

@@ -5,39 +5,21 @@
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
-use penghubung_tests::{
-    closed_port_url, docs, empty, full, get, http1_client, send, TestGateway, Upstream,
-};
+use penghubung_tests::{closed_port_url, docs, empty, full, get, http1_client, send, TestGateway, Upstream};
 
 #[tokio::test]
 async fn refused_connection_is_502_within_the_connect_timeout() {
     let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service(
-                "dinkes",
-                "rm",
-                &[closed_port_url()],
-                "connect_timeout = \"1s\"",
-                "",
-            ),
-        ],
+        &[docs::opd("dinkes"), docs::service("dinkes", "rm", &[closed_port_url()], "connect_timeout = \"1s\"", "")],
         "",
     )
     .await;
     let started = Instant::now();
     let r = get(&format!("{}/dinkes/rm/v1/x", gw.url)).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     assert_eq!(r.status, 502);
     assert_eq!(r.code(), "upstream.unavailable");
-    assert!(r.json()["detail"]
-        .as_str()
-        .unwrap()
-        .contains("dinkes/rm/v1"));
+    assert!(r.json()["detail"].as_str().unwrap().contains("dinkes/rm/v1"));
 }
 
 #[tokio::test]
@@ -48,16 +30,7 @@ async fn slow_upstream_is_504_at_the_request_timeout() {
     })
     .await;
     let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service(
-                "dinkes",
-                "rm",
-                &[up.url()],
-                "request_timeout = \"300ms\"",
-                "",
-            ),
-        ],
+        &[docs::opd("dinkes"), docs::service("dinkes", "rm", &[up.url()], "request_timeout = \"300ms\"", "")],
         "",
     )
     .await;
@@ -66,10 +39,7 @@ async fn slow_upstream_is_504_at_the_request_timeout() {
     let took = started.elapsed();
     assert_eq!(r.status, 504);
     assert_eq!(r.code(), "upstream.timeout");
-    assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_secs(2),
-        "{took:?}"
-    );
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2), "{took:?}");
 }
 
 #[tokio::test]
@@ -84,9 +54,7 @@ async fn traffic_moves_to_the_healthy_endpoint() {
                     "dinkes",
                     &name,
                     &[closed_port_url(), healthy.url()],
-                    &format!(
-                        "load_balance = \"{lb}\"\neject_after_failures = 1\neject_for = \"30s\""
-                    ),
+                    &format!("load_balance = \"{lb}\"\neject_after_failures = 1\neject_for = \"30s\""),
                     "",
                 ),
             ],
@@ -95,25 +63,16 @@ async fn traffic_moves_to_the_healthy_endpoint() {
         .await;
         let client = http1_client();
         for i in 0..20 {
-            let r = send(
-                &client,
-                Request::get(format!("{}/dinkes/{name}/v1/x/{i}", gw.url))
-                    .body(empty())
-                    .unwrap(),
-            )
-            .await;
+            let r =
+                send(&client, Request::get(format!("{}/dinkes/{name}/v1/x/{i}", gw.url)).body(empty()).unwrap()).await;
             assert_eq!(r.status, 200, "{lb}: request {i}: {}", r.text());
             assert_eq!(r.text(), "sehat");
         }
         // Once the dead endpoint is ejected, even non-idempotent requests only go to the healthy one.
         for i in 0..10 {
-            let r = send(
-                &client,
-                Request::post(format!("{}/dinkes/{name}/v1/x/{i}", gw.url))
-                    .body(full("data"))
-                    .unwrap(),
-            )
-            .await;
+            let r =
+                send(&client, Request::post(format!("{}/dinkes/{name}/v1/x/{i}", gw.url)).body(full("data")).unwrap())
+                    .await;
             assert_eq!(r.status, 200, "{lb}: POST {i}");
         }
     }
@@ -135,13 +94,8 @@ async fn non_idempotent_requests_are_not_retried() {
         "",
     )
     .await;
-    let r = send(
-        &http1_client(),
-        Request::post(format!("{}/dinkes/rm/v1/x", gw.url))
-            .body(full("data"))
-            .unwrap(),
-    )
-    .await;
+    let r =
+        send(&http1_client(), Request::post(format!("{}/dinkes/rm/v1/x", gw.url)).body(full("data")).unwrap()).await;
     assert_eq!(r.status, 502);
     assert_eq!(r.code(), "upstream.unavailable");
 }
@@ -162,26 +116,11 @@ async fn upstream_dropping_the_connection_is_502_bad_response() {
         }
     });
     let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service(
-                "dinkes",
-                "rm",
-                &[format!("http://{addr}")],
-                "retries = 0",
-                "",
-            ),
-        ],
+        &[docs::opd("dinkes"), docs::service("dinkes", "rm", &[format!("http://{addr}")], "retries = 0", "")],
         "",
     )
     .await;
-    let r = send(
-        &http1_client(),
-        Request::post(format!("{}/dinkes/rm/v1/x", gw.url))
-            .body(full("x"))
-            .unwrap(),
-    )
-    .await;
+    let r = send(&http1_client(), Request::post(format!("{}/dinkes/rm/v1/x", gw.url)).body(full("x")).unwrap()).await;
     assert_eq!(r.status, 502);
     assert_eq!(r.code(), "upstream.bad_response");
 }

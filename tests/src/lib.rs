@@ -26,9 +26,7 @@ pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// A body from bytes.
 pub fn full(data: impl Into<Bytes>) -> TestBody {
-    Full::new(data.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(data.into()).map_err(|never| match never {}).boxed()
 }
 
 /// An empty body.
@@ -43,6 +41,8 @@ pub struct SeenRequest {
     pub uri: String,
     pub version: Version,
     pub headers: HeaderMap,
+    /// The client certificate presented over TLS, if any.
+    pub client_certificate: Option<Vec<u8>>,
 }
 
 /// A real HTTP server (HTTP/1.1 and HTTP/2) standing in for an OPD backend.
@@ -54,8 +54,17 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Starts a server answering with `handler`.
+    /// Starts a plain HTTP server answering with `handler`.
     pub async fn start<F, Fut>(handler: F) -> Upstream
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<TestBody>> + Send + 'static,
+    {
+        Upstream::start_with_tls(None, handler).await
+    }
+
+    /// Starts a server, over TLS when `tls` is given, answering with `handler`.
+    pub async fn start_with_tls<F, Fut>(tls: Option<Arc<rustls::ServerConfig>>, handler: F) -> Upstream
     where
         F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response<TestBody>> + Send + 'static,
@@ -67,34 +76,41 @@ impl Upstream {
         let (h, s) = (Arc::clone(&hits), Arc::clone(&seen));
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (handler, hits, seen) = (handler.clone(), Arc::clone(&h), Arc::clone(&s));
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    seen.lock().unwrap().push(SeenRequest {
-                        method: req.method().clone(),
-                        uri: req.uri().to_string(),
-                        version: req.version(),
-                        headers: req.headers().clone(),
-                    });
-                    let fut = handler(req);
-                    async move { Ok::<_, Infallible>(fut.await) }
-                });
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (handler, hits, seen, tls) = (handler.clone(), Arc::clone(&h), Arc::clone(&s), tls.clone());
                 tokio::spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let service = move |client_certificate: Option<Vec<u8>>| {
+                        hyper::service::service_fn(move |req: Request<Incoming>| {
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            seen.lock().unwrap().push(SeenRequest {
+                                method: req.method().clone(),
+                                uri: req.uri().to_string(),
+                                version: req.version(),
+                                headers: req.headers().clone(),
+                                client_certificate: client_certificate.clone(),
+                            });
+                            let fut = handler(req);
+                            async move { Ok::<_, Infallible>(fut.await) }
+                        })
+                    };
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), service(None)).await;
+                        }
+                        Some(config) => {
+                            let Ok(stream) = tokio_rustls::TlsAcceptor::from(config).accept(stream).await else {
+                                return;
+                            };
+                            let cert =
+                                stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+                            let _ = builder.serve_connection(TokioIo::new(stream), service(cert)).await;
+                        }
+                    }
                 });
             }
         });
-        Upstream {
-            addr,
-            hits,
-            seen,
-            task,
-        }
+        Upstream { addr, hits, seen, task }
     }
 
     /// Answers every request with 200 and `text`.
@@ -134,33 +150,32 @@ pub fn closed_port_url() -> String {
     format!("http://{addr}")
 }
 
+pub mod mtls;
+
 /// Document builders.
 pub mod docs {
     /// `opds/{id}.toml`.
     pub fn opd(id: &str) -> (String, String) {
-        (
-            format!("opds/{id}.toml"),
-            format!("id = \"{id}\"\nname = \"OPD {id}\"\n"),
-        )
+        (format!("opds/{id}.toml"), format!("id = \"{id}\"\nname = \"OPD {id}\"\n"))
     }
 
     /// `services/{opd}/{name}.toml` with endpoints and extra TOML appended (upstream keys go in `upstream_extra`).
-    pub fn service(
-        opd: &str,
-        name: &str,
-        endpoints: &[String],
-        upstream_extra: &str,
-        extra: &str,
-    ) -> (String, String) {
-        let list = endpoints
-            .iter()
-            .map(|e| format!("\"{e}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
+    pub fn service(opd: &str, name: &str, endpoints: &[String], upstream_extra: &str, extra: &str) -> (String, String) {
+        let list = endpoints.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join(", ");
         (
             format!("services/{opd}/{name}.toml"),
             format!(
                 "opd = \"{opd}\"\nname = \"{name}\"\nversion = 1\ntitle = \"{name}\"\nclassification = \"terbatas\"\nstatus = \"active\"\n{extra}\n[upstream]\nendpoints = [{list}]\n{upstream_extra}\n"
+            ),
+        )
+    }
+
+    /// `clients/{opd}/{app}.toml` bound to a SPIFFE id.
+    pub fn client(opd: &str, app: &str, spiffe: &str, enabled: bool) -> (String, String) {
+        (
+            format!("clients/{opd}/{app}.toml"),
+            format!(
+                "id = \"{opd}/{app}\"\nopd = \"{opd}\"\nname = \"{app}\"\nclearance = \"rahasia\"\nenabled = {enabled}\n\n[identity]\nspiffe = [\"{spiffe}\"]\n"
             ),
         )
     }
@@ -171,7 +186,8 @@ pub mod docs {
     }
 }
 
-/// Writes `documents` under `dir/policies` and a config to `dir/penghubung.toml`; returns the config path.
+/// Writes `documents` under `dir/policies` and a config with one plaintext listener to `dir/penghubung.toml`;
+/// returns the config path. (mTLS tests write their own config, see [`tls`].)
 pub fn write_setup(dir: &Path, documents: &[(String, String)], config_extra: &str) -> PathBuf {
     let store = dir.join("policies");
     for (key, text) in documents {
@@ -181,7 +197,7 @@ pub fn write_setup(dir: &Path, documents: &[(String, String)], config_extra: &st
     }
     std::fs::create_dir_all(&store).unwrap();
     let config = format!(
-        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[store]\npath = \"policies\"\nseed_baseline = false\n\n[reload]\ndebounce = \"50ms\"\n\n{config_extra}\n"
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nplaintext = true\n\n[store]\npath = \"policies\"\nseed_baseline = false\n\n[reload]\ndebounce = \"50ms\"\n\n{config_extra}\n"
     );
     let path = dir.join("penghubung.toml");
     std::fs::write(&path, config).unwrap();
@@ -202,16 +218,9 @@ impl TestGateway {
         let dir = tempfile::tempdir().unwrap();
         let path = write_setup(dir.path(), documents, config_extra);
         let config = penghubung::Config::load(&path).unwrap_or_else(|p| panic!("config: {p:?}"));
-        let gateway = penghubung::Gateway::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}"));
+        let gateway = penghubung::Gateway::start(config).await.unwrap_or_else(|e| panic!("start: {e}"));
         let addr = gateway.local_addrs()[0];
-        TestGateway {
-            gateway: Some(gateway),
-            dir,
-            url: format!("http://{addr}"),
-            addr,
-        }
+        TestGateway { gateway: Some(gateway), dir, url: format!("http://{addr}"), addr }
     }
 
     pub fn gateway(&self) -> &penghubung::Gateway {
@@ -235,10 +244,7 @@ impl TestGateway {
             if g > above {
                 return g;
             }
-            assert!(
-                Instant::now() < deadline,
-                "no reload happened within 10 s (generation stays {g})"
-            );
+            assert!(Instant::now() < deadline, "no reload happened within 10 s (generation stays {g})");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -251,9 +257,7 @@ pub fn http1_client() -> Client<HttpConnector, TestBody> {
 
 /// An HTTP/2 (prior knowledge) client.
 pub fn http2_client() -> Client<HttpConnector, TestBody> {
-    Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build(HttpConnector::new())
+    Client::builder(TokioExecutor::new()).http2_only(true).build(HttpConnector::new())
 }
 
 /// A collected response.
@@ -267,8 +271,7 @@ pub struct Collected {
 impl Collected {
     /// The body as JSON (problem+json included).
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
     /// The `code` of a problem+json body.
@@ -282,18 +285,14 @@ impl Collected {
 }
 
 /// Sends a request and collects the response.
-pub async fn send(
-    client: &Client<HttpConnector, TestBody>,
-    request: Request<TestBody>,
-) -> Collected {
+pub async fn send<C>(client: &Client<C, TestBody>, request: Request<TestBody>) -> Collected
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     let response = client.request(request).await.expect("the gateway answers");
     let (parts, body) = response.into_parts();
     let body = body.collect().await.expect("the body arrives").to_bytes();
-    Collected {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    Collected { status: parts.status, headers: parts.headers, body }
 }
 
 /// GET `url` with HTTP/1.1.
@@ -330,20 +329,14 @@ fn response_complete(data: &[u8]) -> bool {
         return false;
     };
     let length = head.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .strip_prefix("content-length:")
-            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))
     });
     length.is_some_and(|n| body.len() >= n)
 }
 
 /// Status code of a raw HTTP/1.1 response.
 pub fn raw_status(response: &str) -> u16 {
-    response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// The `penghubung` binary built for this test run (built on demand when missing).
@@ -355,14 +348,7 @@ pub fn penghubung_binary() -> PathBuf {
             let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
             let binary = profile_dir.join("penghubung");
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "penghubung",
-                    "--bin",
-                    "penghubung",
-                ])
+                .args(["build", "--quiet", "-p", "penghubung", "--bin", "penghubung"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
                 .expect("cargo runs");
@@ -406,26 +392,15 @@ impl GatewayProcess {
             {
                 break addr;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the gateway did not start:\n{text}"
-            );
+            assert!(Instant::now() < deadline, "the gateway did not start:\n{text}");
             std::thread::sleep(Duration::from_millis(20));
         };
-        GatewayProcess {
-            child,
-            addr,
-            url: format!("http://{addr}"),
-            stderr_log: log,
-        }
+        GatewayProcess { child, addr, url: format!("http://{addr}"), stderr_log: log }
     }
 
     /// Sends a signal with `kill`.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
 
@@ -462,11 +437,7 @@ pub struct PatternBody {
 
 impl PatternBody {
     pub fn new(total: u64, chunk: usize) -> Self {
-        Self {
-            remaining: total,
-            offset: 0,
-            chunk,
-        }
+        Self { remaining: total, offset: 0, chunk }
     }
 
     pub fn boxed(self) -> TestBody {

@@ -35,6 +35,9 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// TLS of the data plane; required unless every listener is `plaintext = true`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// Directory relative paths are resolved against (the config file's directory). Not read from the file.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -49,6 +52,35 @@ pub struct ListenerConfig {
     pub name: String,
     /// `ip:port`; port 0 picks a free port.
     pub address: SocketAddr,
+    /// Serve plain HTTP without client certificates. For local development only: `penghubung check` warns.
+    #[serde(default)]
+    pub plaintext: bool,
+}
+
+/// Data-plane TLS: the server certificate, the CAs trusted for client certificates, and CRLs. Every file is
+/// watched and reloaded on change.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the gateway.
+    pub cert_file: PathBuf,
+    /// PEM private key of the gateway.
+    pub key_file: PathBuf,
+    /// PEM bundles of the CAs whose client certificates are accepted (e.g. BSrE, or the Dinas's own CA).
+    pub client_ca_files: Vec<PathBuf>,
+    /// PEM CRLs, checked on every handshake and, for open connections, on every request.
+    #[serde(default)]
+    pub crl_files: Vec<PathBuf>,
+    /// How often the files are checked for changes.
+    #[serde(default = "d2s")]
+    pub reload_interval: HumanDuration,
+    /// A TLS handshake must complete within this.
+    #[serde(default = "d10s")]
+    pub handshake_timeout: HumanDuration,
+    /// When the files are missing, create a development CA and server certificate there (the embedded
+    /// default does this so `penghubung serve` starts on a bare machine).
+    #[serde(default)]
+    pub generate_if_missing: bool,
 }
 
 /// Where documents are kept.
@@ -155,14 +187,8 @@ pub struct ReloadConfig {
 impl Config {
     /// Parses a config text. `file` names it in diagnostics; `base_dir` anchors relative paths.
     pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, Vec<Diagnostic>> {
-        let mut config: Config = toml::from_str(text).map_err(|e| {
-            vec![Diagnostic::error_at(
-                file,
-                text,
-                e.span(),
-                e.message().to_string(),
-            )]
-        })?;
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| vec![Diagnostic::error_at(file, text, e.span(), e.message().to_string())])?;
         config.base_dir = base_dir.to_path_buf();
         let problems = config.validate(file, text);
         if problems.iter().any(Diagnostic::is_error) {
@@ -182,9 +208,8 @@ impl Config {
 
     /// The embedded default config, anchored at `base_dir`.
     pub fn embedded_default(base_dir: &Path) -> Config {
-        Config::parse(DEFAULT_CONFIG, "<embedded default>", base_dir).unwrap_or_else(|problems| {
-            panic!("the embedded default config is invalid: {problems:?}")
-        })
+        Config::parse(DEFAULT_CONFIG, "<embedded default>", base_dir)
+            .unwrap_or_else(|problems| panic!("the embedded default config is invalid: {problems:?}"))
     }
 
     /// Semantic checks serde cannot do. Returns every problem found.
@@ -192,12 +217,7 @@ impl Config {
         let mut problems = Vec::new();
         let at = |key: &str| locate_key(text, key);
         if self.listeners.is_empty() {
-            problems.push(Diagnostic::error_at(
-                file,
-                text,
-                at("listeners"),
-                "at least one listener is needed",
-            ));
+            problems.push(Diagnostic::error_at(file, text, at("listeners"), "at least one listener is needed"));
         }
         let mut seen = std::collections::HashSet::new();
         for l in &self.listeners {
@@ -210,6 +230,39 @@ impl Config {
                 ));
             }
         }
+        let needs_tls = self.listeners.iter().any(|l| !l.plaintext);
+        match &self.tls {
+            None if needs_tls => problems.push(Diagnostic::error_at(
+                file,
+                text,
+                at("listeners"),
+                "a listener without `plaintext = true` needs a [tls] section (cert_file, key_file, client_ca_files)",
+            )),
+            Some(tls) if !tls.generate_if_missing => {
+                let files =
+                    [&tls.cert_file, &tls.key_file].into_iter().chain(&tls.client_ca_files).chain(&tls.crl_files);
+                for f in files {
+                    let path = self.resolve(f);
+                    if !path.is_file() {
+                        problems.push(Diagnostic::error_at(
+                            file,
+                            text,
+                            at(&f.display().to_string()).or(at("tls")),
+                            format!("TLS file {} does not exist", path.display()),
+                        ));
+                    }
+                }
+                if tls.client_ca_files.is_empty() {
+                    problems.push(Diagnostic::error_at(
+                        file,
+                        text,
+                        at("client_ca_files"),
+                        "client_ca_files needs at least one CA bundle",
+                    ));
+                }
+            }
+            _ => {}
+        }
         if self.server.max_header_bytes.0 < 1024 {
             problems.push(Diagnostic::error_at(
                 file,
@@ -219,12 +272,7 @@ impl Config {
             ));
         }
         if self.server.max_uri_bytes.0 < 64 {
-            problems.push(Diagnostic::error_at(
-                file,
-                text,
-                at("max_uri_bytes"),
-                "max_uri_bytes must be at least 64",
-            ));
+            problems.push(Diagnostic::error_at(file, text, at("max_uri_bytes"), "max_uri_bytes must be at least 64"));
         }
         if self.upstream.connect_timeout.0.is_zero() {
             problems.push(Diagnostic::error_at(
@@ -264,6 +312,23 @@ impl Config {
         problems
     }
 
+    /// Findings that do not stop the gateway but that an operator should see.
+    pub fn warnings(&self, file: &str) -> Vec<Diagnostic> {
+        self.listeners
+            .iter()
+            .filter(|l| l.plaintext)
+            .map(|l| {
+                Diagnostic::warning(
+                    file,
+                    format!(
+                        "listener `{}` on {} is plaintext: no TLS, no client certificates, no caller identity (local development only)",
+                        l.name, l.address
+                    ),
+                )
+            })
+            .collect()
+    }
+
     /// Resolves a path from the config against the config file's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
@@ -288,6 +353,9 @@ fn locate_key(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_start();
+        if let Some(position) = line.find(&format!("\"{key}\"")) {
+            return Some(offset + position..offset + position + key.len() + 2);
+        }
         if let Some(rest) = trimmed.strip_prefix(key) {
             if rest.trim_start().starts_with('=') || trimmed.starts_with(&format!("[[{key}]]")) {
                 let start = offset + (line.len() - trimmed.len());
@@ -322,10 +390,7 @@ fn default_debounce() -> HumanDuration {
     HumanDuration(Duration::from_millis(200))
 }
 fn default_listeners() -> Vec<ListenerConfig> {
-    vec![ListenerConfig {
-        name: default_listener_name(),
-        address: ([127, 0, 0, 1], 8080).into(),
-    }]
+    vec![ListenerConfig { name: default_listener_name(), address: ([127, 0, 0, 1], 8443).into(), plaintext: false }]
 }
 fn default_listener_name() -> String {
     "data".to_string()
@@ -354,10 +419,7 @@ fn default_level() -> String {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self {
-            path: default_store_path(),
-            seed_baseline: true,
-        }
+        Self { path: default_store_path(), seed_baseline: true }
     }
 }
 impl Default for ServerConfig {
@@ -386,26 +448,17 @@ impl Default for UpstreamDefaults {
 }
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self {
-            max_request_body: default_max_body(),
-        }
+        Self { max_request_body: default_max_body() }
     }
 }
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Human,
-            level: default_level(),
-            access_log: true,
-        }
+        Self { format: LogFormat::Human, level: default_level(), access_log: true }
     }
 }
 impl Default for ReloadConfig {
     fn default() -> Self {
-        Self {
-            watch: true,
-            debounce: default_debounce(),
-        }
+        Self { watch: true, debounce: default_debounce() }
     }
 }
 
@@ -417,7 +470,22 @@ mod tests {
     fn embedded_default_is_valid() {
         let c = Config::embedded_default(Path::new("/tmp"));
         assert_eq!(c.listeners.len(), 1);
+        assert!(!c.listeners[0].plaintext, "the default data plane is mTLS");
+        assert!(c.tls.as_ref().is_some_and(|t| t.generate_if_missing));
+        assert!(c.warnings("default").is_empty());
         assert_eq!(c.store_dir(), PathBuf::from("/tmp/policies"));
+    }
+
+    #[test]
+    fn tls_listeners_need_tls_files_and_plaintext_ones_warn() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[[listeners]]\naddress = \"127.0.0.1:0\"\n[tls]\ncert_file = \"pki/server.crt\"\nkey_file = \"pki/server.key\"\nclient_ca_files = [\"pki/ca.crt\"]\n";
+        let errs = Config::parse(text, "p.toml", dir.path()).unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert_eq!(errs[0].line, 4, "{errs:?}");
+        let text = "[[listeners]]\naddress = \"127.0.0.1:0\"\nplaintext = true\n";
+        let config = Config::parse(text, "p.toml", dir.path()).unwrap();
+        assert_eq!(config.warnings("p.toml").len(), 1);
     }
 
     #[test]
@@ -431,10 +499,11 @@ mod tests {
 
     #[test]
     fn semantic_errors_are_all_reported() {
-        let text = "[server]\nmax_header_bytes = 10\nmax_uri_bytes = 1\n[log]\nlevel = \"=[\"\n";
+        let text = "[[listeners]]\naddress = \"127.0.0.1:0\"\nplaintext = true\n[server]\nmax_header_bytes = 10\nmax_uri_bytes = 1\n[log]\nlevel = \"=[\"\n";
         let errs = Config::parse(text, "p.toml", Path::new(".")).unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:?}");
-        assert_eq!(errs[0].line, 2);
-        assert_eq!(errs[1].line, 3);
+        assert_eq!(errs[0].line, 5);
+        assert_eq!(errs[1].line, 6);
+        assert_eq!(errs[2].line, 8);
     }
 }

@@ -22,19 +22,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| format!("duration `{text}` needs a unit: ms, s, m or h (e.g. \"5s\")"))?;
     let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("duration `{text}` must start with a whole number"))?;
+    let value: u64 = number.parse().map_err(|_| format!("duration `{text}` must start with a whole number"))?;
     let millis = match unit {
         "ms" => Some(value),
         "s" => value.checked_mul(1_000),
         "m" => value.checked_mul(60_000),
         "h" => value.checked_mul(3_600_000),
-        _ => {
-            return Err(format!(
-                "duration `{text}` has unknown unit `{unit}`; use ms, s, m or h"
-            ))
-        }
+        _ => return Err(format!("duration `{text}` has unknown unit `{unit}`; use ms, s, m or h")),
     }
     .ok_or_else(|| format!("duration `{text}` is too large"))?;
     Ok(Duration::from_millis(millis))
@@ -43,13 +37,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses `"1024"`, `"64KiB"`, `"16MiB"`, `"1GiB"`, `"1TiB"` (also `KB`/`MB`/`GB` as powers of 1000).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("size `{text}` must start with a whole number"))?;
+    let value: u64 = number.parse().map_err(|_| format!("size `{text}` must start with a whole number"))?;
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -59,15 +49,9 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "KB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "size `{text}` has unknown unit `{other}`; use B, KiB, MiB, GiB or TiB"
-            ))
-        }
+        other => return Err(format!("size `{text}` has unknown unit `{other}`; use B, KiB, MiB, GiB or TiB")),
     };
-    value
-        .checked_mul(factor)
-        .ok_or_else(|| format!("size `{text}` is too large"))
+    value.checked_mul(factor).ok_or_else(|| format!("size `{text}` is too large"))
 }
 
 impl fmt::Display for HumanDuration {
@@ -125,9 +109,7 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
                 parse_bytes(v).map(ByteSize).map_err(E::custom)

@@ -29,20 +29,12 @@ pub struct RequestBody {
 
 impl RequestBody {
     pub fn new(inner: Incoming, limit: u64) -> Self {
-        Self {
-            inner: Some(inner),
-            limit,
-            seen: 0,
-        }
+        Self { inner: Some(inner), limit, seen: 0 }
     }
 
     /// An empty body (used to re-send a body-less request to another endpoint).
     pub fn empty() -> Self {
-        Self {
-            inner: None,
-            limit: 0,
-            seen: 0,
-        }
+        Self { inner: None, limit: 0, seen: 0 }
     }
 }
 
@@ -50,10 +42,7 @@ impl Body for RequestBody {
     type Data = Bytes;
     type Error = RequestBodyError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
@@ -64,9 +53,7 @@ impl Body for RequestBody {
                     this.seen += data.len() as u64;
                     if this.seen > this.limit {
                         this.inner = None;
-                        return Poll::Ready(Some(Err(RequestBodyError::TooLarge {
-                            limit: this.limit,
-                        })));
+                        return Poll::Ready(Some(Err(RequestBodyError::TooLarge { limit: this.limit })));
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -82,9 +69,7 @@ impl Body for RequestBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
 
@@ -107,10 +92,7 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
             ResponseBody::Full(b) => match Pin::new(b).poll_frame(cx) {

@@ -5,9 +5,7 @@
 
 use std::net::SocketAddr;
 
-use http::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
-};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -19,6 +17,10 @@ const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 const PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
 const PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
+/// The calling client's id (`{opd}/{app}`), set by the gateway from the verified certificate.
+pub const X_PENGHUBUNG_CLIENT: HeaderName = HeaderName::from_static("x-penghubung-client");
+/// The calling client's OPD.
+pub const X_PENGHUBUNG_OPD: HeaderName = HeaderName::from_static("x-penghubung-opd");
 /// Prefix of the headers only the gateway may set.
 pub const GATEWAY_PREFIX: &str = "x-penghubung-";
 
@@ -37,31 +39,18 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         }
         headers.remove(CONNECTION);
     }
-    for name in [
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        PROXY_AUTHENTICATE,
-        PROXY_AUTHORIZATION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-    ] {
+    for name in
+        [KEEP_ALIVE, PROXY_CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE]
+    {
         headers.remove(name);
     }
 }
 
 /// Removes every header a caller may not set: `X-Penghubung-*`.
 pub fn remove_gateway_headers(headers: &mut HeaderMap) {
-    if headers
-        .keys()
-        .any(|k| k.as_str().starts_with(GATEWAY_PREFIX))
-    {
-        let names: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| k.as_str().starts_with(GATEWAY_PREFIX))
-            .cloned()
-            .collect();
+    if headers.keys().any(|k| k.as_str().starts_with(GATEWAY_PREFIX)) {
+        let names: Vec<HeaderName> =
+            headers.keys().filter(|k| k.as_str().starts_with(GATEWAY_PREFIX)).cloned().collect();
         for name in names {
             headers.remove(name);
         }
@@ -82,10 +71,7 @@ pub fn set_forwarded(
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     headers.remove(X_FORWARDED_HOST);
-    let forwarded = match original_host
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| is_token_safe(h))
-    {
+    let forwarded = match original_host.and_then(|h| h.to_str().ok()).filter(|h| is_token_safe(h)) {
         Some(host) => {
             if let Ok(v) = HeaderValue::from_str(host) {
                 headers.insert(X_FORWARDED_HOST, v);
@@ -105,22 +91,14 @@ pub fn set_forwarded(
 }
 
 fn is_token_safe(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 255
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    !host.is_empty() && host.len() <= 255 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
 
 /// The caller's `X-Request-Id` when it is 1..=128 characters of `[A-Za-z0-9._-]`, otherwise a new one.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(X_REQUEST_ID) {
         let b = v.as_bytes();
-        if !b.is_empty()
-            && b.len() <= 128
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
-        {
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c)) {
             return v.clone();
         }
     }
@@ -136,10 +114,7 @@ pub fn new_request_id() -> HeaderValue {
 
 /// Keeps a valid W3C `traceparent`; otherwise starts a new trace (version 00, sampled).
 pub fn ensure_traceparent(headers: &mut HeaderMap) {
-    if headers
-        .get(TRACEPARENT)
-        .is_some_and(|v| is_valid_traceparent(v.as_bytes()))
-    {
+    if headers.get(TRACEPARENT).is_some_and(|v| is_valid_traceparent(v.as_bytes())) {
         return;
     }
     let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
@@ -147,26 +122,15 @@ pub fn ensure_traceparent(headers: &mut HeaderMap) {
     let span = fastrand::u64(1..);
     hex_into(trace, &mut buf[3..35]);
     hex_into(span as u128, &mut buf[36..52]);
-    headers.insert(
-        TRACEPARENT,
-        HeaderValue::from_bytes(&buf).expect("hex is a valid header value"),
-    );
+    headers.insert(TRACEPARENT, HeaderValue::from_bytes(&buf).expect("hex is a valid header value"));
 }
 
 /// `version-traceid-parentid-flags`, lower-case hex, ids not all zero, version not `ff`.
 pub fn is_valid_traceparent(v: &[u8]) -> bool {
-    if v.len() < 55
-        || v[2] != b'-'
-        || v[35] != b'-'
-        || v[52] != b'-'
-        || (v.len() > 55 && v[55] != b'-')
-    {
+    if v.len() < 55 || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' || (v.len() > 55 && v[55] != b'-') {
         return false;
     }
-    let hex = |s: &[u8]| {
-        s.iter()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
-    };
+    let hex = |s: &[u8]| s.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
     let nonzero = |s: &[u8]| s.iter().any(|c| *c != b'0');
     hex(&v[0..2])
         && &v[0..2] != b"ff"
@@ -189,10 +153,7 @@ fn hex_into(mut value: u128, out: &mut [u8]) {
 
 /// The host the caller addressed: `Host` for HTTP/1.1, the URI authority for HTTP/2.
 pub fn original_host(headers: &HeaderMap, uri: &http::Uri) -> Option<HeaderValue> {
-    headers.get(HOST).cloned().or_else(|| {
-        uri.authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    })
+    headers.get(HOST).cloned().or_else(|| uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()))
 }
 
 #[cfg(test)]
@@ -215,10 +176,7 @@ mod tests {
     #[test]
     fn caller_gateway_headers_are_dropped() {
         let mut h = HeaderMap::new();
-        h.insert(
-            "x-penghubung-client",
-            HeaderValue::from_static("dinkes/forged"),
-        );
+        h.insert("x-penghubung-client", HeaderValue::from_static("dinkes/forged"));
         h.insert("X-Penghubung-Opd", HeaderValue::from_static("dinkes"));
         h.insert("x-other", HeaderValue::from_static("1"));
         remove_gateway_headers(&mut h);
@@ -230,12 +188,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
         let host = HeaderValue::from_static("gw.example:8080");
-        set_forwarded(
-            &mut h,
-            "10.1.2.3:5555".parse().unwrap(),
-            "http",
-            Some(&host),
-        );
+        set_forwarded(&mut h, "10.1.2.3:5555".parse().unwrap(), "http", Some(&host));
         assert_eq!(h[X_FORWARDED_FOR], "10.1.2.3");
         assert_eq!(h[X_FORWARDED_PROTO], "http");
         assert_eq!(h[X_FORWARDED_HOST], "gw.example:8080");
@@ -260,10 +213,7 @@ mod tests {
         h.insert(TRACEPARENT, HeaderValue::from_static(valid));
         ensure_traceparent(&mut h);
         assert_eq!(h[TRACEPARENT], valid);
-        h.insert(
-            TRACEPARENT,
-            HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
-        );
+        h.insert(TRACEPARENT, HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
         ensure_traceparent(&mut h);
         assert!(is_valid_traceparent(h[TRACEPARENT].as_bytes()));
         assert_ne!(h[TRACEPARENT], valid);

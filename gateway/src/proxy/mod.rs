@@ -15,15 +15,18 @@ use http::{request, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
 use crate::error::GatewayError;
-use crate::snapshot::CompiledService;
+use crate::snapshot::{ClientEntry, CompiledService};
+use crate::tls::identity::PeerCertificate;
 use body::{RequestBody, RequestBodyError, ResponseBody};
 use upstream::UpstreamPool;
 
-/// What the caller's connection looks like, for forwarding headers.
-#[derive(Clone, Copy, Debug)]
+/// What the caller's connection looks like: its address, `http` or `https`, and (over mTLS) its verified
+/// certificate, parsed once when the connection was accepted.
+#[derive(Clone, Debug)]
 pub struct Downstream {
     pub peer: SocketAddr,
     pub proto: &'static str,
+    pub certificate: Option<Arc<PeerCertificate>>,
 }
 
 /// Forwards `parts` + `body` to the service's upstream. `rest_offset` is where the path after `/v{n}` starts in
@@ -33,7 +36,8 @@ pub async fn forward(
     mut parts: request::Parts,
     body: Incoming,
     rest_offset: usize,
-    downstream: Downstream,
+    downstream: &Downstream,
+    client: Option<&ClientEntry>,
 ) -> Result<(Response<ResponseBody>, Arc<str>), GatewayError> {
     let pool = &*service.pool;
     let original_uri = parts.uri.clone(); // cheap: shared bytes
@@ -42,37 +46,26 @@ pub async fn forward(
     let original_host = headers::original_host(&parts.headers, &parts.uri);
     headers::remove_hop_by_hop(&mut parts.headers);
     headers::remove_gateway_headers(&mut parts.headers);
-    headers::set_forwarded(
-        &mut parts.headers,
-        downstream.peer,
-        downstream.proto,
-        original_host.as_ref(),
-    );
+    if let Some(client) = client {
+        parts.headers.insert(headers::X_PENGHUBUNG_CLIENT, client.client_header.clone());
+        parts.headers.insert(headers::X_PENGHUBUNG_OPD, client.opd_header.clone());
+    }
+    headers::set_forwarded(&mut parts.headers, downstream.peer, downstream.proto, original_host.as_ref());
     headers::ensure_traceparent(&mut parts.headers);
     parts.headers.remove(HOST);
-    parts.version = if pool.http2 {
-        Version::HTTP_2
-    } else {
-        Version::HTTP_11
-    };
+    parts.version = if pool.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
 
     let body = RequestBody::new(body, service.max_request_body);
     let retryable = is_idempotent(&parts.method) && http_body::Body::is_end_stream(&body);
-    let attempts = if retryable {
-        1 + pool.spec.upstream.retries as usize
-    } else {
-        1
-    };
+    let attempts = if retryable { 1 + pool.spec.upstream.retries as usize } else { 1 };
     let mut tried: Vec<usize> = Vec::new();
     let mut body = Some(body);
 
     loop {
-        let index = pool
-            .pick(&tried)
-            .ok_or_else(|| GatewayError::UpstreamUnavailable {
-                service: service.key.to_string(),
-                reason: "no endpoint is available".into(),
-            })?;
+        let index = pool.pick(&tried).ok_or_else(|| GatewayError::UpstreamUnavailable {
+            service: service.key.to_string(),
+            reason: "no endpoint is available".into(),
+        })?;
         tried.push(index);
         let endpoint = &pool.endpoints[index];
         let uri = upstream_uri(endpoint, rest, query)?;
@@ -85,8 +78,7 @@ pub async fn forward(
         head.uri = uri;
         let request = Request::from_parts(head, body.take().unwrap_or_else(RequestBody::empty));
         let _in_flight = pool.start(index);
-        let outcome =
-            tokio::time::timeout(pool.spec.request_timeout, pool.client.request(request)).await;
+        let outcome = tokio::time::timeout(pool.spec.request_timeout, pool.client.request(request)).await;
         match outcome {
             Ok(Ok(mut response)) => {
                 let status = response.status();
@@ -101,12 +93,8 @@ pub async fn forward(
             Ok(Err(error)) => {
                 if let Some(body_error) = find_source::<RequestBodyError>(&error) {
                     return Err(match body_error {
-                        RequestBodyError::TooLarge { limit } => {
-                            GatewayError::BodyTooLarge { limit: *limit }
-                        }
-                        RequestBodyError::Client(e) => GatewayError::BodyIncomplete {
-                            reason: e.to_string(),
-                        },
+                        RequestBodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit: *limit },
+                        RequestBodyError::Client(e) => GatewayError::BodyIncomplete { reason: e.to_string() },
                     });
                 }
                 pool.record_failure(index);
@@ -129,10 +117,7 @@ pub async fn forward(
 }
 
 fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }
 
 fn clone_parts(parts: &request::Parts) -> request::Parts {
@@ -145,14 +130,8 @@ fn clone_parts(parts: &request::Parts) -> request::Parts {
 }
 
 /// `scheme://authority/base/rest?query`.
-fn upstream_uri(
-    endpoint: &upstream::Endpoint,
-    rest: &str,
-    query: Option<&str>,
-) -> Result<Uri, GatewayError> {
-    let mut path = String::with_capacity(
-        endpoint.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1,
-    );
+fn upstream_uri(endpoint: &upstream::Endpoint, rest: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
+    let mut path = String::with_capacity(endpoint.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
     path.push_str(&endpoint.base_path);
     if rest.is_empty() {
         path.push('/');
@@ -168,9 +147,7 @@ fn upstream_uri(
         .authority(endpoint.authority.clone())
         .path_and_query(path)
         .build()
-        .map_err(|_| GatewayError::InvalidPath {
-            reason: "the path cannot be forwarded",
-        })
+        .map_err(|_| GatewayError::InvalidPath { reason: "the path cannot be forwarded" })
 }
 
 fn map_client_error(
@@ -179,26 +156,40 @@ fn map_client_error(
     error: &hyper_util::client::legacy::Error,
 ) -> GatewayError {
     let key = service.key.to_string();
+    if is_tls_failure(error) {
+        tracing::warn!(service = %key, error = %error_chain(error), "upstream TLS failed");
+        return GatewayError::UpstreamTls { service: key };
+    }
     if error.is_connect() {
-        let timed_out = find_source::<std::io::Error>(error)
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        let timed_out = find_source::<std::io::Error>(error).is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
             || chain_mentions(error, "timed out");
         if timed_out {
-            return GatewayError::UpstreamConnectTimeout {
-                service: key,
-                timeout: pool.spec.connect_timeout,
-            };
+            return GatewayError::UpstreamConnectTimeout { service: key, timeout: pool.spec.connect_timeout };
         }
+        tracing::debug!(service = %key, error = %error_chain(error), "upstream connection failed");
         let reason = find_source::<std::io::Error>(error)
             .map(|e| e.kind().to_string())
             .unwrap_or_else(|| "connection failed".into());
-        return GatewayError::UpstreamUnavailable {
-            service: key,
-            reason,
-        };
+        return GatewayError::UpstreamUnavailable { service: key, reason };
     }
     tracing::debug!(service = %key, error = %error_chain(error), "upstream exchange failed");
     GatewayError::UpstreamBadResponse { service: key }
+}
+
+/// Whether a rustls error is anywhere in the chain. `io::Error` hides what it wraps from `source()` (and
+/// hyper-rustls wraps io errors in io errors), so io errors are opened with `get_ref()`.
+fn is_tls_failure(error: &(dyn StdError + 'static)) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = current {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        current = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
+    }
+    false
 }
 
 fn find_source<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a T> {

@@ -37,20 +37,12 @@ pub struct Endpoint {
 impl Endpoint {
     /// Parses `http(s)://host[:port][/base]`.
     pub fn parse(url: &str) -> Result<Self, String> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| format!("endpoint `{url}` is not a URL: {e}"))?;
-        let scheme = uri
-            .scheme()
-            .cloned()
-            .ok_or_else(|| format!("endpoint `{url}` needs http:// or https://"))?;
+        let uri: http::Uri = url.parse().map_err(|e| format!("endpoint `{url}` is not a URL: {e}"))?;
+        let scheme = uri.scheme().cloned().ok_or_else(|| format!("endpoint `{url}` needs http:// or https://"))?;
         if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
             return Err(format!("endpoint `{url}` must use http or https"));
         }
-        let authority = uri
-            .authority()
-            .cloned()
-            .ok_or_else(|| format!("endpoint `{url}` has no host"))?;
+        let authority = uri.authority().cloned().ok_or_else(|| format!("endpoint `{url}` has no host"))?;
         if uri.query().is_some() {
             return Err(format!("endpoint `{url}` must not have a query"));
         }
@@ -105,20 +97,13 @@ pub struct UpstreamPool {
 impl UpstreamPool {
     /// Builds a pool. `tls` verifies HTTPS upstreams.
     pub fn new(spec: PoolSpec, tls: &rustls::ClientConfig) -> Result<Self, String> {
-        let endpoints = spec
-            .upstream
-            .endpoints
-            .iter()
-            .map(|e| Endpoint::parse(e))
-            .collect::<Result<Vec<_>, _>>()?;
+        let endpoints = spec.upstream.endpoints.iter().map(|e| Endpoint::parse(e)).collect::<Result<Vec<_>, _>>()?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(spec.connect_timeout));
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls.clone())
-            .https_or_http();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls.clone()).https_or_http();
         let connector = if spec.upstream.http2 {
             builder.enable_http2().wrap_connector(http)
         } else {
@@ -179,13 +164,9 @@ impl UpstreamPool {
                 let a = fastrand::usize(..n);
                 let b = (a + 1 + fastrand::usize(..n - 1)) % n;
                 match (ok(a), ok(b)) {
-                    (true, true) => Some(
-                        if self.endpoints[b].in_flight() < self.endpoints[a].in_flight() {
-                            b
-                        } else {
-                            a
-                        },
-                    ),
+                    (true, true) => {
+                        Some(if self.endpoints[b].in_flight() < self.endpoints[a].in_flight() { b } else { a })
+                    }
                     (true, false) => Some(a),
                     (false, true) => Some(b),
                     (false, false) => (0..n).map(|k| (a + k) % n).find(|&i| ok(i)),
@@ -249,6 +230,8 @@ mod tests {
                 http2: false,
                 eject_after_failures: 2,
                 eject_for: HumanDuration(Duration::from_secs(60)),
+                client_cert_file: None,
+                client_key_file: None,
             },
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
@@ -260,21 +243,14 @@ mod tests {
 
     #[tokio::test]
     async fn round_robin_skips_ejected_endpoints() {
-        let p = pool(
-            LoadBalance::RoundRobin,
-            &["http://a:1", "http://b:2", "http://c:3"],
-        );
+        let p = pool(LoadBalance::RoundRobin, &["http://a:1", "http://b:2", "http://c:3"]);
         let picks: Vec<usize> = (0..6).map(|_| p.pick(&[]).unwrap()).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
         assert!(!p.record_failure(1));
         assert!(p.record_failure(1));
         assert!(p.is_ejected(1));
         assert!((0..10).all(|_| p.pick(&[]).unwrap() != 1));
-        assert_eq!(
-            p.pick(&[0, 2]),
-            Some(1),
-            "an ejected endpoint is still better than none"
-        );
+        assert_eq!(p.pick(&[0, 2]), Some(1), "an ejected endpoint is still better than none");
         assert_eq!(p.pick(&[0, 1, 2]), None);
     }
 

@@ -36,8 +36,7 @@ pub struct CompiledOperation {
 impl CompiledOperation {
     /// Compiles `method` + `template`. The template was checked by the document schema.
     pub fn new(id: &str, method: &str, template: &str) -> Result<Self, String> {
-        let method = Method::from_bytes(method.as_bytes())
-            .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+        let method = Method::from_bytes(method.as_bytes()).map_err(|_| format!("`{method}` is not an HTTP method"))?;
         let segments = template
             .trim_start_matches('/')
             .split('/')
@@ -76,10 +75,7 @@ impl CompiledOperation {
     }
 
     fn specificity(&self) -> Vec<u8> {
-        self.segments
-            .iter()
-            .map(|s| matches!(s, TemplateSegment::Param) as u8)
-            .collect()
+        self.segments.iter().map(|s| matches!(s, TemplateSegment::Param) as u8).collect()
     }
 }
 
@@ -104,11 +100,7 @@ impl OperationTable {
     }
 
     /// The operation for `method` on `rest`; `Ok(None)` when the service declares no operations (pass-through).
-    pub fn find(
-        &self,
-        method: &Method,
-        rest: &str,
-    ) -> Result<Option<&CompiledOperation>, GatewayError> {
+    pub fn find(&self, method: &Method, rest: &str) -> Result<Option<&CompiledOperation>, GatewayError> {
         if self.operations.is_empty() {
             return Ok(None);
         }
@@ -124,10 +116,7 @@ impl OperationTable {
         if !path_matched {
             return Err(GatewayError::RouteNotFound);
         }
-        Err(GatewayError::MethodNotAllowed {
-            method: method.clone(),
-            allow: self.allow_header(rest),
-        })
+        Err(GatewayError::MethodNotAllowed { method: method.clone(), allow: self.allow_header(rest) })
     }
 
     /// `Allow` for a path (error path only).
@@ -157,12 +146,7 @@ pub struct RouteTable {
 impl RouteTable {
     /// Adds a service; returns false if `opd/name/v{major}` is taken.
     pub fn insert(&mut self, opd: &str, name: &str, major: u32, index: usize) -> bool {
-        let versions = self
-            .by_opd
-            .entry(opd.into())
-            .or_default()
-            .entry(name.into())
-            .or_default();
+        let versions = self.by_opd.entry(opd.into()).or_default().entry(name.into()).or_default();
         if versions.iter().any(|(m, _)| *m == major) {
             return false;
         }
@@ -172,19 +156,11 @@ impl RouteTable {
 
     /// The index of the service at `opd/name/v{major}`.
     pub fn find(&self, opd: &str, name: &str, major: u32) -> Option<usize> {
-        self.by_opd
-            .get(opd)?
-            .get(name)?
-            .iter()
-            .find(|(m, _)| *m == major)
-            .map(|(_, i)| *i)
+        self.by_opd.get(opd)?.get(name)?.iter().find(|(m, _)| *m == major).map(|(_, i)| *i)
     }
 
     pub fn len(&self) -> usize {
-        self.by_opd
-            .values()
-            .map(|s| s.values().map(Vec::len).sum::<usize>())
-            .sum()
+        self.by_opd.values().map(|s| s.values().map(Vec::len).sum::<usize>()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -208,42 +184,18 @@ mod tests {
     #[test]
     fn templates_match_with_literals_first() {
         let t = table();
-        assert_eq!(
-            &*t.find(&Method::GET, "/pasien/12").unwrap().unwrap().id,
-            "ambil"
-        );
-        assert_eq!(
-            &*t.find(&Method::POST, "/pasien/baru").unwrap().unwrap().id,
-            "baru"
-        );
-        assert_eq!(
-            &*t.find(&Method::GET, "/pasien/12/kunjungan")
-                .unwrap()
-                .unwrap()
-                .id,
-            "kunjungan"
-        );
-        assert_eq!(
-            &*t.find(&Method::HEAD, "/pasien/12").unwrap().unwrap().id,
-            "ambil"
-        );
+        assert_eq!(&*t.find(&Method::GET, "/pasien/12").unwrap().unwrap().id, "ambil");
+        assert_eq!(&*t.find(&Method::POST, "/pasien/baru").unwrap().unwrap().id, "baru");
+        assert_eq!(&*t.find(&Method::GET, "/pasien/12/kunjungan").unwrap().unwrap().id, "kunjungan");
+        assert_eq!(&*t.find(&Method::HEAD, "/pasien/12").unwrap().unwrap().id, "ambil");
     }
 
     #[test]
     fn unknown_paths_and_wrong_methods() {
         let t = table();
-        assert_eq!(
-            t.find(&Method::GET, "/dokter/1").unwrap_err().code(),
-            "route.not_found"
-        );
-        assert_eq!(
-            t.find(&Method::GET, "/pasien").unwrap_err().code(),
-            "route.not_found"
-        );
-        assert_eq!(
-            t.find(&Method::GET, "/pasien/12/").unwrap_err().code(),
-            "route.not_found"
-        );
+        assert_eq!(t.find(&Method::GET, "/dokter/1").unwrap_err().code(), "route.not_found");
+        assert_eq!(t.find(&Method::GET, "/pasien").unwrap_err().code(), "route.not_found");
+        assert_eq!(t.find(&Method::GET, "/pasien/12/").unwrap_err().code(), "route.not_found");
         match t.find(&Method::PUT, "/pasien/12").unwrap_err() {
             GatewayError::MethodNotAllowed { allow, .. } => assert_eq!(allow, "DELETE, GET, HEAD"),
             other => panic!("{other:?}"),

@@ -17,9 +17,7 @@ pub struct ServicePath<'a> {
 
 /// Checks the whole path and splits off the service address.
 pub fn split_service_path(path: &str) -> Result<ServicePath<'_>, GatewayError> {
-    let body = path.strip_prefix('/').ok_or(GatewayError::InvalidPath {
-        reason: "the path must start with `/`",
-    })?;
+    let body = path.strip_prefix('/').ok_or(GatewayError::InvalidPath { reason: "the path must start with `/`" })?;
     let mut segments = body.split('/').peekable();
     let mut index = 0usize;
     let mut heads: [&str; 3] = [""; 3];
@@ -32,9 +30,7 @@ pub fn split_service_path(path: &str) -> Result<ServicePath<'_>, GatewayError> {
             if last && index == 0 {
                 return Err(GatewayError::RouteNotFound); // the bare `/`
             }
-            return Err(GatewayError::InvalidPath {
-                reason: "empty path segments (`//`) are not allowed",
-            });
+            return Err(GatewayError::InvalidPath { reason: "empty path segments (`//`) are not allowed" });
         }
         check_segment(segment)?;
         if index < 3 {
@@ -47,12 +43,7 @@ pub fn split_service_path(path: &str) -> Result<ServicePath<'_>, GatewayError> {
     }
     let major = parse_major(heads[2]).ok_or(GatewayError::RouteNotFound)?;
     let prefix_len = 1 + heads[0].len() + 1 + heads[1].len() + 1 + heads[2].len();
-    Ok(ServicePath {
-        opd: heads[0],
-        service: heads[1],
-        major,
-        rest: &path[prefix_len..],
-    })
+    Ok(ServicePath { opd: heads[0], service: heads[1], major, rest: &path[prefix_len..] })
 }
 
 /// `v1`, `v2`, ... (no leading zeros).
@@ -79,11 +70,7 @@ fn check_segment(segment: &str) -> Result<(), GatewayError> {
                     i += 3;
                     (hi * 16 + lo) as u8
                 }
-                _ => {
-                    return Err(GatewayError::InvalidPath {
-                        reason: "malformed percent-encoding",
-                    })
-                }
+                _ => return Err(GatewayError::InvalidPath { reason: "malformed percent-encoding" }),
             }
         } else {
             i += 1;
@@ -91,24 +78,16 @@ fn check_segment(segment: &str) -> Result<(), GatewayError> {
         };
         match b {
             b'/' | b'\\' => {
-                return Err(GatewayError::InvalidPath {
-                    reason: "encoded `/` or `\\` inside a path segment",
-                })
+                return Err(GatewayError::InvalidPath { reason: "encoded `/` or `\\` inside a path segment" })
             }
-            0..=0x1f | 0x7f => {
-                return Err(GatewayError::InvalidPath {
-                    reason: "control characters in the path",
-                })
-            }
+            0..=0x1f | 0x7f => return Err(GatewayError::InvalidPath { reason: "control characters in the path" }),
             b'.' => dots += 1,
             _ => {}
         }
         decoded_len += 1;
     }
     if decoded_len == dots && dots <= 2 {
-        return Err(GatewayError::InvalidPath {
-            reason: "`.` and `..` segments are not allowed",
-        });
+        return Err(GatewayError::InvalidPath { reason: "`.` and `..` segments are not allowed" });
     }
     Ok(())
 }
@@ -126,18 +105,13 @@ mod tests {
     use super::*;
 
     fn code(path: &str) -> &'static str {
-        split_service_path(path)
-            .map(|_| "ok")
-            .unwrap_or_else(|e| e.code())
+        split_service_path(path).map(|_| "ok").unwrap_or_else(|e| e.code())
     }
 
     #[test]
     fn splits_the_service_address() {
         let p = split_service_path("/dinkes/rekam-medis/v2/pasien/12").unwrap();
-        assert_eq!(
-            (p.opd, p.service, p.major, p.rest),
-            ("dinkes", "rekam-medis", 2, "/pasien/12")
-        );
+        assert_eq!((p.opd, p.service, p.major, p.rest), ("dinkes", "rekam-medis", 2, "/pasien/12"));
         let p = split_service_path("/dinkes/rekam-medis/v1").unwrap();
         assert_eq!(p.rest, "");
         let p = split_service_path("/dinkes/rekam-medis/v1/").unwrap();
@@ -165,13 +139,7 @@ mod tests {
 
     #[test]
     fn incomplete_addresses_are_not_found() {
-        for path in [
-            "/",
-            "/dinkes",
-            "/dinkes/rekam-medis",
-            "/dinkes/rekam-medis/x1",
-            "/dinkes/rekam-medis/v01",
-        ] {
+        for path in ["/", "/dinkes", "/dinkes/rekam-medis", "/dinkes/rekam-medis/x1", "/dinkes/rekam-medis/v01"] {
             assert_eq!(code(path), "route.not_found", "{path}");
         }
     }

@@ -28,10 +28,7 @@ impl DirStore {
     /// When the directory is missing or holds no document, writes the baseline policy set shipped in the binary.
     /// Returns how many documents were written.
     pub fn seed_baseline_if_empty(&self) -> Result<usize, StoreError> {
-        let has_documents = self
-            .list()
-            .map(|(docs, _)| !docs.is_empty())
-            .unwrap_or(false);
+        let has_documents = self.list().map(|(docs, _)| !docs.is_empty()).unwrap_or(false);
         if has_documents {
             return Ok(0);
         }
@@ -46,23 +43,12 @@ impl DirStore {
     }
 
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-        move |source| StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        move |source| StoreError::Io { path: path.to_path_buf(), source }
     }
 
-    fn walk(
-        &self,
-        dir: &Path,
-        out: &mut Vec<StoredDocument>,
-        notes: &mut Vec<Diagnostic>,
-    ) -> Result<(), StoreError> {
-        let mut entries: Vec<PathBuf> = fs::read_dir(dir)
-            .map_err(Self::io(dir))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .collect();
+    fn walk(&self, dir: &Path, out: &mut Vec<StoredDocument>, notes: &mut Vec<Diagnostic>) -> Result<(), StoreError> {
+        let mut entries: Vec<PathBuf> =
+            fs::read_dir(dir).map_err(Self::io(dir))?.filter_map(Result::ok).map(|e| e.path()).collect();
         entries.sort();
         for path in entries {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -76,11 +62,7 @@ impl DirStore {
             if path.extension().and_then(|e| e.to_str()) != Some("toml") {
                 continue;
             }
-            let key = path
-                .strip_prefix(&self.root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
+            let key = path.strip_prefix(&self.root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
             let origin = path.display().to_string();
             let Some(kind) = DocumentKind::of_key(&key) else {
                 notes.push(Diagnostic::warning(
@@ -90,12 +72,7 @@ impl DirStore {
                 continue;
             };
             match fs::read_to_string(&path) {
-                Ok(text) => out.push(StoredDocument {
-                    kind,
-                    key,
-                    origin,
-                    text,
-                }),
+                Ok(text) => out.push(StoredDocument { kind, key, origin, text }),
                 Err(e) => notes.push(Diagnostic::error(&origin, format!("cannot read: {e}"))),
             }
         }
@@ -120,11 +97,7 @@ impl DocumentStore for DirStore {
         let folder = target.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&folder).map_err(Self::io(&folder))?;
         let file_name = target.file_name().and_then(|n| n.to_str()).unwrap_or("doc");
-        let temp = folder.join(format!(
-            ".{file_name}.tmp-{}-{:08x}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
+        let temp = folder.join(format!(".{file_name}.tmp-{}-{:08x}", std::process::id(), fastrand::u32(..)));
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(&temp)?;
             f.write_all(text.as_bytes())?;
@@ -135,10 +108,7 @@ impl DocumentStore for DirStore {
         };
         write().map_err(|e| {
             let _ = fs::remove_file(&temp);
-            StoreError::Io {
-                path: target.clone(),
-                source: e,
-            }
+            StoreError::Io { path: target.clone(), source: e }
         })
     }
 
@@ -147,9 +117,7 @@ impl DocumentStore for DirStore {
         let target = self.root.join(key);
         fs::remove_file(&target).map_err(Self::io(&target))?;
         if let Some(folder) = target.parent() {
-            fs::File::open(folder)
-                .and_then(|f| f.sync_all())
-                .map_err(Self::io(folder))?;
+            fs::File::open(folder).and_then(|f| f.sync_all()).map_err(Self::io(folder))?;
         }
         Ok(())
     }
@@ -171,12 +139,7 @@ mod tests {
     fn put_is_atomic_and_listable() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
-        store
-            .put(
-                "opds/dinkes.toml",
-                "id = \"dinkes\"\nname = \"Dinas Kesehatan\"\n",
-            )
-            .unwrap();
+        store.put("opds/dinkes.toml", "id = \"dinkes\"\nname = \"Dinas Kesehatan\"\n").unwrap();
         let (docs, notes) = store.list().unwrap();
         assert!(notes.is_empty());
         assert_eq!(docs.len(), 1);
@@ -190,14 +153,7 @@ mod tests {
     fn keys_cannot_escape_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
-        for key in [
-            "../x.toml",
-            "opds/../../x.toml",
-            "/etc/x.toml",
-            "opds/x.txt",
-            "other/x.toml",
-            "opds//x.toml",
-        ] {
+        for key in ["../x.toml", "opds/../../x.toml", "/etc/x.toml", "opds/x.txt", "other/x.toml", "opds//x.toml"] {
             assert!(store.put(key, "").is_err(), "{key} must be refused");
         }
     }

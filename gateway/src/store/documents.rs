@@ -78,6 +78,12 @@ pub struct UpstreamDoc {
     pub eject_after_failures: u32,
     #[serde(default = "default_eject_for")]
     pub eject_for: HumanDuration,
+    /// PEM certificate the gateway presents to an HTTPS upstream that requires mTLS (relative to the config file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<std::path::PathBuf>,
+    /// PEM key of `client_cert_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<std::path::PathBuf>,
 }
 
 /// Load-balancing strategy across a service's endpoints.

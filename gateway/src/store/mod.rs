@@ -37,14 +37,9 @@ impl DocumentKind {
     /// The kind a store key (`services/dinkes/rekam-medis.toml`) belongs to.
     pub fn of_key(key: &str) -> Option<DocumentKind> {
         let folder = key.split('/').next()?;
-        [
-            DocumentKind::Opd,
-            DocumentKind::Service,
-            DocumentKind::Client,
-            DocumentKind::Grant,
-        ]
-        .into_iter()
-        .find(|k| k.folder() == folder)
+        [DocumentKind::Opd, DocumentKind::Service, DocumentKind::Client, DocumentKind::Grant]
+            .into_iter()
+            .find(|k| k.folder() == folder)
     }
 }
 
@@ -76,10 +71,7 @@ pub enum StoreError {
     #[error("store key `{key}` is not valid: {reason}")]
     InvalidKey { key: String, reason: &'static str },
     #[error("store I/O on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// A place documents are kept. Implementations must make `put` atomic: a reader sees the old or the new text,
@@ -112,59 +104,43 @@ pub fn load_documents(store: &dyn DocumentStore) -> (Documents, Vec<Diagnostic>)
     let mut docs = Documents::default();
     let (stored, mut problems) = match store.list() {
         Ok(listing) => listing,
-        Err(e) => {
-            return (
-                docs,
-                vec![Diagnostic::error(store.describe(), e.to_string())],
-            )
-        }
+        Err(e) => return (docs, vec![Diagnostic::error(store.describe(), e.to_string())]),
     };
     for d in stored {
         let origin = d.origin.clone();
         let result = match d.kind {
-            DocumentKind::Opd => validate::parse_document::<OpdDoc>(d.kind, &origin, &d.text)
-                .and_then(|doc| {
-                    expect_key(&d, &format!("opds/{}.toml", doc.id), "id")?;
-                    docs.opds.push((origin.clone(), doc));
-                    Ok(())
-                }),
-            DocumentKind::Service => {
-                validate::parse_document::<ServiceDoc>(d.kind, &origin, &d.text).and_then(|doc| {
-                    let folder = format!("services/{}/", doc.opd);
-                    if !d.key.starts_with(&folder) || d.key[folder.len()..].contains('/') {
-                        return Err(vec![Diagnostic::error(
-                            &origin,
-                            format!(
-                                "a service of OPD `{}` belongs in folder `{folder}`",
-                                doc.opd
-                            ),
-                        )]);
-                    }
-                    docs.services.push((origin.clone(), doc));
-                    Ok(())
-                })
-            }
-            DocumentKind::Client => validate::parse_document::<ClientDoc>(d.kind, &origin, &d.text)
-                .and_then(|doc| {
-                    expect_key(&d, &format!("clients/{}.toml", doc.id), "id")?;
-                    if !doc.id.starts_with(&format!("{}/", doc.opd)) {
-                        return Err(vec![Diagnostic::error(
-                            &origin,
-                            format!(
-                                "client id `{}` must start with its OPD `{}/`",
-                                doc.id, doc.opd
-                            ),
-                        )]);
-                    }
-                    docs.clients.push((origin.clone(), doc));
-                    Ok(())
-                }),
-            DocumentKind::Grant => validate::parse_document::<GrantDoc>(d.kind, &origin, &d.text)
-                .and_then(|doc| {
-                    expect_key(&d, &format!("grants/{}.toml", doc.id), "id")?;
-                    docs.grants.push((origin.clone(), doc));
-                    Ok(())
-                }),
+            DocumentKind::Opd => validate::parse_document::<OpdDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                expect_key(&d, &format!("opds/{}.toml", doc.id), "id")?;
+                docs.opds.push((origin.clone(), doc));
+                Ok(())
+            }),
+            DocumentKind::Service => validate::parse_document::<ServiceDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                let folder = format!("services/{}/", doc.opd);
+                if !d.key.starts_with(&folder) || d.key[folder.len()..].contains('/') {
+                    return Err(vec![Diagnostic::error(
+                        &origin,
+                        format!("a service of OPD `{}` belongs in folder `{folder}`", doc.opd),
+                    )]);
+                }
+                docs.services.push((origin.clone(), doc));
+                Ok(())
+            }),
+            DocumentKind::Client => validate::parse_document::<ClientDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                expect_key(&d, &format!("clients/{}.toml", doc.id), "id")?;
+                if !doc.id.starts_with(&format!("{}/", doc.opd)) {
+                    return Err(vec![Diagnostic::error(
+                        &origin,
+                        format!("client id `{}` must start with its OPD `{}/`", doc.id, doc.opd),
+                    )]);
+                }
+                docs.clients.push((origin.clone(), doc));
+                Ok(())
+            }),
+            DocumentKind::Grant => validate::parse_document::<GrantDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                expect_key(&d, &format!("grants/{}.toml", doc.id), "id")?;
+                docs.grants.push((origin.clone(), doc));
+                Ok(())
+            }),
         };
         if let Err(mut found) = result {
             problems.append(&mut found);
@@ -179,34 +155,22 @@ fn expect_key(d: &StoredDocument, expected: &str, field: &str) -> Result<(), Vec
     } else {
         Err(vec![Diagnostic::error(
             &d.origin,
-            format!(
-                "the {} `{field}` says this document belongs at `{expected}`, but it is at `{}`",
-                d.kind, d.key
-            ),
+            format!("the {} `{field}` says this document belongs at `{expected}`, but it is at `{}`", d.kind, d.key),
         )])
     }
 }
 
 /// Checks a store key: relative, `/`-separated, no `.`/`..`/empty parts, ends in `.toml`, known folder.
 pub fn check_key(key: &str) -> Result<DocumentKind, StoreError> {
-    let invalid = |reason| StoreError::InvalidKey {
-        key: key.to_string(),
-        reason,
-    };
+    let invalid = |reason| StoreError::InvalidKey { key: key.to_string(), reason };
     if !key.ends_with(".toml") {
         return Err(invalid("it must end in .toml"));
     }
-    if key
-        .split('/')
-        .any(|p| p.is_empty() || p == "." || p == ".." || p.starts_with('.'))
-    {
-        return Err(invalid(
-            "it must be a relative path without empty, hidden, `.` or `..` parts",
-        ));
+    if key.split('/').any(|p| p.is_empty() || p == "." || p == ".." || p.starts_with('.')) {
+        return Err(invalid("it must be a relative path without empty, hidden, `.` or `..` parts"));
     }
     if key.contains('\\') || key.contains('\0') {
         return Err(invalid("it must not contain `\\` or NUL"));
     }
-    DocumentKind::of_key(key)
-        .ok_or_else(|| invalid("its first folder must be opds, services, clients or grants"))
+    DocumentKind::of_key(key).ok_or_else(|| invalid("its first folder must be opds, services, clients or grants"))
 }

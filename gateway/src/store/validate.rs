@@ -51,27 +51,11 @@ fn validators() -> &'static Validators {
 }
 
 /// Parses and checks one document of `kind`. `origin` names it in diagnostics.
-pub fn parse_document<T: DeserializeOwned>(
-    kind: DocumentKind,
-    origin: &str,
-    text: &str,
-) -> Result<T, Vec<Diagnostic>> {
-    let spans = toml_edit::Document::parse(text).map_err(|e| {
-        vec![Diagnostic::error_at(
-            origin,
-            text,
-            e.span(),
-            format!("invalid TOML: {}", e.message()),
-        )]
-    })?;
-    let value: serde_json::Value = toml::from_str(text).map_err(|e| {
-        vec![Diagnostic::error_at(
-            origin,
-            text,
-            e.span(),
-            format!("invalid TOML: {}", e.message()),
-        )]
-    })?;
+pub fn parse_document<T: DeserializeOwned>(kind: DocumentKind, origin: &str, text: &str) -> Result<T, Vec<Diagnostic>> {
+    let spans = toml_edit::Document::parse(text)
+        .map_err(|e| vec![Diagnostic::error_at(origin, text, e.span(), format!("invalid TOML: {}", e.message()))])?;
+    let value: serde_json::Value = toml::from_str(text)
+        .map_err(|e| vec![Diagnostic::error_at(origin, text, e.span(), format!("invalid TOML: {}", e.message()))])?;
     let validator = match kind {
         DocumentKind::Opd => &validators().opd,
         DocumentKind::Service => &validators().service,
@@ -85,18 +69,13 @@ pub fn parse_document<T: DeserializeOwned>(
             .map(|error| {
                 let pointer = error.instance_path.as_str().to_string();
                 let span = locate_pointer(spans.as_table(), &pointer);
-                let place = if pointer.is_empty() {
-                    String::from("document")
-                } else {
-                    format!("`{pointer}`")
-                };
+                let place = if pointer.is_empty() { String::from("document") } else { format!("`{pointer}`") };
                 Diagnostic::error_at(origin, text, span, format!("{place}: {error}"))
             })
             .collect();
         return Err(problems);
     }
-    serde_json::from_value(value)
-        .map_err(|e| vec![Diagnostic::error(origin, format!("invalid {kind}: {e}"))])
+    serde_json::from_value(value).map_err(|e| vec![Diagnostic::error(origin, format!("invalid {kind}: {e}"))])
 }
 
 /// A place in a parsed TOML document that a JSON pointer can step through.
@@ -124,9 +103,7 @@ fn locate_pointer(root: &toml_edit::Table, pointer: &str) -> Option<Range<usize>
                 best = k.span().or(best.take());
                 Node::Item(v)
             }),
-            Node::Item(toml_edit::Item::ArrayOfTables(a)) => {
-                index.and_then(|i| a.get(i)).map(Node::Table)
-            }
+            Node::Item(toml_edit::Item::ArrayOfTables(a)) => index.and_then(|i| a.get(i)).map(Node::Table),
             Node::Item(toml_edit::Item::Value(v)) | Node::Value(v) => match v {
                 toml_edit::Value::Array(a) => index.and_then(|i| a.get(i)).map(Node::Value),
                 toml_edit::Value::InlineTable(t) => t.get(&segment).map(Node::Value),
@@ -175,36 +152,25 @@ path = "/x"
 
     #[test]
     fn schema_errors_point_at_their_lines() {
-        let errs =
-            parse_document::<ServiceDoc>(DocumentKind::Service, "s.toml", SERVICE).unwrap_err();
+        let errs = parse_document::<ServiceDoc>(DocumentKind::Service, "s.toml", SERVICE).unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
         let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
         assert!(lines.contains(&8), "{errs:?}");
         assert!(lines.contains(&16), "{errs:?}");
-        assert!(
-            errs.iter()
-                .any(|e| e.message.contains("/upstream/endpoints/1")),
-            "{errs:?}"
-        );
+        assert!(errs.iter().any(|e| e.message.contains("/upstream/endpoints/1")), "{errs:?}");
     }
 
     #[test]
     fn syntax_errors_have_a_line() {
-        let errs = parse_document::<ServiceDoc>(
-            DocumentKind::Service,
-            "s.toml",
-            "opd = \"x\"\nname = = 3\n",
-        )
-        .unwrap_err();
+        let errs =
+            parse_document::<ServiceDoc>(DocumentKind::Service, "s.toml", "opd = \"x\"\nname = = 3\n").unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].line, 2, "{errs:?}");
     }
 
     #[test]
     fn valid_document_parses() {
-        let fixed = SERVICE
-            .replace("ftp://nope", "http://127.0.0.1:2")
-            .replace("Bad Id", "ok");
+        let fixed = SERVICE.replace("ftp://nope", "http://127.0.0.1:2").replace("Bad Id", "ok");
         let doc = parse_document::<ServiceDoc>(DocumentKind::Service, "s.toml", &fixed).unwrap();
         assert_eq!(doc.operations.len(), 2);
         assert_eq!(doc.key(), "dinkes/rekam-medis/v1");

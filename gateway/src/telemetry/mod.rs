@@ -12,17 +12,9 @@ pub fn init_logging(config: &LogConfig) -> bool {
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     match config.format {
         LogFormat::Human => builder.with_target(true).try_init().is_ok(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init()
-            .is_ok(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init().is_ok(),
     }
 }

@@ -1,0 +1,120 @@
+//! What a verified client certificate says about its holder. Parsed once per connection (after rustls has
+//! verified the chain, validity and revocation), then matched per request against the `Client` documents of
+//! the current snapshot by SHA-256 fingerprint, SPIFFE URI SAN or subject DN, in that order. Matching per
+//! request (a few hash lookups) is what makes a disabled client or a new CRL bite on connections that are
+//! already open.
+
+use ring::digest;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// The parts of a client's end-entity certificate the gateway uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// SHA-256 of the DER certificate, lower-case hex without separators.
+    pub fingerprint: Box<str>,
+    /// URI SANs of the form `spiffe://...`.
+    pub spiffe: Box<[Box<str>]>,
+    /// The subject DN in canonical form (see [`canonical_dn`]).
+    pub subject: Box<str>,
+    /// Raw DER of the issuer name and the serial number, to match CRL entries.
+    pub issuer: Box<[u8]>,
+    pub serial: Box<[u8]>,
+}
+
+impl PeerCertificate {
+    /// Parses a DER certificate.
+    pub fn parse(der: &[u8]) -> Result<Self, String> {
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unreadable client certificate: {e}"))?;
+        let spiffe = match cert.subject_alternative_name() {
+            Ok(Some(san)) => san
+                .value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some(Box::<str>::from(*uri)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Box::default(),
+        };
+        Ok(Self {
+            fingerprint: hex(digest::digest(&digest::SHA256, der).as_ref()).into(),
+            spiffe,
+            subject: canonical_dn(&cert.subject().to_string()).into(),
+            issuer: cert.issuer().as_raw().into(),
+            serial: cert.raw_serial().into(),
+        })
+    }
+
+    /// The serial number as lower-case hex (for logs and `penghubung ca revoke`).
+    pub fn serial_hex(&self) -> String {
+        hex(&self.serial)
+    }
+}
+
+/// A subject DN in a form that compares equal however it was written: attributes `TYPE=value`, types upper
+/// case, spaces around separators removed, attributes sorted. `CN=app, O=Pemkab` and `O=Pemkab,CN=app` match.
+pub fn canonical_dn(text: &str) -> String {
+    let mut parts: Vec<String> = text
+        .split(',')
+        .filter_map(|part| {
+            let (kind, value) = part.split_once('=')?;
+            Some(format!("{}={}", kind.trim().to_ascii_uppercase(), value.trim()))
+        })
+        .collect();
+    parts.sort();
+    parts.join(",")
+}
+
+/// A SHA-256 fingerprint as lower-case hex without separators (`AB:CD:...` and `abcd...` both accepted).
+pub fn canonical_fingerprint(text: &str) -> String {
+    text.chars().filter(|c| *c != ':').flat_map(char::to_lowercase).collect()
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinguished_names_compare_in_any_order_and_spacing() {
+        assert_eq!(
+            canonical_dn("CN=app, O=Pemkab Lampung Timur, C=ID"),
+            canonical_dn("c=ID,O=Pemkab Lampung Timur,CN=app")
+        );
+        assert_ne!(canonical_dn("CN=app,O=A"), canonical_dn("CN=app,O=B"));
+    }
+
+    #[test]
+    fn fingerprints_accept_colons_and_case() {
+        assert_eq!(canonical_fingerprint("AB:cd:01"), "abcd01");
+    }
+
+    #[test]
+    fn certificates_yield_spiffe_subject_fingerprint_and_serial() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "simpus");
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "Dinas Kesehatan");
+        params.subject_alt_names =
+            vec![rcgen::SanType::URI("spiffe://example.go.id/opd/dinkes/app/simpus".try_into().unwrap())];
+        params.serial_number = Some(rcgen::SerialNumber::from(vec![0x01, 0x02]));
+        let cert = params.self_signed(&key).unwrap();
+        let peer = PeerCertificate::parse(cert.der()).unwrap();
+        assert_eq!(&*peer.spiffe, [Box::from("spiffe://example.go.id/opd/dinkes/app/simpus")]);
+        assert_eq!(&*peer.subject, canonical_dn("O=Dinas Kesehatan, CN=simpus"));
+        assert_eq!(peer.fingerprint.len(), 64);
+        assert_eq!(peer.serial_hex(), "0102");
+    }
+}
