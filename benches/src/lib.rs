@@ -1,1 +1,13 @@
-//! Shared code of the benchmarks.
+//! Shared code of Penghubung's benchmarks. Nothing here is timed by itself:
+//!
+//! * [`corpus`]: the synthetic 1,000-service document set used by the criterion benchmarks in
+//!   `benches/routing.rs` (`cargo bench -p penghubung-benches --bench routing`).
+//! * [`upstream`], [`peers`], [`loadgen`], [`report`]: the pieces of the load harness `src/bin/load.rs`, which
+//!   compares requests/s and latency of direct calls, Penghubung, nginx and haproxy against one upstream
+//!   (`cargo build --release -p penghubung && cargo run -p penghubung-benches --release --bin load`).
+
+pub mod corpus;
+pub mod loadgen;
+pub mod peers;
+pub mod report;
+pub mod upstream;

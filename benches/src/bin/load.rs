@@ -1,3 +1,266 @@
-//! Placeholder until the benchmark lands.
+//! Load harness: how much throughput and latency Penghubung costs compared with calling the upstream directly
+//! and with nginx and haproxy doing the same job, all measured in ONE run against the same upstream.
+//!
+//! It starts an in-process upstream (fixed body, HTTP/1.1 keep-alive, its own thread), the `penghubung`
+//! release binary as a child process (one route `/bench/echo/v1/anything` to that upstream), and nginx and
+//! haproxy when installed; then, per target, a short warm-up and a closed-loop measurement with `wrk` (or the
+//! built-in hyper client when `wrk` is missing), and prints req/s, p50, p99 and ratios. Every child process is
+//! stopped when the harness ends, also on error.
+//!
+//! Run:
+//!
+//! ```text
+//! cargo build --release -p penghubung
+//! cargo run -p penghubung-benches --release --bin load -- [--duration 10s] [--connections 64] [--threads 1]
+//!     [--body 1024] [--warmup 2s] [--rounds 1] [--load-threads 1] [--generator auto|wrk|hyper]
+//!     [--skip-nginx] [--skip-haproxy] [--gateway PATH]
+//! ```
+//!
+//! Peers: `apt-get install -y nginx haproxy wrk` (Debian). Each is optional; a missing one is reported and
+//! skipped.
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use penghubung::config::units::{parse_bytes, parse_duration};
+use penghubung_benches::loadgen::{self, Generator, Load, Stats};
+use penghubung_benches::peers::{self, Peer, BENCH_PATH};
+use penghubung_benches::report::{self, Row};
+use penghubung_benches::upstream::Upstream;
+
+const USAGE: &str = "\
+usage: load [options]
+
+Measures direct → upstream, Penghubung, nginx and haproxy in one run and prints a table.
+
+options:
+  --duration D        measured time per target (default 10s; units ms, s, m)
+  --warmup D          warm-up per target before measuring (default 2s)
+  --connections N     concurrent keep-alive connections (default 64)
+  --threads N         worker threads of Penghubung, nginx worker_processes, haproxy nbthread (default 1)
+  --load-threads N    threads of the load generator (default 1)
+  --body SIZE         upstream response body (default 1024; also 1KiB, 16KiB)
+  --rounds N          measure every target N times, interleaved; report each target's median round (default 1)
+  --generator G       auto (wrk when on PATH, else hyper), wrk or hyper (default auto)
+  --gateway PATH      the penghubung binary (default: target/release/penghubung next to this program)
+  --skip-nginx        do not run nginx
+  --skip-haproxy      do not run haproxy
+  -h, --help          this text
+";
+
+struct Args {
+    duration: Duration,
+    warmup: Duration,
+    connections: usize,
+    threads: usize,
+    load_threads: usize,
+    body: usize,
+    rounds: usize,
+    generator: String,
+    gateway: Option<PathBuf>,
+    skip_nginx: bool,
+    skip_haproxy: bool,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut args = Args {
+        duration: Duration::from_secs(10),
+        warmup: Duration::from_secs(2),
+        connections: 64,
+        threads: 1,
+        load_threads: 1,
+        body: 1024,
+        rounds: 1,
+        generator: "auto".into(),
+        gateway: None,
+        skip_nginx: false,
+        skip_haproxy: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{flag} needs a value"));
+        let count = |text: String, flag: &str| -> Result<usize, String> {
+            match text.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("{flag} needs a whole number above 0, not `{text}`")),
+            }
+        };
+        match flag.as_str() {
+            "--duration" => args.duration = parse_duration(&value()?)?,
+            "--warmup" => args.warmup = parse_duration(&value()?)?,
+            "--connections" => args.connections = count(value()?, &flag)?,
+            "--threads" => args.threads = count(value()?, &flag)?,
+            "--load-threads" => args.load_threads = count(value()?, &flag)?,
+            "--rounds" => args.rounds = count(value()?, &flag)?,
+            "--body" => args.body = parse_bytes(&value()?)? as usize,
+            "--generator" => args.generator = value()?,
+            "--gateway" => args.gateway = Some(PathBuf::from(value()?)),
+            "--skip-nginx" => args.skip_nginx = true,
+            "--skip-haproxy" => args.skip_haproxy = true,
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
+        }
+    }
+    if args.duration.is_zero() {
+        return Err("--duration must be above zero".into());
+    }
+    Ok(Some(args))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Every child process lives inside `run`; they are all stopped before we get here.
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A measured target: its name, address and (for proxies) the process behind it.
+struct Target {
+    name: &'static str,
+    addr: std::net::SocketAddr,
+    _peer: Option<Peer>,
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let gateway = match &args.gateway {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find this program's path: {e}"))?
+            .parent()
+            .map(|dir| dir.join("penghubung"))
+            .unwrap_or_else(|| PathBuf::from("penghubung")),
+    };
+    if !gateway.is_file() {
+        return Err(format!(
+            "the gateway binary {} is missing: run `cargo build --release -p penghubung` first (or pass --gateway PATH)",
+            gateway.display()
+        ));
+    }
+    let generator = match args.generator.as_str() {
+        "hyper" => Generator::Hyper,
+        "wrk" => Generator::Wrk(
+            peers::find_program("wrk").ok_or("--generator wrk: wrk is not on PATH (apt-get install -y wrk)")?,
+        ),
+        "auto" => peers::find_program("wrk").map_or(Generator::Hyper, Generator::Wrk),
+        other => return Err(format!("--generator must be auto, wrk or hyper, not `{other}`")),
+    };
+
+    let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
+    println!("Penghubung load harness");
+    println!(
+        "  machine: {} cores | proxies: {} thread(s) | load: {} connection(s), {} generator thread(s), {:?} per target after {:?} warm-up, {} round(s)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.threads,
+        args.connections,
+        args.load_threads,
+        args.duration,
+        args.warmup,
+        args.rounds,
+    );
+    println!("  upstream: {} (in-process, {} byte body)", upstream.addr(), args.body);
+    println!("  generator: {}", generator.describe());
+
+    let mut targets = vec![Target { name: report::DIRECT, addr: upstream.addr(), _peer: None }];
+    let peer = peers::start_penghubung(&gateway, args.threads, upstream.addr())?;
+    println!("  penghubung: {} ({})", peer.addr, gateway.display());
+    targets.push(Target { name: "penghubung", addr: peer.addr, _peer: Some(peer) });
+
+    match (args.skip_nginx, peers::find_program("nginx")) {
+        (true, _) => println!("  nginx: skipped (--skip-nginx)"),
+        (false, None) => {
+            println!("  nginx: not installed, skipped (Debian: apt-get install -y nginx)")
+        }
+        (false, Some(nginx)) => {
+            let peer = peers::start_nginx(&nginx, args.threads, upstream.addr())?;
+            println!("  nginx: {} ({})", peer.addr, peers::program_version(&nginx, &["-v"]));
+            targets.push(Target { name: report::NGINX, addr: peer.addr, _peer: Some(peer) });
+        }
+    }
+    match (args.skip_haproxy, peers::find_program("haproxy")) {
+        (true, _) => println!("  haproxy: skipped (--skip-haproxy)"),
+        (false, None) => {
+            println!("  haproxy: not installed, skipped (Debian: apt-get install -y haproxy)")
+        }
+        (false, Some(haproxy)) => {
+            let peer = peers::start_haproxy(&haproxy, args.threads, upstream.addr())?;
+            println!("  haproxy: {} ({})", peer.addr, peers::program_version(&haproxy, &["-v"]));
+            targets.push(Target { name: "haproxy", addr: peer.addr, _peer: Some(peer) });
+        }
+    }
+
+    // Every target must really answer with the upstream's body before it is measured.
+    for t in &targets {
+        let (status, body) =
+            peers::http_get(t.addr, BENCH_PATH).map_err(|e| format!("{}: GET {BENCH_PATH} failed: {e}", t.name))?;
+        if status != 200 || body.len() != args.body {
+            return Err(format!(
+                "{}: GET {BENCH_PATH} answered {status} with {} bytes, expected 200 with {}",
+                t.name,
+                body.len(),
+                args.body
+            ));
+        }
+    }
+
+    let load = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
+    let warmup = Load { duration: args.warmup, ..load };
+    let mut results: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
+    println!();
+    for round in 1..=args.rounds {
+        for (t, found) in targets.iter().zip(results.iter_mut()) {
+            if !args.warmup.is_zero() {
+                loadgen::run(&generator, t.addr, BENCH_PATH, warmup)
+                    .map_err(|e| format!("{} (warm-up): {e}", t.name))?;
+            }
+            let stats = loadgen::run(&generator, t.addr, BENCH_PATH, load).map_err(|e| format!("{}: {e}", t.name))?;
+            println!(
+                "  round {round}/{}: {:<10} {:>9.0} req/s  p50 {:>9}  p99 {:>9}  errors {}",
+                args.rounds,
+                t.name,
+                stats.requests_per_sec,
+                report::format_latency(stats.p50),
+                report::format_latency(stats.p99),
+                stats.errors
+            );
+            found.push(stats);
+        }
+    }
+
+    let rows: Vec<Row> = targets
+        .iter()
+        .zip(results)
+        .map(|(t, mut rounds)| {
+            rounds.sort_by(|a, b| a.requests_per_sec.total_cmp(&b.requests_per_sec));
+            Row { target: t.name.to_string(), stats: rounds.swap_remove(rounds.len() / 2) }
+        })
+        .collect();
+    println!();
+    print!("{}", report::table(&rows));
+    if rows.iter().any(|r| r.stats.errors > 0) {
+        println!("\nwarning: some requests failed (see the errors column); those runs are not comparable");
+    }
+    // `targets` (and with it every child process) and then `upstream` are dropped here.
+    drop(targets);
+    drop(upstream);
+    Ok(())
+}

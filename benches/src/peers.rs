@@ -1,0 +1,286 @@
+//! The proxies the load harness compares, each started as a child process with a generated config in a
+//! temporary directory: Penghubung itself (the release binary), nginx and haproxy (when installed; Debian:
+//! `apt-get install -y nginx haproxy`). Every child is held by a [`ChildGuard`] that stops it when dropped —
+//! also when the harness returns early with an error or panics — so no proxy outlives a run.
+//!
+//! Used by `cargo run -p penghubung-benches --release --bin load`; measures nothing by itself.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// The path every target is asked for: the route of the bench service on Penghubung; the other targets
+/// ignore the path.
+pub const BENCH_PATH: &str = "/bench/echo/v1/anything";
+
+/// Anything that went wrong while starting or checking a peer, in words.
+pub type Error = String;
+
+/// A child process that is stopped when the guard is dropped: SIGTERM first (nginx's master then stops its
+/// workers, Penghubung drains), SIGKILL after a short grace.
+pub struct ChildGuard {
+    name: String,
+    child: Child,
+    /// The child's temporary directory (config, logs); removed after the child is gone.
+    dir: Option<TempDir>,
+}
+
+impl ChildGuard {
+    /// Spawns `command` with stdout and stderr sent to `<dir>/<name>.log`.
+    pub fn spawn(name: &str, mut command: Command, dir: TempDir) -> Result<ChildGuard, Error> {
+        let log = std::fs::File::create(dir.path().join(format!("{name}.log")))
+            .map_err(|e| format!("{name}: cannot create its log file: {e}"))?;
+        let log2 = log.try_clone().map_err(|e| format!("{name}: {e}"))?;
+        command.stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log2));
+        let child = command.spawn().map_err(|e| format!("{name}: cannot start {command:?}: {e}"))?;
+        Ok(ChildGuard { name: name.to_string(), child, dir: Some(dir) })
+    }
+
+    /// The child's temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().map_or(Path::new("."), TempDir::path)
+    }
+
+    /// The child's combined output so far (for error messages).
+    pub fn output(&self) -> String {
+        let mut text = std::fs::read_to_string(self.dir().join(format!("{}.log", self.name))).unwrap_or_default();
+        if let Ok(errors) = std::fs::read_to_string(self.dir().join("error.log")) {
+            text.push_str(&errors);
+        }
+        text
+    }
+
+    /// Waits until `GET path` on `addr` answers `200`, failing early if the child exits.
+    pub fn wait_ready(&mut self, addr: SocketAddr, path: &str, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::from("no answer yet");
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("{} exited with {status} before it was ready:\n{}", self.name, self.output()));
+            }
+            match http_get(addr, path) {
+                Ok((200, _)) => return Ok(()),
+                Ok((status, body)) => last = format!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!(
+            "{} did not answer GET {path} with 200 on {addr} within {timeout:?} (last: {last}):\n{}",
+            self.name,
+            self.output()
+        ))
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        // nginx writes its pid file; once the master is gone its workers are too. Remove the directory last.
+        drop(self.dir.take());
+    }
+}
+
+/// A free loopback port (bound and released; another process could take it in between, which is unlikely).
+pub fn free_port() -> Result<u16, Error> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// One blocking `GET` with `Connection: close`: the status and the body (assumed not chunked). Used for
+/// readiness and sanity checks only, never for load.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| invalid("no response head"))?;
+    let head = String::from_utf8_lossy(&raw[..head_end]);
+    let status =
+        head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| invalid("no status code"))?;
+    Ok((status, raw[head_end + 4..].to_vec()))
+}
+
+/// `name` on `PATH`, or in the sbin folders that a non-root `PATH` often lacks.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The first line a program prints for `args` (on stdout or stderr), e.g. its version.
+pub fn program_version(program: &Path, args: &[&str]) -> String {
+    match Command::new(program).args(args).output() {
+        Ok(out) => {
+            let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
+            String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_string()
+        }
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
+fn tempdir(name: &str) -> Result<TempDir, Error> {
+    tempfile::Builder::new()
+        .prefix(&format!("penghubung-load-{name}-"))
+        .tempdir()
+        .map_err(|e| format!("{name}: cannot create a temporary directory: {e}"))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// A started peer: its process and where it listens.
+pub struct Peer {
+    pub guard: ChildGuard,
+    pub addr: SocketAddr,
+}
+
+/// Starts the Penghubung binary at `binary` with `threads` runtime workers, one plaintext listener, logging at
+/// `warn` without access log, no file watching, and a store holding only `bench/echo` v1 → `upstream`.
+///
+/// The listener is marked `plaintext = true` (required since the data plane defaults to mTLS); a gateway built
+/// before that key existed refuses it as unknown, and is then started again without it.
+pub fn start_penghubung(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
+    match start_penghubung_with(binary, threads, upstream, true) {
+        Err(e) if e.contains("unknown field `plaintext`") => start_penghubung_with(binary, threads, upstream, false),
+        started => started,
+    }
+}
+
+fn start_penghubung_with(binary: &Path, threads: usize, upstream: SocketAddr, plaintext: bool) -> Result<Peer, Error> {
+    let dir = tempdir("penghubung")?;
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let config = dir.path().join("penghubung.toml");
+    let plaintext = if plaintext { "plaintext = true\n" } else { "" };
+    write(
+        &config,
+        &format!(
+            "# Generated by the penghubung-benches load harness.\n\
+             [[listeners]]\nname = \"bench\"\naddress = \"{addr}\"\n{plaintext}\n\
+             [store]\npath = \"policies\"\nseed_baseline = false\n\n\
+             [server]\nworker_threads = {threads}\nshutdown_grace = \"1s\"\n\n\
+             [log]\nlevel = \"warn\"\naccess_log = false\n\n\
+             [reload]\nwatch = false\n"
+        ),
+    )?;
+    let store = dir.path().join("policies");
+    write(&store.join("opds/bench.toml"), "id = \"bench\"\nname = \"Bench\"\n")?;
+    write(
+        &store.join("services/bench/echo.toml"),
+        &format!(
+            "opd = \"bench\"\nname = \"echo\"\nversion = 1\ntitle = \"echo\"\nclassification = \"terbuka\"\n\
+             status = \"active\"\n\n[upstream]\nendpoints = [\"http://{upstream}\"]\n"
+        ),
+    )?;
+    let mut command = Command::new(binary);
+    command.arg("serve").arg("--config").arg(&config).current_dir(dir.path());
+    let mut guard = ChildGuard::spawn("penghubung", command, dir)?;
+    guard.wait_ready(addr, "/_penghubung/health", Duration::from_secs(15))?;
+    Ok(Peer { guard, addr })
+}
+
+/// Starts nginx (`nginx` binary at `binary`) as a reverse proxy to `upstream` with `threads` worker processes
+/// and a keep-alive upstream pool.
+pub fn start_nginx(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
+    let dir = tempdir("nginx")?;
+    // The workers run as `nobody` when the harness runs as root: let them reach their temp folders.
+    set_mode(dir.path(), 0o755)?;
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let tmp = dir.path().display().to_string();
+    let config = dir.path().join("nginx.conf");
+    write(
+        &config,
+        &format!(
+            "# Generated by the penghubung-benches load harness.\n\
+             worker_processes {threads};\n\
+             daemon off;\n\
+             error_log {tmp}/error.log warn;\n\
+             pid {tmp}/nginx.pid;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n\
+             \x20   access_log off;\n\
+             \x20   client_body_temp_path {tmp}/client_body;\n\
+             \x20   proxy_temp_path {tmp}/proxy;\n\
+             \x20   fastcgi_temp_path {tmp}/fastcgi;\n\
+             \x20   uwsgi_temp_path {tmp}/uwsgi;\n\
+             \x20   scgi_temp_path {tmp}/scgi;\n\
+             \x20   keepalive_requests 1000000;\n\
+             \x20   upstream backend {{\n\
+             \x20       server {upstream};\n\
+             \x20       keepalive 64;\n\
+             \x20       keepalive_requests 1000000;\n\
+             \x20   }}\n\
+             \x20   server {{\n\
+             \x20       listen {addr};\n\
+             \x20       location / {{\n\
+             \x20           proxy_pass http://backend;\n\
+             \x20           proxy_http_version 1.1;\n\
+             \x20           proxy_set_header Connection \"\";\n\
+             \x20       }}\n\
+             \x20   }}\n\
+             }}\n"
+        ),
+    )?;
+    let mut command = Command::new(binary);
+    command.arg("-p").arg(dir.path()).arg("-e").arg(dir.path().join("error.log")).arg("-c").arg(&config);
+    let mut guard = ChildGuard::spawn("nginx", command, dir)?;
+    guard.wait_ready(addr, BENCH_PATH, Duration::from_secs(10))?;
+    Ok(Peer { guard, addr })
+}
+
+/// Starts haproxy (`haproxy` binary at `binary`) in HTTP mode with `threads` threads, reusing server-side
+/// connections.
+pub fn start_haproxy(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
+    let dir = tempdir("haproxy")?;
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let config = dir.path().join("haproxy.cfg");
+    write(
+        &config,
+        &format!(
+            "# Generated by the penghubung-benches load harness.\n\
+             global\n    nbthread {threads}\n    maxconn 4096\n\n\
+             defaults\n    mode http\n    option http-keep-alive\n    timeout connect 5s\n\
+             \x20   timeout client 30s\n    timeout server 30s\n    timeout http-keep-alive 30s\n\n\
+             frontend bench\n    bind {addr}\n    default_backend upstream\n\n\
+             backend upstream\n    http-reuse always\n    server s1 {upstream}\n"
+        ),
+    )?;
+    let mut command = Command::new(binary);
+    command.arg("-db").arg("-f").arg(&config);
+    let mut guard = ChildGuard::spawn("haproxy", command, dir)?;
+    guard.wait_ready(addr, BENCH_PATH, Duration::from_secs(10))?;
+    Ok(Peer { guard, addr })
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("cannot chmod {}: {e}", path.display()))
+}
