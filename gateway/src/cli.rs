@@ -189,11 +189,18 @@ fn run_ca(command: CaCommand) -> Result<(), ca::CaError> {
     Ok(())
 }
 
+/// The runtime: one thread per core by default. With exactly one worker the single-threaded scheduler is used:
+/// the same behaviour without cross-thread wake-ups (measurably faster per request).
 fn runtime(worker_threads: usize) -> tokio::runtime::Runtime {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if worker_threads > 0 {
-        builder.worker_threads(worker_threads);
-    }
+    let mut builder = if worker_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if worker_threads > 0 {
+            builder.worker_threads(worker_threads);
+        }
+        builder
+    };
     builder.enable_all().build().expect("the tokio runtime starts")
 }
 

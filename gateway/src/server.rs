@@ -264,13 +264,13 @@ async fn accept_loop(
                     tokio::spawn(async move {
                         match tls {
                             None => {
-                                let downstream = Downstream { peer, proto: "http", certificate: None };
+                                let downstream = Downstream::new(peer, "http", None);
                                 let service = GatewayService::new(shared, downstream);
                                 serve(&builder, TokioIo::new(stream), service, shutdown).await;
                             }
                             Some(tls) => {
                                 let Some((stream, certificate)) = handshake(&tls, stream, peer).await else { return };
-                                let downstream = Downstream { peer, proto: "https", certificate: Some(certificate) };
+                                let downstream = Downstream::new(peer, "https", Some(certificate));
                                 let service = GatewayService::new(shared, downstream);
                                 serve(&builder, TokioIo::new(stream), service, shutdown).await;
                             }

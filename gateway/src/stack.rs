@@ -63,9 +63,8 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let downstream = self.downstream.clone();
-        Box::pin(async move { Ok(handle(&shared, downstream, request).await) })
+        // One allocation per request: the request's whole future, built once and moved into the box once.
+        Box::pin(handle(Arc::clone(&self.shared), self.downstream.clone(), request))
     }
 }
 
@@ -79,13 +78,17 @@ struct Exchange {
     code: Option<&'static str>,
 }
 
-async fn handle(shared: &Shared, downstream: Downstream, mut request: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle(
+    shared: Arc<Shared>,
+    downstream: Downstream,
+    mut request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     let request_id = headers::request_id(request.headers());
     request.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     let method = request.method().clone();
     let mut exchange = Exchange::default();
-    let mut response = match route_and_forward(shared, &downstream, request, &mut exchange).await {
+    let mut response = match route_and_forward(&shared, &downstream, request, &mut exchange).await {
         Ok(response) => response,
         // Rescue: the only place an error becomes a response.
         Err(error) => {
@@ -109,7 +112,7 @@ async fn handle(shared: &Shared, downstream: Downstream, mut request: Request<In
             upstream = exchange.upstream.as_deref().unwrap_or("-"),
         );
     }
-    response
+    Ok(response)
 }
 
 async fn route_and_forward(
@@ -147,8 +150,9 @@ async fn route_and_forward(
         }
     }
     let (parts, body) = request.into_parts();
+    // Boxed so that the (large) forwarding state is not copied through every enclosing future.
     let (response, upstream) =
-        proxy::forward(service, parts, body, rest_offset, downstream, client.map(|c| &**c)).await?;
+        Box::pin(proxy::forward(service, parts, body, rest_offset, downstream, client.map(|c| &**c))).await?;
     exchange.upstream = Some(upstream);
     Ok(response)
 }

@@ -24,74 +24,100 @@ pub const X_PENGHUBUNG_OPD: HeaderName = HeaderName::from_static("x-penghubung-o
 /// Prefix of the headers only the gateway may set.
 pub const GATEWAY_PREFIX: &str = "x-penghubung-";
 
-/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in `Connection`.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    // Standard names compare as enum values; the two custom ones by bytes.
+    *name == CONNECTION
+        || *name == TE
+        || *name == TRAILER
+        || *name == TRANSFER_ENCODING
+        || *name == UPGRADE
+        || *name == PROXY_AUTHENTICATE
+        || *name == PROXY_AUTHORIZATION
+        || *name == KEEP_ALIVE
+        || *name == PROXY_CONNECTION
+}
+
+fn is_gateway_header(name: &HeaderName) -> bool {
+    name.as_str().starts_with(GATEWAY_PREFIX)
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in `Connection`. One pass over the
+/// names; nothing is removed (or hashed) when none is present, which is the common case.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(CONNECTION) {
-        let named: Vec<HeaderName> = headers
+    remove_matching(headers, is_hop_by_hop);
+}
+
+/// Removes hop-by-hop headers and every header a caller may not set (`X-Penghubung-*`), in one pass.
+pub fn scrub_request(headers: &mut HeaderMap) {
+    remove_matching(headers, |name| is_hop_by_hop(name) || is_gateway_header(name));
+}
+
+fn remove_matching(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    if !headers.keys().any(&doomed) {
+        return;
+    }
+    let mut names: Vec<HeaderName> = headers.keys().filter(|k| doomed(k)).cloned().collect();
+    names.extend(
+        headers
             .get_all(CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-        headers.remove(CONNECTION);
-    }
-    for name in
-        [KEEP_ALIVE, PROXY_CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE]
-    {
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok()),
+    );
+    for name in names {
         headers.remove(name);
     }
 }
 
-/// Removes every header a caller may not set: `X-Penghubung-*`.
-pub fn remove_gateway_headers(headers: &mut HeaderMap) {
-    if headers.keys().any(|k| k.as_str().starts_with(GATEWAY_PREFIX)) {
-        let names: Vec<HeaderName> =
-            headers.keys().filter(|k| k.as_str().starts_with(GATEWAY_PREFIX)).cloned().collect();
-        for name in names {
-            headers.remove(name);
+/// The forwarding facts of one connection, computed once when it is accepted.
+#[derive(Clone, Debug)]
+pub struct ForwardedFor {
+    /// `X-Forwarded-For`: the peer's IP.
+    ip: HeaderValue,
+    /// `Forwarded` without the host: `for=10.1.2.3;proto=https`.
+    base: HeaderValue,
+    proto: &'static str,
+}
+
+impl ForwardedFor {
+    pub fn new(peer: SocketAddr, proto: &'static str) -> Self {
+        let ip = peer.ip();
+        let base =
+            if ip.is_ipv6() { format!("for=\"[{ip}]\";proto={proto}") } else { format!("for={ip};proto={proto}") };
+        Self {
+            ip: HeaderValue::try_from(ip.to_string()).expect("an IP address is a valid header value"),
+            base: HeaderValue::try_from(base).expect("for/proto is a valid header value"),
+            proto,
         }
     }
 }
 
 /// Sets `X-Forwarded-For/-Proto/-Host` and `Forwarded` from what the gateway saw, replacing any sent by the caller.
 /// `original_host` is the Host (or `:authority`) the caller used.
-pub fn set_forwarded(
-    headers: &mut HeaderMap,
-    peer: SocketAddr,
-    proto: &'static str,
-    original_host: Option<&HeaderValue>,
-) {
-    let ip = peer.ip();
-    if let Ok(v) = HeaderValue::try_from(ip.to_string()) {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    headers.remove(X_FORWARDED_HOST);
-    let forwarded = match original_host.and_then(|h| h.to_str().ok()).filter(|h| is_token_safe(h)) {
+pub fn set_forwarded(headers: &mut HeaderMap, connection: &ForwardedFor, original_host: Option<&HeaderValue>) {
+    headers.insert(X_FORWARDED_FOR, connection.ip.clone());
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(connection.proto));
+    match original_host.filter(|h| is_token_safe(h.as_bytes())) {
         Some(host) => {
-            if let Ok(v) = HeaderValue::from_str(host) {
-                headers.insert(X_FORWARDED_HOST, v);
-            }
-            if ip.is_ipv6() {
-                format!("for=\"[{ip}]\";proto={proto};host={host}")
-            } else {
-                format!("for={ip};proto={proto};host={host}")
+            headers.insert(X_FORWARDED_HOST, host.clone());
+            let mut value = Vec::with_capacity(connection.base.len() + 6 + host.len());
+            value.extend_from_slice(connection.base.as_bytes());
+            value.extend_from_slice(b";host=");
+            value.extend_from_slice(host.as_bytes());
+            if let Ok(v) = HeaderValue::from_bytes(&value) {
+                headers.insert(FORWARDED, v);
             }
         }
-        None if ip.is_ipv6() => format!("for=\"[{ip}]\";proto={proto}"),
-        None => format!("for={ip};proto={proto}"),
-    };
-    if let Ok(v) = HeaderValue::try_from(forwarded) {
-        headers.insert(FORWARDED, v);
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+            headers.insert(FORWARDED, connection.base.clone());
+        }
     }
 }
 
-fn is_token_safe(host: &str) -> bool {
-    !host.is_empty() && host.len() <= 255 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+fn is_token_safe(host: &[u8]) -> bool {
+    !host.is_empty() && host.len() <= 255 && host.iter().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(b))
 }
 
 /// The caller's `X-Request-Id` when it is 1..=128 characters of `[A-Za-z0-9._-]`, otherwise a new one.
@@ -171,6 +197,10 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+        let mut untouched = HeaderMap::new();
+        untouched.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut untouched);
+        assert_eq!(untouched.len(), 1);
     }
 
     #[test]
@@ -179,7 +209,8 @@ mod tests {
         h.insert("x-penghubung-client", HeaderValue::from_static("dinkes/forged"));
         h.insert("X-Penghubung-Opd", HeaderValue::from_static("dinkes"));
         h.insert("x-other", HeaderValue::from_static("1"));
-        remove_gateway_headers(&mut h);
+        h.insert("te", HeaderValue::from_static("trailers"));
+        scrub_request(&mut h);
         assert_eq!(h.len(), 1);
     }
 
@@ -188,7 +219,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
         let host = HeaderValue::from_static("gw.example:8080");
-        set_forwarded(&mut h, "10.1.2.3:5555".parse().unwrap(), "http", Some(&host));
+        set_forwarded(&mut h, &ForwardedFor::new("10.1.2.3:5555".parse().unwrap(), "http"), Some(&host));
         assert_eq!(h[X_FORWARDED_FOR], "10.1.2.3");
         assert_eq!(h[X_FORWARDED_PROTO], "http");
         assert_eq!(h[X_FORWARDED_HOST], "gw.example:8080");

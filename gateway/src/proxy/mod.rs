@@ -25,8 +25,14 @@ use upstream::UpstreamPool;
 #[derive(Clone, Debug)]
 pub struct Downstream {
     pub peer: SocketAddr,
-    pub proto: &'static str,
     pub certificate: Option<Arc<PeerCertificate>>,
+    forwarded: headers::ForwardedFor,
+}
+
+impl Downstream {
+    pub fn new(peer: SocketAddr, proto: &'static str, certificate: Option<Arc<PeerCertificate>>) -> Self {
+        Self { peer, certificate, forwarded: headers::ForwardedFor::new(peer, proto) }
+    }
 }
 
 /// Forwards `parts` + `body` to the service's upstream. `rest_offset` is where the path after `/v{n}` starts in
@@ -44,38 +50,44 @@ pub async fn forward(
     let rest = &original_uri.path()[rest_offset..];
     let query = original_uri.query();
     let original_host = headers::original_host(&parts.headers, &parts.uri);
-    headers::remove_hop_by_hop(&mut parts.headers);
-    headers::remove_gateway_headers(&mut parts.headers);
+    headers::scrub_request(&mut parts.headers);
     if let Some(client) = client {
         parts.headers.insert(headers::X_PENGHUBUNG_CLIENT, client.client_header.clone());
         parts.headers.insert(headers::X_PENGHUBUNG_OPD, client.opd_header.clone());
     }
-    headers::set_forwarded(&mut parts.headers, downstream.peer, downstream.proto, original_host.as_ref());
+    headers::set_forwarded(&mut parts.headers, &downstream.forwarded, original_host.as_ref());
     headers::ensure_traceparent(&mut parts.headers);
-    parts.headers.remove(HOST);
+    if pool.http2 {
+        parts.headers.remove(HOST); // HTTP/2 carries the authority in the URI
+    }
     parts.version = if pool.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
 
     let body = RequestBody::new(body, service.max_request_body);
     let retryable = is_idempotent(&parts.method) && http_body::Body::is_end_stream(&body);
-    let attempts = if retryable { 1 + pool.spec.upstream.retries as usize } else { 1 };
-    let mut tried: Vec<usize> = Vec::new();
+    let attempts = if retryable { 1 + pool.spec.upstream.retries as usize } else { 1 }.min(MAX_ATTEMPTS);
+    let mut tried = [usize::MAX; MAX_ATTEMPTS];
+    let mut tries = 0;
     let mut body = Some(body);
 
     loop {
-        let index = pool.pick(&tried).ok_or_else(|| GatewayError::UpstreamUnavailable {
+        let index = pool.pick(&tried[..tries]).ok_or_else(|| GatewayError::UpstreamUnavailable {
             service: service.key.to_string(),
             reason: "no endpoint is available".into(),
         })?;
-        tried.push(index);
+        tried[tries] = index;
+        tries += 1;
         let endpoint = &pool.endpoints[index];
         let uri = upstream_uri(endpoint, rest, query)?;
-        let last_attempt = tried.len() >= attempts || tried.len() >= pool.endpoints.len();
+        let last_attempt = tries >= attempts || tries >= pool.endpoints.len();
         let mut head = if last_attempt {
             std::mem::replace(&mut parts, Request::new(()).into_parts().0)
         } else {
             clone_parts(&parts)
         };
         head.uri = uri;
+        if !pool.http2 {
+            head.headers.insert(HOST, endpoint.host_header.clone());
+        }
         let request = Request::from_parts(head, body.take().unwrap_or_else(RequestBody::empty));
         let _in_flight = pool.start(index);
         let outcome = tokio::time::timeout(pool.spec.request_timeout, pool.client.request(request)).await;
@@ -115,6 +127,9 @@ pub async fn forward(
         }
     }
 }
+
+/// Upper bound of attempts per request (the schema allows at most 5 retries).
+const MAX_ATTEMPTS: usize = 6;
 
 fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)

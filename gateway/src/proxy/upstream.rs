@@ -28,6 +28,8 @@ pub struct Endpoint {
     pub base_path: Box<str>,
     /// The endpoint as configured, for logs.
     pub label: Arc<str>,
+    /// `Host` for HTTP/1.1 requests to this endpoint.
+    pub host_header: http::HeaderValue,
     in_flight: AtomicUsize,
     consecutive_failures: AtomicU32,
     /// Milliseconds since the pool's epoch until which the endpoint is ejected (0 = not ejected).
@@ -47,7 +49,10 @@ impl Endpoint {
             return Err(format!("endpoint `{url}` must not have a query"));
         }
         let base_path = uri.path().trim_end_matches('/').into();
+        let host_header = http::HeaderValue::from_str(authority.as_str())
+            .map_err(|_| format!("endpoint `{url}` has a host that cannot be a header"))?;
         Ok(Self {
+            host_header,
             scheme,
             authority,
             base_path,
@@ -115,7 +120,9 @@ impl UpstreamPool {
             .timer(TokioTimer::new())
             .pool_idle_timeout(spec.pool_idle_timeout)
             .pool_max_idle_per_host(spec.pool_max_idle_per_host)
-            .http2_only(spec.upstream.http2);
+            .http2_only(spec.upstream.http2)
+            // The proxy sets `Host` itself (precomputed per endpoint).
+            .set_host(false);
         Ok(Self {
             http2: spec.upstream.http2,
             client: client.build(connector),

@@ -137,10 +137,32 @@ impl OperationTable {
 /// The majors of one service name: `[(major, index into the snapshot's services)]`.
 type Versions = Vec<(u32, usize)>;
 
+/// FNV-1a: a fast hash for the short, operator-chosen keys of the route table. Lookups with hostile keys cannot
+/// lengthen chains: only the documents' keys are inserted.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type FastMap<V> = HashMap<Box<str>, V, std::hash::BuildHasherDefault<Fnv>>;
+
 /// `opd → service name → versions`.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    by_opd: HashMap<Box<str>, HashMap<Box<str>, Versions>>,
+    by_opd: FastMap<FastMap<Versions>>,
 }
 
 impl RouteTable {
