@@ -76,8 +76,10 @@ impl Body for RequestBody {
 /// What the gateway sends back to the caller.
 #[derive(Debug)]
 pub enum ResponseBody {
-    /// The upstream's body, streamed as it arrives.
+    /// The upstream's body, streamed as it arrives (HTTP/2 upstreams).
     Upstream(Incoming),
+    /// An HTTP/1.1 upstream's body, whose connection returns to the pool when it ends.
+    Pooled(super::h1pool::PooledBody),
     /// A body the gateway produced (errors, gateway endpoints).
     Full(Full<Bytes>),
 }
@@ -95,6 +97,7 @@ impl Body for ResponseBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            ResponseBody::Pooled(b) => Pin::new(b).poll_frame(cx),
             ResponseBody::Full(b) => match Pin::new(b).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
                 Poll::Ready(Some(Err(never))) => match never {},
@@ -107,6 +110,7 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ResponseBody::Upstream(b) => b.is_end_stream(),
+            ResponseBody::Pooled(b) => b.is_end_stream(),
             ResponseBody::Full(b) => b.is_end_stream(),
         }
     }
@@ -114,6 +118,7 @@ impl Body for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ResponseBody::Upstream(b) => b.size_hint(),
+            ResponseBody::Pooled(b) => b.size_hint(),
             ResponseBody::Full(b) => b.size_hint(),
         }
     }

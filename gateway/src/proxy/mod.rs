@@ -3,6 +3,7 @@
 //! connection could not be made (so no byte reached the upstream), and feeds passive ejection.
 
 pub mod body;
+pub mod h1pool;
 pub mod headers;
 pub mod upstream;
 
@@ -18,7 +19,7 @@ use crate::error::GatewayError;
 use crate::snapshot::{ClientEntry, CompiledService};
 use crate::tls::identity::PeerCertificate;
 use body::{RequestBody, RequestBodyError, ResponseBody};
-use upstream::UpstreamPool;
+use upstream::{Transport, UpstreamPool};
 
 /// What the caller's connection looks like: its address, `http` or `https`, and (over mTLS) its verified
 /// certificate, parsed once when the connection was accepted.
@@ -45,7 +46,7 @@ pub async fn forward(
     downstream: &Downstream,
     client: Option<&ClientEntry>,
 ) -> Result<(Response<ResponseBody>, Arc<str>), GatewayError> {
-    let pool = &*service.pool;
+    let pool = &service.pool;
     let original_uri = parts.uri.clone(); // cheap: shared bytes
     let rest = &original_uri.path()[rest_offset..];
     let query = original_uri.query();
@@ -77,7 +78,7 @@ pub async fn forward(
         tried[tries] = index;
         tries += 1;
         let endpoint = &pool.endpoints[index];
-        let uri = upstream_uri(endpoint, rest, query)?;
+        let uri = upstream_uri(endpoint, rest, query, pool.http2)?;
         let last_attempt = tries >= attempts || tries >= pool.endpoints.len();
         let mut head = if last_attempt {
             std::mem::replace(&mut parts, Request::new(()).into_parts().0)
@@ -90,7 +91,7 @@ pub async fn forward(
         }
         let request = Request::from_parts(head, body.take().unwrap_or_else(RequestBody::empty));
         let _in_flight = pool.start(index);
-        let outcome = tokio::time::timeout(pool.spec.request_timeout, pool.client.request(request)).await;
+        let outcome = tokio::time::timeout(pool.spec.request_timeout, exchange(service, index, request)).await;
         match outcome {
             Ok(Ok(mut response)) => {
                 let status = response.status();
@@ -100,22 +101,16 @@ pub async fn forward(
                     pool.record_success(index);
                 }
                 headers::remove_hop_by_hop(response.headers_mut());
-                return Ok((response.map(ResponseBody::Upstream), endpoint.label.clone()));
+                return Ok((response, endpoint.label.clone()));
             }
-            Ok(Err(error)) => {
-                if let Some(body_error) = find_source::<RequestBodyError>(&error) {
-                    return Err(match body_error {
-                        RequestBodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit: *limit },
-                        RequestBodyError::Client(e) => GatewayError::BodyIncomplete { reason: e.to_string() },
-                    });
-                }
+            Ok(Err(Failure::Request(error))) => return Err(error),
+            Ok(Err(Failure::Upstream { error, nothing_sent })) => {
                 pool.record_failure(index);
-                let mapped = map_client_error(service, pool, &error);
-                if error.is_connect() && !last_attempt {
+                if nothing_sent && !last_attempt {
                     tracing::debug!(service = %service.key, endpoint = %endpoint.label, "connect failed, retrying on another endpoint");
                     continue;
                 }
-                return Err(mapped);
+                return Err(error);
             }
             Err(_elapsed) => {
                 pool.record_failure(index);
@@ -124,6 +119,74 @@ pub async fn forward(
                     timeout: pool.spec.request_timeout,
                 });
             }
+        }
+    }
+}
+
+/// Why one exchange with one endpoint failed.
+enum Failure {
+    /// The caller's request is at fault (body too large or broken off): not the endpoint's failure.
+    Request(GatewayError),
+    /// The endpoint failed; `nothing_sent` when no byte of the request reached it (safe to try another).
+    Upstream { error: GatewayError, nothing_sent: bool },
+}
+
+/// One request to endpoint `index`, over the pool's transport.
+async fn exchange(
+    service: &CompiledService,
+    index: usize,
+    request: Request<RequestBody>,
+) -> Result<Response<ResponseBody>, Failure> {
+    let pool = &service.pool;
+    match &pool.transport {
+        Transport::Http1(dialer) => match h1pool::send(pool, dialer, index, request).await {
+            Ok(response) => Ok(response.map(ResponseBody::Pooled)),
+            Err(h1pool::SendError::Connect(e)) => {
+                Err(Failure::Upstream { error: map_connect_error(service, e), nothing_sent: true })
+            }
+            Err(h1pool::SendError::Exchange(e)) => Err(request_fault(&e).map(Failure::Request).unwrap_or_else(|| {
+                tracing::debug!(service = %service.key, error = %error_chain(&e), "upstream exchange failed");
+                Failure::Upstream {
+                    error: GatewayError::UpstreamBadResponse { service: service.key.to_string() },
+                    nothing_sent: false,
+                }
+            })),
+        },
+        Transport::Http2(client) => match client.request(request).await {
+            Ok(response) => Ok(response.map(ResponseBody::Upstream)),
+            Err(e) => Err(request_fault(&e).map(Failure::Request).unwrap_or_else(|| Failure::Upstream {
+                error: map_client_error(service, pool, &e),
+                nothing_sent: e.is_connect(),
+            })),
+        },
+    }
+}
+
+/// A failure caused by the caller's body, found anywhere in the error chain.
+fn request_fault(error: &(dyn StdError + 'static)) -> Option<GatewayError> {
+    find_source::<RequestBodyError>(error).map(|body_error| match body_error {
+        RequestBodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit: *limit },
+        RequestBodyError::Client(e) => GatewayError::BodyIncomplete { reason: e.to_string() },
+    })
+}
+
+fn map_connect_error(service: &CompiledService, error: h1pool::ConnectError) -> GatewayError {
+    let key = service.key.to_string();
+    match error {
+        h1pool::ConnectError::Timeout => {
+            GatewayError::UpstreamConnectTimeout { service: key, timeout: service.pool.spec.connect_timeout }
+        }
+        h1pool::ConnectError::Tls(e) => {
+            tracing::warn!(service = %key, error = %e, "upstream TLS failed");
+            GatewayError::UpstreamTls { service: key }
+        }
+        h1pool::ConnectError::Io(e) => {
+            tracing::debug!(service = %key, error = %e, "upstream connection failed");
+            GatewayError::UpstreamUnavailable { service: key, reason: e.kind().to_string() }
+        }
+        h1pool::ConnectError::Handshake(e) => {
+            tracing::debug!(service = %key, error = %e, "upstream handshake failed");
+            GatewayError::UpstreamBadResponse { service: key }
         }
     }
 }
@@ -144,8 +207,14 @@ fn clone_parts(parts: &request::Parts) -> request::Parts {
     head
 }
 
-/// `scheme://authority/base/rest?query`.
-fn upstream_uri(endpoint: &upstream::Endpoint, rest: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
+/// `/base/rest?query` (HTTP/1.1, origin form: the connection already knows the endpoint) or
+/// `scheme://authority/base/rest?query` (HTTP/2 client).
+fn upstream_uri(
+    endpoint: &upstream::Endpoint,
+    rest: &str,
+    query: Option<&str>,
+    absolute: bool,
+) -> Result<Uri, GatewayError> {
     let mut path = String::with_capacity(endpoint.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
     path.push_str(&endpoint.base_path);
     if rest.is_empty() {
@@ -157,10 +226,15 @@ fn upstream_uri(endpoint: &upstream::Endpoint, rest: &str, query: Option<&str>) 
         path.push('?');
         path.push_str(q);
     }
+    let invalid = |_| GatewayError::InvalidPath { reason: "the path cannot be forwarded" };
+    let path_and_query = http::uri::PathAndQuery::try_from(path).map_err(invalid)?;
+    if !absolute {
+        return Ok(Uri::from(path_and_query));
+    }
     Uri::builder()
         .scheme(endpoint.scheme.clone())
         .authority(endpoint.authority.clone())
-        .path_and_query(path)
+        .path_and_query(path_and_query)
         .build()
         .map_err(|_| GatewayError::InvalidPath { reason: "the path cannot be forwarded" })
 }

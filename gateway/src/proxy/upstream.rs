@@ -14,9 +14,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::body::RequestBody;
+use super::h1pool::{Dialer, IdleConnections};
 use crate::store::documents::{LoadBalance, UpstreamDoc};
 
-/// The HTTP client type used for every upstream.
+/// The HTTP/2 upstream client (hyper-util's pool multiplexes streams over shared connections).
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
 
 /// One backend address of a service.
@@ -30,6 +31,8 @@ pub struct Endpoint {
     pub label: Arc<str>,
     /// `Host` for HTTP/1.1 requests to this endpoint.
     pub host_header: http::HeaderValue,
+    /// Idle HTTP/1.1 connections to this endpoint.
+    pub idle: IdleConnections,
     in_flight: AtomicUsize,
     consecutive_failures: AtomicU32,
     /// Milliseconds since the pool's epoch until which the endpoint is ejected (0 = not ejected).
@@ -37,8 +40,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `http(s)://host[:port][/base]`.
-    pub fn parse(url: &str) -> Result<Self, String> {
+    /// Parses `http(s)://host[:port][/base]`; keeps up to `max_idle` idle connections.
+    pub fn parse(url: &str, max_idle: usize) -> Result<Self, String> {
         let uri: http::Uri = url.parse().map_err(|e| format!("endpoint `{url}` is not a URL: {e}"))?;
         let scheme = uri.scheme().cloned().ok_or_else(|| format!("endpoint `{url}` needs http:// or https://"))?;
         if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
@@ -53,6 +56,7 @@ impl Endpoint {
             .map_err(|_| format!("endpoint `{url}` has a host that cannot be a header"))?;
         Ok(Self {
             host_header,
+            idle: IdleConnections::new(max_idle),
             scheme,
             authority,
             base_path,
@@ -88,12 +92,21 @@ pub struct PoolSpec {
     pub pool_max_idle_per_host: usize,
 }
 
+/// How requests reach the endpoints.
+#[derive(Debug)]
+pub enum Transport {
+    /// HTTP/1.1 through the gateway's own lock-free per-endpoint pool.
+    Http1(Dialer),
+    /// HTTP/2 (h2c or ALPN) through hyper-util's client.
+    Http2(Box<UpstreamClient>),
+}
+
 /// A service's endpoints and client.
 #[derive(Debug)]
 pub struct UpstreamPool {
     pub spec: PoolSpec,
     pub endpoints: Box<[Endpoint]>,
-    pub client: UpstreamClient,
+    pub transport: Transport,
     pub http2: bool,
     next: AtomicUsize,
     epoch: Instant,
@@ -102,30 +115,41 @@ pub struct UpstreamPool {
 impl UpstreamPool {
     /// Builds a pool. `tls` verifies HTTPS upstreams.
     pub fn new(spec: PoolSpec, tls: &rustls::ClientConfig) -> Result<Self, String> {
-        let endpoints = spec.upstream.endpoints.iter().map(|e| Endpoint::parse(e)).collect::<Result<Vec<_>, _>>()?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(spec.connect_timeout));
-        http.set_keepalive(Some(Duration::from_secs(60)));
-        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls.clone()).https_or_http();
-        let connector = if spec.upstream.http2 {
-            builder.enable_http2().wrap_connector(http)
+        let endpoints = spec
+            .upstream
+            .endpoints
+            .iter()
+            .map(|e| Endpoint::parse(e, spec.pool_max_idle_per_host))
+            .collect::<Result<Vec<_>, _>>()?;
+        let transport = if spec.upstream.http2 {
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(spec.connect_timeout));
+            http.set_keepalive(Some(Duration::from_secs(60)));
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls.clone())
+                .https_or_http()
+                .enable_http2()
+                .wrap_connector(http);
+            let mut client = Client::builder(TokioExecutor::new());
+            client
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(spec.pool_idle_timeout)
+                .pool_max_idle_per_host(spec.pool_max_idle_per_host)
+                .http2_only(true);
+            Transport::Http2(Box::new(client.build(connector)))
         } else {
-            builder.enable_http1().wrap_connector(http)
+            Transport::Http1(Dialer {
+                connect_timeout: spec.connect_timeout,
+                idle_timeout: spec.pool_idle_timeout,
+                tls: tokio_rustls::TlsConnector::from(Arc::new(tls.clone())),
+            })
         };
-        let mut client = Client::builder(TokioExecutor::new());
-        client
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(spec.pool_idle_timeout)
-            .pool_max_idle_per_host(spec.pool_max_idle_per_host)
-            .http2_only(spec.upstream.http2)
-            // The proxy sets `Host` itself (precomputed per endpoint).
-            .set_host(false);
         Ok(Self {
             http2: spec.upstream.http2,
-            client: client.build(connector),
+            transport,
             endpoints: endpoints.into_boxed_slice(),
             spec,
             next: AtomicUsize::new(0),
@@ -270,11 +294,11 @@ mod tests {
 
     #[test]
     fn endpoints_parse_base_paths() {
-        let e = Endpoint::parse("https://api.example.go.id:8443/base/").unwrap();
+        let e = Endpoint::parse("https://api.example.go.id:8443/base/", 4).unwrap();
         assert_eq!(e.scheme, Scheme::HTTPS);
         assert_eq!(e.authority.as_str(), "api.example.go.id:8443");
         assert_eq!(&*e.base_path, "/base");
-        assert!(Endpoint::parse("ftp://x").is_err());
-        assert!(Endpoint::parse("http://x/?q=1").is_err());
+        assert!(Endpoint::parse("ftp://x", 4).is_err());
+        assert!(Endpoint::parse("http://x/?q=1", 4).is_err());
     }
 }
