@@ -5,9 +5,14 @@
 //! * [`upstream`], [`peers`], [`loadgen`], [`report`]: the pieces of the load harness `src/bin/load.rs`, which
 //!   compares requests/s and latency of direct calls, Penghubung, nginx and haproxy against one upstream
 //!   (`cargo build --release -p penghubung && cargo run -p penghubung-benches --release --bin load`).
+//! * [`pki`], [`mtls`]: its mTLS mode (`--mode mtls`): certificates from the gateway's built-in CA, and the
+//!   hyper + tokio-rustls generators for keep-alive requests and full handshakes over mTLS (Penghubung, nginx
+//!   and haproxy with `verify required`).
 
 pub mod corpus;
 pub mod loadgen;
+pub mod mtls;
 pub mod peers;
+pub mod pki;
 pub mod report;
 pub mod upstream;

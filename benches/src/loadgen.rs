@@ -148,23 +148,28 @@ pub fn run_hyper(addr: SocketAddr, path: &str, load: Load) -> Result<Stats, Stri
             latencies.append(&mut found);
             errors += failed;
         }
-        let elapsed = started.elapsed();
-        latencies.sort_unstable();
-        let at = |q: f64| -> Duration {
-            if latencies.is_empty() {
-                return Duration::ZERO;
-            }
-            let index = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1;
-            Duration::from_nanos(latencies[index])
-        };
-        Ok(Stats {
-            requests_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
-            p50: at(0.50),
-            p99: at(0.99),
-            requests: latencies.len() as u64,
-            errors,
-        })
+        Ok(summarize(latencies, errors, started.elapsed()))
     })
+}
+
+/// Stats from the latencies (ns) of every successful request of a run, its errors and its wall time: the rate
+/// is successes per second, the percentiles are nearest-rank.
+pub fn summarize(mut latencies: Vec<u64>, errors: u64, elapsed: Duration) -> Stats {
+    latencies.sort_unstable();
+    let at = |q: f64| -> Duration {
+        if latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1;
+        Duration::from_nanos(latencies[index])
+    };
+    Stats {
+        requests_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+        requests: latencies.len() as u64,
+        errors,
+    }
 }
 
 /// One connection's loop until `deadline`: the latencies (ns) of its successful requests and its errors.

@@ -3,15 +3,22 @@
 //! `apt-get install -y nginx haproxy`). Every child is held by a [`ChildGuard`] that stops it when dropped —
 //! also when the harness returns early with an error or panics — so no proxy outlives a run.
 //!
+//! Each proxy has an mTLS variant (`start_*_mtls`, for `--mode mtls`) that serves the bench PKI's server
+//! certificate ([`crate::pki::Pki`]), requires a client certificate from the bench CA (checked against its CRL)
+//! and is only considered ready once it answers over mTLS.
+//!
 //! Used by `cargo run -p penghubung-benches --release --bin load`; measures nothing by itself.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use crate::pki::Pki;
 
 /// The path every target is asked for: the route of the bench service on Penghubung; the other targets
 /// ignore the path.
@@ -56,13 +63,38 @@ impl ChildGuard {
 
     /// Waits until `GET path` on `addr` answers `200`, failing early if the child exits.
     pub fn wait_ready(&mut self, addr: SocketAddr, path: &str, timeout: Duration) -> Result<(), Error> {
+        self.wait_ready_by(addr, path, timeout, || http_get(addr, path))
+    }
+
+    /// Waits until `GET path` on `addr` over mTLS (with `config`'s client certificate) answers `200`, failing
+    /// early if the child exits.
+    pub fn wait_ready_tls(
+        &mut self,
+        addr: SocketAddr,
+        path: &str,
+        timeout: Duration,
+        config: &Arc<rustls::ClientConfig>,
+    ) -> Result<(), Error> {
+        self.wait_ready_by(addr, path, timeout, || {
+            crate::mtls::https_get(addr, path, Arc::clone(config)).map(|(status, body, _)| (status, body))
+        })
+    }
+
+    /// Waits until `probe` (a `GET path` on `addr`) answers `200`, failing early if the child exits.
+    fn wait_ready_by(
+        &mut self,
+        addr: SocketAddr,
+        path: &str,
+        timeout: Duration,
+        mut probe: impl FnMut() -> std::io::Result<(u16, Vec<u8>)>,
+    ) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
         let mut last = String::from("no answer yet");
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("{} exited with {status} before it was ready:\n{}", self.name, self.output()));
             }
-            match http_get(addr, path) {
+            match probe() {
                 Ok((200, _)) => return Ok(()),
                 Ok((status, body)) => last = format!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
                 Err(e) => last = e.to_string(),
@@ -111,6 +143,11 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)>
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+/// The status and the body (assumed not chunked) of a raw HTTP/1.1 response read until the connection closed.
+pub fn parse_response(raw: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
     let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| invalid("no response head"))?;
     let head = String::from_utf8_lossy(&raw[..head_end]);
@@ -159,29 +196,83 @@ pub struct Peer {
     pub addr: SocketAddr,
 }
 
+/// How a peer's listener is reached: plain HTTP, or mTLS with the bench PKI (server certificate, client CA,
+/// CRL) and the client config the readiness probe presents.
+#[derive(Clone, Copy)]
+pub enum Listener<'a> {
+    Plain,
+    Mtls { pki: &'a Pki, client: &'a Arc<rustls::ClientConfig> },
+}
+
+impl Listener<'_> {
+    fn wait_ready(self, guard: &mut ChildGuard, addr: SocketAddr, path: &str, timeout: Duration) -> Result<(), Error> {
+        match self {
+            Listener::Plain => guard.wait_ready(addr, path, timeout),
+            Listener::Mtls { client, .. } => guard.wait_ready_tls(addr, path, timeout, client),
+        }
+    }
+}
+
+/// A path as a TOML basic string (the harness's temporary paths hold no control characters).
+fn toml_path(path: &Path) -> String {
+    format!("\"{}\"", path.display().to_string().replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 /// Starts the Penghubung binary at `binary` with `threads` runtime workers, one plaintext listener, logging at
 /// `warn` without access log, no file watching, and a store holding only `bench/echo` v1 → `upstream`.
 ///
 /// The listener is marked `plaintext = true` (required since the data plane defaults to mTLS); a gateway built
 /// before that key existed refuses it as unknown, and is then started again without it.
 pub fn start_penghubung(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
-    match start_penghubung_with(binary, threads, upstream, true) {
-        Err(e) if e.contains("unknown field `plaintext`") => start_penghubung_with(binary, threads, upstream, false),
+    match start_penghubung_with(binary, threads, upstream, Listener::Plain, true) {
+        Err(e) if e.contains("unknown field `plaintext`") => {
+            start_penghubung_with(binary, threads, upstream, Listener::Plain, false)
+        }
         started => started,
     }
 }
 
-fn start_penghubung_with(binary: &Path, threads: usize, upstream: SocketAddr, plaintext: bool) -> Result<Peer, Error> {
+/// Like [`start_penghubung`], but with an mTLS listener: `[tls]` names the bench PKI's server certificate, CA
+/// and CRL, and the store also holds the `Client` document `clients/bench/loadgen.toml` that binds the load
+/// generator's SPIFFE id. Ready once `/_penghubung/health` answers 200 over mTLS with `client`.
+pub fn start_penghubung_mtls(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    pki: &Pki,
+    client: &Arc<rustls::ClientConfig>,
+) -> Result<Peer, Error> {
+    start_penghubung_with(binary, threads, upstream, Listener::Mtls { pki, client }, false)
+}
+
+fn start_penghubung_with(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    listener: Listener<'_>,
+    plaintext: bool,
+) -> Result<Peer, Error> {
     let dir = tempdir("penghubung")?;
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let config = dir.path().join("penghubung.toml");
     let plaintext = if plaintext { "plaintext = true\n" } else { "" };
+    let tls = match listener {
+        Listener::Plain => String::new(),
+        Listener::Mtls { pki, .. } => format!(
+            "[tls]\ncert_file = {}\nkey_file = {}\nclient_ca_files = [{}]\ncrl_files = [{}]\n\n",
+            toml_path(&pki.server_cert),
+            toml_path(&pki.server_key),
+            toml_path(&pki.ca_cert),
+            toml_path(&pki.crl),
+        ),
+    };
     write(
         &config,
         &format!(
             "# Generated by the penghubung-benches load harness.\n\
              [[listeners]]\nname = \"bench\"\naddress = \"{addr}\"\n{plaintext}\n\
+             {tls}\
              [store]\npath = \"policies\"\nseed_baseline = false\n\n\
              [server]\nworker_threads = {threads}\nshutdown_grace = \"1s\"\n\n\
              [log]\nlevel = \"warn\"\naccess_log = false\n\n\
@@ -197,16 +288,40 @@ fn start_penghubung_with(binary: &Path, threads: usize, upstream: SocketAddr, pl
              status = \"active\"\n\n[upstream]\nendpoints = [\"http://{upstream}\"]\n"
         ),
     )?;
+    if let Listener::Mtls { pki, .. } = listener {
+        write(&store.join("clients/bench/loadgen.toml"), &pki.client_document())?;
+    }
     let mut command = Command::new(binary);
     command.arg("serve").arg("--config").arg(&config).current_dir(dir.path());
     let mut guard = ChildGuard::spawn("penghubung", command, dir)?;
-    guard.wait_ready(addr, "/_penghubung/health", Duration::from_secs(15))?;
+    listener.wait_ready(&mut guard, addr, "/_penghubung/health", Duration::from_secs(15))?;
     Ok(Peer { guard, addr })
 }
 
 /// Starts nginx (`nginx` binary at `binary`) as a reverse proxy to `upstream` with `threads` worker processes
 /// and a keep-alive upstream pool.
 pub fn start_nginx(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
+    start_nginx_with(binary, threads, upstream, Listener::Plain)
+}
+
+/// Like [`start_nginx`], but the listener is `ssl` with the bench PKI's server certificate and requires a
+/// client certificate from the bench CA (`ssl_verify_client on`, checked against the CRL), TLS 1.2 and 1.3.
+pub fn start_nginx_mtls(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    pki: &Pki,
+    client: &Arc<rustls::ClientConfig>,
+) -> Result<Peer, Error> {
+    start_nginx_with(binary, threads, upstream, Listener::Mtls { pki, client })
+}
+
+fn start_nginx_with(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    listener: Listener<'_>,
+) -> Result<Peer, Error> {
     let dir = tempdir("nginx")?;
     // The workers run as `nobody` when the harness runs as root: let them reach their temp folders.
     set_mode(dir.path(), 0o755)?;
@@ -214,6 +329,22 @@ pub fn start_nginx(binary: &Path, threads: usize, upstream: SocketAddr) -> Resul
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let tmp = dir.path().display().to_string();
     let config = dir.path().join("nginx.conf");
+    let listen = match listener {
+        Listener::Plain => format!("\x20       listen {addr};\n"),
+        Listener::Mtls { pki, .. } => format!(
+            "\x20       listen {addr} ssl;\n\
+             \x20       ssl_certificate {};\n\
+             \x20       ssl_certificate_key {};\n\
+             \x20       ssl_client_certificate {};\n\
+             \x20       ssl_verify_client on;\n\
+             \x20       ssl_crl {};\n\
+             \x20       ssl_protocols TLSv1.2 TLSv1.3;\n",
+            pki.server_cert.display(),
+            pki.server_key.display(),
+            pki.ca_cert.display(),
+            pki.crl.display(),
+        ),
+    };
     write(
         &config,
         &format!(
@@ -237,7 +368,7 @@ pub fn start_nginx(binary: &Path, threads: usize, upstream: SocketAddr) -> Resul
              \x20       keepalive_requests 1000000;\n\
              \x20   }}\n\
              \x20   server {{\n\
-             \x20       listen {addr};\n\
+             {listen}\
              \x20       location / {{\n\
              \x20           proxy_pass http://backend;\n\
              \x20           proxy_http_version 1.1;\n\
@@ -250,17 +381,47 @@ pub fn start_nginx(binary: &Path, threads: usize, upstream: SocketAddr) -> Resul
     let mut command = Command::new(binary);
     command.arg("-p").arg(dir.path()).arg("-e").arg(dir.path().join("error.log")).arg("-c").arg(&config);
     let mut guard = ChildGuard::spawn("nginx", command, dir)?;
-    guard.wait_ready(addr, BENCH_PATH, Duration::from_secs(10))?;
+    listener.wait_ready(&mut guard, addr, BENCH_PATH, Duration::from_secs(10))?;
     Ok(Peer { guard, addr })
 }
 
 /// Starts haproxy (`haproxy` binary at `binary`) in HTTP mode with `threads` threads, reusing server-side
 /// connections.
 pub fn start_haproxy(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
+    start_haproxy_with(binary, threads, upstream, Listener::Plain)
+}
+
+/// Like [`start_haproxy`], but the frontend binds with `ssl crt server.pem ca-file ca.crt verify required
+/// crl-file crl.pem`, TLS 1.2 and up, ALPN `http/1.1`.
+pub fn start_haproxy_mtls(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    pki: &Pki,
+    client: &Arc<rustls::ClientConfig>,
+) -> Result<Peer, Error> {
+    start_haproxy_with(binary, threads, upstream, Listener::Mtls { pki, client })
+}
+
+fn start_haproxy_with(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    listener: Listener<'_>,
+) -> Result<Peer, Error> {
     let dir = tempdir("haproxy")?;
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let config = dir.path().join("haproxy.cfg");
+    let ssl = match listener {
+        Listener::Plain => String::new(),
+        Listener::Mtls { pki, .. } => format!(
+            " ssl crt {} ca-file {} verify required crl-file {} ssl-min-ver TLSv1.2 alpn http/1.1",
+            pki.server_pem.display(),
+            pki.ca_cert.display(),
+            pki.crl.display(),
+        ),
+    };
     write(
         &config,
         &format!(
@@ -268,14 +429,14 @@ pub fn start_haproxy(binary: &Path, threads: usize, upstream: SocketAddr) -> Res
              global\n    nbthread {threads}\n    maxconn 4096\n\n\
              defaults\n    mode http\n    option http-keep-alive\n    timeout connect 5s\n\
              \x20   timeout client 30s\n    timeout server 30s\n    timeout http-keep-alive 30s\n\n\
-             frontend bench\n    bind {addr}\n    default_backend upstream\n\n\
+             frontend bench\n    bind {addr}{ssl}\n    default_backend upstream\n\n\
              backend upstream\n    http-reuse always\n    server s1 {upstream}\n"
         ),
     )?;
     let mut command = Command::new(binary);
     command.arg("-db").arg("-f").arg(&config);
     let mut guard = ChildGuard::spawn("haproxy", command, dir)?;
-    guard.wait_ready(addr, BENCH_PATH, Duration::from_secs(10))?;
+    listener.wait_ready(&mut guard, addr, BENCH_PATH, Duration::from_secs(10))?;
     Ok(Peer { guard, addr })
 }
 

@@ -13,11 +13,27 @@
 //! cargo build --release -p penghubung
 //! cargo run -p penghubung-benches --release --bin load -- [--duration 10s] [--connections 64] [--threads 1]
 //!     [--body 1024] [--warmup 2s] [--rounds 1] [--load-threads 1] [--generator auto|wrk|hyper]
-//!     [--skip-nginx] [--skip-haproxy] [--gateway PATH]
+//!     [--skip-nginx] [--skip-haproxy] [--gateway PATH] [--mode plain|mtls] [--handshake-connections N]
 //! ```
 //!
 //! Peers: `apt-get install -y nginx haproxy wrk` (Debian). Each is optional; a missing one is reported and
 //! skipped.
+//!
+//! `--mode mtls` measures the same proxies with mTLS listeners instead (no direct run): certificates from the
+//! gateway's built-in CA in a temporary directory (server certificate for `127.0.0.1`, client certificate
+//! `spiffe://bench.local/opd/bench/app/loadgen` bound by a `Client` document in Penghubung's store, nginx with
+//! `ssl_verify_client on`, haproxy with `verify required`, all checking the CA's CRL). Because wrk cannot
+//! present a client certificate, the load comes from the built-in hyper + tokio-rustls generator
+//! (`penghubung_benches::mtls`), in two workloads per target:
+//!
+//! * keep-alive: `--connections` mTLS connections, sequential HTTP/1.1 `GET`s on each: requests/s, p50, p99;
+//! * full handshakes: `--handshake-connections` tasks, each opening a new TCP + TLS connection per request
+//!   (resumption disabled, so every handshake is full and verifies the client certificate), one `GET` with
+//!   `Connection: close`: handshakes/s and p50/p99 of connect + handshake + response.
+//!
+//! ```text
+//! cargo run -p penghubung-benches --release --bin load -- --mode mtls [--duration 5s] [--handshake-connections 64]
+//! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,7 +41,9 @@ use std::time::Duration;
 
 use penghubung::config::units::{parse_bytes, parse_duration};
 use penghubung_benches::loadgen::{self, Generator, Load, Stats};
+use penghubung_benches::mtls;
 use penghubung_benches::peers::{self, Peer, BENCH_PATH};
+use penghubung_benches::pki::Pki;
 use penghubung_benches::report::{self, Row};
 use penghubung_benches::upstream::Upstream;
 
@@ -33,8 +51,11 @@ const USAGE: &str = "\
 usage: load [options]
 
 Measures direct → upstream, Penghubung, nginx and haproxy in one run and prints a table.
+With --mode mtls: Penghubung, nginx and haproxy behind mTLS listeners, keep-alive requests/s and full
+handshakes/s, measured with the built-in hyper + tokio-rustls client (wrk cannot present client certificates).
 
 options:
+  --mode M            plain (HTTP, default) or mtls (client certificates, TLS 1.3)
   --duration D        measured time per target (default 10s; units ms, s, m)
   --warmup D          warm-up per target before measuring (default 2s)
   --connections N     concurrent keep-alive connections (default 64)
@@ -42,14 +63,27 @@ options:
   --load-threads N    threads of the load generator (default 1)
   --body SIZE         upstream response body (default 1024; also 1KiB, 16KiB)
   --rounds N          measure every target N times, interleaved; report each target's median round (default 1)
-  --generator G       auto (wrk when on PATH, else hyper), wrk or hyper (default auto)
+  --generator G       auto (wrk when on PATH, else hyper), wrk or hyper (default auto; mtls: always hyper)
+  --handshake-connections N
+                      mtls: concurrent connect+handshake+request loops (default: --connections)
   --gateway PATH      the penghubung binary (default: target/release/penghubung next to this program)
   --skip-nginx        do not run nginx
   --skip-haproxy      do not run haproxy
   -h, --help          this text
 ";
 
+/// What the harness measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Plain HTTP/1.1: direct, Penghubung, nginx, haproxy.
+    Plain,
+    /// mTLS listeners: keep-alive requests and full handshakes.
+    Mtls,
+}
+
 struct Args {
+    mode: Mode,
+    handshake_connections: Option<usize>,
     duration: Duration,
     warmup: Duration,
     connections: usize,
@@ -65,6 +99,8 @@ struct Args {
 
 fn parse_args() -> Result<Option<Args>, String> {
     let mut args = Args {
+        mode: Mode::Plain,
+        handshake_connections: None,
         duration: Duration::from_secs(10),
         warmup: Duration::from_secs(2),
         connections: 64,
@@ -91,6 +127,14 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
         };
         match flag.as_str() {
+            "--mode" => {
+                args.mode = match value()?.as_str() {
+                    "plain" => Mode::Plain,
+                    "mtls" => Mode::Mtls,
+                    other => return Err(format!("--mode must be plain or mtls, not `{other}`")),
+                }
+            }
+            "--handshake-connections" => args.handshake_connections = Some(count(value()?, &flag)?),
             "--duration" => args.duration = parse_duration(&value()?)?,
             "--warmup" => args.warmup = parse_duration(&value()?)?,
             "--connections" => args.connections = count(value()?, &flag)?,
@@ -142,6 +186,15 @@ struct Target {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    let gateway = gateway_binary(args)?;
+    match args.mode {
+        Mode::Plain => run_plain(args, &gateway),
+        Mode::Mtls => run_mtls(args, &gateway),
+    }
+}
+
+/// The penghubung binary: `--gateway`, or `penghubung` next to this program; it must exist.
+fn gateway_binary(args: &Args) -> Result<PathBuf, String> {
     let gateway = match &args.gateway {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -156,6 +209,10 @@ fn run(args: &Args) -> Result<(), String> {
             gateway.display()
         ));
     }
+    Ok(gateway)
+}
+
+fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     let generator = match args.generator.as_str() {
         "hyper" => Generator::Hyper,
         "wrk" => Generator::Wrk(
@@ -181,7 +238,7 @@ fn run(args: &Args) -> Result<(), String> {
     println!("  generator: {}", generator.describe());
 
     let mut targets = vec![Target { name: report::DIRECT, addr: upstream.addr(), _peer: None }];
-    let peer = peers::start_penghubung(&gateway, args.threads, upstream.addr())?;
+    let peer = peers::start_penghubung(gateway, args.threads, upstream.addr())?;
     println!("  penghubung: {} ({})", peer.addr, gateway.display());
     targets.push(Target { name: "penghubung", addr: peer.addr, _peer: Some(peer) });
 
@@ -246,14 +303,7 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
 
-    let rows: Vec<Row> = targets
-        .iter()
-        .zip(results)
-        .map(|(t, mut rounds)| {
-            rounds.sort_by(|a, b| a.requests_per_sec.total_cmp(&b.requests_per_sec));
-            Row { target: t.name.to_string(), stats: rounds.swap_remove(rounds.len() / 2) }
-        })
-        .collect();
+    let rows = median_rows(&targets, results);
     println!();
     print!("{}", report::table(&rows));
     if rows.iter().any(|r| r.stats.errors > 0) {
@@ -263,4 +313,162 @@ fn run(args: &Args) -> Result<(), String> {
     drop(targets);
     drop(upstream);
     Ok(())
+}
+
+/// `--mode mtls`: Penghubung, nginx and haproxy with mTLS listeners and the same upstream; per round and target
+/// the keep-alive workload, then per target the full-handshake workload; two tables of median rounds.
+fn run_mtls(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
+    if args.generator == "wrk" {
+        return Err("--mode mtls: wrk cannot present a client certificate; leave --generator at auto or hyper".into());
+    }
+    let handshake_connections = args.handshake_connections.unwrap_or(args.connections);
+    let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
+    let pki = Pki::generate()?;
+    // Keep-alive connections make one handshake each; resumption would not change anything there.
+    let keepalive_tls = pki.client_config(true)?;
+    let handshake_tls = pki.client_config(false)?;
+    println!("Penghubung load harness: mTLS");
+    println!(
+        "  machine: {} cores | proxies: {} thread(s) | load: {} keep-alive connection(s), {} handshake loop(s), {} generator thread(s), {:?} per workload and target after {:?} warm-up, {} round(s)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.threads,
+        args.connections,
+        handshake_connections,
+        args.load_threads,
+        args.duration,
+        args.warmup,
+        args.rounds,
+    );
+    println!("  upstream: {} (in-process, plaintext, {} byte body)", upstream.addr(), args.body);
+    println!(
+        "  pki: built-in CA (trust domain {}) in {}; server certificate for 127.0.0.1 and localhost; client {}",
+        penghubung_benches::pki::TRUST_DOMAIN,
+        pki.dir().display(),
+        pki.client_spiffe
+    );
+    println!(
+        "  generator: built-in hyper + tokio-rustls client (ring, client certificate, HTTP/1.1; handshakes without resumption)"
+    );
+
+    let mut targets = Vec::new();
+    let peer = peers::start_penghubung_mtls(gateway, args.threads, upstream.addr(), &pki, &keepalive_tls)?;
+    println!("  penghubung: https://{} ({})", peer.addr, gateway.display());
+    targets.push(Target { name: "penghubung", addr: peer.addr, _peer: Some(peer) });
+    match (args.skip_nginx, peers::find_program("nginx")) {
+        (true, _) => println!("  nginx: skipped (--skip-nginx)"),
+        (false, None) => println!("  nginx: not installed, skipped (Debian: apt-get install -y nginx)"),
+        (false, Some(nginx)) => {
+            let peer = peers::start_nginx_mtls(&nginx, args.threads, upstream.addr(), &pki, &keepalive_tls)?;
+            println!("  nginx: https://{} ({})", peer.addr, peers::program_version(&nginx, &["-v"]));
+            targets.push(Target { name: report::NGINX, addr: peer.addr, _peer: Some(peer) });
+        }
+    }
+    match (args.skip_haproxy, peers::find_program("haproxy")) {
+        (true, _) => println!("  haproxy: skipped (--skip-haproxy)"),
+        (false, None) => println!("  haproxy: not installed, skipped (Debian: apt-get install -y haproxy)"),
+        (false, Some(haproxy)) => {
+            let peer = peers::start_haproxy_mtls(&haproxy, args.threads, upstream.addr(), &pki, &keepalive_tls)?;
+            println!("  haproxy: https://{} ({})", peer.addr, peers::program_version(&haproxy, &["-v"]));
+            targets.push(Target { name: "haproxy", addr: peer.addr, _peer: Some(peer) });
+        }
+    }
+
+    // Every target must answer with the upstream's body over mTLS, and must NOT serve a caller without a
+    // client certificate (a refused handshake, or nginx's 400), before it is measured.
+    let anonymous = pki.client_config_without_certificate()?;
+    for t in &targets {
+        let (status, body, negotiated) = mtls::https_get(t.addr, BENCH_PATH, std::sync::Arc::clone(&handshake_tls))
+            .map_err(|e| format!("{}: GET {BENCH_PATH} over mTLS failed: {e}", t.name))?;
+        if status != 200 || body.len() != args.body {
+            return Err(format!(
+                "{}: GET {BENCH_PATH} over mTLS answered {status} with {} bytes, expected 200 with {}",
+                t.name,
+                body.len(),
+                args.body
+            ));
+        }
+        let refused = match mtls::https_get(t.addr, BENCH_PATH, std::sync::Arc::clone(&anonymous)) {
+            Ok((200, _, _)) => {
+                return Err(format!("{}: answered 200 to a caller without a client certificate", t.name))
+            }
+            Ok((status, _, _)) => format!("HTTP {status}"),
+            Err(_) => "handshake refused".to_string(),
+        };
+        println!("  {}: negotiated {negotiated}; without a client certificate: {refused}", t.name);
+    }
+
+    let keepalive = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
+    let handshakes = Load { connections: handshake_connections, ..keepalive };
+    let mut found_keepalive: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
+    let mut found_handshakes: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
+    println!();
+    for round in 1..=args.rounds {
+        for (t, found) in targets.iter().zip(found_keepalive.iter_mut()) {
+            let measure =
+                |load: Load| mtls::run_keepalive(t.addr, BENCH_PATH, load, std::sync::Arc::clone(&keepalive_tls));
+            if !args.warmup.is_zero() {
+                measure(Load { duration: args.warmup, ..keepalive })
+                    .map_err(|e| format!("{} (keep-alive warm-up): {e}", t.name))?;
+            }
+            let stats = measure(keepalive).map_err(|e| format!("{} (keep-alive): {e}", t.name))?;
+            print_round(round, args.rounds, "keep-alive", t.name, &stats, "req/s");
+            found.push(stats);
+        }
+        for (t, found) in targets.iter().zip(found_handshakes.iter_mut()) {
+            let measure =
+                |load: Load| mtls::run_handshakes(t.addr, BENCH_PATH, load, std::sync::Arc::clone(&handshake_tls));
+            if !args.warmup.is_zero() {
+                measure(Load { duration: args.warmup, ..handshakes })
+                    .map_err(|e| format!("{} (handshake warm-up): {e}", t.name))?;
+            }
+            let stats = measure(handshakes).map_err(|e| format!("{} (handshakes): {e}", t.name))?;
+            print_round(round, args.rounds, "handshakes", t.name, &stats, "hs/s");
+            found.push(stats);
+        }
+    }
+
+    let keepalive_rows = median_rows(&targets, found_keepalive);
+    let handshake_rows = median_rows(&targets, found_handshakes);
+    println!();
+    println!(
+        "mTLS keep-alive: {} connections, sequential HTTP/1.1 GETs, one handshake per connection",
+        args.connections
+    );
+    print!("{}", report::table_vs_nginx(&keepalive_rows, "req/s"));
+    println!();
+    println!(
+        "mTLS full handshakes: {handshake_connections} loops of connect + full handshake (client certificate, no resumption) + one GET (Connection: close) + close; latency = connect to end of response"
+    );
+    print!("{}", report::table_vs_nginx(&handshake_rows, "handshakes/s"));
+    if keepalive_rows.iter().chain(&handshake_rows).any(|r| r.stats.errors > 0) {
+        println!(
+            "\nwarning: some requests or handshakes failed (see the errors columns); those runs are not comparable"
+        );
+    }
+    drop(targets);
+    drop(upstream);
+    drop(pki);
+    Ok(())
+}
+
+fn print_round(round: usize, rounds: usize, workload: &str, target: &str, stats: &Stats, unit: &str) {
+    println!(
+        "  round {round}/{rounds}: {workload:<10} {target:<10} {:>9.0} {unit:<5}  p50 {:>9}  p99 {:>9}  errors {}",
+        stats.requests_per_sec,
+        report::format_latency(stats.p50),
+        report::format_latency(stats.p99),
+        stats.errors
+    );
+}
+
+/// Per target, the round with the median rate.
+fn median_rows(targets: &[Target], results: Vec<Vec<Stats>>) -> Vec<Row> {
+    targets
+        .iter()
+        .zip(results)
+        .map(|(t, mut rounds)| {
+            rounds.sort_by(|a, b| a.requests_per_sec.total_cmp(&b.requests_per_sec));
+            Row { target: t.name.to_string(), stats: rounds.swap_remove(rounds.len() / 2) }
+        })
+        .collect()
 }
