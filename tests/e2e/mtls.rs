@@ -12,6 +12,7 @@ use penghubung_tests::mtls::{
     TlsConnection, TRUST_DOMAIN,
 };
 use penghubung_tests::{docs, empty, full, send, GatewayProcess, TestGateway, Upstream};
+use rustls::pki_types::pem::PemObject;
 
 fn spiffe(opd: &str, app: &str) -> String {
     format!("spiffe://{TRUST_DOMAIN}/opd/{opd}/app/{app}")
@@ -258,4 +259,45 @@ async fn https_upstreams_are_verified_and_can_be_called_with_mtls() {
     let presented = secure.seen()[0].client_certificate.clone().expect("the gateway presented a client certificate");
     let parsed = penghubung::tls::identity::PeerCertificate::parse(&presented).unwrap();
     assert_eq!(&*parsed.spiffe[0], spiffe("diskominfo", "penghubung"));
+}
+
+#[tokio::test]
+async fn clients_can_be_bound_by_fingerprint_or_subject_as_well() {
+    let up = Upstream::text("ok").await;
+    let (gw, pki) = setup(&up).await;
+    // Certificates whose SPIFFE id matches no client: bound instead by fingerprint and by subject DN.
+    let by_fingerprint = pki.client("bappeda", "sipd");
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(by_fingerprint.cert_pem.as_bytes()).unwrap();
+    let peer = penghubung::tls::identity::PeerCertificate::parse(&der).unwrap();
+    let colon_hex: Vec<String> =
+        peer.fingerprint.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_uppercase()).collect();
+    let by_subject = pki.client("dinsos", "sikasos");
+    let generation = gw.gateway().snapshot().generation;
+    for (key, text) in [
+        docs::opd("bappeda"),
+        docs::opd("dinsos"),
+        (
+            "clients/bappeda/sipd.toml".to_string(),
+            format!(
+                "id = \"bappeda/sipd\"\nopd = \"bappeda\"\nname = \"sipd\"\nclearance = \"terbuka\"\n[identity]\nfingerprint_sha256 = [\"{}\"]\n",
+                colon_hex.join(":")
+            ),
+        ),
+        (
+            "clients/dinsos/sikasos.toml".to_string(),
+            "id = \"dinsos/sikasos\"\nopd = \"dinsos\"\nname = \"sikasos\"\nclearance = \"terbatas\"\n[identity]\nsubject = [\"OU=dinsos, CN=sikasos\"]\n".to_string(),
+        ),
+    ] {
+        gw.put_document(&key, &text);
+    }
+    gw.wait_generation_above(generation).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // let the last documents land
+    let _ = gw.gateway().reload();
+    for (issued, expected) in [(&by_fingerprint, "bappeda/sipd"), (&by_subject, "dinsos/sikasos")] {
+        let mut connection = TlsConnection::connect(gw.addr, client_config(&pki.ca_pem(), Some(issued))).await.unwrap();
+        let (status, body) = connection.get("/dinkes/rm/v1/x", &[]).await.unwrap();
+        assert_eq!(status, 200, "{expected}: {body}");
+        let seen = up.seen();
+        assert_eq!(seen.last().unwrap().headers["x-penghubung-client"], expected);
+    }
 }

@@ -86,3 +86,32 @@ async fn a_cross_document_error_is_rejected_too() {
     assert!(problems.iter().any(|p| p.message.contains("OPD `tidakada` is not registered")), "{problems:?}");
     assert_eq!(get(&format!("{}/dinkes/rm/v1/x", gw.url)).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_documents_when_watching_is_off() {
+    let up = Upstream::text("lewat SIGHUP").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = penghubung_tests::write_setup(dir.path(), &[docs::opd("dinkes")], "[reload]\nwatch = false\n");
+    // write_setup already wrote a [reload] table: keep only ours.
+    let text = std::fs::read_to_string(&config).unwrap().replacen("[reload]\ndebounce = \"50ms\"\n", "", 1);
+    std::fs::write(&config, text).unwrap();
+    let gw = penghubung_tests::GatewayProcess::start(&config);
+    let url = format!("{}/dinkes/baru/v1/x", gw.url);
+    assert_eq!(get(&url).await.status, 404);
+    let (key, text) = docs::service("dinkes", "baru", &[up.url()], "", "");
+    std::fs::create_dir_all(dir.path().join("policies/services/dinkes")).unwrap();
+    std::fs::write(dir.path().join("policies").join(key), text).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get(&url).await.status, 404, "without watching, nothing changes by itself");
+    gw.signal("HUP");
+    let mut status = 0;
+    for _ in 0..100 {
+        status = get(&url).await.status.as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200, "{}", gw.log());
+    assert!(gw.log().contains("SIGHUP"), "{}", gw.log());
+}
