@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::server::{Gateway, ShutdownOutcome, StartError};
+use crate::server::{Gateway, ShutdownOutcome, Signals, StartError};
 use crate::store::{DirStore, DocumentStore};
 use crate::tls::ca::{self, CertificateAuthority, Validity};
 use crate::{check, demo, telemetry};
@@ -120,8 +120,15 @@ pub fn run() -> i32 {
             };
             telemetry::init_logging(&config.log);
             runtime(config.server.worker_threads).block_on(async move {
+                let signals = match Signals::install() {
+                    Ok(signals) => signals,
+                    Err(e) => {
+                        eprintln!("penghubung: cannot install signal handlers: {e}");
+                        return 1;
+                    }
+                };
                 match Gateway::start(config).await {
-                    Ok(gateway) => exit_code(gateway.run_until_signal().await),
+                    Ok(gateway) => exit_code(gateway.run_until_signal(signals).await),
                     Err(e) => start_failed(e),
                 }
             })

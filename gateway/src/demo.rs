@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::server::{Gateway, StartError};
+use crate::server::{Gateway, Signals, StartError};
 use crate::store::documents::ClientDoc;
 use crate::store::{DirStore, DocumentStore};
 use crate::tls::ca::{CertificateAuthority, Validity, DEVELOPMENT_TRUST_DOMAIN};
@@ -61,10 +61,18 @@ const DEFAULT_CLIENT: (&str, &str) = ("dinkes", "simpus");
 
 /// Runs the demo until SIGINT/SIGTERM; returns the exit code.
 pub async fn run(workdir: PathBuf, listen: SocketAddr) -> i32 {
+    // Before `ready:` is printed, so that whoever reads it can stop the demo with SIGTERM at once.
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("penghubung demo: cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
     match prepare_and_start(&workdir, listen).await {
         Ok((gateway, url, workdir)) => {
             print_instructions(&url, &workdir);
-            cli::exit_code(gateway.run_until_signal().await)
+            cli::exit_code(gateway.run_until_signal(signals).await)
         }
         Err(DemoError::Start(StartError::Bind { address, source })) => {
             eprintln!(

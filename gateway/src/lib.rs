@@ -27,4 +27,4 @@ pub mod tls;
 
 pub use config::Config;
 pub use embedded::baseline_policies;
-pub use server::{Gateway, ShutdownOutcome, StartError};
+pub use server::{Gateway, ShutdownOutcome, Signals, StartError};

@@ -62,6 +62,25 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// SIGTERM, SIGINT and SIGHUP, caught from the moment [`Signals::install`] returns.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Replaces the default actions of SIGTERM, SIGINT and SIGHUP. Call inside the runtime, before serving.
+    pub fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// How a shutdown ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ShutdownOutcome {
@@ -188,16 +207,10 @@ impl Gateway {
     }
 
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP; then shuts down gracefully.
-    pub async fn run_until_signal(self) -> ShutdownOutcome {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (mut term, mut int, mut hup) =
-            match (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) {
-                (Ok(t), Ok(i), Ok(h)) => (t, i, h),
-                _ => {
-                    tracing::error!("cannot install signal handlers; shutting down");
-                    return self.shutdown().await;
-                }
-            };
+    /// `signals` must have been installed before the gateway announced itself (so that a signal sent right after
+    /// `ready` is never handled by the default action, which would kill the process without draining).
+    pub async fn run_until_signal(self, signals: Signals) -> ShutdownOutcome {
+        let Signals { mut term, mut int, mut hup } = signals;
         loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: draining in-flight requests"); break; }

@@ -75,3 +75,20 @@ pub fn wait_for_line(reader: &mut BufReader<std::process::ChildStdout>, prefix: 
         }
     }
 }
+
+#[test]
+fn sigterm_right_after_the_listener_is_announced_still_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_setup(dir.path(), &[docs::opd("dinkes")], "");
+    let mut gw = GatewayProcess::start(&config);
+    gw.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the gateway did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0), "handled, not killed by the default action: {}", gw.log());
+}

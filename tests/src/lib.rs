@@ -347,11 +347,17 @@ pub fn penghubung_binary() -> PathBuf {
             let exe = std::env::current_exe().unwrap();
             let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
             let binary = profile_dir.join("penghubung");
-            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "--quiet", "-p", "penghubung", "--bin", "penghubung"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("cargo runs");
+            let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            build.args(["build", "--quiet", "-p", "penghubung", "--bin", "penghubung"]);
+            // `cargo test` sets CARGO_MANIFEST_DIR and friends for this process; passed on, they make build
+            // scripts that track them (ring's) look dirty and rebuild half the tree.
+            for (key, _) in std::env::vars_os() {
+                let key = key.to_string_lossy();
+                if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+                    build.env_remove(key.as_ref());
+                }
+            }
+            let status = build.current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("cargo runs");
             assert!(status.success(), "building the penghubung binary failed");
             assert!(binary.exists(), "{} is missing", binary.display());
             binary
