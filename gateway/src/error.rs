@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{Response, StatusCode};
 
 use crate::proxy::body::ResponseBody;
@@ -35,8 +35,6 @@ pub enum GatewayError {
     UpstreamTimeout { service: String, timeout: Duration },
     #[error("the upstream of {service} sent a response the gateway could not use")]
     UpstreamBadResponse { service: String },
-    #[error("the gateway is shutting down")]
-    ShuttingDown,
     #[error("the client certificate is valid but no registered client is bound to it (fingerprint {fingerprint}); ask the Diskominfo to register it")]
     UnknownClient { fingerprint: Box<str> },
     #[error("the client certificate has been revoked")]
@@ -62,7 +60,6 @@ impl GatewayError {
             GatewayError::UpstreamConnectTimeout { .. } => "upstream.connect_timeout",
             GatewayError::UpstreamTimeout { .. } => "upstream.timeout",
             GatewayError::UpstreamBadResponse { .. } => "upstream.bad_response",
-            GatewayError::ShuttingDown => "server.shutting_down",
             GatewayError::UnknownClient { .. } => "identity.unknown_client",
             GatewayError::CertificateRevoked => "identity.revoked",
             GatewayError::ClientDisabled { .. } => "identity.client_disabled",
@@ -88,7 +85,6 @@ impl GatewayError {
             GatewayError::UpstreamConnectTimeout { .. } | GatewayError::UpstreamTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
-            GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -105,7 +101,6 @@ impl GatewayError {
             GatewayError::UpstreamConnectTimeout { .. } => "Upstream connect timeout",
             GatewayError::UpstreamTimeout { .. } => "Upstream timeout",
             GatewayError::UpstreamBadResponse { .. } => "Bad upstream response",
-            GatewayError::ShuttingDown => "Shutting down",
             GatewayError::UnknownClient { .. } => "Unknown client",
             GatewayError::CertificateRevoked => "Certificate revoked",
             GatewayError::ClientDisabled { .. } => "Client disabled",
@@ -130,14 +125,8 @@ impl GatewayError {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         headers.insert(crate::proxy::headers::X_REQUEST_ID, request_id.clone());
-        match self {
-            GatewayError::MethodNotAllowed { allow, .. } => {
-                headers.insert(ALLOW, allow);
-            }
-            GatewayError::ShuttingDown => {
-                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            _ => {}
+        if let GatewayError::MethodNotAllowed { allow, .. } = self {
+            headers.insert(ALLOW, allow);
         }
         response
     }
