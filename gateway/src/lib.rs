@@ -3,9 +3,10 @@
 //! call, reading one immutable [`snapshot::Snapshot`] compiled from the documents in the store.
 //!
 //! Module map (see `DESIGN.md`): [`config`] process config, [`store`] documents, [`snapshot`] compiled view,
-//! [`routing`] path lookup, [`proxy`] upstream forwarding, [`error`] the one error→response mapping,
-//! [`stack`] the request pipeline, [`server`] listeners and graceful shutdown, [`reload`] hot reload,
-//! [`check`] `penghubung check`, [`demo`] the one-command demo.
+//! [`routing`] path lookup, [`tls`] mTLS material, client identity, the built-in CA and upstream TLS,
+//! [`proxy`] upstream forwarding and connection pools, [`error`] the one error→response mapping, [`stack`] the
+//! request pipeline, [`server`] listeners, signals and graceful shutdown, [`reload`] hot reload, [`check`]
+//! `penghubung check`, [`demo`] the one-command demo, [`cli`] the command line, [`telemetry`] logging.
 #![forbid(unsafe_code)]
 
 pub mod check;
