@@ -178,7 +178,11 @@ fn point_service_at(store: &DirStore, key: &str, address: SocketAddr) -> Result<
     store.put(key, &doc.to_string()).map_err(|e| e.to_string())
 }
 
+/// Prints `ready: <url>` and the commands to try, in one write. A closed stdout (whoever started the demo stopped
+/// reading after `ready:`) is not an error: the demo keeps serving.
 fn print_instructions(url: &str, workdir: &Path) {
+    use std::io::Write as _;
+    let mut out = String::new();
     let (opd, app) = DEFAULT_CLIENT;
     let clients = workdir.join("clients");
     let tls = format!(
@@ -187,27 +191,32 @@ fn print_instructions(url: &str, workdir: &Path) {
         clients.join(format!("{opd}.{app}.crt")).display(),
         clients.join(format!("{opd}.{app}.key")).display()
     );
-    println!("ready: {url}");
-    println!();
-    println!("Penghubung demo is serving with mTLS (client `{opd}/{app}`). Try:");
-    println!("  curl -s {tls} {url}/_penghubung/health");
+    let _ = writeln!(out, "ready: {url}");
+    out.push('\n');
+    let _ = writeln!(out, "Penghubung demo is serving with mTLS (client `{opd}/{app}`). Try:");
+    let _ = writeln!(out, "  curl -s {tls} {url}/_penghubung/health");
     for b in BACKENDS {
-        println!("  curl -s {tls} {url}{}", b.sample_path);
+        let _ = writeln!(out, "  curl -s {tls} {url}{}", b.sample_path);
     }
-    println!(
+    let _ = writeln!(
+        out,
         "  curl -s {tls} -X POST -H 'content-type: application/json' -d '{{\"nik\":\"1807015508900002\",\"nama\":\"SITI AMINAH\"}}' {url}/disdukcapil/kependudukan/v1/verifikasi"
     );
-    println!("  curl -s {tls} -i {url}/dinkes/tidak-ada/v1/x   # 404 route.not_found (problem+json)");
-    println!(
+    let _ = writeln!(out, "  curl -s {tls} -i {url}/dinkes/tidak-ada/v1/x   # 404 route.not_found (problem+json)");
+    let _ = writeln!(
+        out,
         "  curl -s --cacert {} {url}/_penghubung/health   # no client certificate: the handshake is refused",
         workdir.join("pki/ca.crt").display()
     );
-    println!("Every demo client's certificate is in {}/{{opd}}.{{app}}.crt and .key", clients.display());
-    println!("Or: source {}/demo.env && curl --cacert \"$PENGHUBUNG_CACERT\" --cert \"$PENGHUBUNG_CERT\" --key \"$PENGHUBUNG_KEY\" \"$PENGHUBUNG_URL$PENGHUBUNG_SAMPLE_REKAM_MEDIS\"", workdir.display());
-    println!();
-    println!("Documents: {}/policies (edit one: the gateway reloads it without a restart)", workdir.display());
-    println!("Variables: source {}/demo.env", workdir.display());
-    println!("Stop with Ctrl-C.");
+    let _ = writeln!(out, "Every demo client's certificate is in {}/{{opd}}.{{app}}.crt and .key", clients.display());
+    let _ = writeln!(out, "Or: source {}/demo.env && curl --cacert \"$PENGHUBUNG_CACERT\" --cert \"$PENGHUBUNG_CERT\" --key \"$PENGHUBUNG_KEY\" \"$PENGHUBUNG_URL$PENGHUBUNG_SAMPLE_REKAM_MEDIS\"", workdir.display());
+    out.push('\n');
+    let _ =
+        writeln!(out, "Documents: {}/policies (edit one: the gateway reloads it without a restart)", workdir.display());
+    let _ = writeln!(out, "Variables: source {}/demo.env", workdir.display());
+    let _ = writeln!(out, "Stop with Ctrl-C.");
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    let _ = std::io::stdout().flush();
 }
 
 async fn start_backend(handler: fn(&Method, &str, Bytes) -> (StatusCode, String)) -> std::io::Result<SocketAddr> {

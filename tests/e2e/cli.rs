@@ -74,7 +74,13 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let ready = tokio::task::spawn_blocking(move || wait_for_line(&mut stdout, "ready: ")).await.unwrap();
+    // Read up to `ready:`, then keep draining stdout like a terminal would.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(wait_for_line(&mut stdout, "ready: "));
+        std::io::copy(&mut stdout, &mut std::io::sink()).ok();
+    });
+    let ready = rx.await.unwrap();
     let url = ready.trim_start_matches("ready: ").to_string();
     assert!(url.starts_with("https://"), "{url}");
     let env: std::collections::HashMap<String, String> = std::fs::read_to_string(workdir.join("demo.env"))
