@@ -59,6 +59,13 @@ const BACKENDS: &[DemoBackend] = &[
 /// The client whose certificate `demo.env` names (`PENGHUBUNG_CERT` / `PENGHUBUNG_KEY`).
 const DEFAULT_CLIENT: (&str, &str) = ("dinkes", "simpus");
 
+/// A path the default client may not call: the mental-health history is `sangat_rahasia`, SIMPUS is cleared
+/// for `rahasia` (403 `policy.clearance`).
+const SAMPLE_DENIED: &str = "/dinkes/rekam-medis/v1/pasien/RM-000123/kesehatan-jiwa";
+/// A path whose response has fields above the default client's clearance (withheld, listed in
+/// `X-Penghubung-Redacted`).
+const SAMPLE_REDACTED: &str = "/disdukcapil/kependudukan/v1/penduduk/1807015508900002";
+
 /// Runs the demo until SIGINT/SIGTERM; returns the exit code.
 pub async fn run(workdir: PathBuf, listen: SocketAddr) -> i32 {
     // Before `ready:` is printed, so that whoever reads it can stop the demo with SIGTERM at once.
@@ -142,6 +149,8 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
     for b in BACKENDS {
         let _ = writeln!(env, "PENGHUBUNG_SAMPLE_{}={}", b.env_name, b.sample_path);
     }
+    let _ = writeln!(env, "PENGHUBUNG_SAMPLE_DENIED={SAMPLE_DENIED}");
+    let _ = writeln!(env, "PENGHUBUNG_SAMPLE_REDACTED={SAMPLE_REDACTED}");
     std::fs::write(workdir.join("demo.env"), env).map_err(|e| setup("writing demo.env", &e))?;
     Ok((gateway, url, workdir))
 }
@@ -200,6 +209,15 @@ fn print_instructions(url: &str, workdir: &Path) {
     }
     let _ = writeln!(
         out,
+        "  curl -s {tls} -i {url}{SAMPLE_REDACTED}   # fields above `rahasia` withheld: see X-Penghubung-Redacted"
+    );
+    let _ = writeln!(
+        out,
+        "  curl -s {tls} {url}{SAMPLE_DENIED}   # 403 policy.clearance: sangat_rahasia, SIMPUS is cleared for rahasia"
+    );
+    let _ = writeln!(out, "  curl -s {tls} {url}/dinsos/bansos/v1/penerima/1807015508900002   # 403 policy.no_grant");
+    let _ = writeln!(
+        out,
         "  curl -s {tls} -X POST -H 'content-type: application/json' -d '{{\"nik\":\"1807015508900002\",\"nama\":\"SITI AMINAH\"}}' {url}/disdukcapil/kependudukan/v1/verifikasi"
     );
     let _ = writeln!(out, "  curl -s {tls} -i {url}/dinkes/tidak-ada/v1/x   # 404 route.not_found (problem+json)");
@@ -214,6 +232,11 @@ fn print_instructions(url: &str, workdir: &Path) {
     let _ =
         writeln!(out, "Documents: {}/policies (edit one: the gateway reloads it without a restart)", workdir.display());
     let _ = writeln!(out, "Variables: source {}/demo.env", workdir.display());
+    let _ = writeln!(
+        out,
+        "Policy dry run: penghubung policy explain --config {}/penghubung.toml --client dinsos/sikasos --service disdukcapil/kependudukan/v1 --operation \"POST /verifikasi\" --purpose penyaluran-bansos",
+        workdir.display()
+    );
     let _ = writeln!(out, "Stop with Ctrl-C.");
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     let _ = std::io::stdout().flush();
@@ -278,7 +301,12 @@ fn kependudukan(method: &Method, path: &str, body: Bytes) -> (StatusCode, String
             Some((nik, nama, jk, tempat, tanggal, alamat)) => json(
                 StatusCode::OK,
                 serde_json::json!({"nik": nik, "nama": nama, "jenis_kelamin": jk, "tempat_lahir": tempat,
-                    "tanggal_lahir": tanggal, "alamat": alamat, "kode_wilayah": "18.07.01"}),
+                "tanggal_lahir": tanggal, "alamat": alamat, "kode_wilayah": "18.07.01", "agama": "ISLAM",
+                "nama_ibu_kandung": "FATIMAH", "disabilitas": "TIDAK ADA",
+                "keluarga": [
+                    {"nik": "1807011203850001", "nama": "BUDI SANTOSO", "hubungan": "SUAMI", "status_perkawinan": "KAWIN"},
+                    {"nik": "1807014407150003", "nama": "PUTRI AMELIA", "hubungan": "ANAK", "status_perkawinan": "BELUM KAWIN"}
+                ]}),
             ),
             None => json(StatusCode::NOT_FOUND, serde_json::json!({"pesan": "NIK tidak ditemukan"})),
         },
@@ -310,8 +338,12 @@ fn rekam_medis(method: &Method, path: &str, _body: Bytes) -> (StatusCode, String
         Some(("RM-000123", "kunjungan")) => json(
             StatusCode::OK,
             serde_json::json!({"pasien": "RM-000123", "kunjungan": [
-                {"tanggal": "2026-10-02", "poli": "Umum", "diagnosa_icd10": "J06.9"},
-                {"tanggal": "2026-11-10", "poli": "Gigi", "diagnosa_icd10": "K02.1"}]}),
+                {"tanggal": "2026-10-02", "poli": "Umum", "diagnosa_icd10": "J06.9", "catatan_dokter": "ISPA ringan"},
+                {"tanggal": "2026-11-10", "poli": "Gigi", "diagnosa_icd10": "K02.1", "catatan_dokter": "karies"}]}),
+        ),
+        Some(("RM-000123", "kesehatan-jiwa")) => json(
+            StatusCode::OK,
+            serde_json::json!({"pasien": "RM-000123", "riwayat": [{"tahun": 2024, "catatan": "(fiktif)"}]}),
         ),
         _ => json(StatusCode::NOT_FOUND, serde_json::json!({"pesan": "pasien tidak ditemukan"})),
     }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{Response, StatusCode};
 
+use crate::policy::Denial;
 use crate::proxy::body::ResponseBody;
 
 /// Everything that can stop a request inside the gateway.
@@ -43,6 +44,18 @@ pub enum GatewayError {
     ClientDisabled { client: String },
     #[error("the TLS connection to the upstream of {service} failed verification or negotiation")]
     UpstreamTls { service: String },
+    #[error("this listener does not authenticate callers; services are called over mTLS with a client certificate")]
+    IdentityRequired,
+    #[error("{0}")]
+    Denied(Denial),
+    #[error("the response of {service} has fields above your clearance and could not be filtered ({reason}); it was withheld")]
+    RedactionFailed { service: String, reason: String },
+}
+
+impl From<Denial> for GatewayError {
+    fn from(denial: Denial) -> Self {
+        GatewayError::Denied(denial)
+    }
 }
 
 impl GatewayError {
@@ -64,6 +77,9 @@ impl GatewayError {
             GatewayError::CertificateRevoked => "identity.revoked",
             GatewayError::ClientDisabled { .. } => "identity.client_disabled",
             GatewayError::UpstreamTls { .. } => "upstream.tls",
+            GatewayError::IdentityRequired => "identity.required",
+            GatewayError::Denied(denial) => denial.code(),
+            GatewayError::RedactionFailed { .. } => "policy.redaction_failed",
         }
     }
 
@@ -78,10 +94,13 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UpstreamUnavailable { .. }
             | GatewayError::UpstreamBadResponse { .. }
-            | GatewayError::UpstreamTls { .. } => StatusCode::BAD_GATEWAY,
+            | GatewayError::UpstreamTls { .. }
+            | GatewayError::RedactionFailed { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::UnknownClient { .. }
             | GatewayError::CertificateRevoked
-            | GatewayError::ClientDisabled { .. } => StatusCode::FORBIDDEN,
+            | GatewayError::ClientDisabled { .. }
+            | GatewayError::IdentityRequired
+            | GatewayError::Denied(_) => StatusCode::FORBIDDEN,
             GatewayError::UpstreamConnectTimeout { .. } | GatewayError::UpstreamTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -105,6 +124,9 @@ impl GatewayError {
             GatewayError::CertificateRevoked => "Certificate revoked",
             GatewayError::ClientDisabled { .. } => "Client disabled",
             GatewayError::UpstreamTls { .. } => "Upstream TLS failure",
+            GatewayError::IdentityRequired => "Client certificate required",
+            GatewayError::Denied(_) => "Access denied",
+            GatewayError::RedactionFailed { .. } => "Response withheld",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod diagnostics;
 mod embedded;
 pub mod error;
+pub mod policy;
 pub mod proxy;
 pub mod reload;
 pub mod routing;

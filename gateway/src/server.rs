@@ -18,7 +18,7 @@ use crate::diagnostics::Diagnostic;
 use crate::proxy::Downstream;
 use crate::reload::{self, Reloaded, Reloader};
 use crate::snapshot::Snapshot;
-use crate::stack::{GatewayService, HeadLimits, Shared};
+use crate::stack::{GatewayService, HeadLimits, PolicySettings, Shared};
 use crate::store::DirStore;
 use crate::tls;
 use crate::tls::identity::PeerCertificate;
@@ -133,7 +133,16 @@ impl Gateway {
             },
             access_log: config.log.access_log,
             tls: tls_state.clone(),
+            policy: PolicySettings {
+                enforce: config.policy.enforce,
+                max_redacted_body: config.policy.max_redacted_body.0,
+            },
         });
+        if !config.policy.enforce {
+            tracing::warn!(
+                "[policy] enforce = false: requests are forwarded WITHOUT identity, grant or clearance checks"
+            );
+        }
         let tls_watch = tls_state.as_ref().map(|state| tls::material::spawn_watch(Arc::clone(state)));
         let builder = Arc::new(connection_builder(&config));
         let (shutdown, shutdown_rx) = watch::channel(false);

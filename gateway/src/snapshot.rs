@@ -12,6 +12,7 @@ use http::HeaderValue;
 
 use crate::config::Config;
 use crate::diagnostics::Diagnostic;
+use crate::policy::{lifecycle, CompiledGrant, OperationPolicy, RedactionPlan};
 use crate::proxy::upstream::{PoolSpec, UpstreamPool};
 use crate::routing::{CompiledOperation, OperationTable, RouteTable};
 use crate::store::documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc};
@@ -27,6 +28,20 @@ pub struct ClientEntry {
     pub client_header: HeaderValue,
     /// `X-Penghubung-Opd`.
     pub opd_header: HeaderValue,
+    /// This client's grants by service index; a service missing here is not granted at all.
+    grants: HashMap<usize, Box<[CompiledGrant]>, std::hash::BuildHasherDefault<crate::routing::Fnv>>,
+}
+
+impl ClientEntry {
+    /// The grants on the service at `service_index`, if any.
+    pub fn grants_on(&self, service_index: usize) -> Option<&[CompiledGrant]> {
+        self.grants.get(&service_index).map(|g| &**g)
+    }
+
+    /// Keys of the services this client holds grants on, by index.
+    pub fn granted_services(&self) -> impl Iterator<Item = usize> + '_ {
+        self.grants.keys().copied()
+    }
 }
 
 /// Certificate facts → client, for the three kinds of binding.
@@ -40,6 +55,8 @@ struct IdentityIndex {
 /// A service ready to serve.
 #[derive(Debug)]
 pub struct CompiledService {
+    /// Position in the snapshot's `services` (grants are keyed by it).
+    pub index: usize,
     /// `{opd}/{name}/v{version}`.
     pub key: Arc<str>,
     pub doc: ServiceDoc,
@@ -48,6 +65,17 @@ pub struct CompiledService {
     pub max_request_body: u64,
     /// The document it was compiled from.
     pub origin: String,
+    /// Policy facts per operation, indexed like `doc.operations`.
+    operation_policies: Box<[OperationPolicy]>,
+    /// Policy facts of a pass-through service (no operations declared).
+    service_policy: OperationPolicy,
+}
+
+impl CompiledService {
+    /// The classification and redaction plans that apply to `operation` (`None`: pass-through).
+    pub fn operation_policy(&self, operation: Option<&CompiledOperation>) -> &OperationPolicy {
+        operation.and_then(|o| self.operation_policies.get(o.index)).unwrap_or(&self.service_policy)
+    }
 }
 
 /// Everything the data plane needs, compiled once.
@@ -100,6 +128,11 @@ impl Snapshot {
             }
         }
 
+        let mut schemas: HashMap<&str, &serde_json::Value> = HashMap::new();
+        for (_, path, schema) in &docs.schemas {
+            schemas.insert(path.as_str(), schema);
+        }
+
         let mut routes = RouteTable::default();
         let mut services = Vec::with_capacity(docs.services.len());
         for (origin, doc) in &docs.services {
@@ -117,13 +150,43 @@ impl Snapshot {
                 ));
                 continue;
             }
-            match compile_service(origin, doc, ctx, &reusable) {
+            match compile_service(services.len(), origin, doc, &schemas, ctx, &reusable) {
                 Ok(service) => services.push(Arc::new(service)),
                 Err(mut found) => {
                     problems.append(&mut found);
                     // keep indices aligned for the route table
-                    services.push(Arc::new(placeholder(origin, doc, ctx)));
+                    services.push(Arc::new(placeholder(services.len(), origin, doc, ctx)));
                 }
+            }
+        }
+
+        let client_ids: HashSet<&str> = docs.clients.iter().map(|(_, c)| c.id.as_str()).collect();
+        let service_index: HashMap<&str, usize> = services.iter().map(|s| (&*s.key, s.index)).collect();
+        let mut grants_by_client: HashMap<&str, HashMap<usize, Vec<CompiledGrant>>> = HashMap::new();
+        let mut grant_ids = HashSet::new();
+        for (origin, doc) in &docs.grants {
+            if !grant_ids.insert(doc.id.clone()) {
+                problems.push(Diagnostic::error(origin, format!("grant `{}` is defined twice", doc.id)));
+            }
+            if !client_ids.contains(doc.client.as_str()) {
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("grant names client `{}`, which is not registered", doc.client),
+                ));
+                continue;
+            }
+            let Some(&index) = service_index.get(doc.service.as_str()) else {
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("grant names service `{}`, which is not registered", doc.service),
+                ));
+                continue;
+            };
+            match CompiledGrant::compile(doc, &services[index].doc) {
+                Ok(grant) => {
+                    grants_by_client.entry(doc.client.as_str()).or_default().entry(index).or_default().push(grant)
+                }
+                Err(e) => problems.push(Diagnostic::error(origin, e)),
             }
         }
 
@@ -137,6 +200,12 @@ impl Snapshot {
                 doc: doc.clone(),
                 client_header: HeaderValue::from_str(&doc.id).expect("client ids are checked by the schema"),
                 opd_header: HeaderValue::from_str(&doc.opd).expect("OPD ids are checked by the schema"),
+                grants: grants_by_client
+                    .remove(doc.id.as_str())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(index, grants)| (index, grants.into_boxed_slice()))
+                    .collect(),
             });
             if clients.insert(doc.id.clone(), Arc::clone(&entry)).is_some() {
                 problems.push(Diagnostic::error(origin, format!("client `{}` is defined twice", doc.id)));
@@ -158,35 +227,6 @@ impl Snapshot {
                         ));
                     }
                 }
-            }
-        }
-
-        let service_keys: HashSet<&str> = services.iter().map(|s| &*s.key).collect();
-        let mut grant_ids = HashSet::new();
-        for (origin, doc) in &docs.grants {
-            if !clients.contains_key(&doc.client) {
-                problems.push(Diagnostic::error(
-                    origin,
-                    format!("grant names client `{}`, which is not registered", doc.client),
-                ));
-            }
-            if !service_keys.contains(doc.service.as_str()) {
-                problems.push(Diagnostic::error(
-                    origin,
-                    format!("grant names service `{}`, which is not registered", doc.service),
-                ));
-            } else if let Some(service) = services.iter().find(|s| *s.key == *doc.service) {
-                for op in doc.operations.iter().filter(|o| o.as_str() != "*") {
-                    if !service.operations.iter().any(|o| &*o.id == op) {
-                        problems.push(Diagnostic::error(
-                            origin,
-                            format!("grant names operation `{op}`, which service `{}` does not have", doc.service),
-                        ));
-                    }
-                }
-            }
-            if !grant_ids.insert(doc.id.clone()) {
-                problems.push(Diagnostic::error(origin, format!("grant `{}` is defined twice", doc.id)));
             }
         }
 
@@ -237,8 +277,10 @@ fn pool_spec(doc: &ServiceDoc, config: &Config) -> PoolSpec {
 }
 
 fn compile_service(
+    index: usize,
     origin: &str,
     doc: &ServiceDoc,
+    schemas: &HashMap<&str, &serde_json::Value>,
     ctx: &BuildContext<'_>,
     reusable: &HashMap<&PoolSpec, &Arc<UpstreamPool>>,
 ) -> Result<CompiledService, Vec<Diagnostic>> {
@@ -246,7 +288,48 @@ fn compile_service(
     let mut operations = Vec::with_capacity(doc.operations.len());
     let mut ids = HashSet::new();
     let mut signatures = HashSet::new();
-    for op in &doc.operations {
+    for problem in lifecycle::problems(doc) {
+        problems.push(Diagnostic::error(origin, problem));
+    }
+    let mut operation_policies = Vec::with_capacity(doc.operations.len());
+    for (position, op) in doc.operations.iter().enumerate() {
+        if op.classification.is_some_and(|c| c < doc.classification) {
+            problems.push(Diagnostic::error(
+                origin,
+                format!(
+                    "operation `{}` is classified below its service ({}); an operation can only raise it",
+                    op.id, doc.classification
+                ),
+            ));
+        }
+        let mut policy = OperationPolicy {
+            classification: op.classification.unwrap_or(doc.classification).max(doc.classification),
+            responses: Vec::new(),
+        };
+        for (status, response) in &op.responses {
+            let Some(schema) = schemas.get(response.schema.as_str()) else {
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!(
+                        "operation `{}` response {status}: schema `{}` is not in the store (schemas/{})",
+                        op.id, response.schema, response.schema
+                    ),
+                ));
+                continue;
+            };
+            match RedactionPlan::compile(schema) {
+                Ok(Some(plan)) => {
+                    let code = if status == "default" { 0 } else { status.parse().unwrap_or(0) };
+                    policy.responses.push((code, Arc::new(plan)));
+                }
+                Ok(None) => {}
+                Err(e) => problems.push(Diagnostic::error(
+                    origin,
+                    format!("operation `{}` response {status} (schemas/{}): {e}", op.id, response.schema),
+                )),
+            }
+        }
+        operation_policies.push(policy);
         if !ids.insert(op.id.as_str()) {
             problems.push(Diagnostic::error(origin, format!("operation id `{}` is used twice", op.id)));
         }
@@ -257,7 +340,7 @@ fn compile_service(
                 format!("operation `{} {}` overlaps another operation", op.method, op.path),
             ));
         }
-        match CompiledOperation::new(&op.id, &op.method, &op.path) {
+        match CompiledOperation::new(position, &op.id, &op.method, &op.path) {
             Ok(c) => operations.push(c),
             Err(e) => problems.push(Diagnostic::error(origin, format!("operation `{}`: {e}", op.id))),
         }
@@ -277,12 +360,15 @@ fn compile_service(
         return Err(problems);
     }
     Ok(CompiledService {
+        index,
         key: doc.key().into(),
         doc: doc.clone(),
         operations: OperationTable::new(operations),
         pool,
         max_request_body: doc.max_request_body.map_or(ctx.config.limits.max_request_body.0, |b| b.0),
         origin: origin.to_string(),
+        operation_policies: operation_policies.into_boxed_slice(),
+        service_policy: OperationPolicy { classification: doc.classification, responses: Vec::new() },
     })
 }
 
@@ -298,10 +384,11 @@ fn upstream_client_tls(doc: &ServiceDoc, ctx: &BuildContext<'_>) -> Result<rustl
 
 /// A stand-in for a service that failed to compile; only used to keep indices aligned while collecting
 /// problems (a snapshot with problems is never published).
-fn placeholder(origin: &str, doc: &ServiceDoc, ctx: &BuildContext<'_>) -> CompiledService {
+fn placeholder(index: usize, origin: &str, doc: &ServiceDoc, ctx: &BuildContext<'_>) -> CompiledService {
     let mut spec = pool_spec(doc, ctx.config);
     spec.upstream.endpoints.clear();
     CompiledService {
+        index,
         key: doc.key().into(),
         doc: doc.clone(),
         operations: OperationTable::default(),
@@ -310,6 +397,8 @@ fn placeholder(origin: &str, doc: &ServiceDoc, ctx: &BuildContext<'_>) -> Compil
         ),
         max_request_body: 0,
         origin: origin.to_string(),
+        operation_policies: Box::default(),
+        service_policy: OperationPolicy::default(),
     }
 }
 

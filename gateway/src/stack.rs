@@ -1,8 +1,9 @@
 //! The request pipeline, outside in, as DESIGN.md draws it: limits on the request head → gateway endpoints
 //! (`/_penghubung/...`) → route → proxy. [`GatewayService`] is what hyper calls per request; it is also the
 //! *Rescue* step: the one call site where a [`GatewayError`] becomes a response, so no error ever drops a
-//! connection. One access-log line per request. Later issues insert policy, rate limits and contracts between
-//! route and proxy.
+//! connection. One access-log line per request. Between route and proxy sits the policy decision
+//! ([`crate::policy`]): no [`crate::policy::Permit`], no upstream call. Later issues insert rate limits and
+//! contracts there too.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,9 +17,10 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::error::GatewayError;
+use crate::policy::{self, Permit};
 use crate::proxy::body::ResponseBody;
-use crate::proxy::headers::{self, X_REQUEST_ID};
-use crate::proxy::{self, Downstream};
+use crate::proxy::headers::{self, X_PENGHUBUNG_PURPOSE, X_REQUEST_ID};
+use crate::proxy::{self, Caller, Downstream};
 use crate::routing::split_service_path;
 use crate::snapshot::{ClientEntry, Snapshot, SnapshotCell};
 use crate::tls::identity::PeerCertificate;
@@ -42,6 +44,16 @@ pub struct Shared {
     pub access_log: bool,
     /// The data plane's TLS material (CRLs are checked per request); `None` when every listener is plaintext.
     pub tls: Option<Arc<TlsState>>,
+    pub policy: PolicySettings,
+}
+
+/// How the policy step runs.
+#[derive(Clone, Copy, Debug)]
+pub struct PolicySettings {
+    /// `false` only for measuring the bare proxy: no decision at all.
+    pub enforce: bool,
+    /// Largest response buffered for field redaction.
+    pub max_redacted_body: u64,
 }
 
 /// The per-connection hyper service.
@@ -76,6 +88,7 @@ struct Exchange {
     operation: Option<Arc<str>>,
     upstream: Option<Arc<str>>,
     code: Option<&'static str>,
+    purpose: Option<HeaderValue>,
 }
 
 async fn handle(
@@ -106,6 +119,7 @@ async fn handle(
             method = %method,
             service = exchange.service.as_deref().unwrap_or("-"),
             operation = exchange.operation.as_deref().unwrap_or("-"),
+            purpose = exchange.purpose.as_ref().and_then(|p| p.to_str().ok()).unwrap_or("-"),
             status = response.status().as_u16(),
             code = exchange.code.unwrap_or("-"),
             latency_us = started.elapsed().as_micros() as u64,
@@ -140,8 +154,22 @@ async fn route_and_forward(
     let service =
         snapshot.find_service(address.opd, address.service, address.major).ok_or(GatewayError::RouteNotFound)?;
     exchange.service = Some(Arc::clone(&service.key));
+    // A caller without any grant learns nothing about the service's operations: decided before matching them.
+    let grants = match (shared.policy.enforce, client) {
+        (false, _) => None,
+        (true, None) => return Err(GatewayError::IdentityRequired),
+        (true, Some(client)) => Some((client, policy::grants_for(client, service, &mut ())?)),
+    };
     let operation = service.operations.find(request.method(), address.rest)?;
     exchange.operation = operation.map(|o| Arc::clone(&o.label));
+    let permit: Option<Permit<'_>> = match grants {
+        Some((client, grants)) => {
+            let purpose = request.headers().get(X_PENGHUBUNG_PURPOSE);
+            Some(policy::decide(client, service, grants, operation, purpose, policy::unix_now(), &mut ())?)
+        }
+        None => None,
+    };
+    exchange.purpose = permit.as_ref().and_then(|p| p.purpose.clone());
     let rest_offset = path.len() - address.rest.len();
 
     if let Some(length) = content_length(request.headers()) {
@@ -149,12 +177,26 @@ async fn route_and_forward(
             return Err(GatewayError::BodyTooLarge { limit: service.max_request_body });
         }
     }
+    let caller = Caller {
+        client: client.map(|c| &**c),
+        purpose: permit.as_ref().and_then(|p| p.purpose.as_ref()),
+        identity_encoding: permit.as_ref().is_some_and(|p| p.redaction.is_some()),
+    };
     let (parts, body) = request.into_parts();
     // Boxed so that the (large) forwarding state is not copied through every enclosing future.
-    let (response, upstream) =
-        Box::pin(proxy::forward(service, parts, body, rest_offset, downstream, client.map(|c| &**c))).await?;
+    let (response, upstream) = Box::pin(proxy::forward(service, parts, body, rest_offset, downstream, caller)).await?;
     exchange.upstream = Some(upstream);
-    Ok(response)
+    let redaction = permit.as_ref().and_then(|p| Some((p.client.doc.clearance, p.redaction?)));
+    match redaction.and_then(|(clearance, policy)| {
+        policy.plan_for(response.status().as_u16()).filter(|plan| plan.applies_to(clearance)).map(|p| (clearance, p))
+    }) {
+        Some((clearance, plan)) => {
+            let limit = shared.policy.max_redacted_body;
+            let timeout = service.pool.spec.request_timeout;
+            policy::response::withhold_fields(response, plan, clearance, limit, timeout, &service.key).await
+        }
+        None => Ok(response),
+    }
 }
 
 /// Authentication, per request: the connection's certificate must not be revoked by the current CRLs, must be

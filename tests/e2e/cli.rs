@@ -97,9 +97,12 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
         spiffe: None,
     };
     let client = https_client(client_config(&read("PENGHUBUNG_CACERT"), Some(&identity)));
-    let samples: Vec<&String> =
-        env.iter().filter(|(k, _)| k.starts_with("PENGHUBUNG_SAMPLE_")).map(|(_, v)| v).collect();
-    assert!(samples.len() >= 2, "{env:?}");
+    let samples: Vec<&String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("PENGHUBUNG_SAMPLE_") && !k.ends_with("_DENIED"))
+        .map(|(_, v)| v)
+        .collect();
+    assert!(samples.len() >= 3, "{env:?}");
     for path in samples {
         let r = send(&client, http::Request::get(format!("{url}{path}")).body(empty()).unwrap()).await;
         assert_eq!(r.status, 200, "{path}: {}", r.text());
@@ -107,8 +110,20 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
     }
     let r = send(&client, http::Request::get(format!("{url}/dinkes/tidak-ada/v1/x")).body(empty()).unwrap()).await;
     assert_eq!(r.code(), "route.not_found");
+    // The policy at work: one call denied for clearance, one response with fields withheld.
+    let denied = &env["PENGHUBUNG_SAMPLE_DENIED"];
+    let r = send(&client, http::Request::get(format!("{url}{denied}")).body(empty()).unwrap()).await;
+    assert_eq!((r.status.as_u16(), r.code()), (403, "policy.clearance".to_string()), "{}", r.text());
+    let redacted = &env["PENGHUBUNG_SAMPLE_REDACTED"];
+    let r = send(&client, http::Request::get(format!("{url}{redacted}")).body(empty()).unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let withheld = r.headers["x-penghubung-redacted"].to_str().unwrap().to_string();
+    assert!(withheld.contains("/nama_ibu_kandung") && withheld.contains("/keluarga/*/status_perkawinan"), "{withheld}");
+    let body = r.json();
+    assert!(body.get("nama_ibu_kandung").is_none() && body["keluarga"][0].get("status_perkawinan").is_none(), "{body}");
+    assert_eq!(body["keluarga"][0]["nik"], "1807011203850001", "rahasia fields stay for a rahasia client");
     // Every baseline client has its pair.
-    for name in ["dinkes.simpus", "dinsos.sikasos", "bappeda.sipd", "diskominfo.dashboard"] {
+    for name in ["dinkes.simpus", "dinsos.sikasos", "bappeda.sipd", "diskominfo.dashboard", "disdukcapil.siak"] {
         assert!(workdir.join("clients").join(format!("{name}.crt")).is_file(), "{name}");
         assert!(workdir.join("clients").join(format!("{name}.key")).is_file(), "{name}");
     }

@@ -26,6 +26,7 @@ async fn setup(upstream: &Upstream) -> (TestGateway, Pki) {
         docs::opd("dinkes"),
         docs::service("dinkes", "rm", &[upstream.url()], "", ""),
         docs::client("dinkes", "simpus", &spiffe("dinkes", "simpus"), true),
+        docs::grant("simpus-rm", "dinkes/simpus", "dinkes/rm/v1", &["*"]),
     ];
     let config = write_mtls_setup(dir.path(), &documents, &pki, "");
     let config = penghubung::Config::load(&config).unwrap();
@@ -238,6 +239,8 @@ async fn https_upstreams_are_verified_and_can_be_called_with_mtls() {
             "",
         ),
         docs::client("dinkes", "simpus", &spiffe("dinkes", "simpus"), true),
+        docs::grant("simpus-salah", "dinkes/simpus", "dinkes/salah/v1", &["*"]),
+        docs::grant("simpus-aman", "dinkes/simpus", "dinkes/aman/v1", &["*"]),
     ];
     let config_path = write_mtls_setup(
         dir.path(),
@@ -279,7 +282,7 @@ async fn clients_can_be_bound_by_fingerprint_or_subject_as_well() {
         (
             "clients/bappeda/sipd.toml".to_string(),
             format!(
-                "id = \"bappeda/sipd\"\nopd = \"bappeda\"\nname = \"sipd\"\nclearance = \"terbuka\"\n[identity]\nfingerprint_sha256 = [\"{}\"]\n",
+                "id = \"bappeda/sipd\"\nopd = \"bappeda\"\nname = \"sipd\"\nclearance = \"terbatas\"\n[identity]\nfingerprint_sha256 = [\"{}\"]\n",
                 colon_hex.join(":")
             ),
         ),
@@ -287,6 +290,8 @@ async fn clients_can_be_bound_by_fingerprint_or_subject_as_well() {
             "clients/dinsos/sikasos.toml".to_string(),
             "id = \"dinsos/sikasos\"\nopd = \"dinsos\"\nname = \"sikasos\"\nclearance = \"terbatas\"\n[identity]\nsubject = [\"OU=dinsos, CN=sikasos\"]\n".to_string(),
         ),
+        docs::grant("sipd-rm", "bappeda/sipd", "dinkes/rm/v1", &["*"]),
+        docs::grant("sikasos-rm", "dinsos/sikasos", "dinkes/rm/v1", &["*"]),
     ] {
         gw.put_document(&key, &text);
     }

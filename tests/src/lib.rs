@@ -159,14 +159,27 @@ pub mod docs {
         (format!("opds/{id}.toml"), format!("id = \"{id}\"\nname = \"OPD {id}\"\n"))
     }
 
-    /// `services/{opd}/{name}.toml` with endpoints and extra TOML appended (upstream keys go in `upstream_extra`).
+    /// `services/{opd}/{name}.toml`: active (with both approvals), classified `terbatas`, with endpoints and
+    /// extra TOML (top-level keys, operations) appended; upstream keys go in `upstream_extra`.
     pub fn service(opd: &str, name: &str, endpoints: &[String], upstream_extra: &str, extra: &str) -> (String, String) {
         let list = endpoints.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join(", ");
         (
             format!("services/{opd}/{name}.toml"),
             format!(
-                "opd = \"{opd}\"\nname = \"{name}\"\nversion = 1\ntitle = \"{name}\"\nclassification = \"terbatas\"\nstatus = \"active\"\n{extra}\n[upstream]\nendpoints = [{list}]\n{upstream_extra}\n"
+                "opd = \"{opd}\"\nname = \"{name}\"\nversion = 1\ntitle = \"{name}\"\nclassification = \"terbatas\"\nstatus = \"active\"\n{extra}\n{APPROVALS}\n[upstream]\nendpoints = [{list}]\n{upstream_extra}\n"
             ),
+        )
+    }
+
+    /// Both approvals, by two different people.
+    pub const APPROVALS: &str = "[approvals.operations]\nby = \"Operator Uji\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"uji\"\n\n[approvals.security]\nby = \"Keamanan Uji\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"uji\"\n";
+
+    /// `grants/{id}.toml`: `client` may call `operations` (`"*"`: all) of `service` (`opd/name/v1`), any purpose.
+    pub fn grant(id: &str, client: &str, service: &str, operations: &[&str]) -> (String, String) {
+        let ops = operations.iter().map(|o| format!("\"{o}\"")).collect::<Vec<_>>().join(", ");
+        (
+            format!("grants/{id}.toml"),
+            format!("id = \"{id}\"\nclient = \"{client}\"\nservice = \"{service}\"\noperations = [{ops}]\ntier = \"bronze\"\n"),
         )
     }
 
@@ -187,8 +200,19 @@ pub mod docs {
 }
 
 /// Writes `documents` under `dir/policies` and a config with one plaintext listener to `dir/penghubung.toml`;
-/// returns the config path. (mTLS tests write their own config, see [`tls`].)
+/// returns the config path. A plaintext listener has no caller identity, so these setups measure the bare proxy
+/// with `[policy] enforce = false` (unless `config_extra` has its own `[policy]`). mTLS setups with the policy
+/// on: [`mtls::write_mtls_setup`].
 pub fn write_setup(dir: &Path, documents: &[(String, String)], config_extra: &str) -> PathBuf {
+    let policy = if config_extra.contains("[policy]") { "" } else { POLICY_OFF };
+    write_config(dir, documents, "plaintext = true\n", &format!("{policy}{config_extra}"))
+}
+
+/// The config section that turns the policy off.
+pub const POLICY_OFF: &str = "[policy]\nenforce = false\n\n";
+
+/// Writes documents and a config whose one listener has `listener_extra`.
+pub fn write_config(dir: &Path, documents: &[(String, String)], listener_extra: &str, config_extra: &str) -> PathBuf {
     let store = dir.join("policies");
     for (key, text) in documents {
         let path = store.join(key);
@@ -197,7 +221,7 @@ pub fn write_setup(dir: &Path, documents: &[(String, String)], config_extra: &st
     }
     std::fs::create_dir_all(&store).unwrap();
     let config = format!(
-        "[[listeners]]\naddress = \"127.0.0.1:0\"\nplaintext = true\n\n[store]\npath = \"policies\"\nseed_baseline = false\n\n[reload]\ndebounce = \"50ms\"\n\n{config_extra}\n"
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n{listener_extra}\n[store]\npath = \"policies\"\nseed_baseline = false\n\n[reload]\ndebounce = \"50ms\"\n\n{config_extra}\n"
     );
     let path = dir.join("penghubung.toml");
     std::fs::write(&path, config).unwrap();

@@ -62,10 +62,7 @@ impl Pki {
 
 /// Writes documents and a config with one mTLS listener; returns the config path.
 pub fn write_mtls_setup(dir: &Path, documents: &[(String, String)], pki: &Pki, extra: &str) -> PathBuf {
-    let path = crate::write_setup(dir, documents, &format!("{}\n{extra}", pki.tls_section()));
-    let text = std::fs::read_to_string(&path).unwrap().replace("plaintext = true\n", "");
-    std::fs::write(&path, text).unwrap();
-    path
+    crate::write_config(dir, documents, "", &format!("{}\n{extra}", pki.tls_section()))
 }
 
 fn parse_cert(pem: &str) -> Vec<CertificateDer<'static>> {

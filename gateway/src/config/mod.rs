@@ -35,6 +35,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub reload: ReloadConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
     /// TLS of the data plane; required unless every listener is `plaintext = true`.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -170,6 +172,29 @@ pub enum LogFormat {
     #[default]
     Human,
     Json,
+}
+
+/// Access policy.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Decide every request: deny unless granted. `false` forwards every routed request without any decision
+    /// (no identity required, no grants, no redaction): only for measuring the bare proxy, never in production.
+    #[serde(default = "yes")]
+    pub enforce: bool,
+    /// Largest response body buffered to withhold classified fields; a larger one fails closed with 502.
+    #[serde(default = "default_max_redacted_body")]
+    pub max_redacted_body: ByteSize,
+}
+
+fn default_max_redacted_body() -> ByteSize {
+    ByteSize(8 * 1024 * 1024)
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self { enforce: true, max_redacted_body: default_max_redacted_body() }
+    }
 }
 
 /// Picking up document changes.
@@ -314,6 +339,13 @@ impl Config {
 
     /// Findings that do not stop the gateway but that an operator should see.
     pub fn warnings(&self, file: &str) -> Vec<Diagnostic> {
+        let policy_off = (!self.policy.enforce).then(|| {
+            Diagnostic::warning(
+                file,
+                "[policy] enforce = false: every routed request is forwarded without identity, grant or clearance \
+                 checks (benchmarking only, never production)",
+            )
+        });
         self.listeners
             .iter()
             .filter(|l| l.plaintext)
@@ -326,6 +358,7 @@ impl Config {
                     ),
                 )
             })
+            .chain(policy_off)
             .collect()
     }
 

@@ -21,6 +21,9 @@ const PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authoriza
 pub const X_PENGHUBUNG_CLIENT: HeaderName = HeaderName::from_static("x-penghubung-client");
 /// The calling client's OPD.
 pub const X_PENGHUBUNG_OPD: HeaderName = HeaderName::from_static("x-penghubung-opd");
+/// The declared purpose of use, validated by the policy and forwarded (the caller's own header of that name is
+/// read by the policy before the scrub; what the upstream sees is the gateway's copy).
+pub const X_PENGHUBUNG_PURPOSE: HeaderName = HeaderName::from_static("x-penghubung-purpose");
 /// Prefix of the headers only the gateway may set.
 pub const GATEWAY_PREFIX: &str = "x-penghubung-";
 

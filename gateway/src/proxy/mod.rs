@@ -11,7 +11,7 @@ use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::HOST;
+use http::header::{HeaderValue, ACCEPT_ENCODING, HOST};
 use http::{request, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
@@ -36,6 +36,17 @@ impl Downstream {
     }
 }
 
+/// What the gateway tells the upstream about the caller. Set by the gateway from the verified identity and the
+/// policy decision, never copied from the request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caller<'a> {
+    pub client: Option<&'a ClientEntry>,
+    /// The validated purpose of use.
+    pub purpose: Option<&'a HeaderValue>,
+    /// Ask the upstream for an uncompressed body (the response will be filtered field by field).
+    pub identity_encoding: bool,
+}
+
 /// Forwards `parts` + `body` to the service's upstream. `rest_offset` is where the path after `/v{n}` starts in
 /// the request path. On success returns the upstream response (hop-by-hop headers removed) and the endpoint used.
 pub async fn forward(
@@ -44,7 +55,7 @@ pub async fn forward(
     body: Incoming,
     rest_offset: usize,
     downstream: &Downstream,
-    client: Option<&ClientEntry>,
+    caller: Caller<'_>,
 ) -> Result<(Response<ResponseBody>, Arc<str>), GatewayError> {
     let pool = &service.pool;
     let original_uri = parts.uri.clone(); // cheap: shared bytes
@@ -52,9 +63,15 @@ pub async fn forward(
     let query = original_uri.query();
     let original_host = headers::original_host(&parts.headers, &parts.uri);
     headers::scrub_request(&mut parts.headers);
-    if let Some(client) = client {
+    if let Some(client) = caller.client {
         parts.headers.insert(headers::X_PENGHUBUNG_CLIENT, client.client_header.clone());
         parts.headers.insert(headers::X_PENGHUBUNG_OPD, client.opd_header.clone());
+    }
+    if let Some(purpose) = caller.purpose {
+        parts.headers.insert(headers::X_PENGHUBUNG_PURPOSE, purpose.clone());
+    }
+    if caller.identity_encoding {
+        parts.headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     }
     headers::set_forwarded(&mut parts.headers, &downstream.forwarded, original_host.as_ref());
     headers::ensure_traceparent(&mut parts.headers);

@@ -25,6 +25,8 @@ enum TemplateSegment {
 #[derive(Debug)]
 pub struct CompiledOperation {
     pub id: Arc<str>,
+    /// Position in the service document's `operations` (grants and contracts refer to it).
+    pub index: usize,
     pub method: Method,
     /// The template as written, e.g. `/pasien/{id}` (used in logs instead of the raw path).
     pub template: Arc<str>,
@@ -35,7 +37,7 @@ pub struct CompiledOperation {
 
 impl CompiledOperation {
     /// Compiles `method` + `template`. The template was checked by the document schema.
-    pub fn new(id: &str, method: &str, template: &str) -> Result<Self, String> {
+    pub fn new(index: usize, id: &str, method: &str, template: &str) -> Result<Self, String> {
         let method = Method::from_bytes(method.as_bytes()).map_err(|_| format!("`{method}` is not an HTTP method"))?;
         let segments = template
             .trim_start_matches('/')
@@ -51,6 +53,7 @@ impl CompiledOperation {
             .collect();
         Ok(Self {
             id: id.into(),
+            index,
             label: format!("{method} {template}").into(),
             method,
             template: template.into(),
@@ -196,10 +199,10 @@ mod tests {
 
     fn table() -> OperationTable {
         OperationTable::new(vec![
-            CompiledOperation::new("ambil", "GET", "/pasien/{id}").unwrap(),
-            CompiledOperation::new("baru", "POST", "/pasien/baru").unwrap(),
-            CompiledOperation::new("kunjungan", "GET", "/pasien/{id}/kunjungan").unwrap(),
-            CompiledOperation::new("hapus", "DELETE", "/pasien/{id}").unwrap(),
+            CompiledOperation::new(0, "ambil", "GET", "/pasien/{id}").unwrap(),
+            CompiledOperation::new(1, "baru", "POST", "/pasien/baru").unwrap(),
+            CompiledOperation::new(2, "kunjungan", "GET", "/pasien/{id}/kunjungan").unwrap(),
+            CompiledOperation::new(3, "hapus", "DELETE", "/pasien/{id}").unwrap(),
         ])
     }
 

@@ -59,15 +59,17 @@ impl DirStore {
                 self.walk(&path, out, notes)?;
                 continue;
             }
-            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if extension != "toml" && extension != "json" {
                 continue;
             }
             let key = path.strip_prefix(&self.root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
             let origin = path.display().to_string();
-            let Some(kind) = DocumentKind::of_key(&key) else {
+            let Some(kind) = DocumentKind::of_key(&key).filter(|k| k.extension() == extension) else {
                 notes.push(Diagnostic::warning(
                     &origin,
-                    "ignored: documents live under opds/, services/, clients/ or grants/",
+                    "ignored: documents are .toml files under opds/, services/, clients/ or grants/, \
+                     and contract schemas .json files under schemas/",
                 ));
                 continue;
             };
@@ -153,7 +155,16 @@ mod tests {
     fn keys_cannot_escape_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
-        for key in ["../x.toml", "opds/../../x.toml", "/etc/x.toml", "opds/x.txt", "other/x.toml", "opds//x.toml"] {
+        for key in [
+            "../x.toml",
+            "opds/../../x.toml",
+            "/etc/x.toml",
+            "opds/x.txt",
+            "opds/x.json",
+            "schemas/x.toml",
+            "other/x.toml",
+            "opds//x.toml",
+        ] {
             assert!(store.put(key, "").is_err(), "{key} must be refused");
         }
     }

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ByteSize, HumanDuration};
 
 /// Security classification and clearance levels, ordered from open to top secret.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Classification {
+    #[default]
     Terbuka,
     Terbatas,
     Rahasia,
@@ -57,6 +58,40 @@ pub struct ServiceDoc {
     pub upstream: UpstreamDoc,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operations: Vec<OperationDoc>,
+    /// The two approvals (*kelaikan operasi*, *kelaikan keamanan*) a service needs before it may go `active`.
+    #[serde(default, skip_serializing_if = "Approvals::is_empty")]
+    pub approvals: Approvals,
+    /// Why the service is in its current status (kept for `suspended` and `retired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+}
+
+/// The approvals of a service, each given by a different official of the Dinas.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Approvals {
+    /// Operational readiness (*kelaikan operasi*).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operations: Option<Approval>,
+    /// Security readiness (*kelaikan keamanan*).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<Approval>,
+}
+
+impl Approvals {
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_none() && self.security.is_none()
+    }
+}
+
+/// One approval: who gave it, when and why.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    pub by: String,
+    /// RFC 3339 timestamp.
+    pub at: String,
+    pub reason: String,
 }
 
 /// How a service reaches its backend.
@@ -105,8 +140,23 @@ pub struct OperationDoc {
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// Raises the service's classification for this operation (it can never lower it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification: Option<Classification>,
+    /// Response contracts by status code (`"200"`), each a JSON Schema file under the store's `schemas/`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub responses: std::collections::BTreeMap<String, ResponseDoc>,
+}
+
+/// The contract of one response status of an operation.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseDoc {
+    /// Path of a JSON Schema under the store's `schemas/` folder, e.g. `disdukcapil/penduduk.schema.json`.
+    /// Fields marked `x-klasifikasi` are withheld from callers whose clearance is lower.
+    pub schema: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// A client application.
@@ -166,6 +216,49 @@ fn default_eject_after() -> u32 {
 }
 fn default_eject_for() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(10))
+}
+
+impl Classification {
+    /// The name used in documents and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Classification::Terbuka => "terbuka",
+            Classification::Terbatas => "terbatas",
+            Classification::Rahasia => "rahasia",
+            Classification::SangatRahasia => "sangat_rahasia",
+        }
+    }
+
+    /// Parses a document name (`"rahasia"`).
+    pub fn parse(name: &str) -> Option<Self> {
+        [Classification::Terbuka, Classification::Terbatas, Classification::Rahasia, Classification::SangatRahasia]
+            .into_iter()
+            .find(|c| c.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Classification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ServiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceStatus::Draft => "draft",
+            ServiceStatus::Testing => "testing",
+            ServiceStatus::Active => "active",
+            ServiceStatus::Suspended => "suspended",
+            ServiceStatus::Retired => "retired",
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl ServiceDoc {

@@ -1,4 +1,4 @@
-//! Documents (OPDs, services, clients, grants) and where they are kept. The [`DocumentStore`] trait hides the
+//! Documents (OPDs, services, clients, grants, and the JSON Schemas of service contracts) and where they are kept. The [`DocumentStore`] trait hides the
 //! backend: the embedded directory store ([`DirStore`]) now, a Redis store later. The hot path never touches a
 //! store: documents are compiled into a [`crate::snapshot::Snapshot`].
 
@@ -21,9 +21,15 @@ pub enum DocumentKind {
     Service,
     Client,
     Grant,
+    /// A JSON Schema of a service contract (`schemas/disdukcapil/penduduk.schema.json`), referenced by operations.
+    Schema,
 }
 
 impl DocumentKind {
+    /// Every kind, in load order.
+    pub const ALL: [DocumentKind; 5] =
+        [DocumentKind::Opd, DocumentKind::Service, DocumentKind::Client, DocumentKind::Grant, DocumentKind::Schema];
+
     /// The store folder of this kind.
     pub fn folder(self) -> &'static str {
         match self {
@@ -31,15 +37,22 @@ impl DocumentKind {
             DocumentKind::Service => "services",
             DocumentKind::Client => "clients",
             DocumentKind::Grant => "grants",
+            DocumentKind::Schema => "schemas",
+        }
+    }
+
+    /// The file extension of this kind's documents.
+    pub fn extension(self) -> &'static str {
+        match self {
+            DocumentKind::Schema => "json",
+            _ => "toml",
         }
     }
 
     /// The kind a store key (`services/dinkes/rekam-medis.toml`) belongs to.
     pub fn of_key(key: &str) -> Option<DocumentKind> {
         let folder = key.split('/').next()?;
-        [DocumentKind::Opd, DocumentKind::Service, DocumentKind::Client, DocumentKind::Grant]
-            .into_iter()
-            .find(|k| k.folder() == folder)
+        DocumentKind::ALL.into_iter().find(|k| k.folder() == folder)
     }
 }
 
@@ -50,6 +63,7 @@ impl fmt::Display for DocumentKind {
             DocumentKind::Service => "Service",
             DocumentKind::Client => "Client",
             DocumentKind::Grant => "Grant",
+            DocumentKind::Schema => "Schema",
         })
     }
 }
@@ -96,6 +110,8 @@ pub struct Documents {
     pub services: Vec<(String, ServiceDoc)>,
     pub clients: Vec<(String, ClientDoc)>,
     pub grants: Vec<(String, GrantDoc)>,
+    /// Contract schemas by their path under `schemas/` (`disdukcapil/penduduk.schema.json`).
+    pub schemas: Vec<(String, String, serde_json::Value)>,
 }
 
 /// Reads every document of `store` and checks each against its schema and its place in the store.
@@ -141,6 +157,10 @@ pub fn load_documents(store: &dyn DocumentStore) -> (Documents, Vec<Diagnostic>)
                 docs.grants.push((origin.clone(), doc));
                 Ok(())
             }),
+            DocumentKind::Schema => validate::parse_schema(&origin, &d.text).map(|schema| {
+                let path = d.key.strip_prefix("schemas/").unwrap_or(&d.key).to_string();
+                docs.schemas.push((origin.clone(), path, schema));
+            }),
         };
         if let Err(mut found) = result {
             problems.append(&mut found);
@@ -160,17 +180,20 @@ fn expect_key(d: &StoredDocument, expected: &str, field: &str) -> Result<(), Vec
     }
 }
 
-/// Checks a store key: relative, `/`-separated, no `.`/`..`/empty parts, ends in `.toml`, known folder.
+/// Checks a store key: relative, `/`-separated, no `.`/`..`/empty parts, known folder, and the extension of
+/// that folder's kind (`.toml`, or `.json` under `schemas/`).
 pub fn check_key(key: &str) -> Result<DocumentKind, StoreError> {
     let invalid = |reason| StoreError::InvalidKey { key: key.to_string(), reason };
-    if !key.ends_with(".toml") {
-        return Err(invalid("it must end in .toml"));
-    }
     if key.split('/').any(|p| p.is_empty() || p == "." || p == ".." || p.starts_with('.')) {
         return Err(invalid("it must be a relative path without empty, hidden, `.` or `..` parts"));
     }
     if key.contains('\\') || key.contains('\0') {
         return Err(invalid("it must not contain `\\` or NUL"));
     }
-    DocumentKind::of_key(key).ok_or_else(|| invalid("its first folder must be opds, services, clients or grants"))
+    let kind = DocumentKind::of_key(key)
+        .ok_or_else(|| invalid("its first folder must be opds, services, clients, grants or schemas"))?;
+    if !key.ends_with(&format!(".{}", kind.extension())) {
+        return Err(invalid("documents end in .toml, schemas (under schemas/) in .json"));
+    }
+    Ok(kind)
 }

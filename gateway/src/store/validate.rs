@@ -61,6 +61,7 @@ pub fn parse_document<T: DeserializeOwned>(kind: DocumentKind, origin: &str, tex
         DocumentKind::Service => &validators().service,
         DocumentKind::Client => &validators().client,
         DocumentKind::Grant => &validators().grant,
+        DocumentKind::Schema => return Err(vec![Diagnostic::error(origin, "a schema is JSON, not a TOML document")]),
     };
     if !validator.is_valid(&value) {
         let problems: Vec<Diagnostic> = validator
@@ -76,6 +77,21 @@ pub fn parse_document<T: DeserializeOwned>(kind: DocumentKind, origin: &str, tex
         return Err(problems);
     }
     serde_json::from_value(value).map_err(|e| vec![Diagnostic::error(origin, format!("invalid {kind}: {e}"))])
+}
+
+/// Parses a contract schema (JSON). Whether it is a valid JSON Schema is checked when the snapshot compiles it.
+pub fn parse_schema(origin: &str, text: &str) -> Result<serde_json::Value, Vec<Diagnostic>> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        vec![Diagnostic {
+            line: e.line(),
+            column: e.column(),
+            ..Diagnostic::error(origin, format!("invalid JSON: {e}"))
+        }]
+    })?;
+    if !value.is_object() && !value.is_boolean() {
+        return Err(vec![Diagnostic::error(origin, "a JSON Schema is an object (or true/false)")]);
+    }
+    Ok(value)
 }
 
 /// A place in a parsed TOML document that a JSON pointer can step through.

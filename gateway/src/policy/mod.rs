@@ -1,0 +1,267 @@
+//! Access policy: deny unless granted. For each request the decision reads the snapshot only (no lock, no
+//! parsing): the caller's grants on the service (looked up by service index on the client), the service's
+//! lifecycle, each grant's validity window, operations and purposes, and the caller's clearance against the
+//! operation's effective classification. The result is a [`Permit`] (typed evidence that the proxy requires)
+//! or a [`Denial`] with a stable code.
+//!
+//! The order of checks is part of the contract, and `penghubung policy explain` runs the *same* function
+//! with a recorder ([`Trace`]) that the data plane leaves empty:
+//!
+//! 1. **grant present**: a caller without any grant on a service gets 403 `policy.no_grant`, whatever the
+//!    service's status and before its operations are matched, so it learns nothing about them (a service that
+//!    does not exist at all is 404 `route.not_found`: the catalogue of services is public, grants are not);
+//! 2. **lifecycle**: `active` serves; `testing` serves test clients only (`policy.service_testing`); `draft`,
+//!    `suspended` and `retired` serve nobody (`policy.service_not_active`);
+//! 3. **grant terms**, per grant, keeping the one that got furthest: window (`policy.grant_not_yet_valid`,
+//!    `policy.grant_expired`), operation (`policy.operation_not_granted`), purpose (`policy.purpose`);
+//! 4. **clearance** ≥ effective classification (`policy.clearance`).
+//!
+//! Details name only the caller's own grants, never another client's.
+
+pub mod grants;
+pub mod lifecycle;
+pub mod redact;
+pub mod response;
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+use crate::routing::CompiledOperation;
+use crate::snapshot::{ClientEntry, CompiledService};
+use crate::store::documents::{Classification, ServiceStatus};
+pub use grants::CompiledGrant;
+pub use redact::RedactionPlan;
+
+/// The request header carrying the purpose of use (*tujuan*), e.g. `pelayanan-kesehatan`.
+pub const PURPOSE_HEADER: &str = "x-penghubung-purpose";
+
+/// Why a request was refused. `code()` is the stable code of the problem response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denial {
+    NoGrant { client: Box<str>, service: Arc<str> },
+    ServiceNotActive { service: Arc<str>, status: ServiceStatus },
+    ServiceTesting { service: Arc<str> },
+    GrantNotYetValid { grant: Arc<str>, not_before: Arc<str> },
+    GrantExpired { grant: Arc<str>, not_after: Arc<str> },
+    OperationNotGranted { operation: Arc<str>, granted: Box<str> },
+    Purpose { problem: PurposeProblem },
+    Clearance { clearance: Classification, required: Classification, operation: Arc<str> },
+}
+
+/// What is wrong with the declared purpose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PurposeProblem {
+    Missing { allowed: Box<str> },
+    NotGranted { declared: Box<str>, allowed: Box<str> },
+    Malformed,
+}
+
+impl Denial {
+    /// The stable code (part of the API).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denial::NoGrant { .. } => "policy.no_grant",
+            Denial::ServiceNotActive { .. } => "policy.service_not_active",
+            Denial::ServiceTesting { .. } => "policy.service_testing",
+            Denial::GrantNotYetValid { .. } => "policy.grant_not_yet_valid",
+            Denial::GrantExpired { .. } => "policy.grant_expired",
+            Denial::OperationNotGranted { .. } => "policy.operation_not_granted",
+            Denial::Purpose { .. } => "policy.purpose",
+            Denial::Clearance { .. } => "policy.clearance",
+        }
+    }
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Denial::NoGrant { client, service } => write!(
+                f,
+                "client `{client}` has no grant on service `{service}`; the owning OPD asks the Diskominfo for one"
+            ),
+            Denial::ServiceNotActive { service, status } => {
+                write!(f, "service `{service}` is {status} and serves no requests")
+            }
+            Denial::ServiceTesting { service } => {
+                write!(f, "service `{service}` is in testing: only clients registered as test clients may call it")
+            }
+            Denial::GrantNotYetValid { grant, not_before } => {
+                write!(f, "grant `{grant}` is valid from {not_before}")
+            }
+            Denial::GrantExpired { grant, not_after } => write!(f, "grant `{grant}` expired at {not_after}"),
+            Denial::OperationNotGranted { operation, granted } => {
+                write!(f, "operation `{operation}` is not granted to this client (granted: {granted})")
+            }
+            Denial::Purpose { problem: PurposeProblem::Missing { allowed } } => {
+                write!(f, "declare the purpose of use in the X-Penghubung-Purpose header; the grant allows: {allowed}")
+            }
+            Denial::Purpose { problem: PurposeProblem::NotGranted { declared, allowed } } => {
+                write!(f, "purpose `{declared}` is not granted; the grant allows: {allowed}")
+            }
+            Denial::Purpose { problem: PurposeProblem::Malformed } => f.write_str(
+                "X-Penghubung-Purpose must be one lower-case identifier (letters, digits and '-', at most 63)",
+            ),
+            Denial::Clearance { clearance, required, operation } => {
+                write!(f, "operation `{operation}` is classified {required}; this client's clearance is {clearance}")
+            }
+        }
+    }
+}
+
+/// Typed evidence that a request may go through: the proxy takes a `Permit`, so nothing reaches an upstream
+/// without one. It carries what inner layers need (the grant's tier, the purpose, the redaction to apply).
+#[derive(Debug)]
+pub struct Permit<'s> {
+    pub client: &'s ClientEntry,
+    pub grant: &'s CompiledGrant,
+    pub classification: Classification,
+    /// The declared purpose, validated; forwarded upstream.
+    pub purpose: Option<HeaderValue>,
+    /// Set when the response of some status has fields above the caller's clearance.
+    pub redaction: Option<&'s OperationPolicy>,
+}
+
+/// The policy facts of one operation (or of a whole pass-through service), compiled per snapshot.
+#[derive(Debug, Default)]
+pub struct OperationPolicy {
+    /// max(service classification, operation classification).
+    pub classification: Classification,
+    /// Redaction plans by response status (0 stands for `default`: any status not listed).
+    pub responses: Vec<(u16, Arc<RedactionPlan>)>,
+}
+
+impl OperationPolicy {
+    /// The plan for a response status, if any.
+    pub fn plan_for(&self, status: u16) -> Option<&RedactionPlan> {
+        let exact = self.responses.iter().find(|(s, _)| *s == status);
+        exact.or_else(|| self.responses.iter().find(|(s, _)| *s == 0)).map(|(_, p)| &**p)
+    }
+
+    fn redacts_for(&self, clearance: Classification) -> bool {
+        self.responses.iter().any(|(_, p)| p.applies_to(clearance))
+    }
+}
+
+/// Receives each check and its outcome. The data plane uses `()`, which records nothing and compiles away.
+pub trait Trace {
+    fn check(&mut self, name: &'static str, outcome: Result<String, &Denial>);
+}
+
+impl Trace for () {
+    #[inline(always)]
+    fn check(&mut self, _: &'static str, _: Result<String, &Denial>) {}
+}
+
+/// Step 1: the caller's grants on the service, or `policy.no_grant`.
+pub fn grants_for<'s>(
+    client: &'s ClientEntry,
+    service: &'s CompiledService,
+    trace: &mut impl Trace,
+) -> Result<&'s [CompiledGrant], Denial> {
+    match client.grants_on(service.index) {
+        Some(grants) => Ok(grants),
+        None => {
+            let denial = Denial::NoGrant { client: client.doc.id.as_str().into(), service: Arc::clone(&service.key) };
+            trace.check("grant present", Err(&denial));
+            Err(denial)
+        }
+    }
+}
+
+/// Steps 2–4 for a caller that has `grants` on `service`. `operation` is `None` for a pass-through service
+/// (no operations declared). `now` is Unix seconds.
+pub fn decide<'s>(
+    client: &'s ClientEntry,
+    service: &'s CompiledService,
+    grants: &'s [CompiledGrant],
+    operation: Option<&CompiledOperation>,
+    purpose: Option<&HeaderValue>,
+    now: i64,
+    trace: &mut impl Trace,
+) -> Result<Permit<'s>, Denial> {
+    trace.check("grant present", Ok(format!("{} grant(s) on `{}`", grants.len(), service.key)));
+    let mut first_denial: Option<Denial> = None;
+
+    // 2. lifecycle
+    let status = service.doc.status;
+    let lifecycle = match status {
+        ServiceStatus::Active => None,
+        ServiceStatus::Testing if client.doc.test_client => None,
+        ServiceStatus::Testing => Some(Denial::ServiceTesting { service: Arc::clone(&service.key) }),
+        _ => Some(Denial::ServiceNotActive { service: Arc::clone(&service.key), status }),
+    };
+    match lifecycle {
+        Some(denial) => refuse(&mut first_denial, trace, "lifecycle", denial),
+        None => trace.check("lifecycle", Ok(format!("service is {status}"))),
+    }
+
+    // 3. grant terms: the first grant that passes, else the denial of the one that got furthest
+    let operation_index = operation.map(|o| o.index);
+    let operation_label = operation.map_or_else(|| Arc::clone(&service.key), |o| Arc::clone(&o.label));
+    let purpose_value = purpose.map(|p| p.as_bytes());
+    let mut chosen = None;
+    let mut best: Option<(u8, Denial)> = None;
+    for grant in grants {
+        match grant.admits(operation_index, &operation_label, purpose_value, now) {
+            Ok(()) => {
+                chosen = Some(grant);
+                break;
+            }
+            Err((stage, denial)) => {
+                if best.as_ref().is_none_or(|(s, _)| stage > *s) {
+                    best = Some((stage, denial));
+                }
+            }
+        }
+    }
+    match (chosen, best) {
+        (Some(grant), _) => trace.check(
+            "grant terms",
+            Ok(format!(
+                "grant `{}` covers the operation{} (tier {})",
+                grant.id,
+                purpose.and_then(|p| p.to_str().ok()).map(|p| format!(" for purpose `{p}`")).unwrap_or_default(),
+                grant.tier
+            )),
+        ),
+        (None, Some((_, denial))) => refuse(&mut first_denial, trace, "grant terms", denial),
+        (None, None) => unreachable!("grants_for never returns an empty list"),
+    }
+
+    // 4. clearance
+    let policy = service.operation_policy(operation);
+    let clearance = client.doc.clearance;
+    if clearance < policy.classification {
+        let denial = Denial::Clearance { clearance, required: policy.classification, operation: operation_label };
+        refuse(&mut first_denial, trace, "clearance", denial);
+    } else {
+        trace.check("clearance", Ok(format!("{clearance} covers {}", policy.classification)));
+    }
+
+    if let Some(denial) = first_denial {
+        return Err(denial);
+    }
+    let grant = chosen.expect("no denial means a grant was chosen");
+    let redaction = policy.redacts_for(clearance).then_some(policy);
+    Ok(Permit {
+        client,
+        grant,
+        classification: policy.classification,
+        purpose: purpose.filter(|p| grants::is_purpose(p.as_bytes())).cloned(),
+        redaction,
+    })
+}
+
+/// Records a failed check; the first one decides the response.
+fn refuse(first: &mut Option<Denial>, trace: &mut impl Trace, name: &'static str, denial: Denial) {
+    trace.check(name, Err(&denial));
+    if first.is_none() {
+        *first = Some(denial);
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}

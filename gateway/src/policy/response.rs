@@ -1,0 +1,127 @@
+//! Applying a [`RedactionPlan`] to an upstream response. Only responses that would show a field above the
+//! caller's clearance come here (the permit says so); they are buffered up to a limit, filtered, and sent with
+//! `X-Penghubung-Redacted` listing the withheld pointer templates. Anything that cannot be filtered (not JSON,
+//! compressed, too large, broken off) fails closed: the caller gets 502 `policy.redaction_failed`, never the
+//! unfiltered body. Every other response streams untouched.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+use http::Response;
+use http_body_util::{BodyExt, Limited};
+
+use super::RedactionPlan;
+use crate::error::GatewayError;
+use crate::proxy::body::ResponseBody;
+use crate::store::documents::Classification;
+
+/// Lists the withheld fields of a filtered response.
+pub const X_PENGHUBUNG_REDACTED: HeaderName = HeaderName::from_static("x-penghubung-redacted");
+
+/// Filters `response` for a caller with `clearance`. `limit` bounds the buffered body, `timeout` the time to
+/// read it.
+pub async fn withhold_fields(
+    response: Response<ResponseBody>,
+    plan: &RedactionPlan,
+    clearance: Classification,
+    limit: u64,
+    timeout: Duration,
+    service: &str,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let fail = |reason: String| GatewayError::RedactionFailed { service: service.to_string(), reason };
+    let (mut parts, body) = response.into_parts();
+    if parts.headers.get(CONTENT_ENCODING).is_some_and(|e| e.as_bytes() != b"identity") {
+        return Err(fail("the upstream sent a compressed body".into()));
+    }
+    let is_json = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_json_media_type);
+    if !is_json {
+        return Err(fail("the upstream's response is not JSON".into()));
+    }
+    if let Some(length) = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
+        if length > limit {
+            return Err(fail(format!("the body is {length} bytes, over the {limit}-byte limit for filtering")));
+        }
+    }
+    let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    let bytes = match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) => return Err(fail(format!("reading the body failed: {e}"))),
+        Err(_) => return Err(fail(format!("the body did not arrive within {timeout:?}"))),
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| fail(format!("the upstream's body is not valid JSON: {e}")))?;
+    let withheld = plan.apply(&mut value, clearance);
+    let body = if withheld.is_empty() {
+        bytes
+    } else {
+        let header = HeaderValue::from_str(&withheld.join(", ")).map_err(|_| fail("field names".into()))?;
+        parts.headers.insert(X_PENGHUBUNG_REDACTED, header);
+        parts.headers.remove(ETAG); // the representation changed
+        parts.headers.remove("digest");
+        parts.headers.remove("repr-digest");
+        parts.headers.remove("content-md5");
+        Bytes::from(serde_json::to_vec(&value).map_err(|e| fail(e.to_string()))?)
+    };
+    parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Ok(Response::from_parts(parts, ResponseBody::full(body)))
+}
+
+/// `application/json`, `application/problem+json`, `application/vnd.x+json`, with or without parameters.
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn plan() -> RedactionPlan {
+        RedactionPlan::compile(&json!({ "properties": { "nik": { "x-klasifikasi": "rahasia" } } })).unwrap().unwrap()
+    }
+
+    fn response(content_type: &str, body: &'static str) -> Response<ResponseBody> {
+        let mut r = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
+        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
+        r.headers_mut().insert(ETAG, HeaderValue::from_static("\"v1\""));
+        r
+    }
+
+    async fn run(r: Response<ResponseBody>, limit: u64) -> Result<(Response<ResponseBody>, Bytes), GatewayError> {
+        let r = withhold_fields(r, &plan(), Classification::Terbatas, limit, Duration::from_secs(5), "s").await?;
+        let (parts, body) = r.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        Ok((Response::from_parts(parts, ResponseBody::full(Bytes::new())), bytes))
+    }
+
+    #[tokio::test]
+    async fn filters_json_and_says_what_was_withheld() {
+        let (r, body) =
+            run(response("application/json; charset=utf-8", r#"{"nik":"1","nama":"A"}"#), 1024).await.unwrap();
+        assert_eq!(body, r#"{"nama":"A"}"#);
+        assert_eq!(r.headers()[X_PENGHUBUNG_REDACTED], "/nik");
+        assert_eq!(r.headers()[CONTENT_LENGTH], "12");
+        assert!(r.headers().get(ETAG).is_none());
+    }
+
+    #[tokio::test]
+    async fn fails_closed() {
+        let not_json = run(response("text/plain", r#"{"nik":"1"}"#), 1024).await.unwrap_err();
+        assert_eq!(not_json.code(), "policy.redaction_failed");
+        assert!(run(response("application/json", r#"{"nik":"1"#), 1024).await.is_err(), "broken JSON");
+        assert!(run(response("application/json", r#"{"nik":"1234567890"}"#), 8).await.is_err(), "over the limit");
+        let mut gzip = response("application/json", "{}");
+        gzip.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        assert!(run(gzip, 1024).await.is_err());
+    }
+
+    #[test]
+    fn json_media_types() {
+        assert!(is_json_media_type("application/json"));
+        assert!(is_json_media_type("Application/Problem+JSON; charset=utf-8"));
+        assert!(!is_json_media_type("text/json"));
+        assert!(!is_json_media_type("application/jsonp"));
+    }
+}
