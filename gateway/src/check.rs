@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::config::Config;
 use crate::diagnostics::{has_errors, Diagnostic};
 use crate::snapshot::{BuildContext, Snapshot};
-use crate::store::{load_documents, DirStore};
+use crate::store::{load_documents, DirStore, DocumentStore};
 use crate::tls;
 
 /// Every problem of the config at `config_path` (or the embedded default, anchored at the current directory)
@@ -39,20 +39,31 @@ pub fn check(config_path: Option<&Path>) -> Vec<Diagnostic> {
             problems.push(Diagnostic::error(format!("{config_name} [tls]"), e));
         }
     }
-    let upstream_tls = match tls::UpstreamTls::from_config(&config) {
-        Ok(t) => t,
-        Err(e) => {
-            problems.push(Diagnostic::error("upstream TLS", e));
-            return problems;
-        }
-    };
-    let ctx = BuildContext { config: &config, upstream_tls: &upstream_tls, previous: None };
-    if let Err(mut found) = Snapshot::build(&docs, &ctx) {
+    if let Err(mut found) = compile(&config, &docs) {
         problems.append(&mut found);
     }
     problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     problems.dedup();
     problems
+}
+
+/// Compiles documents into a snapshot the way the gateway does (nothing is started, no connection is made).
+pub fn compile(config: &Config, docs: &crate::store::Documents) -> Result<Snapshot, Vec<Diagnostic>> {
+    let upstream_tls = tls::UpstreamTls::from_config(config).map_err(|e| vec![Diagnostic::error("upstream TLS", e)])?;
+    let ctx = BuildContext { config, upstream_tls: &upstream_tls, previous: None };
+    Snapshot::build(docs, &ctx)
+}
+
+/// Loads every document of `store` and compiles it: the snapshot, or every problem (warnings included).
+pub fn load_and_compile(config: &Config, store: &dyn DocumentStore) -> Result<Snapshot, Vec<Diagnostic>> {
+    let (docs, mut problems) = load_documents(store);
+    if has_errors(&problems) {
+        return Err(problems);
+    }
+    compile(config, &docs).map_err(|mut found| {
+        problems.append(&mut found);
+        problems
+    })
 }
 
 /// Prints a report and returns the process exit code (1 when any error was found).

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `demo`, `ca`. `main.rs` only calls [`run`].
+//! The command line: `serve`, `check`, `demo`, `ca`, and the security team's `service`, `grant`, `client` and
+//! `policy explain`. `main.rs` only calls [`run`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::manage::{now_rfc3339, Workspace};
+use crate::policy::explain::{self, OperationSpec};
+use crate::policy::lifecycle::{ApprovalKind, Transition};
 use crate::server::{Gateway, ShutdownOutcome, Signals, StartError};
+use crate::store::documents::{Approval, Classification, GrantDoc};
 use crate::store::{DirStore, DocumentStore};
 use crate::tls::ca::{self, CertificateAuthority, Validity};
 use crate::{check, demo, telemetry};
@@ -44,6 +49,158 @@ enum Command {
     /// The built-in certificate authority (for the demo and small deployments).
     #[command(subcommand)]
     Ca(CaCommand),
+    /// A service's lifecycle: submit for testing, the two approvals, suspend, resume, retire.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Grants: which client may call which operations of which service, for which purposes.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Client settings.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Explain the decision for a call without sending it (exit 0 allow, 1 deny, 2 error).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// Where the store is: the config's `[store] path` (embedded default: ./policies).
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceCommand {
+    /// draft → testing: test clients may call it.
+    Submit {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// opd/name/v1
+        #[arg(long)]
+        service: String,
+    },
+    /// Record the operations (kelaikan operasi) or security (kelaikan keamanan) approval; with both, by
+    /// different people, the service becomes active.
+    Approve {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        service: String,
+        #[arg(long, conflicts_with = "security", required_unless_present = "security")]
+        operations: bool,
+        #[arg(long)]
+        security: bool,
+        /// Who gives the approval (name and position).
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// active/testing → suspended: refused from the next request on.
+    Suspend {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// suspended → active.
+    Resume {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        service: String,
+    },
+    /// → retired, for good.
+    Retire {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GrantCommand {
+    /// Add a grant (deny by default: nothing is callable without one).
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        id: String,
+        /// opd/app
+        #[arg(long)]
+        client: String,
+        /// opd/name/v1
+        #[arg(long)]
+        service: String,
+        /// Operation id, or `*` for all (repeat or comma-separate).
+        #[arg(long = "operation", required = true, value_delimiter = ',')]
+        operations: Vec<String>,
+        /// Allowed purpose of use (repeat; none: any purpose).
+        #[arg(long = "purpose", value_delimiter = ',')]
+        purposes: Vec<String>,
+        #[arg(long)]
+        tier: String,
+        /// RFC 3339
+        #[arg(long)]
+        not_before: Option<String>,
+        /// RFC 3339
+        #[arg(long)]
+        not_after: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Remove a grant.
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Set a client's clearance (terbuka, terbatas, rahasia, sangat_rahasia).
+    SetClearance {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        client: String,
+        #[arg(long)]
+        clearance: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Print the decision and every reason for a call, without sending it.
+    Explain {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// opd/app
+        #[arg(long)]
+        client: String,
+        /// opd/name/v1
+        #[arg(long)]
+        service: String,
+        /// "METHOD /path-after-v1" (concrete or template) or an operation id.
+        #[arg(long)]
+        operation: String,
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Decide as of this RFC 3339 time instead of now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,7 +298,84 @@ pub fn run() -> i32 {
                 1
             }
         },
+        Command::Policy(PolicyCommand::Explain { store, client, service, operation, purpose, at, json }) => {
+            match run_explain(store, &client, &service, &operation, purpose.as_deref(), at.as_deref(), json) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("penghubung policy explain: {e}");
+                    2
+                }
+            }
+        }
+        Command::Service(command) => report_change(run_service(command)),
+        Command::Grant(command) => report_change(run_grant(command)),
+        Command::Client(ClientCommand::SetClearance { store, client, clearance }) => report_change(
+            Classification::parse(&clearance)
+                .ok_or_else(|| format!("`{clearance}` is not a clearance (terbuka, terbatas, rahasia, sangat_rahasia)"))
+                .and_then(|c| Workspace::open(store.config.as_deref())?.set_clearance(&client, c)),
+        ),
     }
+}
+
+fn report_change(outcome: Result<String, String>) -> i32 {
+    match outcome {
+        Ok(summary) => {
+            println!("{summary}");
+            0
+        }
+        Err(e) => {
+            eprintln!("penghubung: {e}");
+            1
+        }
+    }
+}
+
+fn run_service(command: ServiceCommand) -> Result<String, String> {
+    let (store, service, transition) = match command {
+        ServiceCommand::Submit { store, service } => (store, service, Transition::Submit),
+        ServiceCommand::Approve { store, service, operations, security: _, by, reason } => {
+            let kind = if operations { ApprovalKind::Operations } else { ApprovalKind::Security };
+            (store, service, Transition::Approve { kind, approval: Approval { by, at: now_rfc3339(), reason } })
+        }
+        ServiceCommand::Suspend { store, service, reason } => (store, service, Transition::Suspend { reason }),
+        ServiceCommand::Resume { store, service } => (store, service, Transition::Resume),
+        ServiceCommand::Retire { store, service, reason } => (store, service, Transition::Retire { reason }),
+    };
+    Workspace::open(store.config.as_deref())?.transition(&service, &transition)
+}
+
+fn run_grant(command: GrantCommand) -> Result<String, String> {
+    match command {
+        GrantCommand::Add { store, id, client, service, operations, purposes, tier, not_before, not_after, reason } => {
+            let grant = GrantDoc { id, client, service, operations, purposes, tier, not_before, not_after, reason };
+            Workspace::open(store.config.as_deref())?.add_grant(&grant)
+        }
+        GrantCommand::Revoke { store, id } => Workspace::open(store.config.as_deref())?.revoke_grant(&id),
+    }
+}
+
+fn run_explain(
+    store: StoreArgs,
+    client: &str,
+    service: &str,
+    operation: &str,
+    purpose: Option<&str>,
+    at: Option<&str>,
+    json: bool,
+) -> Result<i32, String> {
+    let snapshot = Workspace::open(store.config.as_deref())?.snapshot()?;
+    let operation = OperationSpec::parse(operation)?;
+    let now = match at {
+        Some(at) => crate::policy::grants::parse_time(at)?,
+        None => crate::policy::unix_now(),
+    };
+    let explanation = explain::explain(&snapshot, client, service, &operation, purpose, now);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&explanation).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", explanation.render());
+    }
+    Ok(if explanation.code.is_none() { 0 } else { 1 })
 }
 
 fn run_ca(command: CaCommand) -> Result<(), ca::CaError> {

@@ -14,7 +14,7 @@ use crate::proxy::body::ResponseBody;
 /// Everything that can stop a request inside the gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("no service is registered at this path")]
+    #[error("nothing is registered at this path (no such service, or no such operation of it)")]
     RouteNotFound,
     #[error("the service has no operation for method {method} on this path")]
     MethodNotAllowed { method: http::Method, allow: HeaderValue },

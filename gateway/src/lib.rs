@@ -5,8 +5,10 @@
 //! Module map (see `DESIGN.md`): [`config`] process config, [`store`] documents, [`snapshot`] compiled view,
 //! [`routing`] path lookup, [`tls`] mTLS material, client identity, the built-in CA and upstream TLS,
 //! [`proxy`] upstream forwarding and connection pools, [`error`] the one error→response mapping, [`stack`] the
-//! request pipeline, [`server`] listeners, signals and graceful shutdown, [`reload`] hot reload, [`check`]
-//! `penghubung check`, [`demo`] the one-command demo, [`cli`] the command line, [`telemetry`] logging.
+//! request pipeline, [`policy`] the access decision (grants, purposes, lifecycle, clearance, field redaction),
+//! [`server`] listeners, signals and graceful shutdown, [`reload`] hot reload, [`check`] `penghubung check`,
+//! [`manage`] the security team's store changes, [`demo`] the one-command demo, [`cli`] the command line,
+//! [`telemetry`] logging.
 #![forbid(unsafe_code)]
 
 pub mod check;
@@ -16,6 +18,7 @@ pub mod demo;
 pub mod diagnostics;
 mod embedded;
 pub mod error;
+pub mod manage;
 pub mod policy;
 pub mod proxy;
 pub mod reload;

@@ -17,7 +17,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::error::GatewayError;
-use crate::policy::{self, Permit};
+use crate::policy;
 use crate::proxy::body::ResponseBody;
 use crate::proxy::headers::{self, X_PENGHUBUNG_PURPOSE, X_REQUEST_ID};
 use crate::proxy::{self, Caller, Downstream};
@@ -154,21 +154,18 @@ async fn route_and_forward(
     let service =
         snapshot.find_service(address.opd, address.service, address.major).ok_or(GatewayError::RouteNotFound)?;
     exchange.service = Some(Arc::clone(&service.key));
-    // A caller without any grant learns nothing about the service's operations: decided before matching them.
-    let grants = match (shared.policy.enforce, client) {
-        (false, _) => None,
+    let (operation, permit) = match (shared.policy.enforce, client) {
+        (false, _) => (service.operations.find(request.method(), address.rest)?, None),
         (true, None) => return Err(GatewayError::IdentityRequired),
-        (true, Some(client)) => Some((client, policy::grants_for(client, service, &mut ())?)),
-    };
-    let operation = service.operations.find(request.method(), address.rest)?;
-    exchange.operation = operation.map(|o| Arc::clone(&o.label));
-    let permit: Option<Permit<'_>> = match grants {
-        Some((client, grants)) => {
+        (true, Some(client)) => {
             let purpose = request.headers().get(X_PENGHUBUNG_PURPOSE);
-            Some(policy::decide(client, service, grants, operation, purpose, policy::unix_now(), &mut ())?)
+            let now = policy::unix_now();
+            let (operation, permit) =
+                policy::authorize(client, service, request.method(), address.rest, purpose, now, &mut ())?;
+            (operation, Some(permit))
         }
-        None => None,
     };
+    exchange.operation = operation.map(|o| Arc::clone(&o.label));
     exchange.purpose = permit.as_ref().and_then(|p| p.purpose.clone());
     let rest_offset = path.len() - address.rest.len();
 

@@ -29,8 +29,13 @@ pub struct Pki {
 impl Pki {
     /// Creates `dir/pki` with a CA and a server certificate for 127.0.0.1 and localhost.
     pub fn new(dir: &Path) -> Pki {
+        Pki::with_trust_domain(dir, TRUST_DOMAIN)
+    }
+
+    /// Like [`Pki::new`] with another SPIFFE trust domain (the baseline policies use the development one).
+    pub fn with_trust_domain(dir: &Path, trust_domain: &str) -> Pki {
         let pki = dir.join("pki");
-        let ca = CertificateAuthority::init(&pki, TRUST_DOMAIN, "Test").unwrap();
+        let ca = CertificateAuthority::init(&pki, trust_domain, "Test").unwrap();
         ca.issue_server(&["127.0.0.1".into(), "localhost".into()], Validity::days(30))
             .unwrap()
             .write(&pki.join("server.crt"), &pki.join("server.key"))

@@ -30,9 +30,11 @@ pub struct CompiledGrant {
     granted_label: Box<str>,
 }
 
-/// Stages of a grant check, in order: a later stage means the grant came closer to admitting the request.
-const STAGE_WINDOW: u8 = 1;
-const STAGE_OPERATION: u8 = 2;
+/// Stages of a grant check, in order: a later stage means the grant came closer to admitting the request, and
+/// its denial is the more useful answer (an expired grant that covered the operation says more than another
+/// grant that never covered it).
+const STAGE_OPERATION: u8 = 1;
+const STAGE_WINDOW: u8 = 2;
 const STAGE_PURPOSE: u8 = 3;
 
 impl CompiledGrant {
@@ -72,7 +74,7 @@ impl CompiledGrant {
     }
 
     /// Whether this grant admits the operation (by index; `None` for a pass-through service) for `purpose` at
-    /// `now`. On refusal, the stage reached and the denial.
+    /// `now`: operation, then validity window, then purpose. On refusal, the stage reached and the denial.
     pub fn admits(
         &self,
         operation: Option<usize>,
@@ -80,6 +82,18 @@ impl CompiledGrant {
         purpose: Option<&[u8]>,
         now: i64,
     ) -> Result<(), (u8, Denial)> {
+        let covered = match (&self.operations, operation) {
+            (Operations::All, _) => true,
+            (Operations::Some(list), Some(index)) => list.binary_search(&index).is_ok(),
+            (Operations::Some(_), None) => false,
+        };
+        if !covered {
+            let denial = Denial::OperationNotGranted {
+                operation: Arc::clone(operation_label),
+                granted: self.granted_label.clone(),
+            };
+            return Err((STAGE_OPERATION, denial));
+        }
         if let Some((from, text)) = &self.not_before {
             if now < *from {
                 let denial = Denial::GrantNotYetValid { grant: Arc::clone(&self.id), not_before: Arc::clone(text) };
@@ -93,18 +107,6 @@ impl CompiledGrant {
                     Denial::GrantExpired { grant: Arc::clone(&self.id), not_after: Arc::clone(text) },
                 ));
             }
-        }
-        let covered = match (&self.operations, operation) {
-            (Operations::All, _) => true,
-            (Operations::Some(list), Some(index)) => list.binary_search(&index).is_ok(),
-            (Operations::Some(_), None) => false,
-        };
-        if !covered {
-            let denial = Denial::OperationNotGranted {
-                operation: Arc::clone(operation_label),
-                granted: self.granted_label.clone(),
-            };
-            return Err((STAGE_OPERATION, denial));
         }
         let problem = match purpose {
             Some(p) if !is_purpose(p) => Some(PurposeProblem::Malformed),

@@ -12,12 +12,14 @@
 //!    does not exist at all is 404 `route.not_found`: the catalogue of services is public, grants are not);
 //! 2. **lifecycle**: `active` serves; `testing` serves test clients only (`policy.service_testing`); `draft`,
 //!    `suspended` and `retired` serve nobody (`policy.service_not_active`);
-//! 3. **grant terms**, per grant, keeping the one that got furthest: window (`policy.grant_not_yet_valid`,
-//!    `policy.grant_expired`), operation (`policy.operation_not_granted`), purpose (`policy.purpose`);
+//! 3. **grant terms**, per grant, keeping the denial of the one that got furthest: operation
+//!    (`policy.operation_not_granted`), validity window (`policy.grant_not_yet_valid`, `policy.grant_expired`),
+//!    purpose (`policy.purpose`);
 //! 4. **clearance** ≥ effective classification (`policy.clearance`).
 //!
 //! Details name only the caller's own grants, never another client's.
 
+pub mod explain;
 pub mod grants;
 pub mod lifecycle;
 pub mod redact;
@@ -25,8 +27,9 @@ pub mod response;
 
 use std::sync::Arc;
 
-use http::HeaderValue;
+use http::{HeaderValue, Method};
 
+use crate::error::GatewayError;
 use crate::routing::CompiledOperation;
 use crate::snapshot::{ClientEntry, CompiledService};
 use crate::store::documents::{Classification, ServiceStatus};
@@ -153,6 +156,32 @@ impl Trace for () {
     fn check(&mut self, _: &'static str, _: Result<String, &Denial>) {}
 }
 
+/// The whole decision for an identified, enabled `client` calling `method rest` on `service`: grant present →
+/// operation matched (404/405 only for callers holding a grant) → lifecycle, grant terms, clearance. The data
+/// plane and `policy explain` both call this, so they cannot disagree.
+#[allow(clippy::too_many_arguments)]
+pub fn authorize<'s>(
+    client: &'s ClientEntry,
+    service: &'s CompiledService,
+    method: &Method,
+    rest: &str,
+    purpose: Option<&HeaderValue>,
+    now: i64,
+    trace: &mut impl Trace,
+) -> Result<(Option<&'s CompiledOperation>, Permit<'s>), GatewayError> {
+    let grants = grants_for(client, service, trace)?;
+    let operation = service.operations.find(method, rest)?;
+    trace.check(
+        "operation",
+        Ok(match operation {
+            Some(op) => format!("`{}` ({})", op.id, op.label),
+            None => "any path (the service declares no operations)".to_string(),
+        }),
+    );
+    let permit = decide(client, service, grants, operation, purpose, now, trace)?;
+    Ok((operation, permit))
+}
+
 /// Step 1: the caller's grants on the service, or `policy.no_grant`.
 pub fn grants_for<'s>(
     client: &'s ClientEntry,
@@ -160,7 +189,10 @@ pub fn grants_for<'s>(
     trace: &mut impl Trace,
 ) -> Result<&'s [CompiledGrant], Denial> {
     match client.grants_on(service.index) {
-        Some(grants) => Ok(grants),
+        Some(grants) => {
+            trace.check("grant present", Ok(format!("{} grant(s) on `{}`", grants.len(), service.key)));
+            Ok(grants)
+        }
         None => {
             let denial = Denial::NoGrant { client: client.doc.id.as_str().into(), service: Arc::clone(&service.key) };
             trace.check("grant present", Err(&denial));
@@ -180,7 +212,6 @@ pub fn decide<'s>(
     now: i64,
     trace: &mut impl Trace,
 ) -> Result<Permit<'s>, Denial> {
-    trace.check("grant present", Ok(format!("{} grant(s) on `{}`", grants.len(), service.key)));
     let mut first_denial: Option<Denial> = None;
 
     // 2. lifecycle

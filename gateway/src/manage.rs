@@ -1,0 +1,196 @@
+//! Changes the security team makes to the document store from the command line: a service's lifecycle and
+//! approvals, grants, clearances. Every change is checked against the *whole* store with the gateway's own
+//! compiler (the same checks as `penghubung check`) before anything is written; a change that would leave
+//! the store invalid is refused and nothing is written. Writes are atomic and keep the document's comments and
+//! layout (`toml_edit`). A running gateway picks the change up through its watcher (or SIGHUP).
+
+use std::path::Path;
+
+use crate::check;
+use crate::config::Config;
+use crate::diagnostics::{has_errors, Diagnostic};
+use crate::policy::lifecycle::{self, Transition};
+use crate::snapshot::Snapshot;
+use crate::store::documents::{Classification, GrantDoc, ServiceDoc};
+use crate::store::{check_key, DirStore, DocumentStore, StoreError, StoredDocument};
+
+/// The store a config points at, opened for changes.
+pub struct Workspace {
+    config: Config,
+    store: DirStore,
+}
+
+impl Workspace {
+    /// Opens the store of the config at `config_path` (or of the embedded default, in the current directory).
+    pub fn open(config_path: Option<&Path>) -> Result<Workspace, String> {
+        let config = match config_path {
+            Some(path) => Config::load(path).map_err(|p| render(&p))?,
+            None => Config::embedded_default(&std::env::current_dir().unwrap_or_default()),
+        };
+        let dir = config.store_dir();
+        if !dir.is_dir() {
+            return Err(format!(
+                "the store {} does not exist (`penghubung serve` seeds it with the baseline)",
+                dir.display()
+            ));
+        }
+        Ok(Workspace { store: DirStore::new(dir), config })
+    }
+
+    /// The compiled snapshot of the store as it is now.
+    pub fn snapshot(&self) -> Result<Snapshot, String> {
+        check::load_and_compile(&self.config, &self.store).map_err(|p| render(&p))
+    }
+
+    /// Applies a lifecycle transition to the service `opd/name/v{n}`; returns a one-line summary.
+    pub fn transition(&self, service_key: &str, transition: &Transition) -> Result<String, String> {
+        let (stored, doc) = self.find_service(service_key)?;
+        let (status, approvals, reason) = lifecycle::apply(&doc, transition)?;
+        let mut edit = parse(&stored)?;
+        edit["status"] = toml_edit::value(status.as_str());
+        match &reason {
+            Some(reason) => edit["status_reason"] = toml_edit::value(reason.as_str()),
+            None => {
+                edit.remove("status_reason");
+            }
+        }
+        for (kind, approval) in [("operations", &approvals.operations), ("security", &approvals.security)] {
+            let Some(approval) = approval else { continue };
+            if !edit.contains_key("approvals") {
+                let mut table = toml_edit::Table::new();
+                table.set_implicit(true);
+                edit["approvals"] = toml_edit::Item::Table(table);
+            }
+            let mut table = toml_edit::Table::new();
+            table["by"] = toml_edit::value(approval.by.as_str());
+            table["at"] = toml_edit::value(approval.at.as_str());
+            table["reason"] = toml_edit::value(approval.reason.as_str());
+            edit["approvals"][kind] = toml_edit::Item::Table(table);
+        }
+        self.commit(&stored.key, Some(edit.to_string()))?;
+        Ok(format!("{service_key}: {} → {status}", doc.status))
+    }
+
+    /// Adds a grant document `grants/{id}.toml`.
+    pub fn add_grant(&self, grant: &GrantDoc) -> Result<String, String> {
+        let key = format!("grants/{}.toml", grant.id);
+        if self.store.root().join(&key).exists() {
+            return Err(format!("grant `{}` exists ({key}); revoke it first or pick another id", grant.id));
+        }
+        let body = toml::to_string(grant).map_err(|e| e.to_string())?;
+        let text = format!("# Added with `penghubung grant add` on {}.\n{body}", now_rfc3339());
+        self.commit(&key, Some(text))?;
+        Ok(format!(
+            "grant `{}`: {} may call {} of {}",
+            grant.id,
+            grant.client,
+            grant.operations.join(", "),
+            grant.service
+        ))
+    }
+
+    /// Removes the grant `id`.
+    pub fn revoke_grant(&self, id: &str) -> Result<String, String> {
+        let key = format!("grants/{id}.toml");
+        if !self.store.root().join(&key).exists() {
+            return Err(format!("there is no grant `{id}` ({key})"));
+        }
+        self.commit(&key, None)?;
+        Ok(format!("grant `{id}` revoked: its calls are refused from the next request on"))
+    }
+
+    /// Sets a client's clearance.
+    pub fn set_clearance(&self, client_id: &str, clearance: Classification) -> Result<String, String> {
+        let key = format!("clients/{client_id}.toml");
+        let stored = self
+            .documents()?
+            .into_iter()
+            .find(|d| d.key == key)
+            .ok_or_else(|| format!("there is no client `{client_id}` (expected {key})"))?;
+        let mut edit = parse(&stored)?;
+        let before = edit.get("clearance").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        edit["clearance"] = toml_edit::value(clearance.as_str());
+        self.commit(&key, Some(edit.to_string()))?;
+        Ok(format!("client `{client_id}`: clearance {before} → {clearance}"))
+    }
+
+    fn documents(&self) -> Result<Vec<StoredDocument>, String> {
+        self.store.list().map(|(docs, _)| docs).map_err(|e| e.to_string())
+    }
+
+    fn find_service(&self, service_key: &str) -> Result<(StoredDocument, ServiceDoc), String> {
+        for stored in self.documents()? {
+            if stored.kind != crate::store::DocumentKind::Service {
+                continue;
+            }
+            if let Ok(doc) = toml::from_str::<ServiceDoc>(&stored.text) {
+                if doc.key() == service_key {
+                    return Ok((stored, doc));
+                }
+            }
+        }
+        Err(format!("there is no service `{service_key}` (give it as opd/name/v1)"))
+    }
+
+    /// Checks the store with `key` replaced by `text` (`None`: removed), then writes it.
+    fn commit(&self, key: &str, text: Option<String>) -> Result<(), String> {
+        let kind = check_key(key).map_err(|e| e.to_string())?;
+        let mut documents: Vec<StoredDocument> = self.documents()?.into_iter().filter(|d| d.key != key).collect();
+        if let Some(text) = &text {
+            let origin = self.store.root().join(key).display().to_string();
+            documents.push(StoredDocument { kind, key: key.to_string(), origin, text: text.clone() });
+        }
+        let proposed = Proposed(documents);
+        if let Err(problems) = check::load_and_compile(&self.config, &proposed) {
+            if has_errors(&problems) {
+                return Err(format!(
+                    "the change was not written; it would make the store invalid:\n{}",
+                    render(&problems)
+                ));
+            }
+        }
+        match text {
+            Some(text) => self.store.put(key, &text),
+            None => self.store.delete(key),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// The store as it would be after a change (read-only).
+struct Proposed(Vec<StoredDocument>);
+
+impl DocumentStore for Proposed {
+    fn list(&self) -> Result<(Vec<StoredDocument>, Vec<Diagnostic>), StoreError> {
+        Ok((self.0.clone(), Vec::new()))
+    }
+    fn put(&self, key: &str, _: &str) -> Result<(), StoreError> {
+        Err(StoreError::InvalidKey { key: key.into(), reason: "a proposed store is read-only" })
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        Err(StoreError::InvalidKey { key: key.into(), reason: "a proposed store is read-only" })
+    }
+    fn watch_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+    fn describe(&self) -> String {
+        "proposed store".into()
+    }
+}
+
+fn parse(stored: &StoredDocument) -> Result<toml_edit::DocumentMut, String> {
+    stored.text.parse().map_err(|e| format!("{}: {e}", stored.origin))
+}
+
+fn render(problems: &[Diagnostic]) -> String {
+    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// Now as RFC 3339 (UTC).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
