@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use penghubung::store::documents::{OpdDoc, ServiceDoc};
+use penghubung::store::documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc};
 use penghubung::store::validate::parse_document;
 use penghubung::store::{DirStore, DocumentKind, Documents};
 
@@ -59,6 +59,8 @@ pub fn generate(opds: usize, services_per_opd: usize) -> Vec<CorpusFile> {
             let mut text = format!(
                 "opd = \"{opd}\"\nname = \"{name}\"\nversion = 1\ntitle = \"Layanan {j} milik {opd}\"\n\
                  classification = \"terbatas\"\nstatus = \"active\"\n\n\
+                 [approvals.operations]\nby = \"ops\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"ok\"\n\n\
+                 [approvals.security]\nby = \"sec\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"ok\"\n\n\
                  [upstream]\nendpoints = [\"http://127.0.0.1:{port}\", \"http://127.0.0.2:{port}\"]\n\
                  request_timeout = \"5s\"\n",
                 port = 20_000 + i * 100 + j,
@@ -69,6 +71,57 @@ pub fn generate(opds: usize, services_per_opd: usize) -> Vec<CorpusFile> {
                 ));
             }
             files.push(CorpusFile { key: format!("services/{opd}/{name}.toml"), text });
+        }
+    }
+    files
+}
+
+/// The client of OPD `i`, number `k` (`opd-00/app-00`).
+pub fn client_id(i: usize, k: usize) -> String {
+    format!("{}/app-{k:02}", opd_id(i))
+}
+
+/// `clients_per_opd` clients in each of the `opds` OPDs (clearance `rahasia`, bound by SPIFFE id), each with
+/// `grants_per_client` grants on services spread over the whole corpus: every other grant names two operations
+/// and a purpose list, the rest all operations and any purpose. Add to [`generate`]'s files.
+pub fn clients_and_grants(
+    opds: usize,
+    services_per_opd: usize,
+    clients_per_opd: usize,
+    grants_per_client: usize,
+) -> Vec<CorpusFile> {
+    let services = opds * services_per_opd;
+    let mut files = Vec::new();
+    for i in 0..opds {
+        for k in 0..clients_per_opd {
+            let id = client_id(i, k);
+            files.push(CorpusFile {
+                key: format!("clients/{id}.toml"),
+                text: format!(
+                    "id = \"{id}\"\nopd = \"{opd}\"\nname = \"App {k}\"\nclearance = \"rahasia\"\n\n\
+                     [identity]\nspiffe = [\"spiffe://bench.local/opd/{opd}/app/app-{k:02}\"]\n",
+                    opd = opd_id(i)
+                ),
+            });
+            let n = i * clients_per_opd + k;
+            for g in 0..grants_per_client {
+                let target = (n * 7 + g * 97) % services;
+                let service =
+                    format!("{}/{}/v1", opd_id(target / services_per_opd), service_name(target % services_per_opd));
+                let gid = format!("g-{i:02}-{k:02}-{g:02}");
+                let terms = if g % 2 == 0 {
+                    "operations = [\"ambil\", \"kunjungan\"]\npurposes = [\"pelayanan-publik\", \"perencanaan\"]\n"
+                } else {
+                    "operations = [\"*\"]\n"
+                };
+                files.push(CorpusFile {
+                    key: format!("grants/{gid}.toml"),
+                    text: format!(
+                        "id = \"{gid}\"\nclient = \"{id}\"\nservice = \"{service}\"\n{terms}tier = \"silver\"\n\
+                         not_before = \"2026-01-01T00:00:00+07:00\"\nnot_after = \"2030-12-31T23:59:59+07:00\"\n"
+                    ),
+                });
+            }
         }
     }
     files
@@ -89,6 +142,16 @@ pub fn documents(files: &[CorpusFile]) -> Documents {
                 let doc: ServiceDoc = parse_document(DocumentKind::Service, &f.key, &f.text)
                     .unwrap_or_else(|p| panic!("generated {} is invalid: {p:?}", f.key));
                 docs.services.push((f.key.clone(), doc));
+            }
+            Some(DocumentKind::Client) => {
+                let doc: ClientDoc = parse_document(DocumentKind::Client, &f.key, &f.text)
+                    .unwrap_or_else(|p| panic!("generated {} is invalid: {p:?}", f.key));
+                docs.clients.push((f.key.clone(), doc));
+            }
+            Some(DocumentKind::Grant) => {
+                let doc: GrantDoc = parse_document(DocumentKind::Grant, &f.key, &f.text)
+                    .unwrap_or_else(|p| panic!("generated {} is invalid: {p:?}", f.key));
+                docs.grants.push((f.key.clone(), doc));
             }
             other => panic!("the corpus generates no {other:?} documents"),
         }

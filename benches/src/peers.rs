@@ -223,26 +223,26 @@ fn toml_path(path: &Path) -> String {
 ///
 /// The listener is marked `plaintext = true` (required since the data plane defaults to mTLS); a gateway built
 /// before that key existed refuses it as unknown, and is then started again without it.
+/// A plaintext listener has no caller identity, so the policy is off (`[policy] enforce = false`): this
+/// measures the bare proxy.
 pub fn start_penghubung(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
-    match start_penghubung_with(binary, threads, upstream, Listener::Plain, true) {
-        Err(e) if e.contains("unknown field `plaintext`") => {
-            start_penghubung_with(binary, threads, upstream, Listener::Plain, false)
-        }
-        started => started,
-    }
+    start_penghubung_with(binary, threads, upstream, Listener::Plain, false)
 }
 
 /// Like [`start_penghubung`], but with an mTLS listener: `[tls]` names the bench PKI's server certificate, CA
 /// and CRL, and the store also holds the `Client` document `clients/bench/loadgen.toml` that binds the load
-/// generator's SPIFFE id. Ready once `/_penghubung/health` answers 200 over mTLS with `client`.
+/// generator's SPIFFE id and the grant `grants/bench-echo.toml` that lets it call `bench/echo`. With `policy`
+/// the gateway decides every request (identity, grant, lifecycle, clearance); without, it forwards after
+/// the mTLS handshake only. Ready once `/_penghubung/health` answers 200 over mTLS with `client`.
 pub fn start_penghubung_mtls(
     binary: &Path,
     threads: usize,
     upstream: SocketAddr,
     pki: &Pki,
     client: &Arc<rustls::ClientConfig>,
+    policy: bool,
 ) -> Result<Peer, Error> {
-    start_penghubung_with(binary, threads, upstream, Listener::Mtls { pki, client }, false)
+    start_penghubung_with(binary, threads, upstream, Listener::Mtls { pki, client }, policy)
 }
 
 fn start_penghubung_with(
@@ -250,13 +250,13 @@ fn start_penghubung_with(
     threads: usize,
     upstream: SocketAddr,
     listener: Listener<'_>,
-    plaintext: bool,
+    policy: bool,
 ) -> Result<Peer, Error> {
     let dir = tempdir("penghubung")?;
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let config = dir.path().join("penghubung.toml");
-    let plaintext = if plaintext { "plaintext = true\n" } else { "" };
+    let plaintext = if matches!(listener, Listener::Plain) { "plaintext = true\n" } else { "" };
     let tls = match listener {
         Listener::Plain => String::new(),
         Listener::Mtls { pki, .. } => format!(
@@ -276,7 +276,8 @@ fn start_penghubung_with(
              [store]\npath = \"policies\"\nseed_baseline = false\n\n\
              [server]\nworker_threads = {threads}\nshutdown_grace = \"1s\"\n\n\
              [log]\nlevel = \"warn\"\naccess_log = false\n\n\
-             [reload]\nwatch = false\n"
+             [reload]\nwatch = false\n\n\
+             [policy]\nenforce = {policy}\n"
         ),
     )?;
     let store = dir.path().join("policies");
@@ -285,11 +286,17 @@ fn start_penghubung_with(
         &store.join("services/bench/echo.toml"),
         &format!(
             "opd = \"bench\"\nname = \"echo\"\nversion = 1\ntitle = \"echo\"\nclassification = \"terbuka\"\n\
-             status = \"active\"\n\n[upstream]\nendpoints = [\"http://{upstream}\"]\n"
+             status = \"active\"\n\n[approvals.operations]\nby = \"bench-ops\"\nat = \"2026-01-01T00:00:00Z\"\n\
+             reason = \"bench\"\n\n[approvals.security]\nby = \"bench-sec\"\nat = \"2026-01-01T00:00:00Z\"\n\
+             reason = \"bench\"\n\n[upstream]\nendpoints = [\"http://{upstream}\"]\n"
         ),
     )?;
     if let Listener::Mtls { pki, .. } = listener {
         write(&store.join("clients/bench/loadgen.toml"), &pki.client_document())?;
+        write(
+            &store.join("grants/bench-echo.toml"),
+            "id = \"bench-echo\"\nclient = \"bench/loadgen\"\nservice = \"bench/echo/v1\"\noperations = [\"*\"]\ntier = \"gold\"\n",
+        )?;
     }
     let mut command = Command::new(binary);
     command.arg("serve").arg("--config").arg(&config).current_dir(dir.path());

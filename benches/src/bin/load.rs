@@ -351,9 +351,16 @@ fn run_mtls(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     );
 
     let mut targets = Vec::new();
-    let peer = peers::start_penghubung_mtls(gateway, args.threads, upstream.addr(), &pki, &keepalive_tls)?;
-    println!("  penghubung: https://{} ({})", peer.addr, gateway.display());
+    let peer = peers::start_penghubung_mtls(gateway, args.threads, upstream.addr(), &pki, &keepalive_tls, true)?;
+    println!(
+        "  penghubung: https://{} ({}; policy on: identity, grant, lifecycle, clearance)",
+        peer.addr,
+        gateway.display()
+    );
     targets.push(Target { name: "penghubung", addr: peer.addr, _peer: Some(peer) });
+    let peer = peers::start_penghubung_mtls(gateway, args.threads, upstream.addr(), &pki, &keepalive_tls, false)?;
+    println!("  penghubung-nopolicy: https://{} (same, with [policy] enforce = false)", peer.addr);
+    targets.push(Target { name: "penghubung-nopolicy", addr: peer.addr, _peer: Some(peer) });
     match (args.skip_nginx, peers::find_program("nginx")) {
         (true, _) => println!("  nginx: skipped (--skip-nginx)"),
         (false, None) => println!("  nginx: not installed, skipped (Debian: apt-get install -y nginx)"),

@@ -48,11 +48,12 @@ pub struct Explanation {
 struct Recorder(Vec<Check>);
 
 impl Trace for Recorder {
-    fn check(&mut self, name: &'static str, outcome: Result<String, &Denial>) {
-        self.0.push(match outcome {
-            Ok(detail) => Check { check: name, passed: true, code: None, detail },
-            Err(denial) => Check { check: name, passed: false, code: Some(denial.code()), detail: denial.to_string() },
-        });
+    fn pass(&mut self, name: &'static str, detail: impl FnOnce() -> String) {
+        self.0.push(Check { check: name, passed: true, code: None, detail: detail() });
+    }
+
+    fn fail(&mut self, name: &'static str, denial: &Denial) {
+        self.0.push(Check { check: name, passed: false, code: Some(denial.code()), detail: denial.to_string() });
     }
 }
 
@@ -150,9 +151,9 @@ fn run(
         return Err(GatewayError::ClientDisabled { client: client.doc.id.clone() });
     }
     recorder
-        .check("client", Ok(format!("`{client_id}` of OPD `{}`, clearance {}", client.doc.opd, client.doc.clearance)));
+        .pass("client", || format!("`{client_id}` of OPD `{}`, clearance {}", client.doc.opd, client.doc.clearance));
     let service = snapshot.services.iter().find(|s| &*s.key == service_key).ok_or(GatewayError::RouteNotFound)?;
-    recorder.check("route", Ok(format!("service `{service_key}` ({})", service.doc.title)));
+    recorder.pass("route", || format!("service `{service_key}` ({})", service.doc.title));
     let (method, path) = match operation {
         OperationSpec::Request { method, path } => (method.clone(), path.clone()),
         OperationSpec::Id(id) => {

@@ -146,14 +146,18 @@ impl OperationPolicy {
     }
 }
 
-/// Receives each check and its outcome. The data plane uses `()`, which records nothing and compiles away.
+/// Receives each check and its outcome. The data plane uses `()`, which records nothing and compiles away (the
+/// detail of a passed check is a closure, so its text is never even formatted there).
 pub trait Trace {
-    fn check(&mut self, name: &'static str, outcome: Result<String, &Denial>);
+    fn pass(&mut self, name: &'static str, detail: impl FnOnce() -> String);
+    fn fail(&mut self, name: &'static str, denial: &Denial);
 }
 
 impl Trace for () {
     #[inline(always)]
-    fn check(&mut self, _: &'static str, _: Result<String, &Denial>) {}
+    fn pass(&mut self, _: &'static str, _: impl FnOnce() -> String) {}
+    #[inline(always)]
+    fn fail(&mut self, _: &'static str, _: &Denial) {}
 }
 
 /// The whole decision for an identified, enabled `client` calling `method rest` on `service`: grant present →
@@ -171,13 +175,10 @@ pub fn authorize<'s>(
 ) -> Result<(Option<&'s CompiledOperation>, Permit<'s>), GatewayError> {
     let grants = grants_for(client, service, trace)?;
     let operation = service.operations.find(method, rest)?;
-    trace.check(
-        "operation",
-        Ok(match operation {
-            Some(op) => format!("`{}` ({})", op.id, op.label),
-            None => "any path (the service declares no operations)".to_string(),
-        }),
-    );
+    trace.pass("operation", || match operation {
+        Some(op) => format!("`{}` ({})", op.id, op.label),
+        None => "any path (the service declares no operations)".to_string(),
+    });
     let permit = decide(client, service, grants, operation, purpose, now, trace)?;
     Ok((operation, permit))
 }
@@ -190,12 +191,12 @@ pub fn grants_for<'s>(
 ) -> Result<&'s [CompiledGrant], Denial> {
     match client.grants_on(service.index) {
         Some(grants) => {
-            trace.check("grant present", Ok(format!("{} grant(s) on `{}`", grants.len(), service.key)));
+            trace.pass("grant present", || format!("{} grant(s) on `{}`", grants.len(), service.key));
             Ok(grants)
         }
         None => {
             let denial = Denial::NoGrant { client: client.doc.id.as_str().into(), service: Arc::clone(&service.key) };
-            trace.check("grant present", Err(&denial));
+            trace.fail("grant present", &denial);
             Err(denial)
         }
     }
@@ -224,7 +225,7 @@ pub fn decide<'s>(
     };
     match lifecycle {
         Some(denial) => refuse(&mut first_denial, trace, "lifecycle", denial),
-        None => trace.check("lifecycle", Ok(format!("service is {status}"))),
+        None => trace.pass("lifecycle", || format!("service is {status}")),
     }
 
     // 3. grant terms: the first grant that passes, else the denial of the one that got furthest
@@ -247,15 +248,14 @@ pub fn decide<'s>(
         }
     }
     match (chosen, best) {
-        (Some(grant), _) => trace.check(
-            "grant terms",
-            Ok(format!(
+        (Some(grant), _) => trace.pass("grant terms", || {
+            format!(
                 "grant `{}` covers the operation{} (tier {})",
                 grant.id,
                 purpose.and_then(|p| p.to_str().ok()).map(|p| format!(" for purpose `{p}`")).unwrap_or_default(),
                 grant.tier
-            )),
-        ),
+            )
+        }),
         (None, Some((_, denial))) => refuse(&mut first_denial, trace, "grant terms", denial),
         (None, None) => unreachable!("grants_for never returns an empty list"),
     }
@@ -267,7 +267,7 @@ pub fn decide<'s>(
         let denial = Denial::Clearance { clearance, required: policy.classification, operation: operation_label };
         refuse(&mut first_denial, trace, "clearance", denial);
     } else {
-        trace.check("clearance", Ok(format!("{clearance} covers {}", policy.classification)));
+        trace.pass("clearance", || format!("{clearance} covers {}", policy.classification));
     }
 
     if let Some(denial) = first_denial {
@@ -286,7 +286,7 @@ pub fn decide<'s>(
 
 /// Records a failed check; the first one decides the response.
 fn refuse(first: &mut Option<Denial>, trace: &mut impl Trace, name: &'static str, denial: Denial) {
-    trace.check(name, Err(&denial));
+    trace.fail(name, &denial);
     if first.is_none() {
         *first = Some(denial);
     }
