@@ -174,10 +174,9 @@ async fn route_and_forward(
             return Err(GatewayError::BodyTooLarge { limit: service.max_request_body });
         }
     }
-    let caller = Caller {
-        client: client.map(|c| &**c),
-        purpose: permit.as_ref().and_then(|p| p.purpose.as_ref()),
-        identity_encoding: permit.as_ref().is_some_and(|p| p.redaction.is_some()),
+    let caller = match &permit {
+        Some(permit) => Caller::permitted(permit),
+        None => Caller::undecided(client.map(|c| &**c)),
     };
     let (parts, body) = request.into_parts();
     // Boxed so that the (large) forwarding state is not copied through every enclosing future.

@@ -16,6 +16,7 @@ use http::{request, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
 use crate::error::GatewayError;
+use crate::policy::Permit;
 use crate::snapshot::{ClientEntry, CompiledService};
 use crate::tls::identity::PeerCertificate;
 use body::{RequestBody, RequestBodyError, ResponseBody};
@@ -36,15 +37,32 @@ impl Downstream {
     }
 }
 
-/// What the gateway tells the upstream about the caller. Set by the gateway from the verified identity and the
-/// policy decision, never copied from the request.
-#[derive(Clone, Copy, Debug, Default)]
+/// What the gateway tells the upstream about the caller. Made only from a policy [`Permit`] (the typed evidence
+/// that the request was decided), or explicitly without one when `[policy] enforce = false`; never from the
+/// request's own headers.
+#[derive(Clone, Copy, Debug)]
 pub struct Caller<'a> {
-    pub client: Option<&'a ClientEntry>,
+    client: Option<&'a ClientEntry>,
     /// The validated purpose of use.
-    pub purpose: Option<&'a HeaderValue>,
+    purpose: Option<&'a HeaderValue>,
     /// Ask the upstream for an uncompressed body (the response will be filtered field by field).
-    pub identity_encoding: bool,
+    identity_encoding: bool,
+}
+
+impl<'a> Caller<'a> {
+    /// The caller a permit was given to.
+    pub fn permitted(permit: &'a Permit<'a>) -> Self {
+        Caller {
+            client: Some(permit.client),
+            purpose: permit.purpose.as_ref(),
+            identity_encoding: permit.redaction.is_some(),
+        }
+    }
+
+    /// A caller forwarded without any decision (`[policy] enforce = false`): identity headers only.
+    pub fn undecided(client: Option<&'a ClientEntry>) -> Self {
+        Caller { client, purpose: None, identity_encoding: false }
+    }
 }
 
 /// Forwards `parts` + `body` to the service's upstream. `rest_offset` is where the path after `/v{n}` starts in
