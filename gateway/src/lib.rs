@@ -4,7 +4,7 @@
 //!
 //! Module map (see `DESIGN.md`): [`config`] process config, [`store`] documents, [`snapshot`] compiled view,
 //! [`routing`] path lookup, [`tls`] mTLS material, client identity, the built-in CA and upstream TLS,
-//! [`proxy`] upstream forwarding and connection pools, [`error`] the one error→response mapping, [`stack`] the
+//! [`proxy`] upstream forwarding and connection pools, [`ratelimit`] rate limits and quotas (local or Redis), [`error`] the one error→response mapping, [`stack`] the
 //! request pipeline, [`server`] listeners, signals and graceful shutdown, [`reload`] hot reload, [`check`]
 //! `penghubung check`, [`demo`] the one-command demo, [`cli`] the command line, [`telemetry`] logging.
 #![forbid(unsafe_code)]
@@ -18,6 +18,7 @@ mod embedded;
 pub mod error;
 pub mod policy;
 pub mod proxy;
+pub mod ratelimit;
 pub mod reload;
 pub mod routing;
 pub mod server;

@@ -3,6 +3,7 @@
 mod cli;
 mod forwarding;
 mod mtls;
+mod ratelimit;
 mod reload;
 mod routing;
 mod shutdown;
