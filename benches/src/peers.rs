@@ -224,11 +224,55 @@ fn toml_path(path: &Path) -> String {
 /// The listener is marked `plaintext = true` (required since the data plane defaults to mTLS); a gateway built
 /// before that key existed refuses it as unknown, and is then started again without it.
 pub fn start_penghubung(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
-    match start_penghubung_with(binary, threads, upstream, Listener::Plain, true) {
+    match start_penghubung_with(binary, threads, upstream, Listener::Plain, true, &BenchLimits::Off) {
         Err(e) if e.contains("unknown field `plaintext`") => {
-            start_penghubung_with(binary, threads, upstream, Listener::Plain, false)
+            start_penghubung_with(binary, threads, upstream, Listener::Plain, false, &BenchLimits::Off)
         }
         started => started,
+    }
+}
+
+/// Rate limits of a Penghubung under load (`--mode ratelimit`).
+pub enum BenchLimits {
+    /// `[ratelimit] enabled = false`.
+    Off,
+    /// The service has a `rate_limit` too high to refuse anything (every request is still counted), in process.
+    Local,
+    /// The same limit shared through Redis at this URL (one script call per request).
+    Redis(String),
+}
+
+/// Like [`start_penghubung`] (plaintext, policy off), with `limits`.
+pub fn start_penghubung_limited(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    limits: &BenchLimits,
+) -> Result<Peer, Error> {
+    start_penghubung_with(binary, threads, upstream, Listener::Plain, true, limits)
+}
+
+/// A `redis-server` on a free loopback port without persistence (for `--mode ratelimit`); stopped on drop.
+pub fn start_redis(binary: &Path) -> Result<(ChildGuard, String), Error> {
+    let dir = tempdir("redis")?;
+    let port = free_port()?;
+    let mut command = Command::new(binary);
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .current_dir(dir.path());
+    let mut guard = ChildGuard::spawn("redis-server", command, dir)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok((guard, format!("redis://127.0.0.1:{port}")));
+        }
+        if let Ok(Some(status)) = guard.child.try_wait() {
+            return Err(format!("redis-server exited ({status}): {}", guard.output()));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("redis-server did not listen on {port}: {}", guard.output()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -242,7 +286,7 @@ pub fn start_penghubung_mtls(
     pki: &Pki,
     client: &Arc<rustls::ClientConfig>,
 ) -> Result<Peer, Error> {
-    start_penghubung_with(binary, threads, upstream, Listener::Mtls { pki, client }, false)
+    start_penghubung_with(binary, threads, upstream, Listener::Mtls { pki, client }, false, &BenchLimits::Off)
 }
 
 fn start_penghubung_with(
@@ -251,12 +295,26 @@ fn start_penghubung_with(
     upstream: SocketAddr,
     listener: Listener<'_>,
     plaintext: bool,
+    limits: &BenchLimits,
 ) -> Result<Peer, Error> {
     let dir = tempdir("penghubung")?;
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let config = dir.path().join("penghubung.toml");
-    let plaintext = if plaintext { "plaintext = true\n" } else { "" };
+    // A plaintext listener has no caller identity: the policy is off (the bare proxy is measured).
+    let (plaintext, policy) =
+        if plaintext { ("plaintext = true\n", "[policy]\nenforce = false\n\n") } else { ("", "") };
+    let (limits_config, service_limit) = match limits {
+        BenchLimits::Off => (String::from("[ratelimit]\nenabled = false\n\n"), ""),
+        BenchLimits::Local => (
+            String::from("[ratelimit]\nenabled = true\n\n"),
+            "rate_limit = { rate = 1000000000, burst = 1000000000 }\n",
+        ),
+        BenchLimits::Redis(url) => (
+            format!("[ratelimit]\nenabled = true\n\n[redis]\nurl = \"{url}\"\ntimeout = \"200ms\"\n\n"),
+            "rate_limit = { rate = 1000000000, burst = 1000000000 }\n",
+        ),
+    };
     let tls = match listener {
         Listener::Plain => String::new(),
         Listener::Mtls { pki, .. } => format!(
@@ -276,7 +334,7 @@ fn start_penghubung_with(
              [store]\npath = \"policies\"\nseed_baseline = false\n\n\
              [server]\nworker_threads = {threads}\nshutdown_grace = \"1s\"\n\n\
              [log]\nlevel = \"warn\"\naccess_log = false\n\n\
-             [reload]\nwatch = false\n"
+             [reload]\nwatch = false\n\n{policy}{limits_config}"
         ),
     )?;
     let store = dir.path().join("policies");
@@ -285,7 +343,7 @@ fn start_penghubung_with(
         &store.join("services/bench/echo.toml"),
         &format!(
             "opd = \"bench\"\nname = \"echo\"\nversion = 1\ntitle = \"echo\"\nclassification = \"terbuka\"\n\
-             status = \"active\"\n\n[upstream]\nendpoints = [\"http://{upstream}\"]\n"
+             status = \"active\"\n{service_limit}\n[upstream]\nendpoints = [\"http://{upstream}\"]\n"
         ),
     )?;
     if let Listener::Mtls { pki, .. } = listener {

@@ -27,6 +27,11 @@ fn check_reports_all_problems_at_once_with_lines() {
             .into(),
     ));
     documents.push(("tiers/campur.toml".into(), "id = \"campur\"\nunlimited = true\nrate = 5\n".into()));
+    // 5: a grant naming a tier that does not exist.
+    documents.push(docs::client("dinkes", "simpus", "spiffe://x.local/opd/dinkes/app/simpus", true));
+    documents.push(docs::opd("bappeda"));
+    documents.push(docs::service("bappeda", "ind", &["http://127.0.0.1:9".to_string()], "", ""));
+    documents.push(docs::grant_in_tier("g2", "dinkes/simpus", "bappeda/ind/v1", &["*"], "emas"));
     let config = write_setup(dir.path(), &documents, "");
     let output = Command::new(penghubung_binary()).args(["check", "--config"]).arg(&config).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
@@ -37,6 +42,7 @@ fn check_reports_all_problems_at_once_with_lines() {
     assert!(text.contains("client `dinkes/hantu`"), "{text}");
     // 4: a tier that contradicts itself.
     assert!(text.contains("tiers/campur.toml") && text.contains("unlimited tier has no"), "{text}");
+    assert!(text.contains("grants/g2.toml") && text.contains("tier `emas`, which is not defined"), "{text}");
     assert!(text.contains("check failed"), "{text}");
 
     // A config with unknown keys: error with its line.
