@@ -213,6 +213,10 @@ impl Listener<'_> {
     }
 }
 
+/// Both approvals an active service needs (the policy refuses to load one without them).
+const APPROVALS: &str = "[approvals.operations]\nby = \"Bench Operasi\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"bench\"\n\n\
+                         [approvals.security]\nby = \"Bench Keamanan\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"bench\"\n";
+
 /// A path as a TOML basic string (the harness's temporary paths hold no control characters).
 fn toml_path(path: &Path) -> String {
     format!("\"{}\"", path.display().to_string().replace('\\', "\\\\").replace('"', "\\\""))
@@ -343,7 +347,7 @@ fn start_penghubung_with(
         &store.join("services/bench/echo.toml"),
         &format!(
             "opd = \"bench\"\nname = \"echo\"\nversion = 1\ntitle = \"echo\"\nclassification = \"terbuka\"\n\
-             status = \"active\"\n{service_limit}\n[upstream]\nendpoints = [\"http://{upstream}\"]\n"
+             status = \"active\"\n{service_limit}\n{APPROVALS}\n[upstream]\nendpoints = [\"http://{upstream}\"]\n"
         ),
     )?;
     if let Listener::Mtls { pki, .. } = listener {
