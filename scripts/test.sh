@@ -5,6 +5,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The rate-limit tests start their own redis-server on a free port (never the system's Redis on 6379).
+if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "test.sh: installing redis-server (the rate-limit tests start their own)" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+    fi
+    if ! command -v redis-server >/dev/null 2>&1; then
+        echo "test.sh: redis-server is missing; install it (e.g. apt-get install redis-server): the rate-limit tests need it" >&2
+        exit 1
+    fi
+fi
+
 cargo fmt --all -- --check
 # The end-to-end tests also run the binary as a child process: build it first.
 cargo build --locked -p penghubung --bin penghubung

@@ -213,6 +213,10 @@ impl Listener<'_> {
     }
 }
 
+/// Both approvals an active service needs (the policy refuses to load one without them).
+const APPROVALS: &str = "[approvals.operations]\nby = \"Bench Operasi\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"bench\"\n\n\
+                         [approvals.security]\nby = \"Bench Keamanan\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"bench\"\n";
+
 /// A path as a TOML basic string (the harness's temporary paths hold no control characters).
 fn toml_path(path: &Path) -> String {
     format!("\"{}\"", path.display().to_string().replace('\\', "\\\\").replace('"', "\\\""))
@@ -221,12 +225,54 @@ fn toml_path(path: &Path) -> String {
 /// Starts the Penghubung binary at `binary` with `threads` runtime workers, one plaintext listener, logging at
 /// `warn` without access log, no file watching, and a store holding only `bench/echo` v1 → `upstream`.
 ///
-/// The listener is marked `plaintext = true` (required since the data plane defaults to mTLS); a gateway built
-/// before that key existed refuses it as unknown, and is then started again without it.
 /// A plaintext listener has no caller identity, so the policy is off (`[policy] enforce = false`): this
 /// measures the bare proxy.
 pub fn start_penghubung(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
-    start_penghubung_with(binary, threads, upstream, Listener::Plain, false)
+    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, &BenchLimits::Off)
+}
+
+/// Rate limits of a Penghubung under load (`--mode ratelimit`).
+pub enum BenchLimits {
+    /// `[ratelimit] enabled = false`.
+    Off,
+    /// The service has a `rate_limit` too high to refuse anything (every request is still counted), in process.
+    Local,
+    /// The same limit shared through Redis at this URL (one script call per request).
+    Redis(String),
+}
+
+/// Like [`start_penghubung`] (plaintext, policy off), with `limits`.
+pub fn start_penghubung_limited(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    limits: &BenchLimits,
+) -> Result<Peer, Error> {
+    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, limits)
+}
+
+/// A `redis-server` on a free loopback port without persistence (for `--mode ratelimit`); stopped on drop.
+pub fn start_redis(binary: &Path) -> Result<(ChildGuard, String), Error> {
+    let dir = tempdir("redis")?;
+    let port = free_port()?;
+    let mut command = Command::new(binary);
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .current_dir(dir.path());
+    let mut guard = ChildGuard::spawn("redis-server", command, dir)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok((guard, format!("redis://127.0.0.1:{port}")));
+        }
+        if let Ok(Some(status)) = guard.child.try_wait() {
+            return Err(format!("redis-server exited ({status}): {}", guard.output()));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("redis-server did not listen on {port}: {}", guard.output()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Like [`start_penghubung`], but with an mTLS listener: `[tls]` names the bench PKI's server certificate, CA
@@ -242,7 +288,7 @@ pub fn start_penghubung_mtls(
     client: &Arc<rustls::ClientConfig>,
     policy: bool,
 ) -> Result<Peer, Error> {
-    start_penghubung_with(binary, threads, upstream, Listener::Mtls { pki, client }, policy)
+    start_penghubung_with(binary, threads, upstream, Listener::Mtls { pki, client }, policy, &BenchLimits::Off)
 }
 
 fn start_penghubung_with(
@@ -251,12 +297,25 @@ fn start_penghubung_with(
     upstream: SocketAddr,
     listener: Listener<'_>,
     policy: bool,
+    limits: &BenchLimits,
 ) -> Result<Peer, Error> {
     let dir = tempdir("penghubung")?;
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let config = dir.path().join("penghubung.toml");
+    // A plaintext listener has no caller identity: the policy must be off there (the bare proxy is measured).
     let plaintext = if matches!(listener, Listener::Plain) { "plaintext = true\n" } else { "" };
+    let (limits_config, service_limit) = match limits {
+        BenchLimits::Off => (String::from("[ratelimit]\nenabled = false\n\n"), ""),
+        BenchLimits::Local => (
+            String::from("[ratelimit]\nenabled = true\n\n"),
+            "rate_limit = { rate = 1000000000, burst = 1000000000 }\n",
+        ),
+        BenchLimits::Redis(url) => (
+            format!("[ratelimit]\nenabled = true\n\n[redis]\nurl = \"{url}\"\ntimeout = \"200ms\"\n\n"),
+            "rate_limit = { rate = 1000000000, burst = 1000000000 }\n",
+        ),
+    };
     let tls = match listener {
         Listener::Plain => String::new(),
         Listener::Mtls { pki, .. } => format!(
@@ -277,7 +336,7 @@ fn start_penghubung_with(
              [server]\nworker_threads = {threads}\nshutdown_grace = \"1s\"\n\n\
              [log]\nlevel = \"warn\"\naccess_log = false\n\n\
              [reload]\nwatch = false\n\n\
-             [policy]\nenforce = {policy}\n"
+             [policy]\nenforce = {policy}\n\n{limits_config}"
         ),
     )?;
     let store = dir.path().join("policies");
@@ -286,16 +345,18 @@ fn start_penghubung_with(
         &store.join("services/bench/echo.toml"),
         &format!(
             "opd = \"bench\"\nname = \"echo\"\nversion = 1\ntitle = \"echo\"\nclassification = \"terbuka\"\n\
-             status = \"active\"\n\n[approvals.operations]\nby = \"bench-ops\"\nat = \"2026-01-01T00:00:00Z\"\n\
-             reason = \"bench\"\n\n[approvals.security]\nby = \"bench-sec\"\nat = \"2026-01-01T00:00:00Z\"\n\
-             reason = \"bench\"\n\n[upstream]\nendpoints = [\"http://{upstream}\"]\n"
+             status = \"active\"\n{service_limit}\n{APPROVALS}\n[upstream]\nendpoints = [\"http://{upstream}\"]\n"
         ),
     )?;
     if let Listener::Mtls { pki, .. } = listener {
         write(&store.join("clients/bench/loadgen.toml"), &pki.client_document())?;
         write(
             &store.join("grants/bench-echo.toml"),
-            "id = \"bench-echo\"\nclient = \"bench/loadgen\"\nservice = \"bench/echo/v1\"\noperations = [\"*\"]\ntier = \"gold\"\n",
+            "id = \"bench-echo\"\nclient = \"bench/loadgen\"\nservice = \"bench/echo/v1\"\noperations = [\"*\"]\ntier = \"bench\"\n",
+        )?;
+        write(
+            &store.join("tiers/bench.toml"),
+            "id = \"bench\"\ntitle = \"Bench\"\nrate = 1000000000\nperiod = \"1s\"\nburst = 1000000000\n",
         )?;
     }
     let mut command = Command::new(binary);

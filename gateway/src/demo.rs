@@ -66,6 +66,16 @@ const SAMPLE_DENIED: &str = "/dinkes/rekam-medis/v1/pasien/RM-000123/kesehatan-j
 /// `X-Penghubung-Redacted`).
 const SAMPLE_REDACTED: &str = "/disdukcapil/kependudukan/v1/penduduk/1807015508900002";
 
+/// A path the default client may call a few times per second only: its grant (`simpus-indikator`) gets the
+/// demo tier [`DEMO_TIER`], so 100 quick requests meet 429 `ratelimit.exceeded`.
+const SAMPLE_LIMITED: &str = "/bappeda/indikator/v1/indikator";
+/// The grant behind [`SAMPLE_LIMITED`] and the slow tier the demo gives it.
+const LIMITED_GRANT: &str = "grants/simpus-indikator.toml";
+const DEMO_TIER: (&str, &str) = (
+    "tiers/demo-lambat.toml",
+    "# Written by `penghubung demo`: a slow tier so that rate limiting shows (5 requests per second, burst 5).\nid = \"demo-lambat\"\ntitle = \"Demo: lambat\"\nrate = 5\nperiod = \"1s\"\nburst = 5\n",
+);
+
 /// Runs the demo until SIGINT/SIGTERM; returns the exit code.
 pub async fn run(workdir: PathBuf, listen: SocketAddr) -> i32 {
     // Before `ready:` is printed, so that whoever reads it can stop the demo with SIGTERM at once.
@@ -110,6 +120,7 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
         let address = start_backend(backend.handler).await.map_err(|e| setup("starting a demo backend", &e))?;
         point_service_at(&store, backend.service_key, address).map_err(|e| setup(backend.service_key, &e))?;
     }
+    slow_down_limited_sample(&store).map_err(|e| setup("demo tier", &e))?;
     let pki = workdir.join("pki");
     let authority = if pki.join("ca.crt").is_file() {
         CertificateAuthority::open(&pki)
@@ -151,6 +162,7 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
     }
     let _ = writeln!(env, "PENGHUBUNG_SAMPLE_DENIED={SAMPLE_DENIED}");
     let _ = writeln!(env, "PENGHUBUNG_SAMPLE_REDACTED={SAMPLE_REDACTED}");
+    let _ = writeln!(env, "PENGHUBUNG_SAMPLE_LIMITED={SAMPLE_LIMITED}");
     std::fs::write(workdir.join("demo.env"), env).map_err(|e| setup("writing demo.env", &e))?;
     Ok((gateway, url, workdir))
 }
@@ -174,6 +186,16 @@ fn issue_client_certificates(authority: &CertificateAuthority, store: &DirStore,
             .map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Writes the demo tier and gives it to the grant behind [`SAMPLE_LIMITED`] (keeping the rest of the grant).
+fn slow_down_limited_sample(store: &DirStore) -> Result<(), String> {
+    store.put(DEMO_TIER.0, DEMO_TIER.1).map_err(|e| e.to_string())?;
+    let path = store.root().join(LIMITED_GRANT);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+    doc["tier"] = toml_edit::value("demo-lambat");
+    store.put(LIMITED_GRANT, &doc.to_string()).map_err(|e| e.to_string())
 }
 
 /// Rewrites the service's `upstream.endpoints` to the demo backend, keeping the rest of the document.
@@ -221,6 +243,10 @@ fn print_instructions(url: &str, workdir: &Path) {
         "  curl -s {tls} -X POST -H 'content-type: application/json' -d '{{\"nik\":\"1807015508900002\",\"nama\":\"SITI AMINAH\"}}' {url}/disdukcapil/kependudukan/v1/verifikasi"
     );
     let _ = writeln!(out, "  curl -s {tls} -i {url}/dinkes/tidak-ada/v1/x   # 404 route.not_found (problem+json)");
+    let _ = writeln!(
+        out,
+        "  for i in $(seq 100); do curl -s -o /dev/null -w '%{{http_code}}\\n' {tls} {url}{SAMPLE_LIMITED}; done | sort | uniq -c   # tier demo-lambat: 5/s, then 429 ratelimit.exceeded"
+    );
     let _ = writeln!(
         out,
         "  curl -s --cacert {} {url}/_penghubung/health   # no client certificate: the handshake is refused",

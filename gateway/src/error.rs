@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
 
 use crate::policy::Denial;
@@ -50,6 +50,20 @@ pub enum GatewayError {
     Denied(Denial),
     #[error("the response of {service} has fields above your clearance and could not be filtered ({reason}); it was withheld")]
     RedactionFailed { service: String, reason: String },
+    /// A rate limit or quota is exhausted. `policy` and `state` are the `RateLimit-Policy` and `RateLimit`
+    /// headers naming it.
+    #[error("the {scope} rate limit ({quota}) is exhausted; retry in {retry_after} s")]
+    RateLimited {
+        scope: &'static str,
+        quota: crate::ratelimit::Quota,
+        retry_after: u64,
+        policy: HeaderValue,
+        state: HeaderValue,
+    },
+    #[error(
+        "the shared rate-limit store is unreachable and this gateway is configured to refuse meanwhile; retry shortly"
+    )]
+    RateLimitUnavailable,
 }
 
 impl From<Denial> for GatewayError {
@@ -80,6 +94,8 @@ impl GatewayError {
             GatewayError::IdentityRequired => "identity.required",
             GatewayError::Denied(denial) => denial.code(),
             GatewayError::RedactionFailed { .. } => "policy.redaction_failed",
+            GatewayError::RateLimited { .. } => "ratelimit.exceeded",
+            GatewayError::RateLimitUnavailable => "ratelimit.unavailable",
         }
     }
 
@@ -104,6 +120,8 @@ impl GatewayError {
             GatewayError::UpstreamConnectTimeout { .. } | GatewayError::UpstreamTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -127,6 +145,8 @@ impl GatewayError {
             GatewayError::IdentityRequired => "Client certificate required",
             GatewayError::Denied(_) => "Access denied",
             GatewayError::RedactionFailed { .. } => "Response withheld",
+            GatewayError::RateLimited { .. } => "Rate limit exceeded",
+            GatewayError::RateLimitUnavailable => "Rate limiter unavailable",
         }
     }
 
@@ -147,8 +167,19 @@ impl GatewayError {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         headers.insert(crate::proxy::headers::X_REQUEST_ID, request_id.clone());
-        if let GatewayError::MethodNotAllowed { allow, .. } = self {
-            headers.insert(ALLOW, allow);
+        match self {
+            GatewayError::MethodNotAllowed { allow, .. } => {
+                headers.insert(ALLOW, allow);
+            }
+            GatewayError::RateLimited { retry_after, policy, state, .. } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
+                headers.insert(crate::ratelimit::RATELIMIT_POLICY, policy);
+                headers.insert(crate::ratelimit::RATELIMIT, state);
+            }
+            GatewayError::RateLimitUnavailable => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
     }

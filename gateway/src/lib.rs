@@ -4,7 +4,8 @@
 //!
 //! Module map (see `DESIGN.md`): [`config`] process config, [`store`] documents, [`snapshot`] compiled view,
 //! [`routing`] path lookup, [`tls`] mTLS material, client identity, the built-in CA and upstream TLS,
-//! [`proxy`] upstream forwarding and connection pools, [`error`] the one error→response mapping, [`stack`] the
+//! [`proxy`] upstream forwarding and connection pools, [`ratelimit`] rate limits and
+//! quotas (local or Redis), [`error`] the one error→response mapping, [`stack`] the
 //! request pipeline, [`policy`] the access decision (grants, purposes, lifecycle, clearance, field redaction),
 //! [`server`] listeners, signals and graceful shutdown, [`reload`] hot reload, [`check`] `penghubung check`,
 //! [`manage`] the security team's store changes, [`demo`] the one-command demo, [`cli`] the command line,
@@ -21,6 +22,7 @@ pub mod error;
 pub mod manage;
 pub mod policy;
 pub mod proxy;
+pub mod ratelimit;
 pub mod reload;
 pub mod routing;
 pub mod server;

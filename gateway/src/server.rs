@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::diagnostics::Diagnostic;
 use crate::proxy::Downstream;
+use crate::ratelimit::RateLimiter;
 use crate::reload::{self, Reloaded, Reloader};
 use crate::snapshot::Snapshot;
 use crate::stack::{GatewayService, HeadLimits, PolicySettings, Shared};
@@ -137,7 +138,13 @@ impl Gateway {
                 enforce: config.policy.enforce,
                 max_redacted_body: config.policy.max_redacted_body.0,
             },
+            ratelimit: RateLimiter::start(&config),
         });
+        match (&config.redis, config.ratelimit.enabled) {
+            (_, false) => tracing::warn!("[ratelimit] enabled = false: no rate limit or quota applies"),
+            (None, true) => tracing::info!("rate limits in process (no [redis] configured)"),
+            (Some(_), true) => {}
+        }
         if !config.policy.enforce {
             tracing::warn!(
                 "[policy] enforce = false: requests are forwarded WITHOUT identity, grant or clearance checks"

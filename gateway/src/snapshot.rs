@@ -1,5 +1,6 @@
 //! The immutable compiled view of all documents that the hot path reads. A [`Snapshot`] is built from the
-//! store's documents in one go (routes, services with their operations, upstream pools), and swapped in
+//! store's documents in one go (routes, services with their operations, upstream pools, rate limits), and
+//! swapped in
 //! atomically through [`SnapshotCell`]; a request holds the `Arc<Snapshot>` it started with until it ends, so
 //! a reload never changes the rules under an in-flight request.
 
@@ -14,8 +15,9 @@ use crate::config::Config;
 use crate::diagnostics::Diagnostic;
 use crate::policy::{lifecycle, CompiledGrant, OperationPolicy, RedactionPlan};
 use crate::proxy::upstream::{PoolSpec, UpstreamPool};
+use crate::ratelimit::{Limit, LimitBuilder, Quota, Scope};
 use crate::routing::{CompiledOperation, OperationTable, RouteTable};
-use crate::store::documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc};
+use crate::store::documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc, TierDoc};
 use crate::store::Documents;
 use crate::tls::identity::{canonical_dn, canonical_fingerprint, PeerCertificate};
 use crate::tls::UpstreamTls;
@@ -28,6 +30,8 @@ pub struct ClientEntry {
     pub client_header: HeaderValue,
     /// `X-Penghubung-Opd`.
     pub opd_header: HeaderValue,
+    /// The limits on all of this client's calls: its own, and its OPD's bandwidth.
+    pub limits: ClientLimits,
     /// This client's grants by service index; a service missing here is not granted at all.
     grants: HashMap<usize, Box<[CompiledGrant]>, std::hash::BuildHasherDefault<crate::routing::Fnv>>,
 }
@@ -42,6 +46,17 @@ impl ClientEntry {
     pub fn granted_services(&self) -> impl Iterator<Item = usize> + '_ {
         self.grants.keys().copied()
     }
+}
+
+/// The limits every call of a client meets, whatever the service.
+#[derive(Debug, Default)]
+pub struct ClientLimits {
+    /// The client's `rate_limit`.
+    pub client: Option<Arc<Limit>>,
+    /// Its OPD's `bandwidth.requests_per_second` (shared by every client of the OPD).
+    pub opd: Option<Arc<Limit>>,
+    /// Its OPD's `bandwidth.bytes_per_second`.
+    pub opd_bytes: Option<Arc<Limit>>,
 }
 
 /// Certificate facts → client, for the three kinds of binding.
@@ -63,6 +78,8 @@ pub struct CompiledService {
     pub operations: OperationTable,
     pub pool: Arc<UpstreamPool>,
     pub max_request_body: u64,
+    /// The service's `rate_limit`: all callers together.
+    pub limit: Option<Arc<Limit>>,
     /// The document it was compiled from.
     pub origin: String,
     /// Policy facts per operation, indexed like `doc.operations`.
@@ -90,6 +107,9 @@ pub struct Snapshot {
     pub clients: HashMap<String, Arc<ClientEntry>>,
     identities: IdentityIndex,
     pub grants: Vec<GrantDoc>,
+    pub tiers: HashMap<String, TierDoc>,
+    /// Every rate limit by identity (scope, subject, quota); the next build reuses those that stay.
+    limits: HashMap<Box<str>, Arc<Limit>>,
 }
 
 /// Process-level inputs of a snapshot build.
@@ -97,7 +117,7 @@ pub struct BuildContext<'a> {
     pub config: &'a Config,
     /// Verifies HTTPS upstreams.
     pub upstream_tls: &'a UpstreamTls,
-    /// The snapshot being replaced, whose pools are reused when unchanged.
+    /// The snapshot being replaced, whose pools and rate-limit counters are reused when unchanged.
     pub previous: Option<&'a Snapshot>,
 }
 
@@ -113,14 +133,19 @@ impl Snapshot {
             clients: HashMap::new(),
             identities: IdentityIndex::default(),
             grants: Vec::new(),
+            tiers: HashMap::new(),
+            limits: HashMap::new(),
         }
     }
 
     /// Compiles documents into a snapshot, or returns every problem found. Cross-document rules: a service's and
-    /// a client's OPD exist, routes are unique, operations are unique, grants name existing clients and services.
+    /// a client's OPD exist, routes are unique, operations are unique, grants name existing clients, services and
+    /// tiers.
     pub fn build(docs: &Documents, ctx: &BuildContext<'_>) -> Result<Snapshot, Vec<Diagnostic>> {
         let mut problems = Vec::new();
         let opds: HashMap<String, OpdDoc> = docs.opds.iter().map(|(_, d)| (d.id.clone(), d.clone())).collect();
+        let tiers: HashMap<String, TierDoc> = docs.tiers.iter().map(|(_, d)| (d.id.clone(), d.clone())).collect();
+        let mut limits = LimitBuilder::new(ctx.config, ctx.previous.map(|p| &p.limits));
         let mut reusable: HashMap<&PoolSpec, &Arc<UpstreamPool>> = HashMap::new();
         if let Some(prev) = ctx.previous {
             for s in &prev.services {
@@ -151,7 +176,11 @@ impl Snapshot {
                 continue;
             }
             match compile_service(services.len(), origin, doc, &schemas, ctx, &reusable) {
-                Ok(service) => services.push(Arc::new(service)),
+                Ok(mut service) => {
+                    service.limit =
+                        doc.rate_limit.and_then(|q| limits.limit(Scope::Service, &service.key, Quota::from_doc(&q)));
+                    services.push(Arc::new(service))
+                }
                 Err(mut found) => {
                     problems.append(&mut found);
                     // keep indices aligned for the route table
@@ -182,8 +211,16 @@ impl Snapshot {
                 ));
                 continue;
             };
+            let Some(tier) = tiers.get(&doc.tier) else {
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("grant names tier `{}`, which is not defined (add tiers/{}.toml)", doc.tier, doc.tier),
+                ));
+                continue;
+            };
             match CompiledGrant::compile(doc, &services[index].doc) {
-                Ok(grant) => {
+                Ok(mut grant) => {
+                    grant.limit = tier.quota().and_then(|q| limits.limit(Scope::Grant, &grant.id, Quota::from_doc(&q)));
                     grants_by_client.entry(doc.client.as_str()).or_default().entry(index).or_default().push(grant)
                 }
                 Err(e) => problems.push(Diagnostic::error(origin, e)),
@@ -196,7 +233,15 @@ impl Snapshot {
             if !opds.contains_key(&doc.opd) {
                 problems.push(Diagnostic::error(origin, format!("OPD `{}` is not registered", doc.opd)));
             }
+            let bandwidth = opds.get(&doc.opd).and_then(|o| o.bandwidth.as_ref()).map(Quota::from_bandwidth);
+            let (opd_requests, opd_bytes) = bandwidth.unwrap_or((None, None));
+            let client_limits = ClientLimits {
+                client: doc.rate_limit.and_then(|q| limits.limit(Scope::Client, &doc.id, Quota::from_doc(&q))),
+                opd: opd_requests.and_then(|q| limits.limit(Scope::Opd, &doc.opd, q)),
+                opd_bytes: opd_bytes.and_then(|q| limits.limit(Scope::OpdBytes, &doc.opd, q)),
+            };
             let entry = Arc::new(ClientEntry {
+                limits: client_limits,
                 doc: doc.clone(),
                 client_header: HeaderValue::from_str(&doc.id).expect("client ids are checked by the schema"),
                 opd_header: HeaderValue::from_str(&doc.opd).expect("OPD ids are checked by the schema"),
@@ -242,6 +287,8 @@ impl Snapshot {
             clients,
             identities,
             grants: docs.grants.iter().map(|(_, g)| g.clone()).collect(),
+            tiers,
+            limits: limits.finish(),
         })
     }
 
@@ -366,6 +413,7 @@ fn compile_service(
         operations: OperationTable::new(operations),
         pool,
         max_request_body: doc.max_request_body.map_or(ctx.config.limits.max_request_body.0, |b| b.0),
+        limit: None,
         origin: origin.to_string(),
         operation_policies: operation_policies.into_boxed_slice(),
         service_policy: OperationPolicy { classification: doc.classification, responses: Vec::new() },
@@ -396,6 +444,7 @@ fn placeholder(index: usize, origin: &str, doc: &ServiceDoc, ctx: &BuildContext<
             UpstreamPool::new(spec, ctx.upstream_tls.default_config()).expect("a pool without endpoints always builds"),
         ),
         max_request_body: 0,
+        limit: None,
         origin: origin.to_string(),
         operation_policies: Box::default(),
         service_policy: OperationPolicy::default(),

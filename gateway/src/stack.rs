@@ -2,7 +2,9 @@
 //! (`/_penghubung/...`) → route → proxy. [`GatewayService`] is what hyper calls per request; it is also the
 //! *Rescue* step: the one call site where a [`GatewayError`] becomes a response, so no error ever drops a
 //! connection. One access-log line per request. Between route and proxy sits the policy decision
-//! ([`crate::policy`]): no [`crate::policy::Permit`], no upstream call. Later issues insert rate limits and
+//! ([`crate::policy`]): no [`crate::policy::Permit`], no upstream call; then the rate limits
+//! ([`crate::ratelimit`]): the permit's grant tier, the client, its OPD's bandwidth and the service, or, with
+//! `[policy] enforce = false` (no permit, no trustworthy caller), the service limit only. Later issues insert
 //! contracts there too.
 
 use std::convert::Infallible;
@@ -21,6 +23,7 @@ use crate::policy;
 use crate::proxy::body::ResponseBody;
 use crate::proxy::headers::{self, X_PENGHUBUNG_PURPOSE, X_REQUEST_ID};
 use crate::proxy::{self, Caller, Downstream};
+use crate::ratelimit::{MeteredBody, RateLimiter, RequestLimits};
 use crate::routing::split_service_path;
 use crate::snapshot::{ClientEntry, Snapshot, SnapshotCell};
 use crate::tls::identity::PeerCertificate;
@@ -45,6 +48,8 @@ pub struct Shared {
     /// The data plane's TLS material (CRLs are checked per request); `None` when every listener is plaintext.
     pub tls: Option<Arc<TlsState>>,
     pub policy: PolicySettings,
+    /// Rate limits: in process, or shared through Redis.
+    pub ratelimit: RateLimiter,
 }
 
 /// How the policy step runs.
@@ -169,19 +174,43 @@ async fn route_and_forward(
     exchange.purpose = permit.as_ref().and_then(|p| p.purpose.clone());
     let rest_offset = path.len() - address.rest.len();
 
-    if let Some(length) = content_length(request.headers()) {
+    let request_length = content_length(request.headers());
+    if let Some(length) = request_length {
         if length > service.max_request_body {
             return Err(GatewayError::BodyTooLarge { limit: service.max_request_body });
         }
     }
+    // Rate limits, after every check that could refuse the request anyway (no quota spent on a 403 or 413).
+    let limits = match &permit {
+        Some(p) => RequestLimits {
+            grant: p.grant.limit.as_deref(),
+            client: p.client.limits.client.as_deref(),
+            opd: p.client.limits.opd.as_deref(),
+            opd_bytes: p.client.limits.opd_bytes.as_deref(),
+            service: service.limit.as_deref(),
+        },
+        None => RequestLimits { service: service.limit.as_deref(), ..RequestLimits::default() },
+    };
+    let admitted = shared.ratelimit.check(&limits, request_length.unwrap_or(0)).await?;
+    let byte_limit = match (&admitted, &permit) {
+        (Some(_), Some(p)) => p.client.limits.opd_bytes.as_ref(),
+        _ => None,
+    };
     let caller = match &permit {
         Some(permit) => Caller::permitted(permit),
         None => Caller::undecided(client.map(|c| &**c)),
     };
     let (parts, body) = request.into_parts();
     // Boxed so that the (large) forwarding state is not copied through every enclosing future.
-    let (response, upstream) = Box::pin(proxy::forward(service, parts, body, rest_offset, downstream, caller)).await?;
+    let (mut response, upstream) =
+        Box::pin(proxy::forward(service, parts, body, rest_offset, downstream, caller)).await?;
     exchange.upstream = Some(upstream);
+    if let Some(admitted) = &admitted {
+        admitted.apply(response.headers_mut());
+    }
+    if let Some(limit) = byte_limit {
+        response = response.map(|body| ResponseBody::Metered(Box::new(MeteredBody::new(body, Arc::clone(limit)))));
+    }
     let redaction = permit.as_ref().and_then(|p| Some((p.client.doc.clearance, p.redaction?)));
     match redaction.and_then(|(clearance, policy)| {
         policy.plan_for(response.status().as_u16()).filter(|plan| plan.applies_to(clearance)).map(|p| (clearance, p))
@@ -241,6 +270,7 @@ fn gateway_endpoint(shared: &Shared, method: &Method, path: &str) -> Result<Resp
                 "status": "ok",
                 "generation": snapshot.generation,
                 "services": snapshot.route_count(),
+                "ratelimit": shared.ratelimit.status(),
             });
             let mut response = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
             *response.status_mut() = StatusCode::OK;

@@ -26,6 +26,12 @@ fn check_reports_all_problems_at_once_with_lines() {
         "id = \"g1\"\nclient = \"dinkes/hantu\"\nservice = \"dinkes/rm/v1\"\noperations = [\"*\"]\ntier = \"bronze\"\n"
             .into(),
     ));
+    documents.push(("tiers/campur.toml".into(), "id = \"campur\"\nunlimited = true\nrate = 5\n".into()));
+    // 5: a grant naming a tier that does not exist.
+    documents.push(docs::client("dinkes", "simpus", "spiffe://x.local/opd/dinkes/app/simpus", true));
+    documents.push(docs::opd("bappeda"));
+    documents.push(docs::service("bappeda", "ind", &["http://127.0.0.1:9".to_string()], "", ""));
+    documents.push(docs::grant_in_tier("g2", "dinkes/simpus", "bappeda/ind/v1", &["*"], "emas"));
     let config = write_setup(dir.path(), &documents, "");
     let output = Command::new(penghubung_binary()).args(["check", "--config"]).arg(&config).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
@@ -34,6 +40,9 @@ fn check_reports_all_problems_at_once_with_lines() {
     assert!(text.contains("services/dinkes/rm.toml:8:"), "{text}");
     assert!(text.contains("opds/rusak.toml:2:"), "{text}");
     assert!(text.contains("client `dinkes/hantu`"), "{text}");
+    // 4: a tier that contradicts itself.
+    assert!(text.contains("tiers/campur.toml") && text.contains("unlimited tier has no"), "{text}");
+    assert!(text.contains("grants/g2.toml") && text.contains("tier `emas`, which is not defined"), "{text}");
     assert!(text.contains("check failed"), "{text}");
 
     // A config with unknown keys: error with its line.
@@ -122,6 +131,29 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
     let body = r.json();
     assert!(body.get("nama_ibu_kandung").is_none() && body["keluarga"][0].get("status_perkawinan").is_none(), "{body}");
     assert_eq!(body["keluarga"][0]["nik"], "1807011203850001", "rahasia fields stay for a rahasia client");
+    // Rate limits at work (the samples above used two of the burst): the limited sample's tier lets SIMPUS
+    // through at 5 per second, burst 5, so 100 quick
+    // requests meet 429s (the burst and the refill pass, the rest is refused with Retry-After).
+    let limited = &env["PENGHUBUNG_SAMPLE_LIMITED"];
+    let started = std::time::Instant::now();
+    let (mut ok, mut refused) = (0usize, 0usize);
+    for _ in 0..100 {
+        let r = send(&client, http::Request::get(format!("{url}{limited}")).body(empty()).unwrap()).await;
+        assert!(r.headers.contains_key("ratelimit-policy") && r.headers.contains_key("ratelimit"), "{r:?}");
+        match r.status.as_u16() {
+            200 => ok += 1,
+            429 => {
+                assert_eq!(r.code(), "ratelimit.exceeded");
+                assert!(r.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+                assert_eq!(r.headers["ratelimit-policy"], "\"grant\";q=5;w=1");
+                refused += 1;
+            }
+            other => panic!("{other}: {}", r.text()),
+        }
+    }
+    let bound = 5 + (5.0 * started.elapsed().as_secs_f64()).ceil() as usize + 1;
+    assert!(ok >= 1 && ok <= bound, "{ok} admitted in {:?}", started.elapsed());
+    assert!(refused > 0, "{ok} admitted, none refused");
     // Every baseline client has its pair.
     for name in ["dinkes.simpus", "dinsos.sikasos", "bappeda.sipd", "diskominfo.dashboard", "disdukcapil.siak"] {
         assert!(workdir.join("clients").join(format!("{name}.crt")).is_file(), "{name}");

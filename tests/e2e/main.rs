@@ -4,6 +4,7 @@ mod cli;
 mod forwarding;
 mod mtls;
 mod policy;
+mod ratelimit;
 mod reload;
 mod routing;
 mod shutdown;

@@ -27,6 +27,7 @@ async fn setup(upstream: &Upstream) -> (TestGateway, Pki) {
         docs::service("dinkes", "rm", &[upstream.url()], "", ""),
         docs::client("dinkes", "simpus", &spiffe("dinkes", "simpus"), true),
         docs::grant("simpus-rm", "dinkes/simpus", "dinkes/rm/v1", &["*"]),
+        docs::unlimited_tier(),
     ];
     let config = write_mtls_setup(dir.path(), &documents, &pki, "");
     let config = penghubung::Config::load(&config).unwrap();
@@ -241,6 +242,7 @@ async fn https_upstreams_are_verified_and_can_be_called_with_mtls() {
         docs::client("dinkes", "simpus", &spiffe("dinkes", "simpus"), true),
         docs::grant("simpus-salah", "dinkes/simpus", "dinkes/salah/v1", &["*"]),
         docs::grant("simpus-aman", "dinkes/simpus", "dinkes/aman/v1", &["*"]),
+        docs::unlimited_tier(),
     ];
     let config_path = write_mtls_setup(
         dir.path(),
@@ -292,6 +294,7 @@ async fn clients_can_be_bound_by_fingerprint_or_subject_as_well() {
         ),
         docs::grant("sipd-rm", "bappeda/sipd", "dinkes/rm/v1", &["*"]),
         docs::grant("sikasos-rm", "dinsos/sikasos", "dinkes/rm/v1", &["*"]),
+        docs::unlimited_tier(),
     ] {
         gw.put_document(&key, &text);
     }

@@ -438,6 +438,7 @@ async fn grant_windows_open_and_close_on_time() {
         docs::client("dinkes", "simpus", &spiffe, true),
         grant("berakhir", "dinkes/lama/v1", &format!("not_after = \"{}\"\n", at(2))),
         grant("mulai", "dinkes/baru/v1", &format!("not_before = \"{}\"\n", at(2))),
+        docs::unlimited_tier(),
     ];
     let config = write_mtls_setup(dir.path(), &documents, &pki, "");
     let gateway = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();
@@ -477,6 +478,7 @@ async fn the_lifecycle_needs_two_approvals_by_different_people_and_suspension_bi
         tester,
         docs::grant("sikasos-bansos", "dinsos/sikasos", "dinsos/bansos/v1", &["*"]),
         docs::grant("dashboard-bansos", "diskominfo/dashboard", "dinsos/bansos/v1", &["*"]),
+        docs::unlimited_tier(),
     ];
     let config = write_mtls_setup(dir.path(), &documents, &pki, "");
     let running = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();

@@ -151,6 +151,7 @@ pub fn closed_port_url() -> String {
 }
 
 pub mod mtls;
+pub mod redis;
 
 /// Document builders.
 pub mod docs {
@@ -174,13 +175,34 @@ pub mod docs {
     /// Both approvals, by two different people.
     pub const APPROVALS: &str = "[approvals.operations]\nby = \"Operator Uji\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"uji\"\n\n[approvals.security]\nby = \"Keamanan Uji\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"uji\"\n";
 
-    /// `grants/{id}.toml`: `client` may call `operations` (`"*"`: all) of `service` (`opd/name/v1`), any purpose.
+    /// `grants/{id}.toml`: `client` may call `operations` (`"*"`: all) of `service` (`opd/name/v1`), any purpose,
+    /// in tier `unlimited` (add [`unlimited_tier`] to the documents).
     pub fn grant(id: &str, client: &str, service: &str, operations: &[&str]) -> (String, String) {
+        grant_in_tier(id, client, service, operations, "unlimited")
+    }
+
+    /// Like [`grant`], in `tier`.
+    pub fn grant_in_tier(id: &str, client: &str, service: &str, operations: &[&str], tier: &str) -> (String, String) {
         let ops = operations.iter().map(|o| format!("\"{o}\"")).collect::<Vec<_>>().join(", ");
         (
             format!("grants/{id}.toml"),
-            format!("id = \"{id}\"\nclient = \"{client}\"\nservice = \"{service}\"\noperations = [{ops}]\ntier = \"bronze\"\n"),
+            format!("id = \"{id}\"\nclient = \"{client}\"\nservice = \"{service}\"\noperations = [{ops}]\ntier = \"{tier}\"\n"),
         )
+    }
+
+    /// `tiers/unlimited.toml`: no per-grant limit.
+    pub fn unlimited_tier() -> (String, String) {
+        ("tiers/unlimited.toml".into(), "id = \"unlimited\"\nunlimited = true\n".into())
+    }
+
+    /// `tiers/{id}.toml`: `rate` requests per `period` (e.g. `"10s"`), at most `burst` at once.
+    pub fn tier(id: &str, rate: u32, period: &str, burst: u32) -> (String, String) {
+        (format!("tiers/{id}.toml"), format!("id = \"{id}\"\nrate = {rate}\nperiod = \"{period}\"\nburst = {burst}\n"))
+    }
+
+    /// An inline `rate_limit = {...}` line for a service or client document.
+    pub fn rate_limit(rate: u32, period: &str, burst: u32) -> String {
+        format!("rate_limit = {{ rate = {rate}, period = \"{period}\", burst = {burst} }}\n")
     }
 
     /// `clients/{opd}/{app}.toml` bound to a SPIFFE id.

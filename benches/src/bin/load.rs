@@ -34,6 +34,16 @@
 //! ```text
 //! cargo run -p penghubung-benches --release --bin load -- --mode mtls [--duration 5s] [--handshake-connections 64]
 //! ```
+//!
+//! `--mode ratelimit` measures what rate limits cost: three Penghubung processes on the same upstream (plaintext,
+//! policy off, so the service's `rate_limit` is the one limit a request meets), with limits switched off, with
+//! the limit in process (governor), and with the limit shared through Redis (a `redis-server` the harness
+//! starts on a free port; one `EVALSHA` round trip per request). The quota is too high to refuse anything, so
+//! every request pays for its check and none is refused.
+//!
+//! ```text
+//! cargo run -p penghubung-benches --release --bin load -- --mode ratelimit [--duration 5s] [--rounds 3]
+//! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,7 +65,8 @@ With --mode mtls: Penghubung, nginx and haproxy behind mTLS listeners, keep-aliv
 handshakes/s, measured with the built-in hyper + tokio-rustls client (wrk cannot present client certificates).
 
 options:
-  --mode M            plain (HTTP, default) or mtls (client certificates, TLS 1.3)
+  --mode M            plain (HTTP, default), mtls (client certificates, TLS 1.3) or ratelimit (limits off vs
+                      in process vs through Redis; needs redis-server)
   --duration D        measured time per target (default 10s; units ms, s, m)
   --warmup D          warm-up per target before measuring (default 2s)
   --connections N     concurrent keep-alive connections (default 64)
@@ -79,6 +90,8 @@ enum Mode {
     Plain,
     /// mTLS listeners: keep-alive requests and full handshakes.
     Mtls,
+    /// Plain HTTP through Penghubung with rate limits off, local, and in Redis.
+    Ratelimit,
 }
 
 struct Args {
@@ -131,7 +144,8 @@ fn parse_args() -> Result<Option<Args>, String> {
                 args.mode = match value()?.as_str() {
                     "plain" => Mode::Plain,
                     "mtls" => Mode::Mtls,
-                    other => return Err(format!("--mode must be plain or mtls, not `{other}`")),
+                    "ratelimit" => Mode::Ratelimit,
+                    other => return Err(format!("--mode must be plain, mtls or ratelimit, not `{other}`")),
                 }
             }
             "--handshake-connections" => args.handshake_connections = Some(count(value()?, &flag)?),
@@ -190,7 +204,91 @@ fn run(args: &Args) -> Result<(), String> {
     match args.mode {
         Mode::Plain => run_plain(args, &gateway),
         Mode::Mtls => run_mtls(args, &gateway),
+        Mode::Ratelimit => run_ratelimit(args, &gateway),
     }
+}
+
+/// `--mode ratelimit`: the same gateway with limits off, in process, and in Redis; one table, ratios to "off".
+fn run_ratelimit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
+    let generator = plain_generator(args)?;
+    let redis_server = peers::find_program("redis-server")
+        .ok_or("--mode ratelimit needs redis-server on PATH (Debian: apt-get install -y redis-server)")?;
+    let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
+    let (redis, redis_url) = peers::start_redis(&redis_server)?;
+    println!("Penghubung load harness: rate limits");
+    println!(
+        "  machine: {} cores | gateway: {} thread(s) | load: {} connection(s), {} generator thread(s), {:?} per target after {:?} warm-up, {} round(s)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.threads,
+        args.connections,
+        args.load_threads,
+        args.duration,
+        args.warmup,
+        args.rounds,
+    );
+    println!("  upstream: {} (in-process, {} byte body)", upstream.addr(), args.body);
+    println!("  redis: {redis_url} ({})", peers::program_version(&redis_server, &["--version"]));
+    println!("  generator: {}", generator.describe());
+    let mut targets = Vec::new();
+    for (name, limits) in [
+        ("limits off", peers::BenchLimits::Off),
+        ("local", peers::BenchLimits::Local),
+        ("redis", peers::BenchLimits::Redis(redis_url.clone())),
+    ] {
+        let peer = peers::start_penghubung_limited(gateway, args.threads, upstream.addr(), &limits)?;
+        let (status, body) =
+            peers::http_get(peer.addr, BENCH_PATH).map_err(|e| format!("{name}: GET {BENCH_PATH} failed: {e}"))?;
+        if status != 200 || body.len() != args.body {
+            return Err(format!("{name}: GET {BENCH_PATH} answered {status} with {} bytes", body.len()));
+        }
+        println!("  penghubung ({name}): {}", peer.addr);
+        targets.push(Target { name, addr: peer.addr, _peer: Some(peer) });
+    }
+    let load = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
+    let mut results: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
+    println!();
+    for round in 1..=args.rounds {
+        for (t, found) in targets.iter().zip(results.iter_mut()) {
+            if !args.warmup.is_zero() {
+                loadgen::run(&generator, t.addr, BENCH_PATH, Load { duration: args.warmup, ..load })
+                    .map_err(|e| format!("{} (warm-up): {e}", t.name))?;
+            }
+            let stats = loadgen::run(&generator, t.addr, BENCH_PATH, load).map_err(|e| format!("{}: {e}", t.name))?;
+            print_round(round, args.rounds, "plain", t.name, &stats, "req/s");
+            found.push(stats);
+        }
+    }
+    let rows = median_rows(&targets, results);
+    let off = rows.first().map_or(1.0, |r| r.stats.requests_per_sec.max(1.0));
+    println!();
+    println!("| Penghubung, plain HTTP | req/s | p50 | p99 | vs limits off | errors |");
+    println!("|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} | {} | {} | {:.2}x | {} |",
+            r.target,
+            r.stats.requests_per_sec,
+            report::format_latency(r.stats.p50),
+            report::format_latency(r.stats.p99),
+            r.stats.requests_per_sec / off,
+            r.stats.errors
+        );
+    }
+    drop(targets);
+    drop(redis);
+    drop(upstream);
+    Ok(())
+}
+
+fn plain_generator(args: &Args) -> Result<Generator, String> {
+    Ok(match args.generator.as_str() {
+        "hyper" => Generator::Hyper,
+        "wrk" => Generator::Wrk(
+            peers::find_program("wrk").ok_or("--generator wrk: wrk is not on PATH (apt-get install -y wrk)")?,
+        ),
+        "auto" => peers::find_program("wrk").map_or(Generator::Hyper, Generator::Wrk),
+        other => return Err(format!("--generator must be auto, wrk or hyper, not `{other}`")),
+    })
 }
 
 /// The penghubung binary: `--gateway`, or `penghubung` next to this program; it must exist.
@@ -213,14 +311,7 @@ fn gateway_binary(args: &Args) -> Result<PathBuf, String> {
 }
 
 fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
-    let generator = match args.generator.as_str() {
-        "hyper" => Generator::Hyper,
-        "wrk" => Generator::Wrk(
-            peers::find_program("wrk").ok_or("--generator wrk: wrk is not on PATH (apt-get install -y wrk)")?,
-        ),
-        "auto" => peers::find_program("wrk").map_or(Generator::Hyper, Generator::Wrk),
-        other => return Err(format!("--generator must be auto, wrk or hyper, not `{other}`")),
-    };
+    let generator = plain_generator(args)?;
 
     let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
     println!("Penghubung load harness");

@@ -1,4 +1,5 @@
-//! The static process config (`penghubung.toml`): listeners, store location, timeouts, body limits, logging.
+//! The static process config (`penghubung.toml`): listeners, store location, timeouts, body limits, logging,
+//! rate limits and the Redis that shares them.
 //! Unknown keys are errors; every problem is reported with its line. Documents (services, clients, ...)
 //! are *not* here: they live in the store and are hot-reloaded.
 
@@ -37,6 +38,12 @@ pub struct Config {
     pub reload: ReloadConfig,
     #[serde(default)]
     pub policy: PolicyConfig,
+    #[serde(default)]
+    pub ratelimit: RateLimitConfig,
+    /// Cluster-wide rate limits: every replica pointed at the same Redis shares the limits. Absent: each
+    /// process limits on its own (local mode).
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
     /// TLS of the data plane; required unless every listener is `plaintext = true`.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -197,6 +204,68 @@ impl Default for PolicyConfig {
     }
 }
 
+/// Rate limits and quotas (tiers, client, service and OPD limits in the documents).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// `false` switches every limit off (benchmarking only).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// Where cluster-wide limits are kept, and what happens when that place cannot be reached.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` (or `redis://:password@host:port`).
+    pub url: String,
+    /// Every Redis call must answer within this; otherwise the fallback applies to that request.
+    #[serde(default = "default_redis_timeout")]
+    pub timeout: HumanDuration,
+    /// What a request meets while Redis is unreachable.
+    #[serde(default)]
+    pub on_unavailable: OnUnavailable,
+    /// How many gateway replicas share the limits: with `local_fallback` each replica then enforces
+    /// 1/`replicas` of every quota on its own.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// Prefix of every key the gateway writes.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Longest wait between two reconnection attempts (the wait doubles from 50 ms up to this).
+    #[serde(default = "d2s")]
+    pub max_reconnect_backoff: HumanDuration,
+}
+
+/// What a rate-limited request meets while Redis is unreachable.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnavailable {
+    /// Each replica enforces its share (quota / `replicas`) in process.
+    #[default]
+    LocalFallback,
+    /// Admit without limits.
+    FailOpen,
+    /// Refuse with 503 `ratelimit.unavailable`.
+    FailClosed,
+}
+
+fn default_redis_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_millis(50))
+}
+fn default_replicas() -> u32 {
+    1
+}
+fn default_key_prefix() -> String {
+    "penghubung:rl:".to_string()
+}
+
 /// Picking up document changes.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -324,6 +393,22 @@ impl Config {
                     at("ca_files"),
                     format!("upstream CA file {} does not exist", path.display()),
                 ));
+            }
+        }
+        if let Some(redis) = &self.redis {
+            if ::redis::Client::open(redis.url.as_str()).is_err() {
+                problems.push(Diagnostic::error_at(
+                    file,
+                    text,
+                    at("url"),
+                    format!("[redis] url `{}` is not a redis:// URL", redis.url),
+                ));
+            }
+            if redis.timeout.0.is_zero() {
+                problems.push(Diagnostic::error_at(file, text, at("timeout"), "[redis] timeout must be above zero"));
+            }
+            if redis.replicas == 0 {
+                problems.push(Diagnostic::error_at(file, text, at("replicas"), "[redis] replicas must be at least 1"));
             }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {

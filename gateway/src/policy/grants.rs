@@ -21,6 +21,8 @@ pub struct CompiledGrant {
     pub id: Arc<str>,
     /// The rate tier (enforced by the rate limiter).
     pub tier: Arc<str>,
+    /// The tier's limit on this grant (client × service); `None` for an unlimited tier. Set by the snapshot.
+    pub limit: Option<Arc<crate::ratelimit::Limit>>,
     operations: Operations,
     /// Empty: any purpose (or none) is accepted.
     purposes: Box<[Box<str>]>,
@@ -65,6 +67,7 @@ impl CompiledGrant {
         Ok(CompiledGrant {
             id: doc.id.as_str().into(),
             tier: doc.tier.as_str().into(),
+            limit: None,
             operations,
             purposes: doc.purposes.iter().map(|p| p.as_str().into()).collect(),
             not_before,

@@ -82,6 +82,8 @@ pub enum ResponseBody {
     Pooled(super::h1pool::PooledBody),
     /// A body the gateway produced (errors, gateway endpoints).
     Full(Full<Bytes>),
+    /// A body whose bytes are charged to the caller OPD's byte limit (boxed: only such OPDs pay for it).
+    Metered(Box<crate::ratelimit::MeteredBody>),
 }
 
 impl ResponseBody {
@@ -98,6 +100,7 @@ impl Body for ResponseBody {
         match self.get_mut() {
             ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
             ResponseBody::Pooled(b) => Pin::new(b).poll_frame(cx),
+            ResponseBody::Metered(b) => Pin::new(&mut **b).poll_frame(cx),
             ResponseBody::Full(b) => match Pin::new(b).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
                 Poll::Ready(Some(Err(never))) => match never {},
@@ -112,6 +115,7 @@ impl Body for ResponseBody {
             ResponseBody::Upstream(b) => b.is_end_stream(),
             ResponseBody::Pooled(b) => b.is_end_stream(),
             ResponseBody::Full(b) => b.is_end_stream(),
+            ResponseBody::Metered(b) => b.is_end_stream(),
         }
     }
 
@@ -120,6 +124,7 @@ impl Body for ResponseBody {
             ResponseBody::Upstream(b) => b.size_hint(),
             ResponseBody::Pooled(b) => b.size_hint(),
             ResponseBody::Full(b) => b.size_hint(),
+            ResponseBody::Metered(b) => b.size_hint(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The typed documents kept in the store: `Opd`, `Service`, `Client`, `Grant`. Their shape is fixed by the
+//! The typed documents kept in the store: `Opd`, `Service`, `Client`, `Grant`, `Tier`. Their shape is fixed by the
 //! JSON Schemas in `schemas/documents/`; these types are what the snapshot compiles from.
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,68 @@ pub struct OpdDoc {
     pub mandiri_tik: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<String>,
+    /// Traffic allotted to all client applications of this OPD together (Pasal 21 bandwidth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<BandwidthDoc>,
+}
+
+/// An OPD's allotted traffic: requests per second and body bytes per second, each optional.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct BandwidthDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<u32>,
+    /// Default: `requests_per_second`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_burst: Option<u32>,
+    /// Request plus response body bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<ByteSize>,
+    /// Default: `bytes_per_second`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byte_burst: Option<ByteSize>,
+}
+
+/// A request quota written in a document: `rate` requests per `period`, at most `burst` at once.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaDoc {
+    pub rate: u32,
+    #[serde(default = "one_second")]
+    pub period: HumanDuration,
+    /// Default: `rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+/// A rate tier that grants name (`tier = "bronze"`): the quota of one client on one service.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TierDoc {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// No limit at all.
+    #[serde(default)]
+    pub unlimited: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u32>,
+    #[serde(default = "one_second")]
+    pub period: HumanDuration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+impl TierDoc {
+    /// The quota of this tier; `None` for an unlimited tier.
+    pub fn quota(&self) -> Option<QuotaDoc> {
+        match (self.unlimited, self.rate) {
+            (false, Some(rate)) => Some(QuotaDoc { rate, period: self.period, burst: self.burst }),
+            _ => None,
+        }
+    }
 }
 
 /// A service offered through the gateway.
@@ -64,6 +126,9 @@ pub struct ServiceDoc {
     /// Why the service is in its current status (kept for `suspended` and `retired`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
+    /// All callers of this service together (upstream protection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<QuotaDoc>,
 }
 
 /// The approvals of a service, each given by a different official of the Dinas.
@@ -172,6 +237,9 @@ pub struct ClientDoc {
     #[serde(default)]
     pub test_client: bool,
     pub identity: ClientIdentityDoc,
+    /// All calls of this client, to any service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<QuotaDoc>,
 }
 
 /// What binds a certificate to a client.
@@ -205,6 +273,9 @@ pub struct GrantDoc {
     pub reason: Option<String>,
 }
 
+fn one_second() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(1))
+}
 fn yes() -> bool {
     true
 }

@@ -1,4 +1,4 @@
-//! Documents (OPDs, services, clients, grants, and the JSON Schemas of service contracts) and where they are kept. The [`DocumentStore`] trait hides the
+//! Documents (OPDs, services, clients, grants, rate tiers, and the JSON Schemas of service contracts) and where they are kept. The [`DocumentStore`] trait hides the
 //! backend: the embedded directory store ([`DirStore`]) now, a Redis store later. The hot path never touches a
 //! store: documents are compiled into a [`crate::snapshot::Snapshot`].
 
@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use dir::DirStore;
-pub use documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc};
+pub use documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc, TierDoc};
 
 use crate::diagnostics::Diagnostic;
 
@@ -21,14 +21,22 @@ pub enum DocumentKind {
     Service,
     Client,
     Grant,
+    /// A rate tier that grants name (`tiers/bronze.toml`).
+    Tier,
     /// A JSON Schema of a service contract (`schemas/disdukcapil/penduduk.schema.json`), referenced by operations.
     Schema,
 }
 
 impl DocumentKind {
     /// Every kind, in load order.
-    pub const ALL: [DocumentKind; 5] =
-        [DocumentKind::Opd, DocumentKind::Service, DocumentKind::Client, DocumentKind::Grant, DocumentKind::Schema];
+    pub const ALL: [DocumentKind; 6] = [
+        DocumentKind::Opd,
+        DocumentKind::Service,
+        DocumentKind::Client,
+        DocumentKind::Grant,
+        DocumentKind::Tier,
+        DocumentKind::Schema,
+    ];
 
     /// The store folder of this kind.
     pub fn folder(self) -> &'static str {
@@ -37,6 +45,7 @@ impl DocumentKind {
             DocumentKind::Service => "services",
             DocumentKind::Client => "clients",
             DocumentKind::Grant => "grants",
+            DocumentKind::Tier => "tiers",
             DocumentKind::Schema => "schemas",
         }
     }
@@ -63,6 +72,7 @@ impl fmt::Display for DocumentKind {
             DocumentKind::Service => "Service",
             DocumentKind::Client => "Client",
             DocumentKind::Grant => "Grant",
+            DocumentKind::Tier => "Tier",
             DocumentKind::Schema => "Schema",
         })
     }
@@ -110,6 +120,7 @@ pub struct Documents {
     pub services: Vec<(String, ServiceDoc)>,
     pub clients: Vec<(String, ClientDoc)>,
     pub grants: Vec<(String, GrantDoc)>,
+    pub tiers: Vec<(String, TierDoc)>,
     /// Contract schemas by their path under `schemas/` (`disdukcapil/penduduk.schema.json`).
     pub schemas: Vec<(String, String, serde_json::Value)>,
 }
@@ -157,6 +168,20 @@ pub fn load_documents(store: &dyn DocumentStore) -> (Documents, Vec<Diagnostic>)
                 docs.grants.push((origin.clone(), doc));
                 Ok(())
             }),
+            DocumentKind::Tier => validate::parse_document::<TierDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                expect_key(&d, &format!("tiers/{}.toml", doc.id), "id")?;
+                // Checked here rather than by a `oneOf` in the schema (which costs the validator ~20 MiB).
+                let problem = match (doc.unlimited, doc.rate.is_some() || doc.burst.is_some()) {
+                    (true, true) => Some("an unlimited tier has no `rate` or `burst`"),
+                    (false, _) if doc.rate.is_none() => Some("a tier needs `rate` (or `unlimited = true`)"),
+                    _ => None,
+                };
+                if let Some(problem) = problem {
+                    return Err(vec![Diagnostic::error(&origin, problem)]);
+                }
+                docs.tiers.push((origin.clone(), doc));
+                Ok(())
+            }),
             DocumentKind::Schema => validate::parse_schema(&origin, &d.text).map(|schema| {
                 let path = d.key.strip_prefix("schemas/").unwrap_or(&d.key).to_string();
                 docs.schemas.push((origin.clone(), path, schema));
@@ -191,7 +216,7 @@ pub fn check_key(key: &str) -> Result<DocumentKind, StoreError> {
         return Err(invalid("it must not contain `\\` or NUL"));
     }
     let kind = DocumentKind::of_key(key)
-        .ok_or_else(|| invalid("its first folder must be opds, services, clients, grants or schemas"))?;
+        .ok_or_else(|| invalid("its first folder must be opds, services, clients, grants, tiers or schemas"))?;
     if !key.ends_with(&format!(".{}", kind.extension())) {
         return Err(invalid("documents end in .toml, schemas (under schemas/) in .json"));
     }

@@ -21,6 +21,7 @@ struct Validators {
     service: Validator,
     client: Validator,
     grant: Validator,
+    tier: Validator,
 }
 
 fn validators() -> &'static Validators {
@@ -46,6 +47,7 @@ fn validators() -> &'static Validators {
             service: compile("service"),
             client: compile("client"),
             grant: compile("grant"),
+            tier: compile("tier"),
         }
     })
 }
@@ -61,6 +63,7 @@ pub fn parse_document<T: DeserializeOwned>(kind: DocumentKind, origin: &str, tex
         DocumentKind::Service => &validators().service,
         DocumentKind::Client => &validators().client,
         DocumentKind::Grant => &validators().grant,
+        DocumentKind::Tier => &validators().tier,
         DocumentKind::Schema => return Err(vec![Diagnostic::error(origin, "a schema is JSON, not a TOML document")]),
     };
     if !validator.is_valid(&value) {
