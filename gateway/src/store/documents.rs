@@ -208,9 +208,50 @@ pub struct OperationDoc {
     /// Raises the service's classification for this operation (it can never lower it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification: Option<Classification>,
-    /// Response contracts by status code (`"200"`), each a JSON Schema file under the store's `schemas/`.
+    /// The request body's contract: nothing that violates it reaches the upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestContractDoc>,
+    /// The query parameters' contract: a JSON Schema over an object of the parameters (each value a string,
+    /// or an array of strings when the parameter repeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<SchemaRefDoc>,
+    /// Response contracts by status code (`"200"`, or `"default"`), each a JSON Schema file under the store's
+    /// `schemas/`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub responses: std::collections::BTreeMap<String, ResponseDoc>,
+}
+
+/// The contract of a request body.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RequestContractDoc {
+    /// Path of a JSON Schema under the store's `schemas/` folder.
+    pub schema: String,
+    /// The media type the body must have (415 otherwise).
+    #[serde(default = "json_media_type")]
+    pub content_type: String,
+}
+
+/// A reference to a JSON Schema under the store's `schemas/` folder.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRefDoc {
+    pub schema: String,
+}
+
+/// What the gateway does with an upstream response that violates its contract.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseCheck {
+    /// Pass it on, and record and count the violation (contract drift detection).
+    #[default]
+    Report,
+    /// Replace it with 502 `contract.response_invalid`; the upstream's body is not passed on.
+    Enforce,
+}
+
+fn json_media_type() -> String {
+    "application/json".into()
 }
 
 /// The contract of one response status of an operation.
