@@ -50,6 +50,8 @@ pub enum GatewayError {
     Denied(Denial),
     #[error("the response of {service} has fields above your clearance and could not be filtered ({reason}); it was withheld")]
     RedactionFailed { service: String, reason: String },
+    #[error("the audit log cannot be written, and {service} requires every exchange to be recorded durably; try again later")]
+    AuditUnavailable { service: String },
 }
 
 impl From<Denial> for GatewayError {
@@ -80,6 +82,7 @@ impl GatewayError {
             GatewayError::IdentityRequired => "identity.required",
             GatewayError::Denied(denial) => denial.code(),
             GatewayError::RedactionFailed { .. } => "policy.redaction_failed",
+            GatewayError::AuditUnavailable { .. } => "audit.unavailable",
         }
     }
 
@@ -104,6 +107,7 @@ impl GatewayError {
             GatewayError::UpstreamConnectTimeout { .. } | GatewayError::UpstreamTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
+            GatewayError::AuditUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -127,6 +131,7 @@ impl GatewayError {
             GatewayError::IdentityRequired => "Client certificate required",
             GatewayError::Denied(_) => "Access denied",
             GatewayError::RedactionFailed { .. } => "Response withheld",
+            GatewayError::AuditUnavailable { .. } => "Audit log unavailable",
         }
     }
 
@@ -149,6 +154,8 @@ impl GatewayError {
         headers.insert(crate::proxy::headers::X_REQUEST_ID, request_id.clone());
         if let GatewayError::MethodNotAllowed { allow, .. } = self {
             headers.insert(ALLOW, allow);
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

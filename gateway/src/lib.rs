@@ -6,9 +6,11 @@
 //! [`routing`] path lookup, [`tls`] mTLS material, client identity, the built-in CA and upstream TLS,
 //! [`proxy`] upstream forwarding and connection pools, [`error`] the one error→response mapping, [`stack`] the
 //! request pipeline, [`server`] listeners, signals and graceful shutdown, [`reload`] hot reload, [`check`]
-//! `penghubung check`, [`demo`] the one-command demo, [`cli`] the command line, [`telemetry`] logging.
+//! `penghubung check`, [`demo`] the one-command demo, [`cli`] the command line, [`telemetry`] logging, [`audit`]
+//! the tamper-evident audit trail.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -3,19 +3,26 @@
 //! *Rescue* step: the one call site where a [`GatewayError`] becomes a response, so no error ever drops a
 //! connection. One access-log line per request. Between route and proxy sits the policy decision
 //! ([`crate::policy`]): no [`crate::policy::Permit`], no upstream call. Later issues insert rate limits and
-//! contracts there too.
+//! contracts there too. With an audit trail ([`crate::audit`]), [`handle`] also turns the same [`Exchange`]
+//! into one audit record per request, allowed or denied: the request body is tapped on its way upstream, the
+//! response body is wrapped on its way out, and the record is completed (and for `sync` services made durable
+//! before the end of the response is released) when the response body ends.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::audit::nik::NikScanner;
+use crate::audit::record::ExchangeRecord;
+use crate::audit::tap::{AuditedBody, RequestOutcome, RequestTap, SharedOutcome};
+use crate::audit::{AuditDurability, Auditor};
 use crate::error::GatewayError;
 use crate::policy::{self, Permit};
 use crate::proxy::body::ResponseBody;
@@ -45,6 +52,8 @@ pub struct Shared {
     /// The data plane's TLS material (CRLs are checked per request); `None` when every listener is plaintext.
     pub tls: Option<Arc<TlsState>>,
     pub policy: PolicySettings,
+    /// The audit trail, when on.
+    pub audit: Option<Arc<Auditor>>,
 }
 
 /// How the policy step runs.
@@ -80,15 +89,52 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
     }
 }
 
-/// What the access log says about an exchange.
+/// What the access log (and the audit record) says about an exchange.
 #[derive(Default)]
 struct Exchange {
     client: Option<HeaderValue>,
     service: Option<Arc<str>>,
+    /// `GET /pasien/{id}` (access log).
     operation: Option<Arc<str>>,
     upstream: Option<Arc<str>>,
     code: Option<&'static str>,
     purpose: Option<HeaderValue>,
+    /// Set only when auditing: what the record needs beyond the access log.
+    audit: Option<Box<AuditFacts>>,
+}
+
+/// The audit record's facts gathered on the way in.
+struct AuditFacts {
+    time: SystemTime,
+    traceparent: Option<HeaderValue>,
+    opd: Option<HeaderValue>,
+    operation_id: Option<Arc<str>>,
+    /// The operation's path template, or `/{service}/*` for a pass-through service.
+    path: Option<Arc<str>>,
+    durability: AuditDurability,
+    outcome: SharedOutcome,
+}
+
+impl AuditFacts {
+    /// Starts the facts of a request: arrival time, the trace (started here when the caller sent none), and the
+    /// NIKs of its path and query (scanned here: the raw path never reaches the record).
+    fn start(auditor: &Auditor, request: &mut Request<Incoming>) -> Box<AuditFacts> {
+        headers::ensure_traceparent(request.headers_mut());
+        let mut scanner = NikScanner::default();
+        if let Some(target) = request.uri().path_and_query() {
+            scanner.feed(target.as_str().as_bytes());
+            scanner.finish();
+        }
+        Box::new(AuditFacts {
+            time: SystemTime::now(),
+            traceparent: request.headers().get(headers::TRACEPARENT).cloned(),
+            opd: None,
+            operation_id: None,
+            path: None,
+            durability: auditor.default_durability,
+            outcome: Arc::new(Mutex::new(RequestOutcome { nik: scanner, ..RequestOutcome::default() })),
+        })
+    }
 }
 
 async fn handle(
@@ -101,6 +147,9 @@ async fn handle(
     request.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     let method = request.method().clone();
     let mut exchange = Exchange::default();
+    if let Some(auditor) = &shared.audit {
+        exchange.audit = Some(AuditFacts::start(auditor, &mut request));
+    }
     let mut response = match route_and_forward(&shared, &downstream, request, &mut exchange).await {
         Ok(response) => response,
         // Rescue: the only place an error becomes a response.
@@ -126,7 +175,59 @@ async fn handle(
             upstream = exchange.upstream.as_deref().unwrap_or("-"),
         );
     }
+    if let (Some(auditor), Some(facts)) = (&shared.audit, exchange.audit.take()) {
+        response = audited(auditor, response, exchange, *facts, request_id, method, started).await;
+    }
     Ok(response)
+}
+
+/// Wraps the response so that its audit record is completed when the body ends. Waits for a queue slot first
+/// (backpressure: records are never dropped). A refusal because the log is unavailable does not wait: when no
+/// slot is free its record goes to the error log instead, loudly.
+async fn audited(
+    auditor: &Arc<Auditor>,
+    response: Response<ResponseBody>,
+    exchange: Exchange,
+    facts: AuditFacts,
+    request_id: HeaderValue,
+    method: Method,
+    started: Instant,
+) -> Response<ResponseBody> {
+    let refused = exchange.code == Some("audit.unavailable");
+    let permit = if refused { auditor.try_reserve() } else { auditor.reserve().await };
+    let record = Box::new(ExchangeRecord {
+        time: facts.time,
+        request_id,
+        traceparent: facts.traceparent,
+        client: exchange.client,
+        opd: facts.opd,
+        service: exchange.service,
+        operation: facts.operation_id,
+        method,
+        path: facts.path,
+        purpose: exchange.purpose,
+        code: exchange.code,
+        status: response.status().as_u16(),
+        bytes_in: 0,
+        bytes_out: 0,
+        latency_us: 0,
+        upstream: exchange.upstream,
+        request_sha256: None,
+        response_sha256: None,
+        withheld: response.headers().get(policy::response::X_PENGHUBUNG_REDACTED).cloned(),
+        nik: Vec::new(),
+        nik_overflow: false,
+        complete: false,
+        durability: facts.durability,
+    });
+    let Some(permit) = permit else {
+        tracing::error!(target: "penghubung::audit", ?record, "AUDIT RECORD NOT QUEUED (queue full or writer stopped): kept in this log instead");
+        return response;
+    };
+    let sync = facts.durability == AuditDurability::Sync && !refused;
+    let (parts, body) = response.into_parts();
+    let body = AuditedBody::new(body, record, permit, facts.outcome, Arc::clone(auditor), started, sync);
+    Response::from_parts(parts, ResponseBody::Audited(Box::new(body)))
 }
 
 async fn route_and_forward(
@@ -146,6 +247,9 @@ async fn route_and_forward(
         Some(certificate) => {
             let client = identify(shared, &snapshot, certificate)?;
             exchange.client = Some(client.client_header.clone());
+            if let Some(facts) = exchange.audit.as_mut() {
+                facts.opd = Some(client.opd_header.clone());
+            }
             Some(client)
         }
         None => None,
@@ -154,6 +258,9 @@ async fn route_and_forward(
     let service =
         snapshot.find_service(address.opd, address.service, address.major).ok_or(GatewayError::RouteNotFound)?;
     exchange.service = Some(Arc::clone(&service.key));
+    if let (Some(facts), Some(auditor)) = (exchange.audit.as_mut(), shared.audit.as_ref()) {
+        facts.durability = service.doc.audit.unwrap_or(auditor.default_durability);
+    }
     // A caller without any grant learns nothing about the service's operations: decided before matching them.
     let grants = match (shared.policy.enforce, client) {
         (false, _) => None,
@@ -162,6 +269,13 @@ async fn route_and_forward(
     };
     let operation = service.operations.find(request.method(), address.rest)?;
     exchange.operation = operation.map(|o| Arc::clone(&o.label));
+    if let Some(facts) = exchange.audit.as_mut() {
+        facts.operation_id = operation.map(|o| Arc::clone(&o.id));
+        facts.path = Some(match operation {
+            Some(o) => Arc::clone(&o.template),
+            None => format!("/{}/*", service.key).into(),
+        });
+    }
     let permit: Option<Permit<'_>> = match grants {
         Some((client, grants)) => {
             let purpose = request.headers().get(X_PENGHUBUNG_PURPOSE);
@@ -182,9 +296,20 @@ async fn route_and_forward(
         purpose: permit.as_ref().and_then(|p| p.purpose.as_ref()),
         identity_encoding: permit.as_ref().is_some_and(|p| p.redaction.is_some()),
     };
+    // Fail closed: a service whose every exchange must be on disk is not called while the disk cannot take it.
+    let tap = match (exchange.audit.as_ref(), shared.audit.as_ref()) {
+        (Some(facts), Some(auditor)) => {
+            if facts.durability == AuditDurability::Sync && auditor.is_failed() {
+                return Err(GatewayError::AuditUnavailable { service: service.key.to_string() });
+            }
+            Some(RequestTap::new(Arc::clone(&facts.outcome)))
+        }
+        _ => None,
+    };
     let (parts, body) = request.into_parts();
     // Boxed so that the (large) forwarding state is not copied through every enclosing future.
-    let (response, upstream) = Box::pin(proxy::forward(service, parts, body, rest_offset, downstream, caller)).await?;
+    let (response, upstream) =
+        Box::pin(proxy::forward(service, parts, body, rest_offset, downstream, caller, tap)).await?;
     exchange.upstream = Some(upstream);
     let redaction = permit.as_ref().and_then(|p| Some((p.client.doc.clearance, p.redaction?)));
     match redaction.and_then(|(clearance, policy)| {
