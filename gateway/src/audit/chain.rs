@@ -30,6 +30,11 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// SHA-256 of `bytes` in hex (how digests appear in records).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(ring::digest::digest(&SHA256, bytes).as_ref())
+}
+
 /// Bytes of a hex string, or `None` when it is not hex of even length.
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
     let value = |c: u8| match c {
