@@ -441,3 +441,112 @@ fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, failed: Arc<AtomicBool>)
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use http::{HeaderValue, Method};
+
+    use super::*;
+    use crate::audit::keys;
+    use crate::audit::record::{ChangeAction, ChangeRecord, ExchangeRecord};
+    use crate::store::documents::AuditDurability;
+
+    fn exchange(i: u64) -> Record {
+        Record::Exchange(Box::new(ExchangeRecord {
+            time: SystemTime::now(),
+            request_id: HeaderValue::from_str(&format!("req-{i}")).unwrap(),
+            traceparent: Some(HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")),
+            client: Some(HeaderValue::from_static("dinsos/sikasos")),
+            opd: Some(HeaderValue::from_static("dinsos")),
+            service: Some(Arc::from("disdukcapil/kependudukan/v1")),
+            operation: Some(Arc::from("ambil-penduduk")),
+            method: Method::GET,
+            path: Some(Arc::from("/penduduk/{nik}")),
+            purpose: Some(HeaderValue::from_static("penyaluran-bansos")),
+            code: (i % 2 == 1).then_some("policy.no_grant"),
+            status: 200,
+            bytes_in: 0,
+            bytes_out: 12,
+            latency_us: 345,
+            upstream: Some(Arc::from("http://10.0.0.1:8080")),
+            request_sha256: Some([1; 32]),
+            response_sha256: Some([2; 32]),
+            withheld: Some(HeaderValue::from_static("/nama_ibu_kandung")),
+            nik: vec![chain::hex(&[3; 32])],
+            nik_overflow: false,
+            complete: true,
+            durability: AuditDurability::Sync,
+        }))
+    }
+
+    #[tokio::test]
+    async fn group_commit_rotation_and_every_line_matches_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = keys::generate(&dir.path().join("k.key"), &dir.path().join("k.pub")).unwrap();
+        let log = dir.path().join("audit");
+        let settings = WriterSettings {
+            dir: log.clone(),
+            checkpoint_every: 7,
+            checkpoint_interval: Duration::from_secs(3600),
+            segment_max_size: 3000,
+            segment_max_age: Duration::from_secs(3600),
+            queue_capacity: 64,
+        };
+        let writer = AuditWriter::start(settings.clone(), key).unwrap();
+        // Sync waiters: all are told once their batch is durable.
+        let mut waits = Vec::new();
+        for i in 0..20 {
+            let (done, wait) = oneshot::channel();
+            writer.sender().send(Job::Record(exchange(i), Some(done))).await.unwrap();
+            waits.push(wait);
+        }
+        for wait in waits {
+            assert!(wait.await.unwrap());
+        }
+        let change = ChangeRecord {
+            time: SystemTime::now(),
+            who: "file".into(),
+            document: "grants/a.toml".into(),
+            action: ChangeAction::Changed,
+            before: Some([4; 32]),
+            after: Some([5; 32]),
+            reason: None,
+            generation: 2,
+        };
+        writer.sender().send(Job::Record(Record::Change(Box::new(change)), None)).await.unwrap();
+        assert!(writer.checkpoint().await);
+        drop(writer);
+
+        let schema: serde_json::Value =
+            serde_json::from_str(crate::embedded::schema("audit/record.schema.json").unwrap()).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let files = segment_files(&log).unwrap();
+        assert!(files.len() >= 2, "rotated by size: {files:?}");
+        let mut kinds = std::collections::HashMap::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            for line in text.lines() {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+                assert!(errors.is_empty(), "{line}: {errors:?}");
+                *kinds.entry(value["kind"].as_str().unwrap().to_string()).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(kinds["exchange"], 20);
+        assert_eq!(kinds["change"], 1);
+        assert_eq!(kinds["segment"], files.len());
+        assert!(kinds["checkpoint"] >= 2, "{kinds:?}");
+
+        // A restart resumes the chain in a new segment.
+        let key = keys::SigningKey::read(&dir.path().join("k.key")).unwrap();
+        let public = key.public();
+        let writer = AuditWriter::start(settings, key).unwrap();
+        assert!(writer.checkpoint().await);
+        drop(writer);
+        let report = crate::audit::verify::verify_dir(&log, &public).unwrap();
+        assert!(report.ok(), "{report:?}");
+        assert_eq!(report.segments, files.len() + 1);
+    }
+}
