@@ -402,7 +402,7 @@ mod tests {
                     edit(&mut value);
                 }
                 let text = serde_json::to_string(&value).unwrap();
-                let mut buf = text[..text.len() - 1].as_bytes().to_vec();
+                let mut buf = text.as_bytes()[..text.len() - 1].to_vec();
                 let hash = chain::seal(&mut buf, 0);
                 prev = Some(chain::hex(&hash));
                 out.push(String::from_utf8(buf).unwrap().trim_end().to_string());

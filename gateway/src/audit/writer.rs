@@ -307,10 +307,9 @@ impl Writer {
     /// Writes `jobs`' records (and a checkpoint when due or `force`d) with one write and one fsync. On failure
     /// nothing of the batch is kept in the file, and the same batch may be written again.
     fn write_batch(&mut self, jobs: &[Job], force: bool) -> std::io::Result<()> {
-        let idle = !jobs.iter().any(|j| matches!(j, Job::Record(..)))
-            && !(force && self.since_checkpoint > 0)
-            && !self.checkpoint_due(0);
-        if idle && self.segment.is_some() {
+        let has_records = jobs.iter().any(|j| matches!(j, Job::Record(..)));
+        let work = has_records || (force && self.since_checkpoint > 0) || self.checkpoint_due(0);
+        if !work && self.segment.is_some() {
             return Ok(()); // nothing to write: no rotation either
         }
         if self.needs_new_segment() {
