@@ -224,12 +224,42 @@ fn toml_path(path: &Path) -> String {
 /// The listener is marked `plaintext = true` (required since the data plane defaults to mTLS); a gateway built
 /// before that key existed refuses it as unknown, and is then started again without it.
 pub fn start_penghubung(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
-    match start_penghubung_with(binary, threads, upstream, Listener::Plain, true) {
+    match start_penghubung_with(binary, threads, upstream, Listener::Plain, true, "") {
         Err(e) if e.contains("unknown field `plaintext`") => {
-            start_penghubung_with(binary, threads, upstream, Listener::Plain, false)
+            start_penghubung_with(binary, threads, upstream, Listener::Plain, false, "")
         }
         started => started,
     }
+}
+
+/// Like [`start_penghubung`] (plaintext, policy off), with an audit trail: `None` none, `Some("async")` or
+/// `Some("sync")` for every exchange. The segments, the key and the NIK secret go to the peer's temporary
+/// directory (on the same disk as `/tmp`, so `sync` pays a real fsync per group commit).
+pub fn start_penghubung_audit(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    durability: Option<&str>,
+) -> Result<Peer, Error> {
+    let audit = match durability {
+        None => "[audit]\nenabled = false\n".to_string(),
+        Some(d) => format!("[audit]\nenabled = true\ndir = \"audit\"\ndurability = \"{d}\"\n"),
+    };
+    start_penghubung_with(binary, threads, upstream, Listener::Plain, true, &audit)
+}
+
+/// Counts the lines of the segment files of a peer started by [`start_penghubung_audit`].
+pub fn audit_records(peer: &Peer) -> usize {
+    let Some(dir) = peer.guard.dir.as_ref().map(|d| d.path().join("audit")) else { return 0 };
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .map(|text| text.lines().count())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Like [`start_penghubung`], but with an mTLS listener: `[tls]` names the bench PKI's server certificate, CA
@@ -242,7 +272,7 @@ pub fn start_penghubung_mtls(
     pki: &Pki,
     client: &Arc<rustls::ClientConfig>,
 ) -> Result<Peer, Error> {
-    start_penghubung_with(binary, threads, upstream, Listener::Mtls { pki, client }, false)
+    start_penghubung_with(binary, threads, upstream, Listener::Mtls { pki, client }, false, "")
 }
 
 fn start_penghubung_with(
@@ -251,12 +281,15 @@ fn start_penghubung_with(
     upstream: SocketAddr,
     listener: Listener<'_>,
     plaintext: bool,
+    extra: &str,
 ) -> Result<Peer, Error> {
     let dir = tempdir("penghubung")?;
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let config = dir.path().join("penghubung.toml");
-    let plaintext = if plaintext { "plaintext = true\n" } else { "" };
+    // A plaintext listener has no caller identity: the bare proxy is measured with the policy off.
+    let (plaintext, policy) =
+        if plaintext { ("plaintext = true\n", "[policy]\nenforce = false\n\n") } else { ("", "") };
     let tls = match listener {
         Listener::Plain => String::new(),
         Listener::Mtls { pki, .. } => format!(
@@ -276,7 +309,8 @@ fn start_penghubung_with(
              [store]\npath = \"policies\"\nseed_baseline = false\n\n\
              [server]\nworker_threads = {threads}\nshutdown_grace = \"1s\"\n\n\
              [log]\nlevel = \"warn\"\naccess_log = false\n\n\
-             [reload]\nwatch = false\n"
+             [reload]\nwatch = false\n\n\
+             {policy}{extra}"
         ),
     )?;
     let store = dir.path().join("policies");
@@ -285,7 +319,10 @@ fn start_penghubung_with(
         &store.join("services/bench/echo.toml"),
         &format!(
             "opd = \"bench\"\nname = \"echo\"\nversion = 1\ntitle = \"echo\"\nclassification = \"terbuka\"\n\
-             status = \"active\"\n\n[upstream]\nendpoints = [\"http://{upstream}\"]\n"
+             status = \"active\"\n\n\
+             [approvals.operations]\nby = \"Bench Operasi\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"bench\"\n\n\
+             [approvals.security]\nby = \"Bench Keamanan\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"bench\"\n\n\
+             [upstream]\nendpoints = [\"http://{upstream}\"]\n"
         ),
     )?;
     if let Listener::Mtls { pki, .. } = listener {

@@ -103,13 +103,19 @@ struct Exchange {
     audit: Option<Box<AuditFacts>>,
 }
 
+/// SHA-256 of the empty body.
+const EMPTY_SHA256: [u8; 32] = [
+    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41,
+    0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+];
+
 /// The audit record's facts gathered on the way in.
 struct AuditFacts {
     time: SystemTime,
     traceparent: Option<HeaderValue>,
     opd: Option<HeaderValue>,
     operation_id: Option<Arc<str>>,
-    /// The operation's path template, or `/{service}/*` for a pass-through service.
+    /// The operation's path template (`None` for a pass-through service).
     path: Option<Arc<str>>,
     durability: AuditDurability,
     outcome: SharedOutcome,
@@ -271,10 +277,7 @@ async fn route_and_forward(
     exchange.operation = operation.map(|o| Arc::clone(&o.label));
     if let Some(facts) = exchange.audit.as_mut() {
         facts.operation_id = operation.map(|o| Arc::clone(&o.id));
-        facts.path = Some(match operation {
-            Some(o) => Arc::clone(&o.template),
-            None => format!("/{}/*", service.key).into(),
-        });
+        facts.path = operation.map(|o| Arc::clone(&o.template)); // pass-through: the writer says `/{service}/*`
     }
     let permit: Option<Permit<'_>> = match grants {
         Some((client, grants)) => {
@@ -302,7 +305,13 @@ async fn route_and_forward(
             if facts.durability == AuditDurability::Sync && auditor.is_failed() {
                 return Err(GatewayError::AuditUnavailable { service: service.key.to_string() });
             }
-            Some(RequestTap::new(Arc::clone(&facts.outcome)))
+            if http_body::Body::is_end_stream(request.body()) {
+                // No body: nothing to tap.
+                facts.outcome.lock().unwrap_or_else(|p| p.into_inner()).sha256 = Some(EMPTY_SHA256);
+                None
+            } else {
+                Some(RequestTap::new(Arc::clone(&facts.outcome)))
+            }
         }
         _ => None,
     };
@@ -380,5 +389,13 @@ fn gateway_endpoint(shared: &Shared, method: &Method, path: &str) -> Result<Resp
             Err(GatewayError::MethodNotAllowed { method: method.clone(), allow: HeaderValue::from_static("GET, HEAD") })
         }
         _ => Err(GatewayError::RouteNotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_empty_digest_is_the_sha256_of_nothing() {
+        assert_eq!(crate::audit::chain::hex(&super::EMPTY_SHA256), crate::audit::chain::sha256_hex(b""));
     }
 }

@@ -37,6 +37,7 @@ pub struct ExchangeRecord {
     pub operation: Option<Arc<str>>,
     pub method: Method,
     /// The operation's path template (`/pasien/{id}`), never the raw path: raw paths and queries carry NIK.
+    /// `None` for a service without declared operations (written as `/{service}/*`).
     pub path: Option<Arc<str>>,
     pub purpose: Option<HeaderValue>,
     /// The error code, `None` when the request was forwarded and answered.
@@ -182,6 +183,8 @@ impl Record {
                     (text(&r.client), text(&r.opd), text(&r.purpose), text(&r.withheld));
                 let trace_id =
                     r.traceparent.as_ref().and_then(|t| t.to_str().ok()).and_then(|t| t.get(3..35)).map(str::to_owned);
+                // A service without declared operations: its whole space.
+                let pass_through = r.path.is_none().then(|| r.service.as_ref().map(|s| format!("/{s}/*"))).flatten();
                 let members = ExchangeMembers {
                     time: &time,
                     request_id: r.request_id.to_str().unwrap_or("-"),
@@ -191,7 +194,7 @@ impl Record {
                     service: r.service.as_deref(),
                     operation: r.operation.as_deref(),
                     method: r.method.as_str(),
-                    path: r.path.as_deref(),
+                    path: pass_through.as_deref().or(r.path.as_deref()),
                     purpose: purpose.as_deref(),
                     decision: decision(r.code),
                     code: r.code,
