@@ -201,6 +201,7 @@ async fn audited(
 ) -> Response<ResponseBody> {
     let refused = exchange.code == Some("audit.unavailable");
     let permit = if refused { auditor.try_reserve() } else { auditor.reserve().await };
+    let (request_id_copy, service) = (request_id.clone(), exchange.service.clone());
     let record = Box::new(ExchangeRecord {
         time: facts.time,
         request_id,
@@ -232,7 +233,17 @@ async fn audited(
     };
     let sync = facts.durability == AuditDurability::Sync && !refused;
     let (parts, body) = response.into_parts();
-    let body = AuditedBody::new(body, record, permit, facts.outcome, Arc::clone(auditor), started, sync);
+    let empty = http_body::Body::is_end_stream(&body);
+    let mut body = AuditedBody::new(body, record, permit, facts.outcome, Arc::clone(auditor), started, sync);
+    if empty {
+        // No end to hold back: a sync exchange waits here, before the head is released.
+        if let Some(durable) = body.finish_empty() {
+            if !durable.await.unwrap_or(false) {
+                let service = service.as_deref().unwrap_or("this service").to_string();
+                return GatewayError::AuditUnavailable { service }.into_response(&request_id_copy);
+            }
+        }
+    }
     Response::from_parts(parts, ResponseBody::Audited(Box::new(body)))
 }
 

@@ -406,3 +406,39 @@ async fn a_full_disk_fails_sync_services_closed_and_loses_no_record() {
     assert!(lost.is_empty(), "every request has its record: {lost:?}");
     assert!(all.iter().any(|r| r["code"] == "audit.unavailable" && r["decision"] == "deny"));
 }
+
+#[tokio::test]
+async fn a_sync_response_is_released_only_with_its_record_on_disk_bodies_or_not() {
+    let upstream = Upstream::start(|req: Request<hyper::body::Incoming>| async move {
+        let mut response = http::Response::new(full(if req.method() == http::Method::GET { "isi" } else { "" }));
+        if req.method() == http::Method::DELETE {
+            *response.status_mut() = http::StatusCode::NO_CONTENT;
+        }
+        response
+    })
+    .await;
+    let documents = [
+        docs::opd("disdukcapil"),
+        docs::service("disdukcapil", "kependudukan", &[upstream.url()], "", "audit = \"sync\"\n"),
+    ];
+    // A long checkpoint interval: nothing but the sync path itself writes the records out.
+    let config = AUDIT_ON.replace("\"1s\"", "\"1h\"");
+    let gateway = penghubung_tests::TestGateway::start(&documents, &config).await;
+    let log = gateway.dir.path().join("audit");
+    let client = http1_client();
+    for (method, id) in [("GET", "dengan-isi"), ("DELETE", "tanpa-isi"), ("HEAD", "kepala")] {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}/disdukcapil/kependudukan/v1/x", gateway.url))
+            .header("x-request-id", id)
+            .body(empty())
+            .unwrap();
+        let answer = send(&client, request).await;
+        assert!(answer.status.is_success(), "{method}: {}", answer.status);
+        // Read the files at once: the record must already be there.
+        let found = records(&log).into_iter().find(|r| r["request_id"] == id);
+        let record = found.unwrap_or_else(|| panic!("{method}: response released before its record was on disk"));
+        assert_eq!(record["durability"], "sync");
+        assert_eq!(record["status"], answer.status.as_u16());
+    }
+}

@@ -151,6 +151,14 @@ impl AuditedBody {
         }
     }
 
+    /// For a response without a body (HEAD, 204, 304: hyper may never poll it): completes the record now and
+    /// returns, for a sync exchange, what to wait on before releasing the response.
+    pub fn finish_empty(&mut self) -> Option<oneshot::Receiver<bool>> {
+        self.ended = true;
+        self.submit(true);
+        self.ack.take()
+    }
+
     /// Completes the record and queues it; for a sync exchange that completed, starts waiting for durability.
     fn submit(&mut self, complete: bool) {
         let Some((mut record, permit)) = self.pending.take() else { return };
