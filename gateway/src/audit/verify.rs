@@ -145,6 +145,12 @@ pub fn verify_dir(dir: &Path, key: &PublicKey) -> std::io::Result<Report> {
         // Parse the segment first, so that a break can be classified by looking ahead.
         let parsed: Vec<Result<Line<'_>, Problem>> =
             lines.iter().enumerate().map(|(n, raw)| parse(raw, format!("{name}:{}", n + 1))).collect();
+        if parsed.is_empty() && last_segment {
+            report.warnings.push(format!(
+                "{name}: empty last segment (a crash while it was being started; the next start removes it)"
+            ));
+            continue;
+        }
         if parsed.is_empty() {
             report.problem = Some(Problem {
                 kind: Tamper::Truncated,

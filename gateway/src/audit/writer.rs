@@ -106,9 +106,9 @@ impl AuditWriter {
         Ok(AuditWriter { tx, failed })
     }
 
-    /// Whether the last write failed (and is being retried).
+    /// Whether the last write failed (and is being retried), or the writer is gone.
     pub fn is_failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
+        self.failed.load(Ordering::Relaxed) || self.tx.is_closed()
     }
 
     /// A queue slot, waiting while the queue is full (backpressure). `None` when the writer has stopped.
