@@ -218,6 +218,19 @@ async fn nik_lookup_finds_the_exchanges_and_the_log_never_holds_a_nik() {
     }
     let (code, out) = verify(dir.path());
     assert_eq!(code, Some(0), "{out}");
+    // Verifying with another key (made by `audit keygen`) fails on the first checkpoint.
+    let other = dir.path().join("lain");
+    let (code, out) = audit_cli(&["keygen", "--out", other.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(other.join("audit-signing.key")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(audit_cli(&["keygen", "--out", other.to_str().unwrap()]).0, Some(1), "never overwrites a key");
+    let other_key = other.join("audit-signing.pub");
+    let (code, out) = audit_cli(&["verify", log.to_str().unwrap(), "--key", other_key.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAILED") && out.contains("forged"), "{out}");
 }
 
 /// Sends one request; `Some(status)` only when the whole response arrived.
@@ -375,8 +388,18 @@ async fn a_full_disk_fails_sync_services_closed_and_loses_no_record() {
     }
     let refused = refused.expect("sync requests are refused with 503 while the audit log cannot be written");
     assert_eq!(refused["code"], "audit.unavailable");
-    let (broken_id, hits_then) = broken.expect("the response whose record hit the full disk did not complete");
-    assert_eq!(upstream.hits(), hits_then, "after {broken_id} nothing more was forwarded to the sync service");
+    if let Some((broken_id, hits_then)) = broken {
+        // The response whose record hit the full disk did not complete, and nothing was forwarded after it.
+        assert_eq!(upstream.hits(), hits_then, "after {broken_id} nothing more was forwarded to the sync service");
+    }
+    // Refused before forwarding: the upstream sees none of these.
+    let hits_then = upstream.hits();
+    for i in 0..3 {
+        let id = format!("ditolak-{i}");
+        sent.push(id.clone());
+        assert_eq!(complete_request(&client, &sync_url, &id).await, Some(503));
+    }
+    assert_eq!(upstream.hits(), hits_then);
     // An async service keeps answering (its record waits in the queue).
     sent.push("async-penuh".into());
     assert_eq!(complete_request(&client, &async_url, "async-penuh").await, Some(200));
