@@ -547,7 +547,12 @@ mod tests {
         assert_eq!(kinds["segment"], files.len());
         assert!(kinds["checkpoint"] >= 2, "{kinds:?}");
 
-        // A restart resumes the chain in a new segment.
+        // A crash in the middle of a write leaves a torn line; a restart cuts it off (keeping it aside), notes it
+        // in the new segment's first record and resumes the chain.
+        let last = files.last().unwrap();
+        let mut text = std::fs::read_to_string(last).unwrap();
+        text.push_str("{\"seq\":999,\"prev\":\"ab");
+        std::fs::write(last, &text).unwrap();
         let key = keys::SigningKey::read(&dir.path().join("k.key")).unwrap();
         let public = key.public();
         let writer = AuditWriter::start(settings, key).unwrap();
@@ -555,6 +560,13 @@ mod tests {
         drop(writer);
         let report = crate::audit::verify::verify_dir(&log, &public).unwrap();
         assert!(report.ok(), "{report:?}");
+        assert!(report.warnings.is_empty(), "{report:?}");
         assert_eq!(report.segments, files.len() + 1);
+        assert_eq!(std::fs::read_to_string(last.with_extension("jsonl.torn")).unwrap(), "{\"seq\":999,\"prev\":\"ab");
+        let newest = segment_files(&log).unwrap().pop().unwrap();
+        let header: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(newest).unwrap().lines().next().unwrap()).unwrap();
+        assert_eq!(header["torn_bytes"], 21);
+        assert_eq!(header["reason"], "start");
     }
 }
