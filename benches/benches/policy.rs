@@ -61,7 +61,7 @@ fn decision(c: &mut Criterion) {
                   method: &Method,
                   rest: &str,
                   purpose: Option<&HeaderValue>| {
-        policy::authorize(client, service, method, rest, purpose, now, &mut ())
+        policy::authorize(client, service, method, rest, purpose, now, &mut None, &mut ())
             .map(|(_, p)| p.grant.id.clone())
             .map_err(|e| e.code())
     };

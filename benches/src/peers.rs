@@ -228,7 +228,7 @@ fn toml_path(path: &Path) -> String {
 /// A plaintext listener has no caller identity, so the policy is off (`[policy] enforce = false`): this
 /// measures the bare proxy.
 pub fn start_penghubung(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
-    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, &BenchLimits::Off)
+    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, &BenchLimits::Off, "")
 }
 
 /// Rate limits of a Penghubung under load (`--mode ratelimit`).
@@ -248,7 +248,7 @@ pub fn start_penghubung_limited(
     upstream: SocketAddr,
     limits: &BenchLimits,
 ) -> Result<Peer, Error> {
-    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, limits)
+    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, limits, "")
 }
 
 /// A `redis-server` on a free loopback port without persistence (for `--mode ratelimit`); stopped on drop.
@@ -275,6 +275,36 @@ pub fn start_redis(binary: &Path) -> Result<(ChildGuard, String), Error> {
     }
 }
 
+/// Like [`start_penghubung`] (plaintext, policy off), with an audit trail: `None` none, `Some("async")` or
+/// `Some("sync")` for every exchange. The segments, the key and the NIK secret go to the peer's temporary
+/// directory (on the same disk as `/tmp`, so `sync` pays a real fsync per group commit).
+pub fn start_penghubung_audit(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    durability: Option<&str>,
+) -> Result<Peer, Error> {
+    let audit = match durability {
+        None => "[audit]\nenabled = false\n".to_string(),
+        Some(d) => format!("[audit]\nenabled = true\ndir = \"audit\"\ndurability = \"{d}\"\n"),
+    };
+    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, &BenchLimits::Off, &audit)
+}
+
+/// Counts the lines of the segment files of a peer started by [`start_penghubung_audit`].
+pub fn audit_records(peer: &Peer) -> usize {
+    let Some(dir) = peer.guard.dir.as_ref().map(|d| d.path().join("audit")) else { return 0 };
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .map(|text| text.lines().count())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Like [`start_penghubung`], but with an mTLS listener: `[tls]` names the bench PKI's server certificate, CA
 /// and CRL, and the store also holds the `Client` document `clients/bench/loadgen.toml` that binds the load
 /// generator's SPIFFE id and the grant `grants/bench-echo.toml` that lets it call `bench/echo`. With `policy`
@@ -288,7 +318,7 @@ pub fn start_penghubung_mtls(
     client: &Arc<rustls::ClientConfig>,
     policy: bool,
 ) -> Result<Peer, Error> {
-    start_penghubung_with(binary, threads, upstream, Listener::Mtls { pki, client }, policy, &BenchLimits::Off)
+    start_penghubung_with(binary, threads, upstream, Listener::Mtls { pki, client }, policy, &BenchLimits::Off, "")
 }
 
 fn start_penghubung_with(
@@ -298,6 +328,7 @@ fn start_penghubung_with(
     listener: Listener<'_>,
     policy: bool,
     limits: &BenchLimits,
+    extra: &str,
 ) -> Result<Peer, Error> {
     let dir = tempdir("penghubung")?;
     let port = free_port()?;
@@ -336,7 +367,7 @@ fn start_penghubung_with(
              [server]\nworker_threads = {threads}\nshutdown_grace = \"1s\"\n\n\
              [log]\nlevel = \"warn\"\naccess_log = false\n\n\
              [reload]\nwatch = false\n\n\
-             [policy]\nenforce = {policy}\n\n{limits_config}"
+             [policy]\nenforce = {policy}\n\n{limits_config}{extra}"
         ),
     )?;
     let store = dir.path().join("policies");

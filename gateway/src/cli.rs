@@ -1,5 +1,5 @@
 //! The command line: `serve`, `check`, `demo`, `ca`, and the security team's `service`, `grant`, `client` and
-//! `policy explain`. `main.rs` only calls [`run`].
+//! `policy explain`, and `audit`. `main.rs` only calls [`run`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +61,56 @@ enum Command {
     /// Explain the decision for a call without sending it (exit 0 allow, 1 deny, 2 error).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The audit trail: verify, search, keys.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain and the checkpoint signatures of a log; report the first record modified, deleted,
+    /// inserted or reordered, and truncations. Exit code 1 on any problem.
+    Verify {
+        /// Directory of the segment files (seg-*.jsonl).
+        dir: PathBuf,
+        /// The gateway's audit public key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Print the records (JSON lines) that match every given filter.
+    Search {
+        /// Directory of the segment files.
+        dir: PathBuf,
+        /// Client id (`opd/app`).
+        #[arg(long)]
+        client: Option<String>,
+        /// Service (`opd/name/v1`, or a prefix such as `opd/name` or `opd`).
+        #[arg(long)]
+        service: Option<String>,
+        /// From this time (RFC 3339, or a date).
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to this time (RFC 3339, or a date).
+        #[arg(long)]
+        until: Option<String>,
+        /// An error code (`policy.no_grant`), or `allow`, `deny`, `error`.
+        #[arg(long)]
+        code: Option<String>,
+        /// Exchanges that concerned this NIK (needs --secret-file).
+        #[arg(long, requires = "secret_file")]
+        nik: Option<String>,
+        /// The Dinas's NIK secret (`[audit] nik_secret_file`).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        /// Also print document change records (when no exchange filter is given).
+        #[arg(long)]
+        changes: bool,
+    },
+    /// Create an audit signing key pair in DIR: audit-signing.key (0600) and audit-signing.pub.
+    Keygen {
+        #[arg(long, default_value = "pki")]
+        out: PathBuf,
+    },
 }
 
 /// Where the store is: the config's `[store] path` (embedded default: ./policies).
@@ -307,6 +357,7 @@ pub fn run() -> i32 {
                 }
             }
         }
+        Command::Audit(command) => run_audit(command),
         Command::Service(command) => report_change(run_service(command)),
         Command::Grant(command) => report_change(run_grant(command)),
         Command::Client(ClientCommand::SetClearance { store, client, clearance }) => report_change(
@@ -314,6 +365,108 @@ pub fn run() -> i32 {
                 .ok_or_else(|| format!("`{clearance}` is not a clearance (terbuka, terbatas, rahasia, sangat_rahasia)"))
                 .and_then(|c| Workspace::open(store.config.as_deref())?.set_clearance(&client, c)),
         ),
+    }
+}
+
+fn run_audit(command: AuditCommand) -> i32 {
+    use crate::audit::{keys, search, verify};
+    match command {
+        AuditCommand::Verify { dir, key } => {
+            let key = match keys::PublicKey::read(&key) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("penghubung audit verify: {e}");
+                    return 1;
+                }
+            };
+            let report = match verify::verify_dir(&dir, &key) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("penghubung audit verify: {}: {e}", dir.display());
+                    return 1;
+                }
+            };
+            for warning in &report.warnings {
+                println!("warning: {warning}");
+            }
+            match &report.problem {
+                Some(problem) => {
+                    println!("FAILED: {problem}");
+                    1
+                }
+                None if report.records == 0 => {
+                    println!("FAILED: no records in {}", dir.display());
+                    1
+                }
+                None => {
+                    println!(
+                        "OK: {} segments, {} records (seq {}..={}), {} checkpoints signed by key {}; last checkpoint at seq {}",
+                        report.segments,
+                        report.records,
+                        report.first_seq.unwrap_or_default(),
+                        report.last_seq.unwrap_or_default(),
+                        report.checkpoints,
+                        key.key_id,
+                        report.last_checkpoint.map_or("-".to_string(), |s| s.to_string()),
+                    );
+                    0
+                }
+            }
+        }
+        AuditCommand::Search { dir, client, service, since, until, code, nik, secret_file, changes } => {
+            let fail = |e: String| {
+                eprintln!("penghubung audit search: {e}");
+                1
+            };
+            let since = match since.as_deref().map(search::parse_time).transpose() {
+                Ok(t) => t,
+                Err(e) => return fail(e),
+            };
+            let until = match until.as_deref().map(search::parse_time).transpose() {
+                Ok(t) => t,
+                Err(e) => return fail(e),
+            };
+            let mut query = search::Query { client, service, since, until, code, nik_hash: None, changes };
+            if let (Some(nik), Some(secret_file)) = (nik, secret_file) {
+                let key = match keys::read_secret(&secret_file) {
+                    Ok(k) => k,
+                    Err(e) => return fail(e.to_string()),
+                };
+                query = query.with_nik(nik.trim(), &key);
+            }
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match search::search(&dir, &query, &mut out) {
+                Ok(found) => {
+                    drop(out);
+                    eprintln!("{found} records");
+                    0
+                }
+                Err(e) => fail(format!("{}: {e}", dir.display())),
+            }
+        }
+        AuditCommand::Keygen { out } => {
+            let (private, public) = (out.join("audit-signing.key"), out.join("audit-signing.pub"));
+            if private.exists() {
+                eprintln!("penghubung audit keygen: {} exists; not overwritten", private.display());
+                return 1;
+            }
+            match keys::generate(&private, &public) {
+                Ok(key) => {
+                    println!(
+                        "audit signing key {} (0600), public key {} (key id {})",
+                        private.display(),
+                        public.display(),
+                        key.key_id
+                    );
+                    0
+                }
+                Err(e) => {
+                    eprintln!("penghubung audit keygen: {e}");
+                    1
+                }
+            }
+        }
     }
 }
 

@@ -140,7 +140,7 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
         .map_err(|e| setup("demo client certificates", &e))?;
     let config_path = workdir.join("penghubung.toml");
     let config_text = format!(
-        "# Written by `penghubung demo`.\n[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n[tls]\ncert_file = \"pki/server.crt\"\nkey_file = \"pki/server.key\"\nclient_ca_files = [\"pki/ca.crt\"]\ncrl_files = [\"pki/crl.pem\"]\n\n[store]\npath = \"policies\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n"
+        "# Written by `penghubung demo`.\n[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n[tls]\ncert_file = \"pki/server.crt\"\nkey_file = \"pki/server.key\"\nclient_ca_files = [\"pki/ca.crt\"]\ncrl_files = [\"pki/crl.pem\"]\n\n[store]\npath = \"policies\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n\n[audit]\nenabled = true\ndir = \"audit\"\nkey_file = \"pki/audit-signing.key\"\npublic_key_file = \"pki/audit-signing.pub\"\nnik_secret_file = \"pki/audit-nik.secret\"\n"
     );
     std::fs::write(&config_path, config_text).map_err(|e| setup("writing penghubung.toml", &e))?;
     let config = Config::load(&config_path)
@@ -163,6 +163,9 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
     let _ = writeln!(env, "PENGHUBUNG_SAMPLE_DENIED={SAMPLE_DENIED}");
     let _ = writeln!(env, "PENGHUBUNG_SAMPLE_REDACTED={SAMPLE_REDACTED}");
     let _ = writeln!(env, "PENGHUBUNG_SAMPLE_LIMITED={SAMPLE_LIMITED}");
+    let _ = writeln!(env, "PENGHUBUNG_AUDIT_DIR={}", workdir.join("audit").display());
+    let _ = writeln!(env, "PENGHUBUNG_AUDIT_PUBKEY={}", workdir.join("pki/audit-signing.pub").display());
+    let _ = writeln!(env, "PENGHUBUNG_AUDIT_NIK_SECRET={}", workdir.join("pki/audit-nik.secret").display());
     std::fs::write(workdir.join("demo.env"), env).map_err(|e| setup("writing demo.env", &e))?;
     Ok((gateway, url, workdir))
 }
@@ -261,6 +264,11 @@ fn print_instructions(url: &str, workdir: &Path) {
     let _ = writeln!(
         out,
         "Policy dry run: penghubung policy explain --config {}/penghubung.toml --client dinsos/sikasos --service disdukcapil/kependudukan/v1 --operation \"POST /verifikasi\" --purpose penyaluran-bansos",
+        workdir.display()
+    );
+    let _ = writeln!(
+        out,
+        "Audit trail: penghubung audit verify {0}/audit --key {0}/pki/audit-signing.pub   (search: penghubung audit search {0}/audit --client dinkes/simpus)",
         workdir.display()
     );
     let _ = writeln!(out, "Stop with Ctrl-C.");

@@ -64,6 +64,8 @@ pub enum GatewayError {
         "the shared rate-limit store is unreachable and this gateway is configured to refuse meanwhile; retry shortly"
     )]
     RateLimitUnavailable,
+    #[error("the audit log cannot be written, and {service} requires every exchange to be recorded durably; try again later")]
+    AuditUnavailable { service: String },
 }
 
 impl From<Denial> for GatewayError {
@@ -96,6 +98,7 @@ impl GatewayError {
             GatewayError::RedactionFailed { .. } => "policy.redaction_failed",
             GatewayError::RateLimited { .. } => "ratelimit.exceeded",
             GatewayError::RateLimitUnavailable => "ratelimit.unavailable",
+            GatewayError::AuditUnavailable { .. } => "audit.unavailable",
         }
     }
 
@@ -122,6 +125,7 @@ impl GatewayError {
             }
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::AuditUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -147,6 +151,7 @@ impl GatewayError {
             GatewayError::RedactionFailed { .. } => "Response withheld",
             GatewayError::RateLimited { .. } => "Rate limit exceeded",
             GatewayError::RateLimitUnavailable => "Rate limiter unavailable",
+            GatewayError::AuditUnavailable { .. } => "Audit log unavailable",
         }
     }
 
@@ -176,7 +181,7 @@ impl GatewayError {
                 headers.insert(crate::ratelimit::RATELIMIT_POLICY, policy);
                 headers.insert(crate::ratelimit::RATELIMIT, state);
             }
-            GatewayError::RateLimitUnavailable => {
+            GatewayError::RateLimitUnavailable | GatewayError::AuditUnavailable { .. } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

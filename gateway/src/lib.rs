@@ -9,9 +9,10 @@
 //! request pipeline, [`policy`] the access decision (grants, purposes, lifecycle, clearance, field redaction),
 //! [`server`] listeners, signals and graceful shutdown, [`reload`] hot reload, [`check`] `penghubung check`,
 //! [`manage`] the security team's store changes, [`demo`] the one-command demo, [`cli`] the command line,
-//! [`telemetry`] logging.
+//! [`telemetry`] logging, [`audit`] the tamper-evident audit trail.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod config;

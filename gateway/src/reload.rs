@@ -1,14 +1,19 @@
 //! Picking up document changes without a restart: [`Reloader::reload`] reads the store, checks every document,
 //! builds a new snapshot and swaps it in; any error keeps the previous snapshot serving and is reported.
 //! [`watch_store`] triggers it on file changes (debounced); SIGHUP triggers it too (see `server.rs`).
+//! Each published snapshot writes one audit change record per document added, changed or removed since the
+//! previous one (before/after SHA-256 of its text; on start, every document as `loaded`).
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 
+use crate::audit::record::{ChangeAction, ChangeRecord, Record};
+use crate::audit::Auditor;
 use crate::config::Config;
 use crate::diagnostics::{has_errors, Diagnostic};
 use crate::snapshot::{BuildContext, Snapshot, SnapshotCell};
@@ -23,6 +28,9 @@ pub struct Reloader {
     cell: Arc<SnapshotCell>,
     /// Serialises reloads and remembers the fingerprint of the documents last published.
     last_fingerprint: Mutex<Option<u64>>,
+    audit: Option<Arc<Auditor>>,
+    /// Text digests of the documents last published (audit change records); `None` before the first load.
+    last_digests: Mutex<Option<HashMap<String, [u8; 32]>>>,
 }
 
 /// The outcome of a successful reload.
@@ -40,10 +48,18 @@ impl Reloader {
         store: Box<dyn DocumentStore>,
         config: Arc<Config>,
         upstream_tls: Arc<UpstreamTls>,
+        audit: Option<Arc<Auditor>>,
     ) -> Result<(Arc<Self>, Arc<SnapshotCell>), Vec<Diagnostic>> {
         let cell = Arc::new(SnapshotCell::new(Snapshot::empty()));
-        let reloader =
-            Arc::new(Self { store, config, upstream_tls, cell: Arc::clone(&cell), last_fingerprint: Mutex::new(None) });
+        let reloader = Arc::new(Self {
+            store,
+            config,
+            upstream_tls,
+            cell: Arc::clone(&cell),
+            last_fingerprint: Mutex::new(None),
+            audit,
+            last_digests: Mutex::new(None),
+        });
         reloader.reload()?;
         Ok((reloader, cell))
     }
@@ -72,6 +88,14 @@ impl Reloader {
         let generation = snapshot.generation;
         self.cell.store(Arc::new(snapshot));
         *last = Some(fingerprint);
+        if let Some(auditor) = &self.audit {
+            let current: HashMap<String, [u8; 32]> = docs.digests.iter().cloned().collect();
+            let mut previous = self.last_digests.lock().unwrap_or_else(|p| p.into_inner());
+            for record in changes(previous.as_ref(), &current, generation) {
+                auditor.record_now(Record::Change(Box::new(record)));
+            }
+            *previous = Some(current);
+        }
         Ok(Reloaded::Published(generation))
     }
 
@@ -102,6 +126,45 @@ impl Reloader {
     pub fn store(&self) -> &dyn DocumentStore {
         &*self.store
     }
+}
+
+/// The change records between two sets of document digests (sorted by key). `previous = None`: the first load,
+/// every document is `loaded`.
+fn changes(
+    previous: Option<&HashMap<String, [u8; 32]>>,
+    current: &HashMap<String, [u8; 32]>,
+    generation: u64,
+) -> Vec<ChangeRecord> {
+    let record = |document: &str, action, before: Option<[u8; 32]>, after: Option<[u8; 32]>| ChangeRecord {
+        time: std::time::SystemTime::now(),
+        who: "file".into(),
+        document: document.to_string(),
+        action,
+        before,
+        after,
+        reason: None,
+        generation,
+    };
+    let mut out = Vec::new();
+    let empty = HashMap::new();
+    let (old, first) = match previous {
+        Some(p) => (p, false),
+        None => (&empty, true),
+    };
+    let mut keys: Vec<&String> = current.keys().chain(old.keys().filter(|k| !current.contains_key(*k))).collect();
+    keys.sort();
+    for key in keys {
+        match (old.get(key), current.get(key)) {
+            (None, Some(after)) if first => out.push(record(key, ChangeAction::Loaded, None, Some(*after))),
+            (None, Some(after)) => out.push(record(key, ChangeAction::Added, None, Some(*after))),
+            (Some(before), None) => out.push(record(key, ChangeAction::Removed, Some(*before), None)),
+            (Some(before), Some(after)) if before != after => {
+                out.push(record(key, ChangeAction::Changed, Some(*before), Some(*after)))
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Watches the store directory and reloads after changes settle for `debounce`. The returned watcher must be

@@ -38,6 +38,8 @@ pub enum StartError {
     Store(String),
     #[error("file watching: {0}")]
     Watch(String),
+    #[error("audit trail: {0}")]
+    Audit(String),
 }
 
 /// A running gateway.
@@ -121,8 +123,9 @@ impl Gateway {
                 tracing::info!(store = %store.root().display(), documents = written, "seeded the store with the baseline policy set");
             }
         }
-        let (reloader, cell) =
-            Reloader::start(Box::new(store), Arc::clone(&config), upstream_tls).map_err(StartError::Documents)?;
+        let audit = crate::audit::Auditor::start(&config).map_err(StartError::Audit)?;
+        let (reloader, cell) = Reloader::start(Box::new(store), Arc::clone(&config), upstream_tls, audit.clone())
+            .map_err(StartError::Documents)?;
         let snapshot = cell.load();
         tracing::info!(generation = snapshot.generation, services = snapshot.route_count(), "documents loaded");
 
@@ -139,6 +142,7 @@ impl Gateway {
                 max_redacted_body: config.policy.max_redacted_body.0,
             },
             ratelimit: RateLimiter::start(&config),
+            audit,
         });
         match (&config.redis, config.ratelimit.enabled) {
             (_, false) => tracing::warn!("[ratelimit] enabled = false: no rate limit or quota applies"),
@@ -203,6 +207,11 @@ impl Gateway {
         self.shared.snapshot.load()
     }
 
+    /// The audit trail, when on.
+    pub fn auditor(&self) -> Option<&Arc<crate::audit::Auditor>> {
+        self.shared.audit.as_ref()
+    }
+
     /// Reloads the documents now (what SIGHUP does).
     pub fn reload(&self) -> Result<Reloaded, Vec<Diagnostic>> {
         self.reloader.reload()
@@ -210,16 +219,23 @@ impl Gateway {
 
     /// Stops accepting, waits for in-flight requests up to the grace period, and returns how it ended.
     pub async fn shutdown(self) -> ShutdownOutcome {
-        let Gateway { shutdown, listeners, mut connections_done, connection_token, grace, .. } = self;
+        let Gateway { shutdown, listeners, mut connections_done, connection_token, grace, shared, .. } = self;
         let _ = shutdown.send(true);
         for l in listeners {
             let _ = l.await;
         }
         drop(connection_token);
-        match tokio::time::timeout(grace, connections_done.recv()).await {
+        let outcome = match tokio::time::timeout(grace, connections_done.recv()).await {
             Ok(_) => ShutdownOutcome::Drained,
             Err(_) => ShutdownOutcome::DeadlineReached,
+        };
+        // Seal the log: everything written so far is covered by a signature.
+        if let Some(auditor) = &shared.audit {
+            if !tokio::time::timeout(Duration::from_secs(5), auditor.checkpoint()).await.unwrap_or(false) {
+                tracing::error!(target: "penghubung::audit", "the closing audit checkpoint could not be written");
+            }
         }
+        outcome
     }
 
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP; then shuts down gracefully.

@@ -4,20 +4,27 @@
 //! connection. One access-log line per request. Between route and proxy sits the policy decision
 //! ([`crate::policy`]): no [`crate::policy::Permit`], no upstream call; then the rate limits
 //! ([`crate::ratelimit`]): the permit's grant tier, the client, its OPD's bandwidth and the service, or, with
-//! `[policy] enforce = false` (no permit, no trustworthy caller), the service limit only. Later issues insert
-//! contracts there too.
+//! `[policy] enforce = false` (no permit, no trustworthy caller), the service limit only. With an audit trail
+//! ([`crate::audit`]), [`handle`] also turns the same [`Exchange`] into one audit record per request, allowed
+//! or denied: the request body is tapped on its way upstream, the response body is wrapped on its way out, and
+//! the record is completed (and for `sync` services made durable before the end of the response is released)
+//! when the response body ends.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::audit::nik::NikScanner;
+use crate::audit::record::ExchangeRecord;
+use crate::audit::tap::{AuditedBody, RequestOutcome, RequestTap, SharedOutcome};
+use crate::audit::{AuditDurability, Auditor};
 use crate::error::GatewayError;
 use crate::policy;
 use crate::proxy::body::ResponseBody;
@@ -50,6 +57,8 @@ pub struct Shared {
     pub policy: PolicySettings,
     /// Rate limits: in process, or shared through Redis.
     pub ratelimit: RateLimiter,
+    /// The audit trail, when on.
+    pub audit: Option<Arc<Auditor>>,
 }
 
 /// How the policy step runs.
@@ -85,15 +94,58 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
     }
 }
 
-/// What the access log says about an exchange.
+/// What the access log (and the audit record) says about an exchange.
 #[derive(Default)]
 struct Exchange {
     client: Option<HeaderValue>,
     service: Option<Arc<str>>,
+    /// `GET /pasien/{id}` (access log).
     operation: Option<Arc<str>>,
     upstream: Option<Arc<str>>,
     code: Option<&'static str>,
     purpose: Option<HeaderValue>,
+    /// Set only when auditing: what the record needs beyond the access log.
+    audit: Option<Box<AuditFacts>>,
+}
+
+/// SHA-256 of the empty body.
+const EMPTY_SHA256: [u8; 32] = [
+    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41,
+    0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+];
+
+/// The audit record's facts gathered on the way in.
+struct AuditFacts {
+    time: SystemTime,
+    traceparent: Option<HeaderValue>,
+    opd: Option<HeaderValue>,
+    operation_id: Option<Arc<str>>,
+    /// The operation's path template (`None` for a pass-through service).
+    path: Option<Arc<str>>,
+    durability: AuditDurability,
+    outcome: SharedOutcome,
+}
+
+impl AuditFacts {
+    /// Starts the facts of a request: arrival time, the trace (started here when the caller sent none), and the
+    /// NIKs of its path and query (scanned here: the raw path never reaches the record).
+    fn start(auditor: &Auditor, request: &mut Request<Incoming>) -> Box<AuditFacts> {
+        headers::ensure_traceparent(request.headers_mut());
+        let mut scanner = NikScanner::default();
+        if let Some(target) = request.uri().path_and_query() {
+            scanner.feed(target.as_str().as_bytes());
+            scanner.finish();
+        }
+        Box::new(AuditFacts {
+            time: SystemTime::now(),
+            traceparent: request.headers().get(headers::TRACEPARENT).cloned(),
+            opd: None,
+            operation_id: None,
+            path: None,
+            durability: auditor.default_durability,
+            outcome: Arc::new(Mutex::new(RequestOutcome { nik: scanner, ..RequestOutcome::default() })),
+        })
+    }
 }
 
 async fn handle(
@@ -106,6 +158,9 @@ async fn handle(
     request.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     let method = request.method().clone();
     let mut exchange = Exchange::default();
+    if let Some(auditor) = &shared.audit {
+        exchange.audit = Some(AuditFacts::start(auditor, &mut request));
+    }
     let mut response = match route_and_forward(&shared, &downstream, request, &mut exchange).await {
         Ok(response) => response,
         // Rescue: the only place an error becomes a response.
@@ -131,7 +186,70 @@ async fn handle(
             upstream = exchange.upstream.as_deref().unwrap_or("-"),
         );
     }
+    if let (Some(auditor), Some(facts)) = (&shared.audit, exchange.audit.take()) {
+        response = audited(auditor, response, exchange, *facts, request_id, method, started).await;
+    }
     Ok(response)
+}
+
+/// Wraps the response so that its audit record is completed when the body ends. Waits for a queue slot first
+/// (backpressure: records are never dropped). A refusal because the log is unavailable does not wait: when no
+/// slot is free its record goes to the error log instead, loudly.
+async fn audited(
+    auditor: &Arc<Auditor>,
+    response: Response<ResponseBody>,
+    exchange: Exchange,
+    facts: AuditFacts,
+    request_id: HeaderValue,
+    method: Method,
+    started: Instant,
+) -> Response<ResponseBody> {
+    let refused = exchange.code == Some("audit.unavailable");
+    let permit = if refused { auditor.try_reserve() } else { auditor.reserve().await };
+    let (request_id_copy, service) = (request_id.clone(), exchange.service.clone());
+    let record = Box::new(ExchangeRecord {
+        time: facts.time,
+        request_id,
+        traceparent: facts.traceparent,
+        client: exchange.client,
+        opd: facts.opd,
+        service: exchange.service,
+        operation: facts.operation_id,
+        method,
+        path: facts.path,
+        purpose: exchange.purpose,
+        code: exchange.code,
+        status: response.status().as_u16(),
+        bytes_in: 0,
+        bytes_out: 0,
+        latency_us: 0,
+        upstream: exchange.upstream,
+        request_sha256: None,
+        response_sha256: None,
+        withheld: response.headers().get(policy::response::X_PENGHUBUNG_REDACTED).cloned(),
+        nik: Vec::new(),
+        nik_overflow: false,
+        complete: false,
+        durability: facts.durability,
+    });
+    let Some(permit) = permit else {
+        tracing::error!(target: "penghubung::audit", ?record, "AUDIT RECORD NOT QUEUED (queue full or writer stopped): kept in this log instead");
+        return response;
+    };
+    let sync = facts.durability == AuditDurability::Sync && !refused;
+    let (parts, body) = response.into_parts();
+    let empty = http_body::Body::is_end_stream(&body);
+    let mut body = AuditedBody::new(body, record, permit, facts.outcome, Arc::clone(auditor), started, sync);
+    if empty {
+        // No end to hold back: a sync exchange waits here, before the head is released.
+        if let Some(durable) = body.finish_empty() {
+            if !durable.await.unwrap_or(false) {
+                let service = service.as_deref().unwrap_or("this service").to_string();
+                return GatewayError::AuditUnavailable { service }.into_response(&request_id_copy);
+            }
+        }
+    }
+    Response::from_parts(parts, ResponseBody::Audited(Box::new(body)))
 }
 
 async fn route_and_forward(
@@ -151,6 +269,9 @@ async fn route_and_forward(
         Some(certificate) => {
             let client = identify(shared, &snapshot, certificate)?;
             exchange.client = Some(client.client_header.clone());
+            if let Some(facts) = exchange.audit.as_mut() {
+                facts.opd = Some(client.opd_header.clone());
+            }
             Some(client)
         }
         None => None,
@@ -159,18 +280,30 @@ async fn route_and_forward(
     let service =
         snapshot.find_service(address.opd, address.service, address.major).ok_or(GatewayError::RouteNotFound)?;
     exchange.service = Some(Arc::clone(&service.key));
-    let (operation, permit) = match (shared.policy.enforce, client) {
-        (false, _) => (service.operations.find(request.method(), address.rest)?, None),
+    if let (Some(facts), Some(auditor)) = (exchange.audit.as_mut(), shared.audit.as_ref()) {
+        facts.durability = service.doc.audit.unwrap_or(auditor.default_durability);
+    }
+    let mut matched = None;
+    let decided = match (shared.policy.enforce, client) {
+        (false, _) => service.operations.find(request.method(), address.rest).map(|op| {
+            matched = op;
+            (op, None)
+        }),
         (true, None) => return Err(GatewayError::IdentityRequired),
         (true, Some(client)) => {
             let purpose = request.headers().get(X_PENGHUBUNG_PURPOSE);
             let now = policy::unix_now();
-            let (operation, permit) =
-                policy::authorize(client, service, request.method(), address.rest, purpose, now, &mut ())?;
-            (operation, Some(permit))
+            policy::authorize(client, service, request.method(), address.rest, purpose, now, &mut matched, &mut ())
+                .map(|(operation, permit)| (operation, Some(permit)))
         }
     };
-    exchange.operation = operation.map(|o| Arc::clone(&o.label));
+    // The operation is known as soon as it matched, also when the policy then refuses the call.
+    exchange.operation = matched.map(|o| Arc::clone(&o.label));
+    if let Some(facts) = exchange.audit.as_mut() {
+        facts.operation_id = matched.map(|o| Arc::clone(&o.id));
+        facts.path = matched.map(|o| Arc::clone(&o.template)); // pass-through: the writer says `/{service}/*`
+    }
+    let (_operation, permit) = decided?;
     exchange.purpose = permit.as_ref().and_then(|p| p.purpose.clone());
     let rest_offset = path.len() - address.rest.len();
 
@@ -200,10 +333,26 @@ async fn route_and_forward(
         Some(permit) => Caller::permitted(permit),
         None => Caller::undecided(client.map(|c| &**c)),
     };
+    // Fail closed: a service whose every exchange must be on disk is not called while the disk cannot take it.
+    let tap = match (exchange.audit.as_ref(), shared.audit.as_ref()) {
+        (Some(facts), Some(auditor)) => {
+            if facts.durability == AuditDurability::Sync && auditor.is_failed() {
+                return Err(GatewayError::AuditUnavailable { service: service.key.to_string() });
+            }
+            if http_body::Body::is_end_stream(request.body()) {
+                // No body: nothing to tap.
+                facts.outcome.lock().unwrap_or_else(|p| p.into_inner()).sha256 = Some(EMPTY_SHA256);
+                None
+            } else {
+                Some(RequestTap::new(Arc::clone(&facts.outcome)))
+            }
+        }
+        _ => None,
+    };
     let (parts, body) = request.into_parts();
     // Boxed so that the (large) forwarding state is not copied through every enclosing future.
     let (mut response, upstream) =
-        Box::pin(proxy::forward(service, parts, body, rest_offset, downstream, caller)).await?;
+        Box::pin(proxy::forward(service, parts, body, rest_offset, downstream, caller, tap)).await?;
     exchange.upstream = Some(upstream);
     if let Some(admitted) = &admitted {
         admitted.apply(response.headers_mut());
@@ -281,5 +430,13 @@ fn gateway_endpoint(shared: &Shared, method: &Method, path: &str) -> Result<Resp
             Err(GatewayError::MethodNotAllowed { method: method.clone(), allow: HeaderValue::from_static("GET, HEAD") })
         }
         _ => Err(GatewayError::RouteNotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_empty_digest_is_the_sha256_of_nothing() {
+        assert_eq!(crate::audit::chain::hex(&super::EMPTY_SHA256), crate::audit::chain::sha256_hex(b""));
     }
 }

@@ -169,6 +169,24 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM drains and exits 0");
+
+    // The demo kept an audit trail of those calls that anyone with the public key can verify.
+    let verify = Command::new(penghubung_binary())
+        .args(["audit", "verify", &env["PENGHUBUNG_AUDIT_DIR"], "--key", &env["PENGHUBUNG_AUDIT_PUBKEY"]])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("OK:") || text.contains("\nOK:"), "{text}");
+    let search =
+        Command::new(penghubung_binary()).args(["audit", "search", &env["PENGHUBUNG_AUDIT_DIR"]]).output().unwrap();
+    let records: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&search.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(records.len() >= 6, "one record per call: {records:?}");
+    assert!(records.iter().any(|r| r["code"] == "policy.clearance" && r["decision"] == "deny"), "{records:?}");
+    assert!(records.iter().any(|r| r["code"] == "route.not_found"), "{records:?}");
+    let redacted = records.iter().find(|r| r["withheld"].as_str().is_some_and(|w| w.contains("/nama_ibu_kandung")));
+    assert!(redacted.is_some(), "the withheld fields are recorded: {records:?}");
 }
 
 #[test]

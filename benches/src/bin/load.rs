@@ -44,6 +44,15 @@
 //! ```text
 //! cargo run -p penghubung-benches --release --bin load -- --mode ratelimit [--duration 5s] [--rounds 3]
 //! ```
+//!
+//! `--mode audit` measures what the audit trail costs: direct, then three Penghubung processes over plaintext
+//! with the policy off, one without an audit trail, one recording every exchange `async`, one `sync` (each
+//! response's end released only once its record is fsynced, group commit), interleaved per round, with the
+//! ratios to the audit-off run and the number of records each audited gateway wrote.
+//!
+//! ```text
+//! cargo run -p penghubung-benches --release --bin load -- --mode audit [--duration 5s] [--rounds 3]
+//! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,8 +74,9 @@ With --mode mtls: Penghubung, nginx and haproxy behind mTLS listeners, keep-aliv
 handshakes/s, measured with the built-in hyper + tokio-rustls client (wrk cannot present client certificates).
 
 options:
-  --mode M            plain (HTTP, default), mtls (client certificates, TLS 1.3) or ratelimit (limits off vs
-                      in process vs through Redis; needs redis-server)
+  --mode M            plain (HTTP, default), mtls (client certificates, TLS 1.3), ratelimit (limits off vs
+                      in process vs through Redis; needs redis-server) or audit (audit trail off, async and
+                      sync, plaintext)
   --duration D        measured time per target (default 10s; units ms, s, m)
   --warmup D          warm-up per target before measuring (default 2s)
   --connections N     concurrent keep-alive connections (default 64)
@@ -92,6 +102,8 @@ enum Mode {
     Mtls,
     /// Plain HTTP through Penghubung with rate limits off, local, and in Redis.
     Ratelimit,
+    /// Audit trail off, async, sync.
+    Audit,
 }
 
 struct Args {
@@ -145,7 +157,8 @@ fn parse_args() -> Result<Option<Args>, String> {
                     "plain" => Mode::Plain,
                     "mtls" => Mode::Mtls,
                     "ratelimit" => Mode::Ratelimit,
-                    other => return Err(format!("--mode must be plain, mtls or ratelimit, not `{other}`")),
+                    "audit" => Mode::Audit,
+                    other => return Err(format!("--mode must be plain, mtls, ratelimit or audit, not `{other}`")),
                 }
             }
             "--handshake-connections" => args.handshake_connections = Some(count(value()?, &flag)?),
@@ -205,6 +218,7 @@ fn run(args: &Args) -> Result<(), String> {
         Mode::Plain => run_plain(args, &gateway),
         Mode::Mtls => run_mtls(args, &gateway),
         Mode::Ratelimit => run_ratelimit(args, &gateway),
+        Mode::Audit => run_audit(args, &gateway),
     }
 }
 
@@ -546,6 +560,89 @@ fn run_mtls(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     drop(targets);
     drop(upstream);
     drop(pki);
+    Ok(())
+}
+
+/// `--mode audit`: direct, and Penghubung without an audit trail, with `async` and with `sync` records.
+fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
+    let generator = match args.generator.as_str() {
+        "hyper" => Generator::Hyper,
+        "wrk" => Generator::Wrk(
+            peers::find_program("wrk").ok_or("--generator wrk: wrk is not on PATH (apt-get install -y wrk)")?,
+        ),
+        "auto" => peers::find_program("wrk").map_or(Generator::Hyper, Generator::Wrk),
+        other => return Err(format!("--generator must be auto, wrk or hyper, not `{other}`")),
+    };
+    let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
+    println!("Penghubung load harness: audit trail");
+    println!(
+        "  machine: {} cores | gateway: {} thread(s) | load: {} connection(s), {} generator thread(s), {:?} per target after {:?} warm-up, {} round(s)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.threads,
+        args.connections,
+        args.load_threads,
+        args.duration,
+        args.warmup,
+        args.rounds,
+    );
+    println!("  upstream: {} (in-process, {} byte body)", upstream.addr(), args.body);
+    println!("  generator: {}", generator.describe());
+    let mut targets = vec![Target { name: report::DIRECT, addr: upstream.addr(), _peer: None }];
+    let mut audited = Vec::new();
+    for (name, durability) in [("audit off", None), ("audit async", Some("async")), ("audit sync", Some("sync"))] {
+        let peer = peers::start_penghubung_audit(gateway, args.threads, upstream.addr(), durability)?;
+        println!("  penghubung, {name}: {}", peer.addr);
+        if durability.is_some() {
+            audited.push((name, targets.len()));
+        }
+        targets.push(Target { name, addr: peer.addr, _peer: Some(peer) });
+    }
+    for t in &targets {
+        let (status, body) =
+            peers::http_get(t.addr, BENCH_PATH).map_err(|e| format!("{}: GET {BENCH_PATH} failed: {e}", t.name))?;
+        if status != 200 || body.len() != args.body {
+            return Err(format!("{}: GET {BENCH_PATH} answered {status} with {} bytes", t.name, body.len()));
+        }
+    }
+    let load = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
+    let warmup = Load { duration: args.warmup, ..load };
+    let mut results: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
+    println!();
+    for round in 1..=args.rounds {
+        for (t, found) in targets.iter().zip(results.iter_mut()) {
+            if !args.warmup.is_zero() {
+                loadgen::run(&generator, t.addr, BENCH_PATH, warmup)
+                    .map_err(|e| format!("{} (warm-up): {e}", t.name))?;
+            }
+            let stats = loadgen::run(&generator, t.addr, BENCH_PATH, load).map_err(|e| format!("{}: {e}", t.name))?;
+            print_round(round, args.rounds, "keep-alive", t.name, &stats, "req/s");
+            found.push(stats);
+        }
+    }
+    let rows = median_rows(&targets, results);
+    let off = rows.iter().find(|r| r.target == "audit off").map(|r| r.stats.requests_per_sec);
+    println!();
+    println!("{:<12} {:>10} {:>10} {:>10} {:>14} {:>8}", "target", "req/s", "p50", "p99", "vs audit off", "errors");
+    for row in &rows {
+        let s = &row.stats;
+        let ratio = off.filter(|o| *o > 0.0).map_or("-".to_string(), |o| format!("{:.2}x", s.requests_per_sec / o));
+        println!(
+            "{:<12} {:>10.0} {:>10} {:>10} {:>14} {:>8}",
+            row.target,
+            s.requests_per_sec,
+            report::format_latency(s.p50),
+            report::format_latency(s.p99),
+            ratio,
+            s.errors
+        );
+    }
+    for (name, index) in audited {
+        if let Some(peer) = targets[index]._peer.as_ref() {
+            println!("  {name}: {} audit lines written in all", peers::audit_records(peer));
+        }
+    }
+    drop(targets);
+    drop(upstream);
     Ok(())
 }
 

@@ -44,6 +44,8 @@ pub struct Config {
     /// process limits on its own (local mode).
     #[serde(default)]
     pub redis: Option<RedisConfig>,
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// TLS of the data plane; required unless every listener is `plaintext = true`.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -266,6 +268,92 @@ fn default_key_prefix() -> String {
     "penghubung:rl:".to_string()
 }
 
+/// The audit trail (see `crate::audit`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Keep an audit trail. Off when the section is absent; the embedded default turns it on.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Directory of the segment files.
+    #[serde(default = "default_audit_dir")]
+    pub dir: PathBuf,
+    /// Ed25519 private key (PKCS#8 PEM, 0600) that signs checkpoints.
+    #[serde(default = "default_audit_key")]
+    pub key_file: PathBuf,
+    /// Its public key (PEM), for auditors: `penghubung audit verify DIR --key FILE`.
+    #[serde(default = "default_audit_public_key")]
+    pub public_key_file: PathBuf,
+    /// The Dinas's secret for keyed hashes of NIKs (hex, 0600).
+    #[serde(default = "default_audit_nik_secret")]
+    pub nik_secret_file: PathBuf,
+    /// Create the key and the secret when missing.
+    #[serde(default = "yes")]
+    pub generate_if_missing: bool,
+    /// For services whose document does not say: `sync` or `async`.
+    #[serde(default)]
+    pub durability: crate::store::documents::AuditDurability,
+    /// A signed checkpoint after this many records...
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// ...or after this long, whichever comes first.
+    #[serde(default = "d10s")]
+    pub checkpoint_interval: HumanDuration,
+    /// A new segment file after this size...
+    #[serde(default = "default_segment_size")]
+    pub segment_max_size: ByteSize,
+    /// ...or this age.
+    #[serde(default = "default_segment_age")]
+    pub segment_max_age: HumanDuration,
+    /// Records queued for the writer; when full, requests wait for a slot (never dropped).
+    #[serde(default = "default_audit_queue")]
+    pub queue_capacity: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            dir: default_audit_dir(),
+            key_file: default_audit_key(),
+            public_key_file: default_audit_public_key(),
+            nik_secret_file: default_audit_nik_secret(),
+            generate_if_missing: true,
+            durability: Default::default(),
+            checkpoint_every: default_checkpoint_every(),
+            checkpoint_interval: d10s(),
+            segment_max_size: default_segment_size(),
+            segment_max_age: default_segment_age(),
+            queue_capacity: default_audit_queue(),
+        }
+    }
+}
+
+fn default_audit_dir() -> PathBuf {
+    PathBuf::from("audit")
+}
+fn default_audit_key() -> PathBuf {
+    PathBuf::from("pki/audit-signing.key")
+}
+fn default_audit_public_key() -> PathBuf {
+    PathBuf::from("pki/audit-signing.pub")
+}
+fn default_audit_nik_secret() -> PathBuf {
+    PathBuf::from("pki/audit-nik.secret")
+}
+fn default_checkpoint_every() -> u64 {
+    1000
+}
+fn default_segment_size() -> ByteSize {
+    ByteSize(64 << 20)
+}
+fn default_segment_age() -> HumanDuration {
+    HumanDuration(Duration::from_secs(24 * 3600))
+}
+fn default_audit_queue() -> usize {
+    8192
+}
+
 /// Picking up document changes.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -409,6 +497,35 @@ impl Config {
             }
             if redis.replicas == 0 {
                 problems.push(Diagnostic::error_at(file, text, at("replicas"), "[redis] replicas must be at least 1"));
+            }
+        }
+        if self.audit.enabled {
+            if self.audit.queue_capacity == 0 {
+                problems.push(Diagnostic::error_at(
+                    file,
+                    text,
+                    at("queue_capacity"),
+                    "queue_capacity must be above zero",
+                ));
+            }
+            if self.audit.checkpoint_interval.0.is_zero() {
+                problems.push(Diagnostic::error_at(
+                    file,
+                    text,
+                    at("checkpoint_interval"),
+                    "checkpoint_interval must be above zero",
+                ));
+            }
+            if !self.audit.generate_if_missing && !self.resolve(&self.audit.key_file).is_file() {
+                problems.push(Diagnostic::error_at(
+                    file,
+                    text,
+                    at("key_file"),
+                    format!(
+                        "audit key {} does not exist (create it with `penghubung audit keygen`)",
+                        self.resolve(&self.audit.key_file).display()
+                    ),
+                ));
             }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
@@ -592,6 +709,8 @@ mod tests {
         assert!(c.tls.as_ref().is_some_and(|t| t.generate_if_missing));
         assert!(c.warnings("default").is_empty());
         assert_eq!(c.store_dir(), PathBuf::from("/tmp/policies"));
+        assert!(c.audit.enabled, "the default keeps an audit trail");
+        assert_eq!(c.resolve(&c.audit.dir), PathBuf::from("/tmp/audit"));
     }
 
     #[test]

@@ -165,7 +165,7 @@ fn run(
         .map(HeaderValue::from_str)
         .transpose()
         .map_err(|_| GatewayError::Denied(Denial::Purpose { problem: super::PurposeProblem::Malformed }))?;
-    let (_, permit) = super::authorize(client, service, &method, &path, purpose.as_ref(), now, recorder)?;
+    let (_, permit) = super::authorize(client, service, &method, &path, purpose.as_ref(), now, &mut None, recorder)?;
     let mut withheld = Vec::new();
     if let Some(policy) = permit.redaction {
         for (status, plan) in &policy.responses {

@@ -162,7 +162,8 @@ impl Trace for () {
 
 /// The whole decision for an identified, enabled `client` calling `method rest` on `service`: grant present →
 /// operation matched (404/405 only for callers holding a grant) → lifecycle, grant terms, clearance. The data
-/// plane and `policy explain` both call this, so they cannot disagree.
+/// plane and `policy explain` both call this, so they cannot disagree. `matched` receives the operation as soon
+/// as it is matched (the access log and the audit record name it even when the call is then refused).
 #[allow(clippy::too_many_arguments)]
 pub fn authorize<'s>(
     client: &'s ClientEntry,
@@ -171,10 +172,12 @@ pub fn authorize<'s>(
     rest: &str,
     purpose: Option<&HeaderValue>,
     now: i64,
+    matched: &mut Option<&'s CompiledOperation>,
     trace: &mut impl Trace,
 ) -> Result<(Option<&'s CompiledOperation>, Permit<'s>), GatewayError> {
     let grants = grants_for(client, service, trace)?;
     let operation = service.operations.find(method, rest)?;
+    *matched = operation;
     trace.pass("operation", || match operation {
         Some(op) => format!("`{}` ({})", op.id, op.label),
         None => "any path (the service declares no operations)".to_string(),

@@ -1,6 +1,7 @@
 //! Body types of the data plane, concrete (no boxing per request). [`RequestBody`] streams the caller's body to
-//! the upstream while counting bytes against the service's limit; [`ResponseBody`] is either the upstream's
-//! streaming body or a small body the gateway wrote itself.
+//! the upstream while counting bytes against the service's limit (and, when auditing, feeds an
+//! [`crate::audit::tap::RequestTap`]); [`ResponseBody`] is either the upstream's streaming body, a small body the
+//! gateway wrote itself, or one of those inside an [`AuditedBody`]. Without an audit trail nothing else runs.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -9,6 +10,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
+
+use crate::audit::tap::{AuditedBody, RequestTap};
 
 /// Why a request body stopped.
 #[derive(Debug, thiserror::Error)]
@@ -25,16 +28,22 @@ pub struct RequestBody {
     inner: Option<Incoming>,
     limit: u64,
     seen: u64,
+    /// Digest and NIK scan for the audit record.
+    tap: Option<Box<RequestTap>>,
 }
 
 impl RequestBody {
-    pub fn new(inner: Incoming, limit: u64) -> Self {
-        Self { inner: Some(inner), limit, seen: 0 }
+    pub fn new(inner: Incoming, limit: u64, tap: Option<Box<RequestTap>>) -> Self {
+        let mut body = Self { inner: Some(inner), limit, seen: 0, tap };
+        if let Some(tap) = body.tap.as_mut().filter(|_| body.inner.as_ref().is_some_and(Body::is_end_stream)) {
+            tap.finish(); // a body-less request is never polled
+        }
+        body
     }
 
     /// An empty body (used to re-send a body-less request to another endpoint).
     pub fn empty() -> Self {
-        Self { inner: None, limit: 0, seen: 0 }
+        Self { inner: None, limit: 0, seen: 0, tap: None }
     }
 }
 
@@ -55,11 +64,22 @@ impl Body for RequestBody {
                         this.inner = None;
                         return Poll::Ready(Some(Err(RequestBodyError::TooLarge { limit: this.limit })));
                     }
+                    if let Some(tap) = this.tap.as_mut() {
+                        tap.observe(data);
+                        if this.inner.as_ref().is_some_and(Body::is_end_stream) {
+                            tap.finish();
+                        }
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(RequestBodyError::Client(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                if let Some(tap) = this.tap.as_mut() {
+                    tap.finish();
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -84,6 +104,18 @@ pub enum ResponseBody {
     Full(Full<Bytes>),
     /// A body whose bytes are charged to the caller OPD's byte limit (boxed: only such OPDs pay for it).
     Metered(Box<crate::ratelimit::MeteredBody>),
+    /// Any of the above, watched for the audit record.
+    Audited(Box<AuditedBody>),
+}
+
+/// Why a response body broke off.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseBodyError {
+    #[error(transparent)]
+    Upstream(#[from] hyper::Error),
+    /// A sync service's record could not be made durable: the response is not completed.
+    #[error("the audit record of this exchange could not be written; the response is withheld")]
+    AuditUnavailable,
 }
 
 impl ResponseBody {
@@ -92,14 +124,24 @@ impl ResponseBody {
     }
 }
 
+fn upstream<T>(polled: Poll<Option<Result<T, hyper::Error>>>) -> Poll<Option<Result<T, ResponseBodyError>>> {
+    match polled {
+        Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(ResponseBodyError::Upstream(e)))),
+        Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+        Poll::Ready(None) => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ResponseBodyError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
-            ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
-            ResponseBody::Pooled(b) => Pin::new(b).poll_frame(cx),
+            ResponseBody::Upstream(b) => upstream(Pin::new(b).poll_frame(cx)),
+            ResponseBody::Pooled(b) => upstream(Pin::new(b).poll_frame(cx)),
+            ResponseBody::Audited(b) => Pin::new(&mut **b).poll_frame(cx),
             ResponseBody::Metered(b) => Pin::new(&mut **b).poll_frame(cx),
             ResponseBody::Full(b) => match Pin::new(b).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
@@ -116,6 +158,7 @@ impl Body for ResponseBody {
             ResponseBody::Pooled(b) => b.is_end_stream(),
             ResponseBody::Full(b) => b.is_end_stream(),
             ResponseBody::Metered(b) => b.is_end_stream(),
+            ResponseBody::Audited(b) => b.is_end_stream(),
         }
     }
 
@@ -125,6 +168,7 @@ impl Body for ResponseBody {
             ResponseBody::Pooled(b) => b.size_hint(),
             ResponseBody::Full(b) => b.size_hint(),
             ResponseBody::Metered(b) => b.size_hint(),
+            ResponseBody::Audited(b) => b.size_hint(),
         }
     }
 }

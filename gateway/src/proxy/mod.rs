@@ -74,6 +74,7 @@ pub async fn forward(
     rest_offset: usize,
     downstream: &Downstream,
     caller: Caller<'_>,
+    tap: Option<Box<crate::audit::tap::RequestTap>>,
 ) -> Result<(Response<ResponseBody>, Arc<str>), GatewayError> {
     let pool = &service.pool;
     let original_uri = parts.uri.clone(); // cheap: shared bytes
@@ -98,7 +99,7 @@ pub async fn forward(
     }
     parts.version = if pool.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
 
-    let body = RequestBody::new(body, service.max_request_body);
+    let body = RequestBody::new(body, service.max_request_body, tap);
     let retryable = is_idempotent(&parts.method) && http_body::Body::is_end_stream(&body);
     let attempts = if retryable { 1 + pool.spec.upstream.retries as usize } else { 1 }.min(MAX_ATTEMPTS);
     let mut tried = [usize::MAX; MAX_ATTEMPTS];

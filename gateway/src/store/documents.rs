@@ -129,6 +129,21 @@ pub struct ServiceDoc {
     /// All callers of this service together (upstream protection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<QuotaDoc>,
+    /// Durability of this service's audit records; `[audit] durability` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditDurability>,
+}
+
+/// When an exchange's audit record must be on disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditDurability {
+    /// The end of the response is released only once the record is durable; refused (503) while the audit log
+    /// cannot be written.
+    Sync,
+    /// The record is queued (waiting for a slot when the queue is full) and written shortly after.
+    #[default]
+    Async,
 }
 
 /// The approvals of a service, each given by a different official of the Dinas.

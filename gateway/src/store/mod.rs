@@ -123,6 +123,8 @@ pub struct Documents {
     pub tiers: Vec<(String, TierDoc)>,
     /// Contract schemas by their path under `schemas/` (`disdukcapil/penduduk.schema.json`).
     pub schemas: Vec<(String, String, serde_json::Value)>,
+    /// SHA-256 of the text of every document read, by store key (for the audit's change records).
+    pub digests: Vec<(String, [u8; 32])>,
 }
 
 /// Reads every document of `store` and checks each against its schema and its place in the store.
@@ -134,6 +136,9 @@ pub fn load_documents(store: &dyn DocumentStore) -> (Documents, Vec<Diagnostic>)
         Err(e) => return (docs, vec![Diagnostic::error(store.describe(), e.to_string())]),
     };
     for d in stored {
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, d.text.as_bytes()).as_ref());
+        docs.digests.push((d.key.clone(), digest));
         let origin = d.origin.clone();
         let result = match d.kind {
             DocumentKind::Opd => validate::parse_document::<OpdDoc>(d.kind, &origin, &d.text).and_then(|doc| {

@@ -1,0 +1,134 @@
+//! The tamper-evident audit trail: one record per exchange (allowed or denied) and one per document change,
+//! hash-chained ([`chain`]), with Ed25519-signed checkpoints ([`keys`]), written by a single group-committing
+//! writer ([`writer`]) into rotating segment files, verifiable by a third party with only the public key
+//! ([`verify`]), searchable, including by keyed hashes of NIKs ([`search`], [`nik`]). [`record`] is what a
+//! record says; [`tap`] watches bodies while they stream. [`Auditor`] is what the request pipeline holds.
+//!
+//! Durability per service (`audit = "sync" | "async"` on the Service document, default `[audit] durability`):
+//! `sync` releases the end of a response only once its record is on disk, and refuses new requests with 503
+//! `audit.unavailable` while the log cannot be written; `async` waits for a queue slot (backpressure) but never
+//! for the disk. No record is ever dropped.
+
+pub mod chain;
+pub mod keys;
+pub mod nik;
+pub mod record;
+pub mod search;
+pub mod tap;
+pub mod verify;
+pub mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::Config;
+pub use crate::store::documents::AuditDurability;
+use record::Record;
+use writer::{AuditWriter, Job, WriterSettings};
+
+/// The running audit trail.
+#[derive(Debug)]
+pub struct Auditor {
+    writer: AuditWriter,
+    nik_key: ring::hmac::Key,
+    /// For services that do not say.
+    pub default_durability: AuditDurability,
+    pub dir: PathBuf,
+    pub public_key_file: PathBuf,
+}
+
+impl Auditor {
+    /// Starts the audit trail when `[audit] enabled`: keys (generated on first start when allowed), chain
+    /// resumed from the existing segments, a new segment opened, the writer thread running.
+    pub fn start(config: &Config) -> Result<Option<Arc<Auditor>>, String> {
+        let settings = &config.audit;
+        if !settings.enabled {
+            return Ok(None);
+        }
+        let dir = config.resolve(&settings.dir);
+        let (private, public) = (config.resolve(&settings.key_file), config.resolve(&settings.public_key_file));
+        let (key, created) =
+            keys::load_or_generate(&private, &public, settings.generate_if_missing).map_err(|e| e.to_string())?;
+        if created {
+            tracing::warn!(
+                target: "penghubung::audit",
+                private = %private.display(),
+                public = %public.display(),
+                key = %key.key_id,
+                "created the audit signing key; give the public key to auditors, keep the private key safe"
+            );
+        }
+        let nik_key =
+            keys::load_or_generate_secret(&config.resolve(&settings.nik_secret_file), settings.generate_if_missing)
+                .map_err(|e| e.to_string())?;
+        let key_id = key.key_id.clone();
+        let writer = AuditWriter::start(
+            WriterSettings {
+                dir: dir.clone(),
+                checkpoint_every: settings.checkpoint_every.max(1),
+                checkpoint_interval: settings.checkpoint_interval.0,
+                segment_max_size: settings.segment_max_size.0,
+                segment_max_age: settings.segment_max_age.0,
+                queue_capacity: settings.queue_capacity,
+            },
+            key,
+        )?;
+        tracing::info!(
+            target: "penghubung::audit",
+            dir = %dir.display(),
+            key = %key_id,
+            durability = ?settings.durability,
+            "audit trail on"
+        );
+        Ok(Some(Arc::new(Auditor {
+            writer,
+            nik_key,
+            default_durability: settings.durability,
+            dir,
+            public_key_file: public,
+        })))
+    }
+
+    /// Whether the log cannot be written right now (sync services refuse requests).
+    pub fn is_failed(&self) -> bool {
+        self.writer.is_failed()
+    }
+
+    /// The HMAC key for NIK hashes.
+    pub fn nik_key(&self) -> &ring::hmac::Key {
+        &self.nik_key
+    }
+
+    /// A queue slot, waiting while the queue is full.
+    pub async fn reserve(&self) -> Option<tokio::sync::mpsc::OwnedPermit<Job>> {
+        self.writer.reserve().await
+    }
+
+    /// A queue slot if one is free now.
+    pub fn try_reserve(&self) -> Option<tokio::sync::mpsc::OwnedPermit<Job>> {
+        self.writer.try_reserve()
+    }
+
+    /// Queues a record from a context that cannot wait (document reloads). Never dropped: when the queue is
+    /// full, a helper thread waits for a slot.
+    pub fn record_now(&self, record: Record) {
+        match self.writer.try_reserve() {
+            Some(permit) => {
+                permit.send(Job::Record(record, None));
+            }
+            None => {
+                let sender = self.writer.sender();
+                let _ = std::thread::Builder::new().name("penghubung-audit-wait".into()).spawn(move || {
+                    if sender.blocking_send(Job::Record(record, None)).is_err() {
+                        tracing::error!(target: "penghubung::audit", "AUDIT RECORD LOST: the audit writer has stopped");
+                    }
+                });
+            }
+        }
+    }
+
+    /// Writes a checkpoint now (shutdown, tests); true once durable.
+    pub async fn checkpoint(&self) -> bool {
+        self.writer.checkpoint().await
+    }
+}
