@@ -15,6 +15,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod demo;
 pub mod diagnostics;
 mod embedded;

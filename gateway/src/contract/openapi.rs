@@ -1,0 +1,1 @@
+//! OpenAPI import/export (in progress).
