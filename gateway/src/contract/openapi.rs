@@ -893,8 +893,8 @@ pub fn export(input: &ExportInput<'_>) -> Value {
             if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
                 for (name, property) in properties {
                     let mut property = property.clone();
-                    if let (Some(defs), Value::Object(node)) = (defs, &mut property) {
-                        if uses_own_defs(&Value::Object(node.clone())) {
+                    if let (Some(defs), true) = (defs, uses_own_defs(&property)) {
+                        if let Value::Object(node) = &mut property {
                             node.insert("$defs".into(), defs.clone());
                         }
                     }
