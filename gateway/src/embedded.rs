@@ -12,3 +12,8 @@ pub(crate) fn schema(path: &str) -> Option<&'static str> {
 pub fn baseline_policies() -> &'static [(&'static str, &'static str)] {
     BASELINE_POLICIES
 }
+
+/// Every embedded schema whose path starts with `prefix` (e.g. `ref/`): `(path, text)`.
+pub(crate) fn schemas_under(prefix: &'static str) -> impl Iterator<Item = (&'static str, &'static str)> {
+    SCHEMAS.iter().filter(move |(p, _)| p.starts_with(prefix)).map(|(p, t)| (*p, *t))
+}

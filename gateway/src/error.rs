@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
 
+use crate::contract::Violation;
 use crate::policy::Denial;
 use crate::proxy::body::ResponseBody;
 
@@ -66,6 +67,16 @@ pub enum GatewayError {
     RateLimitUnavailable,
     #[error("the audit log cannot be written, and {service} requires every exchange to be recorded durably; try again later")]
     AuditUnavailable { service: String },
+    #[error("this operation takes `{expected}`; the request's Content-Type is {}", got.as_deref().map_or("missing".to_string(), |g| format!("`{g}`")))]
+    UnsupportedMediaType { expected: String, got: Option<String> },
+    #[error("the request body is not valid JSON (line {line}, column {column}): {reason}")]
+    MalformedJson { line: usize, column: usize, reason: String },
+    #[error("the request body does not match the operation's contract ({} violation(s), see `violations`)", violations.len())]
+    RequestInvalid { violations: Vec<Violation> },
+    #[error("the query parameters do not match the operation's contract ({} violation(s), see `violations`)", violations.len())]
+    QueryInvalid { violations: Vec<Violation> },
+    #[error("the upstream of {service} answered outside its contract; the response was withheld")]
+    ResponseInvalid { service: String, violations: Vec<Violation> },
 }
 
 impl From<Denial> for GatewayError {
@@ -99,6 +110,11 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => "ratelimit.exceeded",
             GatewayError::RateLimitUnavailable => "ratelimit.unavailable",
             GatewayError::AuditUnavailable { .. } => "audit.unavailable",
+            GatewayError::UnsupportedMediaType { .. } => "contract.unsupported_media_type",
+            GatewayError::MalformedJson { .. } => "contract.malformed_json",
+            GatewayError::RequestInvalid { .. } => "contract.request_invalid",
+            GatewayError::QueryInvalid { .. } => "contract.query_invalid",
+            GatewayError::ResponseInvalid { .. } => "contract.response_invalid",
         }
     }
 
@@ -114,7 +130,12 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable { .. }
             | GatewayError::UpstreamBadResponse { .. }
             | GatewayError::UpstreamTls { .. }
-            | GatewayError::RedactionFailed { .. } => StatusCode::BAD_GATEWAY,
+            | GatewayError::RedactionFailed { .. }
+            | GatewayError::ResponseInvalid { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::MalformedJson { .. }
+            | GatewayError::RequestInvalid { .. }
+            | GatewayError::QueryInvalid { .. } => StatusCode::BAD_REQUEST,
             GatewayError::UnknownClient { .. }
             | GatewayError::CertificateRevoked
             | GatewayError::ClientDisabled { .. }
@@ -152,6 +173,11 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => "Rate limit exceeded",
             GatewayError::RateLimitUnavailable => "Rate limiter unavailable",
             GatewayError::AuditUnavailable { .. } => "Audit log unavailable",
+            GatewayError::UnsupportedMediaType { .. } => "Unsupported media type",
+            GatewayError::MalformedJson { .. } => "Malformed JSON",
+            GatewayError::RequestInvalid { .. } => "Request violates the contract",
+            GatewayError::QueryInvalid { .. } => "Query violates the contract",
+            GatewayError::ResponseInvalid { .. } => "Upstream response violates the contract",
         }
     }
 
@@ -159,7 +185,7 @@ impl GatewayError {
     pub fn into_response(self, request_id: &HeaderValue) -> Response<ResponseBody> {
         let status = self.status();
         let code = self.code();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": format!("urn:penghubung:problem:{code}"),
             "title": self.title(),
             "status": status.as_u16(),
@@ -167,6 +193,19 @@ impl GatewayError {
             "detail": self.to_string(),
             "request_id": request_id.to_str().unwrap_or(""),
         });
+        // RFC 9457 extension members: what exactly to fix.
+        match &self {
+            GatewayError::RequestInvalid { violations }
+            | GatewayError::QueryInvalid { violations }
+            | GatewayError::ResponseInvalid { violations, .. } => {
+                body["violations"] = serde_json::to_value(violations).unwrap_or_default();
+            }
+            GatewayError::MalformedJson { line, column, .. } => {
+                body["line"] = (*line).into();
+                body["column"] = (*column).into();
+            }
+            _ => {}
+        }
         let mut response = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
         *response.status_mut() = status;
         let headers = response.headers_mut();

@@ -3,6 +3,7 @@
 //! call, reading one immutable [`snapshot::Snapshot`] compiled from the documents in the store.
 //!
 //! Module map (see `DESIGN.md`): [`config`] process config, [`store`] documents, [`snapshot`] compiled view,
+//! [`contract`] JSON Schema contracts, [`discovery`] what a client may call,
 //! [`routing`] path lookup, [`tls`] mTLS material, client identity, the built-in CA and upstream TLS,
 //! [`proxy`] upstream forwarding and connection pools, [`ratelimit`] rate limits and
 //! quotas (local or Redis), [`error`] the one error→response mapping, [`stack`] the
@@ -19,6 +20,7 @@ pub mod config;
 pub mod contract;
 pub mod demo;
 pub mod diagnostics;
+pub mod discovery;
 mod embedded;
 pub mod error;
 pub mod manage;

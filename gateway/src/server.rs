@@ -134,6 +134,7 @@ impl Gateway {
             limits: HeadLimits {
                 max_header_bytes: config.server.max_header_bytes.0 as usize,
                 max_uri_bytes: config.server.max_uri_bytes.0 as usize,
+                max_checked_response: config.limits.max_checked_response.0,
             },
             access_log: config.log.access_log,
             tls: tls_state.clone(),

@@ -12,6 +12,8 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 
 use crate::config::Config;
+use crate::contract::compile::Compiler;
+use crate::contract::OperationContract;
 use crate::diagnostics::Diagnostic;
 use crate::policy::{lifecycle, CompiledGrant, OperationPolicy, RedactionPlan};
 use crate::proxy::upstream::{PoolSpec, UpstreamPool};
@@ -86,12 +88,21 @@ pub struct CompiledService {
     operation_policies: Box<[OperationPolicy]>,
     /// Policy facts of a pass-through service (no operations declared).
     service_policy: OperationPolicy,
+    /// Contracts per operation, indexed like `doc.operations`.
+    operation_contracts: Box<[OperationContract]>,
+    /// Upstream responses that violated their contract (`response_check = "report"` counts them here).
+    pub contract_violations: std::sync::atomic::AtomicU64,
 }
 
 impl CompiledService {
     /// The classification and redaction plans that apply to `operation` (`None`: pass-through).
     pub fn operation_policy(&self, operation: Option<&CompiledOperation>) -> &OperationPolicy {
         operation.and_then(|o| self.operation_policies.get(o.index)).unwrap_or(&self.service_policy)
+    }
+
+    /// The contract of `operation`, if it has one.
+    pub fn contract(&self, operation: Option<&CompiledOperation>) -> Option<&OperationContract> {
+        operation.and_then(|o| self.operation_contracts.get(o.index)).filter(|c| !c.is_empty())
     }
 }
 
@@ -107,6 +118,8 @@ pub struct Snapshot {
     pub clients: HashMap<String, Arc<ClientEntry>>,
     identities: IdentityIndex,
     pub grants: Vec<GrantDoc>,
+    /// The store's contract schemas by path under `schemas/` (for discovery).
+    pub schemas: HashMap<String, Arc<serde_json::Value>>,
     pub tiers: HashMap<String, TierDoc>,
     /// Every rate limit by identity (scope, subject, quota); the next build reuses those that stay.
     limits: HashMap<Box<str>, Arc<Limit>>,
@@ -133,6 +146,7 @@ impl Snapshot {
             clients: HashMap::new(),
             identities: IdentityIndex::default(),
             grants: Vec::new(),
+            schemas: HashMap::new(),
             tiers: HashMap::new(),
             limits: HashMap::new(),
         }
@@ -157,6 +171,7 @@ impl Snapshot {
         for (_, path, schema) in &docs.schemas {
             schemas.insert(path.as_str(), schema);
         }
+        let mut compiler = Compiler::new(&schemas, crate::contract::FORMATS);
 
         let mut routes = RouteTable::default();
         let mut services = Vec::with_capacity(docs.services.len());
@@ -175,7 +190,7 @@ impl Snapshot {
                 ));
                 continue;
             }
-            match compile_service(services.len(), origin, doc, &schemas, ctx, &reusable) {
+            match compile_service(services.len(), origin, doc, &schemas, &mut compiler, ctx, &reusable) {
                 Ok(mut service) => {
                     service.limit =
                         doc.rate_limit.and_then(|q| limits.limit(Scope::Service, &service.key, Quota::from_doc(&q)));
@@ -287,6 +302,7 @@ impl Snapshot {
             clients,
             identities,
             grants: docs.grants.iter().map(|(_, g)| g.clone()).collect(),
+            schemas: docs.schemas.iter().map(|(_, path, value)| (path.clone(), Arc::new(value.clone()))).collect(),
             tiers,
             limits: limits.finish(),
         })
@@ -328,6 +344,7 @@ fn compile_service(
     origin: &str,
     doc: &ServiceDoc,
     schemas: &HashMap<&str, &serde_json::Value>,
+    compiler: &mut Compiler<'_>,
     ctx: &BuildContext<'_>,
     reusable: &HashMap<&PoolSpec, &Arc<UpstreamPool>>,
 ) -> Result<CompiledService, Vec<Diagnostic>> {
@@ -339,6 +356,7 @@ fn compile_service(
         problems.push(Diagnostic::error(origin, problem));
     }
     let mut operation_policies = Vec::with_capacity(doc.operations.len());
+    let mut operation_contracts = Vec::with_capacity(doc.operations.len());
     for (position, op) in doc.operations.iter().enumerate() {
         if op.classification.is_some_and(|c| c < doc.classification) {
             problems.push(Diagnostic::error(
@@ -377,6 +395,7 @@ fn compile_service(
             }
         }
         operation_policies.push(policy);
+        operation_contracts.push(compile_contract(origin, op, compiler, &mut problems));
         if !ids.insert(op.id.as_str()) {
             problems.push(Diagnostic::error(origin, format!("operation id `{}` is used twice", op.id)));
         }
@@ -417,7 +436,39 @@ fn compile_service(
         origin: origin.to_string(),
         operation_policies: operation_policies.into_boxed_slice(),
         service_policy: OperationPolicy { classification: doc.classification, responses: Vec::new() },
+        operation_contracts: operation_contracts.into_boxed_slice(),
+        contract_violations: std::sync::atomic::AtomicU64::new(0),
     })
+}
+
+/// The compiled contract of one operation; problems are added to `problems`.
+fn compile_contract(
+    origin: &str,
+    op: &crate::store::documents::OperationDoc,
+    compiler: &mut Compiler<'_>,
+    problems: &mut Vec<Diagnostic>,
+) -> OperationContract {
+    let mut contract = OperationContract::default();
+    let mut compile = |what: &str, path: &str| {
+        compiler.validator(path).map_err(|e| {
+            problems.push(Diagnostic::error(origin, format!("operation `{}` {what}: {e}", op.id)));
+        })
+    };
+    if let Some(request) = &op.request {
+        if let Ok(v) = compile("request", &request.schema) {
+            contract.request = Some((v, request.content_type.to_ascii_lowercase().into()));
+        }
+    }
+    if let Some(query) = &op.query {
+        contract.query = compile("query", &query.schema).ok();
+    }
+    for (status, response) in &op.responses {
+        if let Ok(v) = compile(&format!("response {status}"), &response.schema) {
+            let code = if status == "default" { 0 } else { status.parse().unwrap_or(0) };
+            contract.responses.push((code, v));
+        }
+    }
+    contract
 }
 
 /// The TLS client config of a service's upstream: the shared roots, plus its client certificate if it has one.
@@ -448,6 +499,8 @@ fn placeholder(index: usize, origin: &str, doc: &ServiceDoc, ctx: &BuildContext<
         origin: origin.to_string(),
         operation_policies: Box::default(),
         service_policy: OperationPolicy::default(),
+        operation_contracts: Box::default(),
+        contract_violations: std::sync::atomic::AtomicU64::new(0),
     }
 }
 

@@ -25,16 +25,21 @@ use crate::audit::nik::NikScanner;
 use crate::audit::record::ExchangeRecord;
 use crate::audit::tap::{AuditedBody, RequestOutcome, RequestTap, SharedOutcome};
 use crate::audit::{AuditDurability, Auditor};
+use crate::contract::{self, OperationContract};
 use crate::error::GatewayError;
 use crate::policy;
+use crate::proxy::body::RequestBody;
 use crate::proxy::body::ResponseBody;
 use crate::proxy::headers::{self, X_PENGHUBUNG_PURPOSE, X_REQUEST_ID};
 use crate::proxy::{self, Caller, Downstream};
 use crate::ratelimit::{MeteredBody, RateLimiter, RequestLimits};
 use crate::routing::split_service_path;
+use crate::snapshot::CompiledService;
 use crate::snapshot::{ClientEntry, Snapshot, SnapshotCell};
+use crate::store::documents::ResponseCheck;
 use crate::tls::identity::PeerCertificate;
 use crate::tls::material::TlsState;
+use http_body_util::BodyExt;
 
 /// Prefix of the gateway's own endpoints (OPD ids cannot start with `_`).
 pub const GATEWAY_PATH_PREFIX: &str = "/_penghubung/";
@@ -44,6 +49,8 @@ pub const GATEWAY_PATH_PREFIX: &str = "/_penghubung/";
 pub struct HeadLimits {
     pub max_header_bytes: usize,
     pub max_uri_bytes: usize,
+    /// Largest upstream response read whole to check it against its contract.
+    pub max_checked_response: u64,
 }
 
 /// State shared by every connection.
@@ -260,11 +267,21 @@ async fn route_and_forward(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     check_head(&shared.limits, &request)?;
     let path = request.uri().path();
+    let snapshot = shared.snapshot.load();
+    if path.starts_with(crate::discovery::PREFIX) {
+        // Discovery answers per client: identify first.
+        let client = match &downstream.certificate {
+            Some(certificate) => Some(identify(shared, &snapshot, certificate)?),
+            None if shared.policy.enforce => return Err(GatewayError::IdentityRequired),
+            None => None,
+        };
+        exchange.client = client.map(|c| c.client_header.clone());
+        return crate::discovery::handle(&snapshot, client.map(|c| &**c), request.method(), path);
+    }
     if path.starts_with(GATEWAY_PATH_PREFIX) {
         // Health needs a verified certificate (the handshake), not a registered client: probes use it.
         return gateway_endpoint(shared, request.method(), path);
     }
-    let snapshot = shared.snapshot.load();
     let client = match &downstream.certificate {
         Some(certificate) => {
             let client = identify(shared, &snapshot, certificate)?;
@@ -303,7 +320,7 @@ async fn route_and_forward(
         facts.operation_id = matched.map(|o| Arc::clone(&o.id));
         facts.path = matched.map(|o| Arc::clone(&o.template)); // pass-through: the writer says `/{service}/*`
     }
-    let (_operation, permit) = decided?;
+    let (operation, permit) = decided?;
     exchange.purpose = permit.as_ref().and_then(|p| p.purpose.clone());
     let rest_offset = path.len() - address.rest.len();
 
@@ -349,16 +366,24 @@ async fn route_and_forward(
         }
         _ => None,
     };
-    let (parts, body) = request.into_parts();
+    let contract = service.contract(operation);
+    let (mut parts, body) = request.into_parts();
+    let body = match contract {
+        Some(contract) => check_request(contract, &mut parts, body, service, tap).await?,
+        None => RequestBody::new(body, service.max_request_body, tap),
+    };
     // Boxed so that the (large) forwarding state is not copied through every enclosing future.
     let (mut response, upstream) =
-        Box::pin(proxy::forward(service, parts, body, rest_offset, downstream, caller, tap)).await?;
+        Box::pin(proxy::forward(service, parts, body, rest_offset, downstream, caller)).await?;
     exchange.upstream = Some(upstream);
     if let Some(admitted) = &admitted {
         admitted.apply(response.headers_mut());
     }
     if let Some(limit) = byte_limit {
         response = response.map(|body| ResponseBody::Metered(Box::new(MeteredBody::new(body, Arc::clone(limit)))));
+    }
+    if let Some(validator) = contract.and_then(|c| c.response_for(response.status().as_u16())) {
+        response = check_response(response, validator, service, operation, shared.limits.max_checked_response).await?;
     }
     let redaction = permit.as_ref().and_then(|p| Some((p.client.doc.clearance, p.redaction?)));
     match redaction.and_then(|(clearance, policy)| {
@@ -371,6 +396,71 @@ async fn route_and_forward(
         }
         None => Ok(response),
     }
+}
+
+/// Holds the request to its contract: query parameters, media type, then the body, read whole (up to the
+/// service's limit, within its request timeout), parsed and validated. Nothing invalid reaches the upstream.
+async fn check_request(
+    contract: &OperationContract,
+    parts: &mut http::request::Parts,
+    body: Incoming,
+    service: &CompiledService,
+    tap: Option<Box<RequestTap>>,
+) -> Result<RequestBody, GatewayError> {
+    if let Some(query) = &contract.query {
+        contract::check::check_query(parts.uri.query(), query)?;
+    }
+    let Some((validator, media_type)) = &contract.request else {
+        return Ok(RequestBody::new(body, service.max_request_body, tap));
+    };
+    contract::check::check_media_type(&parts.headers, media_type)?;
+    let limit = service.max_request_body;
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    let bytes = match tokio::time::timeout(service.pool.spec.request_timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(GatewayError::BodyTooLarge { limit }),
+        Ok(Err(e)) => return Err(GatewayError::BodyIncomplete { reason: e.to_string() }),
+        Err(_) => return Err(GatewayError::BodyIncomplete { reason: "the body did not arrive in time".into() }),
+    };
+    contract::check::check_request_body(&bytes, validator)?;
+    parts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    parts.headers.remove(http::header::TRANSFER_ENCODING);
+    Ok(RequestBody::buffered(bytes, tap))
+}
+
+/// Holds an upstream response to its contract: `enforce` replaces a violating response with 502
+/// `contract.response_invalid` (its body is not passed on); `report` passes it on, logs the violations
+/// (pointers and keywords only, never values) and counts them on the service.
+async fn check_response(
+    response: Response<ResponseBody>,
+    validator: &jsonschema::Validator,
+    service: &CompiledService,
+    operation: Option<&crate::routing::CompiledOperation>,
+    limit: u64,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let (parts, body) = response.into_parts();
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    let bytes = match tokio::time::timeout(service.pool.spec.request_timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) | Err(_) => return Err(GatewayError::UpstreamBadResponse { service: service.key.to_string() }),
+    };
+    if let Err(violations) = contract::check::check_response_body(&bytes, validator) {
+        service.contract_violations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let summary: Vec<String> = violations.iter().map(|v| format!("{} ({})", v.pointer, v.keyword)).collect();
+        tracing::warn!(
+            target: "penghubung::contract",
+            service = %service.key,
+            operation = operation.map_or("-", |o| &*o.id),
+            status = parts.status.as_u16(),
+            mode = ?service.doc.response_check,
+            violations = %summary.join(", "),
+            "upstream response violates its contract"
+        );
+        if service.doc.response_check == ResponseCheck::Enforce {
+            return Err(GatewayError::ResponseInvalid { service: service.key.to_string(), violations });
+        }
+    }
+    Ok(Response::from_parts(parts, ResponseBody::full(bytes)))
 }
 
 /// Authentication, per request: the connection's certificate must not be revoked by the current CRLs, must be

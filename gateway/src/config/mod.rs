@@ -158,6 +158,13 @@ pub struct LimitsConfig {
     /// Default maximum request body; a service may set its own. Over the limit gets 413.
     #[serde(default = "default_max_body")]
     pub max_request_body: ByteSize,
+    /// Largest upstream response read whole to check it against its contract; a larger one is a 502.
+    #[serde(default = "default_max_checked_response")]
+    pub max_checked_response: ByteSize,
+}
+
+fn default_max_checked_response() -> ByteSize {
+    ByteSize(8 * 1024 * 1024)
 }
 
 /// Logging.
@@ -683,7 +690,7 @@ impl Default for UpstreamDefaults {
 }
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_request_body: default_max_body() }
+        Self { max_request_body: default_max_body(), max_checked_response: default_max_checked_response() }
     }
 }
 impl Default for LogConfig {

@@ -1,7 +1,53 @@
-//! Contracts (issue 5): the building blocks the snapshot and the request pipeline use to hold both sides of a
-//! service to its contract. [`formats`] checks Indonesian reference data (NIK, NIP, kode wilayah, NPWP, NIB,
-//! phone numbers) as JSON Schema custom formats; [`openapi`] imports an OpenAPI 3.0/3.1 document into operations
-//! with self-contained JSON Schemas, and exports a service as the gateway enforces it.
+//! Contracts: every operation may name JSON Schemas (2020-12) for its request body, its query parameters and its
+//! responses by status. They are compiled once per snapshot ([`compile`]) against the store's schemas and the
+//! reference types shipped in `schemas/ref/`, whose semantic checks are the custom formats of [`formats`] (NIK,
+//! NIP, kode wilayah, NPWP, NIB, phone numbers); nothing is ever fetched: a remote `$ref` is a load error.
+//! [`check`] holds a request or a response to its contract on the data plane. [`openapi`] imports an OpenAPI
+//! 3.0/3.1 document into operations with self-contained schemas, and exports a service as the gateway enforces
+//! it (discovery).
 
+pub mod check;
+pub mod compile;
 pub mod formats;
 pub mod openapi;
+
+use std::sync::Arc;
+
+use jsonschema::Validator;
+
+/// The custom `format` checks registered on every contract validator (the reference types).
+pub const FORMATS: &[(&str, compile::FormatCheck)] = formats::FORMATS;
+
+/// The compiled contract of one operation.
+#[derive(Debug, Default)]
+pub struct OperationContract {
+    /// Body schema and the media type the body must have.
+    pub request: Option<(Arc<Validator>, Arc<str>)>,
+    pub query: Option<Arc<Validator>>,
+    /// By status; 0 stands for `default`.
+    pub responses: Vec<(u16, Arc<Validator>)>,
+}
+
+impl OperationContract {
+    /// The response schema for `status` (exact, else `default`).
+    pub fn response_for(&self, status: u16) -> Option<&Validator> {
+        let exact = self.responses.iter().find(|(s, _)| *s == status);
+        exact.or_else(|| self.responses.iter().find(|(s, _)| *s == 0)).map(|(_, v)| &**v)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.request.is_none() && self.query.is_none() && self.responses.is_empty()
+    }
+}
+
+/// One way an instance violates its schema: where, which keyword, and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Violation {
+    /// JSON pointer into the instance (`/anggota/0/nik`); empty for the whole document.
+    pub pointer: String,
+    /// The schema keyword that failed (`required`, `format`, `pattern`, ...).
+    pub keyword: String,
+    /// What is wrong; omitted for responses (it may quote upstream data the caller may not see).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}

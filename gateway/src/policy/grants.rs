@@ -76,6 +76,26 @@ impl CompiledGrant {
         })
     }
 
+    /// Whether the grant covers the operation at `index` (`None`: a pass-through service).
+    pub fn covers(&self, index: Option<usize>) -> bool {
+        match (&self.operations, index) {
+            (Operations::All, _) => true,
+            (Operations::Some(list), Some(index)) => list.binary_search(&index).is_ok(),
+            (Operations::Some(_), None) => false,
+        }
+    }
+
+    /// Whether `now` (Unix seconds) is inside the validity window.
+    pub fn valid_at(&self, now: i64) -> bool {
+        self.not_before.as_ref().is_none_or(|(from, _)| now >= *from)
+            && self.not_after.as_ref().is_none_or(|(until, _)| now <= *until)
+    }
+
+    /// The purposes the grant allows (empty: any).
+    pub fn purposes(&self) -> impl Iterator<Item = &str> {
+        self.purposes.iter().map(|p| &**p)
+    }
+
     /// Whether this grant admits the operation (by index; `None` for a pass-through service) for `purpose` at
     /// `now`: operation, then validity window, then purpose. On refusal, the stage reached and the denial.
     pub fn admits(
@@ -85,12 +105,7 @@ impl CompiledGrant {
         purpose: Option<&[u8]>,
         now: i64,
     ) -> Result<(), (u8, Denial)> {
-        let covered = match (&self.operations, operation) {
-            (Operations::All, _) => true,
-            (Operations::Some(list), Some(index)) => list.binary_search(&index).is_ok(),
-            (Operations::Some(_), None) => false,
-        };
-        if !covered {
+        if !self.covers(operation) {
             let denial = Denial::OperationNotGranted {
                 operation: Arc::clone(operation_label),
                 granted: self.granted_label.clone(),

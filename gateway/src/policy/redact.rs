@@ -223,11 +223,20 @@ fn classification_of(property: &Value, root: &Value, depth: usize) -> Result<Opt
     Ok(own.max(referenced))
 }
 
-/// Resolves a local `$ref` (`#/$defs/penduduk`). Anything else is refused: a contract never fetches at run time.
+/// Resolves a local `$ref` (`#/$defs/penduduk`). A reference type (`/ref/nik.schema.json`) is a scalar without
+/// marks and resolves to an empty schema. Anything else is refused: a mark behind another file would otherwise go
+/// unseen (put such definitions under `$defs`).
 fn resolve<'a>(root: &'a Value, reference: &str) -> Result<&'a Value, String> {
-    let pointer = reference
-        .strip_prefix('#')
-        .ok_or_else(|| format!("`$ref: {reference}` is not local (only `#/...` references are allowed here)"))?;
+    static SCALAR: Value = Value::Bool(true);
+    if reference.starts_with("/ref/") || reference.starts_with("https://schemas.penghubung.local/ref/") {
+        return Ok(&SCALAR);
+    }
+    let pointer = reference.strip_prefix('#').ok_or_else(|| {
+        format!(
+            "`$ref: {reference}` is not local: a schema with `{KEYWORD}` marks may refer only to its own `$defs` \
+             (`#/...`) and to the reference types (`/ref/...`)"
+        )
+    })?;
     root.pointer(pointer).ok_or_else(|| format!("`$ref: {reference}` does not resolve inside the schema"))
 }
 

@@ -22,10 +22,12 @@ pub enum RequestBodyError {
     Client(#[from] hyper::Error),
 }
 
-/// The caller's body on its way to the upstream, cut off with an error once it passes `limit` bytes.
+/// The caller's body on its way to the upstream: streamed and cut off with an error once it passes `limit`
+/// bytes, or already read whole (when a contract had to check it first).
 #[derive(Debug)]
 pub struct RequestBody {
     inner: Option<Incoming>,
+    buffered: Option<Bytes>,
     limit: u64,
     seen: u64,
     /// Digest and NIK scan for the audit record.
@@ -34,16 +36,26 @@ pub struct RequestBody {
 
 impl RequestBody {
     pub fn new(inner: Incoming, limit: u64, tap: Option<Box<RequestTap>>) -> Self {
-        let mut body = Self { inner: Some(inner), limit, seen: 0, tap };
+        let mut body = Self { inner: Some(inner), buffered: None, limit, seen: 0, tap };
         if let Some(tap) = body.tap.as_mut().filter(|_| body.inner.as_ref().is_some_and(Body::is_end_stream)) {
             tap.finish(); // a body-less request is never polled
         }
         body
     }
 
+    /// A body that was read whole before forwarding (a contract checked it); the tap sees it as it is sent.
+    pub fn buffered(bytes: Bytes, tap: Option<Box<RequestTap>>) -> Self {
+        let mut body =
+            Self { inner: None, buffered: Some(bytes).filter(|b| !b.is_empty()), limit: u64::MAX, seen: 0, tap };
+        if let Some(tap) = body.tap.as_mut().filter(|_| body.buffered.is_none()) {
+            tap.finish();
+        }
+        body
+    }
+
     /// An empty body (used to re-send a body-less request to another endpoint).
     pub fn empty() -> Self {
-        Self { inner: None, limit: 0, seen: 0, tap: None }
+        Self { inner: None, buffered: None, limit: 0, seen: 0, tap: None }
     }
 }
 
@@ -53,6 +65,13 @@ impl Body for RequestBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        if let Some(bytes) = this.buffered.take() {
+            if let Some(tap) = this.tap.as_mut() {
+                tap.observe(&bytes);
+                tap.finish();
+            }
+            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+        }
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -85,11 +104,15 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.buffered.is_none() && self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        match (&self.buffered, &self.inner) {
+            (Some(bytes), _) => SizeHint::with_exact(bytes.len() as u64),
+            (None, Some(inner)) => inner.size_hint(),
+            (None, None) => SizeHint::with_exact(0),
+        }
     }
 }
 

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use http::header::{HeaderValue, ACCEPT_ENCODING, HOST};
 use http::{request, Method, Request, Response, Uri, Version};
-use hyper::body::Incoming;
 
 use crate::error::GatewayError;
 use crate::policy::Permit;
@@ -70,11 +69,10 @@ impl<'a> Caller<'a> {
 pub async fn forward(
     service: &CompiledService,
     mut parts: request::Parts,
-    body: Incoming,
+    body: RequestBody,
     rest_offset: usize,
     downstream: &Downstream,
     caller: Caller<'_>,
-    tap: Option<Box<crate::audit::tap::RequestTap>>,
 ) -> Result<(Response<ResponseBody>, Arc<str>), GatewayError> {
     let pool = &service.pool;
     let original_uri = parts.uri.clone(); // cheap: shared bytes
@@ -99,7 +97,6 @@ pub async fn forward(
     }
     parts.version = if pool.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
 
-    let body = RequestBody::new(body, service.max_request_body, tap);
     let retryable = is_idempotent(&parts.method) && http_body::Body::is_end_stream(&body);
     let attempts = if retryable { 1 + pool.spec.upstream.retries as usize } else { 1 }.min(MAX_ATTEMPTS);
     let mut tried = [usize::MAX; MAX_ATTEMPTS];

@@ -129,6 +129,9 @@ pub struct ServiceDoc {
     /// All callers of this service together (upstream protection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<QuotaDoc>,
+    /// How response contracts are held: `report` (default) or `enforce`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub response_check: ResponseCheck,
     /// Durability of this service's audit records; `[audit] durability` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditDurability>,
@@ -263,6 +266,10 @@ pub enum ResponseCheck {
     Report,
     /// Replace it with 502 `contract.response_invalid`; the upstream's body is not passed on.
     Enforce,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn json_media_type() -> String {

@@ -1,0 +1,176 @@
+//! Holding a request or a response to its contract on the data plane: media type, JSON syntax (with line and
+//! column), schema (`is_valid` first; the error list is only collected on failure, at most
+//! [`MAX_VIOLATIONS`]), and query parameters (an object of strings, arrays when a name repeats).
+
+use bytes::Bytes;
+use http::HeaderMap;
+use jsonschema::Validator;
+use serde_json::{Map, Value};
+
+use super::Violation;
+use crate::error::GatewayError;
+
+/// At most this many violations are reported.
+pub const MAX_VIOLATIONS: usize = 20;
+
+/// The media type essence of a `Content-Type` value (`application/json; charset=utf-8` → `application/json`).
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+/// Checks the request's media type against the contract's.
+pub fn check_media_type(headers: &HeaderMap, expected: &str) -> Result<(), GatewayError> {
+    match media_type(headers) {
+        Some(got) if got == expected => Ok(()),
+        got => Err(GatewayError::UnsupportedMediaType { expected: expected.to_string(), got }),
+    }
+}
+
+/// Parses and validates a request body.
+pub fn check_request_body(body: &Bytes, validator: &Validator) -> Result<(), GatewayError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| GatewayError::MalformedJson {
+        line: e.line(),
+        column: e.column(),
+        reason: e.to_string(),
+    })?;
+    if validator.is_valid(&value) {
+        return Ok(());
+    }
+    Err(GatewayError::RequestInvalid { violations: violations(validator, &value, true) })
+}
+
+/// Validates the query string (`None`: no query) as an object of parameters.
+pub fn check_query(query: Option<&str>, validator: &Validator) -> Result<(), GatewayError> {
+    let value = query_object(query.unwrap_or(""));
+    if validator.is_valid(&value) {
+        return Ok(());
+    }
+    Err(GatewayError::QueryInvalid { violations: violations(validator, &value, true) })
+}
+
+/// Validates a response body; `Err` holds the violations (without messages: they may quote upstream data).
+pub fn check_response_body(body: &[u8], validator: &Validator) -> Result<(), Vec<Violation>> {
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(vec![Violation {
+                pointer: String::new(),
+                keyword: "json".into(),
+                message: format!("not valid JSON at line {} column {}", e.line(), e.column()),
+            }])
+        }
+    };
+    if validator.is_valid(&value) {
+        return Ok(());
+    }
+    Err(violations(validator, &value, false))
+}
+
+fn violations(validator: &Validator, value: &Value, with_messages: bool) -> Vec<Violation> {
+    validator
+        .iter_errors(value)
+        .take(MAX_VIOLATIONS)
+        .map(|e| Violation {
+            pointer: e.instance_path.as_str().to_string(),
+            keyword: e.schema_path.as_str().rsplit('/').next().unwrap_or("").to_string(),
+            message: if with_messages { e.to_string() } else { String::new() },
+        })
+        .collect()
+}
+
+/// `a=1&b=x&b=y` → `{"a": "1", "b": ["x", "y"]}` (form decoding: `+` is a space, `%XX` escapes).
+pub fn query_object(query: &str) -> Value {
+    let mut map = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (name, value) = (decode(name), decode(value));
+        match map.get_mut(&name) {
+            None => {
+                map.insert(name, Value::String(value));
+            }
+            Some(Value::Array(list)) => list.push(Value::String(value)),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, Value::String(value)]);
+            }
+        }
+    }
+    Value::Object(map)
+}
+
+fn decode(text: &str) -> String {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn validator(schema: Value) -> Validator {
+        jsonschema::options().should_validate_formats(true).build(&schema).unwrap()
+    }
+
+    #[test]
+    fn malformed_json_has_line_and_column() {
+        let v = validator(json!({}));
+        let err = check_request_body(&Bytes::from_static(b"{\n  \"nik\": \"1\",\n  oops\n}"), &v).unwrap_err();
+        match err {
+            GatewayError::MalformedJson { line, column, .. } => assert_eq!((line, column), (3, 3)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nested_violations_name_their_pointers() {
+        let v = validator(json!({
+            "type": "object",
+            "required": ["anggota"],
+            "properties": {"anggota": {"type": "array", "items": {"type": "object", "required": ["nik"],
+                "properties": {"nik": {"type": "string", "pattern": "^[0-9]{16}$"}}}}}
+        }));
+        let body = Bytes::from_static(br#"{"anggota": [{"nik": "1807015508900002"}, {"nik": "12"}, {}]}"#);
+        let GatewayError::RequestInvalid { violations } = check_request_body(&body, &v).unwrap_err() else { panic!() };
+        let found: Vec<(&str, &str)> = violations.iter().map(|v| (v.pointer.as_str(), v.keyword.as_str())).collect();
+        assert_eq!(found, [("/anggota/1/nik", "pattern"), ("/anggota/2", "required")]);
+        assert!(violations.iter().all(|v| !v.message.is_empty()));
+    }
+
+    #[test]
+    fn violations_are_bounded() {
+        let v = validator(json!({"type": "array", "items": {"type": "string"}}));
+        let body = Bytes::from(serde_json::to_vec(&vec![1; 100]).unwrap());
+        let GatewayError::RequestInvalid { violations } = check_request_body(&body, &v).unwrap_err() else { panic!() };
+        assert_eq!(violations.len(), MAX_VIOLATIONS);
+    }
+
+    #[test]
+    fn query_strings_become_objects() {
+        assert_eq!(query_object("a=1&b=x+y&b=%2Fz&c"), json!({"a": "1", "b": ["x y", "/z"], "c": ""}));
+        let v = validator(json!({"type": "object", "required": ["tahun"], "additionalProperties": false,
+            "properties": {"tahun": {"type": "string", "pattern": "^[0-9]{4}$"}}}));
+        assert!(check_query(Some("tahun=2025"), &v).is_ok());
+        assert!(check_query(None, &v).is_err());
+        assert!(check_query(Some("tahun=2025&x=1"), &v).is_err());
+    }
+
+    #[test]
+    fn response_violations_carry_no_values() {
+        let v = validator(json!({"properties": {"nik": {"type": "string", "maxLength": 3}}}));
+        let found = check_response_body(br#"{"nik": "1807015508900002"}"#, &v).unwrap_err();
+        assert_eq!(found[0].pointer, "/nik");
+        assert!(found[0].message.is_empty());
+    }
+
+    #[test]
+    fn media_types() {
+        let mut h = HeaderMap::new();
+        assert!(check_media_type(&h, "application/json").is_err());
+        h.insert(http::header::CONTENT_TYPE, "Application/JSON; charset=utf-8".parse().unwrap());
+        assert!(check_media_type(&h, "application/json").is_ok());
+        h.insert(http::header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert!(check_media_type(&h, "application/json").is_err());
+    }
+}

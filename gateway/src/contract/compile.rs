@@ -1,0 +1,127 @@
+//! Compiling contract schemas into validators, once per snapshot. Every schema of the store is registered under
+//! `https://schemas.penghubung.local/store/{path}` and every reference type under
+//! `https://schemas.penghubung.local/ref/{name}`, so a contract can say `"$ref": "/ref/nik.schema.json"` or
+//! refer to another store schema by path. Anything else is refused when the snapshot is built (a retriever that
+//! never fetches): the data plane never touches the network for a schema. Validators are cached by path, so a
+//! schema used by many operations is compiled once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsonschema::{Resource, Retrieve, Validator};
+use serde_json::Value;
+
+use crate::embedded;
+
+/// The base of every schema URI the gateway knows.
+pub const BASE: &str = "https://schemas.penghubung.local/";
+
+/// Custom `format` checks (`nik`, `nip`, ...); registered on every validator.
+pub type FormatCheck = fn(&str) -> bool;
+
+/// Compiles the store's schemas on demand, caching by path.
+pub struct Compiler<'a> {
+    store: &'a HashMap<&'a str, &'a Value>,
+    formats: &'a [(&'static str, FormatCheck)],
+    cache: HashMap<String, Arc<Validator>>,
+}
+
+impl<'a> Compiler<'a> {
+    /// `store`: the store's schemas by path under `schemas/`.
+    pub fn new(store: &'a HashMap<&'a str, &'a Value>, formats: &'a [(&'static str, FormatCheck)]) -> Self {
+        Compiler { store, formats, cache: HashMap::new() }
+    }
+
+    /// The validator of the store schema at `path`, or why it cannot be built.
+    pub fn validator(&mut self, path: &str) -> Result<Arc<Validator>, String> {
+        if let Some(v) = self.cache.get(path) {
+            return Ok(Arc::clone(v));
+        }
+        let schema =
+            self.store.get(path).ok_or_else(|| format!("schema `{path}` is not in the store (schemas/{path})"))?;
+        let mut options = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .with_base_uri(format!("{BASE}store/{path}"))
+            .should_validate_formats(true)
+            .with_retriever(Refuse);
+        for (name, check) in self.formats {
+            options = options.with_format(*name, *check);
+        }
+        for (other, value) in self.store.iter() {
+            // a schema with a remote `$ref` is reported on its own, not through every schema that could see it
+            if *other != path && remote_ref(value).is_none() {
+                options = options.with_resource(format!("{BASE}store/{other}"), resource(value)?);
+            }
+        }
+        for (name, text) in embedded::schemas_under("ref/") {
+            let value: Value = serde_json::from_str(text).map_err(|e| format!("reference type {name}: {e}"))?;
+            options = options.with_resource(format!("{BASE}{name}"), resource(&value)?);
+        }
+        let validator = options.build(schema).map_err(|e| format!("schema `{path}`: {e}"))?;
+        let validator = Arc::new(validator);
+        self.cache.insert(path.to_string(), Arc::clone(&validator));
+        Ok(validator)
+    }
+}
+
+/// The first `$ref` in `value` that points outside the gateway's own schemas (`https://...`, `urn:...`).
+fn remote_ref(value: &Value) -> Option<String> {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                if r.contains(':') && !r.starts_with(BASE) {
+                    return Some(r.clone());
+                }
+            }
+            map.values().find_map(remote_ref)
+        }
+        Value::Array(items) => items.iter().find_map(remote_ref),
+        _ => None,
+    }
+}
+
+fn refused(uri: &str) -> String {
+    format!(
+        "`$ref` to `{uri}` is not allowed: contracts refer only to schemas in the store (by path) and to the \
+         reference types (/ref/nik.schema.json, ...); nothing is fetched"
+    )
+}
+
+fn resource(value: &Value) -> Result<Resource, String> {
+    Resource::from_contents(value.clone()).map_err(|e| e.to_string())
+}
+
+/// The retriever of last resort: every `$ref` the gateway does not hold is an error at load time.
+struct Refuse;
+
+impl Retrieve for Refuse {
+    fn retrieve(&self, uri: &jsonschema::Uri<String>) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        Err(refused(uri.as_str()).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn local_references_resolve_and_remote_ones_are_refused() {
+        let pasien = json!({"type": "object", "properties": {"alamat": {"$ref": "common/alamat.json"}}});
+        let alamat = json!({"type": "object", "required": ["desa"]});
+        let remote = json!({"$ref": "https://example.org/schema.json"});
+        let store: HashMap<&str, &Value> =
+            [("dinkes/pasien.json", &pasien), ("dinkes/common/alamat.json", &alamat), ("x/remote.json", &remote)]
+                .into_iter()
+                .collect();
+        let mut compiler = Compiler::new(&store, &[]);
+        let v = compiler.validator("dinkes/pasien.json").unwrap();
+        assert!(v.is_valid(&json!({"alamat": {"desa": "Sukadana"}})));
+        assert!(!v.is_valid(&json!({"alamat": {}})));
+        let again = compiler.validator("dinkes/pasien.json").unwrap();
+        assert!(Arc::ptr_eq(&v, &again), "cached");
+        let err = compiler.validator("x/remote.json").unwrap_err();
+        assert!(err.contains("example.org"), "{err}");
+        assert!(compiler.validator("tidak/ada.json").unwrap_err().contains("not in the store"));
+    }
+}
