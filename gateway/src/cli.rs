@@ -163,6 +163,27 @@ enum ServiceCommand {
         #[arg(long)]
         service: String,
     },
+    /// Create or update a service's operations and contracts from an OpenAPI 3.0/3.1 document (JSON).
+    ImportOpenapi {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The OpenAPI document (JSON; convert YAML first).
+        file: PathBuf,
+        #[arg(long)]
+        opd: String,
+        /// The service name (the route is /{opd}/{service}/v{version}).
+        #[arg(long)]
+        service: String,
+        #[arg(long, default_value_t = 1)]
+        version: u32,
+        /// Backend base URL (required for a new service).
+        #[arg(long)]
+        upstream: Option<String>,
+        /// terbuka, terbatas, rahasia or sangat_rahasia (required for a new service unless the document has
+        /// info.x-klasifikasi).
+        #[arg(long)]
+        classification: Option<String>,
+    },
     /// → retired, for good.
     Retire {
         #[command(flatten)]
@@ -485,6 +506,20 @@ fn report_change(outcome: Result<String, String>) -> i32 {
 
 fn run_service(command: ServiceCommand) -> Result<String, String> {
     let (store, service, transition) = match command {
+        ServiceCommand::ImportOpenapi { store, file, opd, service, version, upstream, classification } => {
+            let classification = classification
+                .map(|c| Classification::parse(&c).ok_or_else(|| format!("`{c}` is not a classification")))
+                .transpose()?;
+            let request = crate::manage::ImportRequest {
+                file: &file,
+                opd: &opd,
+                name: &service,
+                version,
+                upstream: upstream.as_deref(),
+                classification,
+            };
+            return Workspace::open(store.config.as_deref())?.import_openapi(&request);
+        }
         ServiceCommand::Submit { store, service } => (store, service, Transition::Submit),
         ServiceCommand::Approve { store, service, operations, security: _, by, reason } => {
             let kind = if operations { ApprovalKind::Operations } else { ApprovalKind::Security };

@@ -71,6 +71,110 @@ impl Workspace {
         Ok(format!("{service_key}: {} → {status}", doc.status))
     }
 
+    /// Creates or updates the service `opd/name/v{version}` from an OpenAPI 3.0/3.1 document (JSON): its
+    /// operations and, per operation, request, query and response contracts written under
+    /// `schemas/{opd}/{name}/v{version}/`. A new service is a `draft` (it needs `upstream` and a classification);
+    /// an existing one keeps its status, approvals, upstream and limits (its document is rewritten, so its
+    /// comments are not kept). Returns a summary and the importer's warnings.
+    pub fn import_openapi(&self, request: &ImportRequest<'_>) -> Result<String, String> {
+        use crate::contract::openapi;
+        use crate::store::documents::{OperationDoc, RequestContractDoc, ResponseDoc, SchemaRefDoc};
+        let text = std::fs::read_to_string(request.file).map_err(|e| format!("{}: {e}", request.file.display()))?;
+        let document: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            format!("{}: not JSON ({e}); convert a YAML document to JSON first", request.file.display())
+        })?;
+        let imported = openapi::import(&document)
+            .map_err(|errors| format!("{} cannot be imported:\n  {}", request.file.display(), errors.join("\n  ")))?;
+        let key = format!("{}/{}/v{}", request.opd, request.name, request.version);
+        let existing = self.find_service(&key).ok();
+        let mut doc = match &existing {
+            Some((_, doc)) => doc.clone(),
+            None => {
+                let upstream = request.upstream.ok_or_else(|| {
+                    format!("`{key}` is a new service: give its backend with --upstream http://host:port")
+                })?;
+                let classification = request.classification.or(imported.classification).ok_or_else(|| {
+                    format!("`{key}` is a new service: give its classification with --classification")
+                })?;
+                let text = format!(
+                    "opd = {:?}\nname = {:?}\nversion = {}\ntitle = \"t\"\nclassification = {:?}\n[upstream]\nendpoints = [{:?}]\n",
+                    request.opd,
+                    request.name,
+                    request.version,
+                    classification.as_str(),
+                    upstream
+                );
+                toml::from_str::<ServiceDoc>(&text).map_err(|e| e.to_string())?
+            }
+        };
+        doc.title = imported.title.clone();
+        doc.description = imported.description.clone().or(doc.description);
+        if let Some(c) = request.classification {
+            doc.classification = c;
+        }
+        let folder = format!("{}/{}/v{}", request.opd, request.name, request.version);
+        let mut changes: Vec<(String, Option<String>)> = Vec::new();
+        let mut schema = |file: String, value: &serde_json::Value| -> Result<String, String> {
+            let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())? + "\n";
+            changes.push((format!("schemas/{file}"), Some(text)));
+            Ok(file)
+        };
+        let mut operations = Vec::new();
+        for op in &imported.operations {
+            let request_contract = match &op.request {
+                Some((content_type, value)) => Some(RequestContractDoc {
+                    schema: schema(format!("{folder}/{}.request.json", op.id), value)?,
+                    content_type: content_type.clone(),
+                }),
+                None => None,
+            };
+            let query = match &op.query {
+                Some(value) => Some(SchemaRefDoc { schema: schema(format!("{folder}/{}.query.json", op.id), value)? }),
+                None => None,
+            };
+            let mut responses = std::collections::BTreeMap::new();
+            for (status, value) in &op.responses {
+                let file = schema(format!("{folder}/{}.response-{status}.json", op.id), value)?;
+                responses.insert(status.clone(), ResponseDoc { schema: file, description: None });
+            }
+            operations.push(OperationDoc {
+                id: op.id.clone(),
+                method: op.method.clone(),
+                path: op.path.clone(),
+                summary: op.summary.clone(),
+                classification: op.classification.filter(|c| *c > doc.classification),
+                request: request_contract,
+                query,
+                responses,
+            });
+        }
+        doc.operations = operations;
+        let service_key = match &existing {
+            Some((stored, _)) => stored.key.clone(),
+            None => format!("services/{}/{}.toml", request.opd, request.name),
+        };
+        let body = toml::to_string(&doc).map_err(|e| e.to_string())?;
+        let header = format!(
+            "# Imported from {} (document version {}) on {}.\n",
+            request.file.display(),
+            imported.version,
+            now_rfc3339()
+        );
+        changes.push((service_key, Some(header + &body)));
+        self.commit_all(&changes)?;
+        let mut summary = format!(
+            "{key}: {} operation(s) imported ({}), {} schema file(s) under schemas/{folder}/; status {}",
+            doc.operations.len(),
+            doc.operations.iter().map(|o| o.id.as_str()).collect::<Vec<_>>().join(", "),
+            changes.len() - 1,
+            doc.status
+        );
+        for warning in &imported.warnings {
+            summary.push_str(&format!("\nwarning: {warning}"));
+        }
+        Ok(summary)
+    }
+
     /// Adds a grant document `grants/{id}.toml`.
     pub fn add_grant(&self, grant: &GrantDoc) -> Result<String, String> {
         let key = format!("grants/{}.toml", grant.id);
@@ -134,11 +238,20 @@ impl Workspace {
 
     /// Checks the store with `key` replaced by `text` (`None`: removed), then writes it.
     fn commit(&self, key: &str, text: Option<String>) -> Result<(), String> {
-        let kind = check_key(key).map_err(|e| e.to_string())?;
-        let mut documents: Vec<StoredDocument> = self.documents()?.into_iter().filter(|d| d.key != key).collect();
-        if let Some(text) = &text {
-            let origin = self.store.root().join(key).display().to_string();
-            documents.push(StoredDocument { kind, key: key.to_string(), origin, text: text.clone() });
+        self.commit_all(&[(key.to_string(), text)])
+    }
+
+    /// Checks the store with every change applied, then writes them in order (put the documents that others
+    /// refer to first: a reload between two writes then still sees a valid store).
+    fn commit_all(&self, changes: &[(String, Option<String>)]) -> Result<(), String> {
+        let mut documents: Vec<StoredDocument> =
+            self.documents()?.into_iter().filter(|d| !changes.iter().any(|(k, _)| *k == d.key)).collect();
+        for (key, text) in changes {
+            let kind = check_key(key).map_err(|e| e.to_string())?;
+            if let Some(text) = text {
+                let origin = self.store.root().join(key).display().to_string();
+                documents.push(StoredDocument { kind, key: key.clone(), origin, text: text.clone() });
+            }
         }
         let proposed = Proposed(documents);
         if let Err(problems) = check::load_and_compile(&self.config, &proposed) {
@@ -149,12 +262,26 @@ impl Workspace {
                 ));
             }
         }
-        match text {
-            Some(text) => self.store.put(key, &text),
-            None => self.store.delete(key),
+        for (key, text) in changes {
+            match text {
+                Some(text) => self.store.put(key, text),
+                None => self.store.delete(key),
+            }
+            .map_err(|e| e.to_string())?;
         }
-        .map_err(|e| e.to_string())
+        Ok(())
     }
+}
+
+/// What `penghubung service import-openapi` was asked to do.
+pub struct ImportRequest<'a> {
+    pub file: &'a Path,
+    pub opd: &'a str,
+    pub name: &'a str,
+    pub version: u32,
+    /// The backend of a new service.
+    pub upstream: Option<&'a str>,
+    pub classification: Option<Classification>,
 }
 
 /// The store as it would be after a change (read-only).

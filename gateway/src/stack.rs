@@ -510,6 +510,12 @@ fn gateway_endpoint(shared: &Shared, method: &Method, path: &str) -> Result<Resp
                 "generation": snapshot.generation,
                 "services": snapshot.route_count(),
                 "ratelimit": shared.ratelimit.status(),
+                // upstream responses outside their contract since this snapshot was loaded (contract drift)
+                "contract_violations": snapshot
+                    .services
+                    .iter()
+                    .map(|s| s.contract_violations.load(std::sync::atomic::Ordering::Relaxed))
+                    .sum::<u64>(),
             });
             let mut response = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
             *response.status_mut() = StatusCode::OK;

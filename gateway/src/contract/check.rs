@@ -40,11 +40,31 @@ pub fn check_request_body(body: &Bytes, validator: &Validator) -> Result<(), Gat
     Err(GatewayError::RequestInvalid { violations: violations(validator, &value, true) })
 }
 
-/// Validates the query string (`None`: no query) as an object of parameters.
+/// Validates the query string (`None`: no query) as an object of parameters. A parameter given once is a
+/// string; when the contract wants an array there (`?fields=nama` for `fields: array`), it is read as an array
+/// of one.
 pub fn check_query(query: Option<&str>, validator: &Validator) -> Result<(), GatewayError> {
-    let value = query_object(query.unwrap_or(""));
+    let mut value = query_object(query.unwrap_or(""));
     if validator.is_valid(&value) {
         return Ok(());
+    }
+    let wants_array: Vec<String> = validator
+        .iter_errors(&value)
+        .filter(|e| e.schema_path.as_str().ends_with("/type") && e.instance.is_string())
+        .filter_map(|e| e.instance_path.as_str().strip_prefix('/').filter(|p| !p.contains('/')).map(String::from))
+        .collect();
+    if !wants_array.is_empty() {
+        if let Value::Object(map) = &mut value {
+            for name in wants_array {
+                let name = name.replace("~1", "/").replace("~0", "~");
+                if let Some(single) = map.get_mut(&name) {
+                    *single = Value::Array(vec![single.take()]);
+                }
+            }
+        }
+        if validator.is_valid(&value) {
+            return Ok(());
+        }
     }
     Err(GatewayError::QueryInvalid { violations: violations(validator, &value, true) })
 }
@@ -154,6 +174,12 @@ mod tests {
         assert!(check_query(Some("tahun=2025"), &v).is_ok());
         assert!(check_query(None, &v).is_err());
         assert!(check_query(Some("tahun=2025&x=1"), &v).is_err());
+        let fields = validator(
+            json!({"type": "object", "properties": {"fields": {"type": "array", "items": {"enum": ["nama", "alamat"]}}}}),
+        );
+        assert!(check_query(Some("fields=nama"), &fields).is_ok(), "one value of an array parameter");
+        assert!(check_query(Some("fields=nama&fields=alamat"), &fields).is_ok());
+        assert!(check_query(Some("fields=agama"), &fields).is_err());
     }
 
     #[test]
