@@ -2,6 +2,7 @@
 
 mod audit;
 mod cli;
+mod contracts;
 mod forwarding;
 mod mtls;
 mod policy;
