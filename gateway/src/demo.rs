@@ -241,6 +241,15 @@ fn print_instructions(url: &str, workdir: &Path) {
         "  curl -s {tls} {url}{SAMPLE_DENIED}   # 403 policy.clearance: sangat_rahasia, SIMPUS is cleared for rahasia"
     );
     let _ = writeln!(out, "  curl -s {tls} {url}/dinsos/bansos/v1/penerima/1807015508900002   # 403 policy.no_grant");
+    let _ = writeln!(out, "  curl -s {tls} {url}/_penghubung/services   # what this client may call (discovery)");
+    let _ = writeln!(
+        out,
+        "  curl -s {tls} {url}/_penghubung/services/disdukcapil/kependudukan/v1/openapi.json   # its contract"
+    );
+    let _ = writeln!(
+        out,
+        "  curl -s {tls} -X POST -H 'content-type: application/json' -d '{{\"nik\":\"123\",\"nama\":\"X\"}}' {url}/disdukcapil/kependudukan/v1/verifikasi   # 400 contract.request_invalid"
+    );
     let _ = writeln!(
         out,
         "  curl -s {tls} -X POST -H 'content-type: application/json' -d '{{\"nik\":\"1807015508900002\",\"nama\":\"SITI AMINAH\"}}' {url}/disdukcapil/kependudukan/v1/verifikasi"
