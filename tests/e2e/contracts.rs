@@ -330,29 +330,7 @@ async fn discovery_shows_each_client_only_what_it_may_call() {
     let up = Upstream::text("{}").await;
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::with_trust_domain(dir.path(), penghubung::tls::ca::DEVELOPMENT_TRUST_DOMAIN);
-    // the baseline, every endpoint pointed at the test upstream
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    let mut documents = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let key = p.strip_prefix(&root).unwrap().to_string_lossy().to_string();
-            let mut text = std::fs::read_to_string(&p).unwrap();
-            if key.starts_with("services/") {
-                let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
-                let mut endpoints = toml_edit::Array::new();
-                endpoints.push(up.url());
-                doc["upstream"]["endpoints"] = toml_edit::value(endpoints);
-                text = doc.to_string();
-            }
-            documents.push((key, text));
-        }
-    }
+    let documents = docs::baseline(&up.url());
     let config = write_mtls_setup(dir.path(), &documents, &pki, "");
     let gateway = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();
     let base = format!("https://{}", gateway.local_addrs()[0]);

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -24,36 +25,9 @@ type HttpsClient = Client<HttpsConnector<HttpConnector>, TestBody>;
 const BASELINE_CLIENTS: [&str; 5] =
     ["dinkes/simpus", "dinsos/sikasos", "bappeda/sipd", "diskominfo/dashboard", "disdukcapil/siak"];
 
-fn baseline_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
-}
-
 /// The baseline documents, every upstream endpoint pointed at `upstream`.
 fn baseline_documents(upstream: &str) -> Vec<(String, String)> {
-    let root = baseline_dir();
-    let mut out = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let key = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
-            let mut text = std::fs::read_to_string(&path).unwrap();
-            if key.starts_with("services/") {
-                let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
-                let mut endpoints = toml_edit::Array::new();
-                endpoints.push(upstream);
-                doc["upstream"]["endpoints"] = toml_edit::value(endpoints);
-                text = doc.to_string();
-            }
-            out.push((key, text));
-        }
-    }
-    out.sort();
-    out
+    docs::baseline(upstream)
 }
 
 /// A resident record with fields of every classification, and visit lists with doctors' notes.

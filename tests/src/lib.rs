@@ -215,6 +215,34 @@ pub mod docs {
         )
     }
 
+    /// The shipped baseline policy set (`policies/`), every service's upstream pointed at `upstream`.
+    pub fn baseline(upstream: &str) -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        let mut out = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let key = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+                let mut text = std::fs::read_to_string(&path).unwrap();
+                if key.starts_with("services/") {
+                    let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
+                    let mut endpoints = toml_edit::Array::new();
+                    endpoints.push(upstream);
+                    doc["upstream"]["endpoints"] = toml_edit::value(endpoints);
+                    text = doc.to_string();
+                }
+                out.push((key, text));
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// An operation block to append to a service document.
     pub fn operation(id: &str, method: &str, path: &str) -> String {
         format!("\n[[operations]]\nid = \"{id}\"\nmethod = \"{method}\"\npath = \"{path}\"\n")
