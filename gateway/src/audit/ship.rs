@@ -509,7 +509,7 @@ impl Reader {
             return Err("the audit shipper has no segment open".into());
         };
         // Read whole lines: at least one, within the batch limits.
-        let mut want = 64 * 1024;
+        let mut want = MAX_BATCH_BYTES;
         loop {
             self.buf.resize(want, 0);
             let mut filled = 0;
