@@ -500,6 +500,11 @@ fn assert_stream_is_the_files(stream: &[StreamEntry], lines: &[String]) {
     }
 }
 
+/// The `hash` member of a record line.
+fn sha256_of_line(line: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(line).unwrap()["hash"].as_str().unwrap().to_string()
+}
+
 /// The gateway's `audit` health, polled until `done` holds (10 s at most).
 async fn wait_audit(url: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let client = http1_client();
@@ -598,9 +603,39 @@ async fn every_record_is_shipped_to_a_redis_stream_once_in_order_also_across_res
     })
     .await;
     gateway.shutdown().await;
-    assert_stream_is_the_files(&redis.stream(key), &file_lines(&log));
+    let lines = file_lines(&log);
+    assert_stream_is_the_files(&redis.stream(key), &lines);
     let (code, out) = verify(dir.path());
     assert_eq!(code, Some(0), "{out}");
+
+    // A stream that holds another chain is never written to: a conflict, reported in the health.
+    let last = lines.len();
+    redis.command(&format!("DEL {key}"));
+    redis.command(&format!("XADD {key} {last}-0 seq {last} hash {} line x", "0".repeat(64)));
+    let gateway = start().await;
+    let url = format!("http://{}", gateway.local_addrs()[0]);
+    wait_audit(&url, "a foreign chain is a conflict", |a| a["shipping"]["redis"] == "conflict").await;
+    gateway.shutdown().await;
+    assert_eq!(redis.stream(key).len(), 1, "nothing shipped into a foreign chain");
+
+    // A collector that deletes what it collected (`XTRIM … MINID`, here everything): shipping continues after
+    // the stream's last id, nothing is shipped again.
+    redis.command(&format!("DEL {key}"));
+    let first =
+        redis.command(&format!("XADD {key} {last}-0 seq {last} hash {} line x", sha256_of_line(&lines[last - 1])));
+    assert!(first.contains(&format!("{last}-0")), "{first}");
+    redis.command(&format!("XTRIM {key} MAXLEN 0"));
+    let gateway = start().await;
+    let url = format!("http://{}", gateway.local_addrs()[0]);
+    wait_audit(&url, "shipping continues after a trimmed stream", |a| {
+        caught_up(a) && a["written_seq"].as_u64() > Some(last as u64)
+    })
+    .await;
+    gateway.shutdown().await;
+    let lines = file_lines(&log);
+    let ids: Vec<String> = redis.stream(key).into_iter().map(|(id, _)| id).collect();
+    let expected: Vec<String> = (last + 1..=lines.len()).map(|seq| format!("{seq}-0")).collect();
+    assert_eq!(ids, expected, "only the records after the trimmed ones");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

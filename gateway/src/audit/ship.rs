@@ -9,8 +9,8 @@
 //! explicit ids above the stream's last one, so shipping is idempotent: a record shipped twice is refused
 //! (`equal or smaller than the target stream top item`), never stored twice.
 //!
-//! On (re)connection the shipper reads the last entry of the stream (`XREVRANGE key + - COUNT 1`), checks that
-//! its `hash` is the local record's with that `seq` (another chain in the same stream is a conflict: reported,
+//! On (re)connection the shipper reads where the stream stands (`XINFO STREAM`: its last id, and its last entry),
+//! checks that the last entry's `hash` is the local record's with that `seq` (another chain in the same stream is a conflict: reported,
 //! nothing shipped), and ships every record after it, in `seq` order, in pipelined batches of at most
 //! [`MAX_BATCH`] entries / [`MAX_BATCH_BYTES`], reading from the files. While Redis is unreachable it retries
 //! with backoff (50 ms doubling up to `[redis] max_reconnect_backoff`), logs the loss once (`warn`) and the
@@ -156,7 +156,8 @@ enum Ended {
     Conflict(String),
 }
 
-/// The last entry of the stream: `seq` (0 when empty) and its `hash`.
+/// Where the stream stands: the `seq` of its last id (0 when there is none) and the `hash` of that entry (when
+/// it is still there).
 struct Top {
     seq: u64,
     hash: Option<String>,
@@ -276,26 +277,40 @@ impl State {
         }
     }
 
-    /// Reads the last entry of the stream.
+    /// Where the stream stands (`XINFO STREAM`): its last id (also when entries at its end were deleted: Redis
+    /// refuses ids up to it) and, when the last entry is still there, its `hash`.
     async fn top(&self, connection: &mut MultiplexedConnection) -> Result<Top, Ended> {
-        let mut command = redis::cmd("XREVRANGE");
-        command.arg(&self.stream).arg("+").arg("-").arg("COUNT").arg(1);
-        let query = command.query_async::<Vec<(String, Vec<(String, String)>)>>(connection);
-        let entries = match tokio::time::timeout(BATCH_TIMEOUT, query).await {
-            Ok(Ok(entries)) => entries,
+        let mut command = redis::cmd("XINFO");
+        command.arg("STREAM").arg(&self.stream);
+        let info = match tokio::time::timeout(BATCH_TIMEOUT, command.query_async::<redis::Value>(connection)).await {
+            Ok(Ok(info)) => info,
+            Ok(Err(e)) if e.to_string().contains("no such key") => return Ok(Top { seq: 0, hash: None }),
             Ok(Err(e)) if e.to_string().contains("WRONGTYPE") => {
                 return Err(Ended::Conflict(format!("`{}` is not a stream: {e}", self.stream)))
             }
             Ok(Err(e)) => return Err(Ended::Lost(e.to_string())),
             Err(_) => return Err(Ended::Lost(format!("no answer within {BATCH_TIMEOUT:?}"))),
         };
-        let Some((id, fields)) = entries.into_iter().next() else {
-            return Ok(Top { seq: 0, hash: None });
-        };
-        let seq = id.strip_suffix("-0").and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| {
-            Ended::Conflict(format!("its last entry `{id}` is not `{{seq}}-0`: not written by a shipper"))
+        let members = members(info);
+        let member = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let text = |v: &redis::Value| redis::from_redis_value::<String>(v).ok();
+        let generated = member("last-generated-id").and_then(text).unwrap_or_default();
+        let seq = generated.strip_suffix("-0").and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| {
+            Ended::Conflict(format!("its last id `{generated}` is not `{{seq}}-0`: not written by a shipper"))
         })?;
-        let hash = fields.into_iter().find(|(k, _)| k == "hash").map(|(_, v)| v);
+        // `[id, [field, value, ...]]` or nil.
+        let hash = match member("last-entry") {
+            Some(redis::Value::Array(entry)) if entry.first().and_then(text).as_deref() == Some(&generated) => {
+                match entry.get(1) {
+                    Some(redis::Value::Array(fields)) => fields
+                        .chunks(2)
+                        .find(|pair| text(&pair[0]).as_deref() == Some("hash"))
+                        .and_then(|pair| pair.get(1).and_then(text)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
         Ok(Top { seq, hash })
     }
 
@@ -383,6 +398,19 @@ impl State {
             }
         }
     }
+}
+
+/// The members of a map reply (RESP2: a flat array of names and values; RESP3: a map).
+fn members(value: redis::Value) -> Vec<(String, redis::Value)> {
+    let pairs: Vec<(redis::Value, redis::Value)> = match value {
+        redis::Value::Map(pairs) => pairs,
+        redis::Value::Array(flat) => {
+            let mut flat = flat.into_iter();
+            std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
+        }
+        _ => Vec::new(),
+    };
+    pairs.into_iter().filter_map(|(k, v)| Some((redis::from_redis_value::<String>(&k).ok()?, v))).collect()
 }
 
 /// One record line as read from a segment file.
