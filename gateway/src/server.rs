@@ -235,6 +235,9 @@ impl Gateway {
             if !tokio::time::timeout(Duration::from_secs(5), auditor.checkpoint()).await.unwrap_or(false) {
                 tracing::error!(target: "penghubung::audit", "the closing audit checkpoint could not be written");
             }
+            // Ship what is left (the closing checkpoint included) while Redis is reachable; a record not shipped
+            // now is shipped by the next start.
+            let _ = auditor.wait_shipped(Duration::from_secs(2)).await;
         }
         outcome
     }

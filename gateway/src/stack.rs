@@ -510,6 +510,7 @@ fn gateway_endpoint(shared: &Shared, method: &Method, path: &str) -> Result<Resp
                 "generation": snapshot.generation,
                 "services": snapshot.route_count(),
                 "ratelimit": shared.ratelimit.status(),
+                "audit": shared.audit.as_ref().map(|a| a.status()),
                 // upstream responses outside their contract since this snapshot was loaded (contract drift)
                 "contract_violations": snapshot
                     .services

@@ -1,7 +1,8 @@
 //! The audit trail end to end: one record per exchange with digests and keyed NIK hashes (found in the path and
 //! in a body whose NIK is split across chunks), lookup by NIK without the log holding one, change records on
-//! reload, `sync` records surviving `kill -9` under load, and a full disk failing `sync` services closed with
-//! nothing lost.
+//! reload, `sync` records surviving `kill -9` under load, a full disk failing `sync` services closed with
+//! nothing lost, and shipping to a Redis Stream (every record once, in order, also across gateway restarts and
+//! Redis outages).
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use http::Request;
 use http_body_util::BodyExt;
 use penghubung::audit::chain::sha256_hex;
 use penghubung_tests::mtls::{client_config, https_client, write_mtls_setup, Pki, TRUST_DOMAIN};
+use penghubung_tests::redis::{RedisServer, StreamEntry};
 use penghubung_tests::{
     docs, empty, full, http1_client, penghubung_binary, send, write_setup, GatewayProcess, TestBody, Upstream,
 };
@@ -465,4 +467,241 @@ async fn a_sync_response_is_released_only_with_its_record_on_disk_bodies_or_not(
         assert_eq!(record["durability"], "sync");
         assert_eq!(record["status"], answer.status.as_u16());
     }
+}
+
+/// Every line of the segment files, in order (a torn last line is left out).
+fn file_lines(log: &Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(log).unwrap().map(|e| e.unwrap().path()).collect();
+    files.retain(|p| p.extension().is_some_and(|e| e == "jsonl"));
+    files.sort();
+    let mut lines = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
+        lines.extend(text.split_inclusive('\n').filter(|l| l.ends_with('\n')).map(|l| l.trim_end().to_string()));
+    }
+    lines
+}
+
+/// The stream holds exactly the lines of the files: one entry per record, in order, id `{seq}-0`, fields `seq`,
+/// `hash` and `line` (the exact line), no gap, no duplicate.
+fn assert_stream_is_the_files(stream: &[StreamEntry], lines: &[String]) {
+    let ids: Vec<&str> = stream.iter().map(|(id, _)| id.as_str()).collect();
+    let expected: Vec<String> = (1..=lines.len()).map(|seq| format!("{seq}-0")).collect();
+    assert_eq!(ids, expected, "ids are the seqs 1..={}, each once", lines.len());
+    for ((id, fields), line) in stream.iter().zip(lines) {
+        let seq = id.trim_end_matches("-0");
+        let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["seq", "hash", "line"], "{id}");
+        assert_eq!(fields[0].1, seq);
+        assert_eq!(&fields[2].1, line, "entry {id} is the exact line");
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(record["seq"].to_string(), seq);
+        assert_eq!(record["hash"], fields[1].1.as_str());
+    }
+}
+
+/// The `hash` member of a record line.
+fn sha256_of_line(line: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(line).unwrap()["hash"].as_str().unwrap().to_string()
+}
+
+/// The gateway's `audit` health, polled until `done` holds (10 s at most).
+async fn wait_audit(url: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let client = http1_client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let request = Request::get(format!("{url}/_penghubung/health")).body(empty()).unwrap();
+        if let Ok(answer) = tokio::time::timeout(Duration::from_secs(2), send(&client, request)).await {
+            let audit = answer.json()["audit"].clone();
+            if done(&audit) {
+                return audit;
+            }
+            assert!(Instant::now() < deadline, "{what}: {audit}");
+        }
+        assert!(Instant::now() < deadline, "{what}: no health answer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Everything written is in the stream (and Redis is up).
+fn caught_up(audit: &serde_json::Value) -> bool {
+    audit["shipping"]["redis"] == "up" && audit["shipping"]["shipped_seq"] == audit["written_seq"]
+}
+
+/// `n` requests from 8 tasks; the number that completed with 200.
+async fn requests(url: &str, n: usize) -> usize {
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let url = url.to_string();
+        tasks.push(tokio::spawn(async move {
+            let client = http1_client();
+            let mut ok = 0;
+            for i in (t..n).step_by(8) {
+                ok += usize::from(complete_request(&client, &url, &format!("r{i}")).await == Some(200));
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_is_shipped_to_a_redis_stream_once_in_order_also_across_restarts() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::text("{\"status\":\"ok\"}").await;
+    let dir = tempfile::tempdir().unwrap();
+    let documents = [
+        docs::opd("disdukcapil"),
+        docs::service("disdukcapil", "kependudukan", &[upstream.url()], "", "audit = \"async\"\n"),
+    ];
+    // Segments of 8 KiB: the shipper follows the chain across rotations.
+    let config = format!(
+        "{AUDIT_ON}segment_max_size = \"8KiB\"\ngateway_id = \"gw-a\"\n\n{}",
+        redis.config_section("timeout = \"500ms\"\n")
+    );
+    let config = write_setup(dir.path(), &documents, &config);
+    let log = dir.path().join("audit");
+    let key = "penghubung:audit:gw-a";
+    let start = || async { penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap() };
+
+    let gateway = start().await;
+    let url = format!("http://{}", gateway.local_addrs()[0]);
+    let service = format!("{url}/disdukcapil/kependudukan/v1/penduduk/1");
+    assert_eq!(requests(&service, 120).await, 120);
+    let audit =
+        wait_audit(&url, "shipping catches up", |a| caught_up(a) && a["written_seq"].as_u64() > Some(120)).await;
+    assert_eq!(audit["shipping"]["stream"], key);
+    // A shutdown seals the log with a checkpoint and ships it before it returns.
+    gateway.shutdown().await;
+    let lines = file_lines(&log);
+    assert!(lines.len() > 120 && std::fs::read_dir(&log).unwrap().count() > 2, "rotated: {} lines", lines.len());
+    assert_stream_is_the_files(&redis.stream(key), &lines);
+    assert!(lines.last().unwrap().contains("\"kind\":\"checkpoint\""));
+
+    // A restart continues after the stream's last entry: nothing shipped twice, nothing skipped.
+    let gateway = start().await;
+    let url = format!("http://{}", gateway.local_addrs()[0]);
+    assert_eq!(requests(&format!("{url}/disdukcapil/kependudukan/v1/penduduk/2"), 40).await, 40);
+    wait_audit(&url, "shipping catches up after a restart", |a| {
+        caught_up(a) && a["written_seq"].as_u64() > Some(lines.len() as u64 + 40)
+    })
+    .await;
+    gateway.shutdown().await;
+    let lines = file_lines(&log);
+    assert_stream_is_the_files(&redis.stream(key), &lines);
+
+    // The stream lost (deleted by hand): everything is shipped again from the local files.
+    assert!(redis.command(&format!("DEL {key}")).starts_with(":1"));
+    let gateway = start().await;
+    let url = format!("http://{}", gateway.local_addrs()[0]);
+    wait_audit(&url, "everything is shipped again", |a| {
+        caught_up(a) && a["written_seq"].as_u64() > Some(lines.len() as u64)
+    })
+    .await;
+    gateway.shutdown().await;
+    let lines = file_lines(&log);
+    assert_stream_is_the_files(&redis.stream(key), &lines);
+    let (code, out) = verify(dir.path());
+    assert_eq!(code, Some(0), "{out}");
+
+    // A stream that holds another chain is never written to: a conflict, reported in the health.
+    let last = lines.len();
+    redis.command(&format!("DEL {key}"));
+    redis.command(&format!("XADD {key} {last}-0 seq {last} hash {} line x", "0".repeat(64)));
+    let gateway = start().await;
+    let url = format!("http://{}", gateway.local_addrs()[0]);
+    wait_audit(&url, "a foreign chain is a conflict", |a| a["shipping"]["redis"] == "conflict").await;
+    gateway.shutdown().await;
+    assert_eq!(redis.stream(key).len(), 1, "nothing shipped into a foreign chain");
+
+    // A collector that deletes what it collected (`XTRIM … MINID`, here everything): shipping continues after
+    // the stream's last id, nothing is shipped again.
+    redis.command(&format!("DEL {key}"));
+    let first =
+        redis.command(&format!("XADD {key} {last}-0 seq {last} hash {} line x", sha256_of_line(&lines[last - 1])));
+    assert!(first.contains(&format!("{last}-0")), "{first}");
+    redis.command(&format!("XTRIM {key} MAXLEN 0"));
+    let gateway = start().await;
+    let url = format!("http://{}", gateway.local_addrs()[0]);
+    wait_audit(&url, "shipping continues after a trimmed stream", |a| {
+        caught_up(a) && a["written_seq"].as_u64() > Some(last as u64)
+    })
+    .await;
+    gateway.shutdown().await;
+    let lines = file_lines(&log);
+    let ids: Vec<String> = redis.stream(key).into_iter().map(|(id, _)| id).collect();
+    let expected: Vec<String> = (last + 1..=lines.len()).map(|seq| format!("{seq}-0")).collect();
+    assert_eq!(ids, expected, "only the records after the trimmed ones");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_resumes_after_a_redis_outage_without_gaps_or_duplicates() {
+    let mut redis = RedisServer::start_persistent();
+    let upstream = Upstream::text("{\"status\":\"ok\"}").await;
+    let dir = tempfile::tempdir().unwrap();
+    let documents = [
+        docs::opd("disdukcapil"),
+        docs::service("disdukcapil", "kependudukan", &[upstream.url()], "", "audit = \"sync\"\n"),
+    ];
+    let config = format!(
+        "{AUDIT_ON}gateway_id = \"gw-b\"\n\n{}",
+        redis.config_section("timeout = \"200ms\"\nmax_reconnect_backoff = \"200ms\"\n")
+    );
+    let gateway = GatewayProcess::start(&write_setup(dir.path(), &documents, &config));
+    let key = "penghubung:audit:gw-b";
+    wait_audit(&gateway.url, "shipping starts", caught_up).await;
+
+    // Load from 4 tasks all along; Redis dies in the middle of it and comes back (with what it had stored).
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for t in 0..4 {
+        let (url, stop) = (format!("{}/disdukcapil/kependudukan/v1/x", gateway.url), Arc::clone(&stop));
+        load.push(tokio::spawn(async move {
+            let client = http1_client();
+            let mut ok = 0;
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                ok += usize::from(complete_request(&client, &url, &format!("b{t}-{i}")).await == Some(200));
+            }
+            ok
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.kill();
+    let down = wait_audit(&gateway.url, "the shipper sees Redis gone", |a| a["shipping"]["redis"] == "down").await;
+    let shipped_before = down["shipping"]["shipped_seq"].as_u64().unwrap();
+    assert!(shipped_before > 0, "{down}");
+    // Requests go on while Redis is away: the records pile up in the files only.
+    let written = down["written_seq"].as_u64().unwrap();
+    wait_audit(&gateway.url, "records are written while Redis is down", |a| {
+        a["written_seq"].as_u64() > Some(written + 50) && a["shipping"]["shipped_seq"].as_u64() == Some(shipped_before)
+    })
+    .await;
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut ok = 0;
+    for t in load {
+        ok += t.await.unwrap();
+    }
+    assert!(ok > 50, "the load ran: {ok}");
+    wait_audit(&gateway.url, "shipping catches up after the outage", caught_up).await;
+    gateway.signal("TERM");
+    let mut gateway = gateway;
+    let status = tokio::task::spawn_blocking(move || gateway.child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    let lines = file_lines(&dir.path().join("audit"));
+    assert_stream_is_the_files(&redis.stream(key), &lines);
+    let exchanges = lines.iter().filter(|l| l.contains("\"kind\":\"exchange\"")).count();
+    assert!(exchanges >= ok, "{exchanges} exchange records for {ok} completed requests");
+    let log = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap();
+    let lost = log.matches("audit records are not shipped for now").count();
+    let back = log.matches("Redis is reachable again: shipping the audit records").count();
+    assert_eq!((lost, back), (1, 1), "the loss and the recovery are logged once each:\n{log}");
 }

@@ -1,5 +1,6 @@
-//! A real `redis-server` per test, on a free loopback port, without persistence; killed on drop. Never the
-//! system's Redis on 6379. `scripts/test.sh` makes sure the binary is installed.
+//! A real `redis-server` per test, on a free loopback port, without persistence (or, with
+//! [`RedisServer::start_persistent`], with an fsynced append-only file in a temporary directory); killed on drop.
+//! Never the system's Redis on 6379. `scripts/test.sh` makes sure the binary is installed.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -10,15 +11,36 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Where a persistent server keeps its append-only file.
+    data: Option<tempfile::TempDir>,
 }
+
+/// One stream entry: its id and its fields, in order.
+pub type StreamEntry = (String, Vec<(String, String)>);
 
 impl RedisServer {
     /// Starts `redis-server` on a free port and waits until it answers `PING`.
     pub fn start() -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut server = RedisServer { port, child: None };
+        let mut server = RedisServer { port, child: None, data: None };
         server.spawn();
         server
+    }
+
+    /// Like [`RedisServer::start`], but every write is in an fsynced append-only file (`appendfsync always`), so
+    /// that a [`RedisServer::restart`] after a [`RedisServer::kill`] comes back with the data.
+    pub fn start_persistent() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut server = RedisServer { port, child: None, data: Some(tempfile::tempdir().unwrap()) };
+        server.spawn();
+        server
+    }
+
+    /// Every entry of the stream `key` (`XRANGE key - +`), through a real client.
+    pub fn stream(&self, key: &str) -> Vec<StreamEntry> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut connection = client.get_connection_with_timeout(Duration::from_secs(2)).unwrap();
+        redis::cmd("XRANGE").arg(key).arg("-").arg("+").query(&mut connection).unwrap()
     }
 
     /// `redis://127.0.0.1:{port}`.
@@ -39,7 +61,7 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again on the same port (empty: nothing is persisted).
+    /// Starts it again on the same port (empty unless persistent).
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
@@ -56,8 +78,13 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
+        match &self.data {
+            Some(dir) => command.args(["--appendonly", "yes", "--appendfsync", "always", "--dir"]).arg(dir.path()),
+            None => command.args(["--appendonly", "no"]),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -2,7 +2,8 @@
 //! hash-chained ([`chain`]), with Ed25519-signed checkpoints ([`keys`]), written by a single group-committing
 //! writer ([`writer`]) into rotating segment files, verifiable by a third party with only the public key
 //! ([`verify`]), searchable, including by keyed hashes of NIKs ([`search`], [`nik`]). [`record`] is what a
-//! record says; [`tap`] watches bodies while they stream. [`Auditor`] is what the request pipeline holds.
+//! record says; [`tap`] watches bodies while they stream. [`Auditor`] is what the request pipeline holds. With
+//! `[redis]` configured, [`ship`] copies every durable record to a Redis Stream for central collection.
 //!
 //! Durability per service (`audit = "sync" | "async"` on the Service document, default `[audit] durability`):
 //! `sync` releases the end of a response only once its record is on disk, and refuses new requests with 503
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod nik;
 pub mod record;
 pub mod search;
+pub mod ship;
 pub mod tap;
 pub mod verify;
 pub mod writer;
@@ -30,6 +32,8 @@ use writer::{AuditWriter, Job, WriterSettings};
 #[derive(Debug)]
 pub struct Auditor {
     writer: AuditWriter,
+    /// Shipping to a Redis Stream, when `[redis]` is configured.
+    shipper: Option<ship::Shipper>,
     nik_key: ring::hmac::Key,
     /// For services that do not say.
     pub default_durability: AuditDurability,
@@ -80,13 +84,49 @@ impl Auditor {
             durability = ?settings.durability,
             "audit trail on"
         );
+        let shipper = match &config.redis {
+            Some(redis) if settings.ship_to_redis => Some(ship::Shipper::start(
+                redis,
+                settings.stream_key(),
+                dir.clone(),
+                std::sync::Arc::clone(writer.durable()),
+            )?),
+            _ => None,
+        };
         Ok(Some(Arc::new(Auditor {
             writer,
+            shipper,
             nik_key,
             default_durability: settings.durability,
             dir,
             public_key_file: public,
         })))
+    }
+
+    /// The state for the health endpoint: the last durable `seq`, whether the log is writable, and the shipping
+    /// to Redis (stream, last `seq` in it, Redis `up` / `down` / `conflict`).
+    pub fn status(&self) -> serde_json::Value {
+        let mut status = serde_json::json!({
+            "written_seq": self.writer.durable().seq(),
+            "writable": !self.is_failed(),
+        });
+        if let Some(shipper) = &self.shipper {
+            status["shipping"] = serde_json::json!({
+                "stream": shipper.stream(),
+                "shipped_seq": shipper.shipped_seq(),
+                "redis": shipper.redis_state(),
+            });
+        }
+        status
+    }
+
+    /// Waits (at most `limit`) until every durable record is in the Redis stream; true at once without
+    /// shipping, false when Redis is not reachable.
+    pub async fn wait_shipped(&self, limit: std::time::Duration) -> bool {
+        match &self.shipper {
+            Some(shipper) => shipper.wait_shipped(self.writer.durable().seq(), limit).await,
+            None => true,
+        }
     }
 
     /// Whether the log cannot be written right now (sync services refuse requests).

@@ -13,7 +13,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -70,11 +70,34 @@ pub enum Job {
     Checkpoint(oneshot::Sender<bool>),
 }
 
+/// How far the log is durable: the `seq` of the last record that is on disk (written and fsynced), published by
+/// the writer after every group commit. Readers of the segment files (the shipper) never read past it: a line
+/// beyond it may still be cut off by a failed write.
+#[derive(Debug, Default)]
+pub struct Durable {
+    seq: AtomicU64,
+    /// Woken after every commit.
+    pub changed: tokio::sync::Notify,
+}
+
+impl Durable {
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    fn publish(&self, seq: u64) {
+        if self.seq.swap(seq, Ordering::AcqRel) != seq {
+            self.changed.notify_one();
+        }
+    }
+}
+
 /// The handle the gateway holds.
 #[derive(Debug)]
 pub struct AuditWriter {
     tx: mpsc::Sender<Job>,
     failed: Arc<AtomicBool>,
+    durable: Arc<Durable>,
 }
 
 impl AuditWriter {
@@ -97,13 +120,21 @@ impl AuditWriter {
             settings,
         };
         writer.write_batch(&[], false).map_err(|e| format!("{}: {e}", writer.settings.dir.display()))?;
+        let durable = Arc::new(Durable::default());
+        durable.publish(writer.seq);
         let failed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&failed);
+        let published = Arc::clone(&durable);
         std::thread::Builder::new()
             .name("penghubung-audit".into())
-            .spawn(move || run(writer, rx, flag))
+            .spawn(move || run(writer, rx, flag, published))
             .map_err(|e| format!("audit writer thread: {e}"))?;
-        Ok(AuditWriter { tx, failed })
+        Ok(AuditWriter { tx, failed, durable })
+    }
+
+    /// How far the log is durable.
+    pub fn durable(&self) -> &Arc<Durable> {
+        &self.durable
     }
 
     /// Whether the last write failed (and is being retried), or the writer is gone.
@@ -386,7 +417,7 @@ fn notify(jobs: &mut [Job], durable: bool) {
     }
 }
 
-fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, failed: Arc<AtomicBool>) {
+fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, failed: Arc<AtomicBool>, durable: Arc<Durable>) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
         Ok(r) => r,
         Err(e) => {
@@ -407,6 +438,7 @@ fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, failed: Arc<AtomicBool>)
             loop {
                 match writer.write_batch(&jobs, force) {
                     Ok(()) => {
+                        durable.publish(writer.seq);
                         if failed.swap(false, Ordering::SeqCst) {
                             tracing::warn!(target: "penghubung::audit", "audit log writable again; held records written, sync services accept requests");
                         }

@@ -315,6 +315,15 @@ pub struct AuditConfig {
     /// Records queued for the writer; when full, requests wait for a slot (never dropped).
     #[serde(default = "default_audit_queue")]
     pub queue_capacity: usize,
+    /// With `[redis]` configured: also ship every durable record to a Redis Stream (`crate::audit::ship`).
+    #[serde(default = "yes")]
+    pub ship_to_redis: bool,
+    /// The stream's key; `{gateway_id}` is replaced by [`AuditConfig::gateway_id`].
+    #[serde(default = "default_audit_stream")]
+    pub redis_stream: String,
+    /// Names this replica in the stream key (replicas must not share a stream). Default: the host name.
+    #[serde(default)]
+    pub gateway_id: Option<String>,
 }
 
 impl Default for AuditConfig {
@@ -332,8 +341,37 @@ impl Default for AuditConfig {
             segment_max_size: default_segment_size(),
             segment_max_age: default_segment_age(),
             queue_capacity: default_audit_queue(),
+            ship_to_redis: true,
+            redis_stream: default_audit_stream(),
+            gateway_id: None,
         }
     }
+}
+
+impl AuditConfig {
+    /// This replica's id: `gateway_id`, else the host name, else `gateway`.
+    pub fn gateway_id(&self) -> String {
+        self.gateway_id.clone().filter(|id| !id.is_empty()).unwrap_or_else(host_name)
+    }
+
+    /// The key of the stream records are shipped to.
+    pub fn stream_key(&self) -> String {
+        self.redis_stream.replace("{gateway_id}", &self.gateway_id())
+    }
+}
+
+/// The host name (`/proc/sys/kernel/hostname`, `HOSTNAME`), or `gateway`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "gateway".to_string())
+}
+
+fn default_audit_stream() -> String {
+    "penghubung:audit:{gateway_id}".to_string()
 }
 
 fn default_audit_dir() -> PathBuf {
@@ -522,6 +560,9 @@ impl Config {
                     at("checkpoint_interval"),
                     "checkpoint_interval must be above zero",
                 ));
+            }
+            if self.audit.redis_stream.trim().is_empty() {
+                problems.push(Diagnostic::error_at(file, text, at("redis_stream"), "redis_stream must not be empty"));
             }
             if !self.audit.generate_if_missing && !self.resolve(&self.audit.key_file).is_file() {
                 problems.push(Diagnostic::error_at(

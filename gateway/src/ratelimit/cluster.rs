@@ -315,7 +315,7 @@ fn fallback_name(on_unavailable: OnUnavailable) -> &'static str {
 }
 
 /// The URL without its password, for logs.
-fn redacted_url(url: &str) -> String {
+pub(crate) fn redacted_url(url: &str) -> String {
     match (url.split_once("://"), url.rfind('@')) {
         (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
         _ => url.to_string(),
