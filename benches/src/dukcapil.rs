@@ -134,7 +134,7 @@ pub fn record(i: usize) -> Value {
             "kode_pos": "34385"
         },
         "anggota_keluarga": [
-            {"nik": nik(i + 1, i % 2 == 0), "nama": "PASANGAN", "hubungan": if i % 2 == 1 { "SUAMI" } else { "ISTRI" },
+            {"nik": nik(i + 1, i % 2 != 1), "nama": "PASANGAN", "hubungan": if i % 2 == 1 { "SUAMI" } else { "ISTRI" },
              "tanggal_lahir": date(i + 1)},
             {"nik": nik(i + 7, false), "nama": "ANAK PERTAMA", "hubungan": "ANAK", "tanggal_lahir": date(i + 30)}
         ]

@@ -13,7 +13,8 @@
 //! cargo build --release -p penghubung
 //! cargo run -p penghubung-benches --release --bin load -- [--duration 10s] [--connections 64] [--threads 1]
 //!     [--body 1024] [--warmup 2s] [--rounds 1] [--load-threads 1] [--generator auto|wrk|hyper]
-//!     [--skip-nginx] [--skip-haproxy] [--gateway PATH] [--mode plain|mtls] [--handshake-connections N]
+//!     [--skip-nginx] [--skip-haproxy] [--gateway PATH] [--mode plain|mtls|ratelimit|audit|contract]
+//!     [--handshake-connections N] [--request-body 1KiB]
 //! ```
 //!
 //! Peers: `apt-get install -y nginx haproxy wrk` (Debian). Each is optional; a missing one is reported and
