@@ -8,8 +8,11 @@
 //! * [`pki`], [`mtls`]: its mTLS mode (`--mode mtls`): certificates from the gateway's built-in CA, and the
 //!   hyper + tokio-rustls generators for keep-alive requests and full handshakes over mTLS (Penghubung, nginx
 //!   and haproxy with `verify required`).
+//! * [`dukcapil`]: the contract of `benches/contract.rs` and `load --mode contract`: a Dukcapil-like batch
+//!   schema on the reference types, and valid and invalid request bodies of an exact size.
 
 pub mod corpus;
+pub mod dukcapil;
 pub mod loadgen;
 pub mod mtls;
 pub mod peers;

@@ -1,9 +1,11 @@
 //! Load generators of the load harness, both closed-loop over HTTP/1.1 keep-alive: `connections` connections,
-//! each sending its next `GET` as soon as the previous response is fully read.
+//! each sending its next request as soon as the previous response is fully read: a `GET`, or with a [`Post`]
+//! ([`run_request`]) a `POST` of the same body with its `Content-Type` every time.
 //!
 //! * [`run_wrk`]: runs `wrk -t<threads> -c<connections> -d<secs>s --latency <url>` (preferred when `wrk` is on
 //!   `PATH`: it is cheap, so more of the 2 cores is left to the proxy under test) and parses requests/s, p50,
-//!   p99 and errors from its report.
+//!   p99 and errors from its report. A `POST` is described by a Lua script in a temporary file
+//!   (`wrk -s`: `wrk.method`, `wrk.body`, `wrk.headers["Content-Type"]`).
 //! * [`run_hyper`]: the same workload written with hyper's client, on its own multi-thread Tokio runtime:
 //!   one task per connection records every latency; the vectors are merged and sorted for the percentiles.
 //!
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::HOST;
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
 /// What one measurement found.
@@ -57,18 +59,67 @@ pub struct Load {
     pub duration: Duration,
 }
 
-/// Runs `load` against `http://{addr}{path}` with `generator`.
+/// A body sent with every request, as a `POST`.
+#[derive(Clone, Debug)]
+pub struct Post {
+    pub body: Bytes,
+    /// The `Content-Type` header.
+    pub content_type: String,
+}
+
+impl Post {
+    /// The wrk script that sends this body (a Lua long string; the body must not close it).
+    pub fn wrk_script(&self) -> Result<String, String> {
+        let body = std::str::from_utf8(&self.body).map_err(|_| "wrk: the POST body must be UTF-8 text".to_string())?;
+        if body.contains("]==]") || self.content_type.contains('"') || self.content_type.contains('\\') {
+            return Err("wrk: the POST body or content type cannot be quoted in the Lua script".into());
+        }
+        Ok(format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"{}\"\nwrk.body = [==[{body}]==]\n",
+            self.content_type
+        ))
+    }
+}
+
+/// Runs `load` against `http://{addr}{path}` with `generator` (`GET`s).
 pub fn run(generator: &Generator, addr: SocketAddr, path: &str, load: Load) -> Result<Stats, String> {
+    run_request(generator, addr, path, None, load)
+}
+
+/// Like [`run`]; with `post`, every request is a `POST` of that body.
+pub fn run_request(
+    generator: &Generator,
+    addr: SocketAddr,
+    path: &str,
+    post: Option<&Post>,
+    load: Load,
+) -> Result<Stats, String> {
     match generator {
-        Generator::Wrk(wrk) => run_wrk(wrk, addr, path, load),
-        Generator::Hyper => run_hyper(addr, path, load),
+        Generator::Wrk(wrk) => run_wrk(wrk, addr, path, post, load),
+        Generator::Hyper => run_hyper(addr, path, post, load),
     }
 }
 
 /// Runs wrk and parses its `--latency` report.
-pub fn run_wrk(wrk: &Path, addr: SocketAddr, path: &str, load: Load) -> Result<Stats, String> {
+pub fn run_wrk(wrk: &Path, addr: SocketAddr, path: &str, post: Option<&Post>, load: Load) -> Result<Stats, String> {
     let seconds = load.duration.as_secs_f64().ceil().max(1.0) as u64;
-    let output = Command::new(wrk)
+    let mut command = Command::new(wrk);
+    // Held until wrk has finished: the script file is removed when dropped.
+    let script = match post {
+        Some(post) => {
+            let mut file = tempfile::Builder::new()
+                .prefix("penghubung-load-")
+                .suffix(".lua")
+                .tempfile()
+                .map_err(|e| format!("cannot create the wrk script: {e}"))?;
+            std::io::Write::write_all(&mut file, post.wrk_script()?.as_bytes())
+                .map_err(|e| format!("cannot write the wrk script: {e}"))?;
+            command.arg("-s").arg(file.path());
+            Some(file)
+        }
+        None => None,
+    };
+    let output = command
         .arg(format!("-t{}", load.threads.max(1)))
         .arg(format!("-c{}", load.connections.max(load.threads.max(1))))
         .arg(format!("-d{seconds}s"))
@@ -78,6 +129,7 @@ pub fn run_wrk(wrk: &Path, addr: SocketAddr, path: &str, load: Load) -> Result<S
         .arg(format!("http://{addr}{path}"))
         .output()
         .map_err(|e| format!("cannot run {}: {e}", wrk.display()))?;
+    drop(script);
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         return Err(format!("wrk failed ({}): {text}{}", output.status, String::from_utf8_lossy(&output.stderr)));
@@ -127,7 +179,7 @@ fn parse_wrk_duration(text: &str) -> Option<Duration> {
 }
 
 /// The hyper closed-loop generator.
-pub fn run_hyper(addr: SocketAddr, path: &str, load: Load) -> Result<Stats, String> {
+pub fn run_hyper(addr: SocketAddr, path: &str, post: Option<&Post>, load: Load) -> Result<Stats, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(load.threads.max(1))
         .thread_name("bench-load")
@@ -135,11 +187,12 @@ pub fn run_hyper(addr: SocketAddr, path: &str, load: Load) -> Result<Stats, Stri
         .build()
         .map_err(|e| format!("cannot start the load generator's runtime: {e}"))?;
     let path: std::sync::Arc<str> = path.into();
+    let post = post.cloned().map(std::sync::Arc::new);
     runtime.block_on(async move {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + load.duration;
         let tasks: Vec<_> = (0..load.connections.max(1))
-            .map(|_| tokio::spawn(connection_loop(addr, std::sync::Arc::clone(&path), deadline)))
+            .map(|_| tokio::spawn(connection_loop(addr, std::sync::Arc::clone(&path), post.clone(), deadline)))
             .collect();
         let mut latencies = Vec::new();
         let mut errors = 0;
@@ -177,6 +230,7 @@ pub fn summarize(mut latencies: Vec<u64>, errors: u64, elapsed: Duration) -> Sta
 async fn connection_loop(
     addr: SocketAddr,
     path: std::sync::Arc<str>,
+    post: Option<std::sync::Arc<Post>>,
     deadline: tokio::time::Instant,
 ) -> (Vec<u64>, u64) {
     let mut latencies = Vec::with_capacity(4096);
@@ -192,8 +246,14 @@ async fn connection_loop(
             }
         };
         while tokio::time::Instant::now() < deadline {
-            let request =
-                Request::get(&*path).header(HOST, &host).body(Empty::<Bytes>::new()).expect("a valid request");
+            let request = match &post {
+                None => Request::get(&*path).header(HOST, &host).body(Full::new(Bytes::new())),
+                Some(post) => Request::post(&*path)
+                    .header(HOST, &host)
+                    .header(http::header::CONTENT_TYPE, &post.content_type)
+                    .body(Full::new(post.body.clone())),
+            }
+            .expect("a valid request");
             let sent = Instant::now();
             let exchange = async {
                 sender.ready().await?;
@@ -215,7 +275,7 @@ async fn connection_loop(
     (latencies, errors)
 }
 
-async fn connect(addr: SocketAddr) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, String> {
+async fn connect(addr: SocketAddr) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
     let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let _ = stream.set_nodelay(true);
     let (sender, connection) =
@@ -246,6 +306,18 @@ mod tests {
 Requests/sec:  41898.41
 Transfer/sec:     47.26MB
 ";
+
+    #[test]
+    fn wrk_scripts_post_the_body() {
+        let post = Post { body: Bytes::from_static(br#"{"a": [1, "]"]}"#), content_type: "application/json".into() };
+        let script = post.wrk_script().unwrap();
+        assert_eq!(
+            script,
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [==[{\"a\": [1, \"]\"]}]==]\n"
+        );
+        let closing = Post { body: Bytes::from_static(b"x]==]y"), content_type: "text/plain".into() };
+        assert!(closing.wrk_script().is_err());
+    }
 
     #[test]
     fn wrk_reports_are_read() {

@@ -146,6 +146,22 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)>
     parse_response(&raw)
 }
 
+/// One blocking `POST` of `body` with `content_type` and `Connection: close`: the status and the body (assumed
+/// not chunked). For sanity checks only, never for load.
+pub fn http_post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
 /// The status and the body (assumed not chunked) of a raw HTTP/1.1 response read until the connection closed.
 pub fn parse_response(raw: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
     let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
@@ -228,7 +244,16 @@ fn toml_path(path: &Path) -> String {
 /// A plaintext listener has no caller identity, so the policy is off (`[policy] enforce = false`): this
 /// measures the bare proxy.
 pub fn start_penghubung(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
-    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, &BenchLimits::Off, "")
+    start_penghubung_with(
+        binary,
+        threads,
+        upstream,
+        Listener::Plain,
+        false,
+        &BenchLimits::Off,
+        "",
+        &BenchStore::default(),
+    )
 }
 
 /// Rate limits of a Penghubung under load (`--mode ratelimit`).
@@ -248,7 +273,7 @@ pub fn start_penghubung_limited(
     upstream: SocketAddr,
     limits: &BenchLimits,
 ) -> Result<Peer, Error> {
-    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, limits, "")
+    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, limits, "", &BenchStore::default())
 }
 
 /// A `redis-server` on a free loopback port without persistence (for `--mode ratelimit`); stopped on drop.
@@ -288,7 +313,16 @@ pub fn start_penghubung_audit(
         None => "[audit]\nenabled = false\n".to_string(),
         Some(d) => format!("[audit]\nenabled = true\ndir = \"audit\"\ndurability = \"{d}\"\n"),
     };
-    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, &BenchLimits::Off, &audit)
+    start_penghubung_with(
+        binary,
+        threads,
+        upstream,
+        Listener::Plain,
+        false,
+        &BenchLimits::Off,
+        &audit,
+        &BenchStore::default(),
+    )
 }
 
 /// Counts the lines of the segment files of a peer started by [`start_penghubung_audit`].
@@ -318,9 +352,54 @@ pub fn start_penghubung_mtls(
     client: &Arc<rustls::ClientConfig>,
     policy: bool,
 ) -> Result<Peer, Error> {
-    start_penghubung_with(binary, threads, upstream, Listener::Mtls { pki, client }, policy, &BenchLimits::Off, "")
+    start_penghubung_with(
+        binary,
+        threads,
+        upstream,
+        Listener::Mtls { pki, client },
+        policy,
+        &BenchLimits::Off,
+        "",
+        &BenchStore::default(),
+    )
 }
 
+/// The operation of the bench service in `--mode contract` (`POST /bench/echo/v1/anything`).
+pub const CONTRACT_OPERATION: &str =
+    "[[operations]]\nid = \"kirim-penduduk\"\nmethod = \"POST\"\npath = \"/anything\"\n";
+
+/// Like [`start_penghubung`] (plaintext, policy off), but the bench service declares one operation,
+/// `POST /anything` ([`CONTRACT_OPERATION`]); with `contract`, its request body must satisfy the Dukcapil batch
+/// schema ([`crate::dukcapil`], stored at `schemas/disdukcapil/penduduk-batch.schema.json` and compiled with
+/// the reference types when the snapshot is built), `application/json`. Without, the same operation and the
+/// same store (schema file included) but no `request.schema`: the body is streamed to the upstream unread.
+pub fn start_penghubung_contract(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    contract: bool,
+) -> Result<Peer, Error> {
+    let request = if contract {
+        format!("request.schema = \"{}\"\nrequest.content_type = \"application/json\"\n", crate::dukcapil::SCHEMA_PATH)
+    } else {
+        String::new()
+    };
+    let store = BenchStore {
+        service_extra: format!("\n{CONTRACT_OPERATION}{request}"),
+        files: vec![(format!("schemas/{}", crate::dukcapil::SCHEMA_PATH), crate::dukcapil::schema_text())],
+    };
+    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, &BenchLimits::Off, "", &store)
+}
+
+/// What the bench store holds besides the OPD and the bench service: lines appended to the service document
+/// (`[[operations]]`), and more files by their path in the store.
+#[derive(Default)]
+pub struct BenchStore {
+    pub service_extra: String,
+    pub files: Vec<(String, String)>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn start_penghubung_with(
     binary: &Path,
     threads: usize,
@@ -329,6 +408,7 @@ fn start_penghubung_with(
     policy: bool,
     limits: &BenchLimits,
     extra: &str,
+    bench_store: &BenchStore,
 ) -> Result<Peer, Error> {
     let dir = tempdir("penghubung")?;
     let port = free_port()?;
@@ -376,9 +456,13 @@ fn start_penghubung_with(
         &store.join("services/bench/echo.toml"),
         &format!(
             "opd = \"bench\"\nname = \"echo\"\nversion = 1\ntitle = \"echo\"\nclassification = \"terbuka\"\n\
-             status = \"active\"\n{service_limit}\n{APPROVALS}\n[upstream]\nendpoints = [\"http://{upstream}\"]\n"
+             status = \"active\"\n{service_limit}\n{APPROVALS}\n[upstream]\nendpoints = [\"http://{upstream}\"]\n{}",
+            bench_store.service_extra
         ),
     )?;
+    for (path, text) in &bench_store.files {
+        write(&store.join(path), text)?;
+    }
     if let Listener::Mtls { pki, .. } = listener {
         write(&store.join("clients/bench/loadgen.toml"), &pki.client_document())?;
         write(

@@ -1,7 +1,8 @@
 //! The load harness's upstream: a minimal HTTP/1.1 keep-alive server that answers every request with `200` and
-//! the same fixed body (1 KiB by default). It runs on its own OS thread with a current-thread Tokio runtime, so
-//! it never shares worker threads with the load generator, and it does as little work per request as hyper
-//! allows: every target (direct, Penghubung, nginx, haproxy) is measured against this same backend.
+//! the same fixed body (1 KiB by default), after reading the request's body if it has one. It runs on its own
+//! OS thread with a current-thread Tokio runtime, so it never shares worker threads with the load generator,
+//! and it does as little work per request as hyper allows: every target (direct, Penghubung, nginx, haproxy)
+//! is measured against this same backend.
 //!
 //! Started by `cargo run -p penghubung-benches --release --bin load`; not a benchmark by itself.
 
@@ -12,7 +13,7 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Request, Response};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -74,10 +75,16 @@ async fn serve(listener: std::net::TcpListener, body: Bytes, mut stopped: onesho
                 let _ = stream.set_nodelay(true);
                 let body = body.clone();
                 let content_type = content_type.clone();
-                let service = service_fn(move |_request: Request<Incoming>| {
+                let service = service_fn(move |request: Request<Incoming>| {
                     let mut response = Response::new(Full::new(body.clone()));
                     response.headers_mut().insert(CONTENT_TYPE, content_type.clone());
-                    async move { Ok::<_, Infallible>(response) }
+                    async move {
+                        // A request body (`load --mode contract` POSTs) is read to its end and dropped.
+                        if !hyper::body::Body::is_end_stream(request.body()) {
+                            let _ = request.into_body().collect().await;
+                        }
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 tokio::spawn(async move {
                     let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;

@@ -13,7 +13,8 @@
 //! cargo build --release -p penghubung
 //! cargo run -p penghubung-benches --release --bin load -- [--duration 10s] [--connections 64] [--threads 1]
 //!     [--body 1024] [--warmup 2s] [--rounds 1] [--load-threads 1] [--generator auto|wrk|hyper]
-//!     [--skip-nginx] [--skip-haproxy] [--gateway PATH] [--mode plain|mtls] [--handshake-connections N]
+//!     [--skip-nginx] [--skip-haproxy] [--gateway PATH] [--mode plain|mtls|ratelimit|audit|contract]
+//!     [--handshake-connections N] [--request-body 1KiB]
 //! ```
 //!
 //! Peers: `apt-get install -y nginx haproxy wrk` (Debian). Each is optional; a missing one is reported and
@@ -53,13 +54,27 @@
 //! ```text
 //! cargo run -p penghubung-benches --release --bin load -- --mode audit [--duration 5s] [--rounds 3]
 //! ```
+//!
+//! `--mode contract` measures what holding request bodies to their contract costs: `POST`s of a JSON body
+//! (`--request-body`, default 1 KiB: a Dukcapil-like batch of resident records, `penghubung_benches::dukcapil`)
+//! direct, then through two Penghubung processes over plaintext with the policy off whose bench service
+//! declares the same operation `POST /anything`: one without a contract (the body is streamed through unread),
+//! one with `request.schema` (the body is read whole, parsed and validated against the batch schema with the
+//! reference formats before it is forwarded). Before measuring, the contract gateway must refuse an invalid
+//! body with 400 `contract.request_invalid` and accept the valid one; interleaved rounds, ratios to the
+//! no-contract run.
+//!
+//! ```text
+//! cargo run -p penghubung-benches --release --bin load -- --mode contract [--duration 5s] [--rounds 3]
+//! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use penghubung::config::units::{parse_bytes, parse_duration};
-use penghubung_benches::loadgen::{self, Generator, Load, Stats};
+use penghubung_benches::dukcapil;
+use penghubung_benches::loadgen::{self, Generator, Load, Post, Stats};
 use penghubung_benches::mtls;
 use penghubung_benches::peers::{self, Peer, BENCH_PATH};
 use penghubung_benches::pki::Pki;
@@ -75,14 +90,15 @@ handshakes/s, measured with the built-in hyper + tokio-rustls client (wrk cannot
 
 options:
   --mode M            plain (HTTP, default), mtls (client certificates, TLS 1.3), ratelimit (limits off vs
-                      in process vs through Redis; needs redis-server) or audit (audit trail off, async and
-                      sync, plaintext)
+                      in process vs through Redis; needs redis-server), audit (audit trail off, async and
+                      sync, plaintext) or contract (POST of a JSON body without and with a request contract)
   --duration D        measured time per target (default 10s; units ms, s, m)
   --warmup D          warm-up per target before measuring (default 2s)
   --connections N     concurrent keep-alive connections (default 64)
   --threads N         worker threads of Penghubung, nginx worker_processes, haproxy nbthread (default 1)
   --load-threads N    threads of the load generator (default 1)
   --body SIZE         upstream response body (default 1024; also 1KiB, 16KiB)
+  --request-body SIZE contract: the JSON request body POSTed (default 1KiB)
   --rounds N          measure every target N times, interleaved; report each target's median round (default 1)
   --generator G       auto (wrk when on PATH, else hyper), wrk or hyper (default auto; mtls: always hyper)
   --handshake-connections N
@@ -104,6 +120,8 @@ enum Mode {
     Ratelimit,
     /// Audit trail off, async, sync.
     Audit,
+    /// POST with a JSON body: no contract, request contract.
+    Contract,
 }
 
 struct Args {
@@ -115,6 +133,7 @@ struct Args {
     threads: usize,
     load_threads: usize,
     body: usize,
+    request_body: usize,
     rounds: usize,
     generator: String,
     gateway: Option<PathBuf>,
@@ -132,6 +151,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         threads: 1,
         load_threads: 1,
         body: 1024,
+        request_body: 1024,
         rounds: 1,
         generator: "auto".into(),
         gateway: None,
@@ -158,7 +178,10 @@ fn parse_args() -> Result<Option<Args>, String> {
                     "mtls" => Mode::Mtls,
                     "ratelimit" => Mode::Ratelimit,
                     "audit" => Mode::Audit,
-                    other => return Err(format!("--mode must be plain, mtls, ratelimit or audit, not `{other}`")),
+                    "contract" => Mode::Contract,
+                    other => {
+                        return Err(format!("--mode must be plain, mtls, ratelimit, audit or contract, not `{other}`"))
+                    }
                 }
             }
             "--handshake-connections" => args.handshake_connections = Some(count(value()?, &flag)?),
@@ -169,6 +192,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--load-threads" => args.load_threads = count(value()?, &flag)?,
             "--rounds" => args.rounds = count(value()?, &flag)?,
             "--body" => args.body = parse_bytes(&value()?)? as usize,
+            "--request-body" => args.request_body = parse_bytes(&value()?)? as usize,
             "--generator" => args.generator = value()?,
             "--gateway" => args.gateway = Some(PathBuf::from(value()?)),
             "--skip-nginx" => args.skip_nginx = true,
@@ -219,7 +243,110 @@ fn run(args: &Args) -> Result<(), String> {
         Mode::Mtls => run_mtls(args, &gateway),
         Mode::Ratelimit => run_ratelimit(args, &gateway),
         Mode::Audit => run_audit(args, &gateway),
+        Mode::Contract => run_contract(args, &gateway),
     }
+}
+
+/// `--mode contract`: POSTs of a JSON body direct, through a gateway without and one with a request contract.
+fn run_contract(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
+    let generator = plain_generator(args)?;
+    let valid = dukcapil::body(args.request_body);
+    let invalid = dukcapil::invalid_body(args.request_body);
+    let records = dukcapil::records_in(&valid);
+    let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
+    println!("Penghubung load harness: request contracts");
+    println!(
+        "  machine: {} cores | gateway: {} thread(s) | load: {} connection(s), {} generator thread(s), {:?} per target after {:?} warm-up, {} round(s)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.threads,
+        args.connections,
+        args.load_threads,
+        args.duration,
+        args.warmup,
+        args.rounds,
+    );
+    println!("  upstream: {} (in-process, {} byte body)", upstream.addr(), args.body);
+    println!(
+        "  request: POST {BENCH_PATH}, application/json, {} bytes ({records} resident record(s), schema {})",
+        valid.len(),
+        dukcapil::SCHEMA_PATH
+    );
+    println!("  generator: {}", generator.describe());
+    let mut targets = vec![Target { name: report::DIRECT, addr: upstream.addr(), _peer: None }];
+    for (name, contract) in [("no contract", false), ("contract", true)] {
+        let peer = peers::start_penghubung_contract(gateway, args.threads, upstream.addr(), contract)?;
+        println!("  penghubung, {name}: {}", peer.addr);
+        targets.push(Target { name, addr: peer.addr, _peer: Some(peer) });
+    }
+    // Before anything is measured: the contract gateway refuses the invalid body and forwards the valid one;
+    // the others forward both (nothing checks them).
+    let post = |t: &Target, body: &[u8]| {
+        peers::http_post(t.addr, BENCH_PATH, "application/json", body)
+            .map_err(|e| format!("{}: POST {BENCH_PATH} failed: {e}", t.name))
+    };
+    for t in &targets {
+        let (status, answer) = post(t, &invalid)?;
+        let text = String::from_utf8_lossy(&answer);
+        if t.name == "contract" {
+            if status != 400 || !text.contains("contract.request_invalid") {
+                return Err(format!("contract: an invalid body was answered {status}: {text}"));
+            }
+            println!("  contract: invalid body refused: 400 contract.request_invalid");
+        } else if status != 200 {
+            return Err(format!("{}: an unchecked body was answered {status}: {text}", t.name));
+        }
+        let (status, answer) = post(t, &valid)?;
+        if status != 200 || answer.len() != args.body {
+            return Err(format!(
+                "{}: the valid body was answered {status} with {} bytes, expected 200 with {}",
+                t.name,
+                answer.len(),
+                args.body
+            ));
+        }
+    }
+    let payload = Post { body: valid.into(), content_type: "application/json".into() };
+    let load = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
+    let warmup = Load { duration: args.warmup, ..load };
+    let mut results: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
+    println!();
+    for round in 1..=args.rounds {
+        for (t, found) in targets.iter().zip(results.iter_mut()) {
+            let measure = |load: Load| loadgen::run_request(&generator, t.addr, BENCH_PATH, Some(&payload), load);
+            if !args.warmup.is_zero() {
+                measure(warmup).map_err(|e| format!("{} (warm-up): {e}", t.name))?;
+            }
+            let stats = measure(load).map_err(|e| format!("{}: {e}", t.name))?;
+            print_round(round, args.rounds, "POST", t.name, &stats, "req/s");
+            found.push(stats);
+        }
+    }
+    let per_round: Vec<String> = (0..args.rounds)
+        .map(|r| format!("{:.2}x", results[2][r].requests_per_sec / results[1][r].requests_per_sec.max(1.0)))
+        .collect();
+    let rows = median_rows(&targets, results);
+    let off = rows.iter().find(|r| r.target == "no contract").map_or(1.0, |r| r.stats.requests_per_sec.max(1.0));
+    println!();
+    println!("| POST, {} byte JSON body | req/s | p50 | p99 | vs no contract | errors |", args.request_body);
+    println!("|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} | {} | {} | {:.2}x | {} |",
+            r.target,
+            r.stats.requests_per_sec,
+            report::format_latency(r.stats.p50),
+            report::format_latency(r.stats.p99),
+            r.stats.requests_per_sec / off,
+            r.stats.errors
+        );
+    }
+    println!("  contract vs no contract per round: {}", per_round.join(", "));
+    if rows.iter().any(|r| r.stats.errors > 0) {
+        println!("\nwarning: some requests failed (see the errors column); those runs are not comparable");
+    }
+    drop(targets);
+    drop(upstream);
+    Ok(())
 }
 
 /// `--mode ratelimit`: the same gateway with limits off, in process, and in Redis; one table, ratios to "off".
