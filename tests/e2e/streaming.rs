@@ -48,7 +48,10 @@ async fn one_gib_each_way_streams_through_in_bounded_memory() {
 
     let peak = gw.peak_rss_kib();
     eprintln!("gateway peak RSS: {baseline} KiB at start, {peak} KiB after 2 GiB streamed");
-    assert!(peak < 96 * 1024, "peak RSS {peak} KiB shows the body was buffered, not streamed");
+    // Growth, not an absolute figure: the start-up footprint depends on the build and the allocator. Buffering
+    // either body would add 1 GiB.
+    let growth = peak.saturating_sub(baseline);
+    assert!(growth < 48 * 1024, "peak RSS grew by {growth} KiB: the body was buffered, not streamed");
 }
 
 #[tokio::test]

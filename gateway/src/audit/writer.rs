@@ -1,7 +1,9 @@
 //! The single writer: one OS thread owns the current segment file. It takes whatever records are queued (up
 //! to [`MAX_BATCH`]), chains and seals them, appends them with one `write`, makes them durable with one
 //! `fdatasync`, and only then wakes every waiter of the batch (group commit: one fsync for many concurrent
-//! records). It adds a signed checkpoint every `checkpoint_every` records or `checkpoint_interval`, rotates
+//! records). A batch nobody waits for (only `async` records) is written at once and fsynced with the next batch
+//! that has a waiter, or within [`ASYNC_FSYNC_WITHIN`]; the durable position published to the shipper and the
+//! health endpoint only moves after an fsync. It adds a signed checkpoint every `checkpoint_every` records or `checkpoint_interval`, rotates
 //! segments by size and age (sealing the old one with a checkpoint; the new one starts with a `segment` record
 //! whose `prev` is the last hash of the old one), and on start resumes the chain of the existing files.
 //!
@@ -31,6 +33,11 @@ pub const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// wake-ups of the writer (each one costs the request threads a futex call) and fewer, larger writes. A batch
 /// with sync waiters is followed at once (whatever queued during its fsync is the next group).
 pub const LINGER: Duration = Duration::from_micros(500);
+/// A batch nobody waits for (only `async` records) is written at once but fsynced at most this long after its
+/// write: with the next batch that has a waiter, a checkpoint, a rotation, or when this much time has passed.
+/// A killed process loses nothing written (it is in the page cache); a machine crash loses at most this much of
+/// `async` records, never a `sync` one.
+pub const ASYNC_FSYNC_WITHIN: Duration = Duration::from_millis(50);
 
 /// Segment file names: `seg-{first seq, 20 digits}.jsonl`, so that names sort in chain order.
 pub fn segment_name(first_seq: u64) -> String {
@@ -110,6 +117,8 @@ impl AuditWriter {
         let mut writer = Writer {
             segment: None,
             seq: resumed.seq,
+            synced_seq: resumed.seq,
+            unsynced_since: None,
             prev: resumed.hash,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
@@ -121,7 +130,7 @@ impl AuditWriter {
         };
         writer.write_batch(&[], false).map_err(|e| format!("{}: {e}", writer.settings.dir.display()))?;
         let durable = Arc::new(Durable::default());
-        durable.publish(writer.seq);
+        durable.publish(writer.synced_seq);
         let failed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&failed);
         let published = Arc::clone(&durable);
@@ -232,7 +241,14 @@ struct Segment {
 impl Segment {
     /// Appends and makes durable; on failure cuts the file back to where it was.
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self.file.write_all(bytes).and_then(|()| self.file.sync_data()) {
+        self.append_with(bytes, true)
+    }
+
+    /// Appends, and makes durable when `sync` (with what earlier unsynced appends wrote); on failure cuts the file
+    /// back to where it was before this append.
+    fn append_with(&mut self, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+        let written = self.file.write_all(bytes);
+        match written.and_then(|()| if sync { self.file.sync_data() } else { Ok(()) }) {
             Ok(()) => {
                 self.size += bytes.len() as u64;
                 Ok(())
@@ -249,8 +265,12 @@ struct Writer {
     settings: WriterSettings,
     key: SigningKey,
     segment: Option<Segment>,
-    /// The last durable record.
+    /// The last record written (durable when `unsynced_since` is `None`).
     seq: u64,
+    /// The last durable record (published to `Durable`).
+    synced_seq: u64,
+    /// When the oldest write not yet fsynced was made.
+    unsynced_since: Option<Instant>,
     prev: String,
     since_checkpoint: u64,
     last_checkpoint: Instant,
@@ -326,6 +346,7 @@ impl Writer {
         File::open(&self.settings.dir)?.sync_all()?;
         self.segment = Some(Segment { file, size: self.buf.len() as u64, opened: Instant::now() });
         (self.seq, self.prev) = (seq, hash);
+        (self.synced_seq, self.unsynced_since) = (seq, None);
         self.since_checkpoint += 1;
         self.reason = "rotate";
         self.torn_bytes = 0;
@@ -345,7 +366,7 @@ impl Writer {
         let has_records = jobs.iter().any(|j| matches!(j, Job::Record(..)));
         let work = has_records || (force && self.since_checkpoint > 0) || self.checkpoint_due(0);
         if !work && self.segment.is_some() {
-            return Ok(()); // nothing to write: no rotation either
+            return self.sync_if_due(); // nothing to write: no rotation either
         }
         if self.needs_new_segment() {
             self.rotate()?;
@@ -372,9 +393,14 @@ impl Writer {
             self.prev = durable_prev;
             return Ok(());
         }
+        // fsync now when somebody waits for it (a sync record, a checkpoint, shutdown) or when an earlier write has
+        // waited long enough; otherwise later (ASYNC_FSYNC_WITHIN)
+        let waited = jobs.iter().any(|j| matches!(j, Job::Record(_, Some(_)) | Job::Checkpoint(_)));
+        let sync =
+            force || checkpoint || waited || self.unsynced_since.is_some_and(|t| t.elapsed() >= ASYNC_FSYNC_WITHIN);
         let buf = std::mem::take(&mut self.buf);
         let result = match self.segment.as_mut() {
-            Some(segment) => segment.append(&buf),
+            Some(segment) => segment.append_with(&buf, sync),
             None => Err(std::io::Error::other("no open segment")),
         };
         self.buf = buf;
@@ -383,6 +409,11 @@ impl Writer {
             return Err(e);
         }
         (self.seq, self.prev) = (seq, prev);
+        if sync {
+            (self.synced_seq, self.unsynced_since) = (seq, None);
+        } else if self.unsynced_since.is_none() {
+            self.unsynced_since = Some(Instant::now());
+        }
         if checkpoint {
             self.since_checkpoint = 0;
             self.last_checkpoint = Instant::now();
@@ -392,8 +423,27 @@ impl Writer {
         Ok(())
     }
 
-    /// How long the writer may sleep before a time-based checkpoint is due.
+    /// fsyncs what earlier batches wrote once it has waited [`ASYNC_FSYNC_WITHIN`].
+    fn sync_if_due(&mut self) -> std::io::Result<()> {
+        if self.unsynced_since.is_some_and(|t| t.elapsed() >= ASYNC_FSYNC_WITHIN) {
+            if let Some(segment) = self.segment.as_mut() {
+                segment.file.sync_data()?;
+            }
+            (self.synced_seq, self.unsynced_since) = (self.seq, None);
+        }
+        Ok(())
+    }
+
+    /// How long the writer may sleep before a time-based checkpoint (or a deferred fsync) is due.
     fn idle_wait(&self) -> Duration {
+        let wait = self.checkpoint_wait();
+        match self.unsynced_since {
+            Some(t) => wait.min(ASYNC_FSYNC_WITHIN.saturating_sub(t.elapsed()).max(Duration::from_millis(1))),
+            None => wait,
+        }
+    }
+
+    fn checkpoint_wait(&self) -> Duration {
         if self.since_checkpoint == 0 {
             self.settings.checkpoint_interval.max(Duration::from_millis(100))
         } else {
@@ -438,7 +488,7 @@ fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, failed: Arc<AtomicBool>,
             loop {
                 match writer.write_batch(&jobs, force) {
                     Ok(()) => {
-                        durable.publish(writer.seq);
+                        durable.publish(writer.synced_seq);
                         if failed.swap(false, Ordering::SeqCst) {
                             tracing::warn!(target: "penghubung::audit", "audit log writable again; held records written, sync services accept requests");
                         }
