@@ -5,16 +5,13 @@
 //! client only what it may call.
 
 use std::path::Path;
-use std::process::Command;
 
 use http::{Request, Response};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use penghubung_tests::mtls::{client_config, https_client, write_mtls_setup, Pki};
-use penghubung_tests::{
-    docs, empty, full, http1_client, penghubung_binary, send, Collected, TestBody, TestGateway, Upstream,
-};
+use penghubung_tests::{docs, empty, full, http1_client, run_cli, send, Collected, TestBody, TestGateway, Upstream};
 use serde_json::{json, Value};
 
 /// A schema document `schemas/{path}`.
@@ -204,19 +201,12 @@ fn a_remote_ref_is_refused_when_the_store_loads() {
         schema("jauh.json", json!({"properties": {"nik": {"$ref": "https://example.org/nik.json"}}})),
     ];
     let config = penghubung_tests::write_setup(dir.path(), &documents, "");
-    let output = Command::new(penghubung_binary()).args(["check", "--config"]).arg(&config).output().unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{text}");
+    let (code, text) = run_cli(&config, &["check"]);
+    assert_eq!(code, 1, "{text}");
     assert!(text.contains("https://example.org/nik.json") && text.contains("not allowed"), "{text}");
 }
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, TestBody>;
-
-fn cli(config: &Path, args: &[&str]) -> (i32, String) {
-    let output = Command::new(penghubung_binary()).args(args).arg("--config").arg(config).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.code().unwrap_or(-1), text)
-}
 
 async fn get_json(client: &HttpsClient, url: String) -> Collected {
     send(client, Request::get(url).body(empty()).unwrap()).await
@@ -242,7 +232,7 @@ async fn an_imported_openapi_document_round_trips_through_discovery() {
     ];
     let config = write_mtls_setup(dir.path(), &documents, &pki, "");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/openapi/dukcapil-verifikasi.json");
-    let (code, text) = cli(
+    let (code, text) = run_cli(
         &config,
         &[
             "service",
@@ -279,7 +269,7 @@ async fn an_imported_openapi_document_round_trips_through_discovery() {
             "unlimited",
         ],
     ] {
-        let (code, text) = cli(&config, &args);
+        let (code, text) = run_cli(&config, &args);
         assert_eq!(code, 0, "{args:?}: {text}");
     }
     let gateway = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();

@@ -4,9 +4,8 @@
 //! changes by file edit taking effect without a restart.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use std::process::Command;
 use std::time::Duration;
 
 use http::{Method, Request, Response};
@@ -15,9 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use penghubung::policy::explain::{explain, OperationSpec};
 use penghubung_tests::mtls::{client_config, https_client, write_mtls_setup, Pki};
-use penghubung_tests::{
-    docs, empty, full, penghubung_binary, send, write_config, Collected, TestBody, TestGateway, Upstream,
-};
+use penghubung_tests::{docs, empty, full, run_cli, send, write_config, Collected, TestBody, TestGateway, Upstream};
 use serde_json::{json, Value};
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, TestBody>;
@@ -427,12 +424,6 @@ async fn grant_windows_open_and_close_on_time() {
     gateway.shutdown().await;
 }
 
-fn cli(config: &Path, args: &[&str]) -> (i32, String) {
-    let output = Command::new(penghubung_binary()).args(args).arg("--config").arg(config).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.code().unwrap_or(-1), text)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lifecycle_needs_two_approvals_by_different_people_and_suspension_bites_on_the_next_request() {
     let up = Upstream::text("ok").await;
@@ -467,7 +458,7 @@ async fn the_lifecycle_needs_two_approvals_by_different_people_and_suspension_bi
     };
     let step = |args: &[&str]| {
         let generation = gateway.snapshot().generation;
-        let (code, text) = cli(&config, args);
+        let (code, text) = run_cli(&config, args);
         (code, text, generation)
     };
     let wait = |generation: u64| async move {
@@ -541,7 +532,7 @@ async fn grants_and_clearances_change_by_cli_or_file_edit_without_restart() {
     // raise the clearance: the next request passes
     let generation = b.gw.gateway().snapshot().generation;
     let (code, text) =
-        cli(&config, &["client", "set-clearance", "--client", "dinkes/simpus", "--clearance", "sangat_rahasia"]);
+        run_cli(&config, &["client", "set-clearance", "--client", "dinkes/simpus", "--clearance", "sangat_rahasia"]);
     assert_eq!(code, 0, "{text}");
     b.gw.wait_generation_above(generation).await;
     assert_eq!(outcome(&b.call("dinkes/simpus", &Method::GET, kesehatan_jiwa, None).await), "allow");
@@ -549,7 +540,7 @@ async fn grants_and_clearances_change_by_cli_or_file_edit_without_restart() {
     assert!(r.headers.get("x-penghubung-redacted").is_none(), "nothing is withheld any more");
 
     // explain from the CLI agrees, as JSON and with its exit code
-    let (code, text) = cli(
+    let (code, text) = run_cli(
         &config,
         &[
             "policy",
@@ -569,7 +560,7 @@ async fn grants_and_clearances_change_by_cli_or_file_edit_without_restart() {
 
     // add a grant from the CLI
     let generation = b.gw.gateway().snapshot().generation;
-    let (code, text) = cli(
+    let (code, text) = run_cli(
         &config,
         &[
             "grant",
@@ -593,7 +584,7 @@ async fn grants_and_clearances_change_by_cli_or_file_edit_without_restart() {
     let r =
         b.call("bappeda/sipd", &Method::GET, "/dinkes/rekam-medis/v1/pasien/1", Some("perencanaan-pembangunan")).await;
     assert_eq!(outcome(&r), "policy.clearance", "granted now, but sipd is cleared for terbuka only");
-    let (code, text) = cli(
+    let (code, text) = run_cli(
         &config,
         &[
             "policy",
@@ -612,7 +603,7 @@ async fn grants_and_clearances_change_by_cli_or_file_edit_without_restart() {
     assert!(text.contains("policy.clearance") && text.contains("sipd-rekam-medis"), "{text}");
 
     // a change that would break the store is refused and nothing is written
-    let (code, text) = cli(
+    let (code, text) = run_cli(
         &config,
         &[
             "grant",
@@ -635,7 +626,7 @@ async fn grants_and_clearances_change_by_cli_or_file_edit_without_restart() {
 
     // revoke by CLI, then grant again by editing the file by hand
     let generation = b.gw.gateway().snapshot().generation;
-    let (code, text) = cli(&config, &["grant", "revoke", "--id", "simpus-rekam-medis"]);
+    let (code, text) = run_cli(&config, &["grant", "revoke", "--id", "simpus-rekam-medis"]);
     assert_eq!(code, 0, "{text}");
     b.gw.wait_generation_above(generation).await;
     assert_eq!(

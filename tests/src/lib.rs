@@ -414,6 +414,13 @@ pub fn raw_status(response: &str) -> u16 {
 }
 
 /// The `penghubung` binary built for this test run (built on demand when missing).
+/// Runs `penghubung ARGS --config CONFIG`: the exit code and stdout followed by stderr.
+pub fn run_cli(config: &Path, args: &[&str]) -> (i32, String) {
+    let output = Command::new(penghubung_binary()).args(args).arg("--config").arg(config).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), text)
+}
+
 pub fn penghubung_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT

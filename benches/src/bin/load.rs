@@ -254,18 +254,7 @@ fn run_contract(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     let invalid = dukcapil::invalid_body(args.request_body);
     let records = dukcapil::records_in(&valid);
     let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
-    println!("Penghubung load harness: request contracts");
-    println!(
-        "  machine: {} cores | gateway: {} thread(s) | load: {} connection(s), {} generator thread(s), {:?} per target after {:?} warm-up, {} round(s)",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        args.threads,
-        args.connections,
-        args.load_threads,
-        args.duration,
-        args.warmup,
-        args.rounds,
-    );
-    println!("  upstream: {} (in-process, {} byte body)", upstream.addr(), args.body);
+    print_header("Penghubung load harness: request contracts", "gateway", args, &upstream);
     println!(
         "  request: POST {BENCH_PATH}, application/json, {} bytes ({records} resident record(s), schema {})",
         valid.len(),
@@ -356,18 +345,7 @@ fn run_ratelimit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         .ok_or("--mode ratelimit needs redis-server on PATH (Debian: apt-get install -y redis-server)")?;
     let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
     let (redis, redis_url) = peers::start_redis(&redis_server)?;
-    println!("Penghubung load harness: rate limits");
-    println!(
-        "  machine: {} cores | gateway: {} thread(s) | load: {} connection(s), {} generator thread(s), {:?} per target after {:?} warm-up, {} round(s)",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        args.threads,
-        args.connections,
-        args.load_threads,
-        args.duration,
-        args.warmup,
-        args.rounds,
-    );
-    println!("  upstream: {} (in-process, {} byte body)", upstream.addr(), args.body);
+    print_header("Penghubung load harness: rate limits", "gateway", args, &upstream);
     println!("  redis: {redis_url} ({})", peers::program_version(&redis_server, &["--version"]));
     println!("  generator: {}", generator.describe());
     let mut targets = Vec::new();
@@ -432,6 +410,22 @@ fn plain_generator(args: &Args) -> Result<Generator, String> {
     })
 }
 
+/// The first lines of every plain-HTTP mode's report: what runs where, and how it is loaded.
+fn print_header(title: &str, proxies: &str, args: &Args, upstream: &Upstream) {
+    println!("{title}");
+    println!(
+        "  machine: {} cores | {proxies}: {} thread(s) | load: {} connection(s), {} generator thread(s), {:?} per target after {:?} warm-up, {} round(s)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.threads,
+        args.connections,
+        args.load_threads,
+        args.duration,
+        args.warmup,
+        args.rounds,
+    );
+    println!("  upstream: {} (in-process, {} byte body)", upstream.addr(), args.body);
+}
+
 /// The penghubung binary: `--gateway`, or `penghubung` next to this program; it must exist.
 fn gateway_binary(args: &Args) -> Result<PathBuf, String> {
     let gateway = match &args.gateway {
@@ -455,18 +449,7 @@ fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     let generator = plain_generator(args)?;
 
     let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
-    println!("Penghubung load harness");
-    println!(
-        "  machine: {} cores | proxies: {} thread(s) | load: {} connection(s), {} generator thread(s), {:?} per target after {:?} warm-up, {} round(s)",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        args.threads,
-        args.connections,
-        args.load_threads,
-        args.duration,
-        args.warmup,
-        args.rounds,
-    );
-    println!("  upstream: {} (in-process, {} byte body)", upstream.addr(), args.body);
+    print_header("Penghubung load harness", "proxies", args, &upstream);
     println!("  generator: {}", generator.describe());
 
     let mut targets = vec![Target { name: report::DIRECT, addr: upstream.addr(), _peer: None }];
@@ -692,27 +675,9 @@ fn run_mtls(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
 
 /// `--mode audit`: direct, and Penghubung without an audit trail, with `async` and with `sync` records.
 fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
-    let generator = match args.generator.as_str() {
-        "hyper" => Generator::Hyper,
-        "wrk" => Generator::Wrk(
-            peers::find_program("wrk").ok_or("--generator wrk: wrk is not on PATH (apt-get install -y wrk)")?,
-        ),
-        "auto" => peers::find_program("wrk").map_or(Generator::Hyper, Generator::Wrk),
-        other => return Err(format!("--generator must be auto, wrk or hyper, not `{other}`")),
-    };
+    let generator = plain_generator(args)?;
     let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
-    println!("Penghubung load harness: audit trail");
-    println!(
-        "  machine: {} cores | gateway: {} thread(s) | load: {} connection(s), {} generator thread(s), {:?} per target after {:?} warm-up, {} round(s)",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        args.threads,
-        args.connections,
-        args.load_threads,
-        args.duration,
-        args.warmup,
-        args.rounds,
-    );
-    println!("  upstream: {} (in-process, {} byte body)", upstream.addr(), args.body);
+    print_header("Penghubung load harness: audit trail", "gateway", args, &upstream);
     println!("  generator: {}", generator.describe());
     let mut targets = vec![Target { name: report::DIRECT, addr: upstream.addr(), _peer: None }];
     let mut audited = Vec::new();

@@ -14,16 +14,17 @@ use crate::error::GatewayError;
 pub const MAX_VIOLATIONS: usize = 20;
 
 /// The media type essence of a `Content-Type` value (`application/json; charset=utf-8` → `application/json`).
-pub fn media_type(headers: &HeaderMap) -> Option<String> {
+fn media_type(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(value.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    Some(value.split(';').next().unwrap_or("").trim())
 }
 
-/// Checks the request's media type against the contract's.
+/// Checks the request's media type against the contract's (`expected` is lower case; the header's case does
+/// not matter).
 pub fn check_media_type(headers: &HeaderMap, expected: &str) -> Result<(), GatewayError> {
     match media_type(headers) {
-        Some(got) if got == expected => Ok(()),
-        got => Err(GatewayError::UnsupportedMediaType { expected: expected.to_string(), got }),
+        Some(got) if got.eq_ignore_ascii_case(expected) => Ok(()),
+        got => Err(GatewayError::UnsupportedMediaType { expected: expected.to_string(), got: got.map(str::to_string) }),
     }
 }
 

@@ -233,12 +233,13 @@ pub fn decide<'s>(
 
     // 3. grant terms: the first grant that passes, else the denial of the one that got furthest
     let operation_index = operation.map(|o| o.index);
-    let operation_label = operation.map_or_else(|| Arc::clone(&service.key), |o| Arc::clone(&o.label));
+    // borrowed: cloned into a denial only (no reference count touched on the allowed path)
+    let operation_label: &Arc<str> = operation.map_or(&service.key, |o| &o.label);
     let purpose_value = purpose.map(|p| p.as_bytes());
     let mut chosen = None;
     let mut best: Option<(u8, Denial)> = None;
     for grant in grants {
-        match grant.admits(operation_index, &operation_label, purpose_value, now) {
+        match grant.admits(operation_index, operation_label, purpose_value, now) {
             Ok(()) => {
                 chosen = Some(grant);
                 break;
@@ -267,7 +268,8 @@ pub fn decide<'s>(
     let policy = service.operation_policy(operation);
     let clearance = client.doc.clearance;
     if clearance < policy.classification {
-        let denial = Denial::Clearance { clearance, required: policy.classification, operation: operation_label };
+        let denial =
+            Denial::Clearance { clearance, required: policy.classification, operation: Arc::clone(operation_label) };
         refuse(&mut first_denial, trace, "clearance", denial);
     } else {
         trace.pass("clearance", || format!("{clearance} covers {}", policy.classification));
