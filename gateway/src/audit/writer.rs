@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, hex, GENESIS};
 use super::keys::{checkpoint_message, SigningKey};
-use super::record::{format_time, Record};
+use super::record::{format_time, push_digits, Record};
 
 /// Most records written with one fsync.
 pub const MAX_BATCH: usize = 1024;
@@ -283,7 +283,13 @@ struct Writer {
 /// Opens `{"seq":…,"prev":"…","kind":"…"` in `buf`; returns where the record starts.
 fn open_record(buf: &mut Vec<u8>, seq: u64, prev: &str, kind: &str) -> usize {
     let start = buf.len();
-    let _ = write!(buf, "{{\"seq\":{seq},\"prev\":\"{prev}\",\"kind\":\"{kind}\"");
+    buf.extend_from_slice(b"{\"seq\":");
+    push_digits(buf, seq, 1);
+    buf.extend_from_slice(b",\"prev\":\"");
+    buf.extend_from_slice(prev.as_bytes());
+    buf.extend_from_slice(b"\",\"kind\":\"");
+    buf.extend_from_slice(kind.as_bytes());
+    buf.push(b'"');
     start
 }
 
@@ -380,7 +386,9 @@ impl Writer {
                 seq += 1;
                 let start = open_record(&mut self.buf, seq, &prev, record.kind());
                 record.write_members(&mut self.buf);
-                prev = hex(&chain::seal(&mut self.buf, start));
+                let hash = chain::seal(&mut self.buf, start);
+                prev.clear();
+                chain::push_hex(&mut prev, &hash);
                 count += 1;
             }
         }
