@@ -29,7 +29,7 @@ use crate::contract::{self, OperationContract};
 use crate::error::GatewayError;
 use crate::policy;
 use crate::proxy::body::RequestBody;
-use crate::proxy::body::ResponseBody;
+use crate::proxy::body::{ResponseBody, ResponseBodyError};
 use crate::proxy::headers::{self, X_PENGHUBUNG_PURPOSE, X_REQUEST_ID};
 use crate::proxy::{self, Caller, Downstream};
 use crate::ratelimit::{MeteredBody, RateLimiter, RequestLimits};
@@ -115,6 +115,9 @@ struct Exchange {
     audit: Option<Box<AuditFacts>>,
 }
 
+/// Largest response body (by its `Content-Length`) that a `sync` exchange reads ahead before releasing the head.
+const READ_AHEAD_MAX: u64 = 64 * 1024;
+
 /// SHA-256 of the empty body.
 const EMPTY_SHA256: [u8; 32] = [
     0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41,
@@ -130,6 +133,9 @@ struct AuditFacts {
     /// The operation's path template (`None` for a pass-through service).
     path: Option<Arc<str>>,
     durability: AuditDurability,
+    /// How long a `sync` exchange may wait for the first frame of a small response body (the service's request
+    /// timeout), see [`AuditedBody::read_ahead`].
+    read_ahead_within: std::time::Duration,
     outcome: SharedOutcome,
 }
 
@@ -150,6 +156,7 @@ impl AuditFacts {
             operation_id: None,
             path: None,
             durability: auditor.default_durability,
+            read_ahead_within: std::time::Duration::ZERO,
             outcome: Arc::new(Mutex::new(RequestOutcome { nik: scanner, ..RequestOutcome::default() })),
         })
     }
@@ -246,7 +253,20 @@ async fn audited(
     let sync = facts.durability == AuditDurability::Sync && !refused;
     let (parts, body) = response.into_parts();
     let empty = http_body::Body::is_end_stream(&body);
+    let small = http_body::Body::size_hint(&body).exact().is_some_and(|n| n <= READ_AHEAD_MAX);
     let mut body = AuditedBody::new(body, record, permit, facts.outcome, Arc::clone(auditor), started, sync);
+    if sync && small && !empty {
+        let service = || service.as_deref().unwrap_or("this service").to_string();
+        match tokio::time::timeout(facts.read_ahead_within, body.read_ahead()).await {
+            Ok(Ok(())) | Err(_) => {} // read ahead, or still streaming after the timeout: release the head
+            Ok(Err(ResponseBodyError::AuditUnavailable)) => {
+                return GatewayError::AuditUnavailable { service: service() }.into_response(&request_id_copy);
+            }
+            Ok(Err(ResponseBodyError::Upstream(_))) => {
+                return GatewayError::UpstreamBadResponse { service: service() }.into_response(&request_id_copy);
+            }
+        }
+    }
     if empty {
         // No end to hold back: a sync exchange waits here, before the head is released.
         if let Some(durable) = body.finish_empty() {
@@ -299,6 +319,7 @@ async fn route_and_forward(
     exchange.service = Some(Arc::clone(&service.key));
     if let (Some(facts), Some(auditor)) = (exchange.audit.as_mut(), shared.audit.as_ref()) {
         facts.durability = service.doc.audit.unwrap_or(auditor.default_durability);
+        facts.read_ahead_within = service.pool.spec.request_timeout;
     }
     let mut matched = None;
     let decided = match (shared.policy.enforce, client) {

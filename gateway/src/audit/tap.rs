@@ -4,7 +4,9 @@
 //! slot reserved before the response was released. For a `sync` service it holds back the END of the body (the
 //! last data frame, or the end of a chunked/HTTP/2 stream) until the writer reports the record durable; if the
 //! writer cannot, the body fails instead of completing, so a caller never sees a complete response whose record
-//! is not on disk. Nothing is buffered: each frame passes through once.
+//! is not on disk. A small `sync` body (known length up to 64 KiB) is read ahead before the head is released
+//! ([`AuditedBody::read_ahead`]), so that head and body leave together once the record is durable. Nothing is
+//! buffered beyond that first frame: each frame passes through once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -116,6 +118,8 @@ pub struct AuditedBody {
     ack: Option<oneshot::Receiver<bool>>,
     /// The last frame, held back until the record is durable (sync).
     held: Option<Frame<Bytes>>,
+    /// A frame read ahead by [`AuditedBody::read_ahead`], returned before anything else.
+    first: Option<Frame<Bytes>>,
     ended: bool,
 }
 
@@ -147,7 +151,24 @@ impl AuditedBody {
             sync,
             ack: None,
             held: None,
+            first: None,
             ended: false,
+        }
+    }
+
+    /// For a `sync` exchange: reads the first frame now, before the head is released. A body that ends with
+    /// it (most API answers) is then complete and its record durable, so head and body leave together in one
+    /// write, instead of the head first and the end after the fsync (two writes and two wake-ups of the
+    /// caller). A longer body continues to stream afterwards, its end held back as usual. Cancelling this
+    /// (a timeout) loses nothing: the body keeps its state and streams as if it had not been called.
+    pub async fn read_ahead(&mut self) -> Result<(), ResponseBodyError> {
+        match std::future::poll_fn(|cx| Pin::new(&mut *self).poll_frame(cx)).await {
+            Some(Ok(frame)) => {
+                self.first = Some(frame);
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(()),
         }
     }
 
@@ -192,6 +213,9 @@ impl Body for AuditedBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
+        if let Some(frame) = this.first.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
         loop {
             if let Some(ack) = this.ack.as_mut() {
                 let durable = match Pin::new(ack).poll(cx) {
@@ -248,14 +272,29 @@ impl Body for AuditedBody {
 
     fn is_end_stream(&self) -> bool {
         // Until the record is handed over (and, for sync, durable) the end is not released.
-        self.pending.is_none()
+        self.first.is_none()
+            && self.pending.is_none()
             && self.ack.is_none()
             && self.held.is_none()
             && (self.ended || self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        // What is left of the upstream's body, plus the frames taken from it but not yet returned.
+        let inner = self.inner.size_hint();
+        let taken = [&self.first, &self.held]
+            .into_iter()
+            .filter_map(|f| f.as_ref()?.data_ref().map(|d| d.len() as u64))
+            .sum::<u64>();
+        if taken == 0 {
+            return inner;
+        }
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + taken);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + taken);
+        }
+        hint
     }
 }
 
