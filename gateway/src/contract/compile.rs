@@ -57,7 +57,13 @@ impl<'a> Compiler<'a> {
             let value: Value = serde_json::from_str(text).map_err(|e| format!("reference type {name}: {e}"))?;
             options = options.with_resource(format!("{BASE}{name}"), resource(&value)?);
         }
-        let validator = options.build(schema).map_err(|e| format!("schema `{path}`: {e}"))?;
+        // Patterns run on the linear-time `regex` engine (no backtracking: no ReDoS, and faster); a schema whose
+        // patterns need ECMA-262 look-around or back-references falls back to `fancy-regex`.
+        let linear = options.clone().with_pattern_options(jsonschema::PatternOptions::regex()).build(schema);
+        let validator = match linear {
+            Ok(validator) => validator,
+            Err(_) => options.build(schema).map_err(|e| format!("schema `{path}`: {e}"))?,
+        };
         let validator = Arc::new(validator);
         self.cache.insert(path.to_string(), Arc::clone(&validator));
         Ok(validator)
@@ -123,5 +129,18 @@ mod tests {
         let err = compiler.validator("x/remote.json").unwrap_err();
         assert!(err.contains("example.org"), "{err}");
         assert!(compiler.validator("tidak/ada.json").unwrap_err().contains("not in the store"));
+    }
+
+    #[test]
+    fn patterns_need_no_backtracking_engine_unless_they_use_look_around() {
+        let kode = json!({"type": "string", "pattern": "^[0-9]{2}(\\.[0-9]{2})?$"});
+        // ECMA-262 look-ahead: not in the linear-time engine, so this schema falls back to fancy-regex.
+        let sandi = json!({"type": "string", "pattern": "^(?=.*[0-9])(?=.*[a-z]).{8,}$"});
+        let store: HashMap<&str, &Value> = [("a/kode.json", &kode), ("a/sandi.json", &sandi)].into_iter().collect();
+        let mut compiler = Compiler::new(&store, &[]);
+        let v = compiler.validator("a/kode.json").unwrap();
+        assert!(v.is_valid(&json!("18.07")) && !v.is_valid(&json!("18.7")));
+        let v = compiler.validator("a/sandi.json").unwrap();
+        assert!(v.is_valid(&json!("rahasia2026")) && !v.is_valid(&json!("rahasiaku")) && !v.is_valid(&json!("a1")));
     }
 }
