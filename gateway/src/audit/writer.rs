@@ -134,9 +134,10 @@ impl AuditWriter {
         let failed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&failed);
         let published = Arc::clone(&durable);
+        let relay = Relay::spawn();
         std::thread::Builder::new()
             .name("penghubung-audit".into())
-            .spawn(move || run(writer, rx, flag, published))
+            .spawn(move || run(writer, rx, flag, published, relay))
             .map_err(|e| format!("audit writer thread: {e}"))?;
         Ok(AuditWriter { tx, failed, durable })
     }
@@ -463,19 +464,63 @@ impl Writer {
     }
 }
 
-fn notify(jobs: &mut [Job], durable: bool) {
-    for job in jobs {
-        let waiter = match job {
-            Job::Record(_, waiter) => waiter.take(),
-            Job::Checkpoint(_) => None,
-        };
-        if let Some(w) = waiter {
-            let _ = w.send(durable);
-        }
+/// The waiters of one group and whether their records are durable.
+type Outcome = (Vec<oneshot::Sender<bool>>, bool);
+
+/// Tells the `sync` waiters of a group from inside the gateway's runtime. Waking a task from the writer thread
+/// costs a system call per task (the runtime's event fd); the relay is one task on the runtime, woken once per
+/// group, that then tells each waiter with a local, syscall-free wake.
+#[derive(Clone)]
+struct Relay(mpsc::UnboundedSender<Outcome>);
+
+impl Relay {
+    /// A relay on the current tokio runtime, or `None` outside one (waiters are then told directly).
+    fn spawn() -> Option<Relay> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Outcome>();
+        runtime.spawn(async move {
+            while let Some((waiters, durable)) = rx.recv().await {
+                for waiter in waiters {
+                    let _ = waiter.send(durable);
+                }
+            }
+        });
+        Some(Relay(tx))
     }
 }
 
-fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, failed: Arc<AtomicBool>, durable: Arc<Durable>) {
+/// Tells the group's `sync` waiters whether their records are durable: through the relay, or directly when
+/// there is none (or its runtime has stopped).
+fn notify(jobs: &mut [Job], durable: bool, relay: Option<&Relay>) {
+    let waiters: Vec<oneshot::Sender<bool>> = jobs
+        .iter_mut()
+        .filter_map(|job| match job {
+            Job::Record(_, waiter) => waiter.take(),
+            Job::Checkpoint(_) => None,
+        })
+        .collect();
+    if waiters.is_empty() {
+        return;
+    }
+    let unsent = match relay {
+        Some(relay) => match relay.0.send((waiters, durable)) {
+            Ok(()) => return,
+            Err(mpsc::error::SendError((waiters, _))) => waiters,
+        },
+        None => waiters,
+    };
+    for waiter in unsent {
+        let _ = waiter.send(durable);
+    }
+}
+
+fn run(
+    mut writer: Writer,
+    mut rx: mpsc::Receiver<Job>,
+    failed: Arc<AtomicBool>,
+    durable: Arc<Durable>,
+    relay: Option<Relay>,
+) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
         Ok(r) => r,
         Err(e) => {
@@ -515,7 +560,7 @@ fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, failed: Arc<AtomicBool>,
                             );
                         }
                         if !told_failure {
-                            notify(&mut jobs, false);
+                            notify(&mut jobs, false, relay.as_ref());
                             told_failure = true;
                         }
                         tokio::time::sleep(RETRY_EVERY).await;
@@ -524,7 +569,7 @@ fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, failed: Arc<AtomicBool>,
             }
             let waiters = jobs.iter().any(|j| matches!(j, Job::Record(_, Some(_)) | Job::Checkpoint(_)));
             let records = jobs.len();
-            notify(&mut jobs, true);
+            notify(&mut jobs, true, relay.as_ref());
             for job in jobs.drain(..) {
                 if let Job::Checkpoint(done) = job {
                     let _ = done.send(true);
