@@ -36,6 +36,20 @@ pub struct ChildGuard {
     dir: Option<TempDir>,
 }
 
+/// The kernel's clock ticks per second for process times (`getconf CLK_TCK`; 100 on Linux when unknown).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse::<f64>().ok())
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    })
+}
+
 impl ChildGuard {
     /// Spawns `command` with stdout and stderr sent to `<dir>/<name>.log`.
     pub fn spawn(name: &str, mut command: Command, dir: TempDir) -> Result<ChildGuard, Error> {
@@ -45,6 +59,16 @@ impl ChildGuard {
         command.stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log2));
         let child = command.spawn().map_err(|e| format!("{name}: cannot start {command:?}: {e}"))?;
         Ok(ChildGuard { name: name.to_string(), child, dir: Some(dir) })
+    }
+
+    /// CPU time (user + system, all threads) the child has used so far, from `/proc/PID/stat`; `None` where
+    /// that cannot be read.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // After the `)` closing the command name: field 3 (state) first, so utime (14) and stime (15) are 11 and 12.
+        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second()))
     }
 
     /// The child's temporary directory.

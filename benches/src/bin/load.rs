@@ -233,7 +233,7 @@ fn main() -> ExitCode {
 struct Target {
     name: &'static str,
     addr: std::net::SocketAddr,
-    _peer: Option<Peer>,
+    peer: Option<Peer>,
 }
 
 fn run(args: &Args) -> Result<(), String> {
@@ -261,11 +261,11 @@ fn run_contract(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         dukcapil::SCHEMA_PATH
     );
     println!("  generator: {}", generator.describe());
-    let mut targets = vec![Target { name: report::DIRECT, addr: upstream.addr(), _peer: None }];
+    let mut targets = vec![Target { name: report::DIRECT, addr: upstream.addr(), peer: None }];
     for (name, contract) in [("no contract", false), ("contract", true)] {
         let peer = peers::start_penghubung_contract(gateway, args.threads, upstream.addr(), contract)?;
         println!("  penghubung, {name}: {}", peer.addr);
-        targets.push(Target { name, addr: peer.addr, _peer: Some(peer) });
+        targets.push(Target { name, addr: peer.addr, peer: Some(peer) });
     }
     // Before anything is measured: the contract gateway refuses the invalid body and forwards the valid one;
     // the others forward both (nothing checks them).
@@ -305,7 +305,7 @@ fn run_contract(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
             if !args.warmup.is_zero() {
                 measure(warmup).map_err(|e| format!("{} (warm-up): {e}", t.name))?;
             }
-            let stats = measure(load).map_err(|e| format!("{}: {e}", t.name))?;
+            let stats = with_gateway_cpu(t, || measure(load)).map_err(|e| format!("{}: {e}", t.name))?;
             print_round(round, args.rounds, "POST", t.name, &stats, "req/s");
             found.push(stats);
         }
@@ -313,6 +313,7 @@ fn run_contract(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     let per_round: Vec<String> = (0..args.rounds)
         .map(|r| format!("{:.2}x", results[2][r].requests_per_sec / results[1][r].requests_per_sec.max(1.0)))
         .collect();
+    print_gateway_cpu(&targets, &results);
     let rows = median_rows(&targets, results);
     let off = rows.iter().find(|r| r.target == "no contract").map_or(1.0, |r| r.stats.requests_per_sec.max(1.0));
     println!();
@@ -361,7 +362,7 @@ fn run_ratelimit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
             return Err(format!("{name}: GET {BENCH_PATH} answered {status} with {} bytes", body.len()));
         }
         println!("  penghubung ({name}): {}", peer.addr);
-        targets.push(Target { name, addr: peer.addr, _peer: Some(peer) });
+        targets.push(Target { name, addr: peer.addr, peer: Some(peer) });
     }
     let load = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
     let mut results: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
@@ -372,11 +373,13 @@ fn run_ratelimit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
                 loadgen::run(&generator, t.addr, BENCH_PATH, Load { duration: args.warmup, ..load })
                     .map_err(|e| format!("{} (warm-up): {e}", t.name))?;
             }
-            let stats = loadgen::run(&generator, t.addr, BENCH_PATH, load).map_err(|e| format!("{}: {e}", t.name))?;
+            let stats = with_gateway_cpu(t, || loadgen::run(&generator, t.addr, BENCH_PATH, load))
+                .map_err(|e| format!("{}: {e}", t.name))?;
             print_round(round, args.rounds, "plain", t.name, &stats, "req/s");
             found.push(stats);
         }
     }
+    print_gateway_cpu(&targets, &results);
     let rows = median_rows(&targets, results);
     let off = rows.first().map_or(1.0, |r| r.stats.requests_per_sec.max(1.0));
     println!();
@@ -452,10 +455,10 @@ fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     print_header("Penghubung load harness", "proxies", args, &upstream);
     println!("  generator: {}", generator.describe());
 
-    let mut targets = vec![Target { name: report::DIRECT, addr: upstream.addr(), _peer: None }];
+    let mut targets = vec![Target { name: report::DIRECT, addr: upstream.addr(), peer: None }];
     let peer = peers::start_penghubung(gateway, args.threads, upstream.addr())?;
     println!("  penghubung: {} ({})", peer.addr, gateway.display());
-    targets.push(Target { name: "penghubung", addr: peer.addr, _peer: Some(peer) });
+    targets.push(Target { name: "penghubung", addr: peer.addr, peer: Some(peer) });
 
     match (args.skip_nginx, peers::find_program("nginx")) {
         (true, _) => println!("  nginx: skipped (--skip-nginx)"),
@@ -465,7 +468,7 @@ fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         (false, Some(nginx)) => {
             let peer = peers::start_nginx(&nginx, args.threads, upstream.addr())?;
             println!("  nginx: {} ({})", peer.addr, peers::program_version(&nginx, &["-v"]));
-            targets.push(Target { name: report::NGINX, addr: peer.addr, _peer: Some(peer) });
+            targets.push(Target { name: report::NGINX, addr: peer.addr, peer: Some(peer) });
         }
     }
     match (args.skip_haproxy, peers::find_program("haproxy")) {
@@ -476,7 +479,7 @@ fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         (false, Some(haproxy)) => {
             let peer = peers::start_haproxy(&haproxy, args.threads, upstream.addr())?;
             println!("  haproxy: {} ({})", peer.addr, peers::program_version(&haproxy, &["-v"]));
-            targets.push(Target { name: "haproxy", addr: peer.addr, _peer: Some(peer) });
+            targets.push(Target { name: "haproxy", addr: peer.addr, peer: Some(peer) });
         }
     }
 
@@ -572,17 +575,17 @@ fn run_mtls(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         peer.addr,
         gateway.display()
     );
-    targets.push(Target { name: "penghubung", addr: peer.addr, _peer: Some(peer) });
+    targets.push(Target { name: "penghubung", addr: peer.addr, peer: Some(peer) });
     let peer = peers::start_penghubung_mtls(gateway, args.threads, upstream.addr(), &pki, &keepalive_tls, false)?;
     println!("  penghubung-nopolicy: https://{} (same, with [policy] enforce = false)", peer.addr);
-    targets.push(Target { name: "penghubung-nopolicy", addr: peer.addr, _peer: Some(peer) });
+    targets.push(Target { name: "penghubung-nopolicy", addr: peer.addr, peer: Some(peer) });
     match (args.skip_nginx, peers::find_program("nginx")) {
         (true, _) => println!("  nginx: skipped (--skip-nginx)"),
         (false, None) => println!("  nginx: not installed, skipped (Debian: apt-get install -y nginx)"),
         (false, Some(nginx)) => {
             let peer = peers::start_nginx_mtls(&nginx, args.threads, upstream.addr(), &pki, &keepalive_tls)?;
             println!("  nginx: https://{} ({})", peer.addr, peers::program_version(&nginx, &["-v"]));
-            targets.push(Target { name: report::NGINX, addr: peer.addr, _peer: Some(peer) });
+            targets.push(Target { name: report::NGINX, addr: peer.addr, peer: Some(peer) });
         }
     }
     match (args.skip_haproxy, peers::find_program("haproxy")) {
@@ -591,7 +594,7 @@ fn run_mtls(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         (false, Some(haproxy)) => {
             let peer = peers::start_haproxy_mtls(&haproxy, args.threads, upstream.addr(), &pki, &keepalive_tls)?;
             println!("  haproxy: https://{} ({})", peer.addr, peers::program_version(&haproxy, &["-v"]));
-            targets.push(Target { name: "haproxy", addr: peer.addr, _peer: Some(peer) });
+            targets.push(Target { name: "haproxy", addr: peer.addr, peer: Some(peer) });
         }
     }
 
@@ -679,7 +682,7 @@ fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
     print_header("Penghubung load harness: audit trail", "gateway", args, &upstream);
     println!("  generator: {}", generator.describe());
-    let mut targets = vec![Target { name: report::DIRECT, addr: upstream.addr(), _peer: None }];
+    let mut targets = vec![Target { name: report::DIRECT, addr: upstream.addr(), peer: None }];
     let mut audited = Vec::new();
     for (name, durability) in [("audit off", None), ("audit async", Some("async")), ("audit sync", Some("sync"))] {
         let peer = peers::start_penghubung_audit(gateway, args.threads, upstream.addr(), durability)?;
@@ -687,7 +690,7 @@ fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         if durability.is_some() {
             audited.push((name, targets.len()));
         }
-        targets.push(Target { name, addr: peer.addr, _peer: Some(peer) });
+        targets.push(Target { name, addr: peer.addr, peer: Some(peer) });
     }
     for t in &targets {
         let (status, body) =
@@ -706,11 +709,13 @@ fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
                 loadgen::run(&generator, t.addr, BENCH_PATH, warmup)
                     .map_err(|e| format!("{} (warm-up): {e}", t.name))?;
             }
-            let stats = loadgen::run(&generator, t.addr, BENCH_PATH, load).map_err(|e| format!("{}: {e}", t.name))?;
+            let stats = with_gateway_cpu(t, || loadgen::run(&generator, t.addr, BENCH_PATH, load))
+                .map_err(|e| format!("{}: {e}", t.name))?;
             print_round(round, args.rounds, "keep-alive", t.name, &stats, "req/s");
             found.push(stats);
         }
     }
+    print_gateway_cpu(&targets, &results);
     let rows = median_rows(&targets, results);
     let off = rows.iter().find(|r| r.target == "audit off").map(|r| r.stats.requests_per_sec);
     println!();
@@ -729,7 +734,7 @@ fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         );
     }
     for (name, index) in audited {
-        if let Some(peer) = targets[index]._peer.as_ref() {
+        if let Some(peer) = targets[index].peer.as_ref() {
             println!("  {name}: {} audit lines written in all", peers::audit_records(peer));
         }
     }
@@ -740,12 +745,49 @@ fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
 
 fn print_round(round: usize, rounds: usize, workload: &str, target: &str, stats: &Stats, unit: &str) {
     println!(
-        "  round {round}/{rounds}: {workload:<10} {target:<10} {:>9.0} {unit:<5}  p50 {:>9}  p99 {:>9}  errors {}",
+        "  round {round}/{rounds}: {workload:<10} {target:<10} {:>9.0} {unit:<5}  p50 {:>9}  p99 {:>9}  errors {}{}",
         stats.requests_per_sec,
         report::format_latency(stats.p50),
         report::format_latency(stats.p99),
-        stats.errors
+        stats.errors,
+        stats.gateway_cpu_us.map_or(String::new(), |us| format!("  gateway CPU {us:.1} µs/req")),
     );
+}
+
+/// Runs one measurement of `target` and, when it is a gateway the harness started, notes the CPU time (all
+/// threads) the gateway used per completed request meanwhile.
+fn with_gateway_cpu(target: &Target, run: impl FnOnce() -> Result<Stats, String>) -> Result<Stats, String> {
+    let cpu = || target.peer.as_ref().and_then(|p| p.guard.cpu_time());
+    let before = cpu();
+    let mut stats = run()?;
+    if let (Some(before), Some(after)) = (before, cpu()) {
+        let requests = stats.requests.max(1) as f64;
+        stats.gateway_cpu_us = Some(after.saturating_sub(before).as_secs_f64() * 1e6 / requests);
+    }
+    Ok(stats)
+}
+
+/// One line with each gateway target's median CPU per request and its difference to the first of them.
+fn print_gateway_cpu(targets: &[Target], results: &[Vec<Stats>]) {
+    let measured: Vec<(&str, f64)> =
+        (0..targets.len()).filter_map(|i| Some((targets[i].name, median_cpu(results, i)?))).collect();
+    let Some(&(_, base)) = measured.first() else { return };
+    let cells: Vec<String> = measured
+        .iter()
+        .enumerate()
+        .map(|(i, (name, us))| match i {
+            0 => format!("{name} {us:.1} µs"),
+            _ => format!("{name} {us:.1} µs ({:+.1})", us - base),
+        })
+        .collect();
+    println!("  gateway CPU per request (user + system, all threads; median of rounds): {}", cells.join(", "));
+}
+
+/// The median over rounds of the gateway CPU per request of target `index`, if measured.
+fn median_cpu(results: &[Vec<Stats>], index: usize) -> Option<f64> {
+    let mut values: Vec<f64> = results.get(index)?.iter().filter_map(|s| s.gateway_cpu_us).collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
 }
 
 /// Per target, the round with the median rate.
