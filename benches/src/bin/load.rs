@@ -310,9 +310,8 @@ fn run_contract(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
             found.push(stats);
         }
     }
-    let per_round: Vec<String> = (0..args.rounds)
-        .map(|r| format!("{:.2}x", results[2][r].requests_per_sec / results[1][r].requests_per_sec.max(1.0)))
-        .collect();
+    let (per_round, paired_median) = paired_ratios(&results, 2, 1);
+    let per_round: Vec<String> = per_round.iter().map(|r| format!("{r:.2}x")).collect();
     print_gateway_cpu(&targets, &results);
     let rows = median_rows(&targets, results);
     let off = rows.iter().find(|r| r.target == "no contract").map_or(1.0, |r| r.stats.requests_per_sec.max(1.0));
@@ -330,7 +329,7 @@ fn run_contract(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
             r.stats.errors
         );
     }
-    println!("  contract vs no contract per round: {}", per_round.join(", "));
+    println!("  contract vs no contract per round: {} (median {paired_median:.2}x)", per_round.join(", "));
     if rows.iter().any(|r| r.stats.errors > 0) {
         println!("\nwarning: some requests failed (see the errors column); those runs are not comparable");
     }
@@ -716,6 +715,15 @@ fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         }
     }
     print_gateway_cpu(&targets, &results);
+    let base = targets.iter().position(|t| t.name == "audit off");
+    let paired: Vec<String> = audited
+        .iter()
+        .filter_map(|(name, index)| {
+            let (ratios, median) = paired_ratios(&results, *index, base?);
+            let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+            Some(format!("  {name} vs audit off, round by round: {} (median {median:.2}x)", each.join(", ")))
+        })
+        .collect();
     let rows = median_rows(&targets, results);
     let off = rows.iter().find(|r| r.target == "audit off").map(|r| r.stats.requests_per_sec);
     println!();
@@ -732,6 +740,9 @@ fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
             ratio,
             s.errors
         );
+    }
+    for line in &paired {
+        println!("{line}");
     }
     for (name, index) in audited {
         if let Some(peer) = targets[index].peer.as_ref() {
@@ -781,6 +792,24 @@ fn print_gateway_cpu(targets: &[Target], results: &[Vec<Stats>]) {
         })
         .collect();
     println!("  gateway CPU per request (user + system, all threads; median of rounds): {}", cells.join(", "));
+}
+
+/// The ratios of target `index` to target `base` round by round (each pair measured back to back, so a slow
+/// drift of the machine affects both alike), and their median: steadier than the ratio of two medians.
+fn paired_ratios(results: &[Vec<Stats>], index: usize, base: usize) -> (Vec<f64>, f64) {
+    let ratios: Vec<f64> = results[index]
+        .iter()
+        .zip(&results[base])
+        .map(|(s, b)| s.requests_per_sec / b.requests_per_sec.max(1.0))
+        .collect();
+    let mut sorted = ratios.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    };
+    (ratios, median)
 }
 
 /// The median over rounds of the gateway CPU per request of target `index`, if measured.
