@@ -316,19 +316,7 @@ fn run_contract(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     let rows = median_rows(&targets, results);
     let off = rows.iter().find(|r| r.target == "no contract").map_or(1.0, |r| r.stats.requests_per_sec.max(1.0));
     println!();
-    println!("| POST, {} byte JSON body | req/s | p50 | p99 | vs no contract | errors |", args.request_body);
-    println!("|---|---|---|---|---|---|");
-    for r in &rows {
-        println!(
-            "| {} | {:.0} | {} | {} | {:.2}x | {} |",
-            r.target,
-            r.stats.requests_per_sec,
-            report::format_latency(r.stats.p50),
-            report::format_latency(r.stats.p99),
-            r.stats.requests_per_sec / off,
-            r.stats.errors
-        );
-    }
+    print_markdown_table(&format!("POST, {} byte JSON body", args.request_body), "vs no contract", &rows, off);
     println!("  contract vs no contract per round: {} (median {paired_median:.2}x)", per_round.join(", "));
     if rows.iter().any(|r| r.stats.errors > 0) {
         println!("\nwarning: some requests failed (see the errors column); those runs are not comparable");
@@ -382,19 +370,7 @@ fn run_ratelimit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     let rows = median_rows(&targets, results);
     let off = rows.first().map_or(1.0, |r| r.stats.requests_per_sec.max(1.0));
     println!();
-    println!("| Penghubung, plain HTTP | req/s | p50 | p99 | vs limits off | errors |");
-    println!("|---|---|---|---|---|---|");
-    for r in &rows {
-        println!(
-            "| {} | {:.0} | {} | {} | {:.2}x | {} |",
-            r.target,
-            r.stats.requests_per_sec,
-            report::format_latency(r.stats.p50),
-            report::format_latency(r.stats.p99),
-            r.stats.requests_per_sec / off,
-            r.stats.errors
-        );
-    }
+    print_markdown_table("Penghubung, plain HTTP", "vs limits off", &rows, off);
     drop(targets);
     drop(redis);
     drop(upstream);
@@ -802,21 +778,40 @@ fn paired_ratios(results: &[Vec<Stats>], index: usize, base: usize) -> (Vec<f64>
         .zip(&results[base])
         .map(|(s, b)| s.requests_per_sec / b.requests_per_sec.max(1.0))
         .collect();
-    let mut sorted = ratios.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    };
+    let median = median(ratios.clone()).unwrap_or(0.0);
     (ratios, median)
+}
+
+/// The median of `values` (the mean of the two middle ones for an even count), `None` when empty.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(values[n / 2]),
+        n => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+/// A markdown table of median rows: rate, p50, p99, the rate against `base` (column `ratio`), errors.
+fn print_markdown_table(title: &str, ratio: &str, rows: &[Row], base: f64) {
+    println!("| {title} | req/s | p50 | p99 | {ratio} | errors |");
+    println!("|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {:.0} | {} | {} | {:.2}x | {} |",
+            r.target,
+            r.stats.requests_per_sec,
+            report::format_latency(r.stats.p50),
+            report::format_latency(r.stats.p99),
+            r.stats.requests_per_sec / base,
+            r.stats.errors
+        );
+    }
 }
 
 /// The median over rounds of the gateway CPU per request of target `index`, if measured.
 fn median_cpu(results: &[Vec<Stats>], index: usize) -> Option<f64> {
-    let mut values: Vec<f64> = results.get(index)?.iter().filter_map(|s| s.gateway_cpu_us).collect();
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
+    median(results.get(index)?.iter().filter_map(|s| s.gateway_cpu_us).collect())
 }
 
 /// Per target, the round with the median rate.

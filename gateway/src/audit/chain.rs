@@ -30,6 +30,15 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// Appends the lower-case hex of `bytes` to a byte buffer (a record line being written).
+pub fn push_hex_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize]);
+        out.push(DIGITS[(b & 15) as usize]);
+    }
+}
+
 /// SHA-256 of `bytes` in hex (how digests appear in records).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(ring::digest::digest(&SHA256, bytes).as_ref())
@@ -59,9 +68,7 @@ pub fn seal(buf: &mut Vec<u8>, start: usize) -> [u8; 32] {
     let mut hash = [0u8; 32];
     hash.copy_from_slice(context.finish().as_ref());
     buf.extend_from_slice(HASH_MEMBER.as_bytes());
-    let mut text = String::with_capacity(64);
-    push_hex(&mut text, &hash);
-    buf.extend_from_slice(text.as_bytes());
+    push_hex_bytes(buf, &hash);
     buf.extend_from_slice(b"\"}\n");
     hash
 }

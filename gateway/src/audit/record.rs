@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use http::{HeaderValue, Method};
 use serde::Serialize;
 
+use super::chain::push_hex_bytes;
 use crate::store::documents::AuditDurability;
 
 /// A record handed to the writer.
@@ -229,15 +230,6 @@ impl Members<'_> {
         self.0.push(b'"');
         push_time(self.0, value);
         self.0.push(b'"');
-    }
-}
-
-/// Lower-case hex of `bytes`, appended to `out`.
-fn push_hex_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize]);
-        out.push(DIGITS[(b & 15) as usize]);
     }
 }
 
