@@ -450,7 +450,7 @@ fn compile_contract(
 ) -> OperationContract {
     let mut contract = OperationContract::default();
     let mut compile = |what: &str, path: &str| {
-        compiler.validator(path).map_err(|e| {
+        compiler.schema(path).map_err(|e| {
             problems.push(Diagnostic::error(origin, format!("operation `{}` {what}: {e}", op.id)));
         })
     };

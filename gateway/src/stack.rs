@@ -454,7 +454,7 @@ async fn check_request(
 /// (pointers and keywords only, never values) and counts them on the service.
 async fn check_response(
     response: Response<ResponseBody>,
-    validator: &jsonschema::Validator,
+    validator: &crate::contract::Schema,
     service: &CompiledService,
     operation: Option<&crate::routing::CompiledOperation>,
     limit: u64,

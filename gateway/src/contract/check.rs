@@ -1,13 +1,15 @@
 //! Holding a request or a response to its contract on the data plane: media type, JSON syntax (with line and
-//! column), schema (`is_valid` first; the error list is only collected on failure, at most
-//! [`MAX_VIOLATIONS`]), and query parameters (an object of strings, arrays when a name repeats).
+//! column), schema, and query parameters (an object of strings, arrays when a name repeats). A body is first
+//! offered to the schema's single pass (validated while parsed); what it does not accept is parsed into a
+//! document and decided by the full validator (`is_valid` first; the error list is only collected on failure,
+//! at most [`MAX_VIOLATIONS`]).
 
 use bytes::Bytes;
 use http::HeaderMap;
 use jsonschema::Validator;
 use serde_json::{Map, Value};
 
-use super::Violation;
+use super::{Schema, Violation};
 use crate::error::GatewayError;
 
 /// At most this many violations are reported.
@@ -29,7 +31,11 @@ pub fn check_media_type(headers: &HeaderMap, expected: &str) -> Result<(), Gatew
 }
 
 /// Parses and validates a request body.
-pub fn check_request_body(body: &Bytes, validator: &Validator) -> Result<(), GatewayError> {
+pub fn check_request_body(body: &Bytes, schema: &Schema) -> Result<(), GatewayError> {
+    if schema.accepts_in_single_pass(body) {
+        return Ok(());
+    }
+    let validator = &schema.full;
     let value: Value = serde_json::from_slice(body).map_err(|e| GatewayError::MalformedJson {
         line: e.line(),
         column: e.column(),
@@ -44,7 +50,8 @@ pub fn check_request_body(body: &Bytes, validator: &Validator) -> Result<(), Gat
 /// Validates the query string (`None`: no query) as an object of parameters. A parameter given once is a
 /// string; when the contract wants an array there (`?fields=nama` for `fields: array`), it is read as an array
 /// of one.
-pub fn check_query(query: Option<&str>, validator: &Validator) -> Result<(), GatewayError> {
+pub fn check_query(query: Option<&str>, schema: &Schema) -> Result<(), GatewayError> {
+    let validator = &schema.full;
     let mut value = query_object(query.unwrap_or(""));
     if validator.is_valid(&value) {
         return Ok(());
@@ -71,7 +78,11 @@ pub fn check_query(query: Option<&str>, validator: &Validator) -> Result<(), Gat
 }
 
 /// Validates a response body; `Err` holds the violations (without messages: they may quote upstream data).
-pub fn check_response_body(body: &[u8], validator: &Validator) -> Result<(), Vec<Violation>> {
+pub fn check_response_body(body: &[u8], schema: &Schema) -> Result<(), Vec<Violation>> {
+    if schema.accepts_in_single_pass(body) {
+        return Ok(());
+    }
+    let validator = &schema.full;
     let value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
@@ -130,8 +141,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn validator(schema: Value) -> Validator {
-        jsonschema::options().should_validate_formats(true).build(&schema).unwrap()
+    /// The schema as the snapshot compiles it (full and, where it can, single-pass).
+    fn validator(schema: Value) -> Schema {
+        let store: std::collections::HashMap<&str, &Value> = [("t/schema.json", &schema)].into_iter().collect();
+        let compiled =
+            super::super::compile::Compiler::new(&store, super::super::FORMATS).schema("t/schema.json").unwrap();
+        std::sync::Arc::try_unwrap(compiled).unwrap()
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! responses by status. They are compiled once per snapshot ([`compile`]) against the store's schemas and the
 //! reference types shipped in `schemas/ref/`, whose semantic checks are the custom formats of [`formats`] (NIK,
 //! NIP, kode wilayah, NPWP, NIB, phone numbers); nothing is ever fetched: a remote `$ref` is a load error.
-//! [`check`] holds a request or a response to its contract on the data plane. [`openapi`] imports an OpenAPI
+//! [`check`] holds a request or a response to its contract on the data plane, accepting most valid bodies in a
+//! [`single_pass`] (validated while parsed, no document tree) and leaving every other body to the full
+//! validator, which decides and names the violations. [`openapi`] imports an OpenAPI
 //! 3.0/3.1 document into operations with self-contained schemas, and exports a service as the gateway enforces
 //! it (discovery).
 
@@ -10,6 +12,7 @@ pub mod check;
 pub mod compile;
 pub mod formats;
 pub mod openapi;
+pub mod single_pass;
 
 use std::sync::Arc;
 
@@ -18,19 +21,37 @@ use jsonschema::Validator;
 /// The custom `format` checks registered on every contract validator (the reference types).
 pub const FORMATS: &[(&str, compile::FormatCheck)] = formats::FORMATS;
 
+/// One compiled contract schema: the full validator, and the single-pass one when the schema stays within its
+/// keywords.
+#[derive(Debug)]
+pub struct Schema {
+    /// Decides every body the single pass does not accept, and names the violations.
+    pub full: Validator,
+    /// Accepts valid bodies without building a document tree; `None` when the schema uses keywords outside its
+    /// subset.
+    pub single_pass: Option<single_pass::SinglePass>,
+}
+
+impl Schema {
+    /// Whether the single pass accepts `body` (`false`: the full validator must decide).
+    pub fn accepts_in_single_pass(&self, body: &[u8]) -> bool {
+        self.single_pass.as_ref().is_some_and(|pass| pass.accepts(body))
+    }
+}
+
 /// The compiled contract of one operation.
 #[derive(Debug, Default)]
 pub struct OperationContract {
     /// Body schema and the media type the body must have.
-    pub request: Option<(Arc<Validator>, Arc<str>)>,
-    pub query: Option<Arc<Validator>>,
+    pub request: Option<(Arc<Schema>, Arc<str>)>,
+    pub query: Option<Arc<Schema>>,
     /// By status; 0 stands for `default`.
-    pub responses: Vec<(u16, Arc<Validator>)>,
+    pub responses: Vec<(u16, Arc<Schema>)>,
 }
 
 impl OperationContract {
     /// The response schema for `status` (exact, else `default`).
-    pub fn response_for(&self, status: u16) -> Option<&Validator> {
+    pub fn response_for(&self, status: u16) -> Option<&Schema> {
         let exact = self.responses.iter().find(|(s, _)| *s == status);
         exact.or_else(|| self.responses.iter().find(|(s, _)| *s == 0)).map(|(_, v)| &**v)
     }
