@@ -30,6 +30,19 @@ pub const FORMATS: &[(&str, fn(&str) -> bool)] = &[
     ("telepon", is_telepon),
 ];
 
+/// The `pattern` each reference type (`schemas/ref/`) states beside its format, which the format check already
+/// implies: a string the check accepts always matches it. The single pass skips such a pattern where the format
+/// is checked too (`date` is the `tanggal` type's format). The full validator and discovery keep them.
+pub const IMPLIED_PATTERNS: &[(&str, &str)] = &[
+    ("nik", "^[0-9]{16}$"),
+    ("nip", "^[0-9]{18}$"),
+    ("kode-wilayah", "^[0-9]{2}(\\.[0-9]{2}(\\.[0-9]{2}(\\.[0-9]{4})?)?)?$"),
+    ("npwp", "^([0-9]{15,16}|[0-9]{2}\\.[0-9]{3}\\.[0-9]{3}\\.[0-9]-[0-9]{3}\\.[0-9]{3})$"),
+    ("nib", "^[0-9]{13}$"),
+    ("telepon", "^(\\+62|62|0)[0-9]{6,13}$"),
+    ("date", "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+];
+
 /// Province codes of Kemendagri (Permendagri 72/2019 and the 2022 Papua provinces).
 const PROVINCES: &[u8] = &[
     11, 12, 13, 14, 15, 16, 17, 18, 19, // Sumatera
@@ -415,6 +428,61 @@ mod tests {
             for example in examples {
                 assert!(validator.is_valid(example), "{name}: example {example} is invalid");
             }
+        }
+    }
+
+    /// Each implied pattern is the one its reference type states, and no string the format accepts escapes it:
+    /// the examples, and many thousands of variations of them (digits changed, separators moved, cut, grown).
+    #[test]
+    fn formats_imply_the_patterns_beside_them() {
+        fn reference(format: &str) -> &str {
+            if format == "date" {
+                "tanggal"
+            } else {
+                format
+            }
+        }
+        let mut rng = 0x1807_2026_u64;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        let alphabet = b"0123456789012345678901234567890123456789.-+ a";
+        for (format, pattern) in IMPLIED_PATTERNS {
+            let text = crate::embedded::schema(&format!("ref/{}.schema.json", reference(format))).unwrap();
+            let schema: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(schema["pattern"], *pattern, "{format}");
+            let check: fn(&str) -> bool = match FORMATS.iter().find(|(n, _)| n == format) {
+                Some((_, check)) => *check,
+                None => crate::contract::single_pass::is_date,
+            };
+            let regex = regex::Regex::new(pattern).unwrap();
+            let (mut accepted, mut tried) = (0, 0);
+            for example in schema["examples"].as_array().unwrap() {
+                let example = example.as_str().unwrap().as_bytes();
+                for _ in 0..20_000 {
+                    let mut candidate = example.to_vec();
+                    for _ in 0..1 + next(3) {
+                        let at = next(candidate.len() + 1);
+                        match next(4) {
+                            0 if at < candidate.len() => candidate[at] = alphabet[next(alphabet.len())],
+                            1 if at < candidate.len() => {
+                                candidate.remove(at);
+                            }
+                            _ => candidate.insert(at, alphabet[next(alphabet.len())]),
+                        }
+                    }
+                    let candidate = String::from_utf8(candidate).unwrap();
+                    tried += 1;
+                    if check(&candidate) {
+                        accepted += 1;
+                        assert!(regex.is_match(&candidate), "{format} accepts `{candidate}`, `{pattern}` does not");
+                    }
+                }
+            }
+            assert!(accepted > tried / 100, "{format}: only {accepted} of {tried} variations were valid");
         }
     }
 }

@@ -27,6 +27,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::Value;
 
 use super::compile::{FormatCheck, BASE};
+use super::formats::IMPLIED_PATTERNS;
 
 /// Why a schema has no single-pass validator; it is then validated by the full path only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +114,8 @@ struct Node {
     min_length: Option<u64>,
     max_length: Option<u64>,
     patterns: Vec<Regex>,
-    formats: Vec<FormatCheck>,
+    /// By name (for [`IMPLIED_PATTERNS`]).
+    formats: Vec<(&'static str, FormatCheck)>,
     bounds: Vec<Bound>,
     object: Option<ObjectShape>,
     min_items: Option<u64>,
@@ -196,7 +198,7 @@ impl Node {
                 return false;
             }
         }
-        self.patterns.iter().all(|p| p.is_match(s)) && self.formats.iter().all(|f| f(s))
+        self.patterns.iter().all(|p| p.is_match(s)) && self.formats.iter().all(|(_, check)| check(s))
     }
 
     fn accepts_number(&self, number: Number) -> bool {
@@ -594,6 +596,12 @@ impl Build<'_, '_> {
         let mut object = None;
         let mut visiting = HashSet::new();
         self.flatten(uri, pointer, &mut node, &mut object, &mut visiting)?;
+        // A pattern the node's format already implies costs a regex search and decides nothing.
+        node.patterns.retain(|pattern| {
+            !IMPLIED_PATTERNS.iter().any(|(format, implied)| {
+                pattern.as_str() == *implied && node.formats.iter().any(|(name, _)| name == format)
+            })
+        });
         if let Some(keywords) = object {
             node.object = Some(self.object_shape(keywords)?);
         }
@@ -694,10 +702,10 @@ impl Build<'_, '_> {
                 "pattern" => node.patterns.push(pattern(value)?),
                 "format" => {
                     let name = value.as_str().ok_or_else(|| Unsupported(format!("`format` {value}")))?;
-                    if let Some((_, check)) = self.formats.iter().find(|(n, _)| *n == name) {
-                        node.formats.push(*check);
+                    if let Some(format) = self.formats.iter().find(|(n, _)| *n == name) {
+                        node.formats.push(*format);
                     } else if name == "date" {
-                        node.formats.push(is_date);
+                        node.formats.push(("date", is_date));
                     } else if STANDARD_FORMATS.contains(&name) {
                         return unsupported(format!("`format: {name}`"));
                     }
@@ -841,7 +849,7 @@ fn pattern(value: &Value) -> Result<Regex, Unsupported> {
 }
 
 /// `date` of RFC 3339 (`full-date`): `YYYY-MM-DD`, ASCII digits, a day that exists.
-fn is_date(value: &str) -> bool {
+pub(crate) fn is_date(value: &str) -> bool {
     let b = value.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
