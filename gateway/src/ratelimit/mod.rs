@@ -375,7 +375,8 @@ impl RateLimiter {
         }
         match &self.cluster {
             None => check_local(limits, request_bytes),
-            Some(cluster) => match cluster.check(limits, request_bytes).await {
+            // Boxed: the Redis round trip's state is large, and the callers' futures should not carry it inline.
+            Some(cluster) => match Box::pin(cluster.check(limits, request_bytes)).await {
                 Ok(decision) => decision,
                 Err(()) => match cluster.on_unavailable() {
                     OnUnavailable::LocalFallback => check_local(limits, request_bytes),
