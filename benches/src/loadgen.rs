@@ -32,10 +32,10 @@ pub struct Stats {
     pub requests: u64,
     /// Non-2xx answers, connection and read errors, timeouts.
     pub errors: u64,
-    /// CPU time (user + system, all threads) the gateway process used per completed request during the run, in
-    /// µs; set by the harness for the Penghubung targets of some modes. Steadier than the rate on a shared or
-    /// noisy machine: it does not move when the load generator or the upstream are scheduled differently.
-    pub gateway_cpu_us: Option<f64>,
+    /// CPU time the proxy (all its threads and worker processes) used per completed request during the run, in
+    /// µs: (user space, kernel); set by the harness for the proxies it started. Steadier than the rate on a shared
+    /// or noisy machine: it does not move when the load generator or the upstream are scheduled differently.
+    pub proxy_cpu_us: Option<(f64, f64)>,
 }
 
 /// The generator to use.
@@ -226,7 +226,7 @@ pub fn summarize(mut latencies: Vec<u64>, errors: u64, elapsed: Duration) -> Sta
         p99: at(0.99),
         requests: latencies.len() as u64,
         errors,
-        gateway_cpu_us: None,
+        proxy_cpu_us: None,
     }
 }
 

@@ -37,6 +37,31 @@ pub struct ChildGuard {
 }
 
 /// The kernel's clock ticks per second for process times (`getconf CLK_TCK`; 100 on Linux when unknown).
+/// CPU time used by a process, split into user space and the kernel.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuTime {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+/// What the harness reads of `/proc/PID/stat`.
+struct ProcStat {
+    parent: u32,
+    cpu: CpuTime,
+}
+
+impl ProcStat {
+    fn read(pid: u32) -> Option<ProcStat> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the `)` closing the command name come field 3 (state), 4 (parent), ..., 14 (utime), 15 (stime).
+        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+        let ticks = |i: usize| {
+            Some(Duration::from_secs_f64(fields.get(i)?.parse::<u64>().ok()? as f64 / clock_ticks_per_second()))
+        };
+        Some(ProcStat { parent: fields.get(1)?.parse().ok()?, cpu: CpuTime { user: ticks(11)?, system: ticks(12)? } })
+    }
+}
+
 fn clock_ticks_per_second() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
@@ -61,14 +86,19 @@ impl ChildGuard {
         Ok(ChildGuard { name: name.to_string(), child, dir: Some(dir) })
     }
 
-    /// CPU time (user + system, all threads) the child has used so far, from `/proc/PID/stat`; `None` where
-    /// that cannot be read.
-    pub fn cpu_time(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        // After the `)` closing the command name: field 3 (state) first, so utime (14) and stime (15) are 11 and 12.
-        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
-        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second()))
+    /// CPU time the child and its own children (nginx's workers) have used so far, all threads, from
+    /// `/proc/PID/stat`; `None` where that cannot be read.
+    pub fn cpu_time(&self) -> Option<CpuTime> {
+        let pid = self.child.id();
+        let mut total = ProcStat::read(pid)?.cpu;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(other) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            if let Some(stat) = ProcStat::read(other).filter(|s| s.parent == pid) {
+                total.user += stat.cpu.user;
+                total.system += stat.cpu.system;
+            }
+        }
+        Some(total)
     }
 
     /// The child's temporary directory.

@@ -296,23 +296,12 @@ fn run_contract(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     }
     let payload = Post { body: valid.into(), content_type: "application/json".into() };
     let load = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
-    let warmup = Load { duration: args.warmup, ..load };
-    let mut results: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
-    println!();
-    for round in 1..=args.rounds {
-        for (t, found) in targets.iter().zip(results.iter_mut()) {
-            let measure = |load: Load| loadgen::run_request(&generator, t.addr, BENCH_PATH, Some(&payload), load);
-            if !args.warmup.is_zero() {
-                measure(warmup).map_err(|e| format!("{} (warm-up): {e}", t.name))?;
-            }
-            let stats = with_gateway_cpu(t, || measure(load)).map_err(|e| format!("{}: {e}", t.name))?;
-            print_round(round, args.rounds, "POST", t.name, &stats, "req/s");
-            found.push(stats);
-        }
-    }
+    let results = measure_rounds(args, &targets, "POST", load, |t, load| {
+        loadgen::run_request(&generator, t.addr, BENCH_PATH, Some(&payload), load)
+    })?;
     let (per_round, paired_median) = paired_ratios(&results, 2, 1);
     let per_round: Vec<String> = per_round.iter().map(|r| format!("{r:.2}x")).collect();
-    print_gateway_cpu(&targets, &results);
+    print_proxy_cpu(&targets, &results);
     let rows = median_rows(&targets, results);
     let off = rows.iter().find(|r| r.target == "no contract").map_or(1.0, |r| r.stats.requests_per_sec.max(1.0));
     println!();
@@ -352,21 +341,9 @@ fn run_ratelimit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         targets.push(Target { name, addr: peer.addr, peer: Some(peer) });
     }
     let load = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
-    let mut results: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
-    println!();
-    for round in 1..=args.rounds {
-        for (t, found) in targets.iter().zip(results.iter_mut()) {
-            if !args.warmup.is_zero() {
-                loadgen::run(&generator, t.addr, BENCH_PATH, Load { duration: args.warmup, ..load })
-                    .map_err(|e| format!("{} (warm-up): {e}", t.name))?;
-            }
-            let stats = with_gateway_cpu(t, || loadgen::run(&generator, t.addr, BENCH_PATH, load))
-                .map_err(|e| format!("{}: {e}", t.name))?;
-            print_round(round, args.rounds, "plain", t.name, &stats, "req/s");
-            found.push(stats);
-        }
-    }
-    print_gateway_cpu(&targets, &results);
+    let results =
+        measure_rounds(args, &targets, "plain", load, |t, load| loadgen::run(&generator, t.addr, BENCH_PATH, load))?;
+    print_proxy_cpu(&targets, &results);
     let rows = median_rows(&targets, results);
     let off = rows.first().map_or(1.0, |r| r.stats.requests_per_sec.max(1.0));
     println!();
@@ -473,28 +450,9 @@ fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     }
 
     let load = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
-    let warmup = Load { duration: args.warmup, ..load };
-    let mut results: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
-    println!();
-    for round in 1..=args.rounds {
-        for (t, found) in targets.iter().zip(results.iter_mut()) {
-            if !args.warmup.is_zero() {
-                loadgen::run(&generator, t.addr, BENCH_PATH, warmup)
-                    .map_err(|e| format!("{} (warm-up): {e}", t.name))?;
-            }
-            let stats = loadgen::run(&generator, t.addr, BENCH_PATH, load).map_err(|e| format!("{}: {e}", t.name))?;
-            println!(
-                "  round {round}/{}: {:<10} {:>9.0} req/s  p50 {:>9}  p99 {:>9}  errors {}",
-                args.rounds,
-                t.name,
-                stats.requests_per_sec,
-                report::format_latency(stats.p50),
-                report::format_latency(stats.p99),
-                stats.errors
-            );
-            found.push(stats);
-        }
-    }
+    let results =
+        measure_rounds(args, &targets, "GET", load, |t, load| loadgen::run(&generator, t.addr, BENCH_PATH, load))?;
+    print_proxy_cpu(&targets, &results);
 
     let rows = median_rows(&targets, results);
     println!();
@@ -604,26 +562,14 @@ fn run_mtls(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     println!();
     for round in 1..=args.rounds {
         for (t, found) in targets.iter().zip(found_keepalive.iter_mut()) {
-            let measure =
-                |load: Load| mtls::run_keepalive(t.addr, BENCH_PATH, load, std::sync::Arc::clone(&keepalive_tls));
-            if !args.warmup.is_zero() {
-                measure(Load { duration: args.warmup, ..keepalive })
-                    .map_err(|e| format!("{} (keep-alive warm-up): {e}", t.name))?;
-            }
-            let stats = measure(keepalive).map_err(|e| format!("{} (keep-alive): {e}", t.name))?;
-            print_round(round, args.rounds, "keep-alive", t.name, &stats, "req/s");
-            found.push(stats);
+            found.push(measure_once(args, round, ("keep-alive", "req/s"), t, keepalive, |load| {
+                mtls::run_keepalive(t.addr, BENCH_PATH, load, std::sync::Arc::clone(&keepalive_tls))
+            })?);
         }
         for (t, found) in targets.iter().zip(found_handshakes.iter_mut()) {
-            let measure =
-                |load: Load| mtls::run_handshakes(t.addr, BENCH_PATH, load, std::sync::Arc::clone(&handshake_tls));
-            if !args.warmup.is_zero() {
-                measure(Load { duration: args.warmup, ..handshakes })
-                    .map_err(|e| format!("{} (handshake warm-up): {e}", t.name))?;
-            }
-            let stats = measure(handshakes).map_err(|e| format!("{} (handshakes): {e}", t.name))?;
-            print_round(round, args.rounds, "handshakes", t.name, &stats, "hs/s");
-            found.push(stats);
+            found.push(measure_once(args, round, ("handshakes", "hs/s"), t, handshakes, |load| {
+                mtls::run_handshakes(t.addr, BENCH_PATH, load, std::sync::Arc::clone(&handshake_tls))
+            })?);
         }
     }
 
@@ -675,22 +621,10 @@ fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         }
     }
     let load = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
-    let warmup = Load { duration: args.warmup, ..load };
-    let mut results: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
-    println!();
-    for round in 1..=args.rounds {
-        for (t, found) in targets.iter().zip(results.iter_mut()) {
-            if !args.warmup.is_zero() {
-                loadgen::run(&generator, t.addr, BENCH_PATH, warmup)
-                    .map_err(|e| format!("{} (warm-up): {e}", t.name))?;
-            }
-            let stats = with_gateway_cpu(t, || loadgen::run(&generator, t.addr, BENCH_PATH, load))
-                .map_err(|e| format!("{}: {e}", t.name))?;
-            print_round(round, args.rounds, "keep-alive", t.name, &stats, "req/s");
-            found.push(stats);
-        }
-    }
-    print_gateway_cpu(&targets, &results);
+    let results = measure_rounds(args, &targets, "keep-alive", load, |t, load| {
+        loadgen::run(&generator, t.addr, BENCH_PATH, load)
+    })?;
+    print_proxy_cpu(&targets, &results);
     let base = targets.iter().position(|t| t.name == "audit off");
     let paired: Vec<String> = audited
         .iter()
@@ -730,6 +664,44 @@ fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
+/// `args.rounds` interleaved rounds: in each, every target in turn ([`measure_once`]). Each target's stats, round
+/// by round.
+fn measure_rounds(
+    args: &Args,
+    targets: &[Target],
+    workload: &str,
+    load: Load,
+    measure: impl Fn(&Target, Load) -> Result<Stats, String>,
+) -> Result<Vec<Vec<Stats>>, String> {
+    let mut results: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
+    println!();
+    for round in 1..=args.rounds {
+        for (t, found) in targets.iter().zip(results.iter_mut()) {
+            found.push(measure_once(args, round, (workload, "req/s"), t, load, |load| measure(t, load))?);
+        }
+    }
+    Ok(results)
+}
+
+/// One target in one round: the warm-up (unless `--warmup 0s`), then the measured run with the gateway's CPU
+/// time ([`with_proxy_cpu`]); prints the round's line. `what`: the workload's name and its rate's unit.
+fn measure_once(
+    args: &Args,
+    round: usize,
+    (workload, unit): (&str, &str),
+    target: &Target,
+    load: Load,
+    measure: impl Fn(Load) -> Result<Stats, String>,
+) -> Result<Stats, String> {
+    if !args.warmup.is_zero() {
+        measure(Load { duration: args.warmup, ..load })
+            .map_err(|e| format!("{} ({workload} warm-up): {e}", target.name))?;
+    }
+    let stats = with_proxy_cpu(target, || measure(load)).map_err(|e| format!("{} ({workload}): {e}", target.name))?;
+    print_round(round, args.rounds, workload, target.name, &stats, unit);
+    Ok(stats)
+}
+
 fn print_round(round: usize, rounds: usize, workload: &str, target: &str, stats: &Stats, unit: &str) {
     println!(
         "  round {round}/{rounds}: {workload:<10} {target:<10} {:>9.0} {unit:<5}  p50 {:>9}  p99 {:>9}  errors {}{}",
@@ -737,25 +709,30 @@ fn print_round(round: usize, rounds: usize, workload: &str, target: &str, stats:
         report::format_latency(stats.p50),
         report::format_latency(stats.p99),
         stats.errors,
-        stats.gateway_cpu_us.map_or(String::new(), |us| format!("  gateway CPU {us:.1} µs/req")),
+        stats.proxy_cpu_us.map_or(String::new(), |(user, system)| format!(
+            "  CPU {:.1} µs/req ({user:.1} user, {system:.1} kernel)",
+            user + system
+        )),
     );
 }
 
-/// Runs one measurement of `target` and, when it is a gateway the harness started, notes the CPU time (all
-/// threads) the gateway used per completed request meanwhile.
-fn with_gateway_cpu(target: &Target, run: impl FnOnce() -> Result<Stats, String>) -> Result<Stats, String> {
+/// Runs one measurement of `target` and, when it is a proxy the harness started, notes the CPU time (all threads
+/// and worker processes) it used per completed request meanwhile, in user space and in the kernel.
+fn with_proxy_cpu(target: &Target, run: impl FnOnce() -> Result<Stats, String>) -> Result<Stats, String> {
     let cpu = || target.peer.as_ref().and_then(|p| p.guard.cpu_time());
     let before = cpu();
     let mut stats = run()?;
     if let (Some(before), Some(after)) = (before, cpu()) {
-        let requests = stats.requests.max(1) as f64;
-        stats.gateway_cpu_us = Some(after.saturating_sub(before).as_secs_f64() * 1e6 / requests);
+        let per_request = |a: std::time::Duration, b: std::time::Duration| {
+            a.saturating_sub(b).as_secs_f64() * 1e6 / stats.requests.max(1) as f64
+        };
+        stats.proxy_cpu_us = Some((per_request(after.user, before.user), per_request(after.system, before.system)));
     }
     Ok(stats)
 }
 
-/// One line with each gateway target's median CPU per request and its difference to the first of them.
-fn print_gateway_cpu(targets: &[Target], results: &[Vec<Stats>]) {
+/// One line with each proxy's median CPU per request and its difference to the first of them.
+fn print_proxy_cpu(targets: &[Target], results: &[Vec<Stats>]) {
     let measured: Vec<(&str, f64)> =
         (0..targets.len()).filter_map(|i| Some((targets[i].name, median_cpu(results, i)?))).collect();
     let Some(&(_, base)) = measured.first() else { return };
@@ -767,7 +744,10 @@ fn print_gateway_cpu(targets: &[Target], results: &[Vec<Stats>]) {
             _ => format!("{name} {us:.1} µs ({:+.1})", us - base),
         })
         .collect();
-    println!("  gateway CPU per request (user + system, all threads; median of rounds): {}", cells.join(", "));
+    println!(
+        "  proxy CPU per request (user + kernel, all threads and workers; median of rounds): {}",
+        cells.join(", ")
+    );
 }
 
 /// The ratios of target `index` to target `base` round by round (each pair measured back to back, so a slow
@@ -809,9 +789,9 @@ fn print_markdown_table(title: &str, ratio: &str, rows: &[Row], base: f64) {
     }
 }
 
-/// The median over rounds of the gateway CPU per request of target `index`, if measured.
+/// The median over rounds of the proxy CPU per request (user + kernel) of target `index`, if measured.
 fn median_cpu(results: &[Vec<Stats>], index: usize) -> Option<f64> {
-    median(results.get(index)?.iter().filter_map(|s| s.gateway_cpu_us).collect())
+    median(results.get(index)?.iter().filter_map(|s| s.proxy_cpu_us.map(|(user, system)| user + system)).collect())
 }
 
 /// Per target, the round with the median rate.
