@@ -441,150 +441,93 @@ impl Config {
 
     /// Semantic checks serde cannot do. Returns every problem found.
     fn validate(&self, file: &str, text: &str) -> Vec<Diagnostic> {
-        let mut problems = Vec::new();
-        let at = |key: &str| locate_key(text, key);
+        let mut problems = Problems { file, text, found: Vec::new() };
         if self.listeners.is_empty() {
-            problems.push(Diagnostic::error_at(file, text, at("listeners"), "at least one listener is needed"));
+            problems.at("listeners", "at least one listener is needed");
         }
         let mut seen = std::collections::HashSet::new();
         for l in &self.listeners {
             if l.address.port() != 0 && !seen.insert(l.address) {
-                problems.push(Diagnostic::error_at(
-                    file,
-                    text,
-                    at("address"),
-                    format!("listener address {} is used twice", l.address),
-                ));
+                problems.at("address", format!("listener address {} is used twice", l.address));
             }
         }
         let needs_tls = self.listeners.iter().any(|l| !l.plaintext);
         match &self.tls {
-            None if needs_tls => problems.push(Diagnostic::error_at(
-                file,
-                text,
-                at("listeners"),
+            None if needs_tls => problems.at(
+                "listeners",
                 "a listener without `plaintext = true` needs a [tls] section (cert_file, key_file, client_ca_files)",
-            )),
+            ),
             Some(tls) if !tls.generate_if_missing => {
                 let files =
                     [&tls.cert_file, &tls.key_file].into_iter().chain(&tls.client_ca_files).chain(&tls.crl_files);
                 for f in files {
                     let path = self.resolve(f);
                     if !path.is_file() {
-                        problems.push(Diagnostic::error_at(
-                            file,
-                            text,
-                            at(&f.display().to_string()).or(at("tls")),
+                        problems.at_first(
+                            &[&f.display().to_string(), "tls"],
                             format!("TLS file {} does not exist", path.display()),
-                        ));
+                        );
                     }
                 }
                 if tls.client_ca_files.is_empty() {
-                    problems.push(Diagnostic::error_at(
-                        file,
-                        text,
-                        at("client_ca_files"),
-                        "client_ca_files needs at least one CA bundle",
-                    ));
+                    problems.at("client_ca_files", "client_ca_files needs at least one CA bundle");
                 }
             }
             _ => {}
         }
         if self.server.max_header_bytes.0 < 1024 {
-            problems.push(Diagnostic::error_at(
-                file,
-                text,
-                at("max_header_bytes"),
-                "max_header_bytes must be at least 1024",
-            ));
+            problems.at("max_header_bytes", "max_header_bytes must be at least 1024");
         }
         if self.server.max_uri_bytes.0 < 64 {
-            problems.push(Diagnostic::error_at(file, text, at("max_uri_bytes"), "max_uri_bytes must be at least 64"));
+            problems.at("max_uri_bytes", "max_uri_bytes must be at least 64");
         }
         if self.upstream.connect_timeout.0.is_zero() {
-            problems.push(Diagnostic::error_at(
-                file,
-                text,
-                at("connect_timeout"),
-                "connect_timeout must be above zero",
-            ));
+            problems.at("connect_timeout", "connect_timeout must be above zero");
         }
         if self.upstream.request_timeout.0.is_zero() {
-            problems.push(Diagnostic::error_at(
-                file,
-                text,
-                at("request_timeout"),
-                "request_timeout must be above zero",
-            ));
+            problems.at("request_timeout", "request_timeout must be above zero");
         }
         for ca in &self.upstream.ca_files {
             let path = self.resolve(ca);
             if !path.is_file() {
-                problems.push(Diagnostic::error_at(
-                    file,
-                    text,
-                    at("ca_files"),
-                    format!("upstream CA file {} does not exist", path.display()),
-                ));
+                problems.at("ca_files", format!("upstream CA file {} does not exist", path.display()));
             }
         }
         if let Some(redis) = &self.redis {
             if ::redis::Client::open(redis.url.as_str()).is_err() {
-                problems.push(Diagnostic::error_at(
-                    file,
-                    text,
-                    at("url"),
-                    format!("[redis] url `{}` is not a redis:// URL", redis.url),
-                ));
+                problems.at("url", format!("[redis] url `{}` is not a redis:// URL", redis.url));
             }
             if redis.timeout.0.is_zero() {
-                problems.push(Diagnostic::error_at(file, text, at("timeout"), "[redis] timeout must be above zero"));
+                problems.at("timeout", "[redis] timeout must be above zero");
             }
             if redis.replicas == 0 {
-                problems.push(Diagnostic::error_at(file, text, at("replicas"), "[redis] replicas must be at least 1"));
+                problems.at("replicas", "[redis] replicas must be at least 1");
             }
         }
         if self.audit.enabled {
             if self.audit.queue_capacity == 0 {
-                problems.push(Diagnostic::error_at(
-                    file,
-                    text,
-                    at("queue_capacity"),
-                    "queue_capacity must be above zero",
-                ));
+                problems.at("queue_capacity", "queue_capacity must be above zero");
             }
             if self.audit.checkpoint_interval.0.is_zero() {
-                problems.push(Diagnostic::error_at(
-                    file,
-                    text,
-                    at("checkpoint_interval"),
-                    "checkpoint_interval must be above zero",
-                ));
+                problems.at("checkpoint_interval", "checkpoint_interval must be above zero");
             }
             if self.audit.redis_stream.trim().is_empty() {
-                problems.push(Diagnostic::error_at(file, text, at("redis_stream"), "redis_stream must not be empty"));
+                problems.at("redis_stream", "redis_stream must not be empty");
             }
             if !self.audit.generate_if_missing && !self.resolve(&self.audit.key_file).is_file() {
-                problems.push(Diagnostic::error_at(
-                    file,
-                    text,
-                    at("key_file"),
+                problems.at(
+                    "key_file",
                     format!(
                         "audit key {} does not exist (create it with `penghubung audit keygen`)",
                         self.resolve(&self.audit.key_file).display()
                     ),
-                ));
+                );
             }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            problems.push(Diagnostic::error_at(
-                file,
-                text,
-                at("level"),
-                format!("log level `{}`: {e}", self.log.level),
-            ));
+            problems.at("level", format!("log level `{}`: {e}", self.log.level));
         }
-        problems
+        problems.found
     }
 
     /// Findings that do not stop the gateway but that an operator should see.
@@ -632,6 +575,26 @@ impl Config {
 }
 
 /// Byte span of the first `key =` in a TOML text, for pointing at a line.
+/// The problems [`Config::validate`] finds, each placed at the line of the key it is about.
+struct Problems<'t> {
+    file: &'t str,
+    text: &'t str,
+    found: Vec<Diagnostic>,
+}
+
+impl Problems<'_> {
+    /// A problem with the value of `key` (placed at its first occurrence; line 0 when the key is absent).
+    fn at(&mut self, key: &str, message: impl Into<String>) {
+        self.at_first(&[key], message);
+    }
+
+    /// A problem placed at the first of `keys` that occurs in the file.
+    fn at_first(&mut self, keys: &[&str], message: impl Into<String>) {
+        let span = keys.iter().find_map(|key| locate_key(self.text, key));
+        self.found.push(Diagnostic::error_at(self.file, self.text, span, message));
+    }
+}
+
 fn locate_key(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
