@@ -104,7 +104,9 @@ impl Dialer {
                 return Ok(sender);
             }
         }
-        self.connect(endpoint).await
+        // Boxed: connecting (TCP, TLS, handshake) is rare with keep-alive and its state is kilobytes, which every
+        // request's future would otherwise carry and move.
+        Box::pin(self.connect(endpoint)).await
     }
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<SendRequest<RequestBody>, ConnectError> {
