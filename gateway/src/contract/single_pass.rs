@@ -526,7 +526,6 @@ const IGNORED: &[&str] = &[
     "contentMediaType",
     "contentEncoding",
     "contentSchema",
-    "uniqueItems",
 ];
 
 /// Keywords of JSON Schema (any draft) that assert something the single pass does not check.
@@ -676,6 +675,8 @@ impl Build<'_, '_> {
                         return unsupported(format!("`$schema` {value}"));
                     }
                 }
+                "uniqueItems" if *value == Value::Bool(false) => {}
+                "uniqueItems" => return unsupported(format!("`uniqueItems: {value}` at `{uri}#{pointer}`")),
                 "$id" if pointer.is_empty() => {}
                 "$id" => return unsupported(format!("`$id` inside `{uri}`")),
                 "$ref" => {
@@ -1058,6 +1059,7 @@ mod tests {
             (json!({"type": "string", "pattern": "^(?=a)"}), "pattern"),
             (json!({"type": "number", "multipleOf": 0.01}), "multipleOf"),
             (json!({"minProperties": 1}), "minProperties"),
+            (json!({"type": "array", "uniqueItems": true}), "uniqueItems"),
             (json!({"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/a"}}}), "cycle"),
             (json!({"$ref": "#anker", "$defs": {"a": {"$anchor": "anker"}}}), "anchor"),
             (json!({"$schema": "http://json-schema.org/draft-07/schema#"}), "$schema"),
@@ -1066,8 +1068,84 @@ mod tests {
             let why = unsupported_reason(schema.clone());
             assert!(why.contains(reason), "{schema}: {why}");
         }
-        // an unknown format is ignored by both
+        // an unknown format is ignored by both, and so is `uniqueItems: false`
         agrees(&compile(json!({"type": "integer", "format": "int64"})), &[json!(1), json!("1")]);
+        agrees(&compile(json!({"uniqueItems": false})), &[json!([1, 1]), json!({})]);
+    }
+
+    /// Every keyword of the 2020-12 vocabularies (and the older ones `jsonschema` still knows), each with instances
+    /// it decides: either the single pass agrees on them, or the schema is left to the full validator. A keyword
+    /// wrongly taken for an annotation would show here as a disagreement.
+    #[test]
+    fn every_keyword_agrees_or_is_left_to_the_full_validator() {
+        let cases = [
+            (json!({"type": "integer"}), vec![json!(1), json!(1.5), json!("1")]),
+            (json!({"enum": [1, "a"]}), vec![json!(1), json!("a"), json!("b")]),
+            (json!({"const": {"a": 1}}), vec![json!({"a": 1}), json!({"a": 2})]),
+            (json!({"multipleOf": 2}), vec![json!(4), json!(3)]),
+            (json!({"maximum": 3}), vec![json!(3), json!(4)]),
+            (json!({"exclusiveMaximum": 3}), vec![json!(2), json!(3)]),
+            (json!({"minimum": 3}), vec![json!(3), json!(2)]),
+            (json!({"exclusiveMinimum": 3}), vec![json!(4), json!(3)]),
+            (json!({"maxLength": 2}), vec![json!("ab"), json!("abc")]),
+            (json!({"minLength": 2}), vec![json!("ab"), json!("a")]),
+            (json!({"pattern": "^a"}), vec![json!("ab"), json!("ba")]),
+            (json!({"maxItems": 1}), vec![json!([1]), json!([1, 2])]),
+            (json!({"minItems": 1}), vec![json!([1]), json!([])]),
+            (json!({"uniqueItems": true}), vec![json!([1, 2]), json!([1, 1])]),
+            (json!({"maxContains": 1, "contains": {"type": "string"}}), vec![json!(["a"]), json!(["a", "b"])]),
+            (json!({"minContains": 2, "contains": {"type": "string"}}), vec![json!(["a", "b"]), json!(["a"])]),
+            (json!({"maxProperties": 1}), vec![json!({"a": 1}), json!({"a": 1, "b": 2})]),
+            (json!({"minProperties": 1}), vec![json!({"a": 1}), json!({})]),
+            (json!({"required": ["a"]}), vec![json!({"a": 1}), json!({})]),
+            (json!({"dependentRequired": {"a": ["b"]}}), vec![json!({"a": 1, "b": 1}), json!({"a": 1})]),
+            (json!({"dependentSchemas": {"a": {"required": ["b"]}}}), vec![json!({"a": 1, "b": 1}), json!({"a": 1})]),
+            (json!({"dependencies": {"a": ["b"]}}), vec![json!({"a": 1, "b": 1}), json!({"a": 1})]),
+            (json!({"prefixItems": [{"type": "string"}]}), vec![json!(["a"]), json!([1])]),
+            (json!({"items": {"type": "string"}}), vec![json!(["a"]), json!([1])]),
+            (json!({"additionalItems": false}), vec![json!([]), json!([1])]),
+            (json!({"contains": {"type": "string"}}), vec![json!(["a"]), json!([1])]),
+            (json!({"properties": {"a": {"type": "string"}}}), vec![json!({"a": "x"}), json!({"a": 1})]),
+            (json!({"patternProperties": {"^a": {"type": "string"}}}), vec![json!({"ab": "x"}), json!({"ab": 1})]),
+            (json!({"additionalProperties": false}), vec![json!({}), json!({"a": 1})]),
+            (json!({"propertyNames": {"maxLength": 1}}), vec![json!({"a": 1}), json!({"ab": 1})]),
+            (json!({"unevaluatedProperties": false}), vec![json!({}), json!({"a": 1})]),
+            (json!({"unevaluatedItems": false}), vec![json!([]), json!([1])]),
+            (json!({"allOf": [{"type": "string"}]}), vec![json!("a"), json!(1)]),
+            (json!({"anyOf": [{"type": "string"}]}), vec![json!("a"), json!(1)]),
+            (json!({"oneOf": [{"type": "string"}]}), vec![json!("a"), json!(1)]),
+            (json!({"not": {"type": "string"}}), vec![json!(1), json!("a")]),
+            (json!({"if": {"type": "string"}, "then": {"minLength": 2}}), vec![json!("ab"), json!("a")]),
+            (json!({"if": {"type": "string"}, "else": {"minimum": 2}}), vec![json!(2), json!(1)]),
+            (json!({"format": "date"}), vec![json!("2024-02-29"), json!("2023-02-29")]),
+            (json!({"format": "email"}), vec![json!("a@b.id"), json!("a")]),
+            (json!({"format": "nik"}), vec![json!("3201015203900002"), json!("3201013104900001")]),
+            (json!({"contentMediaType": "application/json"}), vec![json!("{}"), json!("{")]),
+            (json!({"contentEncoding": "base64"}), vec![json!("YQ=="), json!("*")]),
+            (json!({"$defs": {"a": {"type": "string"}}}), vec![json!(1)]),
+            (
+                json!({"title": "t", "description": "d", "examples": [1], "default": 1, "deprecated": true,
+                "readOnly": true, "writeOnly": true, "$comment": "c"}),
+                vec![json!(1)],
+            ),
+        ];
+        for (schema, instances) in cases {
+            let compiled = compile(schema.clone());
+            if compiled.single_pass.is_none() {
+                continue;
+            }
+            for instance in &instances {
+                let body = serde_json::to_vec(instance).unwrap();
+                // `1` and `1.0`, or an object `const`: the single pass may leave a valid instance to the full
+                // path, never accept an invalid one
+                let accepted = compiled.accepts_in_single_pass(&body);
+                let valid = compiled.full.is_valid(instance);
+                assert!(!accepted || valid, "{schema}: the single pass accepts {instance}, the full validator not");
+                if !matches!(instance, Value::Object(_) | Value::Array(_)) || schema.get("const").is_none() {
+                    assert_eq!(accepted, valid, "{schema} on {instance}");
+                }
+            }
+        }
     }
 
     #[test]
