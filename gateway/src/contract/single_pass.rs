@@ -58,7 +58,7 @@ impl SinglePass {
         resources: &HashMap<String, &Value>,
         formats: &[(&'static str, FormatCheck)],
     ) -> Result<SinglePass, Unsupported> {
-        let mut build = Build { resources: Resources::new(resources)?, formats, ids: HashMap::new(), nodes: vec![] };
+        let mut build = Build { resources: Resources::new(resources), formats, ids: HashMap::new(), nodes: vec![] };
         let root_uri = build.resources.canonical(root_uri)?;
         let root = build.node_for(&root_uri, "");
         let mut next = 0;
@@ -412,19 +412,21 @@ struct Resources<'r> {
 }
 
 impl<'r> Resources<'r> {
-    fn new(resources: &HashMap<String, &'r Value>) -> Result<Resources<'r>, Unsupported> {
+    /// A resource whose `$id` is not an absolute URI under [`BASE`] is left out: a `$ref` to it (or compiling
+    /// it) is then [`Unsupported`], and only those schemas are left to the full validator.
+    fn new(resources: &HashMap<String, &'r Value>) -> Resources<'r> {
         let mut by_uri = HashMap::new();
         for (uri, value) in resources {
             let canonical = match value.get("$id") {
                 None => uri.clone(),
                 Some(Value::String(id)) if id.starts_with(BASE) && !id.contains('#') => id.clone(),
                 Some(Value::String(id)) if id.starts_with(BASE) && id.ends_with('#') => id.trim_end_matches('#').into(),
-                Some(other) => return unsupported(format!("`$id` {other} (only absolute URIs under {BASE})")),
+                Some(_) => continue,
             };
             by_uri.insert(uri.clone(), (canonical.clone(), *value));
             by_uri.insert(canonical.clone(), (canonical, *value));
         }
-        Ok(Resources { by_uri })
+        Resources { by_uri }
     }
 
     fn canonical(&self, uri: &str) -> Result<String, Unsupported> {
@@ -1028,6 +1030,20 @@ mod tests {
                 json!({"nik": nik, "lain": {"a": 1, "b": "2"}}),
             ],
         );
+    }
+
+    #[test]
+    fn a_schema_with_a_foreign_id_is_left_to_the_full_validator_and_only_it() {
+        let foreign = json!({"$id": "https://example.org/alamat.json", "type": "object"});
+        let plain = json!({"type": "string"});
+        let mut store: HashMap<&str, &Value> = HashMap::new();
+        store.insert("t/foreign.json", &foreign);
+        store.insert("t/plain.json", &plain);
+        let mut compiler = Compiler::new(&store, FORMATS);
+        assert!(compiler.schema("t/plain.json").unwrap().single_pass.is_some());
+        let schema = compiler.schema("t/foreign.json").unwrap();
+        assert!(schema.single_pass.is_none());
+        assert!(schema.full.is_valid(&json!({})) && !schema.full.is_valid(&json!(1)));
     }
 
     #[test]
