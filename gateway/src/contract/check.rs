@@ -145,7 +145,7 @@ mod tests {
     fn validator(schema: Value) -> Schema {
         let store: std::collections::HashMap<&str, &Value> = [("t/schema.json", &schema)].into_iter().collect();
         let compiled =
-            super::super::compile::Compiler::new(&store, super::super::FORMATS).schema("t/schema.json").unwrap();
+            crate::contract::compile::Compiler::new(&store, crate::contract::FORMATS).schema("t/schema.json").unwrap();
         std::sync::Arc::try_unwrap(compiled).unwrap()
     }
 

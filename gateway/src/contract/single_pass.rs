@@ -27,7 +27,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::Value;
 
 use super::compile::{FormatCheck, BASE};
-use super::formats::IMPLIED_PATTERNS;
+use super::formats::{is_date, IMPLIED_PATTERNS};
 
 /// Why a schema has no single-pass validator; it is then validated by the full path only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,8 +419,10 @@ impl<'r> Resources<'r> {
         for (uri, value) in resources {
             let canonical = match value.get("$id") {
                 None => uri.clone(),
-                Some(Value::String(id)) if id.starts_with(BASE) && !id.contains('#') => id.clone(),
-                Some(Value::String(id)) if id.starts_with(BASE) && id.ends_with('#') => id.trim_end_matches('#').into(),
+                // `…/x.json` or `…/x.json#` (an empty fragment); never a fragment of another resource
+                Some(Value::String(id)) if id.starts_with(BASE) && !id.trim_end_matches('#').contains('#') => {
+                    id.trim_end_matches('#').to_string()
+                }
                 Some(_) => continue,
             };
             by_uri.insert(uri.clone(), (canonical.clone(), *value));
@@ -429,15 +431,16 @@ impl<'r> Resources<'r> {
         Resources { by_uri }
     }
 
+    fn entry(&self, uri: &str) -> Result<&(String, &'r Value), Unsupported> {
+        self.by_uri.get(uri).ok_or_else(|| Unsupported(format!("`{uri}` is not a known schema")))
+    }
+
     fn canonical(&self, uri: &str) -> Result<String, Unsupported> {
-        match self.by_uri.get(uri) {
-            Some((canonical, _)) => Ok(canonical.clone()),
-            None => unsupported(format!("`{uri}` is not a known schema")),
-        }
+        Ok(self.entry(uri)?.0.clone())
     }
 
     fn get(&self, uri: &str, pointer: &str) -> Result<&'r Value, Unsupported> {
-        let (_, root) = self.by_uri.get(uri).ok_or_else(|| Unsupported(format!("`{uri}` is not a known schema")))?;
+        let root = self.entry(uri)?.1;
         root.pointer(pointer).ok_or_else(|| Unsupported(format!("`{uri}#{pointer}` does not exist")))
     }
 
@@ -849,29 +852,6 @@ fn pattern(value: &Value) -> Result<Regex, Unsupported> {
         }
     }
     Regex::new(&rust).map_err(|e| Unsupported(format!("pattern `{source}`: {e}")))
-}
-
-/// `date` of RFC 3339 (`full-date`): `YYYY-MM-DD`, ASCII digits, a day that exists.
-pub(crate) fn is_date(value: &str) -> bool {
-    let b = value.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return false;
-    }
-    let digits = |range: std::ops::Range<usize>| {
-        b[range].iter().try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
-    };
-    let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
-        return false;
-    };
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=days).contains(&day)
 }
 
 #[cfg(test)]
