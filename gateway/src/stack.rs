@@ -265,7 +265,7 @@ async fn audited(
             Ok(Err(ResponseBodyError::AuditUnavailable)) => {
                 return GatewayError::AuditUnavailable { service: service() }.into_response(&request_id_copy);
             }
-            Ok(Err(ResponseBodyError::Upstream(_))) => {
+            Ok(Err(ResponseBodyError::Upstream(_) | ResponseBodyError::UpstreamHttp1(_))) => {
                 return GatewayError::UpstreamBadResponse { service: service() }.into_response(&request_id_copy);
             }
         }
@@ -602,8 +602,8 @@ mod future_sizes {
                 3_500,
             ),
             (
-                "proxy::h1pool::send",
-                size_of_future(&|| proxy::h1pool::send(unreachable!(), unreachable!(), unreachable!(), unreachable!())),
+                "proxy::h1::send",
+                size_of_future(&|| proxy::h1::send(unreachable!(), unreachable!(), unreachable!(), unreachable!())),
                 1_500,
             ),
         ];

@@ -122,7 +122,7 @@ pub enum ResponseBody {
     /// The upstream's body, streamed as it arrives (HTTP/2 upstreams).
     Upstream(Incoming),
     /// An HTTP/1.1 upstream's body, whose connection returns to the pool when it ends.
-    Pooled(super::h1pool::PooledBody),
+    Pooled(super::h1::PooledBody),
     /// A body the gateway produced (errors, gateway endpoints).
     Full(Full<Bytes>),
     /// A body whose bytes are charged to the caller OPD's byte limit (boxed: only such OPDs pay for it).
@@ -136,6 +136,9 @@ pub enum ResponseBody {
 pub enum ResponseBodyError {
     #[error(transparent)]
     Upstream(#[from] hyper::Error),
+    /// An HTTP/1.1 upstream's body broke off or was malformed.
+    #[error(transparent)]
+    UpstreamHttp1(#[from] super::h1::BodyError),
     /// A sync service's record could not be made durable: the response is not completed.
     #[error("the audit record of this exchange could not be written; the response is withheld")]
     AuditUnavailable,
@@ -163,7 +166,12 @@ impl Body for ResponseBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             ResponseBody::Upstream(b) => upstream(Pin::new(b).poll_frame(cx)),
-            ResponseBody::Pooled(b) => upstream(Pin::new(b).poll_frame(cx)),
+            ResponseBody::Pooled(b) => match Pin::new(b).poll_frame(cx) {
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(ResponseBodyError::UpstreamHttp1(e)))),
+                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
             ResponseBody::Audited(b) => Pin::new(&mut **b).poll_frame(cx),
             ResponseBody::Metered(b) => Pin::new(&mut **b).poll_frame(cx),
             ResponseBody::Full(b) => match Pin::new(b).poll_frame(cx) {

@@ -3,7 +3,7 @@
 //! connection could not be made (so no byte reached the upstream), and feeds passive ejection.
 
 pub mod body;
-pub mod h1pool;
+pub mod h1;
 pub mod headers;
 pub mod upstream;
 
@@ -172,18 +172,19 @@ async fn exchange(
 ) -> Result<Response<ResponseBody>, Failure> {
     let pool = &service.pool;
     match &pool.transport {
-        Transport::Http1(dialer) => match h1pool::send(pool, dialer, index, request).await {
+        Transport::Http1(dialer) => match h1::send(pool, dialer, index, request).await {
             Ok(response) => Ok(response.map(ResponseBody::Pooled)),
-            Err(h1pool::SendError::Connect(e)) => {
+            Err(h1::SendError::Connect(e)) => {
                 Err(Failure::Upstream { error: map_connect_error(service, e), nothing_sent: true })
             }
-            Err(h1pool::SendError::Exchange(e)) => Err(request_fault(&e).map(Failure::Request).unwrap_or_else(|| {
-                tracing::debug!(service = %service.key, error = %error_chain(&e), "upstream exchange failed");
-                Failure::Upstream {
+            Err(h1::SendError::Exchange(h1::ExchangeError::RequestBody(e))) => Err(Failure::Request(body_fault(&e))),
+            Err(h1::SendError::Exchange(e)) => {
+                tracing::debug!(service = %service.key, error = %e, "upstream exchange failed");
+                Err(Failure::Upstream {
                     error: GatewayError::UpstreamBadResponse { service: service.key.to_string() },
                     nothing_sent: false,
-                }
-            })),
+                })
+            }
         },
         Transport::Http2(client) => match client.request(request).await {
             Ok(response) => Ok(response.map(ResponseBody::Upstream)),
@@ -197,29 +198,30 @@ async fn exchange(
 
 /// A failure caused by the caller's body, found anywhere in the error chain.
 fn request_fault(error: &(dyn StdError + 'static)) -> Option<GatewayError> {
-    find_source::<RequestBodyError>(error).map(|body_error| match body_error {
-        RequestBodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit: *limit },
-        RequestBodyError::Client(e) => GatewayError::BodyIncomplete { reason: e.to_string() },
-    })
+    find_source::<RequestBodyError>(error).map(body_fault)
 }
 
-fn map_connect_error(service: &CompiledService, error: h1pool::ConnectError) -> GatewayError {
+/// What the caller is told when its own body failed.
+fn body_fault(error: &RequestBodyError) -> GatewayError {
+    match error {
+        RequestBodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit: *limit },
+        RequestBodyError::Client(e) => GatewayError::BodyIncomplete { reason: e.to_string() },
+    }
+}
+
+fn map_connect_error(service: &CompiledService, error: h1::ConnectError) -> GatewayError {
     let key = service.key.to_string();
     match error {
-        h1pool::ConnectError::Timeout => {
+        h1::ConnectError::Timeout => {
             GatewayError::UpstreamConnectTimeout { service: key, timeout: service.pool.spec.connect_timeout }
         }
-        h1pool::ConnectError::Tls(e) => {
+        h1::ConnectError::Tls(e) => {
             tracing::warn!(service = %key, error = %e, "upstream TLS failed");
             GatewayError::UpstreamTls { service: key }
         }
-        h1pool::ConnectError::Io(e) => {
+        h1::ConnectError::Io(e) => {
             tracing::debug!(service = %key, error = %e, "upstream connection failed");
             GatewayError::UpstreamUnavailable { service: key, reason: e.kind().to_string() }
-        }
-        h1pool::ConnectError::Handshake(e) => {
-            tracing::debug!(service = %key, error = %e, "upstream handshake failed");
-            GatewayError::UpstreamBadResponse { service: key }
         }
     }
 }

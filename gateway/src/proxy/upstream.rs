@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::body::RequestBody;
-use super::h1pool::{Dialer, IdleConnections};
+use super::h1::{Dialer, IdleConnections};
 use crate::store::documents::{LoadBalance, UpstreamDoc};
 
 /// The HTTP/2 upstream client (hyper-util's pool multiplexes streams over shared connections).
@@ -241,35 +241,40 @@ impl UpstreamPool {
     }
 }
 
+/// A plain pool over `endpoints` for unit tests (1 s timeouts, one retry, ejection after 2 failures).
+#[cfg(test)]
+pub(crate) fn test_pool(lb: LoadBalance, endpoints: &[&str]) -> UpstreamPool {
+    use crate::config::HumanDuration;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls =
+        rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth();
+    let spec = PoolSpec {
+        upstream: UpstreamDoc {
+            endpoints: endpoints.iter().map(|s| s.to_string()).collect(),
+            load_balance: lb,
+            connect_timeout: None,
+            request_timeout: None,
+            retries: 1,
+            http2: false,
+            eject_after_failures: 2,
+            eject_for: HumanDuration(Duration::from_secs(60)),
+            client_cert_file: None,
+            client_key_file: None,
+        },
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(1),
+        pool_idle_timeout: Duration::from_secs(1),
+        pool_max_idle_per_host: 1,
+    };
+    UpstreamPool::new(spec, &tls).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::HumanDuration;
 
     fn pool(lb: LoadBalance, endpoints: &[&str]) -> UpstreamPool {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let tls = rustls::ClientConfig::builder()
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
-        let spec = PoolSpec {
-            upstream: UpstreamDoc {
-                endpoints: endpoints.iter().map(|s| s.to_string()).collect(),
-                load_balance: lb,
-                connect_timeout: None,
-                request_timeout: None,
-                retries: 1,
-                http2: false,
-                eject_after_failures: 2,
-                eject_for: HumanDuration(Duration::from_secs(60)),
-                client_cert_file: None,
-                client_key_file: None,
-            },
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(1),
-            pool_idle_timeout: Duration::from_secs(1),
-            pool_max_idle_per_host: 1,
-        };
-        UpstreamPool::new(spec, &tls).unwrap()
+        test_pool(lb, endpoints)
     }
 
     #[tokio::test]

@@ -1,0 +1,425 @@
+//! Reading an HTTP/1.1 upstream's response: the head parsed in place (`httparse`; header values are slices of
+//! the received bytes, not copies), interim `1xx` responses skipped, the body's framing decided as RFC 9112 §6.3
+//! says, and the body decoded from the connection's read buffer (`Content-Length`, chunked, or until the
+//! upstream closes). Whatever the upstream sends, the outcome is a response or a [`DecodeError`]: never a panic.
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{Response, StatusCode, Version};
+
+/// The largest response head accepted.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most header fields accepted in a response head.
+pub const MAX_HEADERS: usize = 100;
+/// The longest chunk-size line (with extensions) or trailer line accepted.
+const MAX_LINE_BYTES: usize = 4096;
+
+/// What is wrong with what the upstream sent.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("the response head is not HTTP/1.x: {0}")]
+    Malformed(httparse::Error),
+    #[error("the response head exceeds {MAX_HEAD_BYTES} bytes")]
+    HeadTooLarge,
+    #[error("the response has more than {MAX_HEADERS} header fields")]
+    TooManyHeaders,
+    #[error("the response status {0} is not valid")]
+    Status(u16),
+    #[error("the upstream switched protocols, which the gateway does not forward")]
+    Upgrade,
+    #[error("the response header `{0}` is not valid")]
+    Header(String),
+    #[error("the response has an invalid Content-Length")]
+    ContentLength,
+    #[error("the chunked response body is malformed")]
+    Chunk,
+    #[error("the upstream closed the connection before the response body was complete")]
+    Incomplete,
+}
+
+/// How the response body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoder {
+    /// `n` more bytes.
+    Length(u64),
+    /// Chunked transfer coding, in the given state.
+    Chunked(Chunk),
+    /// Until the upstream closes the connection.
+    UntilClose,
+    /// The body has ended.
+    Done,
+}
+
+/// Where a chunked body is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk's data, this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines until a blank line (trailers are not forwarded).
+    Trailers,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct Head {
+    pub response: Response<()>,
+    pub decoder: Decoder,
+    /// Whether the connection can carry another request once this body has been read.
+    pub reusable: bool,
+}
+
+/// One step of body decoding.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Data(Bytes),
+    /// More bytes must be read first.
+    NeedMore,
+    Done,
+}
+
+/// Parses the response head at the start of `buf`, skipping interim (`1xx`) responses. `Ok(None)`: the head is
+/// not complete yet. On success the head's bytes are taken from `buf`, which then starts with the body.
+pub fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, DecodeError> {
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut fields);
+        let len = match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(DecodeError::HeadTooLarge),
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(DecodeError::TooManyHeaders),
+            Err(e) => return Err(DecodeError::Malformed(e)),
+        };
+        if len > MAX_HEAD_BYTES {
+            return Err(DecodeError::HeadTooLarge);
+        }
+        let code = parsed.code.unwrap_or_default();
+        if code == 101 {
+            return Err(DecodeError::Upgrade);
+        }
+        if (100..200).contains(&code) {
+            buf.advance(len);
+            continue;
+        }
+        let status = StatusCode::from_u16(code).map_err(|_| DecodeError::Status(code))?;
+        let version = if parsed.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
+        // Where each name and value lies in `buf`, so that the values can share the received bytes.
+        let base = buf.as_ptr() as usize;
+        let count = parsed.headers.len();
+        let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+        for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
+            let name = field.name.as_ptr() as usize - base;
+            let value = field.value.as_ptr() as usize - base;
+            *span = (name, name + field.name.len(), value, value + field.value.len());
+        }
+        let bytes = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(count);
+        let mut framing = Framing::default();
+        for &(name_start, name_end, value_start, value_end) in &spans[..count] {
+            let name = HeaderName::from_bytes(&bytes[name_start..name_end])
+                .map_err(|_| DecodeError::Header(String::from_utf8_lossy(&bytes[name_start..name_end]).into()))?;
+            let value = HeaderValue::from_maybe_shared(bytes.slice(value_start..value_end))
+                .map_err(|_| DecodeError::Header(name.to_string()))?;
+            framing.observe(&name, &value)?;
+            headers.append(name, value);
+        }
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.version_mut() = version;
+        *response.headers_mut() = headers;
+        let no_body = head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+        let (decoder, delimited) = framing.decoder(no_body);
+        let keep_alive = match version {
+            Version::HTTP_10 => framing.keep_alive,
+            _ => !framing.close,
+        };
+        return Ok(Some(Head { response, decoder, reusable: keep_alive && delimited }));
+    }
+}
+
+/// What the head's framing headers said.
+#[derive(Default)]
+struct Framing {
+    content_length: Option<u64>,
+    /// `Transfer-Encoding` was present; `chunked` when its last coding is chunked.
+    transfer_encoding: Option<bool>,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Framing {
+    fn observe(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), DecodeError> {
+        if *name == CONTENT_LENGTH {
+            // `5` or `5, 5`: every value must be the same number.
+            for part in value.as_bytes().split(|&b| b == b',') {
+                let n = parse_decimal(part.trim_ascii()).ok_or(DecodeError::ContentLength)?;
+                if self.content_length.is_some_and(|seen| seen != n) {
+                    return Err(DecodeError::ContentLength);
+                }
+                self.content_length = Some(n);
+            }
+        } else if *name == TRANSFER_ENCODING {
+            let last = value.as_bytes().rsplit(|&b| b == b',').next().unwrap_or_default();
+            self.transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if *name == CONNECTION {
+            for token in value.as_bytes().split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        Ok(())
+    }
+
+    /// The body decoder, and whether the body's end is known without closing the connection.
+    fn decoder(&self, no_body: bool) -> (Decoder, bool) {
+        if no_body {
+            return (Decoder::Done, true);
+        }
+        match (self.transfer_encoding, self.content_length) {
+            // Both present: the length is ignored and the connection is not trusted again (RFC 9112 §6.3).
+            (Some(true), length) => (Decoder::Chunked(Chunk::Size), length.is_none()),
+            (Some(false), _) => (Decoder::UntilClose, false),
+            (None, Some(0)) => (Decoder::Done, true),
+            (None, Some(n)) => (Decoder::Length(n), true),
+            (None, None) => (Decoder::UntilClose, false),
+        }
+    }
+}
+
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0')))
+}
+
+fn parse_hex(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| (d as char).to_digit(16).map(|v| n * 16 + u64::from(v)))
+}
+
+/// The position of the CRLF that ends the line at the start of `buf`.
+fn line_end(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(0) => Err(DecodeError::Chunk),
+        Some(i) if buf[i - 1] == b'\r' => Ok(Some(i - 1)),
+        Some(_) => Err(DecodeError::Chunk),
+        None if buf.len() > MAX_LINE_BYTES => Err(DecodeError::Chunk),
+        None => Ok(None),
+    }
+}
+
+impl Decoder {
+    pub fn is_done(&self) -> bool {
+        *self == Decoder::Done
+    }
+
+    /// Takes the next piece of the body from `buf`.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Step, DecodeError> {
+        loop {
+            match self {
+                Decoder::Done => return Ok(Step::Done),
+                Decoder::Length(left) => {
+                    if buf.is_empty() {
+                        return Ok(Step::NeedMore);
+                    }
+                    let n = (*left).min(buf.len() as u64);
+                    *left -= n;
+                    if *left == 0 {
+                        *self = Decoder::Done;
+                    }
+                    return Ok(Step::Data(buf.split_to(n as usize).freeze()));
+                }
+                Decoder::UntilClose => {
+                    if buf.is_empty() {
+                        return Ok(Step::NeedMore);
+                    }
+                    return Ok(Step::Data(buf.split().freeze()));
+                }
+                Decoder::Chunked(Chunk::Size) => {
+                    let Some(end) = line_end(buf)? else { return Ok(Step::NeedMore) };
+                    let line = &buf[..end];
+                    let size = line.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+                    let size = parse_hex(size).ok_or(DecodeError::Chunk)?;
+                    buf.advance(end + 2);
+                    *self = Decoder::Chunked(if size == 0 { Chunk::Trailers } else { Chunk::Data(size) });
+                }
+                Decoder::Chunked(Chunk::Data(left)) => {
+                    if buf.is_empty() {
+                        return Ok(Step::NeedMore);
+                    }
+                    let n = (*left).min(buf.len() as u64);
+                    *left -= n;
+                    if *left == 0 {
+                        *self = Decoder::Chunked(Chunk::DataEnd);
+                    }
+                    let data = buf.split_to(n as usize).freeze();
+                    // A chunk that ends with the message: finish now, so that the connection is released with
+                    // the last data frame.
+                    if buf.starts_with(b"\r\n0\r\n\r\n") {
+                        buf.advance(7);
+                        *self = Decoder::Done;
+                    }
+                    return Ok(Step::Data(data));
+                }
+                Decoder::Chunked(Chunk::DataEnd) => {
+                    if buf.len() < 2 {
+                        return Ok(Step::NeedMore);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(DecodeError::Chunk);
+                    }
+                    buf.advance(2);
+                    *self = Decoder::Chunked(Chunk::Size);
+                }
+                Decoder::Chunked(Chunk::Trailers) => {
+                    let Some(end) = line_end(buf)? else { return Ok(Step::NeedMore) };
+                    buf.advance(end + 2);
+                    if end == 0 {
+                        *self = Decoder::Done;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The upstream closed the connection: the end of an until-close body, a truncated body otherwise.
+    pub fn eof(&mut self) -> Result<(), DecodeError> {
+        match self {
+            Decoder::UntilClose | Decoder::Done => {
+                *self = Decoder::Done;
+                Ok(())
+            }
+            _ => Err(DecodeError::Incomplete),
+        }
+    }
+
+    /// What is known of the remaining body's size.
+    pub fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Decoder::Length(n) => http_body::SizeHint::with_exact(*n),
+            Decoder::Done => http_body::SizeHint::with_exact(0),
+            _ => http_body::SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Option<Head>, DecodeError> {
+        head(&mut BytesMut::from(text), false)
+    }
+
+    /// Decodes the whole body of `wire` fed in pieces of `step` bytes.
+    fn body(mut decoder: Decoder, wire: &[u8], step: usize) -> Result<Vec<u8>, DecodeError> {
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut fed = 0;
+        loop {
+            match decoder.decode(&mut buf)? {
+                Step::Data(d) => out.extend_from_slice(&d),
+                Step::Done => return Ok(out),
+                Step::NeedMore if fed < wire.len() => {
+                    let end = (fed + step).min(wire.len());
+                    buf.extend_from_slice(&wire[fed..end]);
+                    fed = end;
+                }
+                Step::NeedMore => {
+                    decoder.eof()?;
+                    return Ok(out);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn heads_decide_framing_and_reuse() {
+        let h = parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello").unwrap().unwrap();
+        assert_eq!(h.response.status(), 200);
+        assert_eq!(h.response.headers()["x-a"], "b");
+        assert_eq!((h.decoder, h.reusable), (Decoder::Length(5), true));
+        let h = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap().unwrap();
+        assert_eq!((h.decoder, h.reusable), (Decoder::Chunked(Chunk::Size), true));
+        let h = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n").unwrap().unwrap();
+        assert_eq!((h.decoder, h.reusable), (Decoder::Chunked(Chunk::Size), false), "both: never reused");
+        let h = parse("HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
+        assert_eq!((h.decoder, h.reusable), (Decoder::UntilClose, false));
+        let h = parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n").unwrap().unwrap();
+        assert!(!h.reusable);
+        let h = parse("HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n").unwrap().unwrap();
+        assert!(!h.reusable, "HTTP/1.0 closes unless it says keep-alive");
+        let h = parse("HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: Keep-Alive\r\n\r\n").unwrap().unwrap();
+        assert!(h.reusable);
+        let h = parse("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n").unwrap().unwrap();
+        assert_eq!(h.decoder, Decoder::Done);
+        let h = head(&mut BytesMut::from("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"), true).unwrap().unwrap();
+        assert_eq!((h.decoder, h.reusable), (Decoder::Done, true), "a HEAD response has no body");
+    }
+
+    #[test]
+    fn interim_responses_are_skipped() {
+        let mut buf = BytesMut::from("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\r\nLink: x\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+        let h = head(&mut buf, false).unwrap().unwrap();
+        assert_eq!(h.response.status(), 201);
+        assert!(buf.is_empty());
+        assert_eq!(parse("HTTP/1.1 101 Switching Protocols\r\n\r\n").unwrap_err(), DecodeError::Upgrade);
+    }
+
+    #[test]
+    fn bad_heads_are_errors() {
+        assert_eq!(parse("HTTP/1.1 200 OK\r\nContent-Le").unwrap().map(|h| h.decoder), None, "partial");
+        assert!(matches!(parse("SMTP ready\r\n\r\n"), Err(DecodeError::Malformed(_))));
+        assert_eq!(parse("HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n").unwrap_err(), DecodeError::ContentLength);
+        assert_eq!(parse("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n").unwrap_err(), DecodeError::ContentLength);
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n").unwrap().unwrap().decoder,
+            Decoder::Length(5)
+        );
+        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("x-{i}: v\r\n")).collect();
+        assert_eq!(parse(&format!("HTTP/1.1 200 OK\r\n{many}\r\n")).unwrap_err(), DecodeError::TooManyHeaders);
+        let huge = format!("HTTP/1.1 200 OK\r\nx: {}", "a".repeat(MAX_HEAD_BYTES));
+        assert_eq!(parse(&huge).unwrap_err(), DecodeError::HeadTooLarge);
+        assert!(parse("HTTP/1.1 999999 What\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn chunked_bodies_decode_in_any_pieces() {
+        let wire = b"5;ext=1\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\n";
+        for step in [1, 2, 3, 7, wire.len()] {
+            assert_eq!(body(Decoder::Chunked(Chunk::Size), wire, step).unwrap(), b"hello 0123456789", "step {step}");
+        }
+        assert_eq!(body(Decoder::Chunked(Chunk::Size), b"5\r\nhel", 2), Err(DecodeError::Incomplete));
+        assert_eq!(body(Decoder::Chunked(Chunk::Size), b"zz\r\n", 4), Err(DecodeError::Chunk));
+        assert_eq!(body(Decoder::Chunked(Chunk::Size), b"5\r\nhelloXX0\r\n\r\n", 4), Err(DecodeError::Chunk));
+        assert_eq!(body(Decoder::Chunked(Chunk::Size), b"fffffffffffffffff\r\n", 64), Err(DecodeError::Chunk));
+        assert_eq!(body(Decoder::Chunked(Chunk::Size), &[b'1'; 5000], 5000), Err(DecodeError::Chunk));
+    }
+
+    #[test]
+    fn the_last_chunk_ends_the_body_with_its_data() {
+        let mut buf = BytesMut::from(&b"5\r\nhello\r\n0\r\n\r\n"[..]);
+        let mut decoder = Decoder::Chunked(Chunk::Size);
+        assert_eq!(decoder.decode(&mut buf).unwrap(), Step::Data(Bytes::from_static(b"hello")));
+        assert!(decoder.is_done() && buf.is_empty());
+    }
+
+    #[test]
+    fn length_and_close_delimited_bodies() {
+        assert_eq!(body(Decoder::Length(5), b"hello", 2).unwrap(), b"hello");
+        assert_eq!(body(Decoder::Length(5), b"hel", 2), Err(DecodeError::Incomplete));
+        assert_eq!(body(Decoder::UntilClose, b"until the end", 4).unwrap(), b"until the end");
+        let mut buf = BytesMut::from(&b"helloNEXT"[..]);
+        let mut decoder = Decoder::Length(5);
+        assert_eq!(decoder.decode(&mut buf).unwrap(), Step::Data(Bytes::from_static(b"hello")));
+        assert_eq!(&buf[..], b"NEXT", "bytes past the body stay in the buffer");
+    }
+}
