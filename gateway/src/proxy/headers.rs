@@ -27,7 +27,8 @@ pub const X_PENGHUBUNG_PURPOSE: HeaderName = HeaderName::from_static("x-penghubu
 /// Prefix of the headers only the gateway may set.
 pub const GATEWAY_PREFIX: &str = "x-penghubung-";
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
+/// Whether `name` is one of the fixed hop-by-hop headers (those a `Connection` header names come on top).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     // Standard names compare as enum values; the two custom ones by bytes.
     *name == CONNECTION
         || *name == TE

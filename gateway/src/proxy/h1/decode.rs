@@ -3,9 +3,13 @@
 //! says, and the body decoded from the connection's read buffer (`Content-Length`, chunked, or until the
 //! upstream closes). Whatever the upstream sends, the outcome is a response or a [`DecodeError`]: never a panic.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Response, StatusCode, Version};
+
+use crate::proxy::headers::is_hop_by_hop;
 
 /// The largest response head accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -85,15 +89,19 @@ pub enum Step {
 /// not complete yet. On success the head's bytes are taken from `buf`, which then starts with the body.
 pub fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, DecodeError> {
     loop {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut fields);
-        let len = match parsed.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(DecodeError::HeadTooLarge),
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(DecodeError::TooManyHeaders),
-            Err(e) => return Err(DecodeError::Malformed(e)),
-        };
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut []);
+        let len =
+            match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut parsed, buf, &mut fields) {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(DecodeError::HeadTooLarge),
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(httparse::Error::TooManyHeaders) => return Err(DecodeError::TooManyHeaders),
+                Err(e) => return Err(DecodeError::Malformed(e)),
+            };
         if len > MAX_HEAD_BYTES {
             return Err(DecodeError::HeadTooLarge);
         }
@@ -110,22 +118,32 @@ pub fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Deco
         // Where each name and value lies in `buf`, so that the values can share the received bytes.
         let base = buf.as_ptr() as usize;
         let count = parsed.headers.len();
-        let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
         for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
-            let name = field.name.as_ptr() as usize - base;
-            let value = field.value.as_ptr() as usize - base;
-            *span = (name, name + field.name.len(), value, value + field.value.len());
+            // Offsets within a head of at most MAX_HEAD_BYTES: they fit in u32.
+            let name = (field.name.as_ptr() as usize - base) as u32;
+            let value = (field.value.as_ptr() as usize - base) as u32;
+            *span = (name, name + field.name.len() as u32, value, value + field.value.len() as u32);
         }
         let bytes = buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(count);
         let mut framing = Framing::default();
         for &(name_start, name_end, value_start, value_end) in &spans[..count] {
+            let (name_start, name_end) = (name_start as usize, name_end as usize);
+            let (value_start, value_end) = (value_start as usize, value_end as usize);
             let name = HeaderName::from_bytes(&bytes[name_start..name_end])
                 .map_err(|_| DecodeError::Header(String::from_utf8_lossy(&bytes[name_start..name_end]).into()))?;
             let value = HeaderValue::from_maybe_shared(bytes.slice(value_start..value_end))
                 .map_err(|_| DecodeError::Header(name.to_string()))?;
             framing.observe(&name, &value)?;
-            headers.append(name, value);
+            // Hop-by-hop fields end here (they were only for this connection), except a `Connection` that names
+            // further fields: it stays, so that the gateway's hop-by-hop rule removes those too.
+            if !is_hop_by_hop(&name) {
+                headers.append(name, value);
+            } else if name == CONNECTION && framing.names_fields {
+                framing.names_fields = false;
+                headers.append(name, value);
+            }
         }
         let mut response = Response::new(());
         *response.status_mut() = status;
@@ -149,6 +167,8 @@ struct Framing {
     transfer_encoding: Option<bool>,
     close: bool,
     keep_alive: bool,
+    /// `Connection` names fields other than `close` and `keep-alive`.
+    names_fields: bool,
 }
 
 impl Framing {
@@ -168,8 +188,11 @@ impl Framing {
         } else if *name == CONNECTION {
             for token in value.as_bytes().split(|&b| b == b',') {
                 let token = token.trim_ascii();
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                let close = token.eq_ignore_ascii_case(b"close");
+                let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
+                self.close |= close;
+                self.keep_alive |= keep_alive;
+                self.names_fields |= !close && !keep_alive && !token.is_empty();
             }
         }
         Ok(())
@@ -363,6 +386,21 @@ mod tests {
         assert_eq!(h.decoder, Decoder::Done);
         let h = head(&mut BytesMut::from("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"), true).unwrap().unwrap();
         assert_eq!((h.decoder, h.reusable), (Decoder::Done, true), "a HEAD response has no body");
+    }
+
+    #[test]
+    fn hop_by_hop_fields_stop_here() {
+        let h = parse("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        let names: Vec<&str> = h.response.headers().keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-a"]);
+        assert_eq!(h.decoder, Decoder::Chunked(Chunk::Size), "framing was read before the fields were dropped");
+        let h = parse("HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: s\r\nContent-Length: 0\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.response.headers()["connection"], "close, X-Secret", "kept for the hop-by-hop rule");
+        assert!(!h.reusable);
     }
 
     #[test]
