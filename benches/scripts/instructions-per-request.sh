@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied request, counted by callgrind: repeatable for the same binary whatever else
+# the machine is doing, unlike requests/s on a shared VM. Use it to compare two builds of the plain path.
+#
+#   benches/scripts/instructions-per-request.sh [PENGHUBUNG_BINARY ...]
+#
+# Each binary serves `GET /bench/echo/v1/x` (plaintext listener, policy off, no limits, access log off, one worker
+# thread) in front of nginx returning a 1 KiB file with keep-alive; wrk drives 16 connections, 3 s of warm-up
+# uninstrumented, then 10 s counted. Prints requests, instructions and instructions per request. With
+# KEEP_PROFILE_DIR=DIR the callgrind profiles are kept there (read them with `callgrind_annotate`).
+# Needs valgrind, nginx, wrk and curl (`apt-get install -y valgrind nginx wrk curl`).
+set -euo pipefail
+
+binaries=("$@")
+[ ${#binaries[@]} -gt 0 ] || binaries=("$(dirname "$0")/../../target/release/penghubung")
+for tool in valgrind callgrind_control callgrind_annotate nginx wrk curl python3; do
+    command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y valgrind nginx wrk curl)" >&2; exit 2; }
+done
+
+work=$(mktemp -d)
+chmod 755 "$work" # nginx workers run as another user
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+upstream_port=$(free_port)
+head -c 1024 /dev/zero | tr '\0' x > "$work/body.txt"
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  server { listen 127.0.0.1:$upstream_port; keepalive_requests 10000000;
+           location / { root $work; try_files /body.txt =404; } }
+}
+NGINX
+nginx -c "$work/nginx.conf" -p "$work" &
+pids+=($!)
+
+mkdir -p "$work/policies/opds" "$work/policies/services/bench"
+printf 'id = "bench"\nname = "Bench"\n' > "$work/policies/opds/bench.toml"
+cat > "$work/policies/services/bench/echo.toml" <<SERVICE
+opd = "bench"
+name = "echo"
+version = 1
+title = "echo"
+classification = "terbuka"
+status = "active"
+
+[approvals.operations]
+by = "Bench Operasi"
+at = "2026-01-01T00:00:00Z"
+reason = "bench"
+
+[approvals.security]
+by = "Bench Keamanan"
+at = "2026-01-01T00:00:00Z"
+reason = "bench"
+
+[upstream]
+endpoints = ["http://127.0.0.1:$upstream_port"]
+SERVICE
+
+for binary in "${binaries[@]}"; do
+    binary=$(realpath "$binary")
+    port=$(free_port)
+    cat > "$work/penghubung.toml" <<CONFIG
+[[listeners]]
+name = "bench"
+address = "127.0.0.1:$port"
+plaintext = true
+
+[store]
+path = "policies"
+seed_baseline = false
+
+[server]
+worker_threads = 1
+shutdown_grace = "1s"
+
+[log]
+level = "warn"
+access_log = false
+
+[reload]
+watch = false
+
+[policy]
+enforce = false
+
+[ratelimit]
+enabled = false
+CONFIG
+    out="$work/callgrind.out"
+    rm -f "$out"*
+    (cd "$work" && exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
+        "$binary" serve --config penghubung.toml >"$work/gateway.log" 2>&1) &
+    gateway=$!
+    pids+=($gateway)
+    url="http://127.0.0.1:$port/bench/echo/v1/x"
+    for _ in $(seq 1 120); do curl -sf -o /dev/null "$url" && break; sleep 0.5; done
+    curl -sf -o /dev/null "$url" || { echo "$binary did not serve $url" >&2; cat "$work/gateway.log" >&2; exit 1; }
+    wrk -t1 -c16 -d3s "$url" >/dev/null
+    callgrind_control -i on "$gateway" >/dev/null
+    requests=$(wrk -t1 -c16 -d10s "$url" | awk '/requests in/ {print $1}')
+    callgrind_control -i off "$gateway" >/dev/null
+    callgrind_control -d "$gateway" >/dev/null
+    kill "$gateway"; wait "$gateway" 2>/dev/null || true
+    instructions=$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}')
+    echo "$binary: $requests requests, $instructions instructions, $((instructions / requests)) per request"
+    if [ -n "${KEEP_PROFILE_DIR:-}" ]; then
+        mkdir -p "$KEEP_PROFILE_DIR" && cp "$out.1" "$KEEP_PROFILE_DIR/callgrind.$(basename "$binary").$port"
+        echo "  per function: callgrind_annotate $KEEP_PROFILE_DIR/callgrind.$(basename "$binary").$port"
+    fi
+done
