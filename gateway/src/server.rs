@@ -54,6 +54,7 @@ pub struct Gateway {
     grace: Duration,
     _watcher: Option<notify::RecommendedWatcher>,
     _tls_watch: Option<AbortOnDrop>,
+    _idle_sweeper: AbortOnDrop,
 }
 
 /// Stops a background task when the gateway goes away.
@@ -184,6 +185,7 @@ impl Gateway {
         } else {
             None
         };
+        let idle_sweeper = AbortOnDrop(tokio::spawn(sweep_idle_connections(Arc::clone(&shared))));
         Ok(Gateway {
             addrs,
             shared,
@@ -195,6 +197,7 @@ impl Gateway {
             grace: config.shutdown_grace(),
             _watcher: watcher,
             _tls_watch: tls_watch.map(AbortOnDrop),
+            _idle_sweeper: idle_sweeper,
         })
     }
 
@@ -272,6 +275,25 @@ impl Gateway {
             }
         }
         outcome
+    }
+}
+
+/// How often idle upstream connections are checked.
+const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Closes, every few seconds, the idle upstream connections of the current snapshot's services that outlived
+/// the pool's idle timeout or were closed by the upstream, so that they do not linger (half-closed) until the
+/// next request to that endpoint. Pools of services that left the snapshot close with it.
+async fn sweep_idle_connections(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(IDLE_SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let snapshot = shared.snapshot.load();
+        let closed: usize = snapshot.services.iter().map(|s| s.pool.sweep_idle()).sum();
+        if closed > 0 {
+            tracing::debug!(closed, "idle upstream connections closed");
+        }
     }
 }
 

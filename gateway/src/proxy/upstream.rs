@@ -235,6 +235,15 @@ impl UpstreamPool {
         false
     }
 
+    /// Closes idle HTTP/1.1 connections past the idle timeout or closed by the upstream (HTTP/2 connections are
+    /// kept by hyper-util's pool, which has its own timer). Returns how many were closed.
+    pub fn sweep_idle(&self) -> usize {
+        match &self.transport {
+            Transport::Http1(dialer) => self.endpoints.iter().map(|e| e.idle.sweep(dialer.idle_timeout)).sum(),
+            Transport::Http2(_) => 0,
+        }
+    }
+
     /// Whether endpoint `i` is ejected right now.
     pub fn is_ejected(&self, i: usize) -> bool {
         !self.is_available(&self.endpoints[i], self.now_ms())

@@ -138,6 +138,32 @@ impl IdleConnections {
         Self { queue: ArrayQueue::new(capacity.max(1)) }
     }
 
+    /// Closes the idle connections that have been idle longer than `idle_timeout` or that the upstream closed
+    /// (or wrote to unasked); keeps the others. Returns how many were closed. Requests may take and return
+    /// connections meanwhile: the queue is only ever popped and pushed.
+    pub fn sweep(&self, idle_timeout: Duration) -> usize {
+        let mut closed = 0;
+        for _ in 0..self.queue.len() {
+            let Some(mut connection) = self.queue.pop() else { break };
+            if connection.idle_since.elapsed() <= idle_timeout && connection.stream.is_quiet() {
+                // Still usable; the queue has room for it again unless requests filled it meanwhile.
+                let _ = self.queue.push(connection);
+            } else {
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// How many connections are idle.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     fn checkin(&self, mut connection: Connection) {
         connection.idle_since = Instant::now();
         // A full queue drops the connection, which closes it.

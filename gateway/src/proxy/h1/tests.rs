@@ -180,3 +180,31 @@ async fn a_connection_the_upstream_closed_is_not_used_again() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn the_sweep_closes_what_the_upstream_closed_and_what_idled_too_long() {
+    for upstream_closes in [true, false] {
+        let pool = upstream(move |mut stream, _| async move {
+            read_head(&mut stream).await;
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+            if !upstream_closes {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        })
+        .await;
+        assert_eq!(call(&pool, request(Method::GET, RequestBody::empty())).await.unwrap(), (200, b"ok".to_vec()));
+        let idle = &pool.endpoints[0].idle;
+        assert_eq!(idle.len(), 1, "the connection went back to the pool");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if upstream_closes {
+            assert_eq!(pool.sweep_idle(), 1);
+            assert!(idle.is_empty(), "a connection the upstream closed is not kept");
+        } else {
+            assert_eq!(pool.sweep_idle(), 0);
+            assert_eq!(idle.len(), 1, "an open connection within the idle timeout is kept");
+            tokio::time::sleep(Duration::from_millis(1000)).await; // the test pool's idle timeout is 1 s
+            assert_eq!(pool.sweep_idle(), 1);
+            assert!(idle.is_empty(), "past the idle timeout it is closed");
+        }
+    }
+}
