@@ -191,6 +191,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hop_by_hop_names_are_told_apart_from_their_neighbours() {
+        let hop = [
+            "connection",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "keep-alive",
+            "proxy-connection",
+        ];
+        for name in hop {
+            assert!(is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+            assert!(is_hop_by_hop(&HeaderName::from_bytes(name.to_uppercase().as_bytes()).unwrap()), "{name}");
+        }
+        let others = [
+            "tk",
+            "trailed",
+            "upgrades",
+            "connectio",
+            "keep-alivf",
+            "content-length",
+            "x-forwarded-for",
+            "proxy-connectiox",
+            "transfer-encodinx",
+            "www-authenticate",
+            "authorization",
+            "host",
+            "date",
+        ];
+        for name in others {
+            assert!(!is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+        }
+    }
+
+    #[test]
     fn hop_by_hop_and_connection_named_headers_go() {
         let mut h = HeaderMap::new();
         h.insert(CONNECTION, HeaderValue::from_static("close, x-secret"));
