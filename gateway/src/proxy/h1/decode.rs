@@ -145,6 +145,10 @@ pub fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Deco
                 headers.append(name, value);
             }
         }
+        if framing.transfer_encoding.is_some() {
+            // The transfer coding decides the length; a Content-Length beside it is wrong for the decoded body.
+            headers.remove(CONTENT_LENGTH);
+        }
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = version;
@@ -374,6 +378,7 @@ mod tests {
         assert_eq!((h.decoder, h.reusable), (Decoder::Chunked(Chunk::Size), true));
         let h = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n").unwrap().unwrap();
         assert_eq!((h.decoder, h.reusable), (Decoder::Chunked(Chunk::Size), false), "both: never reused");
+        assert!(h.response.headers().get("content-length").is_none(), "the length beside a coding is not passed on");
         let h = parse("HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
         assert_eq!((h.decoder, h.reusable), (Decoder::UntilClose, false));
         let h = parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n").unwrap().unwrap();
