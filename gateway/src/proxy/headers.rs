@@ -97,25 +97,66 @@ impl ForwardedFor {
     }
 }
 
-/// Sets `X-Forwarded-For/-Proto/-Host` and `Forwarded` from what the gateway saw, replacing any sent by the caller.
-/// `original_host` is the Host (or `:authority`) the caller used.
-pub fn set_forwarded(headers: &mut HeaderMap, connection: &ForwardedFor, original_host: Option<&HeaderValue>) {
-    headers.insert(X_FORWARDED_FOR, connection.ip.clone());
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(connection.proto));
-    match original_host.filter(|h| is_token_safe(h.as_bytes())) {
-        Some(host) => {
-            headers.insert(X_FORWARDED_HOST, host.clone());
-            let mut value = Vec::with_capacity(connection.base.len() + 6 + host.len());
-            value.extend_from_slice(connection.base.as_bytes());
-            value.extend_from_slice(b";host=");
-            value.extend_from_slice(host.as_bytes());
-            if let Ok(v) = HeaderValue::from_bytes(&value) {
-                headers.insert(FORWARDED, v);
+/// The forwarding fields of one request (`X-Forwarded-For/-Proto/-Host`, `Forwarded`), set from what the gateway
+/// saw (the connection, and the Host or `:authority` the caller used) and replacing any the caller sent. They are
+/// inserted into a header map ([`Forwarding::insert`], HTTP/2), or written straight into a request head by the
+/// HTTP/1.1 client ([`Forwarding::write`]), which skips the caller's ([`Forwarding::replaces`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Forwarding<'a> {
+    connection: &'a ForwardedFor,
+    /// The caller's host, when it is safe to repeat.
+    host: Option<&'a HeaderValue>,
+}
+
+impl<'a> Forwarding<'a> {
+    pub fn new(connection: &'a ForwardedFor, original_host: Option<&'a HeaderValue>) -> Self {
+        Self { connection, host: original_host.filter(|h| is_token_safe(h.as_bytes())) }
+    }
+
+    /// Whether a caller's field of this name is replaced (and so must not be passed on).
+    pub fn replaces(name: &HeaderName) -> bool {
+        *name == FORWARDED || *name == X_FORWARDED_FOR || *name == X_FORWARDED_PROTO || *name == X_FORWARDED_HOST
+    }
+
+    pub fn insert(&self, headers: &mut HeaderMap) {
+        headers.insert(X_FORWARDED_FOR, self.connection.ip.clone());
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(self.connection.proto));
+        match self.host {
+            Some(host) => {
+                headers.insert(X_FORWARDED_HOST, host.clone());
+                let mut value = Vec::with_capacity(self.connection.base.len() + 6 + host.len());
+                value.extend_from_slice(self.connection.base.as_bytes());
+                value.extend_from_slice(b";host=");
+                value.extend_from_slice(host.as_bytes());
+                if let Ok(v) = HeaderValue::from_bytes(&value) {
+                    headers.insert(FORWARDED, v);
+                }
+            }
+            None => {
+                headers.remove(X_FORWARDED_HOST);
+                headers.insert(FORWARDED, self.connection.base.clone());
             }
         }
-        None => {
-            headers.remove(X_FORWARDED_HOST);
-            headers.insert(FORWARDED, connection.base.clone());
+    }
+
+    /// Appends the fields as HTTP/1.1 header lines (the same fields and values [`Forwarding::insert`] sets).
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let mut line = |name: &HeaderName, parts: &[&[u8]]| {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            for part in parts {
+                out.extend_from_slice(part);
+            }
+            out.extend_from_slice(b"\r\n");
+        };
+        line(&X_FORWARDED_FOR, &[self.connection.ip.as_bytes()]);
+        line(&X_FORWARDED_PROTO, &[self.connection.proto.as_bytes()]);
+        match self.host {
+            Some(host) => {
+                line(&X_FORWARDED_HOST, &[host.as_bytes()]);
+                line(&FORWARDED, &[self.connection.base.as_bytes(), b";host=", host.as_bytes()]);
+            }
+            None => line(&FORWARDED, &[self.connection.base.as_bytes()]),
         }
     }
 }
@@ -191,6 +232,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn forwarding_fields_written_and_inserted_agree() {
+        let v4 = ForwardedFor::new("10.1.2.3:5000".parse().unwrap(), "https");
+        let v6 = ForwardedFor::new("[2001:db8::1]:5000".parse().unwrap(), "http");
+        let host = HeaderValue::from_static("gw.example.go.id:8443");
+        let unsafe_host = HeaderValue::from_static("a b");
+        for (connection, original) in [(&v4, Some(&host)), (&v6, Some(&host)), (&v4, None), (&v6, Some(&unsafe_host))] {
+            let forwarding = Forwarding::new(connection, original);
+            let mut map = HeaderMap::new();
+            map.insert(X_FORWARDED_HOST, HeaderValue::from_static("spoofed"));
+            forwarding.insert(&mut map);
+            let inserted: String =
+                map.iter().map(|(k, v)| format!("{}: {}\r\n", k, v.to_str().unwrap())).collect::<Vec<_>>().join("");
+            let mut written = Vec::new();
+            forwarding.write(&mut written);
+            let mut written: Vec<&str> = std::str::from_utf8(&written).unwrap().split_inclusive("\r\n").collect();
+            let mut inserted: Vec<&str> = inserted.split_inclusive("\r\n").collect();
+            written.sort();
+            inserted.sort();
+            assert_eq!(written, inserted);
+            assert!(map.keys().all(Forwarding::replaces));
+        }
+    }
+
+    #[test]
     fn hop_by_hop_names_are_told_apart_from_their_neighbours() {
         let hop = [
             "connection",
@@ -260,7 +325,8 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
         let host = HeaderValue::from_static("gw.example:8080");
-        set_forwarded(&mut h, &ForwardedFor::new("10.1.2.3:5555".parse().unwrap(), "http"), Some(&host));
+        let connection = ForwardedFor::new("10.1.2.3:5555".parse().unwrap(), "http");
+        Forwarding::new(&connection, Some(&host)).insert(&mut h);
         assert_eq!(h[X_FORWARDED_FOR], "10.1.2.3");
         assert_eq!(h[X_FORWARDED_PROTO], "http");
         assert_eq!(h[X_FORWARDED_HOST], "gw.example:8080");

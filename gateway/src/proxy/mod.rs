@@ -90,11 +90,12 @@ pub async fn forward(
     if caller.identity_encoding {
         parts.headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     }
-    headers::set_forwarded(&mut parts.headers, &downstream.forwarded, original_host.as_ref());
+    let forwarding = headers::Forwarding::new(&downstream.forwarded, original_host.as_ref());
     headers::ensure_traceparent(&mut parts.headers);
     if pool.http2 {
+        forwarding.insert(&mut parts.headers);
         parts.headers.remove(HOST); // HTTP/2 carries the authority in the URI
-    }
+    } // HTTP/1.1: the client writes the forwarding fields and the endpoint's `Host` into the head itself
     parts.version = if pool.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
 
     let retryable = is_idempotent(&parts.method) && http_body::Body::is_end_stream(&body);
@@ -119,12 +120,10 @@ pub async fn forward(
             clone_parts(&parts)
         };
         head.uri = uri;
-        if !pool.http2 {
-            head.headers.insert(HOST, endpoint.host_header.clone());
-        }
         let request = Request::from_parts(head, body.take().unwrap_or_else(RequestBody::empty));
         let _in_flight = pool.start(index);
-        let outcome = tokio::time::timeout(pool.spec.request_timeout, exchange(service, index, request)).await;
+        let outcome =
+            tokio::time::timeout(pool.spec.request_timeout, exchange(service, index, request, forwarding)).await;
         match outcome {
             Ok(Ok(mut response)) => {
                 let status = response.status();
@@ -169,10 +168,11 @@ async fn exchange(
     service: &CompiledService,
     index: usize,
     request: Request<RequestBody>,
+    forwarding: headers::Forwarding<'_>,
 ) -> Result<Response<ResponseBody>, Failure> {
     let pool = &service.pool;
     match &pool.transport {
-        Transport::Http1(dialer) => match h1::send(pool, dialer, index, request).await {
+        Transport::Http1(dialer) => match h1::send(pool, dialer, index, request, forwarding).await {
             Ok(response) => Ok(response.map(ResponseBody::Pooled)),
             Err(h1::SendError::Connect(e)) => {
                 Err(Failure::Upstream { error: map_connect_error(service, e), nothing_sent: true })

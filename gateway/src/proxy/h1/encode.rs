@@ -2,8 +2,10 @@
 //! left them, then the gateway's own framing), and the body framed by `Content-Length` when its size is known,
 //! else chunked.
 
-use http::header::CONTENT_LENGTH;
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
 use http::{request, Method};
+
+use crate::proxy::headers::Forwarding;
 use http_body::SizeHint;
 
 /// How the request body is delimited on the wire.
@@ -39,18 +41,28 @@ impl Framing {
     }
 }
 
-/// Appends the request head to `out`: `METHOD path?query HTTP/1.1`, every header except `Content-Length`
-/// (hop-by-hop headers, `Transfer-Encoding` among them, were removed before), the framing header, blank line.
-pub fn head(parts: &request::Parts, framing: Framing, out: &mut Vec<u8>) {
+/// What the gateway itself puts in every request head: the endpoint's `Host` and the forwarding fields.
+#[derive(Clone, Copy, Debug)]
+pub struct GatewayFields<'a> {
+    pub host: &'a HeaderValue,
+    pub forwarding: Forwarding<'a>,
+}
+
+/// Appends the request head to `out`: `METHOD path?query HTTP/1.1`, `Host`, the caller's headers except those the
+/// gateway sets (`Host`, the forwarding fields, `Content-Length`; hop-by-hop headers, `Transfer-Encoding` among
+/// them, were removed before), the forwarding fields, the framing header, blank line.
+pub fn head(parts: &request::Parts, gateway: &GatewayFields<'_>, framing: Framing, out: &mut Vec<u8>) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     match parts.uri.path_and_query() {
         Some(pq) => out.extend_from_slice(pq.as_str().as_bytes()),
         None => out.push(b'/'),
     }
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(gateway.host.as_bytes());
+    out.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
-        if name == CONTENT_LENGTH {
+        if name == CONTENT_LENGTH || name == HOST || Forwarding::replaces(name) {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -58,6 +70,7 @@ pub fn head(parts: &request::Parts, framing: Framing, out: &mut Vec<u8>) {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    gateway.forwarding.write(out);
     match framing {
         Framing::Length(n) => {
             out.extend_from_slice(b"content-length: ");
@@ -101,6 +114,7 @@ fn decimal(mut n: u64, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::headers::ForwardedFor;
     use http::Request;
 
     fn parts(method: Method, uri: &str, headers: &[(&str, &str)]) -> request::Parts {
@@ -112,17 +126,37 @@ mod tests {
     }
 
     #[test]
-    fn heads_carry_the_gateway_framing_only() {
-        let p = parts(Method::POST, "/a/b?x=1", &[("host", "up:80"), ("content-length", "999"), ("x-y", "z")]);
-        let mut out = Vec::new();
-        head(&p, Framing::Length(12), &mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "POST /a/b?x=1 HTTP/1.1\r\nhost: up:80\r\nx-y: z\r\ncontent-length: 12\r\n\r\n"
+    fn heads_carry_the_gateway_fields_and_framing_only() {
+        let connection = ForwardedFor::new("10.0.0.7:4000".parse().unwrap(), "https");
+        let upstream = HeaderValue::from_static("up:80");
+        let caller_host = HeaderValue::from_static("gw.local");
+        let gateway = GatewayFields { host: &upstream, forwarding: Forwarding::new(&connection, Some(&caller_host)) };
+        let p = parts(
+            Method::POST,
+            "/a/b?x=1",
+            &[
+                ("host", "gw.local"),
+                ("content-length", "999"),
+                ("x-y", "z"),
+                ("x-forwarded-for", "6.6.6.6"),
+                ("forwarded", "for=6.6.6.6"),
+            ],
         );
         let mut out = Vec::new();
-        head(&parts(Method::PUT, "/", &[]), Framing::Chunked, &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), "PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n");
+        head(&p, &gateway, Framing::Length(12), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /a/b?x=1 HTTP/1.1\r\nhost: up:80\r\nx-y: z\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: https\r\n\
+             x-forwarded-host: gw.local\r\nforwarded: for=10.0.0.7;proto=https;host=gw.local\r\ncontent-length: 12\r\n\r\n"
+        );
+        let gateway = GatewayFields { host: &upstream, forwarding: Forwarding::new(&connection, None) };
+        let mut out = Vec::new();
+        head(&parts(Method::PUT, "/", &[]), &gateway, Framing::Chunked, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "PUT / HTTP/1.1\r\nhost: up:80\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: https\r\n\
+             forwarded: for=10.0.0.7;proto=https\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
+use crate::proxy::headers::Forwarding;
 use crate::proxy::upstream::{test_pool, Transport};
 use crate::store::documents::LoadBalance;
 
@@ -53,9 +54,16 @@ fn request(method: Method, body: RequestBody) -> Request<RequestBody> {
     request
 }
 
+/// The forwarding fields of a caller at 10.0.0.1 (leaked: tests only).
+fn forwarding() -> Forwarding<'static> {
+    let connection =
+        Box::leak(Box::new(crate::proxy::headers::ForwardedFor::new("10.0.0.1:1".parse().unwrap(), "http")));
+    Forwarding::new(connection, None)
+}
+
 async fn call(pool: &Arc<UpstreamPool>, request: Request<RequestBody>) -> Result<(u16, Vec<u8>), String> {
     let Transport::Http1(dialer) = &pool.transport else { unreachable!("test pools are HTTP/1.1") };
-    let response = send(pool, dialer, 0, request).await.map_err(|e| format!("{e:?}"))?;
+    let response = send(pool, dialer, 0, request, forwarding()).await.map_err(|e| format!("{e:?}"))?;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok((status, body.to_vec()))
