@@ -112,18 +112,24 @@ pub async fn forward(
         tried[tries] = index;
         tries += 1;
         let endpoint = &pool.endpoints[index];
-        let uri = upstream_uri(endpoint, rest, query, pool.http2)?;
+        // HTTP/1.1 writes the target from `rest` and `query` straight into the request line.
+        let uri = if pool.http2 { Some(upstream_uri(endpoint, rest, query)?) } else { None };
         let last_attempt = tries >= attempts || tries >= pool.endpoints.len();
         let mut head = if last_attempt {
             std::mem::replace(&mut parts, Request::new(()).into_parts().0)
         } else {
             clone_parts(&parts)
         };
-        head.uri = uri;
+        if let Some(uri) = uri {
+            head.uri = uri;
+        }
         let request = Request::from_parts(head, body.take().unwrap_or_else(RequestBody::empty));
         let _in_flight = pool.start(index);
-        let outcome =
-            tokio::time::timeout(pool.spec.request_timeout, exchange(service, index, request, forwarding)).await;
+        let outcome = tokio::time::timeout(
+            pool.spec.request_timeout,
+            exchange(service, index, request, h1::GatewayFields { rest, query, forwarding }),
+        )
+        .await;
         match outcome {
             Ok(Ok(mut response)) => {
                 let status = response.status();
@@ -168,11 +174,11 @@ async fn exchange(
     service: &CompiledService,
     index: usize,
     request: Request<RequestBody>,
-    forwarding: headers::Forwarding<'_>,
+    gateway: h1::GatewayFields<'_>,
 ) -> Result<Response<ResponseBody>, Failure> {
     let pool = &service.pool;
     match &pool.transport {
-        Transport::Http1(dialer) => match h1::send(pool, dialer, index, request, forwarding).await {
+        Transport::Http1(dialer) => match h1::send(pool, dialer, index, request, gateway).await {
             Ok(response) => Ok(response.map(ResponseBody::Pooled)),
             Err(h1::SendError::Connect(e)) => {
                 Err(Failure::Upstream { error: map_connect_error(service, e), nothing_sent: true })
@@ -242,14 +248,8 @@ fn clone_parts(parts: &request::Parts) -> request::Parts {
     head
 }
 
-/// `/base/rest?query` (HTTP/1.1, origin form: the connection already knows the endpoint) or
-/// `scheme://authority/base/rest?query` (HTTP/2 client).
-fn upstream_uri(
-    endpoint: &upstream::Endpoint,
-    rest: &str,
-    query: Option<&str>,
-    absolute: bool,
-) -> Result<Uri, GatewayError> {
+/// `scheme://authority/base/rest?query`: the target of a request to an HTTP/2 endpoint.
+fn upstream_uri(endpoint: &upstream::Endpoint, rest: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
     let mut path = String::with_capacity(endpoint.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
     path.push_str(&endpoint.base_path);
     if rest.is_empty() {
@@ -263,9 +263,6 @@ fn upstream_uri(
     }
     let invalid = |_| GatewayError::InvalidPath { reason: "the path cannot be forwarded" };
     let path_and_query = http::uri::PathAndQuery::try_from(path).map_err(invalid)?;
-    if !absolute {
-        return Ok(Uri::from(path_and_query));
-    }
     Uri::builder()
         .scheme(endpoint.scheme.clone())
         .authority(endpoint.authority.clone())

@@ -41,25 +41,39 @@ impl Framing {
     }
 }
 
-/// What the gateway itself puts in every request head: the endpoint's `Host` and the forwarding fields.
+/// What the gateway itself puts in a request head besides the caller's method and headers.
 #[derive(Clone, Copy, Debug)]
 pub struct GatewayFields<'a> {
-    pub host: &'a HeaderValue,
+    /// The path after `/{opd}/{service}/v{major}` as the caller sent it (already checked; may be empty), which
+    /// follows the endpoint's base path.
+    pub rest: &'a str,
+    /// The caller's query, passed on as sent.
+    pub query: Option<&'a str>,
     pub forwarding: Forwarding<'a>,
 }
 
-/// Appends the request head to `out`: `METHOD path?query HTTP/1.1`, `Host`, the caller's headers except those the
-/// gateway sets (`Host`, the forwarding fields, `Content-Length`; hop-by-hop headers, `Transfer-Encoding` among
-/// them, were removed before), the forwarding fields, the framing header, blank line.
-pub fn head(parts: &request::Parts, gateway: &GatewayFields<'_>, framing: Framing, out: &mut Vec<u8>) {
+/// Appends the request head to `out`: `METHOD {base}{rest}?{query} HTTP/1.1`, the endpoint's `Host`, the
+/// caller's headers except those the gateway sets (`Host`, the forwarding fields, `Content-Length`; hop-by-hop
+/// headers, `Transfer-Encoding` among them, were removed before), the forwarding fields, the framing header, and
+/// the blank line.
+pub fn head(
+    parts: &request::Parts,
+    base_path: &str,
+    host: &HeaderValue,
+    gateway: &GatewayFields<'_>,
+    framing: Framing,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
-    match parts.uri.path_and_query() {
-        Some(pq) => out.extend_from_slice(pq.as_str().as_bytes()),
-        None => out.push(b'/'),
+    out.extend_from_slice(base_path.as_bytes());
+    out.extend_from_slice(if gateway.rest.is_empty() { b"/" } else { gateway.rest.as_bytes() });
+    if let Some(query) = gateway.query {
+        out.push(b'?');
+        out.extend_from_slice(query.as_bytes());
     }
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(gateway.host.as_bytes());
+    out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
         if name == CONTENT_LENGTH || name == HOST || Forwarding::replaces(name) {
@@ -130,10 +144,11 @@ mod tests {
         let connection = ForwardedFor::new("10.0.0.7:4000".parse().unwrap(), "https");
         let upstream = HeaderValue::from_static("up:80");
         let caller_host = HeaderValue::from_static("gw.local");
-        let gateway = GatewayFields { host: &upstream, forwarding: Forwarding::new(&connection, Some(&caller_host)) };
+        let forwarding = Forwarding::new(&connection, Some(&caller_host));
+        let gateway = GatewayFields { rest: "/b", query: Some("x=1"), forwarding };
         let p = parts(
             Method::POST,
-            "/a/b?x=1",
+            "/dinkes/pasien/v1/b?x=1",
             &[
                 ("host", "gw.local"),
                 ("content-length", "999"),
@@ -143,15 +158,15 @@ mod tests {
             ],
         );
         let mut out = Vec::new();
-        head(&p, &gateway, Framing::Length(12), &mut out);
+        head(&p, "/a", &upstream, &gateway, Framing::Length(12), &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /a/b?x=1 HTTP/1.1\r\nhost: up:80\r\nx-y: z\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: https\r\n\
              x-forwarded-host: gw.local\r\nforwarded: for=10.0.0.7;proto=https;host=gw.local\r\ncontent-length: 12\r\n\r\n"
         );
-        let gateway = GatewayFields { host: &upstream, forwarding: Forwarding::new(&connection, None) };
+        let gateway = GatewayFields { rest: "", query: None, forwarding: Forwarding::new(&connection, None) };
         let mut out = Vec::new();
-        head(&parts(Method::PUT, "/", &[]), &gateway, Framing::Chunked, &mut out);
+        head(&parts(Method::PUT, "/dinkes/pasien/v1", &[]), "", &upstream, &gateway, Framing::Chunked, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "PUT / HTTP/1.1\r\nhost: up:80\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: https\r\n\

@@ -34,10 +34,10 @@ use tokio::io::AsyncWrite;
 use tokio_util::io::poll_read_buf;
 
 use super::body::{RequestBody, RequestBodyError};
-use super::headers::Forwarding;
 use super::upstream::{Endpoint, UpstreamPool};
 use decode::{DecodeError, Decoder, Step};
 use encode::Framing;
+pub use encode::GatewayFields;
 use stream::Stream;
 
 /// Read buffer reserved for a response head (and a small body with it).
@@ -222,16 +222,16 @@ impl Dialer {
 }
 
 /// Sends `request` to endpoint `index` of `pool`. The response body hands the connection back when it ends.
-/// `forwarding` is written into the head together with the endpoint's `Host` (the caller's are skipped).
+/// The request line's target and the forwarding fields come from `gateway`, `Host` from the endpoint (the request's
+/// own URI and `Host` are not used).
 pub async fn send(
     pool: &Arc<UpstreamPool>,
     dialer: &Dialer,
     index: usize,
     request: Request<RequestBody>,
-    forwarding: Forwarding<'_>,
+    gateway: GatewayFields<'_>,
 ) -> Result<Response<PooledBody>, SendError> {
     let endpoint = &pool.endpoints[index];
-    let gateway = encode::GatewayFields { host: &endpoint.host_header, forwarding };
     let (parts, mut body) = request.into_parts();
     let empty = body.is_end_stream();
     let framing = Framing::for_request(&parts, empty, &body.size_hint());
@@ -243,7 +243,7 @@ pub async fn send(
     for _ in 0..3 {
         let (mut connection, reused) = dialer.checkout(endpoint).await.map_err(SendError::Connect)?;
         connection.write_buf.clear();
-        encode::head(&parts, &gateway, framing, &mut connection.write_buf);
+        encode::head(&parts, &endpoint.base_path, &endpoint.host_header, &gateway, framing, &mut connection.write_buf);
         let mut exchange = Exchange::new(&mut connection, &mut body, framing, empty, head_request);
         match poll_fn(|cx| exchange.poll(cx)).await {
             Ok(head) => {
