@@ -2,7 +2,10 @@
 # User-space instructions per proxied request, counted by callgrind: repeatable for the same binary whatever else
 # the machine is doing, unlike requests/s on a shared VM. Use it to compare two builds of the plain path.
 #
-#   benches/scripts/instructions-per-request.sh [PENGHUBUNG_BINARY ...]
+#   benches/scripts/instructions-per-request.sh [PENGHUBUNG_BINARY ...] [nginx]
+#
+# The word `nginx` in the list measures nginx as the proxy instead (one process: `master_process off`, keep-alive
+# upstream pool, access log off), the peer the issue compares against.
 #
 # Each binary serves `GET /bench/echo/v1/x` (plaintext listener, policy off, no limits, access log off, one worker
 # thread) in front of nginx returning a 1 KiB file with keep-alive; wrk drives 16 connections, 3 s of warm-up
@@ -66,8 +69,27 @@ endpoints = ["http://127.0.0.1:$upstream_port"]
 SERVICE
 
 for binary in "${binaries[@]}"; do
-    binary=$(realpath "$binary")
     port=$(free_port)
+    if [ "$binary" = nginx ]; then
+        cat > "$work/proxy.conf" <<PROXY
+worker_processes 1;
+master_process off;
+daemon off;
+pid $work/proxy.pid;
+error_log $work/proxy.err;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream backend { server 127.0.0.1:$upstream_port; keepalive 64; keepalive_requests 10000000; }
+  server { listen 127.0.0.1:$port; keepalive_requests 10000000;
+           location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+PROXY
+        command=(nginx -c "$work/proxy.conf" -p "$work")
+    else
+        binary=$(realpath "$binary")
+        command=("$binary" serve --config penghubung.toml)
+    fi
     cat > "$work/penghubung.toml" <<CONFIG
 [[listeners]]
 name = "bench"
@@ -98,7 +120,7 @@ CONFIG
     out="$work/callgrind.out"
     rm -f "$out"*
     (cd "$work" && exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
-        "$binary" serve --config penghubung.toml >"$work/gateway.log" 2>&1) &
+        "${command[@]}" >"$work/gateway.log" 2>&1) &
     gateway=$!
     pids+=($gateway)
     url="http://127.0.0.1:$port/bench/echo/v1/x"
