@@ -27,20 +27,26 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-upstream_port=$(free_port)
-head -c 1024 /dev/zero | tr '\0' x > "$work/body.txt"
-cat > "$work/nginx.conf" <<NGINX
+# nginx_conf NAME HTTP_BLOCK [EXTRA_MAIN]: a one-worker, foreground nginx config in $work/NAME.conf.
+nginx_conf() {
+    cat > "$work/$1.conf" <<NGINX
 worker_processes 1;
 daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx.err;
+${3:-}
+pid $work/$1.pid;
+error_log $work/$1.err;
 events { worker_connections 1024; }
 http {
   access_log off;
-  server { listen 127.0.0.1:$upstream_port; keepalive_requests 10000000;
-           location / { root $work; try_files /body.txt =404; } }
+$2
 }
 NGINX
+}
+
+upstream_port=$(free_port)
+head -c 1024 /dev/zero | tr '\0' x > "$work/body.txt"
+nginx_conf nginx "  server { listen 127.0.0.1:$upstream_port; keepalive_requests 10000000;
+           location / { root $work; try_files /body.txt =404; } }"
 nginx -c "$work/nginx.conf" -p "$work" &
 pids+=($!)
 
@@ -71,20 +77,10 @@ SERVICE
 for binary in "${binaries[@]}"; do
     port=$(free_port)
     if [ "$binary" = nginx ]; then
-        cat > "$work/proxy.conf" <<PROXY
-worker_processes 1;
-master_process off;
-daemon off;
-pid $work/proxy.pid;
-error_log $work/proxy.err;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  upstream backend { server 127.0.0.1:$upstream_port; keepalive 64; keepalive_requests 10000000; }
+        nginx_conf proxy "  upstream backend { server 127.0.0.1:$upstream_port; keepalive 64; keepalive_requests 10000000; }
   server { listen 127.0.0.1:$port; keepalive_requests 10000000;
-           location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-}
-PROXY
+           location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" \
+            "master_process off;"
         command=(nginx -c "$work/proxy.conf" -p "$work")
     else
         binary=$(realpath "$binary")

@@ -235,6 +235,7 @@ fn map_connect_error(service: &CompiledService, error: h1::ConnectError) -> Gate
 /// Upper bound of attempts per request (the schema allows at most 5 retries).
 const MAX_ATTEMPTS: usize = 6;
 
+/// Methods a request may be sent again with (RFC 9110 §9.2.2).
 fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }

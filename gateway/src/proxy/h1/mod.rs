@@ -114,6 +114,12 @@ impl Connection {
         }
     }
 
+    /// Whether an idle connection can carry another request: idle no longer than `idle_timeout`, and nothing
+    /// (neither the upstream's close nor stray bytes) waiting to be read.
+    fn is_reusable(&mut self, idle_timeout: Duration) -> bool {
+        self.idle_since.elapsed() <= idle_timeout && self.stream.is_quiet()
+    }
+
     /// Reads more bytes into the read buffer (at least `room` bytes of space are made first).
     fn poll_fill(&mut self, cx: &mut Context<'_>, room: usize) -> Poll<io::Result<usize>> {
         if self.read_buf.capacity() - self.read_buf.len() < room / 4 {
@@ -146,7 +152,7 @@ impl IdleConnections {
         let mut closed = 0;
         for _ in 0..self.queue.len() {
             let Some(mut connection) = self.queue.pop() else { break };
-            if connection.idle_since.elapsed() <= idle_timeout && connection.stream.is_quiet() {
+            if connection.is_reusable(idle_timeout) {
                 // Still usable; the queue has room for it again unless requests filled it meanwhile.
                 let _ = self.queue.push(connection);
             } else {
@@ -190,7 +196,7 @@ impl Dialer {
     /// A connection to `endpoint`: an idle one that is still quiet (`true`), or a new one (`false`).
     async fn checkout(&self, endpoint: &Endpoint) -> Result<(Connection, bool), ConnectError> {
         while let Some(mut connection) = endpoint.idle.queue.pop() {
-            if connection.idle_since.elapsed() <= self.idle_timeout && connection.stream.is_quiet() {
+            if connection.is_reusable(self.idle_timeout) {
                 return Ok((connection, true));
             }
         }
@@ -236,10 +242,7 @@ pub async fn send(
     let empty = body.is_end_stream();
     let framing = Framing::for_request(&parts, empty, &body.size_hint());
     let head_request = parts.method == Method::HEAD;
-    let idempotent = matches!(
-        parts.method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    );
+    let idempotent = super::is_idempotent(&parts.method);
     for _ in 0..3 {
         let (mut connection, reused) = dialer.checkout(endpoint).await.map_err(SendError::Connect)?;
         connection.write_buf.clear();
