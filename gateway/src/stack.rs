@@ -28,7 +28,7 @@ use crate::audit::{AuditDurability, Auditor};
 use crate::contract::{self, OperationContract};
 use crate::error::GatewayError;
 use crate::policy;
-use crate::proxy::body::RequestBody;
+use crate::proxy::body::{Inbound, RequestBody};
 use crate::proxy::body::{ResponseBody, ResponseBodyError};
 use crate::proxy::headers::{self, X_PENGHUBUNG_PURPOSE, X_REQUEST_ID};
 use crate::proxy::{self, Caller, Downstream};
@@ -88,6 +88,17 @@ impl GatewayService {
     pub fn new(shared: Arc<Shared>, downstream: Downstream) -> Self {
         Self { shared, downstream }
     }
+
+    /// Answers one request: what hyper's [`hyper::service::Service::call`] does, for the gateway's own HTTP/1.1
+    /// server, which polls the future in place instead of boxing it.
+    pub fn respond(&self, request: Request<Inbound>) -> impl Future<Output = Response<ResponseBody>> + Send + '_ {
+        async move {
+            match handle(Arc::clone(&self.shared), self.downstream.clone(), request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    }
 }
 
 impl hyper::service::Service<Request<Incoming>> for GatewayService {
@@ -96,6 +107,7 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let request = request.map(Inbound::Hyper);
         // One allocation per request: the request's whole future, built once and moved into the box once. Steps
         // that not every request takes (contracts, redaction, the audit trail, Redis limits, connecting upstream)
         // are boxed where they are awaited, so that no request moves their state (see `future_sizes` below).
@@ -144,7 +156,7 @@ struct AuditFacts {
 impl AuditFacts {
     /// Starts the facts of a request: arrival time, the trace (started here when the caller sent none), and the
     /// NIKs of its path and query (scanned here: the raw path never reaches the record).
-    fn start(auditor: &Auditor, request: &mut Request<Incoming>) -> Box<AuditFacts> {
+    fn start(auditor: &Auditor, request: &mut Request<Inbound>) -> Box<AuditFacts> {
         headers::ensure_traceparent(request.headers_mut());
         let mut scanner = NikScanner::default();
         if let Some(target) = request.uri().path_and_query() {
@@ -167,7 +179,7 @@ impl AuditFacts {
 async fn handle(
     shared: Arc<Shared>,
     downstream: Downstream,
-    mut request: Request<Incoming>,
+    mut request: Request<Inbound>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     let request_id = headers::request_id(request.headers());
@@ -285,7 +297,7 @@ async fn audited(
 async fn route_and_forward(
     shared: &Shared,
     downstream: &Downstream,
-    request: Request<Incoming>,
+    request: Request<Inbound>,
     exchange: &mut Exchange,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     check_head(&shared.limits, &request)?;
@@ -428,7 +440,7 @@ async fn route_and_forward(
 async fn check_request(
     contract: &OperationContract,
     parts: &mut http::request::Parts,
-    body: Incoming,
+    body: Inbound,
     service: &CompiledService,
     tap: Option<Box<RequestTap>>,
 ) -> Result<RequestBody, GatewayError> {
@@ -509,7 +521,7 @@ fn identify<'s>(
 }
 
 /// Request-target length and total header size.
-fn check_head(limits: &HeadLimits, request: &Request<Incoming>) -> Result<(), GatewayError> {
+fn check_head(limits: &HeadLimits, request: &Request<Inbound>) -> Result<(), GatewayError> {
     let target = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target > limits.max_uri_bytes {
         return Err(GatewayError::UriTooLong { length: target, limit: limits.max_uri_bytes });

@@ -4,6 +4,7 @@ mod audit;
 mod cli;
 mod contracts;
 mod forwarding;
+mod http1_server;
 mod mtls;
 mod policy;
 mod ratelimit;

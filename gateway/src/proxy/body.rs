@@ -22,11 +22,45 @@ pub enum RequestBodyError {
     Client(#[from] hyper::Error),
 }
 
+/// The caller's body as the server received it: hyper's stream, or none at all (the gateway's own HTTP/1.1
+/// server, [`crate::server::http1`], reads only body-less requests itself and hands any other to hyper).
+#[derive(Debug)]
+pub enum Inbound {
+    Hyper(Incoming),
+    Empty,
+}
+
+impl Body for Inbound {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Inbound::Hyper(body) => Pin::new(body).poll_frame(cx),
+            Inbound::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Inbound::Hyper(body) => body.is_end_stream(),
+            Inbound::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Inbound::Hyper(body) => body.size_hint(),
+            Inbound::Empty => SizeHint::with_exact(0),
+        }
+    }
+}
+
 /// The caller's body on its way to the upstream: streamed and cut off with an error once it passes `limit`
 /// bytes, or already read whole (when a contract had to check it first).
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Option<Incoming>,
+    inner: Option<Inbound>,
     buffered: Option<Bytes>,
     limit: u64,
     seen: u64,
@@ -35,7 +69,7 @@ pub struct RequestBody {
 }
 
 impl RequestBody {
-    pub fn new(inner: Incoming, limit: u64, tap: Option<Box<RequestTap>>) -> Self {
+    pub fn new(inner: Inbound, limit: u64, tap: Option<Box<RequestTap>>) -> Self {
         let mut body = Self { inner: Some(inner), buffered: None, limit, seen: 0, tap };
         if let Some(tap) = body.tap.as_mut().filter(|_| body.inner.as_ref().is_some_and(Body::is_end_stream)) {
             tap.finish(); // a body-less request is never polled

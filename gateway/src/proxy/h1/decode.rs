@@ -115,18 +115,10 @@ pub fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Deco
         }
         let status = StatusCode::from_u16(code).map_err(|_| DecodeError::Status(code))?;
         let version = if parsed.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
-        // Where each name and value lies in `buf`, so that the values can share the received bytes.
-        let base = buf.as_ptr() as usize;
-        let count = parsed.headers.len();
-        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-        for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
-            // Offsets within a head of at most MAX_HEAD_BYTES: they fit in u32.
-            let name = (field.name.as_ptr() as usize - base) as u32;
-            let value = (field.value.as_ptr() as usize - base) as u32;
-            *span = (name, name + field.name.len() as u32, value, value + field.value.len() as u32);
-        }
+        let (spans, count) = field_spans(buf, parsed.headers);
         let bytes = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(count);
+        // Room for what the gateway adds on the way back (`x-request-id`, policy fields) without growing.
+        let mut headers = HeaderMap::with_capacity(count + 4);
         let mut framing = Framing::default();
         for &(name_start, name_end, value_start, value_end) in &spans[..count] {
             let (name_start, name_end) = (name_start as usize, name_end as usize);
@@ -161,6 +153,22 @@ pub fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Deco
         };
         return Ok(Some(Head { response, decoder, reusable: keep_alive && delimited }));
     }
+}
+
+/// Where a header field's name and value lie in the buffer it was parsed from: `(name start, name end, value
+/// start, value end)`, so that the values can share the received bytes once the head is split off.
+pub type FieldSpan = (u32, u32, u32, u32);
+
+/// The spans of `fields`, parsed in place from `buf` (a head of at most 4 GiB), and how many there are.
+pub fn field_spans(buf: &[u8], fields: &[httparse::Header<'_>]) -> ([FieldSpan; MAX_HEADERS], usize) {
+    let base = buf.as_ptr() as usize;
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    for (span, field) in spans.iter_mut().zip(fields) {
+        let name = (field.name.as_ptr() as usize - base) as u32;
+        let value = (field.value.as_ptr() as usize - base) as u32;
+        *span = (name, name + field.name.len() as u32, value, value + field.value.len() as u32);
+    }
+    (spans, fields.len().min(MAX_HEADERS))
 }
 
 /// What the head's framing headers said.

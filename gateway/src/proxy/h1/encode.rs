@@ -8,18 +8,31 @@ use http::{request, Method};
 use crate::proxy::headers::Forwarding;
 use http_body::SizeHint;
 
-/// How the request body is delimited on the wire.
+/// How a body is delimited on the wire (requests to upstreams, responses to HTTP/1.1 callers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
     /// `Content-Length: n` (n may be 0), then exactly n bytes.
     Length(u64),
-    /// No body and no `Content-Length` (GET, HEAD, ...).
+    /// No body and no `Content-Length` (GET, HEAD, ...; `204` and `304` responses).
     None,
     /// `Transfer-Encoding: chunked`: the size is not known in advance.
     Chunked,
 }
 
 impl Framing {
+    /// Appends the field that announces this framing (`content-length: n` or `transfer-encoding: chunked`).
+    pub fn write_field(self, out: &mut Vec<u8>) {
+        match self {
+            Framing::Length(n) => {
+                out.extend_from_slice(b"content-length: ");
+                decimal(n, out);
+                out.extend_from_slice(b"\r\n");
+            }
+            Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            Framing::None => {}
+        }
+    }
+
     /// The framing for a request whose body has `hint` and ends now (`empty`).
     pub fn for_request(parts: &request::Parts, empty: bool, hint: &SizeHint) -> Self {
         if empty {
@@ -85,15 +98,7 @@ pub fn head(
         out.extend_from_slice(b"\r\n");
     }
     gateway.forwarding.write(out);
-    match framing {
-        Framing::Length(n) => {
-            out.extend_from_slice(b"content-length: ");
-            decimal(n, out);
-            out.extend_from_slice(b"\r\n");
-        }
-        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        Framing::None => {}
-    }
+    framing.write_field(out);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -1,5 +1,7 @@
 //! The data-plane server: binds the listeners, terminates mTLS (client certificate required; the certificate is
-//! parsed once per connection), serves each connection with hyper (HTTP/1.1 and HTTP/2 on the same port),
+//! parsed once per connection), serves each connection (HTTP/1.1 and HTTP/2 on the same port: body-less
+//! HTTP/1.1 requests by the gateway's own server, [`http1`], everything else by hyper, which takes the
+//! connection over from the first request that needs it),
 //! keeps the snapshot and the TLS material fresh (file watching, SIGHUP), and shuts down gracefully: on
 //! SIGTERM/SIGINT it stops accepting, lets in-flight requests finish up to `server.shutdown_grace`, then closes.
 
@@ -12,6 +14,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+
+pub mod http1;
 
 use crate::config::Config;
 use crate::diagnostics::Diagnostic;
@@ -158,6 +162,10 @@ impl Gateway {
         }
         let tls_watch = tls_state.as_ref().map(|state| tls::material::spawn_watch(Arc::clone(state)));
         let builder = Arc::new(connection_builder(&config));
+        let http1 = http1::Settings {
+            header_read_timeout: config.server.header_read_timeout.0,
+            largest_head: (config.server.max_header_bytes.0 + config.server.max_uri_bytes.0) as usize,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (connection_token, connections_done) = mpsc::channel(1);
         let mut addrs = Vec::new();
@@ -174,6 +182,7 @@ impl Gateway {
                 listener,
                 Arc::clone(&shared),
                 Arc::clone(&builder),
+                http1,
                 listener_tls,
                 shutdown_rx.clone(),
                 connection_token.clone(),
@@ -321,6 +330,7 @@ async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
+    http1: http1::Settings,
     tls: Option<Arc<TlsState>>,
     mut shutdown: watch::Receiver<bool>,
     token: mpsc::Sender<()>,
@@ -337,13 +347,22 @@ async fn accept_loop(
                             None => {
                                 let downstream = Downstream::new(peer, "http", None);
                                 let service = GatewayService::new(shared, downstream);
-                                serve(&builder, TokioIo::new(stream), service, shutdown).await;
+                                if let http1::Served::Handoff(stream) = http1::serve(stream, &service, http1, &shutdown).await {
+                                    serve(&builder, TokioIo::new(stream), service, shutdown).await;
+                                }
                             }
                             Some(tls) => {
                                 let Some((stream, certificate)) = handshake(&tls, stream, peer).await else { return };
                                 let downstream = Downstream::new(peer, "https", Some(certificate));
                                 let service = GatewayService::new(shared, downstream);
-                                serve(&builder, TokioIo::new(stream), service, shutdown).await;
+                                let served = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                                    http1::Served::Handoff(http1::Prefixed::new(bytes::Bytes::new(), stream))
+                                } else {
+                                    http1::serve(stream, &service, http1, &shutdown).await
+                                };
+                                if let http1::Served::Handoff(stream) = served {
+                                    serve(&builder, TokioIo::new(stream), service, shutdown).await;
+                                }
                             }
                         }
                         drop(token);

@@ -1,0 +1,283 @@
+//! The gateway's own HTTP/1.1 server for the common case: keep-alive callers sending body-less requests (reads
+//! and lookups, what most SPBE traffic is). Each connection starts here; the request head is parsed in place,
+//! the request is answered by the same pipeline as always ([`GatewayService::respond`], polled in this task: no
+//! hyper dispatcher, no boxing), and the response head and body are written with one `write` when the body is
+//! ready (framed by length, chunked otherwise). Pipelined requests are answered in order.
+//!
+//! The first request outside that case (a body, HTTP/1.0, `HEAD`, `Expect`, `Upgrade`, the HTTP/2 preface, a
+//! malformed or oversized head) hands the connection to hyper ([`Served::Handoff`]) with every byte not yet
+//! consumed, and hyper serves the rest of it exactly as before. Like hyper: a head must arrive within
+//! `server.header_read_timeout` of the wait starting (an idle keep-alive connection too), else the connection
+//! closes; a caller that hangs up cancels its in-flight request; on shutdown an idle connection closes and an
+//! in-flight one finishes its response (with `connection: close`) first.
+
+pub mod prefixed;
+pub mod request;
+pub mod response;
+
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http_body::{Body, Frame};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+use tokio_util::io::poll_read_buf;
+
+use crate::proxy::body::{ResponseBody, ResponseBodyError};
+use crate::stack::GatewayService;
+pub use prefixed::Prefixed;
+use request::Parsed;
+use response::Encoder;
+
+/// Bytes read per `read` call (at least).
+const READ_CHUNK: usize = 8 * 1024;
+/// Body frames up to this size are copied behind the head (one `write`); larger ones are written on their own.
+const COPY_AT_MOST: usize = 64 * 1024;
+
+/// What this server needs from the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// How long a request head may take to arrive, counted from when the wait starts.
+    pub header_read_timeout: Duration,
+    /// A head still incomplete after this many bytes goes to hyper, which answers it with the usual limits.
+    pub largest_head: usize,
+}
+
+/// How a connection left this server.
+pub enum Served<I> {
+    /// It ended (the caller closed it, a timeout, shutdown, or an error that leaves no way to go on).
+    Closed,
+    /// hyper serves the rest of it.
+    Handoff(Prefixed<I>),
+}
+
+/// Serves `io` until it ends or a request needs hyper.
+pub async fn serve<I>(
+    mut io: I,
+    service: &GatewayService,
+    settings: Settings,
+    shutdown: &watch::Receiver<bool>,
+) -> Served<I>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut stop = Stop::new(shutdown.clone());
+    let mut deadline = HeadDeadline::new(settings.header_read_timeout);
+    let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut write_buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    loop {
+        deadline.start();
+        let request = loop {
+            match request::head(&mut read_buf, settings.largest_head) {
+                Parsed::Request(request) => break request,
+                Parsed::Handoff => return Served::Handoff(Prefixed::new(read_buf.freeze(), io)),
+                Parsed::Partial => {}
+            }
+            let waited = poll_fn(|cx| {
+                if read_buf.is_empty() && stop.poll(cx) {
+                    return Poll::Ready(false); // shutdown: an idle connection closes
+                }
+                match poll_read(&mut io, cx, &mut read_buf) {
+                    Poll::Ready(more) => Poll::Ready(more),
+                    Poll::Pending if deadline.poll_expired(cx) => Poll::Ready(false),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            if !waited {
+                return Served::Closed;
+            }
+        };
+
+        let response = {
+            let mut respond = pin!(service.respond(request));
+            poll_fn(|cx| {
+                if let Poll::Ready(response) = respond.as_mut().poll(cx) {
+                    return Poll::Ready(Some(response));
+                }
+                // Watch the caller's side, as hyper does: a caller that hangs up cancels its request. Bytes
+                // that arrive meanwhile (a pipelined request) wait in the buffer, up to one head's worth.
+                while read_buf.len() < settings.largest_head {
+                    match poll_read(&mut io, cx, &mut read_buf) {
+                        Poll::Ready(true) => continue,
+                        Poll::Ready(false) => return Poll::Ready(None),
+                        Poll::Pending => break,
+                    }
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        let Some(response) = response else {
+            return Served::Closed;
+        };
+
+        let close = stop.is_set();
+        let (parts, mut body) = response.into_parts();
+        write_buf.clear();
+        let framing = response::head(&mut write_buf, &parts, &body, close);
+        drop(parts);
+        let mut encoder = Encoder::new(framing);
+        if encoder.has_body() {
+            while !body.is_end_stream() {
+                let frame = match poll_now(&mut body) {
+                    Some(frame) => frame,
+                    None => {
+                        // Not ready: what is written so far goes out while the body is awaited.
+                        if flush(&mut io, &mut write_buf).await.is_err() {
+                            return Served::Closed;
+                        }
+                        poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+                    }
+                };
+                match frame {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            if data.len() > COPY_AT_MOST {
+                                // Written from where it lies: only the framing goes through the buffer.
+                                let take = encoder.begin_direct(&mut write_buf, data.len());
+                                if flush(&mut io, &mut write_buf).await.is_err()
+                                    || io.write_all(&data[..take]).await.is_err()
+                                {
+                                    return Served::Closed;
+                                }
+                                encoder.end_direct(&mut write_buf);
+                            } else {
+                                encoder.data(&mut write_buf, &data);
+                                if write_buf.len() >= COPY_AT_MOST && flush(&mut io, &mut write_buf).await.is_err() {
+                                    return Served::Closed;
+                                }
+                            }
+                        }
+                    }
+                    Some(Err(error)) => {
+                        // The caller cannot be told any more: the response is cut off, as hyper does.
+                        tracing::debug!(error = %error, "response body broke off; closing the connection");
+                        return Served::Closed;
+                    }
+                    None => break,
+                }
+            }
+            encoder.finish(&mut write_buf);
+        }
+        drop(body);
+        if flush(&mut io, &mut write_buf).await.is_err() {
+            return Served::Closed;
+        }
+        if close || encoder.is_broken() {
+            let _ = io.shutdown().await;
+            return Served::Closed;
+        }
+    }
+}
+
+/// Reads what is there into `buf`: `Ready(true)` when bytes arrived, `Ready(false)` when the caller closed
+/// its side or the read failed.
+fn poll_read<I: AsyncRead + Unpin>(io: &mut I, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<bool> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+    match poll_read_buf(Pin::new(io), cx, buf) {
+        Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Poll::Ready(false),
+        Poll::Ready(Ok(_)) => Poll::Ready(true),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// The next frame if the body has it now, without waiting (and without registering to be woken).
+fn poll_now(body: &mut ResponseBody) -> Option<Option<Result<Frame<bytes::Bytes>, ResponseBodyError>>> {
+    match Pin::new(body).poll_frame(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(frame) => Some(frame),
+        Poll::Pending => None,
+    }
+}
+
+async fn flush<I: AsyncWrite + Unpin>(io: &mut I, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    if !buf.is_empty() {
+        io.write_all(buf).await?;
+        buf.clear();
+    }
+    io.flush().await
+}
+
+/// Whether shutdown has begun. The task registers for the shutdown signal once; after that a lock-free look at
+/// the channel's version tells whether it came (polling the `changed` future again would take the channel's
+/// waiter lock on every request).
+struct Stop {
+    receiver: watch::Receiver<bool>,
+    changed: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    set: bool,
+}
+
+impl Stop {
+    fn new(mut receiver: watch::Receiver<bool>) -> Self {
+        let set = *receiver.borrow_and_update();
+        Self { receiver, changed: None, set }
+    }
+
+    /// Registers the task to be woken when shutdown begins (the first time), and tells whether it has.
+    fn poll(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.set {
+            return true;
+        }
+        match &mut self.changed {
+            None => {
+                let mut receiver = self.receiver.clone();
+                let changed = self
+                    .changed
+                    .insert(Box::pin(async move { while receiver.changed().await.is_ok() && !*receiver.borrow() {} }));
+                self.set = changed.as_mut().poll(cx).is_ready();
+            }
+            Some(changed) => {
+                // A wake-up came from somewhere; only a changed channel needs the future polled again.
+                if self.receiver.has_changed().unwrap_or(true) {
+                    self.set = changed.as_mut().poll(cx).is_ready();
+                }
+            }
+        }
+        self.set
+    }
+
+    /// Whether shutdown has begun, without registering.
+    fn is_set(&mut self) -> bool {
+        self.set |= self.receiver.has_changed().unwrap_or(true) && *self.receiver.borrow();
+        self.set
+    }
+}
+
+/// The head read timeout, re-armed lazily: starting a wait only moves the deadline; the timer, once armed,
+/// fires at most once per timeout period and is then pushed to the current deadline if that is later. No
+/// timer is touched per request.
+struct HeadDeadline {
+    timeout: Duration,
+    deadline: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl HeadDeadline {
+    fn new(timeout: Duration) -> Self {
+        Self { timeout, deadline: Instant::now() + timeout, sleep: None }
+    }
+
+    fn start(&mut self) {
+        self.deadline = Instant::now() + self.timeout;
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = self.deadline;
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if sleep.deadline() >= deadline {
+                return true;
+            }
+            sleep.as_mut().reset(deadline);
+        }
+    }
+}
