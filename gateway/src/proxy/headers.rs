@@ -189,8 +189,9 @@ pub fn ensure_traceparent(headers: &mut HeaderMap) {
         return;
     }
     let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    let trace = fastrand::u128(1..);
-    let span = fastrand::u64(1..);
+    // Ids must not be all zero: a zero draw (one in 2^128, 2^64) becomes 1.
+    let trace = fastrand::u128(..).max(1);
+    let span = fastrand::u64(..).max(1);
     hex_into(trace, &mut buf[3..35]);
     hex_into(span as u128, &mut buf[36..52]);
     headers.insert(TRACEPARENT, HeaderValue::from_bytes(&buf).expect("hex is a valid header value"));
@@ -213,12 +214,14 @@ pub fn is_valid_traceparent(v: &[u8]) -> bool {
         && (v[0..2] != *b"00" || v.len() == 55)
 }
 
-/// Writes the low `out.len() * 4` bits of `value` as lower-case hex.
-fn hex_into(mut value: u128, out: &mut [u8]) {
+/// Writes the low `out.len() * 4` bits of `value` as lower-case hex (`out.len()` even, at most 32).
+fn hex_into(value: u128, out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for slot in out.iter_mut().rev() {
-        *slot = DIGITS[(value & 0xf) as usize];
-        value >>= 4;
+    let bytes = value.to_be_bytes();
+    let skip = 16 - out.len() / 2;
+    for (pair, byte) in out.chunks_exact_mut(2).zip(&bytes[skip..]) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
 }
 

@@ -17,12 +17,17 @@ pub struct ServicePath<'a> {
 
 /// Checks the whole path and splits off the service address.
 pub fn split_service_path(path: &str) -> Result<ServicePath<'_>, GatewayError> {
-    let body = path.strip_prefix('/').ok_or(GatewayError::InvalidPath { reason: "the path must start with `/`" })?;
-    let mut segments = body.split('/').peekable();
-    let mut index = 0usize;
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(GatewayError::InvalidPath { reason: "the path must start with `/`" });
+    }
     let mut heads: [&str; 3] = [""; 3];
-    while let Some(segment) = segments.next() {
-        let last = segments.peek().is_none();
+    let mut index = 0usize;
+    let mut start = 1;
+    loop {
+        let end = bytes[start..].iter().position(|&b| b == b'/').map_or(bytes.len(), |at| start + at);
+        let last = end == bytes.len();
+        let segment = &path[start..end];
         if segment.is_empty() {
             if last && index >= 3 {
                 break; // a trailing slash after the service address is allowed
@@ -37,6 +42,10 @@ pub fn split_service_path(path: &str) -> Result<ServicePath<'_>, GatewayError> {
             heads[index] = segment;
         }
         index += 1;
+        if last {
+            break;
+        }
+        start = end + 1;
     }
     if index < 3 {
         return Err(GatewayError::RouteNotFound);
