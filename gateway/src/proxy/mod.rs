@@ -19,7 +19,7 @@ use crate::policy::Permit;
 use crate::snapshot::{ClientEntry, CompiledService};
 use crate::tls::identity::PeerCertificate;
 use body::{RequestBody, RequestBodyError, ResponseBody};
-use upstream::{Transport, UpstreamPool};
+use upstream::{Transport, UpstreamClient, UpstreamPool};
 
 /// What the caller's connection looks like: its address, `http` or `https`, and (over mTLS) its verified
 /// certificate, parsed once when the connection was accepted.
@@ -125,11 +125,20 @@ pub async fn forward(
         }
         let request = Request::from_parts(head, body.take().unwrap_or_else(RequestBody::empty));
         let _in_flight = pool.start(index);
-        let outcome = tokio::time::timeout(
-            pool.spec.request_timeout,
-            exchange(service, index, request, h1::GatewayFields { rest, query, forwarding }),
-        )
-        .await;
+        // The HTTP/1.1 exchange is awaited right here, not through a wrapper future: every layer would store the
+        // request again and move the whole state once more per request.
+        let outcome = match &pool.transport {
+            Transport::Http1(dialer) => {
+                let fields = h1::GatewayFields { rest, query, forwarding };
+                let sent =
+                    tokio::time::timeout(pool.spec.request_timeout, h1::send(pool, dialer, index, request, fields));
+                sent.await.map(|sent| http1_outcome(service, sent))
+            }
+            Transport::Http2(client) => {
+                Box::pin(tokio::time::timeout(pool.spec.request_timeout, http2_exchange(service, client, request)))
+                    .await
+            }
+        };
         match outcome {
             Ok(Ok(mut response)) => {
                 let status = response.status();
@@ -169,36 +178,39 @@ enum Failure {
     Upstream { error: GatewayError, nothing_sent: bool },
 }
 
-/// One request to endpoint `index`, over the pool's transport.
-async fn exchange(
+/// What an HTTP/1.1 exchange came to.
+fn http1_outcome(
     service: &CompiledService,
-    index: usize,
-    request: Request<RequestBody>,
-    gateway: h1::GatewayFields<'_>,
+    sent: Result<Response<h1::PooledBody>, h1::SendError>,
 ) -> Result<Response<ResponseBody>, Failure> {
-    let pool = &service.pool;
-    match &pool.transport {
-        Transport::Http1(dialer) => match h1::send(pool, dialer, index, request, gateway).await {
-            Ok(response) => Ok(response.map(ResponseBody::Pooled)),
-            Err(h1::SendError::Connect(e)) => {
-                Err(Failure::Upstream { error: map_connect_error(service, e), nothing_sent: true })
-            }
-            Err(h1::SendError::Exchange(h1::ExchangeError::RequestBody(e))) => Err(Failure::Request(body_fault(&e))),
-            Err(h1::SendError::Exchange(e)) => {
-                tracing::debug!(service = %service.key, error = %e, "upstream exchange failed");
-                Err(Failure::Upstream {
-                    error: GatewayError::UpstreamBadResponse { service: service.key.to_string() },
-                    nothing_sent: false,
-                })
-            }
-        },
-        Transport::Http2(client) => match client.request(request).await {
-            Ok(response) => Ok(response.map(ResponseBody::Upstream)),
-            Err(e) => Err(request_fault(&e).map(Failure::Request).unwrap_or_else(|| Failure::Upstream {
-                error: map_client_error(service, pool, &e),
-                nothing_sent: e.is_connect(),
-            })),
-        },
+    match sent {
+        Ok(response) => Ok(response.map(ResponseBody::Pooled)),
+        Err(h1::SendError::Connect(e)) => {
+            Err(Failure::Upstream { error: map_connect_error(service, e), nothing_sent: true })
+        }
+        Err(h1::SendError::Exchange(h1::ExchangeError::RequestBody(e))) => Err(Failure::Request(body_fault(&e))),
+        Err(h1::SendError::Exchange(e)) => {
+            tracing::debug!(service = %service.key, error = %e, "upstream exchange failed");
+            Err(Failure::Upstream {
+                error: GatewayError::UpstreamBadResponse { service: service.key.to_string() },
+                nothing_sent: false,
+            })
+        }
+    }
+}
+
+/// One request to an HTTP/2 endpoint, through hyper's pooled client.
+async fn http2_exchange(
+    service: &CompiledService,
+    client: &UpstreamClient,
+    request: Request<RequestBody>,
+) -> Result<Response<ResponseBody>, Failure> {
+    match client.request(request).await {
+        Ok(response) => Ok(response.map(ResponseBody::Upstream)),
+        Err(e) => Err(request_fault(&e).map(Failure::Request).unwrap_or_else(|| Failure::Upstream {
+            error: map_client_error(service, &service.pool, &e),
+            nothing_sent: e.is_connect(),
+        })),
     }
 }
 
