@@ -90,14 +90,9 @@ impl GatewayService {
     }
 
     /// Answers one request: what hyper's [`hyper::service::Service::call`] does, for the gateway's own HTTP/1.1
-    /// server, which polls the future in place instead of boxing it.
+    /// server, which polls the future in place (no box, no clone of the connection's state).
     pub fn respond(&self, request: Request<Inbound>) -> impl Future<Output = Response<ResponseBody>> + Send + '_ {
-        async move {
-            match handle(Arc::clone(&self.shared), self.downstream.clone(), request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            }
-        }
+        handle(&self.shared, &self.downstream, request)
     }
 }
 
@@ -111,7 +106,8 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
         // One allocation per request: the request's whole future, built once and moved into the box once. Steps
         // that not every request takes (contracts, redaction, the audit trail, Redis limits, connecting upstream)
         // are boxed where they are awaited, so that no request moves their state (see `future_sizes` below).
-        Box::pin(handle(Arc::clone(&self.shared), self.downstream.clone(), request))
+        let service = self.clone();
+        Box::pin(async move { Ok(handle(&service.shared, &service.downstream, request).await) })
     }
 }
 
@@ -176,11 +172,7 @@ impl AuditFacts {
     }
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    downstream: Downstream,
-    mut request: Request<Inbound>,
-) -> Result<Response<ResponseBody>, Infallible> {
+async fn handle(shared: &Shared, downstream: &Downstream, mut request: Request<Inbound>) -> Response<ResponseBody> {
     let started = Instant::now();
     let request_id = headers::request_id(request.headers());
     request.headers_mut().insert(X_REQUEST_ID, request_id.clone());
@@ -189,7 +181,7 @@ async fn handle(
     if let Some(auditor) = &shared.audit {
         exchange.audit = Some(AuditFacts::start(auditor, &mut request));
     }
-    let mut response = match route_and_forward(&shared, &downstream, request, &mut exchange).await {
+    let mut response = match route_and_forward(shared, downstream, request, &mut exchange).await {
         Ok(response) => response,
         // Rescue: the only place an error becomes a response.
         Err(error) => {
@@ -218,7 +210,7 @@ async fn handle(
         // Boxed, like every step that not every request takes: an inline state would be moved with every request.
         response = Box::pin(audited(auditor, response, exchange, *facts, request_id, method, started)).await;
     }
-    Ok(response)
+    response
 }
 
 /// Wraps the response so that its audit record is completed when the body ends. Waits for a queue slot first

@@ -115,7 +115,8 @@ pub fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Deco
         }
         let status = StatusCode::from_u16(code).map_err(|_| DecodeError::Status(code))?;
         let version = if parsed.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
-        let (spans, count) = field_spans(buf, parsed.headers);
+        let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
+        let count = field_spans(buf, parsed.headers, &mut spans);
         let bytes = buf.split_to(len).freeze();
         // Room for what the gateway adds on the way back (`x-request-id`, policy fields) without growing.
         let mut headers = HeaderMap::with_capacity(count + 4);
@@ -159,16 +160,16 @@ pub fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Deco
 /// start, value end)`, so that the values can share the received bytes once the head is split off.
 pub type FieldSpan = (u32, u32, u32, u32);
 
-/// The spans of `fields`, parsed in place from `buf` (a head of at most 4 GiB), and how many there are.
-pub fn field_spans(buf: &[u8], fields: &[httparse::Header<'_>]) -> ([FieldSpan; MAX_HEADERS], usize) {
+/// Writes the spans of `fields`, parsed in place from `buf` (a head of at most 4 GiB), into `spans` and returns
+/// how many there are. (Filled in place: returned by value, the array would be copied on every head.)
+pub fn field_spans(buf: &[u8], fields: &[httparse::Header<'_>], spans: &mut [FieldSpan; MAX_HEADERS]) -> usize {
     let base = buf.as_ptr() as usize;
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
     for (span, field) in spans.iter_mut().zip(fields) {
         let name = (field.name.as_ptr() as usize - base) as u32;
         let value = (field.value.as_ptr() as usize - base) as u32;
         *span = (name, name + field.name.len() as u32, value, value + field.value.len() as u32);
     }
-    (spans, fields.len().min(MAX_HEADERS))
+    fields.len().min(MAX_HEADERS)
 }
 
 /// What the head's framing headers said.

@@ -53,7 +53,8 @@ pub fn head(buf: &mut BytesMut, largest: usize) -> Parsed {
     }
     let base = buf.as_ptr() as usize;
     let target = (target.as_ptr() as usize - base, target.as_ptr() as usize - base + target.len());
-    let (spans, count) = field_spans(buf, parsed.headers);
+    let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
+    let count = field_spans(buf, parsed.headers, &mut spans);
     let bytes = buf.split_to(len).freeze();
     match build(&bytes, method, target, &spans[..count]) {
         Some(request) => Parsed::Request(request),
