@@ -35,17 +35,19 @@ pub fn head<B: Body>(out: &mut Vec<u8>, parts: &Parts, body: &B, close: bool) ->
     } else {
         Framing::Chunked
     };
+    let mut dated = false;
     for (name, value) in &parts.headers {
         let skip = *name == TRANSFER_ENCODING || *name == CONNECTION || (*name == CONTENT_LENGTH && !bodiless);
         if !skip {
             field(out, name.as_str().as_bytes(), value.as_bytes());
         }
+        dated |= *name == DATE;
     }
     framing.write_field(out);
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
-    if !parts.headers.contains_key(DATE) {
+    if !dated {
         date(out);
     }
     out.extend_from_slice(b"\r\n");
@@ -205,6 +207,19 @@ mod tests {
         short.data(&mut out, b"ab");
         short.finish(&mut out);
         assert!(short.is_broken());
+    }
+
+    #[test]
+    fn the_upstream_date_is_kept_and_not_doubled() {
+        let (parts, body) = Response::builder()
+            .header("date", "Tue, 01 Jan 2030 00:00:00 GMT")
+            .body(Full::new(Bytes::from_static(b"x")))
+            .unwrap()
+            .into_parts();
+        let mut out = Vec::new();
+        head(&mut out, &parts, &body, false);
+        assert_eq!(text(&out).matches("date: ").count(), 1, "{}", text(&out));
+        assert!(text(&out).contains("date: Tue, 01 Jan 2030 00:00:00 GMT\r\n"));
     }
 
     #[test]
