@@ -18,6 +18,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub mod deadline;
 pub mod demo;
 pub mod diagnostics;
 pub mod discovery;

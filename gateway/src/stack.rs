@@ -608,7 +608,14 @@ mod future_sizes {
             (
                 "proxy::h1::send",
                 size_of_future(&|| {
-                    proxy::h1::send(unreachable!(), unreachable!(), unreachable!(), unreachable!(), unreachable!())
+                    proxy::h1::send(
+                        unreachable!(),
+                        unreachable!(),
+                        unreachable!(),
+                        unreachable!(),
+                        unreachable!(),
+                        unreachable!(),
+                    )
                 }),
                 1_500,
             ),

@@ -126,21 +126,22 @@ pub async fn forward(
         let request = Request::from_parts(head, body.take().unwrap_or_else(RequestBody::empty));
         let _in_flight = pool.start(index);
         // The HTTP/1.1 exchange is awaited right here, not through a wrapper future: every layer would store the
-        // request again and move the whole state once more per request.
+        // request again and move the whole state once more per request. Its deadline is watched by the pooled
+        // connection's own timer (no timer set per request).
         let outcome = match &pool.transport {
             Transport::Http1(dialer) => {
                 let fields = h1::GatewayFields { rest, query, forwarding };
-                let sent =
-                    tokio::time::timeout(pool.spec.request_timeout, h1::send(pool, dialer, index, request, fields));
-                sent.await.map(|sent| http1_outcome(service, sent))
+                let deadline = tokio::time::Instant::now() + pool.spec.request_timeout;
+                http1_outcome(service, h1::send(pool, dialer, index, request, fields, deadline).await)
             }
             Transport::Http2(client) => {
-                Box::pin(tokio::time::timeout(pool.spec.request_timeout, http2_exchange(service, client, request)))
-                    .await
+                let exchange =
+                    tokio::time::timeout(pool.spec.request_timeout, http2_exchange(service, client, request));
+                Box::pin(exchange).await.unwrap_or(Err(Failure::Timeout))
             }
         };
         match outcome {
-            Ok(Ok(mut response)) => {
+            Ok(mut response) => {
                 let status = response.status();
                 if matches!(status.as_u16(), 502..=504) {
                     pool.record_failure(index);
@@ -150,8 +151,8 @@ pub async fn forward(
                 headers::remove_hop_by_hop(response.headers_mut());
                 return Ok((response, endpoint.label.clone()));
             }
-            Ok(Err(Failure::Request(error))) => return Err(error),
-            Ok(Err(Failure::Upstream { error, nothing_sent })) => {
+            Err(Failure::Request(error)) => return Err(error),
+            Err(Failure::Upstream { error, nothing_sent }) => {
                 pool.record_failure(index);
                 if nothing_sent && !last_attempt {
                     tracing::debug!(service = %service.key, endpoint = %endpoint.label, "connect failed, retrying on another endpoint");
@@ -159,7 +160,7 @@ pub async fn forward(
                 }
                 return Err(error);
             }
-            Err(_elapsed) => {
+            Err(Failure::Timeout) => {
                 pool.record_failure(index);
                 return Err(GatewayError::UpstreamTimeout {
                     service: service.key.to_string(),
@@ -176,6 +177,8 @@ enum Failure {
     Request(GatewayError),
     /// The endpoint failed; `nothing_sent` when no byte of the request reached it (safe to try another).
     Upstream { error: GatewayError, nothing_sent: bool },
+    /// No response head within the service's request timeout.
+    Timeout,
 }
 
 /// What an HTTP/1.1 exchange came to.
@@ -189,6 +192,7 @@ fn http1_outcome(
             Err(Failure::Upstream { error: map_connect_error(service, e), nothing_sent: true })
         }
         Err(h1::SendError::Exchange(h1::ExchangeError::RequestBody(e))) => Err(Failure::Request(body_fault(&e))),
+        Err(h1::SendError::Timeout) => Err(Failure::Timeout),
         Err(h1::SendError::Exchange(e)) => {
             tracing::debug!(service = %service.key, error = %e, "upstream exchange failed");
             Err(Failure::Upstream {

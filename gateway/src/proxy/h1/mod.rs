@@ -35,6 +35,7 @@ use tokio_util::io::poll_read_buf;
 
 use super::body::{RequestBody, RequestBodyError};
 use super::upstream::{Endpoint, UpstreamPool};
+use crate::deadline::LazyTimer;
 use decode::{DecodeError, Decoder, Step};
 use encode::Framing;
 pub use encode::GatewayFields;
@@ -84,6 +85,8 @@ pub enum SendError {
     Connect(ConnectError),
     /// The exchange failed after the request was (at least partly) written, or the response was unusable.
     Exchange(ExchangeError),
+    /// The response head had not arrived by the request's deadline.
+    Timeout,
 }
 
 /// Why a response body broke off.
@@ -102,6 +105,8 @@ pub struct Connection {
     read_buf: BytesMut,
     write_buf: Vec<u8>,
     idle_since: Instant,
+    /// Watches each exchange's deadline (re-armed lazily: no timer is set per request).
+    timer: LazyTimer,
 }
 
 impl Connection {
@@ -111,6 +116,7 @@ impl Connection {
             read_buf: BytesMut::with_capacity(HEAD_BUFFER),
             write_buf: Vec::with_capacity(1024),
             idle_since: Instant::now(),
+            timer: LazyTimer::default(),
         }
     }
 
@@ -193,16 +199,24 @@ impl std::fmt::Debug for Dialer {
 }
 
 impl Dialer {
-    /// A connection to `endpoint`: an idle one that is still quiet (`true`), or a new one (`false`).
-    async fn checkout(&self, endpoint: &Endpoint) -> Result<(Connection, bool), ConnectError> {
+    /// A connection to `endpoint`: an idle one that is still quiet (`true`), or a new one (`false`), made by
+    /// `deadline` (`Ok(None)` when it was not).
+    async fn checkout(
+        &self,
+        endpoint: &Endpoint,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<(Connection, bool)>, ConnectError> {
         while let Some(mut connection) = endpoint.idle.queue.pop() {
             if connection.is_reusable(self.idle_timeout) {
-                return Ok((connection, true));
+                return Ok(Some((connection, true)));
             }
         }
         // Boxed: connecting (TCP, TLS) is rare with keep-alive and its state is kilobytes, which every request's
         // future would otherwise carry and move.
-        Box::pin(self.connect(endpoint)).await.map(|c| (c, false))
+        match Box::pin(tokio::time::timeout_at(deadline, self.connect(endpoint))).await {
+            Ok(connected) => connected.map(|c| Some((c, false))),
+            Err(_elapsed) => Ok(None),
+        }
     }
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
@@ -227,15 +241,17 @@ impl Dialer {
     }
 }
 
-/// Sends `request` to endpoint `index` of `pool`. The response body hands the connection back when it ends.
-/// The request line's target and the forwarding fields come from `gateway`, `Host` from the endpoint (the request's
-/// own URI and `Host` are not used).
+/// Sends `request` to endpoint `index` of `pool`, and has its response head by `deadline` or fails with
+/// [`SendError::Timeout`]. The response body hands the connection back when it ends. The request line's target
+/// and the forwarding fields come from `gateway`, `Host` from the endpoint (the request's own URI and `Host` are
+/// not used).
 pub async fn send(
     pool: &Arc<UpstreamPool>,
     dialer: &Dialer,
     index: usize,
     request: Request<RequestBody>,
     gateway: GatewayFields<'_>,
+    deadline: tokio::time::Instant,
 ) -> Result<Response<PooledBody>, SendError> {
     let endpoint = &pool.endpoints[index];
     let (parts, mut body) = request.into_parts();
@@ -244,13 +260,30 @@ pub async fn send(
     let head_request = parts.method == Method::HEAD;
     let idempotent = super::is_idempotent(&parts.method);
     for _ in 0..3 {
-        let (mut connection, reused) = dialer.checkout(endpoint).await.map_err(SendError::Connect)?;
+        let Some((mut connection, reused)) = dialer.checkout(endpoint, deadline).await.map_err(SendError::Connect)?
+        else {
+            return Err(SendError::Timeout);
+        };
         connection.write_buf.clear();
         encode::head(&parts, &endpoint.base_path, &endpoint.host_header, &gateway, framing, &mut connection.write_buf);
+        let mut timer = std::mem::take(&mut connection.timer);
         let mut exchange = Exchange::new(&mut connection, &mut body, framing, empty, head_request);
-        match poll_fn(|cx| exchange.poll(cx)).await {
+        let exchanged = poll_fn(|cx| match exchange.poll(cx) {
+            Poll::Ready(done) => Poll::Ready(Some(done)),
+            Poll::Pending if timer.poll_expired(deadline, cx) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        })
+        .await;
+        let received_any = exchange.received_any();
+        let wrote_any = exchange.wrote_any;
+        let finished_writing = exchange.finished_writing();
+        connection.timer = timer;
+        let Some(exchanged) = exchanged else {
+            return Err(SendError::Timeout); // the connection, mid-exchange, is dropped (closed)
+        };
+        match exchanged {
             Ok(head) => {
-                let reusable = head.reusable && exchange.finished_writing();
+                let reusable = head.reusable && finished_writing;
                 let body = PooledBody::new(connection, head.decoder, reusable, Arc::clone(pool), index);
                 return Ok(head.response.map(|()| body));
             }
@@ -259,8 +292,8 @@ pub async fn send(
                 // while idle. Only a body-less request can be written again, and only when that is safe.
                 let stale = reused
                     && matches!(e, ExchangeError::Write(_) | ExchangeError::Read(_) | ExchangeError::Closed)
-                    && !exchange.received_any();
-                if stale && empty && (idempotent || !exchange.wrote_any) {
+                    && !received_any;
+                if stale && empty && (idempotent || !wrote_any) {
                     continue;
                 }
                 return Err(SendError::Exchange(e));

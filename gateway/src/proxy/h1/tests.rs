@@ -64,7 +64,10 @@ fn forwarding() -> Forwarding<'static> {
 async fn call(pool: &Arc<UpstreamPool>, request: Request<RequestBody>) -> Result<(u16, Vec<u8>), String> {
     let Transport::Http1(dialer) = &pool.transport else { unreachable!("test pools are HTTP/1.1") };
     let gateway = GatewayFields { rest: "/data", query: Some("x=1"), forwarding: forwarding() };
-    let response = send(pool, dialer, 0, request, gateway).await.map_err(|e| format!("{e:?}"))?;
+    let response =
+        send(pool, dialer, 0, request, gateway, tokio::time::Instant::now() + std::time::Duration::from_secs(30))
+            .await
+            .map_err(|e| format!("{e:?}"))?;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok((status, body.to_vec()))

@@ -24,9 +24,10 @@ use bytes::BytesMut;
 use http_body::{Body, Frame};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::io::poll_read_buf;
 
+use crate::deadline::LazyTimer;
 use crate::proxy::body::{ResponseBody, ResponseBodyError};
 use crate::stack::GatewayService;
 pub use prefixed::Prefixed;
@@ -249,18 +250,16 @@ impl Stop {
     }
 }
 
-/// The head read timeout, re-armed lazily: starting a wait only moves the deadline; the timer, once armed,
-/// fires at most once per timeout period and is then pushed to the current deadline if that is later. No
-/// timer is touched per request.
+/// The head read timeout: the deadline moves with every request, the timer is re-armed lazily.
 struct HeadDeadline {
     timeout: Duration,
     deadline: Instant,
-    sleep: Option<Pin<Box<Sleep>>>,
+    timer: LazyTimer,
 }
 
 impl HeadDeadline {
     fn new(timeout: Duration) -> Self {
-        Self { timeout, deadline: Instant::now() + timeout, sleep: None }
+        Self { timeout, deadline: Instant::now() + timeout, timer: LazyTimer::default() }
     }
 
     fn start(&mut self) {
@@ -268,16 +267,6 @@ impl HeadDeadline {
     }
 
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = self.deadline;
-        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        loop {
-            if sleep.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-            if sleep.deadline() >= deadline {
-                return true;
-            }
-            sleep.as_mut().reset(deadline);
-        }
+        self.timer.poll_expired(self.deadline, cx)
     }
 }
