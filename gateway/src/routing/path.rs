@@ -64,6 +64,32 @@ fn parse_major(segment: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// How a raw path byte is treated: most bytes need no look at all.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ByteClass {
+    Plain,
+    Percent,
+    Dot,
+    /// `/` (here only ever decoded from `%2F`), `\` or a control byte.
+    Refused,
+}
+
+/// [`ByteClass`] of every byte value.
+const BYTE_CLASSES: [ByteClass; 256] = {
+    let mut classes = [ByteClass::Plain; 256];
+    let mut b = 0;
+    while b < 256 {
+        classes[b] = match b as u8 {
+            b'%' => ByteClass::Percent,
+            b'.' => ByteClass::Dot,
+            b'/' | b'\\' | 0..=0x1f | 0x7f => ByteClass::Refused,
+            _ => ByteClass::Plain,
+        };
+        b += 1;
+    }
+    classes
+};
+
 /// One raw segment: valid percent-escapes, no encoded separators or control bytes, not `.` or `..`.
 fn check_segment(segment: &str) -> Result<(), GatewayError> {
     let bytes = segment.as_bytes();
@@ -71,29 +97,26 @@ fn check_segment(segment: &str) -> Result<(), GatewayError> {
     let mut dots = 0usize;
     let mut decoded_len = 0usize;
     while i < bytes.len() {
-        let b = if bytes[i] == b'%' {
-            let hi = bytes.get(i + 1).and_then(|c| (*c as char).to_digit(16));
-            let lo = bytes.get(i + 2).and_then(|c| (*c as char).to_digit(16));
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => {
-                    i += 3;
-                    (hi * 16 + lo) as u8
-                }
-                _ => return Err(GatewayError::InvalidPath { reason: "malformed percent-encoding" }),
-            }
-        } else {
-            i += 1;
-            bytes[i - 1]
-        };
-        match b {
-            b'/' | b'\\' => {
-                return Err(GatewayError::InvalidPath { reason: "encoded `/` or `\\` inside a path segment" })
-            }
-            0..=0x1f | 0x7f => return Err(GatewayError::InvalidPath { reason: "control characters in the path" }),
-            b'.' => dots += 1,
-            _ => {}
+        let mut b = bytes[i];
+        i += 1;
+        if BYTE_CLASSES[usize::from(b)] == ByteClass::Percent {
+            let hi = bytes.get(i).and_then(|c| (*c as char).to_digit(16));
+            let lo = bytes.get(i + 1).and_then(|c| (*c as char).to_digit(16));
+            let (Some(hi), Some(lo)) = (hi, lo) else {
+                return Err(GatewayError::InvalidPath { reason: "malformed percent-encoding" });
+            };
+            i += 2;
+            b = (hi * 16 + lo) as u8;
         }
         decoded_len += 1;
+        match BYTE_CLASSES[usize::from(b)] {
+            ByteClass::Plain | ByteClass::Percent => {}
+            ByteClass::Dot => dots += 1,
+            ByteClass::Refused if b == b'/' || b == b'\\' => {
+                return Err(GatewayError::InvalidPath { reason: "encoded `/` or `\\` inside a path segment" })
+            }
+            ByteClass::Refused => return Err(GatewayError::InvalidPath { reason: "control characters in the path" }),
+        }
     }
     if decoded_len == dots && dots <= 2 {
         return Err(GatewayError::InvalidPath { reason: "`.` and `..` segments are not allowed" });
