@@ -11,6 +11,9 @@
 # thread) in front of nginx returning a 1 KiB file with keep-alive; wrk drives 16 connections, 3 s of warm-up
 # uninstrumented, then 10 s counted. Prints requests, instructions and instructions per request. With
 # KEEP_PROFILE_DIR=DIR the callgrind profiles are kept there (read them with `callgrind_annotate`).
+#
+# With ROUNDS=N the same setup measures throughput instead: all the proxies run uninstrumented and N rounds
+# drive each in turn (wrk -t1 -c64, 5 s), printing requests/s and the machine's idle CPU share per run.
 # Needs valgrind, nginx, wrk and curl (`apt-get install -y valgrind nginx wrk curl`).
 set -euo pipefail
 
@@ -74,19 +77,21 @@ reason = "bench"
 endpoints = ["http://127.0.0.1:$upstream_port"]
 SERVICE
 
-for binary in "${binaries[@]}"; do
-    port=$(free_port)
+# start_proxy BINARY PORT [WRAPPER...]: serves the bench route on PORT (penghubung or, for `nginx`, nginx as the
+# proxy) in the background, its pid in $proxy_pid, once it answers.
+start_proxy() {
+    local binary=$1 port=$2 command
+    shift 2
     if [ "$binary" = nginx ]; then
-        nginx_conf proxy "  upstream backend { server 127.0.0.1:$upstream_port; keepalive 64; keepalive_requests 10000000; }
+        nginx_conf "proxy-$port" "  upstream backend { server 127.0.0.1:$upstream_port; keepalive 64; keepalive_requests 10000000; }
   server { listen 127.0.0.1:$port; keepalive_requests 10000000;
            location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" \
             "master_process off;"
-        command=(nginx -c "$work/proxy.conf" -p "$work")
+        command=(nginx -c "$work/proxy-$port.conf" -p "$work")
     else
-        binary=$(realpath "$binary")
-        command=("$binary" serve --config penghubung.toml)
+        command=("$(realpath "$binary")" serve --config "penghubung-$port.toml")
     fi
-    cat > "$work/penghubung.toml" <<CONFIG
+    cat > "$work/penghubung-$port.toml" <<CONFIG
 [[listeners]]
 name = "bench"
 address = "127.0.0.1:$port"
@@ -113,15 +118,45 @@ enforce = false
 [ratelimit]
 enabled = false
 CONFIG
+    (cd "$work" && exec "$@" "${command[@]}" >"$work/proxy-$port.log" 2>&1) &
+    proxy_pid=$!
+    pids+=($proxy_pid)
+    local url="http://127.0.0.1:$port/bench/echo/v1/x"
+    for _ in $(seq 1 120); do curl -sf -o /dev/null "$url" && break; sleep 0.5; done
+    curl -sf -o /dev/null "$url" || { echo "$binary did not serve $url" >&2; cat "$work/proxy-$port.log" >&2; exit 1; }
+}
+
+if [ -n "${ROUNDS:-}" ]; then
+    # Throughput: every proxy runs uninstrumented; each round drives each in turn (wrk -t1 -c64, 5 s) and shows
+    # the share of idle CPU during the run (/proc/stat).
+    ports=()
+    for binary in "${binaries[@]}"; do
+        port=$(free_port)
+        start_proxy "$binary" "$port"
+        ports+=("$port")
+        wrk -t1 -c64 -d2s "http://127.0.0.1:$port/bench/echo/v1/x" >/dev/null
+    done
+    cpu() { awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
+    for round in $(seq 1 "$ROUNDS"); do
+        line="round $round:"
+        for i in "${!ports[@]}"; do
+            read -r idle0 total0 < <(cpu)
+            rate=$(wrk -t1 -c64 -d5s "http://127.0.0.1:${ports[$i]}/bench/echo/v1/x" | awk '/Requests\/sec/ {print $2}')
+            read -r idle1 total1 < <(cpu)
+            line+="  $(basename "${binaries[$i]}") $rate req/s (idle $(( 100 * (idle1 - idle0) / (total1 - total0) ))%)"
+        done
+        echo "$line"
+    done
+    exit 0
+fi
+
+for binary in "${binaries[@]}"; do
+    port=$(free_port)
     out="$work/callgrind.out"
     rm -f "$out"*
-    (cd "$work" && exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
-        "${command[@]}" >"$work/gateway.log" 2>&1) &
-    gateway=$!
-    pids+=($gateway)
+    start_proxy "$binary" "$port" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out"
+    gateway=$proxy_pid
     url="http://127.0.0.1:$port/bench/echo/v1/x"
-    for _ in $(seq 1 120); do curl -sf -o /dev/null "$url" && break; sleep 0.5; done
-    curl -sf -o /dev/null "$url" || { echo "$binary did not serve $url" >&2; cat "$work/gateway.log" >&2; exit 1; }
     wrk -t1 -c16 -d3s "$url" >/dev/null
     callgrind_control -i on "$gateway" >/dev/null
     requests=$(wrk -t1 -c16 -d10s "$url" | awk '/requests in/ {print $1}')
