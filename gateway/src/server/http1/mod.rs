@@ -21,6 +21,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use http::Response;
 use http_body::{Body, Frame};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
@@ -118,62 +119,64 @@ where
         };
 
         let close = stop.is_set();
-        let (parts, mut body) = response.into_parts();
-        write_buf.clear();
-        let framing = response::head(&mut write_buf, &parts, &body, close);
-        drop(parts);
-        let mut encoder = Encoder::new(framing);
-        if encoder.has_body() {
-            while !body.is_end_stream() {
-                let frame = match poll_now(&mut body) {
-                    Some(frame) => frame,
-                    None => {
-                        // Not ready: what is written so far goes out while the body is awaited.
-                        if flush(&mut io, &mut write_buf).await.is_err() {
-                            return Served::Closed;
-                        }
-                        poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-                    }
-                };
-                match frame {
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            if data.len() > COPY_AT_MOST {
-                                // Written from where it lies: only the framing goes through the buffer.
-                                let take = encoder.begin_direct(&mut write_buf, data.len());
-                                if flush(&mut io, &mut write_buf).await.is_err()
-                                    || io.write_all(&data[..take]).await.is_err()
-                                {
-                                    return Served::Closed;
-                                }
-                                encoder.end_direct(&mut write_buf);
-                            } else {
-                                encoder.data(&mut write_buf, &data);
-                                if write_buf.len() >= COPY_AT_MOST && flush(&mut io, &mut write_buf).await.is_err() {
-                                    return Served::Closed;
-                                }
-                            }
-                        }
-                    }
-                    Some(Err(error)) => {
-                        // The caller cannot be told any more: the response is cut off, as hyper does.
-                        tracing::debug!(error = %error, "response body broke off; closing the connection");
-                        return Served::Closed;
-                    }
-                    None => break,
-                }
+        match write_response(&mut io, &mut write_buf, response, close).await {
+            Ok(true) if !close => {}
+            Ok(_) => {
+                let _ = io.shutdown().await;
+                return Served::Closed;
             }
-            encoder.finish(&mut write_buf);
-        }
-        drop(body);
-        if flush(&mut io, &mut write_buf).await.is_err() {
-            return Served::Closed;
-        }
-        if close || encoder.is_broken() {
-            let _ = io.shutdown().await;
-            return Served::Closed;
+            Err(error) => {
+                // The caller cannot be told any more: the response is cut off, as hyper does.
+                tracing::debug!(%error, "writing the response failed; closing the connection");
+                return Served::Closed;
+            }
         }
     }
+}
+
+/// Writes `response` (head, then the body as it comes, framed): `Ok(true)` when the connection can carry
+/// another request, `Ok(false)` when the body broke its announced length, an error when the caller's socket
+/// failed or the body broke off.
+async fn write_response<I: AsyncWrite + Unpin>(
+    io: &mut I,
+    write_buf: &mut Vec<u8>,
+    response: Response<ResponseBody>,
+    close: bool,
+) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    let (parts, mut body) = response.into_parts();
+    write_buf.clear();
+    let mut encoder = Encoder::new(response::head(write_buf, &parts, &body, close));
+    drop(parts); // the upstream's head is not needed while the body streams
+    if encoder.has_body() {
+        while !body.is_end_stream() {
+            let frame = match poll_now(&mut body) {
+                Some(frame) => frame,
+                None => {
+                    // Not ready: what is written so far goes out while the body is awaited.
+                    flush(io, write_buf).await?;
+                    poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+                }
+            };
+            let Some(frame) = frame else { break };
+            let Ok(data) = frame?.into_data() else { continue }; // trailers are not forwarded
+            if data.len() > COPY_AT_MOST {
+                // Written from where it lies: only the framing goes through the buffer.
+                let take = encoder.begin_direct(write_buf, data.len());
+                flush(io, write_buf).await?;
+                io.write_all(&data[..take]).await?;
+                encoder.end_direct(write_buf);
+            } else {
+                encoder.data(write_buf, &data);
+                if write_buf.len() >= COPY_AT_MOST {
+                    flush(io, write_buf).await?;
+                }
+            }
+        }
+        encoder.finish(write_buf);
+    }
+    drop(body);
+    flush(io, write_buf).await?;
+    Ok(!encoder.is_broken())
 }
 
 /// Reads what is there into `buf`: `Ready(true)` when bytes arrived, `Ready(false)` when the caller closed

@@ -39,13 +39,9 @@ pub fn head(buf: &mut BytesMut, largest: usize) -> Parsed {
         Ok(httparse::Status::Partial) if buf.len() <= largest => return Parsed::Partial,
         _ => return Parsed::Handoff,
     };
-    let method = match parsed.method.unwrap_or_default().as_bytes() {
-        b"GET" => Method::GET,
-        b"HEAD" | b"CONNECT" => return Parsed::Handoff,
-        other => match Method::from_bytes(other) {
-            Ok(method) => method,
-            Err(_) => return Parsed::Handoff,
-        },
+    let method = match Method::from_bytes(parsed.method.unwrap_or_default().as_bytes()) {
+        Ok(method) if method != Method::HEAD && method != Method::CONNECT => method,
+        _ => return Parsed::Handoff,
     };
     let target = parsed.path.unwrap_or_default();
     if parsed.version != Some(1) || !target.starts_with('/') {
