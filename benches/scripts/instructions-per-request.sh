@@ -12,6 +12,10 @@
 # uninstrumented, then 10 s counted. Prints requests, instructions and instructions per request. With
 # KEEP_PROFILE_DIR=DIR the callgrind profiles are kept there (read them with `callgrind_annotate`).
 #
+# With UPSTREAM=harness the upstream is the load harness's own (hyper, 1 KiB, `content-type`, `content-length`
+# and `date` only: `target/release/load --mode upstream`, build it first) instead of nginx serving a file, so the
+# figures match what `load --mode plain` measures.
+#
 # With ROUNDS=N the same setup measures throughput instead: all the proxies run uninstrumented and N rounds
 # drive each in turn (wrk -t1 -c64, 5 s), printing requests/s and the machine's idle CPU share per run.
 # Needs valgrind, nginx, wrk and curl (`apt-get install -y valgrind nginx wrk curl`).
@@ -46,12 +50,24 @@ $2
 NGINX
 }
 
-upstream_port=$(free_port)
-head -c 1024 /dev/zero | tr '\0' x > "$work/body.txt"
-nginx_conf nginx "  server { listen 127.0.0.1:$upstream_port; keepalive_requests 10000000;
+if [ "${UPSTREAM:-nginx}" = harness ]; then
+    load_binary="$(dirname "$0")/../../target/release/load"
+    [ -x "$load_binary" ] || { echo "needs $load_binary (cargo build --release -p penghubung-benches)" >&2; exit 2; }
+    mkfifo "$work/upstream.in"
+    "$load_binary" --mode upstream < "$work/upstream.in" > "$work/upstream.out" &
+    pids+=($!)
+    exec 3>"$work/upstream.in" # the upstream serves until this closes
+    for _ in $(seq 1 100); do grep -q '^upstream:' "$work/upstream.out" 2>/dev/null && break; sleep 0.1; done
+    upstream_port=$(sed -n 's/^upstream: http:\/\/127.0.0.1://p' "$work/upstream.out")
+    [ -n "$upstream_port" ] || { echo "the harness upstream did not start" >&2; exit 1; }
+else
+    upstream_port=$(free_port)
+    head -c 1024 /dev/zero | tr '\0' x > "$work/body.txt"
+    nginx_conf nginx "  server { listen 127.0.0.1:$upstream_port; keepalive_requests 10000000;
            location / { root $work; try_files /body.txt =404; } }"
-nginx -c "$work/nginx.conf" -p "$work" &
-pids+=($!)
+    nginx -c "$work/nginx.conf" -p "$work" &
+    pids+=($!)
+fi
 
 mkdir -p "$work/policies/opds" "$work/policies/services/bench"
 printf 'id = "bench"\nname = "Bench"\n' > "$work/policies/opds/bench.toml"

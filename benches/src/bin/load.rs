@@ -20,6 +20,10 @@
 //! Peers: `apt-get install -y nginx haproxy wrk` (Debian). Each is optional; a missing one is reported and
 //! skipped.
 //!
+//! `--mode upstream` only serves the harness's upstream (`--body` bytes per response) and prints
+//! `upstream: http://ADDR` until stdin closes, for measuring a proxy against the very same backend elsewhere
+//! (`UPSTREAM=harness benches/scripts/instructions-per-request.sh`).
+//!
 //! `--mode mtls` measures the same proxies with mTLS listeners instead (no direct run): certificates from the
 //! gateway's built-in CA in a temporary directory (server certificate for `127.0.0.1`, client certificate
 //! `spiffe://bench.local/opd/bench/app/loadgen` bound by a `Client` document in Penghubung's store, nginx with
@@ -91,7 +95,8 @@ handshakes/s, measured with the built-in hyper + tokio-rustls client (wrk cannot
 options:
   --mode M            plain (HTTP, default), mtls (client certificates, TLS 1.3), ratelimit (limits off vs
                       in process vs through Redis; needs redis-server), audit (audit trail off, async and
-                      sync, plaintext) or contract (POST of a JSON body without and with a request contract)
+                      sync, plaintext), contract (POST of a JSON body without and with a request contract)
+                      or upstream (only serve the harness's upstream, print its address, stop when stdin closes)
   --duration D        measured time per target (default 10s; units ms, s, m)
   --warmup D          warm-up per target before measuring (default 2s)
   --connections N     concurrent keep-alive connections (default 64)
@@ -122,6 +127,8 @@ enum Mode {
     Audit,
     /// POST with a JSON body: no contract, request contract.
     Contract,
+    /// Only the upstream, until stdin closes.
+    Upstream,
 }
 
 struct Args {
@@ -179,8 +186,11 @@ fn parse_args() -> Result<Option<Args>, String> {
                     "ratelimit" => Mode::Ratelimit,
                     "audit" => Mode::Audit,
                     "contract" => Mode::Contract,
+                    "upstream" => Mode::Upstream,
                     other => {
-                        return Err(format!("--mode must be plain, mtls, ratelimit, audit or contract, not `{other}`"))
+                        return Err(format!(
+                            "--mode must be plain, mtls, ratelimit, audit, contract or upstream, not `{other}`"
+                        ))
                     }
                 }
             }
@@ -237,14 +247,24 @@ struct Target {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let gateway = gateway_binary(args)?;
+    let gateway = || gateway_binary(args);
     match args.mode {
-        Mode::Plain => run_plain(args, &gateway),
-        Mode::Mtls => run_mtls(args, &gateway),
-        Mode::Ratelimit => run_ratelimit(args, &gateway),
-        Mode::Audit => run_audit(args, &gateway),
-        Mode::Contract => run_contract(args, &gateway),
+        Mode::Plain => run_plain(args, &gateway()?),
+        Mode::Mtls => run_mtls(args, &gateway()?),
+        Mode::Ratelimit => run_ratelimit(args, &gateway()?),
+        Mode::Audit => run_audit(args, &gateway()?),
+        Mode::Contract => run_contract(args, &gateway()?),
+        Mode::Upstream => serve_upstream(args),
     }
+}
+
+/// `--mode upstream`: the harness's upstream alone, until stdin closes.
+fn serve_upstream(args: &Args) -> Result<(), String> {
+    let upstream = Upstream::start(args.body).map_err(|e| format!("upstream: {e}"))?;
+    println!("upstream: http://{}", upstream.addr());
+    std::io::Write::flush(&mut std::io::stdout()).map_err(|e| e.to_string())?;
+    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+    Ok(())
 }
 
 /// `--mode contract`: POSTs of a JSON body direct, through a gateway without and one with a request contract.

@@ -185,16 +185,48 @@ pub fn new_request_id() -> HeaderValue {
 
 /// Keeps a valid W3C `traceparent`; otherwise starts a new trace (version 00, sampled).
 pub fn ensure_traceparent(headers: &mut HeaderMap) {
-    if headers.get(TRACEPARENT).is_some_and(|v| is_valid_traceparent(v.as_bytes())) {
-        return;
+    if let Some(trace) = trace_to_start(headers) {
+        headers.insert(TRACEPARENT, trace.to_header_value());
     }
-    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    // Ids must not be all zero: a zero draw (one in 2^128, 2^64) becomes 1.
-    let trace = fastrand::u128(..).max(1);
-    let span = fastrand::u64(..).max(1);
-    hex_into(trace, &mut buf[3..35]);
-    hex_into(span as u128, &mut buf[36..52]);
-    headers.insert(TRACEPARENT, HeaderValue::from_bytes(&buf).expect("hex is a valid header value"));
+}
+
+/// The trace a forwarded request starts, when the caller's `traceparent` is missing or invalid (an invalid
+/// one is removed from `headers`). `None`: the caller's valid field stays in `headers` and travels with them.
+/// The HTTP/1.1 client writes a started trace straight into the upstream head (no header value built).
+pub fn trace_to_start(headers: &mut HeaderMap) -> Option<NewTrace> {
+    match headers.get(TRACEPARENT) {
+        Some(v) if is_valid_traceparent(v.as_bytes()) => None,
+        Some(_) => {
+            headers.remove(TRACEPARENT);
+            Some(NewTrace::generate())
+        }
+        None => Some(NewTrace::generate()),
+    }
+}
+
+/// A new W3C trace context (version 00, random trace and parent ids, sampled), in its wire form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewTrace([u8; 55]);
+
+impl NewTrace {
+    pub fn generate() -> Self {
+        let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
+        // Ids must not be all zero: a zero draw (one in 2^128, 2^64) becomes 1.
+        let trace = fastrand::u128(..).max(1);
+        let span = fastrand::u64(..).max(1);
+        hex_into(trace, &mut buf[3..35]);
+        hex_into(span as u128, &mut buf[36..52]);
+        NewTrace(buf)
+    }
+
+    /// The `traceparent` value.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn to_header_value(&self) -> HeaderValue {
+        HeaderValue::from_bytes(&self.0).expect("hex is a valid header value")
+    }
 }
 
 /// `version-traceid-parentid-flags`, lower-case hex, ids not all zero, version not `ff`.
@@ -358,5 +390,22 @@ mod tests {
         ensure_traceparent(&mut h);
         assert!(is_valid_traceparent(h[TRACEPARENT].as_bytes()));
         assert_ne!(h[TRACEPARENT], valid);
+    }
+
+    #[test]
+    fn a_trace_is_started_only_without_a_valid_one() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut h = HeaderMap::new();
+        h.insert(TRACEPARENT, HeaderValue::from_static(valid));
+        assert_eq!(trace_to_start(&mut h), None);
+        assert_eq!(h[TRACEPARENT], valid, "the caller's trace travels in the headers");
+        h.insert(TRACEPARENT, HeaderValue::from_static("ff-garbage"));
+        let started = trace_to_start(&mut h).expect("an invalid trace is replaced");
+        assert!(h.get(TRACEPARENT).is_none(), "the invalid field is not passed on");
+        assert!(is_valid_traceparent(started.as_bytes()));
+        let other = trace_to_start(&mut HeaderMap::new()).expect("no trace: one is started");
+        assert!(is_valid_traceparent(other.as_bytes()));
+        assert_ne!(started, other);
+        assert_eq!(started.to_header_value().as_bytes(), started.as_bytes());
     }
 }

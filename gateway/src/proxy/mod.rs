@@ -91,11 +91,14 @@ pub async fn forward(
         parts.headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     }
     let forwarding = headers::Forwarding::new(&downstream.forwarded, original_host.as_ref());
-    headers::ensure_traceparent(&mut parts.headers);
+    let trace = headers::trace_to_start(&mut parts.headers);
     if pool.http2 {
         forwarding.insert(&mut parts.headers);
+        if let Some(trace) = &trace {
+            parts.headers.insert(headers::TRACEPARENT, trace.to_header_value());
+        }
         parts.headers.remove(HOST); // HTTP/2 carries the authority in the URI
-    } // HTTP/1.1: the client writes the forwarding fields and the endpoint's `Host` into the head itself
+    } // HTTP/1.1: the client writes the forwarding fields, a started trace and the endpoint's `Host` into the head
     parts.version = if pool.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
 
     let retryable = is_idempotent(&parts.method) && http_body::Body::is_end_stream(&body);
@@ -130,7 +133,7 @@ pub async fn forward(
         // connection's own timer (no timer set per request).
         let outcome = match &pool.transport {
             Transport::Http1(dialer) => {
-                let fields = h1::GatewayFields { rest, query, forwarding };
+                let fields = h1::GatewayFields { rest, query, forwarding, trace: trace.as_ref() };
                 let deadline = tokio::time::Instant::now() + pool.spec.request_timeout;
                 http1_outcome(service, h1::send(pool, dialer, index, request, fields, deadline).await)
             }

@@ -5,7 +5,7 @@
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
 use http::{request, Method};
 
-use crate::proxy::headers::Forwarding;
+use crate::proxy::headers::{Forwarding, NewTrace};
 use http_body::SizeHint;
 
 /// How a body is delimited on the wire (requests to upstreams, responses to HTTP/1.1 callers).
@@ -63,12 +63,14 @@ pub struct GatewayFields<'a> {
     /// The caller's query, passed on as sent.
     pub query: Option<&'a str>,
     pub forwarding: Forwarding<'a>,
+    /// The trace the gateway started (the caller sent no valid `traceparent`), written as `traceparent`.
+    pub trace: Option<&'a NewTrace>,
 }
 
 /// Appends the request head to `out`: `METHOD {base}{rest}?{query} HTTP/1.1`, the endpoint's `Host`, the
 /// caller's headers except those the gateway sets (`Host`, the forwarding fields, `Content-Length`; hop-by-hop
-/// headers, `Transfer-Encoding` among them, were removed before), the forwarding fields, the framing header, and
-/// the blank line.
+/// headers, `Transfer-Encoding` among them, were removed before), the forwarding fields, a started trace, the
+/// framing header, and the blank line.
 pub fn head(
     parts: &request::Parts,
     base_path: &str,
@@ -98,6 +100,11 @@ pub fn head(
         out.extend_from_slice(b"\r\n");
     }
     gateway.forwarding.write(out);
+    if let Some(trace) = gateway.trace {
+        out.extend_from_slice(b"traceparent: ");
+        out.extend_from_slice(trace.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     framing.write_field(out);
     out.extend_from_slice(b"\r\n");
 }
@@ -150,7 +157,7 @@ mod tests {
         let upstream = HeaderValue::from_static("up:80");
         let caller_host = HeaderValue::from_static("gw.local");
         let forwarding = Forwarding::new(&connection, Some(&caller_host));
-        let gateway = GatewayFields { rest: "/b", query: Some("x=1"), forwarding };
+        let gateway = GatewayFields { rest: "/b", query: Some("x=1"), forwarding, trace: None };
         let p = parts(
             Method::POST,
             "/dinkes/pasien/v1/b?x=1",
@@ -169,13 +176,18 @@ mod tests {
             "POST /a/b?x=1 HTTP/1.1\r\nhost: up:80\r\nx-y: z\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: https\r\n\
              x-forwarded-host: gw.local\r\nforwarded: for=10.0.0.7;proto=https;host=gw.local\r\ncontent-length: 12\r\n\r\n"
         );
-        let gateway = GatewayFields { rest: "", query: None, forwarding: Forwarding::new(&connection, None) };
+        let trace = NewTrace::generate();
+        let forwarding = Forwarding::new(&connection, None);
+        let gateway = GatewayFields { rest: "", query: None, forwarding, trace: Some(&trace) };
         let mut out = Vec::new();
         head(&parts(Method::PUT, "/dinkes/pasien/v1", &[]), "", &upstream, &gateway, Framing::Chunked, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "PUT / HTTP/1.1\r\nhost: up:80\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: https\r\n\
-             forwarded: for=10.0.0.7;proto=https\r\ntransfer-encoding: chunked\r\n\r\n"
+            format!(
+                "PUT / HTTP/1.1\r\nhost: up:80\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: https\r\n\
+                 forwarded: for=10.0.0.7;proto=https\r\ntraceparent: {}\r\ntransfer-encoding: chunked\r\n\r\n",
+                std::str::from_utf8(trace.as_bytes()).unwrap()
+            )
         );
     }
 

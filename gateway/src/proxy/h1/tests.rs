@@ -63,7 +63,7 @@ fn forwarding() -> Forwarding<'static> {
 
 async fn call(pool: &Arc<UpstreamPool>, request: Request<RequestBody>) -> Result<(u16, Vec<u8>), String> {
     let Transport::Http1(dialer) = &pool.transport else { unreachable!("test pools are HTTP/1.1") };
-    let gateway = GatewayFields { rest: "/data", query: Some("x=1"), forwarding: forwarding() };
+    let gateway = GatewayFields { rest: "/data", query: Some("x=1"), forwarding: forwarding(), trace: None };
     let response =
         send(pool, dialer, 0, request, gateway, tokio::time::Instant::now() + std::time::Duration::from_secs(30))
             .await

@@ -13,7 +13,7 @@ use http::header::{
 use http::{Method, Request, Uri, Version};
 
 use crate::proxy::body::Inbound;
-use crate::proxy::h1::decode::{field_spans, FieldSpan, MAX_HEADERS};
+use crate::proxy::h1::decode::{field_spans, FieldSpan, FieldSpans, MAX_HEADERS};
 
 /// What the read buffer holds.
 #[derive(Debug)]
@@ -49,10 +49,10 @@ pub fn head(buf: &mut BytesMut, largest: usize) -> Parsed {
     }
     let base = buf.as_ptr() as usize;
     let target = (target.as_ptr() as usize - base, target.as_ptr() as usize - base + target.len());
-    let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
-    let count = field_spans(buf, parsed.headers, &mut spans);
+    let mut spans = FieldSpans::new();
+    field_spans(buf, parsed.headers, &mut spans);
     let bytes = buf.split_to(len).freeze();
-    match build(&bytes, method, target, &spans[..count]) {
+    match build(&bytes, method, target, &spans) {
         Some(request) => Parsed::Request(request),
         None => {
             // Put the head back in front of what followed it: hyper reads it all again.
