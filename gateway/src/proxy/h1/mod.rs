@@ -135,9 +135,10 @@ impl Connection {
     }
 }
 
-/// The idle connections of one endpoint.
+/// The idle connections of one endpoint. Connections are boxed once when made: checking one out, into a
+/// response body, and back in moves a pointer, not the connection's state.
 pub struct IdleConnections {
-    queue: ArrayQueue<Connection>,
+    queue: ArrayQueue<Box<Connection>>,
 }
 
 impl std::fmt::Debug for IdleConnections {
@@ -177,7 +178,7 @@ impl IdleConnections {
         self.queue.is_empty()
     }
 
-    fn checkin(&self, mut connection: Connection) {
+    fn checkin(&self, mut connection: Box<Connection>) {
         connection.idle_since = Instant::now();
         // A full queue drops the connection, which closes it.
         let _ = self.queue.push(connection);
@@ -205,7 +206,7 @@ impl Dialer {
         &self,
         endpoint: &Endpoint,
         deadline: tokio::time::Instant,
-    ) -> Result<Option<(Connection, bool)>, ConnectError> {
+    ) -> Result<Option<(Box<Connection>, bool)>, ConnectError> {
         while let Some(mut connection) = endpoint.idle.queue.pop() {
             if connection.is_reusable(self.idle_timeout) {
                 return Ok(Some((connection, true)));
@@ -219,7 +220,7 @@ impl Dialer {
         }
     }
 
-    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Box<Connection>, ConnectError> {
         let host = endpoint.authority.host().trim_start_matches('[').trim_end_matches(']');
         let https = endpoint.scheme == http::uri::Scheme::HTTPS;
         let port = endpoint.authority.port_u16().unwrap_or(if https { 443 } else { 80 });
@@ -229,7 +230,7 @@ impl Dialer {
             .map_err(ConnectError::Io)?;
         let _ = tcp.set_nodelay(true);
         if !https {
-            return Ok(Connection::new(Stream::Plain(tcp)));
+            return Ok(Box::new(Connection::new(Stream::Plain(tcp))));
         }
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| ConnectError::Tls(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
@@ -237,7 +238,7 @@ impl Dialer {
             .await
             .map_err(|_| ConnectError::Timeout)?
             .map_err(ConnectError::Tls)?;
-        Ok(Connection::new(Stream::Tls(Box::new(tls))))
+        Ok(Box::new(Connection::new(Stream::Tls(Box::new(tls)))))
     }
 }
 
@@ -505,7 +506,7 @@ impl<'a> Exchange<'a> {
 /// The upstream's response body, read from the connection as the caller's side asks for it; when it has been
 /// read to the end, the connection returns to the pool (unless the exchange ruled that out).
 pub struct PooledBody {
-    connection: Option<Connection>,
+    connection: Option<Box<Connection>>,
     decoder: Decoder,
     reusable: bool,
     pool: Arc<UpstreamPool>,
@@ -519,7 +520,13 @@ impl std::fmt::Debug for PooledBody {
 }
 
 impl PooledBody {
-    fn new(connection: Connection, decoder: Decoder, reusable: bool, pool: Arc<UpstreamPool>, index: usize) -> Self {
+    fn new(
+        connection: Box<Connection>,
+        decoder: Decoder,
+        reusable: bool,
+        pool: Arc<UpstreamPool>,
+        index: usize,
+    ) -> Self {
         let mut body = Self { connection: Some(connection), decoder, reusable, pool, index };
         if body.decoder.is_done() {
             body.release(); // empty bodies (204, HEAD) may never be polled
