@@ -352,7 +352,11 @@ async fn route_and_forward(
     exchange.purpose = permit.as_ref().and_then(|p| p.purpose.clone());
     let rest_offset = path.len() - address.rest.len();
 
-    let request_length = content_length(request.headers());
+    let request_length = match request.body() {
+        // The own HTTP/1.1 server reads only requests without a body (and without `Content-Length`) itself.
+        Inbound::Empty => None,
+        Inbound::Hyper(_) => content_length(request.headers()),
+    };
     if let Some(length) = request_length {
         if length > service.max_request_body {
             return Err(GatewayError::BodyTooLarge { limit: service.max_request_body });
