@@ -18,7 +18,10 @@
 //! ```
 //!
 //! Peers: `apt-get install -y nginx haproxy wrk` (Debian). Each is optional; a missing one is reported and
-//! skipped.
+//! skipped. In the plain mode nginx runs twice: stock (`nginx`), and `nginx+fields`, which also sends the
+//! upstream what Penghubung sends (`X-Forwarded-*`, `Forwarded`, a request id, `traceparent`; see
+//! `peers::GATEWAY_FIELDS`), so that the upstream does the same work behind both. Penghubung's paired ratios
+//! against each are printed.
 //!
 //! `--mode upstream` only serves the harness's upstream (`--body` bytes per response) and prints
 //! `upstream: http://ADDR` until stdin closes, for measuring a proxy against the very same backend elsewhere
@@ -420,6 +423,9 @@ fn gateway_binary(args: &Args) -> Result<PathBuf, String> {
     Ok(gateway)
 }
 
+/// The plain mode's second nginx: the same config plus [`peers::GATEWAY_FIELDS`].
+const NGINX_SAME_FIELDS: &str = "nginx+fields";
+
 fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     let generator = plain_generator(args)?;
 
@@ -441,6 +447,13 @@ fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
             let peer = peers::start_nginx(&nginx, args.threads, upstream.addr())?;
             println!("  nginx: {} ({})", peer.addr, peers::program_version(&nginx, &["-v"]));
             targets.push(Target { name: report::NGINX, addr: peer.addr, peer: Some(peer) });
+            let peer = peers::start_nginx_same_fields(&nginx, args.threads, upstream.addr())?;
+            println!(
+                "  {NGINX_SAME_FIELDS}: {} (nginx also sending the upstream Penghubung's forwarding fields, request id \
+                 and traceparent)",
+                peer.addr
+            );
+            targets.push(Target { name: NGINX_SAME_FIELDS, addr: peer.addr, peer: Some(peer) });
         }
     }
     match (args.skip_haproxy, peers::find_program("haproxy")) {
@@ -473,8 +486,21 @@ fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     let results =
         measure_rounds(args, &targets, "GET", load, |t, load| loadgen::run(&generator, t.addr, BENCH_PATH, load))?;
     print_proxy_cpu(&targets, &results);
+    let index = |name: &str| targets.iter().position(|t| t.name == name);
+    let mut paired = Vec::new();
+    for peer in [report::NGINX, NGINX_SAME_FIELDS] {
+        if let (Some(gateway), Some(base)) = (index("penghubung"), index(peer)) {
+            let (per_round, median) = paired_ratios(&results, gateway, base);
+            let per_round: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
+            paired.push(format!("  penghubung vs {peer} per round: {} (median {median:.2}x)", per_round.join(", ")));
+        }
+    }
 
     let rows = median_rows(&targets, results);
+    println!();
+    for line in &paired {
+        println!("{line}");
+    }
     println!();
     print!("{}", report::table(&rows));
     if rows.iter().any(|r| r.stats.errors > 0) {
