@@ -621,6 +621,7 @@ mod future_sizes {
                         unreachable!(),
                         unreachable!(),
                         unreachable!(),
+                        unreachable!(),
                     )
                 }),
                 1_500,

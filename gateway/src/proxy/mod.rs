@@ -115,29 +115,28 @@ pub async fn forward(
         tried[tries] = index;
         tries += 1;
         let endpoint = &pool.endpoints[index];
-        // HTTP/1.1 writes the target from `rest` and `query` straight into the request line.
-        let uri = if pool.http2 { Some(upstream_uri(endpoint, rest, query)?) } else { None };
         let last_attempt = tries >= attempts || tries >= pool.endpoints.len();
-        let mut head = if last_attempt {
-            std::mem::replace(&mut parts, Request::new(()).into_parts().0)
-        } else {
-            clone_parts(&parts)
-        };
-        if let Some(uri) = uri {
-            head.uri = uri;
-        }
-        let request = Request::from_parts(head, body.take().unwrap_or_else(RequestBody::empty));
+        let body = body.take().unwrap_or_else(RequestBody::empty);
         let _in_flight = pool.start(index);
         // The HTTP/1.1 exchange is awaited right here, not through a wrapper future: every layer would store the
-        // request again and move the whole state once more per request. Its deadline is watched by the pooled
-        // connection's own timer (no timer set per request).
+        // request again and move the whole state once more per request. It reads the head from `parts` (not
+        // moved, not cloned for a retry) and writes the target from `rest` and `query` straight into the request
+        // line. Its deadline is watched by the pooled connection's own timer (no timer set per request).
         let outcome = match &pool.transport {
             Transport::Http1(dialer) => {
                 let fields = h1::GatewayFields { rest, query, forwarding, trace: trace.as_ref() };
                 let deadline = tokio::time::Instant::now() + pool.spec.request_timeout;
-                http1_outcome(service, h1::send(pool, dialer, index, request, fields, deadline).await)
+                http1_outcome(service, h1::send(pool, dialer, index, &parts, body, fields, deadline).await)
             }
             Transport::Http2(client) => {
+                let uri = upstream_uri(endpoint, rest, query)?;
+                let mut head = if last_attempt {
+                    std::mem::replace(&mut parts, Request::new(()).into_parts().0)
+                } else {
+                    clone_parts(&parts)
+                };
+                head.uri = uri;
+                let request = Request::from_parts(head, body);
                 let exchange =
                     tokio::time::timeout(pool.spec.request_timeout, http2_exchange(service, client, request));
                 Box::pin(exchange).await.unwrap_or(Err(Failure::Timeout))

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use crossbeam_queue::ArrayQueue;
-use http::{Method, Request, Response};
+use http::{request, Method, Response};
 use http_body::{Body, Frame, SizeHint};
 use rustls::pki_types::ServerName;
 use tokio::io::AsyncWrite;
@@ -242,22 +242,22 @@ impl Dialer {
     }
 }
 
-/// Sends `request` to endpoint `index` of `pool`, and has its response head by `deadline` or fails with
-/// [`SendError::Timeout`]. The response body hands the connection back when it ends. The request line's target
-/// and the forwarding fields come from `gateway`, `Host` from the endpoint (the request's own URI and `Host` are
-/// not used).
+/// Sends the request `parts` + `body` to endpoint `index` of `pool`, and has its response head by `deadline` or
+/// fails with [`SendError::Timeout`]. The response body hands the connection back when it ends. The request
+/// line's target and the forwarding fields come from `gateway`, `Host` from the endpoint (the request's own URI
+/// and `Host` are not used). `parts` is only read: a retry on another endpoint sends it again as it is.
 pub async fn send(
     pool: &Arc<UpstreamPool>,
     dialer: &Dialer,
     index: usize,
-    request: Request<RequestBody>,
+    parts: &request::Parts,
+    mut body: RequestBody,
     gateway: GatewayFields<'_>,
     deadline: tokio::time::Instant,
 ) -> Result<Response<PooledBody>, SendError> {
     let endpoint = &pool.endpoints[index];
-    let (parts, mut body) = request.into_parts();
     let empty = body.is_end_stream();
-    let framing = Framing::for_request(&parts, empty, &body.size_hint());
+    let framing = Framing::for_request(parts, empty, &body.size_hint());
     let head_request = parts.method == Method::HEAD;
     let idempotent = super::is_idempotent(&parts.method);
     for _ in 0..3 {
@@ -266,7 +266,7 @@ pub async fn send(
             return Err(SendError::Timeout);
         };
         connection.write_buf.clear();
-        encode::head(&parts, &endpoint.base_path, &endpoint.host_header, &gateway, framing, &mut connection.write_buf);
+        encode::head(parts, &endpoint.base_path, &endpoint.host_header, &gateway, framing, &mut connection.write_buf);
         let mut timer = std::mem::take(&mut connection.timer);
         let mut exchange = Exchange::new(&mut connection, &mut body, framing, empty, head_request);
         let exchanged = poll_fn(|cx| match exchange.poll(cx) {

@@ -64,10 +64,9 @@ fn forwarding() -> Forwarding<'static> {
 async fn call(pool: &Arc<UpstreamPool>, request: Request<RequestBody>) -> Result<(u16, Vec<u8>), String> {
     let Transport::Http1(dialer) = &pool.transport else { unreachable!("test pools are HTTP/1.1") };
     let gateway = GatewayFields { rest: "/data", query: Some("x=1"), forwarding: forwarding(), trace: None };
-    let response =
-        send(pool, dialer, 0, request, gateway, tokio::time::Instant::now() + std::time::Duration::from_secs(30))
-            .await
-            .map_err(|e| format!("{e:?}"))?;
+    let (parts, body) = request.into_parts();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let response = send(pool, dialer, 0, &parts, body, gateway, deadline).await.map_err(|e| format!("{e:?}"))?;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok((status, body.to_vec()))
