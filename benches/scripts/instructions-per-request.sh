@@ -18,6 +18,7 @@
 #
 # With ROUNDS=N the same setup measures throughput instead: all the proxies run uninstrumented and N rounds
 # drive each in turn (wrk -t1 -c64, 5 s), printing requests/s and the machine's idle CPU share per run.
+# With SYSCALLS=1 it counts system calls per request instead (perf's syscall tracepoints, uninstrumented proxies).
 # Needs valgrind, nginx, wrk and curl (`apt-get install -y valgrind nginx wrk curl`).
 set -euo pipefail
 
@@ -162,6 +163,30 @@ if [ -n "${ROUNDS:-}" ]; then
             line+="  $(basename "${binaries[$i]}") $rate req/s (idle $(( 100 * (idle1 - idle0) / (total1 - total0) ))%)"
         done
         echo "$line"
+    done
+    exit 0
+fi
+
+if [ -n "${SYSCALLS:-}" ]; then
+    # System calls per request, by name: each proxy runs uninstrumented while `perf stat` counts the syscall
+    # tracepoints of its process during one wrk run (-t1 -c64, 5 s). Needs perf (apt-get install -y linux-perf).
+    command -v perf >/dev/null || { echo "SYSCALLS needs perf (apt-get install -y linux-perf)" >&2; exit 2; }
+    for binary in "${binaries[@]}"; do
+        port=$(free_port)
+        start_proxy "$binary" "$port"
+        url="http://127.0.0.1:$port/bench/echo/v1/x"
+        wrk -t1 -c64 -d2s "$url" >/dev/null
+        nstat -n 2>/dev/null || true
+        perf stat -x, -e 'syscalls:sys_enter_*' -p "$proxy_pid" -o "$work/perf.$port" &
+        perf_pid=$!
+        sleep 0.5
+        requests=$(wrk -t1 -c64 -d5s "$url" | awk '/requests in/ {print $1}')
+        kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+        echo "$binary: $requests requests; TCP segments per request (whole machine): $(nstat -z TcpOutSegs 2>/dev/null | awk -v n="$requests" '/TcpOutSegs/ {printf "%.2f", $2 / n}')"
+        echo "  system calls per request:"
+        awk -F, -v n="$requests" '$1 ~ /^[0-9]+$/ && $1 > 0 { sub("syscalls:sys_enter_", "", $3); total += $1;
+            printf "  %-16s %8.3f\n", $3, $1 / n } END { printf "  %-16s %8.3f\n", "all", total / n }' "$work/perf.$port"
+        kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
     done
     exit 0
 fi

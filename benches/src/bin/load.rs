@@ -107,7 +107,7 @@ options:
   --load-threads N    threads of the load generator (default 1)
   --body SIZE         upstream response body (default 1024; also 1KiB, 16KiB)
   --request-body SIZE contract: the JSON request body POSTed (default 1KiB)
-  --rounds N          measure every target N times, interleaved; report each target's median round (default 1)
+  --rounds N          measure every target N times, interleaved (reverse order every other round); report each target's median round (default 1)
   --generator G       auto (wrk when on PATH, else hyper), wrk or hyper (default auto; mtls: always hyper)
   --handshake-connections N
                       mtls: concurrent connect+handshake+request loops (default: --connections)
@@ -493,6 +493,9 @@ fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
             let (per_round, median) = paired_ratios(&results, gateway, base);
             let per_round: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
             paired.push(format!("  penghubung vs {peer} per round: {} (median {median:.2}x)", per_round.join(", ")));
+            let (per_round, median) = paired_p99_ratios(&results, gateway, base);
+            let per_round: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
+            paired.push(format!("    p99 vs {peer} per round: {} (median {median:.2}x)", per_round.join(", ")));
         }
     }
 
@@ -710,8 +713,8 @@ fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `args.rounds` interleaved rounds: in each, every target in turn ([`measure_once`]). Each target's stats, round
-/// by round.
+/// `args.rounds` interleaved rounds: in each, every target in turn ([`measure_once`]), in reverse order every
+/// other round. Each target's stats, round by round, in the order of `targets`.
 fn measure_rounds(
     args: &Args,
     targets: &[Target],
@@ -722,8 +725,15 @@ fn measure_rounds(
     let mut results: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
     println!();
     for round in 1..=args.rounds {
-        for (t, found) in targets.iter().zip(results.iter_mut()) {
-            found.push(measure_once(args, round, (workload, "req/s"), t, load, |load| measure(t, load))?);
+        // Every other round runs the targets in reverse order, so that a drift of the machine's speed during a
+        // round (another tenant, the upstream warming up) does not always favour the same target.
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        if round % 2 == 0 {
+            order.reverse();
+        }
+        for i in order {
+            let t = &targets[i];
+            results[i].push(measure_once(args, round, (workload, "req/s"), t, load, |load| measure(t, load))?);
         }
     }
     Ok(results)
@@ -803,6 +813,17 @@ fn paired_ratios(results: &[Vec<Stats>], index: usize, base: usize) -> (Vec<f64>
         .iter()
         .zip(&results[base])
         .map(|(s, b)| s.requests_per_sec / b.requests_per_sec.max(1.0))
+        .collect();
+    let median = median(ratios.clone()).unwrap_or(0.0);
+    (ratios, median)
+}
+
+/// Round by round, target `index`'s p99 latency against target `base`'s (below 1: a lower tail), and the median.
+fn paired_p99_ratios(results: &[Vec<Stats>], index: usize, base: usize) -> (Vec<f64>, f64) {
+    let ratios: Vec<f64> = results[index]
+        .iter()
+        .zip(&results[base])
+        .map(|(s, b)| s.p99.as_secs_f64() / b.p99.as_secs_f64().max(1e-9))
         .collect();
     let median = median(ratios.clone()).unwrap_or(0.0);
     (ratios, median)
