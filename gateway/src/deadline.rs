@@ -1,12 +1,13 @@
 //! A deadline watched by a timer that is re-armed lazily, for deadlines that move with every request on a
 //! long-lived connection (the head read timeout of a caller's connection, the request timeout of a pooled
-//! upstream connection). Moving the deadline touches no timer: the timer, armed once, fires at its old deadline
+//! upstream connection, the pause allowed within an upstream's response body). Moving the deadline touches no timer: the timer, armed once, fires at its old deadline
 //! at the latest, and is only then pushed to the current one. A `tokio::time::timeout` per request would insert
 //! into and remove from the timer wheel (under its lock) on every request instead.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Context;
+use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
@@ -36,12 +37,43 @@ impl LazyTimer {
     }
 }
 
+/// A wait that may last at most `timeout` after the last progress: the pause allowed within a body or a write.
+/// The clock is read only when a wait begins (the first pending poll after progress), never while bytes flow.
+#[derive(Debug)]
+pub struct StallWatch {
+    timeout: Duration,
+    /// While waiting: when the wait runs out. `None` while bytes flow.
+    deadline: Option<Instant>,
+}
+
+impl StallWatch {
+    pub fn new(timeout: Duration) -> Self {
+        Self { timeout, deadline: None }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Bytes moved: the next wait starts afresh.
+    pub fn progressed(&mut self) {
+        self.deadline = None;
+    }
+
+    /// Called when the watched operation is pending: whether the wait has lasted the whole timeout; if not, the
+    /// task is woken by `timer` when it would.
+    pub fn poll_expired(&mut self, timer: &mut LazyTimer, cx: &mut Context<'_>) -> bool {
+        let timeout = self.timeout;
+        let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + timeout);
+        timer.poll_expired(deadline, cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::future::poll_fn;
     use std::task::Poll;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn a_moved_deadline_is_kept_and_a_passed_one_is_seen() {

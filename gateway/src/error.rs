@@ -29,6 +29,8 @@ pub enum GatewayError {
     BodyTooLarge { limit: u64 },
     #[error("the request body could not be read completely: {reason}")]
     BodyIncomplete { reason: String },
+    #[error("the request body did not keep arriving: it paused for longer than the request timeout ({timeout:?})")]
+    BodyTimeout { timeout: Duration },
     #[error("the upstream of {service} is unavailable: {reason}")]
     UpstreamUnavailable { service: String, reason: String },
     #[error("the upstream of {service} did not accept a connection within {timeout:?}")]
@@ -96,6 +98,7 @@ impl GatewayError {
             GatewayError::HeadersTooLarge { .. } => "request.headers_too_large",
             GatewayError::BodyTooLarge { .. } => "request.body_too_large",
             GatewayError::BodyIncomplete { .. } => "request.body_incomplete",
+            GatewayError::BodyTimeout { .. } => "request.body_timeout",
             GatewayError::UpstreamUnavailable { .. } => "upstream.unavailable",
             GatewayError::UpstreamConnectTimeout { .. } => "upstream.connect_timeout",
             GatewayError::UpstreamTimeout { .. } => "upstream.timeout",
@@ -127,6 +130,7 @@ impl GatewayError {
             GatewayError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             GatewayError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::UpstreamUnavailable { .. }
             | GatewayError::UpstreamBadResponse { .. }
             | GatewayError::UpstreamTls { .. }
@@ -159,6 +163,7 @@ impl GatewayError {
             GatewayError::HeadersTooLarge { .. } => "Request headers too large",
             GatewayError::BodyTooLarge { .. } => "Request body too large",
             GatewayError::BodyIncomplete { .. } => "Request body incomplete",
+            GatewayError::BodyTimeout { .. } => "Request body timed out",
             GatewayError::UpstreamUnavailable { .. } => "Upstream unavailable",
             GatewayError::UpstreamConnectTimeout { .. } => "Upstream connect timeout",
             GatewayError::UpstreamTimeout { .. } => "Upstream timeout",

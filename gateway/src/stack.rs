@@ -269,7 +269,11 @@ async fn audited(
             Ok(Err(ResponseBodyError::AuditUnavailable)) => {
                 return GatewayError::AuditUnavailable { service: service() }.into_response(&request_id_copy);
             }
-            Ok(Err(ResponseBodyError::Upstream(_) | ResponseBodyError::UpstreamHttp1(_))) => {
+            Ok(Err(
+                ResponseBodyError::Upstream(_)
+                | ResponseBodyError::UpstreamHttp1(_)
+                | ResponseBodyError::UpstreamStalled(_),
+            )) => {
                 return GatewayError::UpstreamBadResponse { service: service() }.into_response(&request_id_copy);
             }
         }
@@ -453,7 +457,7 @@ async fn check_request(
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(GatewayError::BodyTooLarge { limit }),
         Ok(Err(e)) => return Err(GatewayError::BodyIncomplete { reason: e.to_string() }),
-        Err(_) => return Err(GatewayError::BodyIncomplete { reason: "the body did not arrive in time".into() }),
+        Err(_) => return Err(GatewayError::BodyTimeout { timeout: service.pool.spec.request_timeout }),
     };
     contract::check::check_request_body(&bytes, schema)?;
     parts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));

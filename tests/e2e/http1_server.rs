@@ -247,3 +247,37 @@ async fn shutdown_closes_idle_keep_alive_connections_at_once() {
     let mut buf = [0u8; 16];
     assert_eq!(idle.read(&mut buf).await.unwrap_or(0), 0, "the idle connection is closed");
 }
+
+/// A caller that stops reading a large response is disconnected once it has taken nothing for
+/// `server.send_timeout`: the rest of the response is not sent and the connection does not stay open. On the
+/// gateway's own server (HTTP/1.1) and on a connection handed to hyper (HTTP/1.0) alike.
+#[tokio::test]
+async fn a_caller_that_stops_reading_is_cut_off_at_the_send_timeout() {
+    const TOTAL: u64 = 256 * 1024 * 1024;
+    let up =
+        Upstream::start(|_req| async { Response::new(penghubung_tests::PatternBody::new(TOTAL, 64 * 1024).boxed()) })
+            .await;
+    let gw = gateway(&up, "[server]\nsend_timeout = \"500ms\"\n").await;
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(16 * 1024).unwrap();
+        let mut stream = socket.connect(gw.addr).await.unwrap();
+        stream.write_all(format!("GET /dinkes/rm/v1/besar {version}\r\nHost: gw\r\n\r\n").as_bytes()).await.unwrap();
+        // Read a little, then nothing while the gateway's writes stall for well over the send timeout.
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut received = stream.read(&mut buf).await.unwrap() as u64;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // What was in flight still arrives; then the connection ends, long before the whole body.
+        let ended = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => received += n as u64,
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "{version}: the connection was still open after {received} bytes");
+        assert!(received < TOTAL / 2, "{version}: only what was buffered arrives: {received} bytes");
+    }
+}

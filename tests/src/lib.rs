@@ -578,3 +578,40 @@ where
     }
     Ok(offset)
 }
+
+/// A body that sends each of its chunks after the pause given with it (an upstream that streams slowly, or
+/// stalls): `PausingBody::new(vec![(Duration::ZERO, "head"), (Duration::from_secs(60), "late")])`.
+pub struct PausingBody {
+    chunks: std::collections::VecDeque<(Duration, Bytes)>,
+    pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl PausingBody {
+    pub fn new(chunks: Vec<(Duration, &'static str)>) -> Self {
+        let chunks = chunks.into_iter().map(|(pause, text)| (pause, Bytes::from_static(text.as_bytes()))).collect();
+        Self { chunks, pause: None }
+    }
+
+    pub fn boxed(self) -> TestBody {
+        BodyExt::map_err(self, |never: Infallible| match never {}).boxed()
+    }
+}
+
+impl http_body::Body for PausingBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let Some(&(pause, _)) = self.chunks.front() else { return std::task::Poll::Ready(None) };
+        let sleep = self.pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return std::task::Poll::Pending;
+        }
+        self.pause = None;
+        let (_, data) = self.chunks.pop_front().expect("a chunk is there");
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(data))))
+    }
+}

@@ -116,6 +116,9 @@ pub struct ServerConfig {
     /// A client must send its request head within this time (slowloris protection).
     #[serde(default = "d10s")]
     pub header_read_timeout: HumanDuration,
+    /// A caller that takes none of its response for this long is disconnected (it stopped reading).
+    #[serde(default = "d60s")]
+    pub send_timeout: HumanDuration,
     /// Total size of request headers; larger gets 431.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: ByteSize,
@@ -136,7 +139,7 @@ pub struct ServerConfig {
 pub struct UpstreamDefaults {
     #[serde(default = "d2s")]
     pub connect_timeout: HumanDuration,
-    /// Time until the upstream's response head arrives.
+    /// Time until the upstream's response head arrives, and the longest its body may then pause.
     #[serde(default = "d30s")]
     pub request_timeout: HumanDuration,
     #[serde(default = "d90s")]
@@ -481,6 +484,9 @@ impl Config {
         if self.server.max_uri_bytes.0 < 64 {
             problems.at("max_uri_bytes", "max_uri_bytes must be at least 64");
         }
+        if self.server.send_timeout.0.is_zero() {
+            problems.at("send_timeout", "send_timeout must be above zero");
+        }
         if self.upstream.connect_timeout.0.is_zero() {
             problems.at("connect_timeout", "connect_timeout must be above zero");
         }
@@ -629,6 +635,9 @@ fn d10s() -> HumanDuration {
 fn d30s() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
 }
+fn d60s() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
 fn d90s() -> HumanDuration {
     HumanDuration(Duration::from_secs(90))
 }
@@ -673,6 +682,7 @@ impl Default for ServerConfig {
         Self {
             shutdown_grace: d30s(),
             header_read_timeout: d10s(),
+            send_timeout: d60s(),
             max_header_bytes: default_max_header_bytes(),
             max_uri_bytes: default_max_uri_bytes(),
             http2_max_concurrent_streams: default_h2_streams(),

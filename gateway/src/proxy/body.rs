@@ -5,6 +5,7 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -12,6 +13,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::audit::tap::{AuditedBody, RequestTap};
+use crate::deadline::{LazyTimer, StallWatch};
 
 /// Why a request body stopped.
 #[derive(Debug, thiserror::Error)]
@@ -153,8 +155,8 @@ impl Body for RequestBody {
 /// What the gateway sends back to the caller.
 #[derive(Debug)]
 pub enum ResponseBody {
-    /// The upstream's body, streamed as it arrives (HTTP/2 upstreams).
-    Upstream(Incoming),
+    /// The upstream's body, streamed as it arrives (HTTP/2 upstreams; boxed: rare next to HTTP/1.1).
+    Upstream(Box<Http2Body>),
     /// An HTTP/1.1 upstream's body, whose connection returns to the pool when it ends.
     Pooled(super::h1::PooledBody),
     /// A body the gateway produced (errors, gateway endpoints).
@@ -173,6 +175,9 @@ pub enum ResponseBodyError {
     /// An HTTP/1.1 upstream's body broke off or was malformed.
     #[error(transparent)]
     UpstreamHttp1(#[from] super::h1::BodyError),
+    /// An HTTP/2 upstream sent part of the body and then nothing for the service's request timeout.
+    #[error("the upstream paused its response body for longer than the request timeout ({0:?})")]
+    UpstreamStalled(Duration),
     /// A sync service's record could not be made durable: the response is not completed.
     #[error("the audit record of this exchange could not be written; the response is withheld")]
     AuditUnavailable,
@@ -184,12 +189,33 @@ impl ResponseBody {
     }
 }
 
-fn upstream<T>(polled: Poll<Option<Result<T, hyper::Error>>>) -> Poll<Option<Result<T, ResponseBodyError>>> {
-    match polled {
-        Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(ResponseBodyError::Upstream(e)))),
-        Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-        Poll::Ready(None) => Poll::Ready(None),
-        Poll::Pending => Poll::Pending,
+/// An HTTP/2 upstream's body, which must keep coming like an HTTP/1.1 one: a pause longer than the service's
+/// request timeout ends it with [`ResponseBodyError::UpstreamStalled`].
+#[derive(Debug)]
+pub struct Http2Body {
+    incoming: Incoming,
+    stall: StallWatch,
+    timer: LazyTimer,
+}
+
+impl Http2Body {
+    pub fn new(incoming: Incoming, timeout: Duration) -> Self {
+        Http2Body { incoming, stall: StallWatch::new(timeout), timer: LazyTimer::default() }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
+        match Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(ResponseBodyError::Upstream(e)))),
+            Poll::Ready(Some(Ok(frame))) => {
+                self.stall.progressed();
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending if self.stall.poll_expired(&mut self.timer, cx) => {
+                Poll::Ready(Some(Err(ResponseBodyError::UpstreamStalled(self.stall.timeout()))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -199,7 +225,7 @@ impl Body for ResponseBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
-            ResponseBody::Upstream(b) => upstream(Pin::new(b).poll_frame(cx)),
+            ResponseBody::Upstream(b) => b.poll_frame(cx),
             ResponseBody::Pooled(b) => match Pin::new(b).poll_frame(cx) {
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(ResponseBodyError::UpstreamHttp1(e)))),
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
@@ -219,7 +245,7 @@ impl Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ResponseBody::Upstream(b) => b.is_end_stream(),
+            ResponseBody::Upstream(b) => b.incoming.is_end_stream(),
             ResponseBody::Pooled(b) => b.is_end_stream(),
             ResponseBody::Full(b) => b.is_end_stream(),
             ResponseBody::Metered(b) => b.is_end_stream(),
@@ -229,7 +255,7 @@ impl Body for ResponseBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Upstream(b) => b.size_hint(),
+            ResponseBody::Upstream(b) => b.incoming.size_hint(),
             ResponseBody::Pooled(b) => b.size_hint(),
             ResponseBody::Full(b) => b.size_hint(),
             ResponseBody::Metered(b) => b.size_hint(),

@@ -195,6 +195,8 @@ fn http1_outcome(
         }
         Err(h1::SendError::Exchange(h1::ExchangeError::RequestBody(e))) => Err(Failure::Request(body_fault(&e))),
         Err(h1::SendError::Timeout) => Err(Failure::Timeout),
+        // The caller's fault, not the endpoint's: no failure is recorded against it.
+        Err(h1::SendError::CallerStalled(timeout)) => Err(Failure::Request(GatewayError::BodyTimeout { timeout })),
         Err(h1::SendError::Exchange(e)) => {
             tracing::debug!(service = %service.key, error = %e, "upstream exchange failed");
             Err(Failure::Upstream {
@@ -212,7 +214,10 @@ async fn http2_exchange(
     request: Request<RequestBody>,
 ) -> Result<Response<ResponseBody>, Failure> {
     match client.request(request).await {
-        Ok(response) => Ok(response.map(ResponseBody::Upstream)),
+        Ok(response) => {
+            let timeout = service.pool.spec.request_timeout;
+            Ok(response.map(|incoming| ResponseBody::Upstream(Box::new(body::Http2Body::new(incoming, timeout)))))
+        }
         Err(e) => Err(request_fault(&e).map(Failure::Request).unwrap_or_else(|| Failure::Upstream {
             error: map_client_error(service, &service.pool, &e),
             nothing_sent: e.is_connect(),

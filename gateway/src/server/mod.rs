@@ -164,6 +164,7 @@ impl Gateway {
         let builder = Arc::new(connection_builder(&config));
         let http1 = http1::Settings {
             header_read_timeout: config.server.header_read_timeout.0,
+            send_timeout: config.server.send_timeout.0,
             largest_head: (config.server.max_header_bytes.0 + config.server.max_uri_bytes.0) as usize,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -356,7 +357,7 @@ async fn accept_loop(
                                 let downstream = Downstream::new(peer, "https", Some(certificate));
                                 let service = GatewayService::new(shared, downstream);
                                 let served = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                                    http1::Served::Handoff(http1::Prefixed::new(bytes::Bytes::new(), stream))
+                                    http1::Served::Handoff(http1::Prefixed::new(bytes::Bytes::new(), stream, http1.send_timeout))
                                 } else {
                                     http1::serve(stream, &service, http1, &shutdown).await
                                 };

@@ -35,7 +35,7 @@ use tokio_util::io::poll_read_buf;
 
 use super::body::{RequestBody, RequestBodyError};
 use super::upstream::{Endpoint, UpstreamPool};
-use crate::deadline::LazyTimer;
+use crate::deadline::{LazyTimer, StallWatch};
 use decode::{DecodeError, Decoder, Step};
 use encode::Framing;
 pub use encode::GatewayFields;
@@ -87,6 +87,8 @@ pub enum SendError {
     Exchange(ExchangeError),
     /// The response head had not arrived by the request's deadline.
     Timeout,
+    /// The caller's body paused for longer than the request timeout (the upstream was waiting for it).
+    CallerStalled(Duration),
 }
 
 /// Why a response body broke off.
@@ -94,6 +96,9 @@ pub enum SendError {
 pub enum BodyError {
     #[error("reading the response body failed: {0}")]
     Read(io::Error),
+    /// The upstream sent part of the body and then nothing for the service's request timeout.
+    #[error("the upstream paused its response body for longer than the request timeout ({0:?})")]
+    Stalled(Duration),
     #[error(transparent)]
     Decode(#[from] DecodeError),
 }
@@ -269,18 +274,26 @@ pub async fn send(
         encode::head(parts, &endpoint.base_path, &endpoint.host_header, &gateway, framing, &mut connection.write_buf);
         let mut timer = std::mem::take(&mut connection.timer);
         let mut exchange = Exchange::new(&mut connection, &mut body, framing, empty, head_request);
+        // A body-less request has its head by `deadline`. With a body, the request timeout runs from the last
+        // progress while the body is being sent (the caller's or the upstream's pause), then from the moment it
+        // was all sent: a long upload is not cut off by a timeout meant for the upstream's answer.
+        let timeout = pool.spec.request_timeout;
         let exchanged = poll_fn(|cx| match exchange.poll(cx) {
             Poll::Ready(done) => Poll::Ready(Some(done)),
-            Poll::Pending if timer.poll_expired(deadline, cx) => Poll::Ready(None),
+            Poll::Pending if timer.poll_expired(exchange.progress_at.map_or(deadline, |at| at + timeout), cx) => {
+                Poll::Ready(None)
+            }
             Poll::Pending => Poll::Pending,
         })
         .await;
         let received_any = exchange.received_any();
         let wrote_any = exchange.wrote_any;
         let finished_writing = exchange.finished_writing();
+        let caller_stalled = exchange.waiting_for_caller();
         connection.timer = timer;
         let Some(exchanged) = exchanged else {
-            return Err(SendError::Timeout); // the connection, mid-exchange, is dropped (closed)
+            // The connection, mid-exchange, is dropped (closed).
+            return Err(if caller_stalled { SendError::CallerStalled(timeout) } else { SendError::Timeout });
         };
         match exchanged {
             Ok(head) => {
@@ -333,6 +346,9 @@ struct Exchange<'a> {
     large_end: &'static [u8],
     body_bytes: u64,
     wrote_any: bool,
+    /// With a body: when the body last moved (a frame from the caller, bytes to the upstream, the end sent).
+    /// `None` for a body-less request, which reads no clock here.
+    progress_at: Option<tokio::time::Instant>,
 }
 
 impl<'a> Exchange<'a> {
@@ -355,11 +371,24 @@ impl<'a> Exchange<'a> {
             large_end: b"",
             body_bytes: 0,
             wrote_any: false,
+            progress_at: (!empty).then(tokio::time::Instant::now),
         }
     }
 
     fn finished_writing(&self) -> bool {
         self.sending == Sending::Done
+    }
+
+    /// Whether everything the caller sent so far is written and the exchange waits for more of its body.
+    fn waiting_for_caller(&self) -> bool {
+        self.sending == Sending::Body && self.large.is_none() && self.written >= self.connection.write_buf.len()
+    }
+
+    /// The body moved on: the request timeout starts again.
+    fn progressed(&mut self) {
+        if self.progress_at.is_some() {
+            self.progress_at = Some(tokio::time::Instant::now());
+        }
     }
 
     fn received_any(&self) -> bool {
@@ -399,6 +428,7 @@ impl<'a> Exchange<'a> {
                         if let Ok(data) = frame.into_data() {
                             self.queue(data)?;
                         }
+                        self.progressed();
                         continue;
                     }
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(ExchangeError::RequestBody(e))),
@@ -418,6 +448,7 @@ impl<'a> Exchange<'a> {
                     Poll::Ready(Ok(n)) => {
                         self.written += n;
                         self.wrote_any = true;
+                        self.progressed();
                         continue;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(ExchangeError::Write(e))),
@@ -433,6 +464,9 @@ impl<'a> Exchange<'a> {
                     }
                     Poll::Ready(Ok(n)) => {
                         self.wrote_any = true;
+                        if let Some(at) = self.progress_at.as_mut() {
+                            *at = tokio::time::Instant::now();
+                        }
                         large.advance(n);
                         if large.is_empty() {
                             self.large = None;
@@ -456,6 +490,7 @@ impl<'a> Exchange<'a> {
                 Sending::Queued => match Pin::new(&mut connection.stream).poll_flush(cx) {
                     Poll::Ready(Ok(())) => {
                         self.sending = Sending::Done;
+                        self.progressed(); // all sent: the wait for the response head starts now
                         Poll::Ready(Ok(()))
                     }
                     Poll::Ready(Err(e)) => Poll::Ready(Err(ExchangeError::Write(e))),
@@ -511,6 +546,8 @@ pub struct PooledBody {
     reusable: bool,
     pool: Arc<UpstreamPool>,
     index: usize,
+    /// The pause allowed while the body waits for more bytes (the service's request timeout).
+    stall: StallWatch,
 }
 
 impl std::fmt::Debug for PooledBody {
@@ -527,7 +564,8 @@ impl PooledBody {
         pool: Arc<UpstreamPool>,
         index: usize,
     ) -> Self {
-        let mut body = Self { connection: Some(connection), decoder, reusable, pool, index };
+        let stall = StallWatch::new(pool.spec.request_timeout);
+        let mut body = Self { connection: Some(connection), decoder, reusable, pool, index, stall };
         if body.decoder.is_done() {
             body.release(); // empty bodies (204, HEAD) may never be polled
         }
@@ -578,12 +616,20 @@ impl Body for PooledBody {
                         Err(e) => Poll::Ready(Some(Err(e.into()))),
                     };
                 }
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(_)) => this.stall.progressed(),
                 Poll::Ready(Err(e)) => {
                     this.connection = None;
                     return Poll::Ready(Some(Err(BodyError::Read(e))));
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // Like the response head, the body must keep coming: a pause longer than the request timeout
+                    // ends it with an error (the caller sees the response cut off, the connection is closed).
+                    if this.stall.poll_expired(&mut connection.timer, cx) {
+                        this.connection = None;
+                        return Poll::Ready(Some(Err(BodyError::Stalled(this.stall.timeout()))));
+                    }
+                    return Poll::Pending;
+                }
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod request;
 pub mod response;
 
 use std::future::{poll_fn, Future};
+use std::io;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -28,7 +29,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::io::poll_read_buf;
 
-use crate::deadline::LazyTimer;
+use crate::deadline::{LazyTimer, StallWatch};
 use crate::proxy::body::{ResponseBody, ResponseBodyError};
 use crate::stack::GatewayService;
 pub use prefixed::Prefixed;
@@ -45,6 +46,8 @@ const COPY_AT_MOST: usize = 64 * 1024;
 pub struct Settings {
     /// How long a request head may take to arrive, counted from when the wait starts.
     pub header_read_timeout: Duration,
+    /// How long a caller may take none of its response before the connection is closed.
+    pub send_timeout: Duration,
     /// A head still incomplete after this many bytes goes to hyper, which answers it with the usual limits.
     pub largest_head: usize,
 }
@@ -76,7 +79,9 @@ where
         let request = loop {
             match request::head(&mut read_buf, settings.largest_head) {
                 Parsed::Request(request) => break request,
-                Parsed::Handoff => return Served::Handoff(Prefixed::new(read_buf.freeze(), io)),
+                Parsed::Handoff => {
+                    return Served::Handoff(Prefixed::new(read_buf.freeze(), io, settings.send_timeout));
+                }
                 Parsed::Partial => {}
             }
             let waited = poll_fn(|cx| {
@@ -119,7 +124,8 @@ where
         };
 
         let close = stop.is_set();
-        match write_response(&mut io, &mut write_buf, response, close).await {
+        let mut send = SendWatch::new(settings.send_timeout, &mut deadline.timer);
+        match write_response(&mut io, &mut write_buf, response, close, &mut send).await {
             Ok(true) if !close => {}
             Ok(_) => {
                 let _ = io.shutdown().await;
@@ -142,6 +148,7 @@ async fn write_response<I: AsyncWrite + Unpin>(
     write_buf: &mut Vec<u8>,
     response: Response<ResponseBody>,
     close: bool,
+    send: &mut SendWatch<'_>,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
     let (parts, mut body) = response.into_parts();
     write_buf.clear();
@@ -153,7 +160,7 @@ async fn write_response<I: AsyncWrite + Unpin>(
                 Some(frame) => frame,
                 None => {
                     // Not ready: what is written so far goes out while the body is awaited.
-                    flush(io, write_buf).await?;
+                    flush(io, write_buf, send).await?;
                     poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
                 }
             };
@@ -162,20 +169,20 @@ async fn write_response<I: AsyncWrite + Unpin>(
             if data.len() > COPY_AT_MOST {
                 // Written from where it lies: only the framing goes through the buffer.
                 let take = encoder.begin_direct(write_buf, data.len());
-                flush(io, write_buf).await?;
-                io.write_all(&data[..take]).await?;
+                flush(io, write_buf, send).await?;
+                write_all(io, &data[..take], send).await?;
                 encoder.end_direct(write_buf);
             } else {
                 encoder.data(write_buf, &data);
                 if write_buf.len() >= COPY_AT_MOST {
-                    flush(io, write_buf).await?;
+                    flush(io, write_buf, send).await?;
                 }
             }
         }
         encoder.finish(write_buf);
     }
     drop(body);
-    flush(io, write_buf).await?;
+    flush(io, write_buf, send).await?;
     Ok(!encoder.is_broken())
 }
 
@@ -200,12 +207,69 @@ fn poll_now(body: &mut ResponseBody) -> Option<Option<Result<Frame<bytes::Bytes>
     }
 }
 
-async fn flush<I: AsyncWrite + Unpin>(io: &mut I, buf: &mut Vec<u8>) -> std::io::Result<()> {
+/// Writes out `buf` (then empty) and flushes, within the send timeout.
+async fn flush<I: AsyncWrite + Unpin>(io: &mut I, buf: &mut Vec<u8>, send: &mut SendWatch<'_>) -> io::Result<()> {
     if !buf.is_empty() {
-        io.write_all(buf).await?;
+        write_all(io, buf, send).await?;
         buf.clear();
     }
-    io.flush().await
+    poll_fn(|cx| match Pin::new(&mut *io).poll_flush(cx) {
+        Poll::Pending => send.poll_pending(cx),
+        done => done,
+    })
+    .await
+}
+
+/// Writes all of `bytes`, within the send timeout.
+async fn write_all<I: AsyncWrite + Unpin>(io: &mut I, mut bytes: &[u8], send: &mut SendWatch<'_>) -> io::Result<()> {
+    poll_fn(|cx| {
+        while !bytes.is_empty() {
+            match Pin::new(&mut *io).poll_write(cx, bytes) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    bytes = &bytes[n..];
+                    send.progressed();
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return send.poll_pending(cx),
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await
+}
+
+/// The send timeout of one response: a caller that takes no byte of it for `server.send_timeout` (it stopped
+/// reading, its window stays shut) is cut off, as nginx's `send_timeout` does. The connection's head-read
+/// timer is borrowed (the two waits never overlap).
+struct SendWatch<'a> {
+    stall: StallWatch,
+    timer: &'a mut LazyTimer,
+}
+
+impl<'a> SendWatch<'a> {
+    fn new(timeout: Duration, timer: &'a mut LazyTimer) -> Self {
+        Self { stall: StallWatch::new(timeout), timer }
+    }
+
+    fn progressed(&mut self) {
+        self.stall.progressed();
+    }
+
+    /// The write is pending: still `Pending`, or a `TimedOut` error once the caller has taken nothing for the
+    /// whole timeout.
+    fn poll_pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if self.stall.poll_expired(self.timer, cx) {
+            return Poll::Ready(Err(send_timed_out(self.stall.timeout())));
+        }
+        Poll::Pending
+    }
+}
+
+/// The error a write that waited out `server.send_timeout` ends with.
+pub fn send_timed_out(timeout: Duration) -> io::Error {
+    let message = format!("the caller took none of the response for {timeout:?} (server.send_timeout)");
+    io::Error::new(io::ErrorKind::TimedOut, message)
 }
 
 /// Whether shutdown has begun. The task registers for the shutdown signal once; after that a lock-free look at
