@@ -37,33 +37,24 @@ impl LazyTimer {
     }
 }
 
-/// A wait that may last at most `timeout` after the last progress: the pause allowed within a body or a write.
-/// The clock is read only when a wait begins (the first pending poll after progress), never while bytes flow.
-#[derive(Debug)]
+/// A wait that may last at most a given timeout after the last progress: the pause allowed within a body or a
+/// write. The clock is read only when a wait begins (the first pending poll after progress), never while bytes
+/// flow. The timeout is passed in on each poll (it lives in the configuration, not in every watch).
+#[derive(Debug, Default)]
 pub struct StallWatch {
-    timeout: Duration,
     /// While waiting: when the wait runs out. `None` while bytes flow.
     deadline: Option<Instant>,
 }
 
 impl StallWatch {
-    pub fn new(timeout: Duration) -> Self {
-        Self { timeout, deadline: None }
-    }
-
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Bytes moved: the next wait starts afresh.
     pub fn progressed(&mut self) {
         self.deadline = None;
     }
 
-    /// Called when the watched operation is pending: whether the wait has lasted the whole timeout; if not, the
+    /// Called when the watched operation is pending: whether the wait has lasted the whole `timeout`; if not, the
     /// task is woken by `timer` when it would.
-    pub fn poll_expired(&mut self, timer: &mut LazyTimer, cx: &mut Context<'_>) -> bool {
-        let timeout = self.timeout;
+    pub fn poll_expired(&mut self, timeout: Duration, timer: &mut LazyTimer, cx: &mut Context<'_>) -> bool {
         let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + timeout);
         timer.poll_expired(deadline, cx)
     }

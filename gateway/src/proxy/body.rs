@@ -194,13 +194,14 @@ impl ResponseBody {
 #[derive(Debug)]
 pub struct Http2Body {
     incoming: Incoming,
+    timeout: Duration,
     stall: StallWatch,
     timer: LazyTimer,
 }
 
 impl Http2Body {
     pub fn new(incoming: Incoming, timeout: Duration) -> Self {
-        Http2Body { incoming, stall: StallWatch::new(timeout), timer: LazyTimer::default() }
+        Http2Body { incoming, timeout, stall: StallWatch::default(), timer: LazyTimer::default() }
     }
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
@@ -211,8 +212,8 @@ impl Http2Body {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending if self.stall.poll_expired(&mut self.timer, cx) => {
-                Poll::Ready(Some(Err(ResponseBodyError::UpstreamStalled(self.stall.timeout()))))
+            Poll::Pending if self.stall.poll_expired(self.timeout, &mut self.timer, cx) => {
+                Poll::Ready(Some(Err(ResponseBodyError::UpstreamStalled(self.timeout))))
             }
             Poll::Pending => Poll::Pending,
         }

@@ -112,6 +112,9 @@ pub struct Connection {
     idle_since: Instant,
     /// Watches each exchange's deadline (re-armed lazily: no timer is set per request).
     timer: LazyTimer,
+    /// The pause allowed while a response body waits for more bytes (the service's request timeout). Kept
+    /// here, in the boxed connection, so that the response body that moves through the stack stays small.
+    body_stall: StallWatch,
 }
 
 impl Connection {
@@ -122,6 +125,7 @@ impl Connection {
             write_buf: Vec::with_capacity(1024),
             idle_since: Instant::now(),
             timer: LazyTimer::default(),
+            body_stall: StallWatch::default(),
         }
     }
 
@@ -271,6 +275,7 @@ pub async fn send(
             return Err(SendError::Timeout);
         };
         connection.write_buf.clear();
+        connection.body_stall.progressed(); // a pause of an earlier response is not this one's
         encode::head(parts, &endpoint.base_path, &endpoint.host_header, &gateway, framing, &mut connection.write_buf);
         let mut timer = std::mem::take(&mut connection.timer);
         let mut exchange = Exchange::new(&mut connection, &mut body, framing, empty, head_request);
@@ -546,8 +551,6 @@ pub struct PooledBody {
     reusable: bool,
     pool: Arc<UpstreamPool>,
     index: usize,
-    /// The pause allowed while the body waits for more bytes (the service's request timeout).
-    stall: StallWatch,
 }
 
 impl std::fmt::Debug for PooledBody {
@@ -564,8 +567,7 @@ impl PooledBody {
         pool: Arc<UpstreamPool>,
         index: usize,
     ) -> Self {
-        let stall = StallWatch::new(pool.spec.request_timeout);
-        let mut body = Self { connection: Some(connection), decoder, reusable, pool, index, stall };
+        let mut body = Self { connection: Some(connection), decoder, reusable, pool, index };
         if body.decoder.is_done() {
             body.release(); // empty bodies (204, HEAD) may never be polled
         }
@@ -616,7 +618,7 @@ impl Body for PooledBody {
                         Err(e) => Poll::Ready(Some(Err(e.into()))),
                     };
                 }
-                Poll::Ready(Ok(_)) => this.stall.progressed(),
+                Poll::Ready(Ok(_)) => connection.body_stall.progressed(),
                 Poll::Ready(Err(e)) => {
                     this.connection = None;
                     return Poll::Ready(Some(Err(BodyError::Read(e))));
@@ -624,9 +626,10 @@ impl Body for PooledBody {
                 Poll::Pending => {
                     // Like the response head, the body must keep coming: a pause longer than the request timeout
                     // ends it with an error (the caller sees the response cut off, the connection is closed).
-                    if this.stall.poll_expired(&mut connection.timer, cx) {
+                    let timeout = this.pool.spec.request_timeout;
+                    if connection.body_stall.poll_expired(timeout, &mut connection.timer, cx) {
                         this.connection = None;
-                        return Poll::Ready(Some(Err(BodyError::Stalled(this.stall.timeout()))));
+                        return Poll::Ready(Some(Err(BodyError::Stalled(timeout))));
                     }
                     return Poll::Pending;
                 }

@@ -243,13 +243,14 @@ async fn write_all<I: AsyncWrite + Unpin>(io: &mut I, mut bytes: &[u8], send: &m
 /// reading, its window stays shut) is cut off, as nginx's `send_timeout` does. The connection's head-read
 /// timer is borrowed (the two waits never overlap).
 struct SendWatch<'a> {
+    timeout: Duration,
     stall: StallWatch,
     timer: &'a mut LazyTimer,
 }
 
 impl<'a> SendWatch<'a> {
     fn new(timeout: Duration, timer: &'a mut LazyTimer) -> Self {
-        Self { stall: StallWatch::new(timeout), timer }
+        Self { timeout, stall: StallWatch::default(), timer }
     }
 
     fn progressed(&mut self) {
@@ -259,8 +260,8 @@ impl<'a> SendWatch<'a> {
     /// The write is pending: still `Pending`, or a `TimedOut` error once the caller has taken nothing for the
     /// whole timeout.
     fn poll_pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        if self.stall.poll_expired(self.timer, cx) {
-            return Poll::Ready(Err(send_timed_out(self.stall.timeout())));
+        if self.stall.poll_expired(self.timeout, self.timer, cx) {
+            return Poll::Ready(Err(send_timed_out(self.timeout)));
         }
         Poll::Pending
     }

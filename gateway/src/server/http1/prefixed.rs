@@ -18,13 +18,14 @@ use crate::deadline::{LazyTimer, StallWatch};
 pub struct Prefixed<I> {
     prefix: Bytes,
     io: I,
+    send_timeout: Duration,
     send: StallWatch,
     timer: LazyTimer,
 }
 
 impl<I> Prefixed<I> {
     pub fn new(prefix: Bytes, io: I, send_timeout: Duration) -> Self {
-        Self { prefix, io, send: StallWatch::new(send_timeout), timer: LazyTimer::default() }
+        Self { prefix, io, send_timeout, send: StallWatch::default(), timer: LazyTimer::default() }
     }
 
     pub fn get_ref(&self) -> &I {
@@ -35,8 +36,8 @@ impl<I> Prefixed<I> {
     /// starts the next wait afresh.
     fn watch<T>(&mut self, polled: Poll<io::Result<T>>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         match polled {
-            Poll::Pending if self.send.poll_expired(&mut self.timer, cx) => {
-                Poll::Ready(Err(super::send_timed_out(self.send.timeout())))
+            Poll::Pending if self.send.poll_expired(self.send_timeout, &mut self.timer, cx) => {
+                Poll::Ready(Err(super::send_timed_out(self.send_timeout)))
             }
             Poll::Pending => Poll::Pending,
             ready => {
