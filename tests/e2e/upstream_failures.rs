@@ -213,7 +213,8 @@ async fn body_length_upstream() -> Upstream {
 }
 
 /// A caller whose body stops halfway gets 408 `request.body_timeout` once the pause passes the request
-/// timeout, and it is the caller's fault, not the upstream's: no endpoint is ejected for it.
+/// timeout, and it is the caller's fault, not the upstream's: no endpoint is ejected for it. HTTP/1.1 and
+/// HTTP/2 upstreams alike.
 #[tokio::test]
 async fn caller_body_stalling_is_408_and_ejects_no_endpoint() {
     let (first, second) = (body_length_upstream().await, body_length_upstream().await);
@@ -222,56 +223,70 @@ async fn caller_body_stalling_is_408_and_ejects_no_endpoint() {
             docs::opd("dinkes"),
             docs::service(
                 "dinkes",
-                "unggah",
+                "h1",
                 &[first.url(), second.url()],
                 "request_timeout = \"400ms\"\nload_balance = \"round_robin\"\neject_after_failures = 1\neject_for = \"60s\"",
+                "",
+            ),
+            docs::service(
+                "dinkes",
+                "h2",
+                &[first.url(), second.url()],
+                "request_timeout = \"400ms\"\nload_balance = \"round_robin\"\neject_after_failures = 1\neject_for = \"60s\"\nhttp2 = true",
                 "",
             ),
         ],
         "",
     )
     .await;
-    for _ in 0..2 {
-        // Two stalled callers: with eject_after_failures = 1, each endpoint would be ejected if they counted.
-        let started = Instant::now();
-        let raw = penghubung_tests::raw_exchange(
-            gw.addr,
-            b"POST /dinkes/unggah/v1/berkas HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nbaru sepuluh",
-        )
-        .await;
-        let took = started.elapsed();
-        assert_eq!(penghubung_tests::raw_status(&raw), 408, "{raw}");
-        assert!(raw.contains("request.body_timeout"), "{raw}");
-        assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(4), "{took:?}");
+    for service in ["h1", "h2"] {
+        for _ in 0..2 {
+            // Two stalled callers: with eject_after_failures = 1, each endpoint would be ejected if they counted.
+            let started = Instant::now();
+            let head = format!("POST /dinkes/{service}/v1/berkas HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n");
+            let raw = penghubung_tests::raw_exchange(gw.addr, format!("{head}baru sepuluh").as_bytes()).await;
+            let took = started.elapsed();
+            assert_eq!(penghubung_tests::raw_status(&raw), 408, "{service}: {raw}");
+            assert!(raw.contains("request.body_timeout"), "{service}: {raw}");
+            assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(4), "{service}: {took:?}");
+        }
+        let (before_first, before_second) = (first.hits(), second.hits());
+        let client = http1_client();
+        for i in 0..6 {
+            let url = format!("{}/dinkes/{service}/v1/{i}", gw.url);
+            let r = send(&client, Request::post(url).body(full("lengkap")).unwrap()).await;
+            assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "7"), "{service}: request {i}");
+        }
+        assert_eq!(first.hits() - before_first, 3, "{service}: both endpoints still take traffic");
+        assert_eq!(second.hits() - before_second, 3, "{service}: both endpoints still take traffic");
     }
-    let (before_first, before_second) = (first.hits(), second.hits());
-    let client = http1_client();
-    for i in 0..6 {
-        let r = send(&client, Request::post(format!("{}/dinkes/unggah/v1/{i}", gw.url)).body(full("lengkap")).unwrap())
-            .await;
-        assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "7"), "request {i}");
-    }
-    assert_eq!(first.hits() - before_first, 3, "both endpoints still take traffic");
-    assert_eq!(second.hits() - before_second, 3, "both endpoints still take traffic");
 }
 
 /// An upload that keeps coming, pause by pause shorter than the request timeout, passes whole although it
-/// takes longer than the timeout in all: the timeout for the answer starts once the body is sent.
+/// takes longer than the timeout in all: the timeout for the answer starts once the body is sent. HTTP/1.1 and
+/// HTTP/2 upstreams alike.
 #[tokio::test]
 async fn slow_upload_within_the_timeout_passes_whole() {
     let up = body_length_upstream().await;
     let gw = TestGateway::start(
-        &[docs::opd("dinkes"), docs::service("dinkes", "unggah", &[up.url()], "request_timeout = \"400ms\"", "")],
+        &[
+            docs::opd("dinkes"),
+            docs::service("dinkes", "h1", &[up.url()], "request_timeout = \"400ms\"", ""),
+            docs::service("dinkes", "h2", &[up.url()], "request_timeout = \"400ms\"\nhttp2 = true", ""),
+        ],
         "",
     )
     .await;
-    let pause = Duration::from_millis(150);
-    let chunks = vec![(Duration::ZERO, "0123456789"), (pause, "0123456789"), (pause, "0123456789")];
-    let chunks = [chunks.clone(), chunks].concat();
-    let started = Instant::now();
-    let request =
-        Request::post(format!("{}/dinkes/unggah/v1/berkas", gw.url)).body(PausingBody::new(chunks).boxed()).unwrap();
-    let r = send(&http1_client(), request).await;
-    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "60"));
-    assert!(started.elapsed() >= Duration::from_millis(600), "{:?}", started.elapsed());
+    for service in ["h1", "h2"] {
+        let pause = Duration::from_millis(150);
+        let chunks = vec![(Duration::ZERO, "0123456789"), (pause, "0123456789"), (pause, "0123456789")];
+        let chunks = [chunks.clone(), chunks].concat();
+        let started = Instant::now();
+        let request = Request::post(format!("{}/dinkes/{service}/v1/berkas", gw.url))
+            .body(PausingBody::new(chunks).boxed())
+            .unwrap();
+        let r = send(&http1_client(), request).await;
+        assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "60"), "{service}");
+        assert!(started.elapsed() >= Duration::from_millis(600), "{service}: {:?}", started.elapsed());
+    }
 }

@@ -4,6 +4,8 @@
 //! gateway wrote itself, or one of those inside an [`AuditedBody`]. Without an audit trail nothing else runs.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -68,11 +70,13 @@ pub struct RequestBody {
     seen: u64,
     /// Digest and NIK scan for the audit record.
     tap: Option<Box<RequestTap>>,
+    /// Told how the body moves, when an HTTP/2 exchange times the upload ([`RequestBody::watch_upload`]).
+    upload: Option<Arc<UploadProgress>>,
 }
 
 impl RequestBody {
     pub fn new(inner: Inbound, limit: u64, tap: Option<Box<RequestTap>>) -> Self {
-        let mut body = Self { inner: Some(inner), buffered: None, limit, seen: 0, tap };
+        let mut body = Self { inner: Some(inner), buffered: None, limit, seen: 0, tap, upload: None };
         if let Some(tap) = body.tap.as_mut().filter(|_| body.inner.as_ref().is_some_and(Body::is_end_stream)) {
             tap.finish(); // a body-less request is never polled
         }
@@ -81,8 +85,8 @@ impl RequestBody {
 
     /// A body that was read whole before forwarding (a contract checked it); the tap sees it as it is sent.
     pub fn buffered(bytes: Bytes, tap: Option<Box<RequestTap>>) -> Self {
-        let mut body =
-            Self { inner: None, buffered: Some(bytes).filter(|b| !b.is_empty()), limit: u64::MAX, seen: 0, tap };
+        let buffered = Some(bytes).filter(|b| !b.is_empty());
+        let mut body = Self { inner: None, buffered, limit: u64::MAX, seen: 0, tap, upload: None };
         if let Some(tap) = body.tap.as_mut().filter(|_| body.buffered.is_none()) {
             tap.finish();
         }
@@ -91,7 +95,56 @@ impl RequestBody {
 
     /// An empty body (used to re-send a body-less request to another endpoint).
     pub fn empty() -> Self {
-        Self { inner: None, buffered: None, limit: 0, seen: 0, tap: None }
+        Self { inner: None, buffered: None, limit: 0, seen: 0, tap: None, upload: None }
+    }
+
+    /// From now on the body reports how it moves (for a client that polls it in another task, as hyper's
+    /// HTTP/2 client does).
+    pub fn watch_upload(&mut self) -> Arc<UploadProgress> {
+        Arc::clone(self.upload.get_or_insert_with(|| Arc::new(UploadProgress::new())))
+    }
+
+    fn moved(&self, done: bool) {
+        if let Some(upload) = &self.upload {
+            upload.moved(done);
+        }
+    }
+}
+
+/// How an upload is going, told by the body to the exchange that times it: whether it waits for the caller,
+/// and when it last moved.
+#[derive(Debug)]
+pub struct UploadProgress {
+    start: tokio::time::Instant,
+    /// Milliseconds after `start` of the last frame (or of the end).
+    moved_ms: AtomicU64,
+    /// [`UPLOAD_SENDING`], [`UPLOAD_WAITING_FOR_CALLER`] or [`UPLOAD_DONE`].
+    state: AtomicU8,
+}
+
+const UPLOAD_SENDING: u8 = 0;
+const UPLOAD_WAITING_FOR_CALLER: u8 = 1;
+const UPLOAD_DONE: u8 = 2;
+
+impl UploadProgress {
+    fn new() -> Self {
+        Self { start: tokio::time::Instant::now(), moved_ms: AtomicU64::new(0), state: AtomicU8::new(UPLOAD_SENDING) }
+    }
+
+    fn moved(&self, done: bool) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.moved_ms.store(ms, Ordering::Relaxed);
+        self.state.store(if done { UPLOAD_DONE } else { UPLOAD_SENDING }, Ordering::Relaxed);
+    }
+
+    /// Whether everything the caller sent has been taken and the body waits for more from the caller.
+    pub fn waiting_for_caller(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == UPLOAD_WAITING_FOR_CALLER
+    }
+
+    /// When the current wait runs out: `timeout` after the body last moved.
+    pub fn deadline(&self, timeout: Duration) -> tokio::time::Instant {
+        self.start + Duration::from_millis(self.moved_ms.load(Ordering::Relaxed)) + timeout
     }
 }
 
@@ -106,9 +159,11 @@ impl Body for RequestBody {
                 tap.observe(&bytes);
                 tap.finish();
             }
+            this.moved(true);
             return Poll::Ready(Some(Ok(Frame::data(bytes))));
         }
         let Some(inner) = this.inner.as_mut() else {
+            this.moved(true);
             return Poll::Ready(None);
         };
         match Pin::new(inner).poll_frame(cx) {
@@ -126,6 +181,7 @@ impl Body for RequestBody {
                         }
                     }
                 }
+                this.moved(this.inner.as_ref().is_some_and(Body::is_end_stream));
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(RequestBodyError::Client(e)))),
@@ -133,9 +189,15 @@ impl Body for RequestBody {
                 if let Some(tap) = this.tap.as_mut() {
                     tap.finish();
                 }
+                this.moved(true);
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if let Some(upload) = &this.upload {
+                    upload.state.store(UPLOAD_WAITING_FOR_CALLER, Ordering::Relaxed);
+                }
+                Poll::Pending
+            }
         }
     }
 

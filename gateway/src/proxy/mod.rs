@@ -8,12 +8,17 @@ pub mod headers;
 pub mod upstream;
 
 use std::error::Error as StdError;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use http::header::{HeaderValue, ACCEPT_ENCODING, HOST};
 use http::{request, Method, Request, Response, Uri, Version};
 
+use crate::deadline::LazyTimer;
 use crate::error::GatewayError;
 use crate::policy::Permit;
 use crate::snapshot::{ClientEntry, CompiledService};
@@ -136,10 +141,14 @@ pub async fn forward(
                     clone_parts(&parts)
                 };
                 head.uri = uri;
-                let request = Request::from_parts(head, body);
-                let exchange =
-                    tokio::time::timeout(pool.spec.request_timeout, http2_exchange(service, client, request));
-                Box::pin(exchange).await.unwrap_or(Err(Failure::Timeout))
+                let mut body = body;
+                let upload = (!http_body::Body::is_end_stream(&body)).then(|| body.watch_upload());
+                let exchange = http2_exchange(service, client, Request::from_parts(head, body));
+                let timeout = pool.spec.request_timeout;
+                match upload {
+                    None => Box::pin(tokio::time::timeout(timeout, exchange)).await.unwrap_or(Err(Failure::Timeout)),
+                    Some(upload) => Box::pin(timed_upload(exchange, &upload, timeout)).await,
+                }
             }
         };
         match outcome {
@@ -205,6 +214,32 @@ fn http1_outcome(
             })
         }
     }
+}
+
+/// An HTTP/2 exchange with a request body, timed as the HTTP/1.1 client times one: while the body is sent,
+/// each pause may last the request timeout; the wait for the answer starts once it was all sent. A timeout
+/// while the body waits for the caller is the caller's (408 `request.body_timeout`), not the endpoint's.
+async fn timed_upload(
+    exchange: impl Future<Output = Result<Response<ResponseBody>, Failure>>,
+    upload: &body::UploadProgress,
+    timeout: Duration,
+) -> Result<Response<ResponseBody>, Failure> {
+    let mut exchange = pin!(exchange);
+    let mut timer = LazyTimer::default();
+    poll_fn(|cx| {
+        if let Poll::Ready(done) = exchange.as_mut().poll(cx) {
+            return Poll::Ready(done);
+        }
+        if timer.poll_expired(upload.deadline(timeout), cx) {
+            return Poll::Ready(Err(if upload.waiting_for_caller() {
+                Failure::Request(GatewayError::BodyTimeout { timeout })
+            } else {
+                Failure::Timeout
+            }));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// One request to an HTTP/2 endpoint, through hyper's pooled client.
