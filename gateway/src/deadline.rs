@@ -1,8 +1,9 @@
 //! A deadline watched by a timer that is re-armed lazily, for deadlines that move with every request on a
 //! long-lived connection (the head read timeout of a caller's connection, the request timeout of a pooled
-//! upstream connection, the pause allowed within an upstream's response body). Moving the deadline touches no timer: the timer, armed once, fires at its old deadline
-//! at the latest, and is only then pushed to the current one. A `tokio::time::timeout` per request would insert
-//! into and remove from the timer wheel (under its lock) on every request instead.
+//! upstream connection, the pause allowed within a body or a write: [`StallWatch`]). Moving the deadline
+//! touches no timer: the timer, armed once, fires at its old deadline at the latest, and is only then pushed to
+//! the current one. A `tokio::time::timeout` per request would insert into and remove from the timer wheel
+//! (under its lock) on every request instead.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -138,16 +138,10 @@ async fn upstream_body_stalling_past_the_request_timeout_is_cut_off() {
     })
     .await;
     let healthy = Upstream::text("baik").await;
-    let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service("dinkes", "h1", &[up.url()], "request_timeout = \"400ms\"", ""),
-            docs::service("dinkes", "h2", &[up.url()], "request_timeout = \"400ms\"\nhttp2 = true", ""),
-            docs::service("dinkes", "ok", &[healthy.url()], "", ""),
-        ],
-        "",
-    )
-    .await;
+    let [h1, h2] = services_over_h1_and_h2(&up.url());
+    let gw =
+        TestGateway::start(&[docs::opd("dinkes"), h1, h2, docs::service("dinkes", "ok", &[healthy.url()], "", "")], "")
+            .await;
     for (service, client) in [("h1", http1_client()), ("h2", http2_client()), ("h2", http1_client())] {
         let started = Instant::now();
         let response = client
@@ -183,15 +177,8 @@ async fn upstream_body_streaming_slowly_within_the_timeout_passes_whole() {
         Response::new(body.boxed())
     })
     .await;
-    let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service("dinkes", "h1", &[up.url()], "request_timeout = \"400ms\"", ""),
-            docs::service("dinkes", "h2", &[up.url()], "request_timeout = \"400ms\"\nhttp2 = true", ""),
-        ],
-        "",
-    )
-    .await;
+    let [h1, h2] = services_over_h1_and_h2(&up.url());
+    let gw = TestGateway::start(&[docs::opd("dinkes"), h1, h2], "").await;
     for service in ["h1", "h2"] {
         let started = Instant::now();
         let r = get(&format!("{}/dinkes/{service}/v1/x", gw.url)).await;
@@ -199,6 +186,16 @@ async fn upstream_body_streaming_slowly_within_the_timeout_passes_whole() {
         assert_eq!(r.text(), "satu dua tiga empat lima enam", "{service}");
         assert!(started.elapsed() >= Duration::from_millis(700), "{service}: {:?}", started.elapsed());
     }
+}
+
+/// Services `dinkes/h1` and `dinkes/h2` in front of `endpoint`, over HTTP/1.1 and HTTP/2, with a request timeout
+/// of 400 ms.
+fn services_over_h1_and_h2(endpoint: &str) -> [(String, String); 2] {
+    let endpoints = [endpoint.to_string()];
+    [
+        docs::service("dinkes", "h1", &endpoints, "request_timeout = \"400ms\"", ""),
+        docs::service("dinkes", "h2", &endpoints, "request_timeout = \"400ms\"\nhttp2 = true", ""),
+    ]
 }
 
 /// An upstream that reads the whole request body and answers with its length.
@@ -268,15 +265,8 @@ async fn caller_body_stalling_is_408_and_ejects_no_endpoint() {
 #[tokio::test]
 async fn slow_upload_within_the_timeout_passes_whole() {
     let up = body_length_upstream().await;
-    let gw = TestGateway::start(
-        &[
-            docs::opd("dinkes"),
-            docs::service("dinkes", "h1", &[up.url()], "request_timeout = \"400ms\"", ""),
-            docs::service("dinkes", "h2", &[up.url()], "request_timeout = \"400ms\"\nhttp2 = true", ""),
-        ],
-        "",
-    )
-    .await;
+    let [h1, h2] = services_over_h1_and_h2(&up.url());
+    let gw = TestGateway::start(&[docs::opd("dinkes"), h1, h2], "").await;
     for service in ["h1", "h2"] {
         let pause = Duration::from_millis(150);
         let chunks = vec![(Duration::ZERO, "0123456789"), (pause, "0123456789"), (pause, "0123456789")];

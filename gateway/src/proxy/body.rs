@@ -137,6 +137,11 @@ impl UploadProgress {
         self.state.store(if done { UPLOAD_DONE } else { UPLOAD_SENDING }, Ordering::Relaxed);
     }
 
+    /// Everything the caller sent so far has been taken; the body waits for more from the caller.
+    fn waiting_for_caller_now(&self) {
+        self.state.store(UPLOAD_WAITING_FOR_CALLER, Ordering::Relaxed);
+    }
+
     /// Whether everything the caller sent has been taken and the body waits for more from the caller.
     pub fn waiting_for_caller(&self) -> bool {
         self.state.load(Ordering::Relaxed) == UPLOAD_WAITING_FOR_CALLER
@@ -194,7 +199,7 @@ impl Body for RequestBody {
             }
             Poll::Pending => {
                 if let Some(upload) = &this.upload {
-                    upload.state.store(UPLOAD_WAITING_FOR_CALLER, Ordering::Relaxed);
+                    upload.waiting_for_caller_now();
                 }
                 Poll::Pending
             }
