@@ -21,6 +21,8 @@ pub enum GatewayError {
     MethodNotAllowed { method: http::Method, allow: HeaderValue },
     #[error("the request path is not acceptable: {reason}")]
     InvalidPath { reason: &'static str },
+    #[error("the request's Host is not acceptable: {reason}")]
+    InvalidHost { reason: &'static str },
     #[error("the request target is {length} bytes long; the limit is {limit}")]
     UriTooLong { length: usize, limit: usize },
     #[error("the request headers are {size} bytes; the limit is {limit}")]
@@ -94,6 +96,7 @@ impl GatewayError {
             GatewayError::RouteNotFound => "route.not_found",
             GatewayError::MethodNotAllowed { .. } => "route.method_not_allowed",
             GatewayError::InvalidPath { .. } => "request.invalid_path",
+            GatewayError::InvalidHost { .. } => "request.invalid_host",
             GatewayError::UriTooLong { .. } => "request.uri_too_long",
             GatewayError::HeadersTooLarge { .. } => "request.headers_too_large",
             GatewayError::BodyTooLarge { .. } => "request.body_too_large",
@@ -126,7 +129,9 @@ impl GatewayError {
         match self {
             GatewayError::RouteNotFound => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            GatewayError::InvalidPath { .. } | GatewayError::BodyIncomplete { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::InvalidPath { .. }
+            | GatewayError::InvalidHost { .. }
+            | GatewayError::BodyIncomplete { .. } => StatusCode::BAD_REQUEST,
             GatewayError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             GatewayError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -159,6 +164,7 @@ impl GatewayError {
             GatewayError::RouteNotFound => "Route not found",
             GatewayError::MethodNotAllowed { .. } => "Method not allowed",
             GatewayError::InvalidPath { .. } => "Invalid request path",
+            GatewayError::InvalidHost { .. } => "Invalid Host",
             GatewayError::UriTooLong { .. } => "Request target too long",
             GatewayError::HeadersTooLarge { .. } => "Request headers too large",
             GatewayError::BodyTooLarge { .. } => "Request body too large",

@@ -92,6 +92,8 @@ pub struct CompiledService {
     operation_contracts: Box<[OperationContract]>,
     /// Upstream responses that violated their contract (`response_check = "report"` counts them here).
     pub contract_violations: std::sync::atomic::AtomicU64,
+    /// The service's `caller_headers`: caller headers removed by default that it needs passed on.
+    pub caller_headers: Box<[http::HeaderName]>,
 }
 
 impl CompiledService {
@@ -370,8 +372,11 @@ fn compile_service(
         let mut policy = OperationPolicy {
             classification: op.classification.unwrap_or(doc.classification).max(doc.classification),
             responses: Vec::new(),
+            declared: Vec::new(),
         };
         for (status, response) in &op.responses {
+            let code = if status == "default" { 0 } else { status.parse().unwrap_or(0) };
+            policy.declared.push(code);
             let Some(schema) = schemas.get(response.schema.as_str()) else {
                 problems.push(Diagnostic::error(
                     origin,
@@ -384,7 +389,6 @@ fn compile_service(
             };
             match RedactionPlan::compile(schema) {
                 Ok(Some(plan)) => {
-                    let code = if status == "default" { 0 } else { status.parse().unwrap_or(0) };
                     policy.responses.push((code, Arc::new(plan)));
                 }
                 Ok(None) => {}
@@ -411,6 +415,19 @@ fn compile_service(
             Err(e) => problems.push(Diagnostic::error(origin, format!("operation `{}`: {e}", op.id))),
         }
     }
+    let mut caller_headers = Vec::with_capacity(doc.caller_headers.len());
+    for name in &doc.caller_headers {
+        match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(_) if crate::proxy::headers::is_gateway_controlled(name) => problems.push(Diagnostic::error(
+                origin,
+                format!("caller_headers: `{name}` is a header the gateway controls; a caller never sets it"),
+            )),
+            Ok(header) => caller_headers.push(header),
+            Err(_) => {
+                problems.push(Diagnostic::error(origin, format!("caller_headers: `{name}` is not a header name")))
+            }
+        }
+    }
     let spec = pool_spec(doc, ctx.config);
     let pool = match reusable.get(&spec) {
         Some(pool) => Arc::clone(pool),
@@ -435,9 +452,14 @@ fn compile_service(
         limit: None,
         origin: origin.to_string(),
         operation_policies: operation_policies.into_boxed_slice(),
-        service_policy: OperationPolicy { classification: doc.classification, responses: Vec::new() },
+        service_policy: OperationPolicy {
+            classification: doc.classification,
+            responses: Vec::new(),
+            declared: Vec::new(),
+        },
         operation_contracts: operation_contracts.into_boxed_slice(),
         contract_violations: std::sync::atomic::AtomicU64::new(0),
+        caller_headers: caller_headers.into_boxed_slice(),
     })
 }
 
@@ -501,6 +523,7 @@ fn placeholder(index: usize, origin: &str, doc: &ServiceDoc, ctx: &BuildContext<
         service_policy: OperationPolicy::default(),
         operation_contracts: Box::default(),
         contract_violations: std::sync::atomic::AtomicU64::new(0),
+        caller_headers: Box::default(),
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -189,6 +189,10 @@ async fn handle(shared: &Shared, downstream: &Downstream, mut request: Request<I
             error.into_response(&request_id)
         }
     };
+    if method == Method::HEAD && exchange.upstream.is_none() {
+        // The gateway's own answer (health, discovery, a problem) to HEAD: its head alone, on every transport.
+        without_body(&mut response);
+    }
     response.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     if shared.access_log {
         tracing::info!(
@@ -404,6 +408,7 @@ async fn route_and_forward(
     };
     let contract = service.contract(operation);
     let (mut parts, body) = request.into_parts();
+    let head = parts.method == Method::HEAD;
     let body = match contract {
         Some(contract) => Box::pin(check_request(contract, &mut parts, body, service, tap)).await?,
         None => RequestBody::new(body, service.max_request_body, tap),
@@ -422,14 +427,13 @@ async fn route_and_forward(
         let limit = shared.limits.max_checked_response;
         response = Box::pin(check_response(response, schema, service, operation, limit)).await?;
     }
-    let redaction = permit.as_ref().and_then(|p| Some((p.client.doc.clearance, p.redaction?)));
-    match redaction.and_then(|(clearance, policy)| {
-        policy.plan_for(response.status().as_u16()).filter(|plan| plan.applies_to(clearance)).map(|p| (clearance, p))
-    }) {
-        Some((clearance, plan)) => {
+    // An operation with fields above the caller's clearance: every response is filtered before it is released.
+    match permit.as_ref().and_then(|p| Some((p.client.doc.clearance, p.redaction?))) {
+        Some((clearance, policy)) => {
             let limit = shared.policy.max_redacted_body;
             let timeout = service.pool.spec.request_timeout;
-            Box::pin(policy::response::withhold_fields(response, plan, clearance, limit, timeout, &service.key)).await
+            let release = policy::response::release(response, policy, clearance, head, limit, timeout, &service.key);
+            Box::pin(release).await
         }
         None => Ok(response),
     }
@@ -520,8 +524,17 @@ fn identify<'s>(
     Ok(client)
 }
 
-/// Request-target length and total header size.
+/// Request-target length, total header size, and `Host`: an HTTP/1.1 request has exactly one (RFC 9112 §3.2),
+/// any other at most one.
 fn check_head(limits: &HeadLimits, request: &Request<Inbound>) -> Result<(), GatewayError> {
+    let mut hosts = request.headers().get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => return Err(GatewayError::InvalidHost { reason: "it is sent more than once" }),
+        (None, _) if request.version() == http::Version::HTTP_11 => {
+            return Err(GatewayError::InvalidHost { reason: "an HTTP/1.1 request must carry one" })
+        }
+        _ => {}
+    }
     let target = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target > limits.max_uri_bytes {
         return Err(GatewayError::UriTooLong { length: target, limit: limits.max_uri_bytes });
@@ -531,6 +544,14 @@ fn check_head(limits: &HeadLimits, request: &Request<Inbound>) -> Result<(), Gat
         return Err(GatewayError::HeadersTooLarge { size, limit: limits.max_header_bytes });
     }
     Ok(())
+}
+
+/// Drops the body of one of the gateway's own responses, keeping the length it would have had.
+fn without_body(response: &mut Response<ResponseBody>) {
+    if let Some(length) = http_body::Body::size_hint(response.body()).exact() {
+        response.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    *response.body_mut() = ResponseBody::full(Bytes::new());
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

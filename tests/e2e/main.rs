@@ -12,4 +12,5 @@ mod reload;
 mod routing;
 mod shutdown;
 mod streaming;
+mod trust_boundary;
 mod upstream_failures;

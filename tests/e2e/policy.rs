@@ -56,11 +56,16 @@ struct Baseline {
     gw: TestGateway,
     upstream: Upstream,
     clients: HashMap<&'static str, HttpsClient>,
+    pki: Pki,
 }
 
 /// Starts the baseline plus `extra_documents`.
 async fn start_baseline(extra_documents: &[(String, String)]) -> Baseline {
-    let upstream = data_upstream().await;
+    start_baseline_behind(data_upstream().await, extra_documents).await
+}
+
+/// Starts the baseline plus `extra_documents` in front of `upstream`.
+async fn start_baseline_behind(upstream: Upstream, extra_documents: &[(String, String)]) -> Baseline {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::with_trust_domain(dir.path(), penghubung::tls::ca::DEVELOPMENT_TRUST_DOMAIN);
     let mut documents = baseline_documents(&upstream.url());
@@ -79,6 +84,7 @@ async fn start_baseline(extra_documents: &[(String, String)]) -> Baseline {
         gw: TestGateway { gateway: Some(gateway), dir, url: format!("https://{addr}"), addr },
         upstream,
         clients,
+        pki,
     }
 }
 
@@ -384,6 +390,141 @@ async fn fields_above_the_clearance_are_withheld_and_other_responses_stream_unto
     let r = b.call("dinkes/simpus", &Method::GET, "/bappeda/teks/v1/teks", None).await;
     assert_eq!((r.status.as_u16(), r.code()), (502, "policy.redaction_failed".to_string()), "{}", r.text());
     assert!(!r.text().contains("bukan json"));
+}
+
+/// The resident record of `data_upstream`, with fields of every classification.
+fn resident_record() -> String {
+    json!({"nik": "1807015508900002", "nama": "SITI AMINAH", "agama": "ISLAM", "nama_ibu_kandung": "FATIMAH",
+           "disabilitas": "TIDAK ADA", "keluarga": [
+               {"nik": "1807011203850001", "nama": "BUDI", "hubungan": "SUAMI", "status_perkawinan": "KAWIN"}]})
+    .to_string()
+}
+
+/// A backend that honours `Range` and conditional requests as a file server would, and answers in every other
+/// form on demand (the last path segment of `/penduduk/{mode}` names it).
+async fn ranged_upstream() -> Upstream {
+    Upstream::start(|req: Request<hyper::body::Incoming>| async move {
+        let record = resident_record();
+        let mode = req.uri().path().rsplit('/').next().unwrap_or("").to_string();
+        let json = |status: u16, body: String| {
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .header("etag", "\"v1\"")
+                .header("accept-ranges", "bytes")
+                .body(full(body))
+                .unwrap()
+        };
+        let partial = |from: usize, to: usize| {
+            let to = to.min(record.len() - 1);
+            Response::builder()
+                .status(206)
+                .header("content-type", "application/json")
+                .header("content-range", format!("bytes {from}-{to}/{}", record.len()))
+                .body(full(record[from..=to].to_string()))
+                .unwrap()
+        };
+        if let Some(range) = req.headers().get("range").and_then(|v| v.to_str().ok()) {
+            let (from, to) = range.trim_start_matches("bytes=").split_once('-').unwrap_or(("0", ""));
+            return partial(from.parse().unwrap_or(0), to.parse().unwrap_or(usize::MAX));
+        }
+        if req.headers().contains_key("if-none-match") || req.headers().contains_key("if-modified-since") {
+            return Response::builder().status(304).header("etag", "\"v1\"").body(empty()).unwrap();
+        }
+        match mode.as_str() {
+            "selalu-206" => partial(0, record.len() / 2),
+            "gagal-500" => json(500, record),
+            "tidak-ada" => json(404, record),
+            "kosong-204" => Response::builder().status(204).body(empty()).unwrap(),
+            "terkompresi" => Response::builder()
+                .header("content-type", "application/json")
+                .header("content-encoding", "br")
+                .body(full(record))
+                .unwrap(),
+            "teks" => Response::builder().header("content-type", "text/plain").body(full(record)).unwrap(),
+            "ndjson" => Response::builder().header("content-type", "application/x-ndjson").body(full(record)).unwrap(),
+            _ => json(200, record),
+        }
+    })
+    .await
+}
+
+/// The same client over HTTP/1.1 only (the gateway's own HTTP/1.1 server and hyper's) and over HTTP/2.
+fn clients_of_both_versions(b: &Baseline, id: &str) -> Vec<(&'static str, HttpsClient)> {
+    let (opd, app) = id.split_once('/').unwrap();
+    let pki = &b.pki;
+    let issued = pki.client(opd, app);
+    let h1 = client_config(&pki.ca_pem(), Some(&issued));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(h1).https_only().enable_http1().build();
+    let h1 = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+    let h2 = client_config(&pki.ca_pem(), Some(&issued));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(h2).https_only().enable_http2().build();
+    let h2 = Client::builder(hyper_util::rt::TokioExecutor::new()).http2_only(true).build(connector);
+    vec![("HTTP/1.1", h1), ("HTTP/2", h2)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_form_of_response_releases_a_field_above_the_clearance() {
+    let b = start_baseline_behind(ranged_upstream().await, &[]).await;
+    let secret = ["FATIMAH", "TIDAK ADA", "KAWIN"];
+    let base = "/disdukcapil/kependudukan/v1/penduduk";
+    for (version, client) in clients_of_both_versions(&b, "dinkes/simpus") {
+        let call = |method: Method, mode: &str, headers: &[(&str, &str)]| {
+            let mut request = Request::builder().method(method).uri(format!("{}{base}/{mode}", b.gw.url));
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let request = request.body(empty()).unwrap();
+            let client = client.clone();
+            async move { send(&client, request).await }
+        };
+        let leaks = |r: &Collected| secret.iter().any(|s| r.text().contains(s));
+        // The caller's range and conditional headers never reach the backend: it answers the whole record, which
+        // is filtered.
+        let ranges: [&[(&str, &str)]; 7] = [
+            &[("range", "bytes=0-60")],
+            &[("range", "bytes=60-")],
+            &[("range", "bytes=0-10, 40-200")],
+            &[("range", "bytes=0-60"), ("if-range", "\"v1\"")],
+            &[("if-none-match", "\"v1\"")],
+            &[("if-none-match", "*")],
+            &[("if-modified-since", "Sat, 01 Jan 2000 00:00:00 GMT")],
+        ];
+        for headers in ranges {
+            let r = call(Method::GET, "1807015508900002", headers).await;
+            assert_eq!(r.status, 200, "{version} {headers:?}: {}", r.text());
+            assert!(!leaks(&r), "{version} {headers:?} leaked: {}", r.text());
+            assert_eq!(
+                r.headers["x-penghubung-redacted"],
+                "/disabilitas, /keluarga/*/status_perkawinan, /nama_ibu_kandung"
+            );
+            assert!(r.headers.get("accept-ranges").is_none() && r.headers.get("etag").is_none(), "{version}");
+            let asked = b.upstream.seen().last().unwrap().headers.clone();
+            for name in ["range", "if-range", "if-none-match", "if-modified-since"] {
+                assert!(asked.get(name).is_none(), "{version}: {name} reached the backend");
+            }
+        }
+        // Whatever the backend answers that cannot be filtered is withheld.
+        for mode in ["selalu-206", "gagal-500", "tidak-ada", "terkompresi", "teks", "ndjson"] {
+            let r = call(Method::GET, mode, &[]).await;
+            assert_eq!((r.status.as_u16(), r.code()), (502, "policy.redaction_failed".into()), "{version} {mode}");
+            assert!(!leaks(&r), "{version} {mode} leaked: {}", r.text());
+        }
+        // Forms without a body pass without one.
+        let r = call(Method::GET, "kosong-204", &[]).await;
+        assert_eq!((r.status.as_u16(), r.body.len()), (204, 0), "{version}");
+        let r = call(Method::HEAD, "1807015508900002", &[]).await;
+        assert_eq!((r.status.as_u16(), r.body.len()), (200, 0), "{version} HEAD");
+        assert!(r.headers.get("etag").is_none(), "{version} HEAD");
+        // A client cleared for every field gets ranges as the backend serves them.
+        let siak = &b.clients["disdukcapil/siak"];
+        let request = Request::get(format!("{}{base}/1807015508900002", b.gw.url))
+            .header("range", "bytes=0-9")
+            .body(empty())
+            .unwrap();
+        let r = send(siak, request).await;
+        assert_eq!((r.status.as_u16(), r.body.len()), (206, 10), "{version}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -132,13 +132,36 @@ pub struct OperationPolicy {
     pub classification: Classification,
     /// Redaction plans by response status (0 stands for `default`: any status not listed).
     pub responses: Vec<(u16, Arc<RedactionPlan>)>,
+    /// Every status whose response schema the contract declares (0 for `default`), marked fields or not.
+    pub declared: Vec<u16>,
+}
+
+/// How a response of one status is released to a caller whose clearance is below some marked field of the
+/// operation (see [`response::release`]).
+#[derive(Clone, Copy, Debug)]
+pub enum ResponseFilter<'a> {
+    /// The status's schema marks fields: filter by this plan.
+    Plan(&'a RedactionPlan),
+    /// The status's schema is declared and marks nothing.
+    Unmarked,
+    /// The contract declares no schema for this status (nor `default`): nothing to filter by.
+    Undeclared,
 }
 
 impl OperationPolicy {
-    /// The plan for a response status, if any.
-    pub fn plan_for(&self, status: u16) -> Option<&RedactionPlan> {
-        let exact = self.responses.iter().find(|(s, _)| *s == status);
-        exact.or_else(|| self.responses.iter().find(|(s, _)| *s == 0)).map(|(_, p)| &**p)
+    /// What filters a response of `status`: its own declared schema, else the `default` one.
+    pub fn filter_for(&self, status: u16) -> ResponseFilter<'_> {
+        let declared = if self.declared.contains(&status) {
+            status
+        } else if self.declared.contains(&0) {
+            0
+        } else {
+            return ResponseFilter::Undeclared;
+        };
+        match self.responses.iter().find(|(s, _)| *s == declared) {
+            Some((_, plan)) => ResponseFilter::Plan(plan),
+            None => ResponseFilter::Unmarked,
+        }
     }
 
     fn redacts_for(&self, clearance: Classification) -> bool {

@@ -1,23 +1,82 @@
-//! Applying a [`RedactionPlan`] to an upstream response. Only responses that would show a field above the
-//! caller's clearance come here (the permit says so); they are buffered up to a limit, filtered, and sent with
-//! `X-Penghubung-Redacted` listing the withheld pointer templates. Anything that cannot be filtered (not JSON,
-//! compressed, too large, broken off) fails closed: the caller gets 502 `policy.redaction_failed`, never the
-//! unfiltered body. Every other response streams untouched.
+//! Releasing upstream responses on operations with fields above the caller's clearance (the permit says which).
+//! The rule: such a response leaves the gateway only once it has been filtered, whatever its status, content
+//! type or form ([`release`]). The caller's range and conditional headers were not forwarded
+//! ([`crate::proxy::forward`]), so a partial answer (206) is never one the caller asked for and is withheld;
+//! answers that carry no body (`HEAD`, 1xx, 204, 304) pass without one; a status whose schema marks fields is
+//! buffered up to a limit, filtered by the [`RedactionPlan`] and sent with `X-Penghubung-Redacted` listing the
+//! withheld pointer templates; a status whose schema marks nothing passes; a status the contract declares no
+//! schema for (nor `default`) has nothing to filter by and is withheld unless its body is empty. Anything that
+//! cannot be filtered (not JSON, compressed, too large, broken off) fails closed: 502 `policy.redaction_failed`,
+//! never the unfiltered body. Responses of other operations, and of callers cleared for every marked field,
+//! stream untouched.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
-use http::Response;
+use http::header::{
+    HeaderName, HeaderValue, ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
+};
+use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
-use super::RedactionPlan;
+use super::{OperationPolicy, RedactionPlan, ResponseFilter};
 use crate::error::GatewayError;
 use crate::proxy::body::ResponseBody;
 use crate::store::documents::Classification;
 
 /// Lists the withheld fields of a filtered response.
 pub const X_PENGHUBUNG_REDACTED: HeaderName = HeaderName::from_static("x-penghubung-redacted");
+
+/// Releases `response` (to a request of method `HEAD` when `head`) to a caller with `clearance` below some marked
+/// field of the operation whose `policy` it is: filtered, passed without a body, or refused (see the module).
+pub async fn release(
+    response: Response<ResponseBody>,
+    policy: &OperationPolicy,
+    clearance: Classification,
+    head: bool,
+    limit: u64,
+    timeout: Duration,
+    service: &str,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let fail = |reason: String| GatewayError::RedactionFailed { service: service.to_string(), reason };
+    let status = response.status();
+    let (mut parts, body) = response.into_parts();
+    // Parts are never served here: a filtered body has other byte offsets than the upstream's.
+    parts.headers.remove(ACCEPT_RANGES);
+    parts.headers.remove(CONTENT_RANGE);
+    if status == StatusCode::PARTIAL_CONTENT {
+        return Err(fail("the upstream answered 206 Partial Content, a part of a body that cannot be filtered".into()));
+    }
+    if head || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        // A form that carries no body: nothing to filter, nothing passed on but the head (the length of an
+        // unfiltered representation is not repeated either).
+        if head {
+            parts.headers.remove(CONTENT_LENGTH);
+        }
+        parts.headers.remove(ETAG);
+        return Ok(Response::from_parts(parts, ResponseBody::full(Bytes::new())));
+    }
+    match policy.filter_for(status.as_u16()) {
+        ResponseFilter::Plan(plan) if plan.applies_to(clearance) => {
+            withhold_fields(Response::from_parts(parts, body), plan, clearance, limit, timeout, service).await
+        }
+        ResponseFilter::Plan(_) | ResponseFilter::Unmarked => Ok(Response::from_parts(parts, body)),
+        ResponseFilter::Undeclared => {
+            let empty = http_body::Body::is_end_stream(&body)
+                || http_body::Body::size_hint(&body).exact() == Some(0)
+                || parts.headers.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
+            if empty {
+                return Ok(Response::from_parts(parts, ResponseBody::full(Bytes::new())));
+            }
+            Err(fail(format!(
+                "the upstream answered {}, a status whose body the contract declares no schema for, so it cannot be \
+                 filtered (declare `responses.\"{}\".schema` or `responses.\"default\".schema`)",
+                status.as_u16(),
+                status.as_u16()
+            )))
+        }
+    }
+}
 
 /// Filters `response` for a caller with `clearance`. `limit` bounds the buffered body, `timeout` the time to
 /// read it.

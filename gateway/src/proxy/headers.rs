@@ -1,5 +1,9 @@
 //! Header rules at the trust boundary: hop-by-hop headers are removed both ways, every `X-Penghubung-*` header
-//! from a caller is dropped (identity is never taken from a header), `X-Forwarded-*` and `Forwarded` are *set*
+//! from a caller is dropped (identity is never taken from a header), and so is every caller header whose name
+//! contains `_` (CGI/WSGI-style backends fold `X_Penghubung_Client` onto `X-Penghubung-Client`) and every header
+//! backends commonly trust to override the client address, the URL or the method ([`OVERRIDE_HEADERS`]), unless
+//! the service lists it in `caller_headers` (never one the gateway controls, under any spelling);
+//! `X-Forwarded-*` and `Forwarded` are *set*
 //! (not appended: the gateway only vouches for what it saw), `X-Request-Id` is kept when well-formed and
 //! generated otherwise, and W3C `traceparent` is passed on (or started when absent or malformed).
 
@@ -45,15 +49,79 @@ fn is_gateway_header(name: &HeaderName) -> bool {
     name.as_str().starts_with(GATEWAY_PREFIX)
 }
 
+/// Headers that backends commonly trust to override the client's address, the URL or the method. A caller's are
+/// removed unless the service lists them in `caller_headers`.
+pub const OVERRIDE_HEADERS: [&str; 10] = [
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-prefix",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-method-override",
+];
+
+/// Headers the gateway sets, removes or frames itself, besides the hop-by-hop ones and `X-Penghubung-*`.
+const CONTROLLED: [&str; 10] = [
+    "host",
+    "content-length",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "accept-encoding",
+];
+
+/// Whether a header named `name` (any case, `_` read as `-`) is one the gateway controls: hop-by-hop,
+/// `X-Penghubung-*`, the forwarding fields, framing, the request id and the trace. A caller never sets one of
+/// these under any spelling, and no service may ask for one in `caller_headers`.
+pub fn is_gateway_controlled(name: &str) -> bool {
+    let folded: String =
+        name.bytes().map(|b| if b == b'_' { '-' } else { char::from(b.to_ascii_lowercase()) }).collect();
+    const HOP_BY_HOP: [&str; 9] = [
+        "connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "keep-alive",
+        "proxy-connection",
+    ];
+    folded.starts_with(GATEWAY_PREFIX) || HOP_BY_HOP.contains(&folded.as_str()) || CONTROLLED.contains(&folded.as_str())
+}
+
+/// Whether a caller's header is removed before the request goes upstream (besides those `Connection` names):
+/// hop-by-hop, `X-Penghubung-*`, a name with `_` (always when it folds onto a controlled name, otherwise unless
+/// `allowed`), and the [`OVERRIDE_HEADERS`] unless `allowed`.
+fn is_refused_from_caller(name: &HeaderName, allowed: &[HeaderName]) -> bool {
+    if is_hop_by_hop(name) || is_gateway_header(name) {
+        return true;
+    }
+    let text = name.as_str();
+    if text.as_bytes().contains(&b'_') {
+        return is_gateway_controlled(text) || !allowed.contains(name);
+    }
+    OVERRIDE_HEADERS.contains(&text) && !allowed.contains(name)
+}
+
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in `Connection`. One pass over the
 /// names; nothing is removed (or hashed) when none is present, which is the common case.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     remove_matching(headers, is_hop_by_hop);
 }
 
-/// Removes hop-by-hop headers and every header a caller may not set (`X-Penghubung-*`), in one pass.
-pub fn scrub_request(headers: &mut HeaderMap) {
-    remove_matching(headers, |name| is_hop_by_hop(name) || is_gateway_header(name));
+/// Removes hop-by-hop headers and every header a caller may not send upstream (`X-Penghubung-*`, names with `_`,
+/// the [`OVERRIDE_HEADERS`]) except those the service lists in `allowed` (its `caller_headers`), in one pass.
+pub fn scrub_request(headers: &mut HeaderMap, allowed: &[HeaderName]) {
+    remove_matching(headers, |name| is_refused_from_caller(name, allowed));
 }
 
 fn remove_matching(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
@@ -351,8 +419,56 @@ mod tests {
         h.insert("X-Penghubung-Opd", HeaderValue::from_static("dinkes"));
         h.insert("x-other", HeaderValue::from_static("1"));
         h.insert("te", HeaderValue::from_static("trailers"));
-        scrub_request(&mut h);
+        scrub_request(&mut h, &[]);
         assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn underscore_spellings_of_controlled_headers_never_pass() {
+        let controlled = [
+            "X_Penghubung_Client",
+            "x_penghubung_opd",
+            "X-Penghubung_Purpose",
+            "X_Forwarded_For",
+            "x_forwarded_host",
+            "Transfer_Encoding",
+            "Content_Length",
+            "Keep_Alive",
+            "Proxy_Authorization",
+            "X_Forwarded_Proto",
+            "X_Request_Id",
+            "Accept_Encoding",
+        ];
+        // Even a service that lists them gets none of them.
+        let listed: Vec<HeaderName> =
+            controlled.iter().map(|n| HeaderName::from_bytes(n.as_bytes()).unwrap()).collect();
+        for name in controlled {
+            let mut h = HeaderMap::new();
+            h.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_static("spoofed"));
+            h.insert("x-kept", HeaderValue::from_static("1"));
+            scrub_request(&mut h, &listed);
+            assert!(is_gateway_controlled(name), "{name}");
+            assert_eq!(h.len(), 1, "{name} passed");
+        }
+    }
+
+    #[test]
+    fn other_underscore_and_override_headers_pass_only_when_listed() {
+        let names =
+            ["x_custom_id", "api_key", "x-real-ip", "true-client-ip", "x-original-url", "x-http-method-override"];
+        for name in names {
+            let header = HeaderName::from_static(name);
+            let mut h = HeaderMap::new();
+            h.insert(header.clone(), HeaderValue::from_static("v"));
+            scrub_request(&mut h, &[]);
+            assert!(h.is_empty(), "{name} passed unlisted");
+            h.insert(header.clone(), HeaderValue::from_static("v"));
+            scrub_request(&mut h, std::slice::from_ref(&header));
+            assert_eq!(h.len(), 1, "{name} dropped although listed");
+        }
+        for name in OVERRIDE_HEADERS {
+            assert!(!is_gateway_controlled(name), "{name} may be listed");
+        }
     }
 
     #[test]

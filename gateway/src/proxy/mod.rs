@@ -15,7 +15,10 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use http::header::{HeaderValue, ACCEPT_ENCODING, HOST};
+use http::header::{
+    HeaderValue, ACCEPT_ENCODING, HOST, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
+    RANGE,
+};
 use http::{request, Method, Request, Response, Uri, Version};
 
 use crate::deadline::LazyTimer;
@@ -49,23 +52,20 @@ pub struct Caller<'a> {
     client: Option<&'a ClientEntry>,
     /// The validated purpose of use.
     purpose: Option<&'a HeaderValue>,
-    /// Ask the upstream for an uncompressed body (the response will be filtered field by field).
-    identity_encoding: bool,
+    /// The response will be filtered field by field: ask the upstream for a whole, uncompressed, unconditional
+    /// body (the caller's range and conditional headers are not forwarded).
+    filtered: bool,
 }
 
 impl<'a> Caller<'a> {
     /// The caller a permit was given to.
     pub fn permitted(permit: &'a Permit<'a>) -> Self {
-        Caller {
-            client: Some(permit.client),
-            purpose: permit.purpose.as_ref(),
-            identity_encoding: permit.redaction.is_some(),
-        }
+        Caller { client: Some(permit.client), purpose: permit.purpose.as_ref(), filtered: permit.redaction.is_some() }
     }
 
     /// A caller forwarded without any decision (`[policy] enforce = false`): identity headers only.
     pub fn undecided(client: Option<&'a ClientEntry>) -> Self {
-        Caller { client, purpose: None, identity_encoding: false }
+        Caller { client, purpose: None, filtered: false }
     }
 }
 
@@ -84,7 +84,7 @@ pub async fn forward(
     let rest = &original_uri.path()[rest_offset..];
     let query = original_uri.query();
     let original_host = headers::original_host(&parts.headers, &parts.uri);
-    headers::scrub_request(&mut parts.headers);
+    headers::scrub_request(&mut parts.headers, &service.caller_headers);
     if let Some(client) = caller.client {
         parts.headers.insert(headers::X_PENGHUBUNG_CLIENT, client.client_header.clone());
         parts.headers.insert(headers::X_PENGHUBUNG_OPD, client.opd_header.clone());
@@ -92,8 +92,11 @@ pub async fn forward(
     if let Some(purpose) = caller.purpose {
         parts.headers.insert(headers::X_PENGHUBUNG_PURPOSE, purpose.clone());
     }
-    if caller.identity_encoding {
+    if caller.filtered {
         parts.headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        for name in [RANGE, IF_RANGE, IF_MATCH, IF_NONE_MATCH, IF_MODIFIED_SINCE, IF_UNMODIFIED_SINCE] {
+            parts.headers.remove(name);
+        }
     }
     let forwarding = headers::Forwarding::new(&downstream.forwarded, original_host.as_ref());
     let trace = headers::trace_to_start(&mut parts.headers);

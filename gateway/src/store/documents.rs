@@ -135,6 +135,11 @@ pub struct ServiceDoc {
     /// Durability of this service's audit records; `[audit] durability` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditDurability>,
+    /// Caller headers the gateway removes by default that this service needs passed on: names with `_`, or
+    /// headers that override the client address, URL or method (`X-Real-IP`, `X-HTTP-Method-Override`, ...).
+    /// Never a header the gateway controls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caller_headers: Vec<String>,
 }
 
 /// When an exchange's audit record must be on disk.
