@@ -90,14 +90,18 @@ impl GatewayService {
     }
 
     /// Answers one request: what hyper's [`hyper::service::Service::call`] does, for the gateway's own HTTP/1.1
-    /// server, which polls the future in place (no box, no clone of the connection's state).
-    pub fn respond(&self, request: Request<Inbound>) -> impl Future<Output = Response<ResponseBody>> + Send + '_ {
+    /// server, which polls the future in place (no box, no clone of the connection's state). Also returns the
+    /// request id, for [`log_broken_body`] should the body break off after the head was logged.
+    pub fn respond(
+        &self,
+        request: Request<Inbound>,
+    ) -> impl Future<Output = (Response<ResponseBody>, HeaderValue)> + Send + '_ {
         handle(&self.shared, &self.downstream, request)
     }
 }
 
 impl hyper::service::Service<Request<Incoming>> for GatewayService {
-    type Response = Response<ResponseBody>;
+    type Response = Response<ReportedBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
@@ -107,7 +111,54 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
         // that not every request takes (contracts, redaction, the audit trail, Redis limits, connecting upstream)
         // are boxed where they are awaited, so that no request moves their state (see `future_sizes` below).
         let service = self.clone();
-        Box::pin(async move { Ok(handle(&service.shared, &service.downstream, request).await) })
+        Box::pin(async move {
+            let (response, request_id) = handle(&service.shared, &service.downstream, request).await;
+            Ok(response.map(|body| ReportedBody { body, request_id }))
+        })
+    }
+}
+
+/// The access log's line for a response whose body broke off after its head (and its access-log line) had
+/// left: the caller's connection or stream is cut, and this names the request and `upstream.bad_response`.
+pub fn log_broken_body(request_id: &HeaderValue, error: &ResponseBodyError) {
+    tracing::warn!(
+        target: "penghubung::access",
+        request_id = request_id.to_str().unwrap_or("-"),
+        code = "upstream.bad_response",
+        %error,
+        "the response body broke off; the caller's connection was cut"
+    );
+}
+
+/// A response body handed to hyper: the body, and its request's id for [`log_broken_body`] should it break off.
+#[derive(Debug)]
+pub struct ReportedBody {
+    body: ResponseBody,
+    request_id: HeaderValue,
+}
+
+impl http_body::Body for ReportedBody {
+    type Data = Bytes;
+    type Error = ResponseBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, ResponseBodyError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Err(error))) = &polled {
+            log_broken_body(&this.request_id, error);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -172,7 +223,11 @@ impl AuditFacts {
     }
 }
 
-async fn handle(shared: &Shared, downstream: &Downstream, mut request: Request<Inbound>) -> Response<ResponseBody> {
+async fn handle(
+    shared: &Shared,
+    downstream: &Downstream,
+    mut request: Request<Inbound>,
+) -> (Response<ResponseBody>, HeaderValue) {
     let started = Instant::now();
     let request_id = headers::request_id(request.headers());
     request.headers_mut().insert(X_REQUEST_ID, request_id.clone());
@@ -212,9 +267,10 @@ async fn handle(shared: &Shared, downstream: &Downstream, mut request: Request<I
     }
     if let (Some(auditor), Some(facts)) = (&shared.audit, exchange.audit.take()) {
         // Boxed, like every step that not every request takes: an inline state would be moved with every request.
-        response = Box::pin(audited(auditor, response, exchange, *facts, request_id, method, started)).await;
+        let id = request_id.clone();
+        response = Box::pin(audited(auditor, response, exchange, *facts, id, method, started)).await;
     }
-    response
+    (response, request_id)
 }
 
 /// Wraps the response so that its audit record is completed when the body ends. Waits for a queue slot first

@@ -14,3 +14,4 @@ mod shutdown;
 mod streaming;
 mod trust_boundary;
 mod upstream_failures;
+mod upstream_hygiene;

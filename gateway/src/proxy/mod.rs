@@ -163,6 +163,14 @@ pub async fn forward(
                     pool.record_success(index);
                 }
                 headers::remove_hop_by_hop(response.headers_mut());
+                if status == http::StatusCode::NO_CONTENT
+                    || status == http::StatusCode::NOT_MODIFIED
+                    || status.is_informational()
+                {
+                    // These never carry a body: a length would announce one (HTTP/1.1 callers would wait for
+                    // it, HTTP/2 callers' streams would be reset).
+                    response.headers_mut().remove(http::header::CONTENT_LENGTH);
+                }
                 return Ok((response, endpoint.label.clone()));
             }
             Err(Failure::Request(error)) => return Err(error),

@@ -103,6 +103,10 @@ pub enum BodyError {
     Decode(#[from] DecodeError),
 }
 
+/// How long a connection idles in the pool before its reuse also asks the kernel whether unsolicited bytes wait
+/// (see [`Connection::is_reusable`]); under load connections come back within microseconds and skip the call.
+const PEEK_AFTER_IDLE: Duration = Duration::from_millis(1);
+
 /// An open connection to an upstream endpoint, with its buffers (kept across requests).
 #[derive(Debug)]
 pub struct Connection {
@@ -130,9 +134,15 @@ impl Connection {
     }
 
     /// Whether an idle connection can carry another request: idle no longer than `idle_timeout`, and nothing
-    /// (neither the upstream's close nor stray bytes) waiting to be read.
+    /// (neither the upstream's close nor stray bytes, such as a second response nobody asked for) waiting to be
+    /// read. What tokio's reactor already reported costs no system call; a connection idle for longer than
+    /// [`PEEK_AFTER_IDLE`] is also asked of the kernel, since bytes that arrived while the reactor was not
+    /// polled are not reported yet. (A response the upstream sends unasked *after* the next request was written
+    /// cannot be told apart from the answer by anyone; the answer it displaces is then found pending and the
+    /// connection is closed.)
     fn is_reusable(&mut self, idle_timeout: Duration) -> bool {
-        self.idle_since.elapsed() <= idle_timeout && self.stream.is_quiet()
+        let idle = self.idle_since.elapsed();
+        idle <= idle_timeout && self.stream.is_quiet() && (idle < PEEK_AFTER_IDLE || self.stream.kernel_quiet())
     }
 
     /// Reads more bytes into the read buffer (at least `room` bytes of space are made first).

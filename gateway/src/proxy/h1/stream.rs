@@ -27,6 +27,18 @@ impl Stream {
         let mut buf = ReadBuf::new(&mut probe);
         matches!(Pin::new(self).poll_read(&mut cx, &mut buf), Poll::Pending)
     }
+
+    /// Whether the kernel holds nothing to read on the socket (neither the upstream's FIN nor bytes it sent
+    /// unasked): one `recv(MSG_PEEK)`, which sees what tokio's reactor may not have reported yet. TLS records
+    /// count too: any byte from the upstream between exchanges is unsolicited.
+    pub fn kernel_quiet(&self) -> bool {
+        let tcp = match self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        };
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        matches!(socket2::SockRef::from(tcp).peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
 }
 
 impl AsyncRead for Stream {

@@ -22,7 +22,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use http::Response;
+use http::{HeaderValue, Response};
 use http_body::{Body, Frame};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
@@ -119,13 +119,13 @@ where
             })
             .await
         };
-        let Some(response) = response else {
+        let Some((response, request_id)) = response else {
             return Served::Closed;
         };
 
         let close = stop.is_set();
         let mut send = SendWatch::new(settings.send_timeout, &mut deadline.timer);
-        match write_response(&mut io, &mut write_buf, response, close, &mut send).await {
+        match write_response(&mut io, &mut write_buf, response, &request_id, close, &mut send).await {
             Ok(true) if !close => {}
             Ok(_) => {
                 let _ = io.shutdown().await;
@@ -147,6 +147,7 @@ async fn write_response<I: AsyncWrite + Unpin>(
     io: &mut I,
     write_buf: &mut Vec<u8>,
     response: Response<ResponseBody>,
+    request_id: &HeaderValue,
     close: bool,
     send: &mut SendWatch<'_>,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
@@ -165,7 +166,11 @@ async fn write_response<I: AsyncWrite + Unpin>(
                 }
             };
             let Some(frame) = frame else { break };
-            let Ok(data) = frame?.into_data() else { continue }; // trailers are not forwarded
+            let frame = frame.map_err(|error| {
+                crate::stack::log_broken_body(request_id, &error);
+                error
+            })?;
+            let Ok(data) = frame.into_data() else { continue }; // trailers are not forwarded
             if data.len() > COPY_AT_MOST {
                 // Written from where it lies: only the framing goes through the buffer.
                 let take = encoder.begin_direct(write_buf, data.len());
