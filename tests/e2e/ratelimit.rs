@@ -349,10 +349,57 @@ async fn redis_killed_mid_load_falls_back_within_the_timeout_and_shared_limits_r
             ok += 1;
         }
     }
-    assert!((20..=21).contains(&ok), "the fresh shared bucket admits 20, not the local share of 10: {ok}");
+    // The fresh shared bucket holds 20, less what the fallback admitted meanwhile (at most its share of 10),
+    // which is charged to Redis on its return: never a fresh burst on top.
+    assert!((9..=20).contains(&ok), "the shared bucket, not the local share of 10: {ok}");
     let log = gw.log();
     assert!(log.contains("Redis is unreachable"), "{log}");
     assert!(log.contains("Redis is reachable again"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_between_redis_and_the_fallback_never_grants_a_fresh_burst() {
+    let mut redis = RedisServer::start();
+    let upstream = Upstream::text("ok").await;
+    let dir = tempfile::tempdir().unwrap();
+    // Two services, 5 per minute each (burst 5), one replica: the fallback's share is the whole quota.
+    let documents = vec![
+        docs::opd("dinkes"),
+        docs::service("dinkes", "satu", &[upstream.url()], "", &docs::rate_limit(5, "60s", 5)),
+        docs::service("dinkes", "dua", &[upstream.url()], "", &docs::rate_limit(5, "60s", 5)),
+    ];
+    let section = redis.config_section(
+        "timeout = \"100ms\"\non_unavailable = \"local_fallback\"\nreplicas = 1\nmax_reconnect_backoff = \"200ms\"\n",
+    );
+    let gw = GatewayProcess::start(&write_setup(dir.path(), &documents, &section));
+    wait_redis(&gw.url, "up").await;
+    let client = http1_client();
+    let statuses = |path: &'static str, n: usize| {
+        let (client, url) = (client.clone(), format!("{}{path}", gw.url));
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                out.push(get_within(&client, &url, Duration::from_secs(2)).await.status.as_u16());
+            }
+            out
+        }
+    };
+    // Redis → fallback: what Redis admitted was counted on the local share too.
+    assert_eq!(statuses("/dinkes/satu/v1/x", 5).await, [200; 5]);
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let after_switch = statuses("/dinkes/satu/v1/x", 3).await;
+    wait_redis(&gw.url, "down").await;
+    let after_switch = [after_switch, statuses("/dinkes/satu/v1/x", 3).await].concat();
+    assert!(after_switch.iter().all(|s| *s == 429), "the fallback granted a fresh burst: {after_switch:?}");
+
+    // Fallback → Redis: what the fallback admitted is charged to Redis when it is back (even an empty one).
+    assert_eq!(statuses("/dinkes/dua/v1/x", 6).await, [200, 200, 200, 200, 200, 429]);
+    redis.restart();
+    wait_redis(&gw.url, "up").await;
+    let back = statuses("/dinkes/dua/v1/x", 3).await;
+    assert!(back.iter().all(|s| *s == 429), "Redis granted a fresh burst on its return: {back:?}");
+    assert!(redis.command("DBSIZE").starts_with(":1"), "the debt reached Redis: {}", redis.command("DBSIZE"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,7 +64,13 @@ fn ok(n: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsolicited_response_never_reaches_another_request() {
-    for stray_after in [Duration::ZERO, Duration::from_millis(2), Duration::from_millis(10), Duration::from_millis(30), Duration::from_millis(150)] {
+    for stray_after in [
+        Duration::ZERO,
+        Duration::from_millis(2),
+        Duration::from_millis(10),
+        Duration::from_millis(30),
+        Duration::from_millis(150),
+    ] {
         let url = backend(ok, Some(stray_after)).await;
         let gw = TestGateway::start(&[docs::opd("dinkes"), docs::service("dinkes", "rm", &[url], "", "")], "").await;
         for round in 0..5 {

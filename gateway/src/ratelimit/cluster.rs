@@ -24,7 +24,8 @@ use crate::error::GatewayError;
 /// The GCRA, for every limit of one request, all-or-nothing.
 ///
 /// `KEYS[i]` is a limit; `ARGV[5i-4 .. 5i]` its emission interval (µs per unit), window (µs: `burst` units),
-/// the cost of this request (units), debt already incurred (units: response bytes sent since the last call)
+/// the cost of this request (units), debt already incurred (units: response bytes sent since the last call, and
+/// what the local fallback admitted while Redis was unreachable)
 /// and kind (`0` requests: admitted when the whole cost fits; `1` bytes: admitted while the bucket is not
 /// exhausted, then charged even into debt). Debt is recorded whatever the outcome; the cost only when every
 /// limit admits. Returns `{1, left1, ms_to_full1, ...}` or `{0, index_of_refusing_limit, retry_ms}`.
@@ -155,9 +156,7 @@ impl Cluster {
         let mut connection = (*connection).clone();
         let mut debts = [0u64; 5];
         for (debt, limit) in debts.iter_mut().zip(limits.iter()) {
-            if limit.scope.counts_bytes() {
-                *debt = limit.pending_bytes.swap(0, Ordering::Relaxed);
-            }
+            *debt = limit.pending_units.swap(0, Ordering::Relaxed);
         }
         let evalsha = command("EVALSHA", self.sha.as_bytes(), limits, request_bytes, &debts);
         let result = tokio::time::timeout(self.timeout, async {
@@ -177,7 +176,7 @@ impl Cluster {
                 // Not charged: keep the debt for the next call (or the next fallback period).
                 for (debt, limit) in debts.iter().zip(limits.iter()) {
                     if *debt > 0 {
-                        limit.pending_bytes.fetch_add(*debt, Ordering::Relaxed);
+                        limit.pending_units.fetch_add(*debt, Ordering::Relaxed);
                     }
                 }
                 let reason = match failed {

@@ -149,8 +149,9 @@ pub struct Limit {
     policy_header: HeaderValue,
     /// The in-process state: the whole quota in local mode, this replica's share in cluster mode.
     local: local::LocalLimit,
-    /// Cluster mode: response bytes not yet charged in Redis (added to the next call).
-    pending_bytes: AtomicU64,
+    /// Cluster mode: units admitted here but not yet charged in Redis (response bytes, and what the local
+    /// fallback admitted while Redis was unreachable), added to the next call as debt.
+    pending_units: AtomicU64,
     cluster: bool,
 }
 
@@ -169,7 +170,7 @@ impl Limit {
     pub fn charge_bytes(&self, bytes: u64) {
         self.local.charge(bytes);
         if self.cluster {
-            self.pending_bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.pending_units.fetch_add(bytes, Ordering::Relaxed);
         }
     }
 
@@ -252,7 +253,7 @@ impl<'a> LimitBuilder<'a> {
                     window_arg: format!("{}", (emission_ns * quota.burst as f64 / 1000.0).ceil()).into(),
                     policy_header: HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("")),
                     local: local::LocalLimit::new(scope.counts_bytes(), local_quota),
-                    pending_bytes: AtomicU64::new(0),
+                    pending_units: AtomicU64::new(0),
                     cluster: share.is_some(),
                 })
             }
@@ -377,7 +378,12 @@ impl RateLimiter {
             None => check_local(limits, request_bytes),
             // Boxed: the Redis round trip's state is large, and the callers' futures should not carry it inline.
             Some(cluster) => match Box::pin(cluster.check(limits, request_bytes)).await {
-                Ok(decision) => decision,
+                Ok(decision) => {
+                    if decision.is_ok() {
+                        mirror_locally(limits, request_bytes);
+                    }
+                    decision
+                }
                 Err(()) => match cluster.on_unavailable() {
                     OnUnavailable::LocalFallback => check_local(limits, request_bytes),
                     OnUnavailable::FailOpen => Ok(None),
@@ -396,12 +402,31 @@ impl Drop for RateLimiter {
     }
 }
 
+/// Switching between Redis and the local fallback never grants a fresh burst. While Redis decides, each request
+/// it admitted is also counted on this replica's local share, so that the fallback starts from this replica's
+/// recent use, not from a full bucket. (What the fallback admits is charged to Redis on its return, see
+/// [`check_local`].)
+fn mirror_locally(limits: &RequestLimits<'_>, request_bytes: u64) {
+    for limit in limits.iter() {
+        if limit.scope.counts_bytes() {
+            limit.local.charge(request_bytes);
+        } else {
+            let _ = limit.local.check(0); // an exhausted share stays exhausted; nothing more to count
+        }
+    }
+}
+
 fn check_local<'a>(limits: &RequestLimits<'a>, request_bytes: u64) -> Result<Option<Admitted<'a>>, GatewayError> {
     let mut tightest = None;
     for limit in limits.iter() {
         let quota = limit.local.quota();
         match limit.local.check(request_bytes) {
             Ok(remaining) => {
+                if limit.cluster {
+                    // Admitted by the fallback: Redis is charged for it when it is reachable again.
+                    let units = if limit.scope.counts_bytes() { request_bytes } else { 1 };
+                    limit.pending_units.fetch_add(units, Ordering::Relaxed);
+                }
                 let admitted = Admitted { limit, remaining, reset_secs: reset_secs(quota, remaining) };
                 tightest = Admitted::tighter(tightest, admitted);
             }
