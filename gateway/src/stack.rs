@@ -479,9 +479,14 @@ async fn route_and_forward(
     if let Some(limit) = byte_limit {
         response = response.map(|body| ResponseBody::Metered(Box::new(MeteredBody::new(body, Arc::clone(limit)))));
     }
-    if let Some(schema) = contract.and_then(|c| c.response_for(response.status().as_u16())) {
+    let status = response.status();
+    let has_body =
+        !head && !status.is_informational() && status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED;
+    if let Some(schema) = contract.and_then(|c| c.response_for(status.as_u16())).filter(|_| has_body) {
         let limit = shared.limits.max_checked_response;
-        response = Box::pin(check_response(response, schema, service, operation, limit)).await?;
+        // Below the operation's classified fields, a body outside its declared schema cannot be released.
+        let withheld = permit.as_ref().is_some_and(|p| p.redaction.is_some());
+        response = Box::pin(check_response(response, schema, service, operation, limit, withheld)).await?;
     }
     // An operation with fields above the caller's clearance: every response is filtered before it is released.
     match permit.as_ref().and_then(|p| Some((p.client.doc.clearance, p.redaction?))) {
@@ -527,13 +532,16 @@ async fn check_request(
 
 /// Holds an upstream response to its contract: `enforce` replaces a violating response with 502
 /// `contract.response_invalid` (its body is not passed on); `report` passes it on, logs the violations
-/// (pointers and keywords only, never values) and counts them on the service.
+/// (pointers and keywords only, never values) and counts them on the service. With `withheld` (the caller is
+/// below some classified field of the operation) a violating body is never passed on: 502
+/// `policy.redaction_failed`, since only a body that matches its schema can be filtered by it.
 async fn check_response(
     response: Response<ResponseBody>,
     schema: &contract::Schema,
     service: &CompiledService,
     operation: Option<&crate::routing::CompiledOperation>,
     limit: u64,
+    withheld: bool,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let (parts, body) = response.into_parts();
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
@@ -555,6 +563,13 @@ async fn check_response(
         );
         if service.doc.response_check == ResponseCheck::Enforce {
             return Err(GatewayError::ResponseInvalid { service: service.key.to_string(), violations });
+        }
+        if withheld {
+            let status = parts.status.as_u16();
+            return Err(GatewayError::RedactionFailed {
+                service: service.key.to_string(),
+                reason: format!("the upstream's {status} answer does not match the schema declared for it"),
+            });
         }
     }
     Ok(Response::from_parts(parts, ResponseBody::full(bytes)))

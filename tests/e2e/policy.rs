@@ -435,6 +435,7 @@ async fn ranged_upstream() -> Upstream {
             "selalu-206" => partial(0, record.len() / 2),
             "gagal-500" => json(500, record),
             "tidak-ada" => json(404, record),
+            "tidak-ditemukan" => json(404, r#"{"pesan":"NIK tidak ditemukan"}"#.to_string()),
             "kosong-204" => Response::builder().status(204).body(empty()).unwrap(),
             "terkompresi" => Response::builder()
                 .header("content-type", "application/json")
@@ -510,6 +511,9 @@ async fn no_form_of_response_releases_a_field_above_the_clearance() {
             assert_eq!((r.status.as_u16(), r.code()), (502, "policy.redaction_failed".into()), "{version} {mode}");
             assert!(!leaks(&r), "{version} {mode} leaked: {}", r.text());
         }
+        // An answer that matches the unmarked schema declared for its status passes.
+        let r = call(Method::GET, "tidak-ditemukan", &[]).await;
+        assert_eq!((r.status.as_u16(), r.text()), (404, r#"{"pesan":"NIK tidak ditemukan"}"#.to_string()), "{version}");
         // Forms without a body pass without one.
         let r = call(Method::GET, "kosong-204", &[]).await;
         assert_eq!((r.status.as_u16(), r.body.len()), (204, 0), "{version}");
