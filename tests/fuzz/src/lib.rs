@@ -40,3 +40,62 @@ impl Drop for Tried {
         eprintln!("fuzz {}: {} inputs tried", self.target, self.count());
     }
 }
+
+/// Builds one input from the fuzzer's bytes. The first byte chooses: even, the rest of the bytes as they are
+/// (arbitrary input); odd, one of `seeds` (real, well-formed inputs) changed by a few edits that the following
+/// bytes describe (insert, delete or replace a byte, insert one of `tokens`, repeat or cut a span). Mutated
+/// seeds reach the paths behind a valid prefix, which random bytes rarely do.
+pub fn seeded_input(seeds: &[&[u8]], tokens: &[&[u8]], bytes: &[u8]) -> Vec<u8> {
+    let Some((&mode, rest)) = bytes.split_first() else { return Vec::new() };
+    if mode % 2 == 0 || seeds.is_empty() {
+        return rest.to_vec();
+    }
+    let Some((&pick, mut edits)) = rest.split_first() else { return Vec::new() };
+    let mut out = seeds[usize::from(pick) % seeds.len()].to_vec();
+    // At most eight edits: more would leave little of the seed.
+    for _ in 0..8 {
+        let [op, hi, lo, arg, tail @ ..] = edits else { break };
+        edits = tail;
+        let at = usize::from(u16::from_be_bytes([*hi, *lo])) % (out.len() + 1);
+        match op % 8 {
+            0 => out.insert(at, *arg),
+            1 if at < out.len() => {
+                out.remove(at);
+            }
+            2 if at < out.len() => out[at] = *arg,
+            3 | 4 if !tokens.is_empty() => {
+                let token = tokens[usize::from(*arg) % tokens.len()];
+                out.splice(at..at, token.iter().copied());
+            }
+            5 => {
+                let end = (at + usize::from(*arg % 32) + 1).min(out.len());
+                let span = out[at..end].to_vec();
+                out.splice(at..at, span);
+            }
+            6 => out.truncate(at),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Splits `len` bytes into pieces whose sizes `sizes` chooses (each 1..=256, cycling; one piece when empty):
+/// the reads a peer's segments would make.
+pub fn pieces(len: usize, sizes: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while start < len {
+        let size = if sizes.is_empty() { len } else { usize::from(sizes[i % sizes.len()]) + 1 };
+        let end = (start + size).min(len);
+        out.push(start..end);
+        start = end;
+        i += 1;
+    }
+    out
+}
+
+/// `bytes` as printable text for assertion messages.
+pub fn show(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}
