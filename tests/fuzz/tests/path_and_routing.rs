@@ -206,8 +206,11 @@ fn tables() -> Tables {
     Tables { routes, operations: OperationTable::new(operations) }
 }
 
-/// Where a path leads: refused (with the code), or the service index and the operation (or the code).
-fn route(tables: &Tables, path: &str) -> Result<(Option<usize>, Result<Option<String>, &'static str>), &'static str> {
+/// The operation a path matched (`None` on a pass-through service), or the code of the error.
+type Operation = Result<Option<String>, &'static str>;
+
+/// Where a path leads: refused (with the code), or the service index and the operation.
+fn route(tables: &Tables, path: &str) -> Result<(Option<usize>, Operation), &'static str> {
     let address = split_service_path(path).map_err(|e| e.code())?;
     let service = tables.routes.find(address.opd, address.service, address.major);
     let operation = tables
