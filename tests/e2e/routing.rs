@@ -136,3 +136,66 @@ async fn hostile_paths_never_reach_another_service() {
     assert_eq!(capil.hits(), 0, "nothing reached Disdukcapil");
     assert_eq!(dinkes.hits(), 0, "nothing hostile reached Dinkes either");
 }
+
+/// The class of `..;` and `%252e%252e`: segments that Java servlet containers read as dots once a path parameter
+/// is cut, spellings that a second decoding or Unicode normalisation turns into dots or separators, and overlong
+/// UTF-8. On a pass-through service every one is 400 `request.invalid_path` and none reaches the upstream;
+/// ordinary parameters, dots and escapes still pass.
+#[tokio::test]
+async fn parameter_and_double_encoded_dot_segments_never_reach_the_upstream() {
+    let up = Upstream::text("pass").await;
+    let gw =
+        TestGateway::start(&[docs::opd("bappeda"), docs::service("bappeda", "data", &[up.url()], "", "")], "").await;
+    let refused = [
+        "/bappeda/data/v1/..;/admin",
+        "/bappeda/data/v1/a/..;jsessionid=x/..;/admin",
+        "/bappeda/data/v1/.;/admin",
+        "/bappeda/data/v1/%2e%2e;x/admin",
+        "/bappeda/data/v1/..%3B/admin",
+        "/bappeda/data/v1/;/admin",
+        "/bappeda/data/v1/%252e%252e/%252e%252e/admin",
+        "/bappeda/data/v1/..%252fadmin",
+        "/bappeda/data/v1/%255c..%255cadmin",
+        "/bappeda/data/v1/%25252e%25252e/admin",
+        "/bappeda/data/v1/%25u002e%25u002e/admin",
+        "/bappeda/data/v1/%c0%ae%c0%ae/admin",
+        "/bappeda/data/v1/%e0%80%ae/admin",
+        "/bappeda/data/v1/%ef%bc%8e%ef%bc%8e/admin",
+        "/bappeda/data/v1/a%ef%bc%8fadmin",
+        "/bappeda/data/v1/.../admin",
+        "/bappeda/data/v1/..%20/admin",
+    ];
+    for path in refused {
+        let response =
+            raw_exchange(gw.addr, format!("GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n").as_bytes())
+                .await;
+        assert_eq!(raw_status(&response), 400, "{path}: {response}");
+        assert!(response.contains("request.invalid_path"), "{path}: {response}");
+    }
+    assert_eq!(up.hits(), 0, "nothing refused reached the upstream");
+    for path in ["/bappeda/data/v1/laporan;versi=2/a.json", "/bappeda/data/v1/100%25/a%3Bb", "/bappeda/data/v1/..a"] {
+        let r = get(&format!("{}{path}", gw.url)).await;
+        assert_eq!(r.status, 200, "{path}");
+    }
+    let seen: Vec<String> = up.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(seen, ["/laporan;versi=2/a.json", "/100%25/a%3Bb", "/..a"], "forwarded as sent");
+}
+
+/// A segment with a path parameter never matches a template parameter: a servlet container would route
+/// `rahasia;x` as the literal `rahasia`, an operation the caller may not have been matched to.
+#[tokio::test]
+async fn a_path_parameter_cannot_dress_a_literal_as_a_template_parameter() {
+    let up = Upstream::text("x").await;
+    let ops = docs::operation("ambil", "GET", "/pasien/{id}") + &docs::operation("rahasia", "GET", "/pasien/rahasia");
+    let gw =
+        TestGateway::start(&[docs::opd("dinkes"), docs::service("dinkes", "rekam-medis", &[up.url()], "", &ops)], "")
+            .await;
+    for path in ["/pasien/rahasia;x", "/pasien/rahasia;jsessionid=1", "/pasien/12;a=b"] {
+        let r = get(&format!("{}/dinkes/rekam-medis/v1{path}", gw.url)).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.code(), "route.not_found", "{path}");
+    }
+    assert_eq!(up.hits(), 0);
+    let r = get(&format!("{}/dinkes/rekam-medis/v1/pasien/RM-1", gw.url)).await;
+    assert_eq!(r.status, 200);
+}

@@ -1,7 +1,8 @@
 //! Path → service → operation lookup, compiled once per snapshot. `/{opd}/{service}/v{major}/{path...}` finds
 //! the service through two hash lookups; when the service lists operations, the rest of the path is matched
-//! against their templates (`GET /pasien/{id}`), literal segments before parameters. Unknown → 404, known path
-//! with another method → 405 with `Allow`.
+//! against their templates (`GET /pasien/{id}`), literal segments before parameters (literals compare decoded; a
+//! parameter never matches a segment with a raw `;` path parameter). Unknown → 404, known path with another
+//! method → 405 with `Allow`.
 
 pub mod path;
 
@@ -70,7 +71,9 @@ impl CompiledOperation {
         for template in self.segments.iter() {
             match (template, parts.next()) {
                 (TemplateSegment::Literal(lit), Some(raw)) if path::segment_equals(raw, lit) => {}
-                (TemplateSegment::Param, Some(raw)) if !raw.is_empty() => {}
+                // A raw `;` starts a path parameter that Java-style backends cut off before routing: such a
+                // segment may name a literal route there (`rahasia;x` is `rahasia`), so no parameter matches it.
+                (TemplateSegment::Param, Some(raw)) if !raw.is_empty() && !raw.contains(';') => {}
                 _ => return false,
             }
         }
@@ -225,6 +228,19 @@ mod tests {
             GatewayError::MethodNotAllowed { allow, .. } => assert_eq!(allow, "DELETE, GET, HEAD"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_parameter_never_matches_a_segment_with_a_path_parameter() {
+        let t = OperationTable::new(vec![
+            CompiledOperation::new(0, "ambil", "GET", "/pasien/{id}").unwrap(),
+            CompiledOperation::new(1, "rahasia", "GET", "/pasien/rahasia").unwrap(),
+        ]);
+        for rest in ["/pasien/rahasia;x", "/pasien/rahasia;", "/pasien/12;jsessionid=1", "/pasien/;"] {
+            assert_eq!(t.find(&Method::GET, rest).unwrap_err().code(), "route.not_found", "{rest}");
+        }
+        assert_eq!(&*t.find(&Method::GET, "/pasien/rahasi%61").unwrap().unwrap().id, "rahasia", "decoded literal");
+        assert_eq!(&*t.find(&Method::GET, "/pasien/a%3Bb").unwrap().unwrap().id, "ambil", "an encoded `;` is data");
     }
 
     #[test]

@@ -1,6 +1,19 @@
-//! Safe reading of the request path. Every segment is checked once, on the raw (still percent-encoded) path:
-//! malformed escapes, encoded `/` or `\`, control bytes, `.`/`..` segments (also encoded) and empty segments
-//! (`//`) are refused, so no spelling of a path can reach a different service than the one it names.
+//! Safe reading of the request path. Every segment is checked once, on the raw (still percent-encoded) path,
+//! against what any backend behind the gateway might make of it, so that no spelling of a path reaches a
+//! different service or operation than the one the gateway matched. A segment is refused (400
+//! `request.invalid_path`) when:
+//!
+//! - it is empty (`//`), or holds a malformed percent-escape;
+//! - decoded once, it holds `/`, `\` or a control byte;
+//! - decoded once, it is not UTF-8 (overlong forms such as `%c0%ae` are read as `.` by lax decoders), or holds
+//!   a character whose Unicode compatibility form is a dot, a separator or `;` (`．`, `‥`, `／`, `＼`, `；`,
+//!   ...), which a normalising backend would turn into one;
+//! - decoded once, it still holds a percent-escape (`%252e`, `%255c`, `%25u002e`): a backend that decodes
+//!   twice would read a dot or a separator where the gateway saw none;
+//! - once a path parameter is cut off (from the first `;` or `%3B`, as Java servlet containers do with
+//!   `..;jsessionid=x`), what remains is empty or made of dots and spaces only: `.`, `..`, `...`, `.. ` in any
+//!   spelling (Windows-style backends drop trailing dots and spaces).
+//!
 //! Nothing is allocated: segments are borrowed from the request.
 
 use crate::error::GatewayError;
@@ -37,7 +50,7 @@ pub fn split_service_path(path: &str) -> Result<ServicePath<'_>, GatewayError> {
             }
             return Err(GatewayError::InvalidPath { reason: "empty path segments (`//`) are not allowed" });
         }
-        check_segment(segment)?;
+        check_segment(segment).map_err(|reason| GatewayError::InvalidPath { reason })?;
         if index < 3 {
             heads[index] = segment;
         }
@@ -68,8 +81,8 @@ fn parse_major(segment: &str) -> Option<u32> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ByteClass {
     Plain,
-    Percent,
-    Dot,
+    /// `%`, `.`, ` `, `;` and bytes above ASCII: the segment needs a closer look.
+    Special,
     /// `/` (here only ever decoded from `%2F`), `\` or a control byte.
     Refused,
 }
@@ -80,8 +93,7 @@ const BYTE_CLASSES: [ByteClass; 256] = {
     let mut b = 0;
     while b < 256 {
         classes[b] = match b as u8 {
-            b'%' => ByteClass::Percent,
-            b'.' => ByteClass::Dot,
+            b'%' | b'.' | b' ' | b';' | 0x80..=0xff => ByteClass::Special,
             b'/' | b'\\' | 0..=0x1f | 0x7f => ByteClass::Refused,
             _ => ByteClass::Plain,
         };
@@ -90,36 +102,108 @@ const BYTE_CLASSES: [ByteClass; 256] = {
     classes
 };
 
-/// One raw segment: valid percent-escapes, no encoded separators or control bytes, not `.` or `..`.
-fn check_segment(segment: &str) -> Result<(), GatewayError> {
-    let bytes = segment.as_bytes();
-    let mut i = 0;
-    let mut dots = 0usize;
-    let mut decoded_len = 0usize;
-    while i < bytes.len() {
-        let mut b = bytes[i];
-        i += 1;
-        if BYTE_CLASSES[usize::from(b)] == ByteClass::Percent {
-            let hi = bytes.get(i).and_then(|c| (*c as char).to_digit(16));
-            let lo = bytes.get(i + 1).and_then(|c| (*c as char).to_digit(16));
-            let (Some(hi), Some(lo)) = (hi, lo) else {
-                return Err(GatewayError::InvalidPath { reason: "malformed percent-encoding" });
-            };
-            i += 2;
-            b = (hi * 16 + lo) as u8;
+/// Characters that a backend normalising Unicode (NFKC) turns into dots, `/`, `\` or `;`.
+const CONFUSABLE: [char; 18] = [
+    '\u{037e}', '\u{2024}', '\u{2025}', '\u{2026}', '\u{2100}', '\u{2101}', '\u{2105}', '\u{2106}', '\u{fe14}',
+    '\u{fe19}', '\u{fe30}', '\u{fe52}', '\u{fe54}', '\u{fe68}', '\u{ff0e}', '\u{ff0f}', '\u{ff1b}', '\u{ff3c}',
+];
+
+/// The bytes of a raw segment, percent-decoded once.
+#[derive(Clone)]
+struct Decoded<'a> {
+    raw: &'a [u8],
+}
+
+impl Iterator for Decoded<'_> {
+    type Item = Result<u8, &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&b, rest) = self.raw.split_first()?;
+        if b != b'%' {
+            self.raw = rest;
+            return Some(Ok(b));
         }
-        decoded_len += 1;
-        match BYTE_CLASSES[usize::from(b)] {
-            ByteClass::Plain | ByteClass::Percent => {}
-            ByteClass::Dot => dots += 1,
-            ByteClass::Refused if b == b'/' || b == b'\\' => {
-                return Err(GatewayError::InvalidPath { reason: "encoded `/` or `\\` inside a path segment" })
-            }
-            ByteClass::Refused => return Err(GatewayError::InvalidPath { reason: "control characters in the path" }),
+        let hex = |at: usize| rest.get(at).and_then(|c| (*c as char).to_digit(16));
+        let (Some(hi), Some(lo)) = (hex(0), hex(1)) else {
+            self.raw = &[];
+            return Some(Err("malformed percent-encoding"));
+        };
+        self.raw = &rest[2..];
+        Some(Ok((hi * 16 + lo) as u8))
+    }
+}
+
+/// One raw segment, as the module documentation says: `Err` with the reason it is refused.
+fn check_segment(segment: &str) -> Result<(), &'static str> {
+    let bytes = segment.as_bytes();
+    if bytes.iter().all(|&b| BYTE_CLASSES[usize::from(b)] == ByteClass::Plain) {
+        return Ok(()); // the common case: nothing to decode, no dot, no parameter
+    }
+    let mut decoded = Decoded { raw: bytes };
+    // The part before a path parameter: its length, and how much of it is dots and spaces.
+    let (mut name_len, mut name_dots, mut name_blanks) = (0usize, 0usize, 0usize);
+    let mut in_parameter = false;
+    while let Some(b) = decoded.next() {
+        let b = b?;
+        match b {
+            b'/' | b'\\' => return Err("encoded `/` or `\\` inside a path segment"),
+            0..=0x1f | 0x7f => return Err("control characters in the path"),
+            b'%' if is_escape(decoded.clone()) => return Err("double percent-encoding in the path"),
+            0x80..=0xff => check_character(b, &mut decoded)?,
+            _ => {}
+        }
+        if b == b';' {
+            in_parameter = true;
+        }
+        if !in_parameter {
+            name_len += 1;
+            name_dots += usize::from(b == b'.');
+            name_blanks += usize::from(b == b' ');
         }
     }
-    if decoded_len == dots && dots <= 2 {
-        return Err(GatewayError::InvalidPath { reason: "`.` and `..` segments are not allowed" });
+    if name_len == 0 {
+        return Err("a path segment without a name before its `;` parameter");
+    }
+    if name_dots > 0 && name_dots + name_blanks == name_len {
+        return Err("`.` and `..` segments are not allowed");
+    }
+    Ok(())
+}
+
+/// Whether decoded bytes that follow a decoded `%` make an escape again: two hex digits, or `u` and four (the
+/// `%u002e` form some servers decode).
+fn is_escape(mut after: Decoded<'_>) -> bool {
+    let mut peek = after.clone();
+    let digits = if matches!(peek.next(), Some(Ok(b'u' | b'U'))) {
+        after = peek;
+        4
+    } else {
+        2
+    };
+    (0..digits).all(|_| matches!(after.next(), Some(Ok(c)) if c.is_ascii_hexdigit()))
+}
+
+/// A decoded non-ASCII byte `lead`, with the rest of its UTF-8 sequence from `decoded`: valid UTF-8 (no overlong
+/// form, no surrogate) and not a [`CONFUSABLE`] character.
+fn check_character(lead: u8, decoded: &mut Decoded<'_>) -> Result<(), &'static str> {
+    let not_utf8 = "the decoded path is not UTF-8";
+    let len = match lead {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return Err(not_utf8),
+    };
+    let mut sequence = [lead, 0, 0, 0];
+    for slot in sequence.iter_mut().take(len).skip(1) {
+        match decoded.next() {
+            Some(Ok(b)) => *slot = b,
+            Some(Err(e)) => return Err(e),
+            None => return Err(not_utf8),
+        }
+    }
+    let Ok(text) = std::str::from_utf8(&sequence[..len]) else { return Err(not_utf8) };
+    if text.chars().any(|c| CONFUSABLE.contains(&c)) {
+        return Err("a character that normalises to a dot or a separator");
     }
     Ok(())
 }
@@ -166,6 +250,94 @@ mod tests {
             "/dinkes/rekam-medis/v1/./x",
         ] {
             assert_eq!(code(path), "request.invalid_path", "{path}");
+        }
+    }
+
+    /// Segments that servlet containers read as path parameters, and spellings a second decoding or Unicode
+    /// normalisation turns into dots or separators: the class of `..;` and `%252e%252e`.
+    #[test]
+    fn parameter_and_double_decoding_spellings_of_dots_are_refused() {
+        for segment in [
+            "..;",
+            "..;jsessionid=1",
+            ".;",
+            ".;x=1",
+            "%2e%2e;",
+            ".%2E;a",
+            "..%3b",
+            "..%3Bx",
+            ";",
+            ";x",
+            "%3b",
+            "...",
+            "....",
+            ".. ",
+            "..%20",
+            "%20..",
+            ". .",
+            "..;%2e",
+            "%252e%252e",
+            "%252E.",
+            "%252f",
+            "%255c",
+            "a%252fb",
+            "%2500",
+            "%25%32%65",
+            "%2525",
+            "%25u002e",
+            "%25U002E",
+            "%c0%ae%c0%ae",
+            "%c0%ae",
+            "%c0%af",
+            "%e0%80%ae",
+            "%c1%9c",
+            "%ed%a0%80",
+            "%ff",
+            "%c3",
+            "%ef%bc%8e%ef%bc%8e",
+            "%e2%80%a5",
+            "%e2%80%a4",
+            "%e2%80%a6",
+            "%ef%bc%8f",
+            "a%ef%bc%8fb",
+            "%ef%bc%bc",
+            "%ef%b9%92",
+            "%e2%84%80",
+            "%ef%bc%9b",
+            "%cd%be",
+            "．．",
+            "‥",
+        ] {
+            let path = format!("/dinkes/rekam-medis/v1/a/{segment}/b");
+            assert_eq!(code(&path), "request.invalid_path", "{path}");
+            let path = format!("/dinkes/rekam-medis/v1/{segment}");
+            assert_eq!(code(&path), "request.invalid_path", "{path}");
+        }
+    }
+
+    #[test]
+    fn ordinary_segments_with_dots_parameters_and_escapes_pass() {
+        for segment in [
+            "a.json",
+            ".well-known",
+            "..a",
+            "a..",
+            "v1.2",
+            "jsessionid;x",
+            "a;b=c",
+            "a%3Bb",
+            "100%25",
+            "%25zz",
+            "a%20b",
+            "%20",
+            "caf%C3%A9",
+            "%E2%82%AC",
+            "%F0%9F%98%80",
+            "RM-1",
+            "1.",
+        ] {
+            let path = format!("/dinkes/rekam-medis/v1/{segment}");
+            assert_eq!(code(&path), "ok", "{path}");
         }
     }
 

@@ -152,7 +152,11 @@ pub fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Deco
             Version::HTTP_10 => framing.keep_alive,
             _ => !framing.close,
         };
-        return Ok(Some(Head { response, decoder, reusable: keep_alive && delimited }));
+        // Faulty framing (RFC 9112 §6.1, §6.3): both `Transfer-Encoding` and `Content-Length`, or a coding in an
+        // HTTP/1.0 response. The body is read as the coding says; the connection is never used again.
+        let faulty =
+            framing.transfer_encoding.is_some() && (framing.content_length.is_some() || version == Version::HTTP_10);
+        return Ok(Some(Head { response, decoder, reusable: keep_alive && delimited && !faulty }));
     }
 }
 
@@ -199,8 +203,11 @@ impl Framing {
                 self.content_length = Some(n);
             }
         } else if *name == TRANSFER_ENCODING {
-            let last = value.as_bytes().rsplit(|&b| b == b',').next().unwrap_or_default();
-            self.transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            // The final coding of the combined list (fields in order; empty elements do not count, RFC 9110
+            // §5.6.1): `chunked` then an empty field is still chunked.
+            let last = value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii).rfind(|c| !c.is_empty());
+            let chunked = self.transfer_encoding.unwrap_or(false);
+            self.transfer_encoding = Some(last.map_or(chunked, |c| c.eq_ignore_ascii_case(b"chunked")));
         } else if *name == CONNECTION {
             for token in value.as_bytes().split(|&b| b == b',') {
                 let token = token.trim_ascii();
@@ -220,8 +227,8 @@ impl Framing {
             return (Decoder::Done, true);
         }
         match (self.transfer_encoding, self.content_length) {
-            // Both present: the length is ignored and the connection is not trusted again (RFC 9112 §6.3).
-            (Some(true), length) => (Decoder::Chunked(Chunk::Size), length.is_none()),
+            // Both present: the length is ignored (RFC 9112 §6.3); the caller does not reuse the connection.
+            (Some(true), _) => (Decoder::Chunked(Chunk::Size), true),
             (Some(false), _) => (Decoder::UntilClose, false),
             (None, Some(0)) => (Decoder::Done, true),
             (None, Some(n)) => (Decoder::Length(n), true),
@@ -237,20 +244,86 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
     digits.iter().try_fold(0u64, |n, &d| d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0')))
 }
 
-fn parse_hex(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 15 {
+/// `chunk-size [ chunk-ext ]` (RFC 9112 §7.1.1): hex digits (leading zeros allowed, below 2^60), then
+/// `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`. Whitespace after the size or the last
+/// extension is accepted (real servers pad sizes; hyper accepts it too); anything else is refused.
+fn chunk_size_line(line: &[u8]) -> Option<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let zeros = line[..digits].iter().take_while(|&&b| b == b'0').count();
+    let significant = &line[zeros..digits];
+    if digits == 0 || significant.len() > 15 || !chunk_extensions(&line[digits..]) {
         return None;
     }
-    digits.iter().try_fold(0u64, |n, &d| (d as char).to_digit(16).map(|v| n * 16 + u64::from(v)))
+    significant.iter().try_fold(0u64, |n, &d| (d as char).to_digit(16).map(|v| n * 16 + u64::from(v)))
 }
 
-/// The position of the CRLF that ends the line at the start of `buf`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn skip_whitespace(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    &s[n..]
+}
+
+fn skip_token(s: &[u8]) -> Option<&[u8]> {
+    let n = s.iter().take_while(|&&b| is_tchar(b)).count();
+    (n > 0).then(|| &s[n..])
+}
+
+/// The chunk extensions after the size, as [`chunk_size_line`] says.
+fn chunk_extensions(mut ext: &[u8]) -> bool {
+    loop {
+        ext = skip_whitespace(ext);
+        let Some(rest) = ext.strip_prefix(b";") else { return ext.is_empty() };
+        let Some(rest) = skip_token(skip_whitespace(rest)) else { return false };
+        ext = rest;
+        let Some(value) = skip_whitespace(rest).strip_prefix(b"=") else { continue };
+        let value = skip_whitespace(value);
+        ext = match value.strip_prefix(b"\"") {
+            Some(quoted) => match quoted_string_end(quoted) {
+                Some(end) => &quoted[end..],
+                None => return false,
+            },
+            None => match skip_token(value) {
+                Some(rest) => rest,
+                None => return false,
+            },
+        };
+    }
+}
+
+/// Past the closing quote of a quoted-string whose opening quote is already taken.
+fn quoted_string_end(s: &[u8]) -> Option<usize> {
+    let text = |c: u8| c == b'\t' || c == b' ' || (0x21..=0x7e).contains(&c) || c >= 0x80;
+    let mut i = 0;
+    loop {
+        match *s.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' if s.get(i + 1).is_some_and(|&c| text(c)) => i += 2,
+            b'\\' => return None,
+            c if text(c) => i += 1,
+            _ => return None,
+        }
+    }
+}
+
+/// `field-line` of a trailer: a token, `:`, then visible characters, obs-text, spaces and tabs only.
+fn is_field_line(line: &[u8]) -> bool {
+    skip_token(line)
+        .and_then(|rest| rest.strip_prefix(b":"))
+        .is_some_and(|value| value.iter().all(|&b| b == b' ' || b == b'\t' || (0x21..=0x7e).contains(&b) || b >= 0x80))
+}
+
+/// The length of the line at the start of `buf`, which ends with CRLF (a bare LF is refused): `None` until its
+/// end has arrived. A line longer than [`MAX_LINE_BYTES`] is refused, however the reads split it.
 fn line_end(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
     match buf.iter().position(|&b| b == b'\n') {
         Some(0) => Err(DecodeError::Chunk),
-        Some(i) if buf[i - 1] == b'\r' => Ok(Some(i - 1)),
+        Some(i) if buf[i - 1] == b'\r' && i - 1 <= MAX_LINE_BYTES => Ok(Some(i - 1)),
         Some(_) => Err(DecodeError::Chunk),
-        None if buf.len() > MAX_LINE_BYTES => Err(DecodeError::Chunk),
+        // The line and its CR fit in one byte more than the limit.
+        None if buf.len() > MAX_LINE_BYTES + 1 => Err(DecodeError::Chunk),
         None => Ok(None),
     }
 }
@@ -284,9 +357,7 @@ impl Decoder {
                 }
                 Decoder::Chunked(Chunk::Size) => {
                     let Some(end) = line_end(buf)? else { return Ok(Step::NeedMore) };
-                    let line = &buf[..end];
-                    let size = line.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
-                    let size = parse_hex(size).ok_or(DecodeError::Chunk)?;
+                    let size = chunk_size_line(&buf[..end]).ok_or(DecodeError::Chunk)?;
                     buf.advance(end + 2);
                     *self = Decoder::Chunked(if size == 0 { Chunk::Trailers } else { Chunk::Data(size) });
                 }
@@ -320,6 +391,9 @@ impl Decoder {
                 }
                 Decoder::Chunked(Chunk::Trailers) => {
                     let Some(end) = line_end(buf)? else { return Ok(Step::NeedMore) };
+                    if end > 0 && !is_field_line(&buf[..end]) {
+                        return Err(DecodeError::Chunk);
+                    }
                     buf.advance(end + 2);
                     if end == 0 {
                         *self = Decoder::Done;
@@ -457,6 +531,96 @@ mod tests {
         assert_eq!(body(Decoder::Chunked(Chunk::Size), b"5\r\nhelloXX0\r\n\r\n", 4), Err(DecodeError::Chunk));
         assert_eq!(body(Decoder::Chunked(Chunk::Size), b"fffffffffffffffff\r\n", 64), Err(DecodeError::Chunk));
         assert_eq!(body(Decoder::Chunked(Chunk::Size), &[b'1'; 5000], 5000), Err(DecodeError::Chunk));
+    }
+
+    /// Fuzz finding (`http1_response_head`): faulty framing (RFC 9112 §6.1, §6.3) left the connection reusable.
+    #[test]
+    fn faulty_framing_is_never_reused() {
+        for text in [
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(!parse(text).unwrap().unwrap().reusable, "{text:?}");
+        }
+    }
+
+    /// Fuzz finding (`http1_response_head`): the final coding is the last non-empty element of the combined list.
+    #[test]
+    fn the_final_coding_ignores_empty_list_elements() {
+        for (codings, chunked) in [
+            ("Transfer-Encoding: chunked,\r\n", true),
+            ("Transfer-Encoding: chunked, ,\r\n", true),
+            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: \r\n", true),
+            ("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", true),
+            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n", false),
+            ("Transfer-Encoding: chunked, gzip\r\n", false),
+            ("Transfer-Encoding: \r\n", false),
+        ] {
+            let h = parse(&format!("HTTP/1.1 200 OK\r\n{codings}\r\n")).unwrap().unwrap();
+            let expected = if chunked { Decoder::Chunked(Chunk::Size) } else { Decoder::UntilClose };
+            assert_eq!(h.decoder, expected, "{codings:?}");
+        }
+    }
+
+    /// Fuzz finding (`chunked_decoder`): chunk-size lines and trailers follow RFC 9112 §7.1; whitespace after
+    /// the size is the one leniency.
+    #[test]
+    fn chunk_lines_follow_the_grammar() {
+        for (size_line, valid) in [
+            ("5", true),
+            ("0005", true),
+            ("00000000000000000005", true),
+            ("5  \t", true),
+            ("5;a", true),
+            ("5 ; a = b ; c=\"q;\\\"x\"", true),
+            ("5;a=\"\"", true),
+            ("1000000000000000", false),
+            ("5;\x00a", false),
+            ("5;a\rb", false),
+            ("5 x", false),
+            ("5;", false),
+            ("5;a=", false),
+            ("5;a=\"open", false),
+            ("5;a=b c", false),
+            (" 5", false),
+            ("+5", false),
+            ("0x5", false),
+            ("", false),
+        ] {
+            let wire = format!("{size_line}\r\nhello\r\n0\r\n\r\n");
+            let got = body(Decoder::Chunked(Chunk::Size), wire.as_bytes(), 3);
+            if valid {
+                assert_eq!(got.unwrap(), b"hello", "{size_line:?}");
+            } else {
+                assert_eq!(got, Err(DecodeError::Chunk), "{size_line:?}");
+            }
+        }
+        assert_eq!(chunk_size_line(b"0fffffffffffffff"), Some((1 << 60) - 1), "the largest size");
+        for trailer in ["no colon", " folded", "X: \x01", ": empty name", "X\t: y"] {
+            let wire = format!("0\r\n{trailer}\r\n\r\n");
+            assert_eq!(body(Decoder::Chunked(Chunk::Size), wire.as_bytes(), 2), Err(DecodeError::Chunk), "{trailer:?}");
+        }
+        let wire = b"0\r\nX-A: b c\t\r\nX-\xff: \xff\r\n\r\n";
+        assert_eq!(body(Decoder::Chunked(Chunk::Size), wire, 2), Err(DecodeError::Chunk), "a name is a token");
+        assert!(body(Decoder::Chunked(Chunk::Size), b"0\r\nX-A: b c\t\xff\r\n\r\n", 2).is_ok());
+    }
+
+    /// Fuzz finding (`chunked_decoder`): a long line was refused or not depending on where the reads split it.
+    #[test]
+    fn the_line_limit_does_not_depend_on_the_reads() {
+        let longest = format!("5;{}\r\nhello\r\n0\r\n\r\n", "a".repeat(MAX_LINE_BYTES - 2));
+        let too_long = format!("5;{}\r\nhello\r\n0\r\n\r\n", "a".repeat(MAX_LINE_BYTES - 1));
+        for step in [1, 7, MAX_LINE_BYTES, MAX_LINE_BYTES + 1, MAX_LINE_BYTES + 2, 10_000] {
+            assert_eq!(body(Decoder::Chunked(Chunk::Size), longest.as_bytes(), step).unwrap(), b"hello", "{step}");
+            assert_eq!(
+                body(Decoder::Chunked(Chunk::Size), too_long.as_bytes(), step),
+                Err(DecodeError::Chunk),
+                "{step}"
+            );
+        }
     }
 
     #[test]
