@@ -5,9 +5,10 @@
 //! - **NIK-shaped runs are replaced by their keyed hash.** A *NIK-shaped run* is a run of at least
 //!   [`NIK_DIGITS`] decimal digits in which consecutive digits may be separated by up to
 //!   [`MAX_SEPARATORS`] separators (space, tab, `-`, `.`, `_`, `+`, `/`), where every digit and separator may
-//!   also be percent-encoded, once or twice (`%33`, `%2533`, `%20`, `%2D`, hex digits in either case). So
+//!   also be percent-encoded (`%33`, `%2533`, `%20`, `%2D`, hex digits in either case). So
 //!   `3201010101010001`, `3201-0101-0101-0001`, `3201 0101 0101 0001`, `3201%200101%200101%200001`,
-//!   `%33%32%30%31…` and `x-3201010101010001-y` are all found; longer numbers that contain 16 digits too. The
+//!   `%33%32%30%31…` and `x-3201010101010001-y` are all found; longer numbers that contain 16 digits too. A
+//!   value is read three times: as written, percent-decoded once and percent-decoded twice. The
 //!   run is replaced by `nik:` and the first 12 hex digits of HMAC-SHA256 over its digits (without the
 //!   separators), keyed with the audit trail's NIK secret (`[audit] nik_secret_file`), so that for a 16-digit
 //!   run it is a prefix of the keyed hash the audit record lists under `nik` and `penghubung audit search
@@ -38,7 +39,7 @@ pub const NIK_DIGITS: usize = 16;
 /// Most separators (spaces, dashes, dots, ...) between two digits of one run.
 pub const MAX_SEPARATORS: usize = 3;
 
-/// Longest value written to a log or record, in bytes; longer ones are cut (and end in `…`).
+/// Longest value written to a log or record, in bytes; longer ones are cut (and end in `…`, within the limit).
 pub const MAX_LOGGED_BYTES: usize = 256;
 
 /// Hex digits of the keyed hash kept in the replacement (12: the replacement itself can never look like a NIK).
@@ -70,14 +71,6 @@ pub fn key_of(auditor: Option<&crate::audit::Auditor>) -> &hmac::Key {
     }
 }
 
-/// One unit of text: a digit, a separator, or anything else, each possibly percent-encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Unit {
-    Digit(u8),
-    Separator,
-    Other,
-}
-
 fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -87,102 +80,122 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// The byte `%XY` at `at` stands for, when it is one.
-fn percent_decoded(text: &[u8], at: usize) -> Option<u8> {
-    match text.get(at..at + 3)? {
-        [b'%', high, low] => Some(hex_value(*high)? << 4 | hex_value(*low)?),
-        _ => None,
-    }
+/// One way of reading a value: its bytes, and for each the range of the value's bytes it stands for.
+struct Reading {
+    bytes: Vec<u8>,
+    source: Vec<(usize, usize)>,
 }
 
-fn classify(b: u8) -> Unit {
-    if b.is_ascii_digit() {
-        Unit::Digit(b)
-    } else if SEPARATORS.contains(&b) {
-        Unit::Separator
-    } else {
-        Unit::Other
+impl Reading {
+    /// The value as written.
+    fn raw(text: &[u8]) -> Reading {
+        Reading { bytes: text.to_vec(), source: (0..text.len()).map(|i| (i, i + 1)).collect() }
     }
-}
 
-/// The unit starting at `at` and its length in bytes: `%XY` and `%25XY` are read as the byte they encode.
-fn unit_at(text: &[u8], at: usize) -> (Unit, usize) {
-    match percent_decoded(text, at) {
-        // `%25` then `XY`: an encoded `%` followed by two hex digits is a double encoding of the byte `XY`.
-        Some(b'%') => {
-            match (text.get(at + 3).copied().and_then(hex_value), text.get(at + 4).copied().and_then(hex_value)) {
-                (Some(high), Some(low)) => (classify(high << 4 | low), 5),
-                _ => (Unit::Other, 3),
+    /// This reading percent-decoded once, left to right (`%XY` with two hex digits becomes one byte).
+    fn decoded(&self) -> Reading {
+        let (bytes, source) = (&self.bytes, &self.source);
+        let mut out = Reading { bytes: Vec::with_capacity(bytes.len()), source: Vec::with_capacity(bytes.len()) };
+        let mut i = 0;
+        while i < bytes.len() {
+            let escape = (bytes[i] == b'%' && i + 2 < bytes.len())
+                .then(|| Some(hex_value(bytes[i + 1])? << 4 | hex_value(bytes[i + 2])?))
+                .flatten();
+            match escape {
+                Some(byte) => {
+                    out.bytes.push(byte);
+                    out.source.push((source[i].0, source[i + 2].1));
+                    i += 3;
+                }
+                None => {
+                    out.bytes.push(bytes[i]);
+                    out.source.push(source[i]);
+                    i += 1;
+                }
             }
         }
-        Some(decoded) => (classify(decoded), 3),
-        None => (classify(text[at]), 1),
+        out
     }
 }
 
-/// A NIK-shaped run: its byte range and its digits.
+/// A NIK-shaped run: the range of the value's bytes it covers, and its digits.
 struct Run {
     start: usize,
     end: usize,
     digits: Vec<u8>,
 }
 
-/// Hands a finished run on when it is long enough to be NIK-shaped.
-fn close(run: Option<Run>, found: &mut impl FnMut(Run)) {
-    if let Some(run) = run.filter(|r| r.digits.len() >= NIK_DIGITS) {
-        found(run);
-    }
-}
-
-/// Calls `found` for every NIK-shaped run of `text`, in order.
-fn find_runs(text: &[u8], mut found: impl FnMut(Run)) {
-    let mut at = 0;
-    // The run being read: where it starts, where its last digit ends, its digits, separators since then.
+/// Every NIK-shaped run of one reading, in the value's byte ranges.
+fn scan(reading: &Reading, runs: &mut Vec<Run>) {
+    // The run being read, and the separators since its last digit.
     let mut current: Option<Run> = None;
     let mut separators = 0;
-    while at < text.len() {
-        let (unit, len) = unit_at(text, at);
-        match unit {
-            Unit::Digit(d) => match current.as_mut() {
+    for (&b, &(from, to)) in reading.bytes.iter().zip(&reading.source) {
+        if b.is_ascii_digit() {
+            match current.as_mut() {
                 Some(run) if separators <= MAX_SEPARATORS => {
-                    run.digits.push(d);
-                    run.end = at + len;
+                    run.digits.push(b);
+                    run.end = to;
                 }
                 _ => {
-                    close(current.take(), &mut found);
-                    current = Some(Run { start: at, end: at + len, digits: vec![d] });
+                    runs.extend(current.take().filter(|r| r.digits.len() >= NIK_DIGITS));
+                    current = Some(Run { start: from, end: to, digits: vec![b] });
                 }
-            },
-            Unit::Separator => separators += 1,
-            Unit::Other => close(current.take(), &mut found),
-        }
-        if !matches!(unit, Unit::Separator) {
+            }
+            separators = 0;
+        } else if SEPARATORS.contains(&b) {
+            separators += 1;
+        } else {
+            runs.extend(current.take().filter(|r| r.digits.len() >= NIK_DIGITS));
             separators = 0;
         }
-        at += len;
     }
-    close(current, &mut found);
+    runs.extend(current.filter(|r| r.digits.len() >= NIK_DIGITS));
+}
+
+/// Every NIK-shaped run of `text`, in order, overlapping ones merged. The value is read three times: as
+/// written, percent-decoded once and twice, because the readings disagree (`%3201010101010001` is 16 digits as
+/// written and 15 decoded; `%2590%370412305794110` is 16 digits in a row only decoded once).
+fn find_runs(text: &[u8]) -> Vec<Run> {
+    let mut runs = Vec::new();
+    let raw = Reading::raw(text);
+    scan(&raw, &mut runs);
+    if text.contains(&b'%') {
+        let once = raw.decoded();
+        scan(&once, &mut runs);
+        scan(&once.decoded(), &mut runs);
+    }
+    runs.sort_by_key(|run| run.start);
+    let mut merged: Vec<Run> = Vec::with_capacity(runs.len());
+    for run in runs {
+        match merged.last_mut() {
+            Some(last) if run.start < last.end => {
+                last.end = last.end.max(run.end);
+                if run.digits.len() > last.digits.len() {
+                    last.digits = run.digits;
+                }
+            }
+            _ => merged.push(run),
+        }
+    }
+    merged
 }
 
 /// Whether `value` holds a NIK-shaped run (see the module documentation).
 pub fn holds_nik_shape(value: &[u8]) -> bool {
-    // Fast path: every digit of a run, encoded or not, has at least one ASCII digit (`3`, `%33`, `%2533`).
+    // Fast path: every digit of any reading stands for value bytes with an ASCII digit (`3`, `%33`, `%2533`).
     if value.iter().filter(|b| b.is_ascii_digit()).count() < NIK_DIGITS {
         return false;
     }
-    let mut any = false;
-    find_runs(value, |_| any = true);
-    any
+    !find_runs(value).is_empty()
 }
 
 /// `value` as it may be logged or recorded: every NIK-shaped run replaced by `nik:` and its keyed hash, and at
 /// most [`MAX_LOGGED_BYTES`] long. Borrowed (no copy) when there is nothing to change.
 pub fn clean<'a>(key: &hmac::Key, value: &'a str) -> Cow<'a, str> {
     let bytes = value.as_bytes();
-    let mut runs = Vec::new();
-    if bytes.iter().filter(|b| b.is_ascii_digit()).count() >= NIK_DIGITS {
-        find_runs(bytes, |run| runs.push(run));
-    }
+    let runs =
+        if bytes.iter().filter(|b| b.is_ascii_digit()).count() >= NIK_DIGITS { find_runs(bytes) } else { Vec::new() };
     if runs.is_empty() && value.len() <= MAX_LOGGED_BYTES {
         return Cow::Borrowed(value);
     }
@@ -200,7 +213,7 @@ pub fn clean<'a>(key: &hmac::Key, value: &'a str) -> Cow<'a, str> {
     }
     out.push_str(&value[copied..]);
     if out.len() > MAX_LOGGED_BYTES {
-        let mut cut = MAX_LOGGED_BYTES;
+        let mut cut = MAX_LOGGED_BYTES - '…'.len_utf8();
         while !out.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -286,6 +299,20 @@ mod tests {
     }
 
     #[test]
+    fn a_percent_sign_before_the_digits_does_not_hide_them() {
+        // Decoded, `%32` is one digit and 14 follow (15); as written, 16 digits stand in clear.
+        for value in ["%3201010101010001", "x%3201010101010001y", "%253201010101010001", "%%3201010101010001"] {
+            let cleaned = clean(&key(), value);
+            assert!(!cleaned.contains("01010101010001"), "{value} -> {cleaned}");
+            assert!(holds_nik_shape(value.as_bytes()) && !holds_nik_shape(cleaned.as_bytes()), "{value}");
+        }
+        // Found by the fuzz target: only one decoding puts the digits together (`%90` + `7` + 13 digits).
+        let value = "%2590%370412305794110";
+        assert!(holds_nik_shape(value.as_bytes()));
+        assert!(!holds_nik_shape(clean(&key(), value).as_bytes()));
+    }
+
+    #[test]
     fn longer_numbers_and_several_runs_are_replaced_too() {
         let cleaned = clean(&key(), "a 13201010101010001 b 3201010101010002 c 3201010101010003");
         assert_eq!(
@@ -324,7 +351,8 @@ mod tests {
     fn lengths_are_capped_after_the_replacement() {
         let long = "x".repeat(1000);
         let cleaned = clean(&key(), &long);
-        assert_eq!(cleaned.len(), MAX_LOGGED_BYTES + '…'.len_utf8());
+        assert_eq!(cleaned.len(), MAX_LOGGED_BYTES);
+        assert_eq!(clean(&key(), &cleaned), cleaned, "a capped value is not cut again");
         // A NIK straddling the cap is replaced first, never cut into a shorter run of its digits.
         let straddling = format!("{}3201010101010001", "y".repeat(MAX_LOGGED_BYTES - 8));
         let cleaned = clean(&key(), &straddling);
