@@ -501,7 +501,7 @@ async fn check_response(
             operation = operation.map_or("-", |o| &*o.id),
             status = parts.status.as_u16(),
             mode = ?service.doc.response_check,
-            violations = %summary.join(", "),
+            violations = %redact::clean(redact::process_key(), &summary.join(", ")), // pointers may name keys
             "upstream response violates its contract"
         );
         if service.doc.response_check == ResponseCheck::Enforce {

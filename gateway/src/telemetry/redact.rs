@@ -118,39 +118,54 @@ impl Reading {
     }
 }
 
-/// A NIK-shaped run: the range of the value's bytes it covers, and its digits.
+/// A NIK-shaped run: the range of the value's bytes it covers, how many digits it has, and in which reading
+/// (0: as written, 1: decoded once, 2: decoded twice) it was found.
 struct Run {
     start: usize,
     end: usize,
-    digits: Vec<u8>,
+    digits: usize,
+    reading: u8,
 }
 
-/// Every NIK-shaped run of one reading, in the value's byte ranges.
-fn scan(reading: &Reading, runs: &mut Vec<Run>) {
+impl Run {
+    /// The run's digits (what its keyed hash is computed over), read again from `text`.
+    fn digits_in(&self, text: &[u8]) -> Vec<u8> {
+        let mut reading = Reading::raw(&text[self.start..self.end]);
+        for _ in 0..self.reading {
+            reading = reading.decoded();
+        }
+        reading.bytes.retain(u8::is_ascii_digit);
+        reading.bytes
+    }
+}
+
+/// Every NIK-shaped run of one reading (its bytes, each with the range of the value's bytes it stands for).
+/// Allocates nothing unless a run is found.
+fn scan(reading: impl Iterator<Item = (u8, (usize, usize))>, which: u8, runs: &mut Vec<Run>) {
     // The run being read, and the separators since its last digit.
     let mut current: Option<Run> = None;
     let mut separators = 0;
-    for (&b, &(from, to)) in reading.bytes.iter().zip(&reading.source) {
+    for (b, (from, to)) in reading {
         if b.is_ascii_digit() {
             match current.as_mut() {
                 Some(run) if separators <= MAX_SEPARATORS => {
-                    run.digits.push(b);
+                    run.digits += 1;
                     run.end = to;
                 }
                 _ => {
-                    runs.extend(current.take().filter(|r| r.digits.len() >= NIK_DIGITS));
-                    current = Some(Run { start: from, end: to, digits: vec![b] });
+                    runs.extend(current.take().filter(|r| r.digits >= NIK_DIGITS));
+                    current = Some(Run { start: from, end: to, digits: 1, reading: which });
                 }
             }
             separators = 0;
         } else if SEPARATORS.contains(&b) {
             separators += 1;
         } else {
-            runs.extend(current.take().filter(|r| r.digits.len() >= NIK_DIGITS));
+            runs.extend(current.take().filter(|r| r.digits >= NIK_DIGITS));
             separators = 0;
         }
     }
-    runs.extend(current.filter(|r| r.digits.len() >= NIK_DIGITS));
+    runs.extend(current.filter(|r| r.digits >= NIK_DIGITS));
 }
 
 /// Every NIK-shaped run of `text`, in order, overlapping ones merged. The value is read three times: as
@@ -158,12 +173,15 @@ fn scan(reading: &Reading, runs: &mut Vec<Run>) {
 /// written and 15 decoded; `%2590%370412305794110` is 16 digits in a row only decoded once).
 fn find_runs(text: &[u8]) -> Vec<Run> {
     let mut runs = Vec::new();
-    let raw = Reading::raw(text);
-    scan(&raw, &mut runs);
+    scan(text.iter().enumerate().map(|(i, &b)| (b, (i, i + 1))), 0, &mut runs);
     if text.contains(&b'%') {
-        let once = raw.decoded();
-        scan(&once, &mut runs);
-        scan(&once.decoded(), &mut runs);
+        let once = Reading::raw(text).decoded();
+        scan(once.bytes.iter().copied().zip(once.source.iter().copied()), 1, &mut runs);
+        let twice = once.decoded();
+        scan(twice.bytes.iter().copied().zip(twice.source.iter().copied()), 2, &mut runs);
+    }
+    if runs.len() < 2 {
+        return runs;
     }
     runs.sort_by_key(|run| run.start);
     let mut merged: Vec<Run> = Vec::with_capacity(runs.len());
@@ -171,8 +189,8 @@ fn find_runs(text: &[u8]) -> Vec<Run> {
         match merged.last_mut() {
             Some(last) if run.start < last.end => {
                 last.end = last.end.max(run.end);
-                if run.digits.len() > last.digits.len() {
-                    last.digits = run.digits;
+                if run.digits > last.digits {
+                    (last.digits, last.reading) = (run.digits, run.reading);
                 }
             }
             _ => merged.push(run),
@@ -205,7 +223,7 @@ pub fn clean<'a>(key: &hmac::Key, value: &'a str) -> Cow<'a, str> {
         // Runs start and end on ASCII bytes, so these are character boundaries.
         out.push_str(&value[copied..run.start]);
         out.push_str("nik:");
-        let tag = hmac::sign(key, &run.digits);
+        let tag = hmac::sign(key, &run.digits_in(bytes));
         for byte in &tag.as_ref()[..HASH_HEX_DIGITS / 2] {
             let _ = write!(out, "{byte:02x}");
         }
