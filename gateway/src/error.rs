@@ -19,6 +19,10 @@ pub enum GatewayError {
     RouteNotFound,
     #[error("the service has no operation for method {method} on this path")]
     MethodNotAllowed { method: http::Method, allow: HeaderValue },
+    /// A method outside the known set ([`crate::telemetry::redact::is_known_method`]); its token is neither
+    /// echoed nor logged.
+    #[error("the request method is not one the gateway implements (the methods of RFC 9110, PATCH and WebDAV's)")]
+    MethodNotImplemented,
     #[error("the request path is not acceptable: {reason}")]
     InvalidPath { reason: &'static str },
     #[error("the request's Host is not acceptable: {reason}")]
@@ -95,6 +99,7 @@ impl GatewayError {
         match self {
             GatewayError::RouteNotFound => "route.not_found",
             GatewayError::MethodNotAllowed { .. } => "route.method_not_allowed",
+            GatewayError::MethodNotImplemented => "request.method_not_implemented",
             GatewayError::InvalidPath { .. } => "request.invalid_path",
             GatewayError::InvalidHost { .. } => "request.invalid_host",
             GatewayError::UriTooLong { .. } => "request.uri_too_long",
@@ -129,6 +134,7 @@ impl GatewayError {
         match self {
             GatewayError::RouteNotFound => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::MethodNotImplemented => StatusCode::NOT_IMPLEMENTED,
             GatewayError::InvalidPath { .. }
             | GatewayError::InvalidHost { .. }
             | GatewayError::BodyIncomplete { .. } => StatusCode::BAD_REQUEST,
@@ -163,6 +169,7 @@ impl GatewayError {
         match self {
             GatewayError::RouteNotFound => "Route not found",
             GatewayError::MethodNotAllowed { .. } => "Method not allowed",
+            GatewayError::MethodNotImplemented => "Method not implemented",
             GatewayError::InvalidPath { .. } => "Invalid request path",
             GatewayError::InvalidHost { .. } => "Invalid Host",
             GatewayError::UriTooLong { .. } => "Request target too long",

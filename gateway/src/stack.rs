@@ -37,6 +37,7 @@ use crate::routing::split_service_path;
 use crate::snapshot::CompiledService;
 use crate::snapshot::{ClientEntry, Snapshot, SnapshotCell};
 use crate::store::documents::ResponseCheck;
+use crate::telemetry::redact;
 use crate::tls::identity::PeerCertificate;
 use crate::tls::material::TlsState;
 use http_body_util::BodyExt;
@@ -250,15 +251,21 @@ async fn handle(
     }
     response.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     if shared.access_log {
+        // The caller's values pass the sanitiser (an unknown method is `-`: its token is never written).
+        let key = redact::key_of(shared.audit.as_deref());
+        let (logged_id, purpose) = (
+            redact::clean_header(key, &request_id),
+            exchange.purpose.as_ref().and_then(|p| redact::clean_header(key, p)),
+        );
         tracing::info!(
             target: "penghubung::access",
-            request_id = request_id.to_str().unwrap_or("-"),
+            request_id = logged_id.as_deref().unwrap_or("-"),
             peer = %downstream.peer.ip(),
             client = exchange.client.as_ref().and_then(|c| c.to_str().ok()).unwrap_or("-"),
-            method = %method,
+            method = %redact::method_label(&method),
             service = exchange.service.as_deref().unwrap_or("-"),
             operation = exchange.operation.as_deref().unwrap_or("-"),
-            purpose = exchange.purpose.as_ref().and_then(|p| p.to_str().ok()).unwrap_or("-"),
+            purpose = purpose.as_deref().unwrap_or("-"),
             status = response.status().as_u16(),
             code = exchange.code.unwrap_or("-"),
             latency_us = started.elapsed().as_micros() as u64,
@@ -314,7 +321,8 @@ async fn audited(
         durability: facts.durability,
     });
     let Some(permit) = permit else {
-        tracing::error!(target: "penghubung::audit", ?record, "AUDIT RECORD NOT QUEUED (queue full or writer stopped): kept in this log instead");
+        let record = record.logged(auditor.nik_key());
+        tracing::error!(target: "penghubung::audit", %record, "AUDIT RECORD NOT QUEUED (queue full or writer stopped): kept in this log instead");
         return response;
     };
     let sync = facts.durability == AuditDurability::Sync && !refused;
@@ -356,6 +364,9 @@ async fn route_and_forward(
     request: Request<Inbound>,
     exchange: &mut Exchange,
 ) -> Result<Response<ResponseBody>, GatewayError> {
+    if !redact::is_known_method(request.method()) {
+        return Err(GatewayError::MethodNotImplemented); // 501 before anything else (the token is never logged)
+    }
     check_head(&shared.limits, &request)?;
     let path = request.uri().path();
     let snapshot = shared.snapshot.load();
@@ -558,7 +569,7 @@ async fn check_response(
             operation = operation.map_or("-", |o| &*o.id),
             status = parts.status.as_u16(),
             mode = ?service.doc.response_check,
-            violations = %summary.join(", "),
+            violations = %redact::clean(redact::process_key(), &summary.join(", ")), // pointers may name keys
             "upstream response violates its contract"
         );
         if service.doc.response_check == ResponseCheck::Enforce {

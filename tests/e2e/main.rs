@@ -10,6 +10,7 @@ mod policy;
 mod ratelimit;
 mod reload;
 mod routing;
+mod sanitise;
 mod shutdown;
 mod streaming;
 mod trust_boundary;

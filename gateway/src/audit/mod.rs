@@ -74,6 +74,7 @@ impl Auditor {
                 segment_max_size: settings.segment_max_size.0,
                 segment_max_age: settings.segment_max_age.0,
                 queue_capacity: settings.queue_capacity,
+                nik_key: nik_key.clone(),
             },
             key,
         )?;

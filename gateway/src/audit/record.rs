@@ -2,16 +2,21 @@
 //! allowed or denied) and [`ChangeRecord`] (one per document added, changed or removed). The writer adds two of
 //! its own: `segment` (the first line of every segment file) and `checkpoint` (signed). The line format is
 //! described by `schemas/audit/record.schema.json`; the members common to all kinds (`seq`, `prev`, `kind`,
-//! `hash`) are written by the writer around the members written here.
+//! `hash`) are written by the writer around the members written here. Every member a caller can influence
+//! (request id, trace id, method, purpose) is written through the sanitiser
+//! ([`crate::telemetry::redact`]), keyed with the audit trail's NIK secret; so is every line shipped to Redis,
+//! since the shipper sends these lines byte for byte.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::{HeaderValue, Method};
+use ring::hmac;
 use serde::Serialize;
 
 use super::chain::push_hex_bytes;
 use crate::store::documents::AuditDurability;
+use crate::telemetry::redact;
 
 /// A record handed to the writer.
 #[derive(Debug)]
@@ -21,8 +26,9 @@ pub enum Record {
 }
 
 /// One exchange, as the gateway saw it. Built on the hot path from values it already holds (cheap clones);
-/// formatted by the writer thread.
-#[derive(Debug)]
+/// formatted by the writer thread. Its `Debug` form is its sanitised members (keyed with the per-process key);
+/// [`ExchangeRecord::logged`] writes them keyed with the audit secret.
+#[derive(Clone)]
 pub struct ExchangeRecord {
     /// When the request arrived.
     pub time: SystemTime,
@@ -184,6 +190,18 @@ pub fn push_json_str(out: &mut Vec<u8>, value: &[u8]) {
 struct Members<'a>(&'a mut Vec<u8>);
 
 impl Members<'_> {
+    /// A caller's value, through the sanitiser.
+    fn clean_str(&mut self, key: &str, value: &str, nik_key: &hmac::Key) {
+        self.str(key, &redact::clean(nik_key, value));
+    }
+
+    /// A caller's header value as text, through the sanitiser; left out when it is not visible ASCII.
+    fn clean_header(&mut self, key: &str, value: &Option<HeaderValue>, nik_key: &hmac::Key) {
+        if let Some(text) = value.as_ref().and_then(|v| redact::clean_header(nik_key, v)) {
+            self.str(key, &text);
+        }
+    }
+
     fn key(&mut self, key: &str) {
         self.0.extend_from_slice(b",\"");
         self.0.extend_from_slice(key.as_bytes());
@@ -243,19 +261,22 @@ impl Record {
 
     /// Appends `,"time":…` and the other members of this kind (no braces). Written by hand, member by member:
     /// this runs on the writer thread for every record, and serde's machinery cost it a quarter of its time.
-    pub fn write_members(&self, out: &mut Vec<u8>) {
+    /// `nik_key` keys the sanitiser that the caller's values pass.
+    pub fn write_members(&self, out: &mut Vec<u8>, nik_key: &hmac::Key) {
         let mut m = Members(out);
         match self {
             Record::Exchange(r) => {
                 m.time("time", r.time);
-                m.str("request_id", r.request_id.to_str().unwrap_or("-"));
+                m.clean_str("request_id", r.request_id.to_str().unwrap_or("-"), nik_key);
                 let trace_id = r.traceparent.as_ref().and_then(|t| t.to_str().ok()).and_then(|t| t.get(3..35));
-                m.opt_str("trace_id", trace_id);
+                if let Some(trace_id) = trace_id {
+                    m.clean_str("trace_id", trace_id, nik_key);
+                }
                 m.opt_header("client", &r.client);
                 m.opt_header("opd", &r.opd);
                 m.opt_str("service", r.service.as_deref());
                 m.opt_str("operation", r.operation.as_deref());
-                m.str("method", r.method.as_str());
+                m.str("method", redact::method_label(&r.method));
                 match (&r.path, &r.service) {
                     (Some(path), _) => m.str("path", path),
                     // A service without declared operations: its whole space.
@@ -269,7 +290,7 @@ impl Record {
                     }
                     (None, None) => {}
                 }
-                m.opt_header("purpose", &r.purpose);
+                m.clean_header("purpose", &r.purpose, nik_key);
                 m.str("decision", decision(r.code));
                 m.opt_str("code", r.code);
                 m.num("status", u64::from(r.status));
@@ -308,6 +329,33 @@ impl Record {
                 m.num("generation", r.generation);
             }
         }
+    }
+}
+
+impl ExchangeRecord {
+    /// The record's members as a log may show them (a record that could not be queued is logged instead):
+    /// `{"time":…}`, the caller's values sanitised with `nik_key`.
+    pub fn logged<'a>(&'a self, nik_key: &'a hmac::Key) -> impl std::fmt::Display + 'a {
+        struct Logged<'a>(&'a ExchangeRecord, &'a hmac::Key);
+        impl std::fmt::Display for Logged<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut out = Vec::with_capacity(512);
+                Record::Exchange(Box::new(self.0.clone())).write_members(&mut out, self.1);
+                // The members start with a comma: it becomes the opening brace.
+                if let Some(first) = out.first_mut() {
+                    *first = b'{';
+                }
+                out.push(b'}');
+                f.write_str(&String::from_utf8_lossy(&out))
+            }
+        }
+        Logged(self, nik_key)
+    }
+}
+
+impl std::fmt::Debug for ExchangeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExchangeRecord {}", self.logged(redact::process_key()))
     }
 }
 
@@ -350,6 +398,49 @@ mod tests {
             }
         }
         assert_eq!(format_time(UNIX_EPOCH + Duration::new(1_795_651_200, 5)), "2026-11-26T00:00:00.000000005Z");
+    }
+
+    #[test]
+    fn the_callers_values_are_written_through_the_sanitiser() {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"audit nik secret");
+        let nik = "3201010101010001";
+        let record = ExchangeRecord {
+            time: SystemTime::UNIX_EPOCH,
+            request_id: HeaderValue::from_str(&format!("id-{nik}")).unwrap(),
+            traceparent: Some(HeaderValue::from_str(&format!("00-aaaa{nik}aaaaaaaaaaaa-00f067aa0ba902b7-01")).unwrap()),
+            client: None,
+            opd: None,
+            service: None,
+            operation: None,
+            method: Method::from_bytes(nik.as_bytes()).unwrap(),
+            path: None,
+            purpose: Some(HeaderValue::from_str(&format!("cek-{}", "3201-0101-0101-0001")).unwrap()),
+            code: Some("request.method_not_implemented"),
+            status: 501,
+            bytes_in: 0,
+            bytes_out: 0,
+            latency_us: 0,
+            upstream: None,
+            request_sha256: None,
+            response_sha256: None,
+            withheld: None,
+            nik: Vec::new(),
+            nik_overflow: false,
+            complete: true,
+            durability: AuditDurability::Async,
+        };
+        let tag = format!("nik:{}", &crate::audit::nik::keyed(&key, nik.as_bytes())[..12]);
+        let mut line = Vec::new();
+        Record::Exchange(Box::new(record.clone())).write_members(&mut line, &key);
+        let line = String::from_utf8(line).unwrap();
+        for text in [line.clone(), record.logged(&key).to_string(), format!("{record:?}")] {
+            assert!(!redact::holds_nik_shape(text.as_bytes()), "{text}");
+            assert!(text.contains("\"method\":\"-\""), "{text}");
+        }
+        let members: serde_json::Value = serde_json::from_str(&format!("{{{}}}", &line[1..])).unwrap();
+        assert_eq!(members["request_id"], format!("id-{tag}"));
+        assert_eq!(members["trace_id"], format!("aaaa{tag}aaaaaaaaaaaa"));
+        assert_eq!(members["purpose"], format!("cek-{tag}"));
     }
 
     #[test]

@@ -655,6 +655,7 @@ mod tests {
             segment_max_size: 2000,
             segment_max_age: Duration::from_secs(3600),
             queue_capacity: 64,
+            nik_key: crate::telemetry::redact::process_key().clone(),
         };
         let writer = AuditWriter::start(settings, key).unwrap();
         for i in 0..40 {

@@ -66,6 +66,8 @@ pub struct WriterSettings {
     pub segment_max_size: u64,
     pub segment_max_age: Duration,
     pub queue_capacity: usize,
+    /// Keys the sanitiser that the caller's values in a record pass (the NIK secret).
+    pub nik_key: ring::hmac::Key,
 }
 
 /// What the queue carries.
@@ -386,7 +388,7 @@ impl Writer {
             if let Job::Record(record, _) = job {
                 seq += 1;
                 let start = open_record(&mut self.buf, seq, &prev, record.kind());
-                record.write_members(&mut self.buf);
+                record.write_members(&mut self.buf, &self.settings.nik_key);
                 let hash = chain::seal(&mut self.buf, start);
                 prev.clear();
                 chain::push_hex(&mut prev, &hash);
@@ -636,6 +638,7 @@ mod tests {
             segment_max_size: 3000,
             segment_max_age: Duration::from_secs(3600),
             queue_capacity: 64,
+            nik_key: crate::telemetry::redact::process_key().clone(),
         };
         let writer = AuditWriter::start(settings.clone(), key).unwrap();
         // Sync waiters: all are told once their batch is durable.

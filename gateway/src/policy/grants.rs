@@ -64,6 +64,12 @@ impl CompiledGrant {
                 return Err("`not_before` must be earlier than `not_after`".into());
             }
         }
+        if let Some(bad) = doc.purposes.iter().find(|p| !is_purpose(p.as_bytes())) {
+            return Err(format!(
+                "purpose `{bad}` is not a purpose: one lower-case identifier (letters, digits and '-', at most 63) \
+                 with at most {MAX_PURPOSE_DIGITS} digits"
+            ));
+        }
         Ok(CompiledGrant {
             id: doc.id.as_str().into(),
             tier: doc.tier.as_str().into(),
@@ -143,12 +149,19 @@ impl CompiledGrant {
     }
 }
 
-/// A purpose is a slug: `^[a-z0-9][a-z0-9-]{0,62}$`.
+/// Most digits in a purpose: a purpose names a use (`penyaluran-bansos-2027`), it never carries a number long
+/// enough to be a personal identifier, in any spelling (`cek-3201010101010001`, `cek-3201-0101-0101-0001`).
+pub const MAX_PURPOSE_DIGITS: usize = 8;
+
+/// The purpose grammar: a slug, `^[a-z0-9][a-z0-9-]{0,62}$`, with at most [`MAX_PURPOSE_DIGITS`] digits in all.
+/// A declared purpose is logged and recorded, so it is held to this grammar also when the grant lists no
+/// purposes (and a grant may only list purposes that follow it).
 pub fn is_purpose(value: &[u8]) -> bool {
     !value.is_empty()
         && value.len() <= 63
         && value[0] != b'-'
         && value.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && value.iter().filter(|b| b.is_ascii_digit()).count() <= MAX_PURPOSE_DIGITS
 }
 
 /// RFC 3339 → Unix seconds.
@@ -248,9 +261,33 @@ path = "/verifikasi"
 
     #[test]
     fn purpose_syntax() {
-        assert!(is_purpose(b"pelayanan-kesehatan"));
+        for good in ["pelayanan-kesehatan", "penyaluran-bansos-2027", "pemutakhiran-20270101", "a", "1x"] {
+            assert!(is_purpose(good.as_bytes()), "{good}");
+        }
         for bad in [&b""[..], b"-x", b"Besar", b"a b", b"a_b", &[b'a'; 64]] {
             assert!(!is_purpose(bad), "{bad:?}");
         }
+        // Nothing that can carry a NIK, in any spelling: at most 8 digits in all.
+        let nik = "3201010101010001";
+        let spelled = [
+            nik.to_string(),
+            format!("cek-{nik}"),
+            format!("{nik}-cek"),
+            "cek-3201-0101-0101-0001".into(),
+            "cek-32010101-01010001".into(),
+            "c3-2-0-1-0-1-0-1-0".into(),
+            "tahap-2-202701011".into(),
+        ];
+        for bad in spelled {
+            assert!(!is_purpose(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_grant_may_list_only_purposes_of_the_grammar() {
+        let error =
+            CompiledGrant::compile(&grant(&["*"], &["cek-3201010101010001"], (None, None)), &service()).unwrap_err();
+        assert!(error.contains("cek-3201010101010001") && error.contains("at most 8 digits"), "{error}");
+        assert!(CompiledGrant::compile(&grant(&["*"], &["bansos-2027"], (None, None)), &service()).is_ok());
     }
 }

@@ -103,7 +103,8 @@ impl std::fmt::Display for Denial {
                 write!(f, "purpose `{declared}` is not granted; the grant allows: {allowed}")
             }
             Denial::Purpose { problem: PurposeProblem::Malformed } => f.write_str(
-                "X-Penghubung-Purpose must be one lower-case identifier (letters, digits and '-', at most 63)",
+                "X-Penghubung-Purpose must be one lower-case identifier (letters, digits and '-', at most 63) with at \
+                 most 8 digits",
             ),
             Denial::Clearance { clearance, required, operation } => {
                 write!(f, "operation `{operation}` is classified {required}; this client's clearance is {clearance}")

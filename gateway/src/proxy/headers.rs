@@ -5,11 +5,14 @@
 //! the service lists it in `caller_headers` (never one the gateway controls, under any spelling);
 //! `X-Forwarded-*` and `Forwarded` are *set*
 //! (not appended: the gateway only vouches for what it saw), `X-Request-Id` is kept when well-formed and
-//! generated otherwise, and W3C `traceparent` is passed on (or started when absent or malformed).
+//! generated otherwise, and W3C `traceparent` is passed on (or started when absent or malformed). Neither may
+//! hold a NIK-shaped run ([`redact`]): both end up in the access log and the audit record.
 
 use std::net::SocketAddr;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+
+use crate::telemetry::redact;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -233,22 +236,32 @@ fn is_token_safe(host: &[u8]) -> bool {
     !host.is_empty() && host.len() <= 255 && host.iter().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(b))
 }
 
-/// The caller's `X-Request-Id` when it is 1..=128 characters of `[A-Za-z0-9._-]`, otherwise a new one.
+/// The caller's `X-Request-Id` when it is 1..=128 characters of `[A-Za-z0-9._-]` and cannot be mistaken for a
+/// NIK (no NIK-shaped run, see [`redact`]: `3201010101010001` or `3201-0101-0101-0001` are replaced), otherwise
+/// a new one.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(X_REQUEST_ID) {
         let b = v.as_bytes();
-        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c)) {
+        if !b.is_empty()
+            && b.len() <= 128
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+            && !redact::holds_nik_shape(b)
+        {
             return v.clone();
         }
     }
     new_request_id()
 }
 
-/// A new random 128-bit request id, as 32 lower-case hex digits.
+/// A new random 128-bit request id, as 32 lower-case hex digits (never NIK-shaped: redrawn when it would be).
 pub fn new_request_id() -> HeaderValue {
     let mut buf = [0u8; 32];
-    hex_into(fastrand::u128(..), &mut buf);
-    HeaderValue::from_bytes(&buf).expect("hex is a valid header value")
+    loop {
+        hex_into(fastrand::u128(..), &mut buf);
+        if !redact::holds_nik_shape(&buf) {
+            return HeaderValue::from_bytes(&buf).expect("hex is a valid header value");
+        }
+    }
 }
 
 /// Keeps a valid W3C `traceparent`; otherwise starts a new trace (version 00, sampled).
@@ -279,12 +292,17 @@ pub struct NewTrace([u8; 55]);
 impl NewTrace {
     pub fn generate() -> Self {
         let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
-        // Ids must not be all zero: a zero draw (one in 2^128, 2^64) becomes 1.
-        let trace = fastrand::u128(..).max(1);
-        let span = fastrand::u64(..).max(1);
-        hex_into(trace, &mut buf[3..35]);
-        hex_into(span as u128, &mut buf[36..52]);
-        NewTrace(buf)
+        loop {
+            // Ids must not be all zero: a zero draw (one in 2^128, 2^64) becomes 1.
+            let trace = fastrand::u128(..).max(1);
+            let span = fastrand::u64(..).max(1);
+            hex_into(trace, &mut buf[3..35]);
+            hex_into(span as u128, &mut buf[36..52]);
+            // Nor NIK-shaped (16 decimal digits in a row), which a valid caller's trace may not be either.
+            if is_valid_traceparent(&buf) {
+                return NewTrace(buf);
+            }
+        }
     }
 
     /// The `traceparent` value.
@@ -297,7 +315,9 @@ impl NewTrace {
     }
 }
 
-/// `version-traceid-parentid-flags`, lower-case hex, ids not all zero, version not `ff`.
+/// `version-traceid-parentid-flags`, lower-case hex, ids not all zero, version not `ff`, and neither id
+/// NIK-shaped (a run of 16 decimal digits: such a trace is replaced by a new one, so that the trace id the
+/// access log and the audit record keep can never be a NIK).
 pub fn is_valid_traceparent(v: &[u8]) -> bool {
     if v.len() < 55 || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' || (v.len() > 55 && v[55] != b'-') {
         return false;
@@ -312,6 +332,8 @@ pub fn is_valid_traceparent(v: &[u8]) -> bool {
         && nonzero(&v[36..52])
         && hex(&v[53..55])
         && (v[0..2] != *b"00" || v.len() == 55)
+        && !redact::holds_nik_shape(&v[3..35])
+        && !redact::holds_nik_shape(&v[36..52])
 }
 
 /// Writes the low `out.len() * 4` bits of `value` as lower-case hex (`out.len()` even, at most 32).
@@ -493,6 +515,58 @@ mod tests {
         let generated = request_id(&h);
         assert_eq!(generated.len(), 32);
         assert_ne!(generated, new_request_id());
+    }
+
+    #[test]
+    fn request_ids_that_could_be_a_nik_are_replaced() {
+        let mut h = HeaderMap::new();
+        for kept in ["550e8400-e29b-41d4-a716-446655440000", "req.320101010101000", "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"]
+        {
+            h.insert(X_REQUEST_ID, HeaderValue::from_static(kept));
+            assert_eq!(request_id(&h), kept);
+        }
+        for nik_shaped in [
+            "3201010101010001",
+            "req-3201010101010001",
+            "3201010101010001-x",
+            "3201-0101-0101-0001",
+            "3201.0101.0101.0001",
+            "3201_0101_0101_0001",
+            "13201010101010001999",
+            "32010101-0101-0001-aaaa-aaaaaaaaaaaa",
+        ] {
+            h.insert(X_REQUEST_ID, HeaderValue::from_static(nik_shaped));
+            let replaced = request_id(&h);
+            assert_ne!(replaced, nik_shaped);
+            assert_eq!(replaced.len(), 32);
+        }
+        for _ in 0..10_000 {
+            assert!(!redact::holds_nik_shape(new_request_id().as_bytes()));
+        }
+    }
+
+    #[test]
+    fn a_traceparent_whose_ids_could_be_a_nik_is_replaced() {
+        for nik_shaped in [
+            "00-32010101010100014bf92f3577b34da6-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da63201010101010001-00f067aa0ba902b7-01",
+            "00-4bf92f35320101010101000177b34da6-00f067aa0ba902b7-01",
+            "00-00000000000000003201010101010001-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-3201010101010001-01",
+        ] {
+            assert!(!is_valid_traceparent(nik_shaped.as_bytes()), "{nik_shaped}");
+            let mut h = HeaderMap::new();
+            h.insert(TRACEPARENT, HeaderValue::from_static(nik_shaped));
+            let started = trace_to_start(&mut h).expect("replaced by a new trace");
+            assert!(h.get(TRACEPARENT).is_none());
+            assert!(!redact::holds_nik_shape(&started.as_bytes()[3..35]));
+        }
+        // 15 digits in a row are kept.
+        assert!(is_valid_traceparent(b"00-320101010101000a4bf92f3577b34da6-00f067aa0ba902b7-01"));
+        for _ in 0..10_000 {
+            let trace = NewTrace::generate();
+            assert!(is_valid_traceparent(trace.as_bytes()));
+        }
     }
 
     #[test]
