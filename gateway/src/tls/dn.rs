@@ -447,7 +447,8 @@ fn decode_tlv(bytes: &[u8]) -> Result<AttributeValue, DnError> {
             let (&b, r) = rest.split_first().ok_or_else(|| bad("truncated tag"))?;
             rest = r;
             count += 1;
-            if count > 4 || (count == 1 && b == 0x80) {
+            // Minimal, and within 32 bits (what a certificate's tag can be; five groups of seven bits).
+            if count > 5 || (count == 1 && b == 0x80) || tag > u32::MAX >> 7 {
                 return Err(bad("tag number too long"));
             }
             tag = (tag << 7) | u32::from(b & 0x7f);
@@ -708,6 +709,12 @@ mod tests {
         assert_eq!(parse("2.5.4.3=#0c03617070,C=#13024944").key(), parse("CN=APP,C=id").key());
         assert_eq!(parse("OID.2.5.4.3=app").key(), parse("cn=app").key());
         // A value of another type compares by its encoding: an INTEGER is not the string "1".
+        // Tags of any size within 32 bits read back (five octets of tag number).
+        for big in ["2.5.4.3=#9f8fffffff7f00", "2.5.4.3=#bf1f0105", "2.5.4.3=#1f2000"] {
+            let name = parse(big);
+            assert_eq!(parse(&name.to_rfc4514()), name, "{big}");
+        }
+        assert!(DistinguishedName::parse_rfc4514("2.5.4.3=#9f9fffffff7f00").is_err(), "beyond 32 bits");
         let integer = parse("2.5.4.5=#020101");
         assert_ne!(integer.key(), parse("serialNumber=1").key());
         assert_eq!(integer.key(), parse(&integer.to_rfc4514()).key());
