@@ -192,6 +192,14 @@ impl Auditor {
         }
     }
 
+    /// Writes the summaries of refusals suppressed in intervals that have not ended (before the closing
+    /// checkpoint at shutdown).
+    pub fn flush_security_events(&self) {
+        for summary in self.security.drain() {
+            self.record_now(summary);
+        }
+    }
+
     /// Writes a checkpoint now (shutdown, tests); true once durable.
     pub async fn checkpoint(&self) -> bool {
         self.writer.checkpoint().await

@@ -157,6 +157,16 @@ impl SecurityEvents {
         }
     }
 
+    /// Ends every interval now (shutdown): the summaries of the refusals suppressed so far, so that none is lost.
+    pub fn drain(&self) -> Vec<Record> {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        TlsRefusal::ALL
+            .iter()
+            .zip(windows.iter_mut())
+            .filter_map(|(reason, window)| Self::close(window, *reason))
+            .collect()
+    }
+
     /// Ends a window: its summary when refusals were suppressed.
     fn close(window: &mut Window, reason: TlsRefusal) -> Option<Record> {
         let summary = match window.started {
@@ -209,6 +219,13 @@ mod tests {
         assert!(events.flush(TlsRefusal::Revoked).is_none(), "nothing suppressed, no summary");
         // The next interval starts afresh.
         assert_eq!(events.refused(TlsRefusal::UnknownCa, peer()).records.len(), 1);
+        // At shutdown, what was suppressed in unfinished intervals is summarised at once.
+        for _ in 0..4 {
+            events.refused(TlsRefusal::UnknownCa, peer());
+        }
+        let drained: Vec<Option<u64>> = events.drain().iter().map(suppressed).collect();
+        assert_eq!(drained, [Some(2)]);
+        assert!(events.drain().is_empty());
     }
 
     #[test]

@@ -246,6 +246,7 @@ impl Gateway {
         };
         // Seal the log: everything written so far is covered by a signature.
         if let Some(auditor) = &shared.audit {
+            auditor.flush_security_events();
             if !tokio::time::timeout(Duration::from_secs(5), auditor.checkpoint()).await.unwrap_or(false) {
                 tracing::error!(target: "penghubung::audit", "the closing audit checkpoint could not be written");
             }
