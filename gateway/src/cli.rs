@@ -105,6 +105,9 @@ enum AuditCommand {
         /// Also print document change records (when no exchange filter is given).
         #[arg(long)]
         changes: bool,
+        /// Print only security events (refused TLS handshakes); `--code tls.unknown_ca` finds one reason.
+        #[arg(long)]
+        security: bool,
     },
     /// Create an audit signing key pair in DIR: audit-signing.key (0600) and audit-signing.pub.
     Keygen {
@@ -434,7 +437,7 @@ fn run_audit(command: AuditCommand) -> i32 {
                 }
             }
         }
-        AuditCommand::Search { dir, client, service, since, until, code, nik, secret_file, changes } => {
+        AuditCommand::Search { dir, client, service, since, until, code, nik, secret_file, changes, security } => {
             let fail = |e: String| {
                 eprintln!("penghubung audit search: {e}");
                 1
@@ -447,7 +450,7 @@ fn run_audit(command: AuditCommand) -> i32 {
                 Ok(t) => t,
                 Err(e) => return fail(e),
             };
-            let mut query = search::Query { client, service, since, until, code, nik_hash: None, changes };
+            let mut query = search::Query { client, service, since, until, code, nik_hash: None, changes, security };
             if let (Some(nik), Some(secret_file)) = (nik, secret_file) {
                 let key = match keys::read_secret(&secret_file) {
                     Ok(k) => k,

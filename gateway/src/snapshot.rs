@@ -21,7 +21,8 @@ use crate::ratelimit::{Limit, LimitBuilder, Quota, Scope};
 use crate::routing::{CompiledOperation, OperationTable, RouteTable};
 use crate::store::documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc, TierDoc};
 use crate::store::Documents;
-use crate::tls::identity::{canonical_dn, canonical_fingerprint, PeerCertificate};
+use crate::tls::dn::{DistinguishedName, DnKey};
+use crate::tls::identity::{canonical_fingerprint, PeerCertificate};
 use crate::tls::UpstreamTls;
 
 /// A registered client, with the header values the gateway sends upstream computed once.
@@ -66,7 +67,8 @@ pub struct ClientLimits {
 struct IdentityIndex {
     by_fingerprint: HashMap<Box<str>, Arc<ClientEntry>>,
     by_spiffe: HashMap<Box<str>, Arc<ClientEntry>>,
-    by_subject: HashMap<Box<str>, Arc<ClientEntry>>,
+    /// By the key of the parsed subject DN (never a display string).
+    by_subject: HashMap<DnKey, Arc<ClientEntry>>,
 }
 
 /// A service ready to serve.
@@ -274,11 +276,9 @@ impl Snapshot {
             }
             let fingerprints: Vec<String> =
                 doc.identity.fingerprint_sha256.iter().map(|f| canonical_fingerprint(f)).collect();
-            let subjects: Vec<String> = doc.identity.subject.iter().map(|s| canonical_dn(s)).collect();
             let bindings = [
                 (&mut identities.by_fingerprint, fingerprints, "fingerprint"),
                 (&mut identities.by_spiffe, doc.identity.spiffe.clone(), "SPIFFE id"),
-                (&mut identities.by_subject, subjects, "subject"),
             ];
             for (index, keys, what) in bindings {
                 for key in keys {
@@ -288,6 +288,25 @@ impl Snapshot {
                             format!("{what} `{key}` is already bound to client `{}`", other.doc.id),
                         ));
                     }
+                }
+            }
+            for subject in &doc.identity.subject {
+                match DistinguishedName::parse_rfc4514(subject) {
+                    Ok(name) => {
+                        if let Some(other) = identities.by_subject.insert(name.key(), Arc::clone(&entry)) {
+                            problems.push(Diagnostic::error(
+                                origin,
+                                format!(
+                                    "subject `{subject}` is already bound to client `{}` (as `{name}`)",
+                                    other.doc.id
+                                ),
+                            ));
+                        }
+                    }
+                    Err(e) => problems.push(Diagnostic::error(
+                        origin,
+                        format!("[identity] subject `{subject}` is not an RFC 4514 distinguished name: {e}"),
+                    )),
                 }
             }
         }
@@ -322,7 +341,7 @@ impl Snapshot {
             .by_fingerprint
             .get(&*certificate.fingerprint)
             .or_else(|| certificate.spiffe.iter().find_map(|id| index.by_spiffe.get(&**id)))
-            .or_else(|| index.by_subject.get(&*certificate.subject))
+            .or_else(|| certificate.subject_key.as_ref().and_then(|key| index.by_subject.get(key)))
     }
 
     /// Number of routes.

@@ -705,3 +705,120 @@ async fn shipping_resumes_after_a_redis_outage_without_gaps_or_duplicates() {
     let back = log.matches("Redis is reachable again: shipping the audit records").count();
     assert_eq!((lost, back), (1, 1), "the loss and the recovery are logged once each:\n{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_handshakes_are_rate_limited_security_events_that_verify() {
+    use penghubung::tls::ca::{CertificateAuthority, Validity};
+    use penghubung_tests::mtls::request_status;
+    const PER_INTERVAL: usize = 5;
+    let upstream = Upstream::text("ok").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let documents = [
+        docs::opd("dinkes"),
+        docs::service("dinkes", "rm", &[upstream.url()], "", ""),
+        docs::client("dinkes", "simpus", &spiffe("dinkes", "simpus"), true),
+        docs::grant("simpus-rm", "dinkes/simpus", "dinkes/rm/v1", &["*"]),
+        docs::unlimited_tier(),
+    ];
+    let extra = format!("{AUDIT_ON}security_events_per_interval = {PER_INTERVAL}\nsecurity_event_interval = \"2s\"\n");
+    let config = write_mtls_setup(dir.path(), &documents, &pki, &extra);
+    let gateway = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();
+    let addr = gateway.local_addrs()[0];
+    let path = "/dinkes/rm/v1/x";
+
+    // One refusal of each kind, over real handshakes.
+    assert!(request_status(addr, client_config(&pki.ca_pem(), None), path).await.is_err());
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = CertificateAuthority::init(other_dir.path(), TRUST_DOMAIN, "Other").unwrap();
+    let foreign = other.issue_client("dinkes", "simpus", Validity::days(30)).unwrap();
+    assert!(request_status(addr, client_config(&pki.ca_pem(), Some(&foreign)), path).await.is_err());
+    let now = time::OffsetDateTime::now_utc();
+    let expired = pki
+        .ca
+        .issue_client(
+            "dinkes",
+            "simpus",
+            Validity { not_before: now - time::Duration::days(10), not_after: now - time::Duration::days(1) },
+        )
+        .unwrap();
+    assert!(request_status(addr, client_config(&pki.ca_pem(), Some(&expired)), path).await.is_err());
+    let revoked = pki.client("dinkes", "simpus");
+    assert_eq!(request_status(addr, client_config(&pki.ca_pem(), Some(&revoked)), path).await, Ok(200));
+    pki.ca.revoke(&revoked.serial_hex).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await; // two TLS reload polls
+    assert!(request_status(addr, client_config(&pki.ca_pem(), Some(&revoked)), path).await.is_err());
+
+    // A flood of refusals without a certificate, all at once.
+    const FLOOD: usize = 60;
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..FLOOD {
+        let config = client_config(&pki.ca_pem(), None);
+        flood.spawn(async move { request_status(addr, config, "/dinkes/rm/v1/x").await });
+    }
+    while let Some(outcome) = flood.join_next().await {
+        assert!(outcome.unwrap().is_err());
+    }
+    // The summary comes when the interval ends, without another refusal to trigger it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let auditor = gateway.auditor().unwrap();
+    assert!(auditor.checkpoint().await);
+
+    let log = dir.path().join("audit");
+    let security: Vec<serde_json::Value> = records(&log).into_iter().filter(|r| r["kind"] == "security").collect();
+    let events = |code: &str| -> Vec<&serde_json::Value> {
+        security.iter().filter(|r| r["code"] == code && r.get("suppressed").is_none()).collect()
+    };
+    for code in ["tls.unknown_ca", "tls.expired", "tls.revoked"] {
+        let found = events(code);
+        assert_eq!(found.len(), 1, "{code}: {security:#?}");
+        assert!(found[0]["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{:?}", found[0]);
+        assert_eq!((&found[0]["event"], &found[0]["decision"]), (&"tls.handshake_refused".into(), &"deny".into()));
+    }
+    // Bounded: at most PER_INTERVAL events per interval and one summary; every refusal accounted for.
+    let no_certificate = events("tls.no_certificate");
+    let summaries: Vec<&serde_json::Value> =
+        security.iter().filter(|r| r["code"] == "tls.no_certificate" && r.get("suppressed").is_some()).collect();
+    assert!(no_certificate.len() <= 2 * PER_INTERVAL && !summaries.is_empty(), "{security:#?}");
+    let suppressed: u64 = summaries.iter().map(|s| s["suppressed"].as_u64().unwrap()).sum();
+    assert_eq!(no_certificate.len() as u64 + suppressed, FLOOD as u64 + 1, "{security:#?}");
+    assert!(summaries.iter().all(|s| s.get("peer").is_none() && s["since"].is_string()));
+    // Nothing but the documented members (no certificate content, no secret).
+    let allowed = ["seq", "prev", "kind", "time", "event", "decision", "code", "peer", "suppressed", "since", "hash"];
+    for record in &security {
+        assert!(record.as_object().unwrap().keys().all(|k| allowed.contains(&k.as_str())), "{record}");
+    }
+
+    // The trail with these events verifies, and search finds them.
+    let (code, out) = verify(dir.path());
+    assert_eq!(code, Some(0), "{out}");
+    let search = |extra: &[&str]| {
+        let mut args = vec!["search", log.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (code, out) = audit_cli(&args);
+        assert_eq!(code, Some(0), "{out}");
+        lines(&out)
+    };
+    let found = search(&["--security"]);
+    assert_eq!(found.len(), security.len(), "{found:#?} {security:#?}");
+    assert_eq!(search(&["--code", "tls.revoked"]).len(), 1);
+    assert_eq!(search(&["--code", "tls.no_certificate"]).len(), no_certificate.len() + summaries.len());
+    assert!(search(&["--client", "dinkes/simpus"]).iter().all(|r| r["kind"] == "exchange"));
+
+    // Refusals suppressed in an interval that has not ended when the gateway stops are summarised before the
+    // closing checkpoint: every refusal is still accounted for, and the trail verifies.
+    const SECOND: usize = 3 * PER_INTERVAL;
+    for _ in 0..SECOND {
+        assert!(request_status(addr, client_config(&pki.ca_pem(), None), path).await.is_err());
+    }
+    gateway.shutdown().await;
+    let written: u64 = records(&log)
+        .iter()
+        .filter(|r| r["kind"] == "security" && r["code"] == "tls.no_certificate")
+        .map(|r| r.get("suppressed").map_or(1, |n| n.as_u64().unwrap()))
+        .sum();
+    assert_eq!(written, (FLOOD + 1 + SECOND) as u64);
+    let (code, out) = verify(dir.path());
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(upstream.hits(), 1);
+}

@@ -309,3 +309,139 @@ async fn clients_can_be_bound_by_fingerprint_or_subject_as_well() {
         assert_eq!(seen.last().unwrap().headers["x-penghubung-client"], expected);
     }
 }
+
+/// `(type, UTF8String value)` entries of a subject, in certificate order.
+fn subject(entries: &[(rcgen::DnType, &str)]) -> Vec<(rcgen::DnType, rcgen::DnValue)> {
+    entries.iter().map(|(kind, value)| (kind.clone(), rcgen::DnValue::Utf8String((*value).into()))).collect()
+}
+
+fn printable(value: &str) -> rcgen::DnValue {
+    rcgen::DnValue::PrintableString(value.try_into().unwrap())
+}
+
+#[tokio::test]
+async fn subjects_match_as_parsed_names_and_a_forged_subject_matches_no_client() {
+    use rcgen::DnType::{CommonName as Cn, CountryName as C, OrganizationName as O, OrganizationalUnitName as Ou};
+    const PEMKAB: &str = "Pemerintah Kabupaten Lampung Timur";
+    let up = Upstream::text("ok").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let client = |opd: &str, app: &str, subject: &str| {
+        (
+            format!("clients/{opd}/{app}.toml"),
+            format!(
+                "id = \"{opd}/{app}\"\nopd = \"{opd}\"\nname = \"{app}\"\nclearance = \"terbatas\"\n[identity]\nsubject = [{}]\n",
+                toml::Value::String(subject.into())
+            ),
+        )
+    };
+    let documents = [
+        docs::opd("dinkes"),
+        docs::opd("diskominfo"),
+        docs::opd("dinsos"),
+        docs::service("dinkes", "rm", &[up.url()], "", ""),
+        // The baseline's dashboard binding, as the review attacked it.
+        client("diskominfo", "dashboard", &format!("CN=dashboard,OU=Diskominfo,O={PEMKAB},C=ID")),
+        // Escapes: a comma and a plus sign inside the CN.
+        client("dinsos", "budi", "CN=Budi\\, S.Kom\\+1, OU = Dinas Sosial ,O=Pemkab,C=ID"),
+        // A multi-valued RDN.
+        client("dinsos", "multi", "CN=multi+UID=7,O=Pemkab,C=ID"),
+        docs::grant("dashboard-rm", "diskominfo/dashboard", "dinkes/rm/v1", &["*"]),
+        docs::grant("budi-rm", "dinsos/budi", "dinkes/rm/v1", &["*"]),
+        docs::grant("multi-rm", "dinsos/multi", "dinkes/rm/v1", &["*"]),
+        docs::unlimited_tier(),
+    ];
+    let config = write_mtls_setup(dir.path(), &documents, &pki, "");
+    let gateway = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();
+    let addr = gateway.local_addrs()[0];
+    let gw = TestGateway { gateway: Some(gateway), dir, url: format!("https://{addr}"), addr };
+
+    // Legitimate certificates: UTF8String or PrintableString, other case and spacing: still their client.
+    let legitimate = [
+        (subject(&[(C, "ID"), (O, PEMKAB), (Ou, "Diskominfo"), (Cn, "dashboard")]), "diskominfo/dashboard"),
+        (
+            vec![
+                (C, printable("ID")),
+                (O, printable(PEMKAB)),
+                (Ou, printable("DISKOMINFO")),
+                (Cn, printable("Dashboard")),
+            ],
+            "diskominfo/dashboard",
+        ),
+        (
+            subject(&[(C, "id"), (O, "pemerintah  kabupaten lampung timur "), (Ou, "Diskominfo"), (Cn, "dashboard")]),
+            "diskominfo/dashboard",
+        ),
+        (subject(&[(C, "ID"), (O, "Pemkab"), (Ou, "Dinas Sosial"), (Cn, "Budi, S.Kom+1")]), "dinsos/budi"),
+    ];
+    for (entries, expected) in &legitimate {
+        let issued = pki.client_with_subject(entries);
+        let mut connection =
+            TlsConnection::connect(gw.addr, client_config(&pki.ca_pem(), Some(&issued))).await.unwrap();
+        let (status, body) = connection.get("/dinkes/rm/v1/x", &[]).await.unwrap();
+        assert_eq!(status, 200, "{expected} {entries:?}: {body}");
+        assert_eq!(up.seen().last().unwrap().headers["x-penghubung-client"], *expected);
+    }
+    // Forged or merely similar certificates from the same trusted CA: no client.
+    let forged = [
+        // The review's case: one CN that reads like the whole DN of the dashboard.
+        subject(&[(Cn, &format!("dashboard,OU=Diskominfo,O={PEMKAB},C=ID"))]),
+        subject(&[(C, "ID"), (Cn, &format!("dashboard,OU=Diskominfo,O={PEMKAB}"))]),
+        subject(&[(C, "ID"), (O, &format!("{PEMKAB},OU=Diskominfo")), (Cn, "dashboard")]),
+        subject(&[(C, "ID"), (O, PEMKAB), (Ou, "Diskominfo"), (Cn, "dashboard+UID=1")]),
+        subject(&[(C, "ID"), (O, PEMKAB), (Ou, "Diskominfo+CN=dashboard")]),
+        subject(&[(C, "ID"), (O, PEMKAB), (Ou, "Diskominfo"), (Cn, "dashboard\\")]),
+        subject(&[(C, "ID"), (O, PEMKAB), (Ou, "Diskominfo"), (Cn, "\"dashboard\"")]),
+        // Attribute order: the same attributes in the other RDN order are another name.
+        subject(&[(Cn, "dashboard"), (Ou, "Diskominfo"), (O, PEMKAB), (C, "ID")]),
+        // One attribute short or one more.
+        subject(&[(O, PEMKAB), (Ou, "Diskominfo"), (Cn, "dashboard")]),
+        // (rcgen keeps one value per type, so the extra attribute is another type.)
+        subject(&[
+            (C, "ID"),
+            (O, PEMKAB),
+            (Ou, "Diskominfo"),
+            (rcgen::DnType::LocalityName, "Sukadana"),
+            (Cn, "dashboard"),
+        ]),
+        // Escaped names taken apart: the CN `Budi` and another attribute ` S.Kom+1`; the escapes themselves.
+        subject(&[
+            (C, "ID"),
+            (O, "Pemkab"),
+            (Ou, "Dinas Sosial"),
+            (Cn, "Budi"),
+            (rcgen::DnType::LocalityName, " S.Kom+1"),
+        ]),
+        subject(&[(C, "ID"), (O, "Pemkab"), (Ou, "Dinas Sosial"), (Cn, "Budi\\, S.Kom\\+1")]),
+        // The multi-valued RDN written as two RDNs, either way round.
+        subject(&[
+            (C, "ID"),
+            (O, "Pemkab"),
+            (rcgen::DnType::CustomDnType(vec![0, 9, 2342, 19_200_300, 100, 1, 1]), "7"),
+            (Cn, "multi"),
+        ]),
+        subject(&[(C, "ID"), (O, "Pemkab"), (Cn, "multi+UID=7")]),
+    ];
+    for entries in &forged {
+        let issued = pki.client_with_subject(entries);
+        let mut connection =
+            TlsConnection::connect(gw.addr, client_config(&pki.ca_pem(), Some(&issued))).await.unwrap();
+        let (status, body) = connection.get("/dinkes/rm/v1/x", &[]).await.unwrap();
+        assert_eq!(status, 403, "{entries:?}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["code"], "identity.unknown_client", "{entries:?}");
+    }
+    assert_eq!(up.hits(), legitimate.len());
+
+    // A subject that is not an RFC 4514 name is a validation error naming its file; the snapshot keeps serving.
+    for bad in ["CN=dashboard;OU=Diskominfo", "CN=a\"b\",C=ID", "XX=dashboard", "CN=dashboard\\", ""] {
+        gw.put_document("clients/dinsos/rusak.toml", &client("dinsos", "rusak", bad).1);
+        let problems = gw.gateway().reload().expect_err(bad);
+        assert!(
+            problems.iter().any(|p| p.file.ends_with("clients/dinsos/rusak.toml") && p.message.contains("subject")),
+            "{bad}: {problems:?}"
+        );
+    }
+    let issued = pki.client_with_subject(&legitimate[0].0);
+    assert_eq!(request_status(gw.addr, client_config(&pki.ca_pem(), Some(&issued)), "/dinkes/rm/v1/x").await, Ok(200));
+}

@@ -48,6 +48,29 @@ impl Pki {
         self.ca.issue_client(opd, app, Validity::days(30)).unwrap()
     }
 
+    /// A client certificate signed by this CA whose subject is `entries`, one RDN each, in certificate order
+    /// (`C` first, `CN` last, as CAs write them), without a SPIFFE id: it binds only by subject or fingerprint.
+    pub fn client_with_subject(&self, entries: &[(rcgen::DnType, rcgen::DnValue)]) -> Issued {
+        let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(self.dir.join("ca.key")).unwrap()).unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(self.ca.cert_pem(), &ca_key).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (kind, value) in entries {
+            params.distinguished_name.push(kind.clone(), value.clone());
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        let serial = fastrand::u64(1 << 40..);
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        let validity = Validity::days(30);
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem(), serial_hex: format!("{serial:x}"), spiffe: None }
+    }
+
     /// The `[tls]` section, polling the files every 100 ms.
     pub fn tls_section(&self) -> String {
         let p = |name: &str| self.dir.join(name).display().to_string();

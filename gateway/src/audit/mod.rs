@@ -15,6 +15,7 @@ pub mod keys;
 pub mod nik;
 pub mod record;
 pub mod search;
+pub mod security;
 pub mod ship;
 pub mod tap;
 pub mod verify;
@@ -39,6 +40,8 @@ pub struct Auditor {
     pub default_durability: AuditDurability,
     pub dir: PathBuf,
     pub public_key_file: PathBuf,
+    /// The rate limit of security events.
+    security: security::SecurityEvents,
 }
 
 impl Auditor {
@@ -101,6 +104,10 @@ impl Auditor {
             default_durability: settings.durability,
             dir,
             public_key_file: public,
+            security: security::SecurityEvents::new(
+                settings.security_events_per_interval,
+                settings.security_event_interval.0,
+            ),
         })))
     }
 
@@ -165,6 +172,32 @@ impl Auditor {
                     }
                 });
             }
+        }
+    }
+
+    /// Records a refused TLS handshake as a security event (within the rate limit; beyond it the refusal is
+    /// counted and a summary is written when the interval ends).
+    pub fn tls_refused(self: &Arc<Self>, reason: security::TlsRefusal, peer: std::net::SocketAddr) {
+        let decision = self.security.refused(reason, peer);
+        for record in decision.records {
+            self.record_now(record);
+        }
+        if let (Some(at), Ok(runtime)) = (decision.flush_at, tokio::runtime::Handle::try_current()) {
+            let auditor = Arc::clone(self);
+            runtime.spawn(async move {
+                tokio::time::sleep_until(at.into()).await;
+                if let Some(summary) = auditor.security.flush(reason) {
+                    auditor.record_now(summary);
+                }
+            });
+        }
+    }
+
+    /// Writes the summaries of refusals suppressed in intervals that have not ended (before the closing
+    /// checkpoint at shutdown).
+    pub fn flush_security_events(&self) {
+        for summary in self.security.drain() {
+            self.record_now(summary);
         }
     }
 

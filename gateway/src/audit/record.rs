@@ -1,5 +1,6 @@
-//! What an audit record says. Two kinds come from outside the writer: [`ExchangeRecord`] (one per request,
-//! allowed or denied) and [`ChangeRecord`] (one per document added, changed or removed). The writer adds two of
+//! What an audit record says. Three kinds come from outside the writer: [`ExchangeRecord`] (one per request,
+//! allowed or denied), [`ChangeRecord`] (one per document added, changed or removed) and [`SecurityRecord`]
+//! (a refused TLS handshake, rate-limited by [`super::security`]). The writer adds two of
 //! its own: `segment` (the first line of every segment file) and `checkpoint` (signed). The line format is
 //! described by `schemas/audit/record.schema.json`; the members common to all kinds (`seq`, `prev`, `kind`,
 //! `hash`) are written by the writer around the members written here. Every member a caller can influence
@@ -23,6 +24,19 @@ use crate::telemetry::redact;
 pub enum Record {
     Exchange(Box<ExchangeRecord>),
     Change(Box<ChangeRecord>),
+    Security(Box<SecurityRecord>),
+}
+
+/// A security event: a TLS handshake the gateway refused, or the count of those not written one by one.
+#[derive(Debug)]
+pub struct SecurityRecord {
+    pub time: SystemTime,
+    /// `tls.no_certificate`, `tls.unknown_ca`, ... ([`super::security::TlsRefusal::code`]).
+    pub code: &'static str,
+    /// The peer's address (absent in a summary).
+    pub peer: Option<std::net::SocketAddr>,
+    /// A summary: how many refusals of this code were not written since when.
+    pub suppressed: Option<(u64, SystemTime)>,
 }
 
 /// One exchange, as the gateway saw it. Built on the hot path from values it already holds (cheap clones);
@@ -256,6 +270,7 @@ impl Record {
         match self {
             Record::Exchange(_) => "exchange",
             Record::Change(_) => "change",
+            Record::Security(_) => "security",
         }
     }
 
@@ -327,6 +342,19 @@ impl Record {
                 m.digest("after", &r.after);
                 m.opt_str("reason", r.reason.as_deref());
                 m.num("generation", r.generation);
+            }
+            Record::Security(r) => {
+                m.time("time", r.time);
+                m.str("event", "tls.handshake_refused");
+                m.str("decision", "deny");
+                m.str("code", r.code);
+                if let Some(peer) = r.peer {
+                    m.str("peer", &peer.to_string());
+                }
+                if let Some((count, since)) = r.suppressed {
+                    m.num("suppressed", count);
+                    m.time("since", since);
+                }
             }
         }
     }

@@ -26,6 +26,9 @@ pub struct Query {
     pub nik_hash: Option<String>,
     /// Also print change records (only when no exchange filter is given).
     pub changes: bool,
+    /// Print only security events (refused TLS handshakes). They are also printed when `code` is a `tls.*`
+    /// code; client, service and NIK filters match no security event.
+    pub security: bool,
 }
 
 impl Query {
@@ -41,9 +44,17 @@ impl Query {
 
     fn matches(&self, record: &serde_json::Value) -> bool {
         let kind = record["kind"].as_str().unwrap_or_default();
+        if self.security && kind != "security" {
+            return false;
+        }
         match kind {
             "exchange" => {}
             "change" if self.changes && !self.exchange_filters() => {}
+            "security"
+                if (self.security || self.code.as_deref().is_some_and(|c| c.starts_with("tls.")))
+                    && self.client.is_none()
+                    && self.service.is_none()
+                    && self.nik_hash.is_none() => {}
             _ => return false,
         }
         let text = |key: &str| record[key].as_str().unwrap_or_default();

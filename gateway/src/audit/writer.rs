@@ -662,6 +662,18 @@ mod tests {
             generation: 2,
         };
         writer.sender().send(Job::Record(Record::Change(Box::new(change)), None)).await.unwrap();
+        // A security event and a summary of suppressed ones.
+        for (peer, suppressed) in
+            [(Some("192.0.2.1:4433".parse().unwrap()), None), (None, Some((7, SystemTime::now())))]
+        {
+            let event = crate::audit::record::SecurityRecord {
+                time: SystemTime::now(),
+                code: "tls.unknown_ca",
+                peer,
+                suppressed,
+            };
+            writer.sender().send(Job::Record(Record::Security(Box::new(event)), None)).await.unwrap();
+        }
         assert!(writer.checkpoint().await);
         drop(writer);
 
@@ -682,6 +694,7 @@ mod tests {
         }
         assert_eq!(kinds["exchange"], 20);
         assert_eq!(kinds["change"], 1);
+        assert_eq!(kinds["security"], 2);
         assert_eq!(kinds["segment"], files.len());
         assert!(kinds["checkpoint"] >= 2, "{kinds:?}");
 

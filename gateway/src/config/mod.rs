@@ -318,6 +318,12 @@ pub struct AuditConfig {
     /// Records queued for the writer; when full, requests wait for a slot (never dropped).
     #[serde(default = "default_audit_queue")]
     pub queue_capacity: usize,
+    /// Security events (refused TLS handshakes) written per reason per `security_event_interval`; beyond
+    /// that they are counted into one summary event per interval.
+    #[serde(default = "default_security_events")]
+    pub security_events_per_interval: u32,
+    #[serde(default = "d60s")]
+    pub security_event_interval: HumanDuration,
     /// With `[redis]` configured: also ship every durable record to a Redis Stream (`crate::audit::ship`).
     #[serde(default = "yes")]
     pub ship_to_redis: bool,
@@ -344,6 +350,8 @@ impl Default for AuditConfig {
             segment_max_size: default_segment_size(),
             segment_max_age: default_segment_age(),
             queue_capacity: default_audit_queue(),
+            security_events_per_interval: default_security_events(),
+            security_event_interval: d60s(),
             ship_to_redis: true,
             redis_stream: default_audit_stream(),
             gateway_id: None,
@@ -388,6 +396,9 @@ fn default_audit_public_key() -> PathBuf {
 }
 fn default_audit_nik_secret() -> PathBuf {
     PathBuf::from("pki/audit-nik.secret")
+}
+fn default_security_events() -> u32 {
+    20
 }
 fn default_checkpoint_every() -> u64 {
     1000
@@ -513,6 +524,9 @@ impl Config {
         if self.audit.enabled {
             if self.audit.queue_capacity == 0 {
                 problems.at("queue_capacity", "queue_capacity must be above zero");
+            }
+            if self.audit.security_event_interval.0.is_zero() {
+                problems.at("security_event_interval", "security_event_interval must be above zero");
             }
             if self.audit.checkpoint_interval.0.is_zero() {
                 problems.at("checkpoint_interval", "checkpoint_interval must be above zero");

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 pub mod http1;
 
+use crate::audit::security::TlsRefusal;
 use crate::config::Config;
 use crate::diagnostics::Diagnostic;
 use crate::proxy::Downstream;
@@ -245,6 +246,7 @@ impl Gateway {
         };
         // Seal the log: everything written so far is covered by a signature.
         if let Some(auditor) = &shared.audit {
+            auditor.flush_security_events();
             if !tokio::time::timeout(Duration::from_secs(5), auditor.checkpoint()).await.unwrap_or(false) {
                 tracing::error!(target: "penghubung::audit", "the closing audit checkpoint could not be written");
             }
@@ -353,7 +355,7 @@ async fn accept_loop(
                                 }
                             }
                             Some(tls) => {
-                                let Some((stream, certificate)) = handshake(&tls, stream, peer).await else { return };
+                                let Some((stream, certificate)) = handshake(&tls, stream, peer, shared.audit.as_ref()).await else { return };
                                 let downstream = Downstream::new(peer, "https", Some(certificate));
                                 let service = GatewayService::new(shared, downstream);
                                 let served = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
@@ -381,21 +383,28 @@ async fn accept_loop(
 }
 
 /// The TLS handshake with the current material (client certificate required), within the handshake timeout.
-/// The verified certificate is parsed here, once per connection.
+/// The verified certificate is parsed here, once per connection. A refusal is a security event in the audit trail.
 async fn handshake(
     tls: &TlsState,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
+    audit: Option<&Arc<crate::audit::Auditor>>,
 ) -> Option<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Arc<PeerCertificate>)> {
     let accepted = tokio::time::timeout(tls.handshake_timeout, tls.acceptor().accept(stream)).await;
     let stream = match accepted {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             tracing::info!(target: "penghubung::tls", %peer, error = %e, "TLS handshake refused");
+            if let (Some(audit), Some(reason)) = (audit, TlsRefusal::of_handshake_error(&e)) {
+                audit.tls_refused(reason, peer);
+            }
             return None;
         }
         Err(_) => {
             tracing::info!(target: "penghubung::tls", %peer, "TLS handshake timed out");
+            if let Some(audit) = audit {
+                audit.tls_refused(TlsRefusal::Timeout, peer);
+            }
             return None;
         }
     };

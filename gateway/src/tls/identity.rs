@@ -2,9 +2,12 @@
 //! verified the chain, validity and revocation), then matched per request against the `Client` documents of
 //! the current snapshot by SHA-256 fingerprint, SPIFFE URI SAN or subject DN, in that order. Matching per
 //! request (a few hash lookups) is what makes a disabled client or a new CRL bite on connections that are
-//! already open.
+//! already open. The subject is a parsed RDN sequence ([`super::dn`]), matched by its [`DnKey`], never by a
+//! display string.
 
 use ring::digest;
+
+use super::dn::{DistinguishedName, DnKey};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -15,8 +18,11 @@ pub struct PeerCertificate {
     pub fingerprint: Box<str>,
     /// URI SANs of the form `spiffe://...`.
     pub spiffe: Box<[Box<str>]>,
-    /// The subject DN in canonical form (see [`canonical_dn`]).
-    pub subject: Box<str>,
+    /// The subject DN as parsed RDNs; `None` when it is empty or cannot be matched (an undecodable string, a
+    /// character RFC 4518 prohibits): such a certificate binds by fingerprint or SPIFFE id only.
+    pub subject: Option<DistinguishedName>,
+    /// [`DistinguishedName::key`] of `subject`, computed once per connection.
+    pub subject_key: Option<DnKey>,
     /// Raw DER of the issuer name and the serial number, to match CRL entries.
     pub issuer: Box<[u8]>,
     pub serial: Box<[u8]>,
@@ -38,10 +44,12 @@ impl PeerCertificate {
                 .collect(),
             _ => Box::default(),
         };
+        let subject = DistinguishedName::from_x509(cert.subject()).ok().filter(|name| !name.is_empty());
         Ok(Self {
             fingerprint: hex(digest::digest(&digest::SHA256, der).as_ref()).into(),
             spiffe,
-            subject: canonical_dn(&cert.subject().to_string()).into(),
+            subject_key: subject.as_ref().map(DistinguishedName::key),
+            subject,
             issuer: cert.issuer().as_raw().into(),
             serial: cert.raw_serial().into(),
         })
@@ -51,20 +59,6 @@ impl PeerCertificate {
     pub fn serial_hex(&self) -> String {
         hex(&self.serial)
     }
-}
-
-/// A subject DN in a form that compares equal however it was written: attributes `TYPE=value`, types upper
-/// case, spaces around separators removed, attributes sorted. `CN=app, O=Pemkab` and `O=Pemkab,CN=app` match.
-pub fn canonical_dn(text: &str) -> String {
-    let mut parts: Vec<String> = text
-        .split(',')
-        .filter_map(|part| {
-            let (kind, value) = part.split_once('=')?;
-            Some(format!("{}={}", kind.trim().to_ascii_uppercase(), value.trim()))
-        })
-        .collect();
-    parts.sort();
-    parts.join(",")
 }
 
 /// A SHA-256 fingerprint as lower-case hex without separators (`AB:CD:...` and `abcd...` both accepted).
@@ -88,15 +82,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn distinguished_names_compare_in_any_order_and_spacing() {
-        assert_eq!(
-            canonical_dn("CN=app, O=Pemkab Lampung Timur, C=ID"),
-            canonical_dn("c=ID,O=Pemkab Lampung Timur,CN=app")
-        );
-        assert_ne!(canonical_dn("CN=app,O=A"), canonical_dn("CN=app,O=B"));
-    }
-
-    #[test]
     fn fingerprints_accept_colons_and_case() {
         assert_eq!(canonical_fingerprint("AB:cd:01"), "abcd01");
     }
@@ -113,7 +98,9 @@ mod tests {
         let cert = params.self_signed(&key).unwrap();
         let peer = PeerCertificate::parse(cert.der()).unwrap();
         assert_eq!(&*peer.spiffe, [Box::from("spiffe://example.go.id/opd/dinkes/app/simpus")]);
-        assert_eq!(&*peer.subject, canonical_dn("O=Dinas Kesehatan, CN=simpus"));
+        let subject = DistinguishedName::parse_rfc4514("O=Dinas Kesehatan, CN=simpus").unwrap();
+        assert_eq!(peer.subject_key, Some(subject.key()));
+        assert_eq!(peer.subject, Some(subject));
         assert_eq!(peer.fingerprint.len(), 64);
         assert_eq!(peer.serial_hex(), "0102");
     }
