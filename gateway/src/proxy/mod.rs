@@ -33,11 +33,20 @@ pub struct Downstream {
     pub peer: SocketAddr,
     pub certificate: Option<Arc<PeerCertificate>>,
     forwarded: headers::ForwardedFor,
+    /// A request body streamed to the upstream must arrive whole within this (`server.request_body_timeout`).
+    body_timeout: Duration,
 }
 
 impl Downstream {
     pub fn new(peer: SocketAddr, proto: &'static str, certificate: Option<Arc<PeerCertificate>>) -> Self {
-        Self { peer, certificate, forwarded: headers::ForwardedFor::new(peer, proto) }
+        let body_timeout = Duration::from_secs(120);
+        Self { peer, certificate, forwarded: headers::ForwardedFor::new(peer, proto), body_timeout }
+    }
+
+    /// Request bodies from this caller must arrive whole within `timeout` once forwarding starts.
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
     }
 }
 
@@ -74,12 +83,13 @@ impl<'a> Caller<'a> {
 pub async fn forward(
     service: &CompiledService,
     mut parts: request::Parts,
-    body: RequestBody,
+    mut body: RequestBody,
     rest_offset: usize,
     downstream: &Downstream,
     caller: Caller<'_>,
 ) -> Result<(Response<ResponseBody>, Arc<str>), GatewayError> {
     let pool = &service.pool;
+    body.limit_duration(downstream.body_timeout);
     let original_uri = parts.uri.clone(); // cheap: shared bytes
     let rest = &original_uri.path()[rest_offset..];
     let query = original_uri.query();
@@ -269,6 +279,7 @@ fn request_fault(error: &(dyn StdError + 'static)) -> Option<GatewayError> {
 fn body_fault(error: &RequestBodyError) -> GatewayError {
     match error {
         RequestBodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit: *limit },
+        RequestBodyError::TimedOut { timeout } => GatewayError::BodyTimeout { timeout: *timeout },
         RequestBodyError::Client(e) => GatewayError::BodyIncomplete { reason: e.to_string() },
     }
 }
