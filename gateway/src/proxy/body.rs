@@ -142,13 +142,14 @@ pub struct UploadProgress {
     start: tokio::time::Instant,
     /// Milliseconds after `start` of the last frame (or of the end).
     moved_ms: AtomicU64,
-    /// [`UPLOAD_SENDING`], [`UPLOAD_WAITING_FOR_CALLER`] or [`UPLOAD_DONE`].
+    /// [`UPLOAD_SENDING`], [`UPLOAD_WAITING_FOR_CALLER`], [`UPLOAD_DONE`] or [`UPLOAD_TIMED_OUT`].
     state: AtomicU8,
 }
 
 const UPLOAD_SENDING: u8 = 0;
 const UPLOAD_WAITING_FOR_CALLER: u8 = 1;
 const UPLOAD_DONE: u8 = 2;
+const UPLOAD_TIMED_OUT: u8 = 3;
 
 impl UploadProgress {
     fn new() -> Self {
@@ -166,9 +167,20 @@ impl UploadProgress {
         self.state.store(UPLOAD_WAITING_FOR_CALLER, Ordering::Relaxed);
     }
 
-    /// Whether everything the caller sent has been taken and the body waits for more from the caller.
+    /// Whether everything the caller sent has been taken and the body waits for more from the caller (or its
+    /// overall deadline cut it off while it waited).
     pub fn waiting_for_caller(&self) -> bool {
-        self.state.load(Ordering::Relaxed) == UPLOAD_WAITING_FOR_CALLER
+        matches!(self.state.load(Ordering::Relaxed), UPLOAD_WAITING_FOR_CALLER | UPLOAD_TIMED_OUT)
+    }
+
+    /// The body did not arrive whole within its overall deadline (`server.request_body_timeout`).
+    fn timed_out(&self) {
+        self.state.store(UPLOAD_TIMED_OUT, Ordering::Relaxed);
+    }
+
+    /// Whether the body ended because it did not arrive whole within its overall deadline.
+    pub fn body_timed_out(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == UPLOAD_TIMED_OUT
     }
 
     /// When the current wait runs out: `timeout` after the body last moved.
@@ -225,6 +237,9 @@ impl Body for RequestBody {
                 if let Some(deadline) = this.deadline.as_mut() {
                     if deadline.timer.poll_expired(deadline.at, cx) {
                         this.inner = None;
+                        if let Some(upload) = &this.upload {
+                            upload.timed_out();
+                        }
                         return Poll::Ready(Some(Err(RequestBodyError::TimedOut { timeout: deadline.timeout })));
                     }
                 }

@@ -157,7 +157,7 @@ pub async fn forward(
                 let timeout = pool.spec.request_timeout;
                 match upload {
                     None => Box::pin(tokio::time::timeout(timeout, exchange)).await.unwrap_or(Err(Failure::Timeout)),
-                    Some(upload) => Box::pin(timed_upload(exchange, &upload, timeout)).await,
+                    Some(upload) => Box::pin(timed_upload(exchange, &upload, timeout, downstream.body_timeout)).await,
                 }
             }
         };
@@ -228,17 +228,25 @@ fn http1_outcome(
 
 /// An HTTP/2 exchange with a request body, timed as the HTTP/1.1 client times one: while the body is sent,
 /// each pause may last the request timeout; the wait for the answer starts once it was all sent. A timeout
-/// while the body waits for the caller is the caller's (408 `request.body_timeout`), not the endpoint's.
+/// while the body waits for the caller is the caller's (408 `request.body_timeout`), not the endpoint's; so is
+/// an exchange that failed because the body did not arrive whole within `body_timeout` (hyper reports it as a
+/// failed exchange, without the body's error).
 async fn timed_upload(
     exchange: impl Future<Output = Result<Response<ResponseBody>, Failure>>,
     upload: &body::UploadProgress,
     timeout: Duration,
+    body_timeout: Duration,
 ) -> Result<Response<ResponseBody>, Failure> {
     let mut exchange = pin!(exchange);
     let mut timer = LazyTimer::default();
     poll_fn(|cx| {
         if let Poll::Ready(done) = exchange.as_mut().poll(cx) {
-            return Poll::Ready(done);
+            return Poll::Ready(match done {
+                Err(Failure::Upstream { .. }) if upload.body_timed_out() => {
+                    Err(Failure::Request(GatewayError::BodyTimeout { timeout: body_timeout }))
+                }
+                done => done,
+            });
         }
         if timer.poll_expired(upload.deadline(timeout), cx) {
             return Poll::Ready(Err(if upload.waiting_for_caller() {

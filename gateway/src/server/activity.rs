@@ -70,6 +70,8 @@ impl Drop for InFlight {
 #[derive(Debug)]
 pub struct IdleWatch {
     activity: Arc<Activity>,
+    /// Without any request, the connection is closed then.
+    first_request_by: Instant,
     idle_timeout: Duration,
     /// When the connection could be idle for long enough at the earliest (the timer may fire before it).
     check_at: Instant,
@@ -89,15 +91,19 @@ impl IdleWatch {
     /// `first_request_by`: when, without any request, the connection is closed. `None`: requests were already
     /// served on it (by the gateway's own HTTP/1.1 server), it is idle from now on.
     pub fn new(activity: Arc<Activity>, first_request_by: Option<Instant>, idle_timeout: Duration) -> Self {
+        let now = Instant::now();
         let check_at = match first_request_by {
-            Some(deadline) => deadline,
+            // A first request that ends early makes the connection idle before the first-request deadline: the
+            // watch looks at least once per idle timeout.
+            Some(deadline) => deadline.min(now + idle_timeout),
             None => {
                 // Requests were served before hyper took over: the connection counts as idle since now.
                 activity.last_end_ms.store(activity.ms_since_start(), Ordering::Release);
-                Instant::now() + idle_timeout
+                now + idle_timeout
             }
         };
-        Self { activity, idle_timeout, check_at, timer: LazyTimer::default() }
+        let first_request_by = first_request_by.unwrap_or(now);
+        Self { activity, first_request_by, idle_timeout, check_at, timer: LazyTimer::default() }
     }
 
     /// Resolves once the connection has done nothing for too long.
@@ -118,7 +124,11 @@ impl IdleWatch {
                 continue;
             }
             let deadline = match activity.last_end_ms.load(Ordering::Acquire) {
-                NEVER => return Poll::Ready(Idle::NoFirstRequest),
+                NEVER if now >= self.first_request_by => return Poll::Ready(Idle::NoFirstRequest),
+                NEVER => {
+                    self.check_at = self.first_request_by.min(now + self.idle_timeout);
+                    continue;
+                }
                 ended => activity.start + Duration::from_millis(ended) + self.idle_timeout,
             };
             if deadline <= now {
@@ -190,7 +200,10 @@ impl Body for TrackedBody {
     type Data = bytes::Bytes;
     type Error = <ResponseBody as Body>::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         Pin::new(&mut self.body).poll_frame(cx)
     }
 
@@ -211,7 +224,8 @@ mod tests {
     async fn no_first_request_by_the_deadline_expires_the_watch() {
         let activity = Activity::new();
         let start = Instant::now();
-        let mut watch = IdleWatch::new(Arc::clone(&activity), Some(start + Duration::from_millis(80)), Duration::from_secs(60));
+        let mut watch =
+            IdleWatch::new(Arc::clone(&activity), Some(start + Duration::from_millis(80)), Duration::from_secs(60));
         assert_eq!(watch.expired().await, Idle::NoFirstRequest);
         assert!(start.elapsed() >= Duration::from_millis(80));
     }
@@ -230,6 +244,17 @@ mod tests {
         assert_eq!(watch.expired().await, Idle::IdleTimeout);
         assert!(ended.elapsed() >= idle, "idle counted from the end of the last request");
         assert!(ended.elapsed() < idle * 4);
+    }
+
+    #[tokio::test]
+    async fn an_early_first_request_is_followed_by_the_idle_timeout_not_the_first_request_deadline() {
+        let activity = Activity::new();
+        let start = Instant::now();
+        let idle = Duration::from_millis(100);
+        let mut watch = IdleWatch::new(Arc::clone(&activity), Some(start + Duration::from_secs(30)), idle);
+        drop(activity.begin());
+        assert_eq!(watch.expired().await, Idle::IdleTimeout);
+        assert!(start.elapsed() >= idle && start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
     }
 
     #[tokio::test]
