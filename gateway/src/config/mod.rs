@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::diagnostics::Diagnostic;
 pub use units::{ByteSize, HumanDuration};
 
+/// The default of `server.request_body_timeout`.
+pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The embedded default config, used when no `--config` is given.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
@@ -134,7 +137,7 @@ pub struct ServerConfig {
     pub idle_timeout: HumanDuration,
     /// A request body streamed to the upstream must have arrived whole within this, counted from when it starts
     /// to be forwarded; else 408 `request.body_timeout` and the upstream connection is closed.
-    #[serde(default = "d120s")]
+    #[serde(default = "default_request_body_timeout")]
     pub request_body_timeout: HumanDuration,
     /// Open data-plane connections at most; a new one past it is closed at once (TLS: before the handshake).
     /// 0 = sized from the file-handle limit (raised to its hard limit at start).
@@ -666,8 +669,8 @@ fn d60s() -> HumanDuration {
 fn d90s() -> HumanDuration {
     HumanDuration(Duration::from_secs(90))
 }
-fn d120s() -> HumanDuration {
-    HumanDuration(Duration::from_secs(120))
+fn default_request_body_timeout() -> HumanDuration {
+    HumanDuration(DEFAULT_REQUEST_BODY_TIMEOUT)
 }
 fn default_debounce() -> HumanDuration {
     HumanDuration(Duration::from_millis(200))
@@ -715,7 +718,7 @@ impl Default for ServerConfig {
             max_uri_bytes: default_max_uri_bytes(),
             http2_max_concurrent_streams: default_h2_streams(),
             idle_timeout: d60s(),
-            request_body_timeout: d120s(),
+            request_body_timeout: default_request_body_timeout(),
             max_connections: 0,
             max_connections_per_client: 0,
             worker_threads: 0,

@@ -39,7 +39,7 @@ pub struct Downstream {
 
 impl Downstream {
     pub fn new(peer: SocketAddr, proto: &'static str, certificate: Option<Arc<PeerCertificate>>) -> Self {
-        let body_timeout = Duration::from_secs(120);
+        let body_timeout = crate::config::DEFAULT_REQUEST_BODY_TIMEOUT;
         Self { peer, certificate, forwarded: headers::ForwardedFor::new(peer, proto), body_timeout }
     }
 
