@@ -38,7 +38,7 @@ use crate::tls;
 use crate::tls::identity::PeerCertificate;
 use crate::tls::material::TlsState;
 use activity::{Activity, Idle, IdleWatch, Tracked};
-use connections::{ClientKey, ConnectionLimits, Maxima};
+use connections::{Admitted, ClientKey, ConnectionLimits, Maxima};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -200,7 +200,7 @@ impl Gateway {
             "connection limits"
         );
         let limits = ConnectionLimits::new(maxima);
-        let watch = Watch {
+        let bounds = Bounds {
             http1,
             idle_timeout: config.server.idle_timeout.0,
             request_body_timeout: config.server.request_body_timeout.0,
@@ -222,7 +222,7 @@ impl Gateway {
                 listener,
                 Arc::clone(&shared),
                 Arc::clone(&builder),
-                watch.clone(),
+                bounds.clone(),
                 listener_tls,
                 shutdown_rx.clone(),
                 connection_token.clone(),
@@ -382,7 +382,7 @@ const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// What bounds each connection: the HTTP/1.1 settings, the idle and body timeouts and the connection limits.
 #[derive(Clone)]
-struct Watch {
+struct Bounds {
     http1: http1::Settings,
     idle_timeout: Duration,
     request_body_timeout: Duration,
@@ -393,7 +393,7 @@ async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    watch: Watch,
+    bounds: Bounds,
     tls: Option<Arc<TlsState>>,
     mut shutdown: watch::Receiver<bool>,
     token: mpsc::Sender<()>,
@@ -403,39 +403,12 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     // Past the maximum the new connection is closed at once (before any TLS handshake).
-                    let Some(admitted) = watch.limits.admit(peer) else { continue };
+                    let Some(admitted) = bounds.limits.admit(peer) else { continue };
                     let _ = stream.set_nodelay(true);
-                    let (shared, builder, tls, watch) = (Arc::clone(&shared), Arc::clone(&builder), tls.clone(), watch.clone());
+                    let (shared, builder, tls, bounds) = (Arc::clone(&shared), Arc::clone(&builder), tls.clone(), bounds.clone());
                     let (shutdown, token) = (shutdown.clone(), token.clone());
                     tokio::spawn(async move {
-                        match tls {
-                            None => {
-                                let Some(_admitted) = admitted.for_client(ClientKey::Address(peer.ip()), peer) else { return };
-                                let ready_at = tokio::time::Instant::now();
-                                let downstream = Downstream::new(peer, "http", None).with_body_timeout(watch.request_body_timeout);
-                                let service = GatewayService::new(shared, downstream);
-                                if let http1::Served::Handoff { io, answered } = http1::serve(stream, &service, watch.http1, &shutdown).await {
-                                    serve(&builder, TokioIo::new(io), service, shutdown, &watch, ready_at, answered).await;
-                                }
-                            }
-                            Some(tls) => {
-                                let Some((stream, certificate)) = handshake(&tls, stream, peer).await else { return };
-                                let key = ClientKey::Certificate(certificate.fingerprint.clone());
-                                let Some(_admitted) = admitted.for_client(key, peer) else { return };
-                                let ready_at = tokio::time::Instant::now();
-                                let downstream = Downstream::new(peer, "https", Some(certificate)).with_body_timeout(watch.request_body_timeout);
-                                let service = GatewayService::new(shared, downstream);
-                                let served = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                                    let io = http1::Prefixed::new(bytes::Bytes::new(), stream, watch.http1.send_timeout);
-                                    http1::Served::Handoff { io, answered: false }
-                                } else {
-                                    http1::serve(stream, &service, watch.http1, &shutdown).await
-                                };
-                                if let http1::Served::Handoff { io, answered } = served {
-                                    serve(&builder, TokioIo::new(io), service, shutdown, &watch, ready_at, answered).await;
-                                }
-                            }
-                        }
+                        connection(stream, peer, admitted, shared, &builder, &bounds, tls, shutdown).await;
                         drop(token);
                     });
                 }
@@ -447,6 +420,46 @@ async fn accept_loop(
             },
             _ = shutdown.changed() => break,
         }
+    }
+}
+
+/// Serves one admitted connection: the TLS handshake (if any), the per-client limit, then the gateway's own
+/// HTTP/1.1 server and hyper.
+#[allow(clippy::too_many_arguments)]
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    admitted: Admitted,
+    shared: Arc<Shared>,
+    builder: &auto::Builder<TokioExecutor>,
+    bounds: &Bounds,
+    tls: Option<Arc<TlsState>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let Some(tls) = tls else {
+        let Some(_admitted) = admitted.for_client(ClientKey::Address(peer.ip()), peer) else { return };
+        let ready_at = tokio::time::Instant::now();
+        let downstream = Downstream::new(peer, "http", None).with_body_timeout(bounds.request_body_timeout);
+        let service = GatewayService::new(shared, downstream);
+        if let http1::Served::Handoff { io, answered } = http1::serve(stream, &service, bounds.http1, &shutdown).await {
+            serve(builder, TokioIo::new(io), service, shutdown, bounds, ready_at, answered).await;
+        }
+        return;
+    };
+    let Some((stream, certificate)) = handshake(&tls, stream, peer).await else { return };
+    let key = ClientKey::Certificate(certificate.fingerprint.clone());
+    let Some(_admitted) = admitted.for_client(key, peer) else { return };
+    let ready_at = tokio::time::Instant::now();
+    let downstream = Downstream::new(peer, "https", Some(certificate)).with_body_timeout(bounds.request_body_timeout);
+    let service = GatewayService::new(shared, downstream);
+    let served = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        let io = http1::Prefixed::new(bytes::Bytes::new(), stream, bounds.http1.send_timeout);
+        http1::Served::Handoff { io, answered: false }
+    } else {
+        http1::serve(stream, &service, bounds.http1, &shutdown).await
+    };
+    if let http1::Served::Handoff { io, answered } = served {
+        serve(builder, TokioIo::new(io), service, shutdown, bounds, ready_at, answered).await;
     }
 }
 
@@ -489,15 +502,15 @@ async fn serve<I>(
     io: TokioIo<I>,
     service: GatewayService,
     mut shutdown: watch::Receiver<bool>,
-    watch: &Watch,
+    bounds: &Bounds,
     ready_at: tokio::time::Instant,
     answered: bool,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Activity::new();
-    let first_request_by = (!answered).then_some(ready_at + watch.http1.header_read_timeout);
-    let mut idle = IdleWatch::new(Arc::clone(&activity), first_request_by, watch.idle_timeout);
+    let first_request_by = (!answered).then_some(ready_at + bounds.http1.header_read_timeout);
+    let mut idle = IdleWatch::new(Arc::clone(&activity), first_request_by, bounds.idle_timeout);
     let connection = builder.serve_connection_with_upgrades(io, Tracked::new(service, Arc::clone(&activity)));
     tokio::pin!(connection);
     tokio::select! {
