@@ -54,6 +54,15 @@ async fn plaintext_gateway(upstream: &Upstream, server: &str, service_extra: &st
             docs::service("dinkes", "rm", &[upstream.url()], "", ""),
             docs::service("dinkes", "h2", &[upstream.url()], &format!("http2 = true\n{service_extra}"), ""),
             docs::service("dinkes", "h1", &[upstream.url()], service_extra, ""),
+            // A service whose request bodies are read whole and checked against a contract before forwarding.
+            docs::service(
+                "dinkes",
+                "checked",
+                &[upstream.url()],
+                service_extra,
+                "[[operations]]\nid = \"unggah\"\nmethod = \"POST\"\npath = \"/berkas\"\nrequest.schema = \"berkas.json\"\n",
+            ),
+            ("schemas/berkas.json".to_string(), r#"{"type": "string"}"#.to_string()),
         ],
         &format!("[server]\n{server}\n"),
     )
@@ -445,18 +454,21 @@ async fn trickle(addr: std::net::SocketAddr, head: String, chunked: bool, period
 
 /// Callers trickling their bodies (a byte every 200 ms, each pause far below the request timeout): every one
 /// gets 408 `request.body_timeout` at `server.request_body_timeout`, over HTTP/1.1 (length or chunked) and
-/// HTTP/2, to HTTP/1.1 and HTTP/2 upstreams, and each upstream sees its request's connection or stream cut.
+/// HTTP/2, to HTTP/1.1 and HTTP/2 upstreams and to a service that reads bodies whole for their contract, and
+/// each upstream sees its request's connection or stream cut.
 #[tokio::test]
 async fn trickling_uploads_are_cut_off_at_the_body_deadline_and_the_upstream_sees_it() {
     let (up, outcomes) = body_recording_upstream().await;
     let gw = plaintext_gateway(&up, "request_body_timeout = \"1s\"", "request_timeout = \"20s\"").await;
     let timeout = Duration::from_secs(1);
     let mut runs = Vec::new();
-    for service in ["h1", "h2"] {
+    for service in ["h1", "h2", "checked"] {
         for i in 0..4 {
             let chunked = i % 2 == 1;
             let framing = if chunked { "transfer-encoding: chunked" } else { "content-length: 1000" };
-            let head = format!("POST /dinkes/{service}/v1/berkas HTTP/1.1\r\nhost: gw\r\n{framing}\r\n\r\n");
+            let head = format!(
+                "POST /dinkes/{service}/v1/berkas HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n{framing}\r\n\r\n"
+            );
             let addr = gw.addr;
             runs.push(tokio::spawn(async move {
                 let label = format!("HTTP/1.1 to {service}, {framing}");
@@ -469,7 +481,10 @@ async fn trickling_uploads_are_cut_off_at_the_body_deadline_and_the_upstream_see
             runs.push(tokio::spawn(async move {
                 let started = Instant::now();
                 let chunks = (0..100).map(|_| (Duration::from_millis(200), "x")).collect();
-                let request = Request::post(url).body(PausingBody::new(chunks).boxed()).unwrap();
+                let request = Request::post(url)
+                    .header("content-type", "application/json")
+                    .body(PausingBody::new(chunks).boxed())
+                    .unwrap();
                 let r = send(&http2_client(), request).await;
                 let label = format!("HTTP/2 to {service}");
                 (label, (format!("{} {}", r.status.as_u16(), r.text()), started.elapsed()))
@@ -481,7 +496,7 @@ async fn trickling_uploads_are_cut_off_at_the_body_deadline_and_the_upstream_see
         assert!(response.contains("408") && response.contains("request.body_timeout"), "{label}: {response}");
         assert!(took >= timeout.mul_f32(0.9) && took < timeout * 4, "{label}: took {took:?}");
     }
-    // Each upstream request saw its body cut off, never completed.
+    // Each upstream request saw its body cut off, never completed (the contract-checked bodies never left).
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let seen = outcomes.lock().unwrap().clone();

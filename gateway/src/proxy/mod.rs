@@ -43,6 +43,11 @@ impl Downstream {
         Self { peer, certificate, forwarded: headers::ForwardedFor::new(peer, proto), body_timeout }
     }
 
+    /// How long a request body from this caller may take in all (`server.request_body_timeout`).
+    pub fn body_timeout(&self) -> Duration {
+        self.body_timeout
+    }
+
     /// Request bodies from this caller must arrive whole within `timeout` once forwarding starts.
     pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
         self.body_timeout = timeout;
