@@ -192,18 +192,7 @@ impl Default for RefusalLog {
 
 impl RefusalLog {
     fn refused(&self, why: Refusal, peer: SocketAddr, maxima: Maxima) {
-        match why {
-            Refusal::Overall => self.overall.fetch_add(1, Ordering::Relaxed),
-            Refusal::PerClient => self.per_client.fetch_add(1, Ordering::Relaxed),
-        };
-        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        let last = self.logged_ms.load(Ordering::Relaxed);
-        let due = last == u64::MAX || now.saturating_sub(last) >= REFUSAL_LOG_EVERY.as_millis() as u64;
-        if !due || self.logged_ms.compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed).is_err() {
-            return;
-        }
-        let overall = self.overall.swap(0, Ordering::Relaxed);
-        let per_client = self.per_client.swap(0, Ordering::Relaxed);
+        let Some((overall, per_client)) = self.count(why) else { return };
         tracing::warn!(
             target: "penghubung::connections",
             last_peer = %peer.ip(),
@@ -213,6 +202,21 @@ impl RefusalLog {
             max_connections_per_client = maxima.per_client,
             "new connections refused at the connection limit (open ones are served on)"
         );
+    }
+
+    /// Counts a refusal; when a line is due, the refusals (overall, per client) since the last one.
+    fn count(&self, why: Refusal) -> Option<(u64, u64)> {
+        match why {
+            Refusal::Overall => self.overall.fetch_add(1, Ordering::Relaxed),
+            Refusal::PerClient => self.per_client.fetch_add(1, Ordering::Relaxed),
+        };
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let last = self.logged_ms.load(Ordering::Relaxed);
+        let due = last == u64::MAX || now.saturating_sub(last) >= REFUSAL_LOG_EVERY.as_millis() as u64;
+        if !due || self.logged_ms.compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            return None;
+        }
+        Some((self.overall.swap(0, Ordering::Relaxed), self.per_client.swap(0, Ordering::Relaxed)))
     }
 }
 
@@ -251,6 +255,22 @@ mod tests {
         drop((a2, a3, b1));
         assert_eq!(limits.open(), 0);
         assert!(limits.per_client.lock().unwrap().is_empty(), "no entry outlives its connections");
+    }
+
+    #[test]
+    fn refusals_are_logged_at_most_once_per_period_with_their_count() {
+        let start = Instant::now().checked_sub(Duration::from_secs(60)).unwrap();
+        let log = RefusalLog { start, ..RefusalLog::default() };
+        assert_eq!(log.count(Refusal::Overall), Some((1, 0)), "the first refusal is logged");
+        for _ in 0..1000 {
+            assert_eq!(log.count(Refusal::PerClient), None, "a flood writes no more lines");
+        }
+        assert_eq!(log.count(Refusal::Overall), None);
+        // A period later, the next line carries what was counted meanwhile.
+        let last = log.logged_ms.load(Ordering::Relaxed);
+        log.logged_ms.store(last - REFUSAL_LOG_EVERY.as_millis() as u64, Ordering::Relaxed);
+        assert_eq!(log.count(Refusal::Overall), Some((2, 1000)));
+        assert_eq!(log.count(Refusal::Overall), None);
     }
 
     #[test]
