@@ -35,7 +35,7 @@ pub enum GatewayError {
     BodyTooLarge { limit: u64 },
     #[error("the request body could not be read completely: {reason}")]
     BodyIncomplete { reason: String },
-    #[error("the request body did not keep arriving: it paused for longer than the request timeout ({timeout:?})")]
+    #[error("the request body did not arrive in time: it paused for longer than the request timeout or took longer than server.request_body_timeout ({timeout:?})")]
     BodyTimeout { timeout: Duration },
     #[error("the upstream of {service} is unavailable: {reason}")]
     UpstreamUnavailable { service: String, reason: String },

@@ -477,7 +477,9 @@ async fn route_and_forward(
     let (mut parts, body) = request.into_parts();
     let head = parts.method == Method::HEAD;
     let body = match contract {
-        Some(contract) => Box::pin(check_request(contract, &mut parts, body, service, tap)).await?,
+        Some(contract) => {
+            Box::pin(check_request(contract, &mut parts, body, service, tap, downstream.body_timeout())).await?
+        }
         None => RequestBody::new(body, service.max_request_body, tap),
     };
     // Awaited inline, not boxed: every request takes this step, and its state lives in the connection's task
@@ -512,13 +514,15 @@ async fn route_and_forward(
 }
 
 /// Holds the request to its contract: query parameters, media type, then the body, read whole (up to the
-/// service's limit, within its request timeout), parsed and validated. Nothing invalid reaches the upstream.
+/// service's limit, within its request timeout and `server.request_body_timeout`), parsed and validated. Nothing
+/// invalid reaches the upstream.
 async fn check_request(
     contract: &OperationContract,
     parts: &mut http::request::Parts,
     body: Inbound,
     service: &CompiledService,
     tap: Option<Box<RequestTap>>,
+    body_timeout: std::time::Duration,
 ) -> Result<RequestBody, GatewayError> {
     if let Some(query) = &contract.query {
         contract::check::check_query(parts.uri.query(), query)?;
@@ -529,11 +533,12 @@ async fn check_request(
     contract::check::check_media_type(&parts.headers, media_type)?;
     let limit = service.max_request_body;
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    let bytes = match tokio::time::timeout(service.pool.spec.request_timeout, limited.collect()).await {
+    let timeout = service.pool.spec.request_timeout.min(body_timeout);
+    let bytes = match tokio::time::timeout(timeout, limited.collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(GatewayError::BodyTooLarge { limit }),
         Ok(Err(e)) => return Err(GatewayError::BodyIncomplete { reason: e.to_string() }),
-        Err(_) => return Err(GatewayError::BodyTimeout { timeout: service.pool.spec.request_timeout }),
+        Err(_) => return Err(GatewayError::BodyTimeout { timeout }),
     };
     contract::check::check_request_body(&bytes, schema)?;
     parts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));

@@ -2,6 +2,7 @@
 
 mod audit;
 mod cli;
+mod connections;
 mod contracts;
 mod forwarding;
 mod http1_server;

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::diagnostics::Diagnostic;
 pub use units::{ByteSize, HumanDuration};
 
+/// The default of `server.request_body_timeout`.
+pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The embedded default config, used when no `--config` is given.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
@@ -128,6 +131,22 @@ pub struct ServerConfig {
     /// HTTP/2 streams per connection.
     #[serde(default = "default_h2_streams")]
     pub http2_max_concurrent_streams: u32,
+    /// A connection with no request in flight for this long is closed (HTTP/2: with GOAWAY). Pings and other
+    /// control frames are not activity. Its first request must come within `header_read_timeout`.
+    #[serde(default = "d60s")]
+    pub idle_timeout: HumanDuration,
+    /// A request body streamed to the upstream must have arrived whole within this, counted from when it starts
+    /// to be forwarded; else 408 `request.body_timeout` and the upstream connection is closed.
+    #[serde(default = "default_request_body_timeout")]
+    pub request_body_timeout: HumanDuration,
+    /// Open data-plane connections at most; a new one past it is closed at once (TLS: before the handshake).
+    /// 0 = sized from the file-handle limit (raised to its hard limit at start).
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Open connections per client: per certificate fingerprint on mTLS listeners, per peer IP on plaintext
+    /// ones. 0 = a quarter of `max_connections`.
+    #[serde(default)]
+    pub max_connections_per_client: usize,
     /// Runtime worker threads; 0 means one per CPU core.
     #[serde(default)]
     pub worker_threads: usize,
@@ -498,6 +517,15 @@ impl Config {
         if self.server.send_timeout.0.is_zero() {
             problems.at("send_timeout", "send_timeout must be above zero");
         }
+        if self.server.header_read_timeout.0.is_zero() {
+            problems.at("header_read_timeout", "header_read_timeout must be above zero");
+        }
+        if self.server.idle_timeout.0.is_zero() {
+            problems.at("idle_timeout", "idle_timeout must be above zero");
+        }
+        if self.server.request_body_timeout.0.is_zero() {
+            problems.at("request_body_timeout", "request_body_timeout must be above zero");
+        }
         if self.upstream.connect_timeout.0.is_zero() {
             problems.at("connect_timeout", "connect_timeout must be above zero");
         }
@@ -655,6 +683,9 @@ fn d60s() -> HumanDuration {
 fn d90s() -> HumanDuration {
     HumanDuration(Duration::from_secs(90))
 }
+fn default_request_body_timeout() -> HumanDuration {
+    HumanDuration(DEFAULT_REQUEST_BODY_TIMEOUT)
+}
 fn default_debounce() -> HumanDuration {
     HumanDuration(Duration::from_millis(200))
 }
@@ -700,6 +731,10 @@ impl Default for ServerConfig {
             max_header_bytes: default_max_header_bytes(),
             max_uri_bytes: default_max_uri_bytes(),
             http2_max_concurrent_streams: default_h2_streams(),
+            idle_timeout: d60s(),
+            request_body_timeout: default_request_body_timeout(),
+            max_connections: 0,
+            max_connections_per_client: 0,
             worker_threads: 0,
         }
     }

@@ -2,6 +2,8 @@
 //! the upstream while counting bytes against the service's limit (and, when auditing, feeds an
 //! [`crate::audit::tap::RequestTap`]); [`ResponseBody`] is either the upstream's streaming body, a small body the
 //! gateway wrote itself, or one of those inside an [`AuditedBody`]. Without an audit trail nothing else runs.
+//! A streamed request body has an overall deadline ([`RequestBody::limit_duration`]): a caller that trickles its
+//! body cannot hold an upstream connection for longer than `server.request_body_timeout`.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -22,6 +24,8 @@ use crate::deadline::{LazyTimer, StallWatch};
 pub enum RequestBodyError {
     #[error("request body exceeds the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    #[error("the request body did not arrive whole within {timeout:?} (server.request_body_timeout)")]
+    TimedOut { timeout: Duration },
     #[error("reading the request body failed: {0}")]
     Client(#[from] hyper::Error),
 }
@@ -72,11 +76,21 @@ pub struct RequestBody {
     tap: Option<Box<RequestTap>>,
     /// Told how the body moves, when an HTTP/2 exchange times the upload ([`RequestBody::watch_upload`]).
     upload: Option<Arc<UploadProgress>>,
+    /// When a streamed body must have arrived whole (boxed: only requests with a body pay for it).
+    deadline: Option<Box<BodyDeadline>>,
+}
+
+/// The overall deadline of a streamed request body.
+#[derive(Debug)]
+struct BodyDeadline {
+    at: tokio::time::Instant,
+    timeout: Duration,
+    timer: LazyTimer,
 }
 
 impl RequestBody {
     pub fn new(inner: Inbound, limit: u64, tap: Option<Box<RequestTap>>) -> Self {
-        let mut body = Self { inner: Some(inner), buffered: None, limit, seen: 0, tap, upload: None };
+        let mut body = Self { inner: Some(inner), buffered: None, limit, seen: 0, tap, upload: None, deadline: None };
         if let Some(tap) = body.tap.as_mut().filter(|_| body.inner.as_ref().is_some_and(Body::is_end_stream)) {
             tap.finish(); // a body-less request is never polled
         }
@@ -86,7 +100,7 @@ impl RequestBody {
     /// A body that was read whole before forwarding (a contract checked it); the tap sees it as it is sent.
     pub fn buffered(bytes: Bytes, tap: Option<Box<RequestTap>>) -> Self {
         let buffered = Some(bytes).filter(|b| !b.is_empty());
-        let mut body = Self { inner: None, buffered, limit: u64::MAX, seen: 0, tap, upload: None };
+        let mut body = Self { inner: None, buffered, limit: u64::MAX, seen: 0, tap, upload: None, deadline: None };
         if let Some(tap) = body.tap.as_mut().filter(|_| body.buffered.is_none()) {
             tap.finish();
         }
@@ -95,7 +109,17 @@ impl RequestBody {
 
     /// An empty body (used to re-send a body-less request to another endpoint).
     pub fn empty() -> Self {
-        Self { inner: None, buffered: None, limit: 0, seen: 0, tap: None, upload: None }
+        Self { inner: None, buffered: None, limit: 0, seen: 0, tap: None, upload: None, deadline: None }
+    }
+
+    /// From now on the rest of a streamed body must arrive within `timeout`; past it the body ends with
+    /// [`RequestBodyError::TimedOut`] (and the exchange, its upstream connection with it, is abandoned). A body
+    /// already read whole, or none, is not timed.
+    pub fn limit_duration(&mut self, timeout: Duration) {
+        if self.inner.as_ref().is_some_and(|inner| !inner.is_end_stream()) {
+            let at = tokio::time::Instant::now() + timeout;
+            self.deadline = Some(Box::new(BodyDeadline { at, timeout, timer: LazyTimer::default() }));
+        }
     }
 
     /// From now on the body reports how it moves (for a client that polls it in another task, as hyper's
@@ -118,13 +142,14 @@ pub struct UploadProgress {
     start: tokio::time::Instant,
     /// Milliseconds after `start` of the last frame (or of the end).
     moved_ms: AtomicU64,
-    /// [`UPLOAD_SENDING`], [`UPLOAD_WAITING_FOR_CALLER`] or [`UPLOAD_DONE`].
+    /// [`UPLOAD_SENDING`], [`UPLOAD_WAITING_FOR_CALLER`], [`UPLOAD_DONE`] or [`UPLOAD_TIMED_OUT`].
     state: AtomicU8,
 }
 
 const UPLOAD_SENDING: u8 = 0;
 const UPLOAD_WAITING_FOR_CALLER: u8 = 1;
 const UPLOAD_DONE: u8 = 2;
+const UPLOAD_TIMED_OUT: u8 = 3;
 
 impl UploadProgress {
     fn new() -> Self {
@@ -142,9 +167,20 @@ impl UploadProgress {
         self.state.store(UPLOAD_WAITING_FOR_CALLER, Ordering::Relaxed);
     }
 
-    /// Whether everything the caller sent has been taken and the body waits for more from the caller.
+    /// Whether everything the caller sent has been taken and the body waits for more from the caller (or its
+    /// overall deadline cut it off while it waited).
     pub fn waiting_for_caller(&self) -> bool {
-        self.state.load(Ordering::Relaxed) == UPLOAD_WAITING_FOR_CALLER
+        matches!(self.state.load(Ordering::Relaxed), UPLOAD_WAITING_FOR_CALLER | UPLOAD_TIMED_OUT)
+    }
+
+    /// The body did not arrive whole within its overall deadline (`server.request_body_timeout`).
+    fn timed_out(&self) {
+        self.state.store(UPLOAD_TIMED_OUT, Ordering::Relaxed);
+    }
+
+    /// Whether the body ended because it did not arrive whole within its overall deadline.
+    pub fn body_timed_out(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == UPLOAD_TIMED_OUT
     }
 
     /// When the current wait runs out: `timeout` after the body last moved.
@@ -198,6 +234,15 @@ impl Body for RequestBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
+                if let Some(deadline) = this.deadline.as_mut() {
+                    if deadline.timer.poll_expired(deadline.at, cx) {
+                        this.inner = None;
+                        if let Some(upload) = &this.upload {
+                            upload.timed_out();
+                        }
+                        return Poll::Ready(Some(Err(RequestBodyError::TimedOut { timeout: deadline.timeout })));
+                    }
+                }
                 if let Some(upload) = &this.upload {
                     upload.waiting_for_caller_now();
                 }

@@ -36,11 +36,25 @@ pub struct Downstream {
     pub peer: SocketAddr,
     pub certificate: Option<Arc<PeerCertificate>>,
     forwarded: headers::ForwardedFor,
+    /// A request body streamed to the upstream must arrive whole within this (`server.request_body_timeout`).
+    body_timeout: Duration,
 }
 
 impl Downstream {
     pub fn new(peer: SocketAddr, proto: &'static str, certificate: Option<Arc<PeerCertificate>>) -> Self {
-        Self { peer, certificate, forwarded: headers::ForwardedFor::new(peer, proto) }
+        let body_timeout = crate::config::DEFAULT_REQUEST_BODY_TIMEOUT;
+        Self { peer, certificate, forwarded: headers::ForwardedFor::new(peer, proto), body_timeout }
+    }
+
+    /// How long a request body from this caller may take in all (`server.request_body_timeout`).
+    pub fn body_timeout(&self) -> Duration {
+        self.body_timeout
+    }
+
+    /// Request bodies from this caller must arrive whole within `timeout` once forwarding starts.
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
     }
 }
 
@@ -74,12 +88,13 @@ impl<'a> Caller<'a> {
 pub async fn forward(
     service: &CompiledService,
     mut parts: request::Parts,
-    body: RequestBody,
+    mut body: RequestBody,
     rest_offset: usize,
     downstream: &Downstream,
     caller: Caller<'_>,
 ) -> Result<(Response<ResponseBody>, Arc<str>), GatewayError> {
     let pool = &service.pool;
+    body.limit_duration(downstream.body_timeout);
     let original_uri = parts.uri.clone(); // cheap: shared bytes
     let rest = &original_uri.path()[rest_offset..];
     let query = original_uri.query();
@@ -150,7 +165,7 @@ pub async fn forward(
                 let timeout = pool.spec.request_timeout;
                 match upload {
                     None => Box::pin(tokio::time::timeout(timeout, exchange)).await.unwrap_or(Err(Failure::Timeout)),
-                    Some(upload) => Box::pin(timed_upload(exchange, &upload, timeout)).await,
+                    Some(upload) => Box::pin(timed_upload(exchange, &upload, timeout, downstream.body_timeout)).await,
                 }
             }
         };
@@ -229,17 +244,25 @@ fn http1_outcome(
 
 /// An HTTP/2 exchange with a request body, timed as the HTTP/1.1 client times one: while the body is sent,
 /// each pause may last the request timeout; the wait for the answer starts once it was all sent. A timeout
-/// while the body waits for the caller is the caller's (408 `request.body_timeout`), not the endpoint's.
+/// while the body waits for the caller is the caller's (408 `request.body_timeout`), not the endpoint's; so is
+/// an exchange that failed because the body did not arrive whole within `body_timeout` (hyper reports it as a
+/// failed exchange, without the body's error).
 async fn timed_upload(
     exchange: impl Future<Output = Result<Response<ResponseBody>, Failure>>,
     upload: &body::UploadProgress,
     timeout: Duration,
+    body_timeout: Duration,
 ) -> Result<Response<ResponseBody>, Failure> {
     let mut exchange = pin!(exchange);
     let mut timer = LazyTimer::default();
     poll_fn(|cx| {
         if let Poll::Ready(done) = exchange.as_mut().poll(cx) {
-            return Poll::Ready(done);
+            return Poll::Ready(match done {
+                Err(Failure::Upstream { .. }) if upload.body_timed_out() => {
+                    Err(Failure::Request(GatewayError::BodyTimeout { timeout: body_timeout }))
+                }
+                done => done,
+            });
         }
         if timer.poll_expired(upload.deadline(timeout), cx) {
             return Poll::Ready(Err(if upload.waiting_for_caller() {
@@ -280,6 +303,7 @@ fn request_fault(error: &(dyn StdError + 'static)) -> Option<GatewayError> {
 fn body_fault(error: &RequestBodyError) -> GatewayError {
     match error {
         RequestBodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit: *limit },
+        RequestBodyError::TimedOut { timeout } => GatewayError::BodyTimeout { timeout: *timeout },
         RequestBodyError::Client(e) => GatewayError::BodyIncomplete { reason: e.to_string() },
     }
 }

@@ -4,6 +4,13 @@
 //! connection over from the first request that needs it),
 //! keeps the snapshot and the TLS material fresh (file watching, SIGHUP), and shuts down gracefully: on
 //! SIGTERM/SIGINT it stops accepting, lets in-flight requests finish up to `server.shutdown_grace`, then closes.
+//!
+//! Every connection is bounded: it is admitted under the maximum of open connections overall and per client
+//! ([`connections`]; the file-handle limit is raised at start and sizes the default), its first request must
+//! start within `server.header_read_timeout` of the connection being ready (after the TLS handshake), and it is
+//! closed once no request has been in flight for `server.idle_timeout` ([`activity`]; HTTP/2 pings and other
+//! control frames are not activity). A request body streamed upstream must arrive within
+//! `server.request_body_timeout`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub mod activity;
+pub mod connections;
 pub mod http1;
 
 use crate::audit::security::TlsRefusal;
@@ -29,6 +38,8 @@ use crate::store::DirStore;
 use crate::tls;
 use crate::tls::identity::PeerCertificate;
 use crate::tls::material::TlsState;
+use activity::{Activity, Idle, IdleWatch, Tracked};
+use connections::{Admitted, ClientKey, ConnectionLimits, Maxima};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -165,8 +176,36 @@ impl Gateway {
         let builder = Arc::new(connection_builder(&config));
         let http1 = http1::Settings {
             header_read_timeout: config.server.header_read_timeout.0,
+            idle_timeout: config.server.idle_timeout.0,
             send_timeout: config.server.send_timeout.0,
             largest_head: (config.server.max_header_bytes.0 + config.server.max_uri_bytes.0) as usize,
+        };
+        let file_limit = connections::raise_file_limit();
+        let maxima = Maxima::from_config(
+            config.server.max_connections,
+            config.server.max_connections_per_client,
+            file_limit.now,
+        );
+        if maxima.overall as u64 > file_limit.now {
+            tracing::warn!(
+                max_connections = maxima.overall,
+                file_limit = file_limit.now,
+                "server.max_connections is above the file-handle limit: accepts will fail before it is reached"
+            );
+        }
+        tracing::info!(
+            file_limit_before = file_limit.before,
+            file_limit = file_limit.now,
+            max_connections = maxima.overall,
+            max_connections_per_client = maxima.per_client,
+            "connection limits"
+        );
+        let limits = ConnectionLimits::new(maxima);
+        let bounds = Bounds {
+            http1,
+            idle_timeout: config.server.idle_timeout.0,
+            request_body_timeout: config.server.request_body_timeout.0,
+            limits,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (connection_token, connections_done) = mpsc::channel(1);
@@ -184,7 +223,7 @@ impl Gateway {
                 listener,
                 Arc::clone(&shared),
                 Arc::clone(&builder),
-                http1,
+                bounds.clone(),
                 listener_tls,
                 shutdown_rx.clone(),
                 connection_token.clone(),
@@ -325,15 +364,38 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .max_concurrent_streams(config.server.http2_max_concurrent_streams)
         .max_header_list_size(buffer as u32)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        // Streams the caller opens and resets before they are served (rapid reset), and streams it makes the
+        // gateway reset for protocol errors: past these the connection is closed with GOAWAY.
+        .max_pending_accept_reset_streams(HTTP2_MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(HTTP2_MAX_LOCAL_RESETS)
+        // Pings find dead peers; they are not activity (the idle timeout closes a connection that only pings).
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
     builder
+}
+
+/// Streams reset by the caller before the gateway served them, pending at once, before GOAWAY.
+const HTTP2_MAX_PENDING_RESETS: usize = 20;
+/// Streams the gateway reset for the caller's protocol errors before GOAWAY.
+const HTTP2_MAX_LOCAL_RESETS: usize = 1024;
+/// How long a connection closed for idleness may take to finish once it has no request in flight (the GOAWAY
+/// and close, or an HTTP/2 handshake that never completed): then it is dropped.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// What bounds each connection: the HTTP/1.1 settings, the idle and body timeouts and the connection limits.
+#[derive(Clone)]
+struct Bounds {
+    http1: http1::Settings,
+    idle_timeout: Duration,
+    request_body_timeout: Duration,
+    limits: Arc<ConnectionLimits>,
 }
 
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    http1: http1::Settings,
+    bounds: Bounds,
     tls: Option<Arc<TlsState>>,
     mut shutdown: watch::Receiver<bool>,
     token: mpsc::Sender<()>,
@@ -342,32 +404,13 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Past the maximum the new connection is closed at once (before any TLS handshake).
+                    let Some(admitted) = bounds.limits.admit(peer) else { continue };
                     let _ = stream.set_nodelay(true);
-                    let (shared, builder, tls) = (Arc::clone(&shared), Arc::clone(&builder), tls.clone());
+                    let (shared, builder, tls, bounds) = (Arc::clone(&shared), Arc::clone(&builder), tls.clone(), bounds.clone());
                     let (shutdown, token) = (shutdown.clone(), token.clone());
                     tokio::spawn(async move {
-                        match tls {
-                            None => {
-                                let downstream = Downstream::new(peer, "http", None);
-                                let service = GatewayService::new(shared, downstream);
-                                if let http1::Served::Handoff(stream) = http1::serve(stream, &service, http1, &shutdown).await {
-                                    serve(&builder, TokioIo::new(stream), service, shutdown).await;
-                                }
-                            }
-                            Some(tls) => {
-                                let Some((stream, certificate)) = handshake(&tls, stream, peer, shared.audit.as_ref()).await else { return };
-                                let downstream = Downstream::new(peer, "https", Some(certificate));
-                                let service = GatewayService::new(shared, downstream);
-                                let served = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                                    http1::Served::Handoff(http1::Prefixed::new(bytes::Bytes::new(), stream, http1.send_timeout))
-                                } else {
-                                    http1::serve(stream, &service, http1, &shutdown).await
-                                };
-                                if let http1::Served::Handoff(stream) = served {
-                                    serve(&builder, TokioIo::new(stream), service, shutdown).await;
-                                }
-                            }
-                        }
+                        connection(stream, peer, admitted, shared, &builder, &bounds, tls, shutdown).await;
                         drop(token);
                     });
                 }
@@ -379,6 +422,46 @@ async fn accept_loop(
             },
             _ = shutdown.changed() => break,
         }
+    }
+}
+
+/// Serves one admitted connection: the TLS handshake (if any), the per-client limit, then the gateway's own
+/// HTTP/1.1 server and hyper.
+#[allow(clippy::too_many_arguments)]
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    admitted: Admitted,
+    shared: Arc<Shared>,
+    builder: &auto::Builder<TokioExecutor>,
+    bounds: &Bounds,
+    tls: Option<Arc<TlsState>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let Some(tls) = tls else {
+        let Some(_admitted) = admitted.for_client(ClientKey::Address(peer.ip()), peer) else { return };
+        let ready_at = tokio::time::Instant::now();
+        let downstream = Downstream::new(peer, "http", None).with_body_timeout(bounds.request_body_timeout);
+        let service = GatewayService::new(shared, downstream);
+        if let http1::Served::Handoff { io, answered } = http1::serve(stream, &service, bounds.http1, &shutdown).await {
+            serve(builder, TokioIo::new(io), service, shutdown, bounds, ready_at, answered).await;
+        }
+        return;
+    };
+    let Some((stream, certificate)) = handshake(&tls, stream, peer, shared.audit.as_ref()).await else { return };
+    let key = ClientKey::Certificate(certificate.fingerprint.clone());
+    let Some(_admitted) = admitted.for_client(key, peer) else { return };
+    let ready_at = tokio::time::Instant::now();
+    let downstream = Downstream::new(peer, "https", Some(certificate)).with_body_timeout(bounds.request_body_timeout);
+    let service = GatewayService::new(shared, downstream);
+    let served = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        let io = http1::Prefixed::new(bytes::Bytes::new(), stream, bounds.http1.send_timeout);
+        http1::Served::Handoff { io, answered: false }
+    } else {
+        http1::serve(stream, &service, bounds.http1, &shutdown).await
+    };
+    if let http1::Served::Handoff { io, answered } = served {
+        serve(builder, TokioIo::new(io), service, shutdown, bounds, ready_at, answered).await;
     }
 }
 
@@ -418,22 +501,46 @@ async fn handshake(
     }
 }
 
-/// Serves one connection until it ends or shutdown starts (then finishes in-flight requests and closes).
+/// Serves one connection until it ends, shutdown starts (then finishes in-flight requests and closes), or it
+/// does nothing for too long: no first request within `server.header_read_timeout` of `ready_at` (unless the
+/// gateway's own HTTP/1.1 server already `answered` requests on it), or no request in flight for
+/// `server.idle_timeout`. Then it is shut down gracefully (HTTP/2: GOAWAY) and dropped if that does not finish
+/// within [`IDLE_CLOSE_GRACE`] of its last request.
 async fn serve<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: TokioIo<I>,
     service: GatewayService,
     mut shutdown: watch::Receiver<bool>,
+    bounds: &Bounds,
+    ready_at: tokio::time::Instant,
+    answered: bool,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let connection = builder.serve_connection_with_upgrades(io, service);
+    let activity = Activity::new();
+    let first_request_by = (!answered).then_some(ready_at + bounds.http1.header_read_timeout);
+    let mut idle = IdleWatch::new(Arc::clone(&activity), first_request_by, bounds.idle_timeout);
+    let connection = builder.serve_connection_with_upgrades(io, Tracked::new(service, Arc::clone(&activity)));
     tokio::pin!(connection);
     tokio::select! {
-        _ = connection.as_mut() => {}
+        _ = connection.as_mut() => return,
         _ = shutdown.changed() => {
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
+            return;
         }
+        idle = idle.expired() => {
+            let reason = match idle {
+                Idle::NoFirstRequest => "no request within server.header_read_timeout",
+                Idle::IdleTimeout => "no request in flight for server.idle_timeout",
+            };
+            tracing::debug!(reason, "closing the connection");
+            connection.as_mut().graceful_shutdown();
+        }
+    }
+    let mut closing = IdleWatch::new(activity, None, IDLE_CLOSE_GRACE);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = closing.expired() => {}
     }
 }

@@ -6,9 +6,9 @@
 //!
 //! The first request outside that case (a body, HTTP/1.0, `HEAD`, `Expect`, `Upgrade`, the HTTP/2 preface, a
 //! malformed or oversized head) hands the connection to hyper ([`Served::Handoff`]) with every byte not yet
-//! consumed, and hyper serves the rest of it exactly as before. Like hyper: a head must arrive within
-//! `server.header_read_timeout` of the wait starting (an idle keep-alive connection too), else the connection
-//! closes; a caller that hangs up cancels its in-flight request; on shutdown an idle connection closes and an
+//! consumed, and hyper serves the rest of it exactly as before. The first head must arrive within
+//! `server.header_read_timeout` of the connection's start, each later one within `server.header_read_timeout`
+//! or `server.idle_timeout` (the shorter) of the previous response, else the connection closes; a caller that hangs up cancels its in-flight request; on shutdown an idle connection closes and an
 //! in-flight one finishes its response (with `connection: close`) first.
 
 pub mod prefixed;
@@ -46,6 +46,9 @@ const COPY_AT_MOST: usize = 64 * 1024;
 pub struct Settings {
     /// How long a request head may take to arrive, counted from when the wait starts.
     pub header_read_timeout: Duration,
+    /// How long a connection may wait with no request in flight (the wait for a later head is the shorter of
+    /// this and `header_read_timeout`).
+    pub idle_timeout: Duration,
     /// How long a caller may take none of its response before the connection is closed.
     pub send_timeout: Duration,
     /// A head still incomplete after this many bytes goes to hyper, which answers it with the usual limits.
@@ -56,8 +59,8 @@ pub struct Settings {
 pub enum Served<I> {
     /// It ended (the caller closed it, a timeout, shutdown, or an error that leaves no way to go on).
     Closed,
-    /// hyper serves the rest of it.
-    Handoff(Prefixed<I>),
+    /// hyper serves the rest of it; `answered`: whether requests were answered on it before.
+    Handoff { io: Prefixed<I>, answered: bool },
 }
 
 /// Serves `io` until it ends or a request needs hyper.
@@ -74,13 +77,17 @@ where
     let mut deadline = HeadDeadline::new(settings.header_read_timeout);
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
     let mut write_buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut answered = false;
     loop {
-        deadline.start();
+        if answered {
+            deadline.start(settings.header_read_timeout.min(settings.idle_timeout));
+        }
         let request = loop {
             match request::head(&mut read_buf, settings.largest_head) {
                 Parsed::Request(request) => break request,
                 Parsed::Handoff => {
-                    return Served::Handoff(Prefixed::new(read_buf.freeze(), io, settings.send_timeout));
+                    let io = Prefixed::new(read_buf.freeze(), io, settings.send_timeout);
+                    return Served::Handoff { io, answered };
                 }
                 Parsed::Partial => {}
             }
@@ -123,6 +130,7 @@ where
             return Served::Closed;
         };
 
+        answered = true;
         let close = stop.is_set();
         let mut send = SendWatch::new(settings.send_timeout, &mut deadline.timer);
         match write_response(&mut io, &mut write_buf, response, &request_id, close, &mut send).await {
@@ -325,18 +333,19 @@ impl Stop {
 
 /// The head read timeout: the deadline moves with every request, the timer is re-armed lazily.
 struct HeadDeadline {
-    timeout: Duration,
     deadline: Instant,
     timer: LazyTimer,
 }
 
 impl HeadDeadline {
+    /// The first head's deadline, counted from now (the connection's start).
     fn new(timeout: Duration) -> Self {
-        Self { timeout, deadline: Instant::now() + timeout, timer: LazyTimer::default() }
+        Self { deadline: Instant::now() + timeout, timer: LazyTimer::default() }
     }
 
-    fn start(&mut self) {
-        self.deadline = Instant::now() + self.timeout;
+    /// A later head's deadline, counted from now (the end of the previous response).
+    fn start(&mut self, timeout: Duration) {
+        self.deadline = Instant::now() + timeout;
     }
 
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
