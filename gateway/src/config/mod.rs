@@ -164,6 +164,15 @@ pub struct LimitsConfig {
     /// Largest upstream response read whole to check it against its contract; a larger one is a 502.
     #[serde(default = "default_max_checked_response")]
     pub max_checked_response: ByteSize,
+    /// How deep arrays and objects may nest in a body under a contract (requests and checked responses), the
+    /// same whichever validator decides; deeper is 400 `contract.too_deep`. At most
+    /// [`crate::contract::json::MAX_DEPTH_CEILING`].
+    #[serde(default = "default_max_json_depth")]
+    pub max_json_depth: usize,
+}
+
+fn default_max_json_depth() -> usize {
+    crate::contract::json::DEFAULT_MAX_DEPTH
 }
 
 fn default_max_checked_response() -> ByteSize {
@@ -484,6 +493,10 @@ impl Config {
         if self.server.max_uri_bytes.0 < 64 {
             problems.at("max_uri_bytes", "max_uri_bytes must be at least 64");
         }
+        let ceiling = crate::contract::json::MAX_DEPTH_CEILING;
+        if !(1..=ceiling).contains(&self.limits.max_json_depth) {
+            problems.at("max_json_depth", format!("max_json_depth must be between 1 and {ceiling}"));
+        }
         if self.server.send_timeout.0.is_zero() {
             problems.at("send_timeout", "send_timeout must be above zero");
         }
@@ -704,7 +717,11 @@ impl Default for UpstreamDefaults {
 }
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_request_body: default_max_body(), max_checked_response: default_max_checked_response() }
+        Self {
+            max_request_body: default_max_body(),
+            max_checked_response: default_max_checked_response(),
+            max_json_depth: default_max_json_depth(),
+        }
     }
 }
 impl Default for LogConfig {
