@@ -27,6 +27,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 
 /// The nesting limit when the config sets none: arrays and objects inside each other, 128 deep.
 pub const DEFAULT_MAX_DEPTH: usize = 128;
@@ -157,10 +158,10 @@ fn escape(token: &str) -> Cow<'_, str> {
     }
 }
 
-/// The keys met so far in one object (a scan while there are few, a set beyond).
+/// The keys met so far in one object (a scan while there are few, on the stack; a set beyond).
 #[derive(Default)]
 pub(crate) struct Keys<'de> {
-    few: Vec<Cow<'de, str>>,
+    few: SmallVec<[Cow<'de, str>; 8]>,
     many: Option<HashSet<Cow<'de, str>>>,
 }
 
