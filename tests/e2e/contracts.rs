@@ -608,9 +608,10 @@ fn check_names_the_schema_file_at_fault() {
     let dir = tempfile::tempdir().unwrap();
     let mut operations = String::new();
     for i in 0..30 {
-        let schema = match i % 3 {
+        let schema = match i % 4 {
             0 => "baik.json",
             1 => "rusak/meta.json",
+            2 => "rusak/hilang.json",
             _ => "rusak/pengguna.json",
         };
         operations.push_str(&format!(
@@ -624,6 +625,7 @@ fn check_names_the_schema_file_at_fault() {
         schema("rusak/meta.json", json!({"$schema": "https://example.org/bukan-draft", "type": "object"})),
         schema("rusak/pengguna.json", json!({"properties": {"a": {"$ref": "jauh.json"}}})),
         schema("rusak/jauh.json", json!({"properties": {"b": {"$ref": "//example.org/b.json"}}})),
+        schema("rusak/hilang.json", json!({"properties": {"c": {"$ref": "tidak-ada.json#/$defs/c"}}})),
         schema("tak-terpakai.json", json!({"type": "string"})),
     ];
     let config = penghubung_tests::write_setup(dir.path(), &documents, "");
@@ -634,5 +636,6 @@ fn check_names_the_schema_file_at_fault() {
     assert!(text.contains("rusak/jauh.json") && text.contains("https://example.org/b.json"), "{text}");
     assert!(!errors.iter().any(|l| l.contains("operation `o")), "no operation is blamed: {text}");
     assert!(!text.contains("baik.json:") && !text.contains("pengguna.json:"), "{text}");
-    assert!(text.contains("check failed: 2 error(s)"), "{text}");
+    assert!(text.contains("rusak/hilang.json") && text.contains("rusak/tidak-ada.json"), "{text}");
+    assert!(text.contains("check failed: 3 error(s)"), "{text}");
 }

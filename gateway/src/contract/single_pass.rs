@@ -1056,6 +1056,31 @@ mod tests {
         agrees(&merged, &[json!({"a": 1}), json!({"a": 1, "b": 2}), json!({}), json!({"a": "1"})]);
     }
 
+    /// The deepest nesting the config allows is read and validated by both validators, on a recursive schema,
+    /// within a thread's default stack (2 MiB, as the test and the runtime's workers have).
+    #[test]
+    fn the_deepest_allowed_nesting_fits_in_a_thread_stack() {
+        let ceiling = crate::contract::json::MAX_DEPTH_CEILING;
+        let root = json!({"$ref": "#/$defs/n", "$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}});
+        let store: HashMap<&str, &Value> = [("t/root.json", &root)].into_iter().collect();
+        let schema = Compiler::new(&store, FORMATS).with_max_depth(ceiling).schema("t/root.json").unwrap();
+        let nested = |depth: usize, inner: &str| format!("{}{inner}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(schema.accepts_in_single_pass(nested(ceiling, "").as_bytes()));
+        // invalid at the bottom: the full validator walks all the way down to name it
+        let body = bytes::Bytes::from(nested(ceiling - 1, "1"));
+        let Err(crate::error::GatewayError::RequestInvalid { violations }) =
+            crate::contract::check::check_request_body(&body, &schema)
+        else {
+            panic!("refused for its content")
+        };
+        assert_eq!(violations[0].keyword, "type");
+        let too_deep = bytes::Bytes::from(nested(ceiling + 1, ""));
+        assert!(matches!(
+            crate::contract::check::check_request_body(&too_deep, &schema),
+            Err(crate::error::GatewayError::TooDeep { .. })
+        ));
+    }
+
     /// What the strict reading refuses, the single pass never accepts, in constrained and unconstrained parts
     /// alike; the full path then names it.
     #[test]
