@@ -781,4 +781,19 @@ mod tests {
         assert_eq!(errs[1].line, 6);
         assert_eq!(errs[2].line, 8);
     }
+
+    #[test]
+    fn the_json_nesting_limit_has_a_default_and_a_ceiling() {
+        let base = "[[listeners]]\naddress = \"127.0.0.1:0\"\nplaintext = true\n";
+        let config = Config::parse(base, "p.toml", Path::new(".")).unwrap();
+        assert_eq!(config.limits.max_json_depth, crate::contract::json::DEFAULT_MAX_DEPTH);
+        let set = Config::parse(&format!("{base}[limits]\nmax_json_depth = 32\n"), "p.toml", Path::new("."));
+        assert_eq!(set.unwrap().limits.max_json_depth, 32);
+        for bad in ["0", "513", "100000"] {
+            let text = format!("{base}[limits]\nmax_json_depth = {bad}\n");
+            let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
+            assert_eq!((errs.len(), errs[0].line), (1, 5), "{bad}: {errs:?}");
+            assert!(errs[0].message.contains("512"), "{errs:?}");
+        }
+    }
 }
