@@ -79,6 +79,12 @@ pub enum GatewayError {
     UnsupportedMediaType { expected: String, got: Option<String> },
     #[error("the request body is not valid JSON (line {line}, column {column}): {reason}")]
     MalformedJson { line: usize, column: usize, reason: String },
+    #[error("the request body names the member `{pointer}` more than once; each key of a JSON object must be unique")]
+    DuplicateKey { pointer: String },
+    #[error("the request body nests arrays and objects deeper than {limit} levels")]
+    TooDeep { limit: usize },
+    #[error("the number at `{pointer}` has more precision than can be compared exactly (at most 17 significant digits, integers within 64 bits); send fewer digits, or a string")]
+    NumberPrecision { pointer: String },
     #[error("the request body does not match the operation's contract ({} violation(s), see `violations`)", violations.len())]
     RequestInvalid { violations: Vec<Violation> },
     #[error("the query parameters do not match the operation's contract ({} violation(s), see `violations`)", violations.len())]
@@ -123,6 +129,9 @@ impl GatewayError {
             GatewayError::AuditUnavailable { .. } => "audit.unavailable",
             GatewayError::UnsupportedMediaType { .. } => "contract.unsupported_media_type",
             GatewayError::MalformedJson { .. } => "contract.malformed_json",
+            GatewayError::DuplicateKey { .. } => "contract.duplicate_key",
+            GatewayError::TooDeep { .. } => "contract.too_deep",
+            GatewayError::NumberPrecision { .. } => "contract.number_precision",
             GatewayError::RequestInvalid { .. } => "contract.request_invalid",
             GatewayError::QueryInvalid { .. } => "contract.query_invalid",
             GatewayError::ResponseInvalid { .. } => "contract.response_invalid",
@@ -149,6 +158,9 @@ impl GatewayError {
             | GatewayError::ResponseInvalid { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::MalformedJson { .. }
+            | GatewayError::DuplicateKey { .. }
+            | GatewayError::TooDeep { .. }
+            | GatewayError::NumberPrecision { .. }
             | GatewayError::RequestInvalid { .. }
             | GatewayError::QueryInvalid { .. } => StatusCode::BAD_REQUEST,
             GatewayError::UnknownClient { .. }
@@ -193,6 +205,9 @@ impl GatewayError {
             GatewayError::AuditUnavailable { .. } => "Audit log unavailable",
             GatewayError::UnsupportedMediaType { .. } => "Unsupported media type",
             GatewayError::MalformedJson { .. } => "Malformed JSON",
+            GatewayError::DuplicateKey { .. } => "Duplicate JSON key",
+            GatewayError::TooDeep { .. } => "JSON nested too deep",
+            GatewayError::NumberPrecision { .. } => "Number too precise",
             GatewayError::RequestInvalid { .. } => "Request violates the contract",
             GatewayError::QueryInvalid { .. } => "Query violates the contract",
             GatewayError::ResponseInvalid { .. } => "Upstream response violates the contract",
@@ -221,6 +236,9 @@ impl GatewayError {
             GatewayError::MalformedJson { line, column, .. } => {
                 body["line"] = (*line).into();
                 body["column"] = (*column).into();
+            }
+            GatewayError::DuplicateKey { pointer } | GatewayError::NumberPrecision { pointer } => {
+                body["pointer"] = pointer.as_str().into();
             }
             _ => {}
         }

@@ -175,7 +175,9 @@ impl Snapshot {
         for (_, path, schema) in &docs.schemas {
             schemas.insert(path.as_str(), schema);
         }
-        let mut compiler = Compiler::new(&schemas, crate::contract::FORMATS);
+        let mut compiler = Compiler::new(&schemas, crate::contract::FORMATS)
+            .with_max_depth(ctx.config.limits.max_json_depth)
+            .with_origins(docs.schemas.iter().map(|(origin, path, _)| (path.clone(), origin.clone())).collect());
 
         let mut routes = RouteTable::default();
         let mut services = Vec::with_capacity(docs.services.len());
@@ -491,8 +493,16 @@ fn compile_contract(
 ) -> OperationContract {
     let mut contract = OperationContract::default();
     let mut compile = |what: &str, path: &str| {
-        compiler.schema(path).map_err(|e| {
-            problems.push(Diagnostic::error(origin, format!("operation `{}` {what}: {e}", op.id)));
+        let compiled = compiler.schema(path);
+        compiled.map_err(|e| match e.schema.as_deref().and_then(|at| compiler.origin(at)) {
+            // a broken schema is reported once, at its own file, not at every operation that uses it
+            Some(file) => {
+                let problem = Diagnostic::error(file, e.message);
+                if !problems.contains(&problem) {
+                    problems.push(problem);
+                }
+            }
+            None => problems.push(Diagnostic::error(origin, format!("operation `{}` {what}: {e}", op.id))),
         })
     };
     if let Some(request) = &op.request {

@@ -390,3 +390,281 @@ async fn discovery_needs_an_identity_when_the_policy_is_on() {
     assert_eq!((r.status.as_u16(), r.code()), (403, "identity.required".to_string()));
     gateway.shutdown().await;
 }
+
+/// The contract of the strict-reading tests: `single` stays within the single pass's keywords, `full` (the same
+/// plus an `anyOf`) is decided by the full validator only. Both must refuse the same bodies.
+fn strict_schemas() -> [(String, String); 2] {
+    let properties = json!({
+        "nik": {"$ref": "/ref/nik.schema.json"},
+        "jumlah": {"type": "number", "maximum": 1000},
+        "kode": {"enum": [18446744073709551615_u64, 7]},
+        "catatan": {}
+    });
+    [
+        schema(
+            "ketat/single.json",
+            json!({"type": "object", "required": ["nik"], "additionalProperties": false, "properties": properties}),
+        ),
+        schema(
+            "ketat/full.json",
+            json!({"type": "object", "anyOf": [{"required": ["nik"]}, {"required": ["nip"]}],
+                "additionalProperties": false, "properties": properties}),
+        ),
+    ]
+}
+
+const STRICT_OPERATIONS: &str = "\n[[operations]]\nid = \"single\"\nmethod = \"POST\"\npath = \"/single\"\nrequest.schema = \"ketat/single.json\"\n\n[[operations]]\nid = \"full\"\nmethod = \"POST\"\npath = \"/full\"\nrequest.schema = \"ketat/full.json\"\n";
+
+/// An upstream that echoes the body it received.
+async fn echo() -> Upstream {
+    Upstream::start(|req: Request<hyper::body::Incoming>| async move {
+        use http_body_util::BodyExt;
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        Response::builder().header("content-type", "application/json").body(full(body)).unwrap()
+    })
+    .await
+}
+
+fn nested(depth: usize) -> String {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+/// Finding 5: the document validated is the document forwarded. Duplicate keys (however spelled, wherever
+/// they are), numbers beyond what can be compared exactly, and nesting beyond the limit are refused with their
+/// own codes by both validators, and never reach the upstream; exact numbers are compared exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_validated_is_the_document_forwarded() {
+    let up = echo().await;
+    let [single, full_only] = strict_schemas();
+    let documents = [docs::opd("disdukcapil"), service("ketat", &up.url(), "", STRICT_OPERATIONS), single, full_only];
+    let gw = TestGateway::start(&documents, "").await;
+    let ct = Some("application/json");
+    let nik = "1807015508900002";
+    let mut forwarded = 0;
+    for operation in ["single", "full"] {
+        let path = format!("/disdukcapil/ketat/v1/{operation}");
+        let valid = format!(
+            r#"{{"nik": "{nik}", "jumlah": 1000, "kode": 18446744073709551615, "catatan": {{"a": [1, 2.5]}}}}"#
+        );
+        let r = post(&gw, &path, ct, &valid).await;
+        assert_eq!(r.status, 200, "{operation}: {}", r.text());
+        assert_eq!(r.text(), valid, "forwarded unchanged");
+        forwarded += 1;
+
+        for (body, pointer) in [
+            (format!(r#"{{"nik": "{nik}", "nik": "3201013104900001"}}"#), "/nik"),
+            (format!(r#"{{"nik": "3201013104900001", "\u006e\u0069\u006b": "{nik}"}}"#), "/nik"),
+            (format!(r#"{{"nik": "{nik}", "jumlah": 1, "jumlah": 5000}}"#), "/jumlah"),
+            (format!(r#"{{"nik": "{nik}", "catatan": {{"x": 1, "y": {{"z": 1, "z": 2}}}}}}"#), "/catatan/y/z"),
+            (format!(r#"{{"nik": "{nik}", "catatan": [0, {{"peran": "a", "peran": "admin"}}]}}"#), "/catatan/1/peran"),
+        ] {
+            let r = post(&gw, &path, ct, &body).await;
+            assert_eq!(
+                (r.status.as_u16(), r.code()),
+                (400, "contract.duplicate_key".to_string()),
+                "{body}: {}",
+                r.text()
+            );
+            assert_eq!(r.json()["pointer"], pointer, "{body}");
+        }
+
+        // exact comparison: the double above 1000 is above 1000
+        for jumlah in ["1000.0000000000001", "1000.0000000000002", "1e3001", "1000.5"] {
+            let body = format!(r#"{{"nik": "{nik}", "jumlah": {jumlah}}}"#);
+            let r = post(&gw, &path, ct, &body).await;
+            let code = if jumlah == "1e3001" { "contract.malformed_json" } else { "contract.request_invalid" };
+            assert_eq!((r.status.as_u16(), r.code()), (400, code.to_string()), "{body}: {}", r.text());
+        }
+        // more precise than a double or a 64-bit integer holds: refused, never rounded into range
+        for (field, number) in [
+            ("jumlah", "1000.00000000000001"),
+            ("jumlah", "999.999999999999999999"),
+            ("kode", "18446744073709551617"),
+            ("kode", "18446744073709551615.0000000001"),
+            ("catatan", "3.14159265358979323846264338"),
+            ("jumlah", "1e-400"),
+        ] {
+            let body = format!(r#"{{"nik": "{nik}", "{field}": {number}}}"#);
+            let r = post(&gw, &path, ct, &body).await;
+            assert_eq!(
+                (r.status.as_u16(), r.code()),
+                (400, "contract.number_precision".to_string()),
+                "{body}: {}",
+                r.text()
+            );
+            assert_eq!(r.json()["pointer"], format!("/{field}"));
+        }
+        let r = post(&gw, &path, ct, &format!(r#"{{"nik": "{nik}", "jumlah": 999.9999999999999}}"#)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        forwarded += 1;
+
+        // one nesting limit (128), under an unconstrained property and everywhere else
+        for body in [
+            format!(r#"{{"nik": "{nik}", "catatan": {}}}"#, nested(100_000)),
+            format!(r#"{{"nik": "{nik}", "catatan": {}}}"#, nested(128)),
+            format!(r#"{{"nik": "{nik}", "jumlah": {}}}"#, nested(128)),
+            nested(100_000),
+            format!("{}1{}", r#"{"a":"#.repeat(50_000), "}".repeat(50_000)),
+        ] {
+            let r = post(&gw, &path, ct, &body).await;
+            assert_eq!((r.status.as_u16(), r.code()), (400, "contract.too_deep".to_string()), "{}", r.text());
+        }
+        let r = post(&gw, &path, ct, &format!(r#"{{"nik": "{nik}", "catatan": {}}}"#, nested(127))).await;
+        assert_eq!(r.status, 200, "127 arrays inside the object: 128 levels");
+        forwarded += 1;
+    }
+    assert_eq!(up.hits(), forwarded, "nothing refused reached the upstream");
+}
+
+/// The same reading over HTTP/2, the body arriving in several DATA frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_strict_reading_holds_over_http2() {
+    let up = echo().await;
+    let [single, full_only] = strict_schemas();
+    let documents = [docs::opd("disdukcapil"), service("ketat", &up.url(), "", STRICT_OPERATIONS), single, full_only];
+    let gw = TestGateway::start(&documents, "").await;
+    let client = penghubung_tests::http2_client();
+    for operation in ["single", "full"] {
+        let url = format!("{}/disdukcapil/ketat/v1/{operation}", gw.url);
+        for (body, code) in [
+            (r#"{"nik": "1807015508900002", "catatan": {"k": 1, "k": 2}}"#.to_string(), "contract.duplicate_key"),
+            (r#"{"nik": "1807015508900002", "kode": 18446744073709551617}"#.to_string(), "contract.number_precision"),
+            (format!(r#"{{"nik": "1807015508900002", "catatan": {}}}"#, nested(5000)), "contract.too_deep"),
+            (r#"{"nik": "1807015508900002", "jumlah": 1000.0000000000001}"#.to_string(), "contract.request_invalid"),
+            // 2^64 is exactly a double: compared (not in the enum), not refused for its precision
+            (r#"{"nik": "1807015508900002", "kode": 18446744073709551616}"#.to_string(), "contract.request_invalid"),
+        ] {
+            let request = Request::post(&url).header("content-type", "application/json").body(full(body.clone()));
+            let r = send(&client, request.unwrap()).await;
+            assert_eq!((r.status.as_u16(), r.code()), (400, code.to_string()), "{operation}: {}", r.text());
+        }
+        let ok = r#"{"nik": "1807015508900002", "jumlah": 1000.0}"#;
+        let request = Request::post(&url).header("content-type", "application/json").body(full(ok));
+        assert_eq!(send(&client, request.unwrap()).await.status, 200);
+    }
+    assert_eq!(up.hits(), 2, "only the valid bodies reached the upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nesting_limit_is_configured_once_for_both_validators() {
+    let up = echo().await;
+    let [single, full_only] = strict_schemas();
+    let documents = [docs::opd("disdukcapil"), service("ketat", &up.url(), "", STRICT_OPERATIONS), single, full_only];
+    let gw = TestGateway::start(&documents, "[limits]\nmax_json_depth = 8\n").await;
+    for operation in ["single", "full"] {
+        let path = format!("/disdukcapil/ketat/v1/{operation}");
+        let ok = format!(r#"{{"nik": "1807015508900002", "catatan": {}}}"#, nested(7));
+        assert_eq!(post(&gw, &path, Some("application/json"), &ok).await.status, 200);
+        let deep = format!(r#"{{"nik": "1807015508900002", "catatan": {}}}"#, nested(8));
+        let r = post(&gw, &path, Some("application/json"), &deep).await;
+        assert_eq!((r.status.as_u16(), r.code()), (400, "contract.too_deep".to_string()), "{}", r.text());
+        assert!(r.json()["detail"].as_str().unwrap().contains('8'), "{}", r.text());
+    }
+    assert_eq!(up.hits(), 2);
+}
+
+/// The false accept the JSON-Schema-Test-Suite found: `additionalProperties` does not see the `properties` of
+/// an `allOf` branch or a `$ref` target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn additional_properties_does_not_look_into_other_subschemas() {
+    let up = echo().await;
+    let mut operations = String::new();
+    let schemas = [
+        json!({"allOf": [{"properties": {"a": {}}}], "additionalProperties": false}),
+        json!({"allOf": [{"properties": {"a": {}}}, {"additionalProperties": false}]}),
+        json!({"$ref": "#/$defs/d", "additionalProperties": false, "$defs": {"d": {"properties": {"a": {}}}}}),
+        json!({"allOf": [{"properties": {"a": {"type": "integer"}}}], "additionalProperties": {"type": "string"}}),
+    ];
+    let mut documents = vec![docs::opd("disdukcapil")];
+    for (i, value) in schemas.iter().enumerate() {
+        operations.push_str(&format!(
+            "\n[[operations]]\nid = \"o{i}\"\nmethod = \"POST\"\npath = \"/o{i}\"\nrequest.schema = \"all/s{i}.json\"\n"
+        ));
+        documents.push(schema(&format!("all/s{i}.json"), value.clone()));
+    }
+    documents.push(service("gabung", &up.url(), "", &operations));
+    let gw = TestGateway::start(&documents, "").await;
+    for i in 0..schemas.len() {
+        let path = format!("/disdukcapil/gabung/v1/o{i}");
+        let r = post(&gw, &path, Some("application/json"), r#"{"a": 1}"#).await;
+        assert_eq!((r.status.as_u16(), r.code()), (400, "contract.request_invalid".to_string()), "{i}: {}", r.text());
+        assert_eq!(post(&gw, &path, Some("application/json"), "{}").await.status, 200, "{i}");
+    }
+    assert_eq!(up.hits(), schemas.len());
+}
+
+/// A response with duplicate keys (or nested too deep) is not what its contract validated: withheld under
+/// `enforce` like any violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_are_read_as_strictly_as_requests() {
+    let up = Upstream::start(|req: Request<hyper::body::Incoming>| async move {
+        let body = match req.uri().path() {
+            p if p.ends_with("/dua") => r#"{"nik_terdaftar": true, "nik_terdaftar": false}"#.to_string(),
+            p if p.ends_with("/dalam") => format!(r#"{{"nik_terdaftar": true, "x": {}}}"#, nested(200)),
+            _ => r#"{"nik_terdaftar": true}"#.to_string(),
+        };
+        Response::builder().header("content-type", "application/json").body(full(body)).unwrap()
+    })
+    .await;
+    let mut operations = String::new();
+    for name in ["baik", "dua", "dalam"] {
+        operations.push_str(&format!(
+            "\n[[operations]]\nid = \"{name}\"\nmethod = \"GET\"\npath = \"/{name}\"\nresponses.\"200\".schema = \"jawab.json\"\n"
+        ));
+    }
+    let documents = [
+        docs::opd("disdukcapil"),
+        service("jawab", &up.url(), "response_check = \"enforce\"", &operations),
+        schema("jawab.json", json!({"type": "object", "properties": {"nik_terdaftar": {"type": "boolean"}}})),
+    ];
+    let gw = TestGateway::start(&documents, "").await;
+    let get = |name: &str| {
+        let url = format!("{}/disdukcapil/jawab/v1/{name}", gw.url);
+        async move { penghubung_tests::get(&url).await }
+    };
+    assert_eq!(get("baik").await.status, 200);
+    for (name, keyword) in [("dua", "duplicate_key"), ("dalam", "max_json_depth")] {
+        let r = get(name).await;
+        assert_eq!((r.status.as_u16(), r.code()), (502, "contract.response_invalid".to_string()), "{}", r.text());
+        assert_eq!(r.json()["violations"][0]["keyword"], keyword, "{}", r.text());
+    }
+}
+
+/// `penghubung check` blames the schema at fault, once, not every operation that uses it (or every operation in
+/// the store), and refuses every reference that leaves the store, with or without a scheme.
+#[test]
+fn check_names_the_schema_file_at_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut operations = String::new();
+    for i in 0..30 {
+        let schema = match i % 4 {
+            0 => "baik.json",
+            1 => "rusak/meta.json",
+            2 => "rusak/hilang.json",
+            _ => "rusak/pengguna.json",
+        };
+        operations.push_str(&format!(
+            "\n[[operations]]\nid = \"o{i}\"\nmethod = \"POST\"\npath = \"/o{i}\"\nrequest.schema = \"{schema}\"\n"
+        ));
+    }
+    let documents = [
+        docs::opd("disdukcapil"),
+        service("banyak", "http://127.0.0.1:9", "", &operations),
+        schema("baik.json", json!({"type": "object", "properties": {"nik": {"$ref": "/ref/nik.schema.json"}}})),
+        schema("rusak/meta.json", json!({"$schema": "https://example.org/bukan-draft", "type": "object"})),
+        schema("rusak/pengguna.json", json!({"properties": {"a": {"$ref": "jauh.json"}}})),
+        schema("rusak/jauh.json", json!({"properties": {"b": {"$ref": "//example.org/b.json"}}})),
+        schema("rusak/hilang.json", json!({"properties": {"c": {"$ref": "tidak-ada.json#/$defs/c"}}})),
+        schema("tak-terpakai.json", json!({"type": "string"})),
+    ];
+    let config = penghubung_tests::write_setup(dir.path(), &documents, "");
+    let (code, text) = run_cli(&config, &["check"]);
+    assert_eq!(code, 1, "{text}");
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains("error")).collect();
+    assert!(text.contains("rusak/meta.json") && text.contains("example.org/bukan-draft"), "{text}");
+    assert!(text.contains("rusak/jauh.json") && text.contains("https://example.org/b.json"), "{text}");
+    assert!(!errors.iter().any(|l| l.contains("operation `o")), "no operation is blamed: {text}");
+    assert!(!text.contains("baik.json:") && !text.contains("pengguna.json:"), "{text}");
+    assert!(text.contains("rusak/hilang.json") && text.contains("rusak/tidak-ada.json"), "{text}");
+    assert!(text.contains("check failed: 3 error(s)"), "{text}");
+}

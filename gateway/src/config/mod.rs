@@ -183,6 +183,15 @@ pub struct LimitsConfig {
     /// Largest upstream response read whole to check it against its contract; a larger one is a 502.
     #[serde(default = "default_max_checked_response")]
     pub max_checked_response: ByteSize,
+    /// How deep arrays and objects may nest in a body under a contract (requests and checked responses), the
+    /// same whichever validator decides; deeper is 400 `contract.too_deep`. At most
+    /// [`crate::contract::json::MAX_DEPTH_CEILING`].
+    #[serde(default = "default_max_json_depth")]
+    pub max_json_depth: usize,
+}
+
+fn default_max_json_depth() -> usize {
+    crate::contract::json::DEFAULT_MAX_DEPTH
 }
 
 fn default_max_checked_response() -> ByteSize {
@@ -514,6 +523,10 @@ impl Config {
         if self.server.max_uri_bytes.0 < 64 {
             problems.at("max_uri_bytes", "max_uri_bytes must be at least 64");
         }
+        let ceiling = crate::contract::json::MAX_DEPTH_CEILING;
+        if !(1..=ceiling).contains(&self.limits.max_json_depth) {
+            problems.at("max_json_depth", format!("max_json_depth must be between 1 and {ceiling}"));
+        }
         if self.server.send_timeout.0.is_zero() {
             problems.at("send_timeout", "send_timeout must be above zero");
         }
@@ -753,7 +766,11 @@ impl Default for UpstreamDefaults {
 }
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_request_body: default_max_body(), max_checked_response: default_max_checked_response() }
+        Self {
+            max_request_body: default_max_body(),
+            max_checked_response: default_max_checked_response(),
+            max_json_depth: default_max_json_depth(),
+        }
     }
 }
 impl Default for LogConfig {
@@ -812,5 +829,20 @@ mod tests {
         assert_eq!(errs[0].line, 5);
         assert_eq!(errs[1].line, 6);
         assert_eq!(errs[2].line, 8);
+    }
+
+    #[test]
+    fn the_json_nesting_limit_has_a_default_and_a_ceiling() {
+        let base = "[[listeners]]\naddress = \"127.0.0.1:0\"\nplaintext = true\n";
+        let config = Config::parse(base, "p.toml", Path::new(".")).unwrap();
+        assert_eq!(config.limits.max_json_depth, crate::contract::json::DEFAULT_MAX_DEPTH);
+        let set = Config::parse(&format!("{base}[limits]\nmax_json_depth = 32\n"), "p.toml", Path::new("."));
+        assert_eq!(set.unwrap().limits.max_json_depth, 32);
+        for bad in ["0", "513", "100000"] {
+            let text = format!("{base}[limits]\nmax_json_depth = {bad}\n");
+            let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
+            assert_eq!((errs.len(), errs[0].line), (1, 5), "{bad}: {errs:?}");
+            assert!(errs[0].message.contains("512"), "{errs:?}");
+        }
     }
 }

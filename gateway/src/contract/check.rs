@@ -1,5 +1,6 @@
 //! Holding a request or a response to its contract on the data plane: media type, JSON syntax (with line and
-//! column), schema, and query parameters (an object of strings, arrays when a name repeats). A body is first
+//! column), the strict reading of [`super::json`] (duplicate keys, nesting, exact numbers), schema, and query
+//! parameters (an object of strings, arrays when a name repeats). A body is first
 //! offered to the schema's single pass (validated while parsed); what it does not accept is parsed into a
 //! document and decided by the full validator (`is_valid` first; the error list is only collected on failure,
 //! at most [`MAX_VIOLATIONS`]).
@@ -9,6 +10,7 @@ use http::HeaderMap;
 use jsonschema::Validator;
 use serde_json::{Map, Value};
 
+use super::json::{self, Refusal};
 use super::{Schema, Violation};
 use crate::error::GatewayError;
 
@@ -36,10 +38,11 @@ pub fn check_request_body(body: &Bytes, schema: &Schema) -> Result<(), GatewayEr
         return Ok(());
     }
     let validator = &schema.full;
-    let value: Value = serde_json::from_slice(body).map_err(|e| GatewayError::MalformedJson {
-        line: e.line(),
-        column: e.column(),
-        reason: e.to_string(),
+    let value = json::parse(body, schema.max_depth).map_err(|refusal| match refusal {
+        Refusal::Syntax { line, column, reason } => GatewayError::MalformedJson { line, column, reason },
+        Refusal::DuplicateKey { pointer } => GatewayError::DuplicateKey { pointer },
+        Refusal::TooDeep { limit, .. } => GatewayError::TooDeep { limit },
+        Refusal::NumberPrecision { pointer } => GatewayError::NumberPrecision { pointer },
     })?;
     if validator.is_valid(&value) {
         return Ok(());
@@ -83,13 +86,22 @@ pub fn check_response_body(body: &[u8], schema: &Schema) -> Result<(), Vec<Viola
         return Ok(());
     }
     let validator = &schema.full;
-    let value: Value = match serde_json::from_slice(body) {
+    let value = match json::parse(body, schema.max_depth) {
         Ok(v) => v,
-        Err(e) => {
+        Err(Refusal::Syntax { line, column, .. }) => {
             return Err(vec![Violation {
                 pointer: String::new(),
                 keyword: "json".into(),
-                message: format!("not valid JSON at line {} column {}", e.line(), e.column()),
+                message: format!("not valid JSON at line {line} column {column}"),
+            }])
+        }
+        // a duplicate key, a nesting too deep or a number too precise: what the caller would read is not what
+        // was validated, so the response is held like any other violation
+        Err(refusal) => {
+            return Err(vec![Violation {
+                pointer: refusal.pointer().to_string(),
+                keyword: refusal.keyword().into(),
+                message: String::new(),
             }])
         }
     };

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use jsonschema::{Resource, Retrieve};
 use serde_json::Value;
 
+use super::formats::is_date;
 use super::single_pass::SinglePass;
-use super::Schema;
+use super::{json, multiple_of, Schema};
 use crate::embedded;
 
 /// The base of every schema URI the gateway knows.
@@ -29,6 +30,35 @@ pub struct Compiler<'a> {
     cache: HashMap<String, Arc<Schema>>,
     /// The reference types (`schemas/ref/`), parsed once.
     references: Vec<(String, Value)>,
+    /// The nesting limit of the bodies the schemas validate (`limits.max_json_depth`).
+    max_depth: usize,
+    /// Schemas that failed, with why (each is reported once, at its own file).
+    failed: HashMap<String, SchemaError>,
+    /// Schemas being compiled (a `$ref` cycle between store schemas is compiled once).
+    compiling: Vec<String>,
+    /// The file (origin) of each store schema, by path, to report a broken one at.
+    origins: HashMap<String, String>,
+}
+
+/// Why a store schema cannot be used: the schema at fault (`schema`, which may be one the compiled schema
+/// refers to) and what is wrong with it. `penghubung check` reports it at that schema's file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaError {
+    /// The path under `schemas/` of the schema at fault; `None` when the schema asked for is not in the store.
+    pub schema: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl SchemaError {
+    fn of(schema: &str, message: String) -> Self {
+        SchemaError { schema: Some(schema.to_string()), message }
+    }
 }
 
 impl<'a> Compiler<'a> {
@@ -41,35 +71,95 @@ impl<'a> Compiler<'a> {
                 (format!("{BASE}{name}"), value)
             })
             .collect();
-        Compiler { store, formats, cache: HashMap::new(), references }
+        Compiler {
+            store,
+            formats,
+            cache: HashMap::new(),
+            references,
+            max_depth: json::DEFAULT_MAX_DEPTH,
+            failed: HashMap::new(),
+            compiling: vec![],
+            origins: HashMap::new(),
+        }
     }
 
-    /// The compiled store schema at `path`, or why it cannot be built.
-    pub fn schema(&mut self, path: &str) -> Result<Arc<Schema>, String> {
+    /// The nesting limit of bodies (`limits.max_json_depth`; [`json::DEFAULT_MAX_DEPTH`] unless set).
+    pub fn with_max_depth(mut self, max_depth: usize) -> Self {
+        self.max_depth = max_depth;
+        self
+    }
+
+    /// The file of each store schema (by path under `schemas/`), where its problems are reported.
+    pub fn with_origins(mut self, origins: HashMap<String, String>) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// The file of the store schema at `path`.
+    pub fn origin(&self, path: &str) -> Option<&str> {
+        self.origins.get(path).map(String::as_str)
+    }
+
+    /// The compiled store schema at `path`, or why it cannot be built. Only the store schemas `path` reaches
+    /// through its `$ref`s (and theirs) are registered beside it, so one broken schema fails only itself and
+    /// those that refer to it.
+    pub fn schema(&mut self, path: &str) -> Result<Arc<Schema>, SchemaError> {
         if let Some(v) = self.cache.get(path) {
             return Ok(Arc::clone(v));
         }
-        let schema =
-            self.store.get(path).ok_or_else(|| format!("schema `{path}` is not in the store (schemas/{path})"))?;
+        if let Some(e) = self.failed.get(path) {
+            return Err(e.clone());
+        }
+        let Some(schema) = self.store.get(path).copied() else {
+            return Err(SchemaError {
+                schema: None,
+                message: format!("schema `{path}` is not in the store (schemas/{path})"),
+            });
+        };
+        self.compiling.push(path.to_string());
+        let compiled = self.compile(path, schema);
+        self.compiling.pop();
+        match compiled {
+            Ok(compiled) => {
+                self.cache.insert(path.to_string(), Arc::clone(&compiled));
+                Ok(compiled)
+            }
+            Err(e) => {
+                self.failed.insert(path.to_string(), e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn compile(&mut self, path: &str, schema: &Value) -> Result<Arc<Schema>, SchemaError> {
+        let reached = self.reached_from(path).map_err(|e| SchemaError::of(path, e))?;
+        // a schema this one refers to is compiled (and blamed) on its own first
+        for other in reached.iter().filter(|other| *other != path) {
+            if !self.compiling.contains(other) {
+                self.schema(other)?;
+            }
+        }
         let mut options = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
             .with_base_uri(format!("{BASE}store/{path}"))
             .should_validate_formats(true)
-            .with_retriever(Refuse);
+            .with_retriever(Refuse)
+            .with_keyword("multipleOf", multiple_of::keyword)
+            // `jsonschema`'s own `date` accepts `2020-01-0:`
+            .with_format("date", is_date);
         for (name, check) in self.formats {
             options = options.with_format(*name, *check);
         }
         let root = format!("{BASE}store/{path}");
-        let mut resources: HashMap<String, &Value> = HashMap::from([(root.clone(), *schema)]);
-        for (other, value) in self.store.iter() {
-            // a schema with a remote `$ref` is reported on its own, not through every schema that could see it
-            if *other != path && remote_ref(value).is_none() {
-                options = options.with_resource(format!("{BASE}store/{other}"), resource(value)?);
-                resources.insert(format!("{BASE}store/{other}"), value);
-            }
+        let mut resources: HashMap<String, &Value> = HashMap::from([(root.clone(), schema)]);
+        for other in reached.iter().filter(|other| *other != path) {
+            let value = self.store[other.as_str()];
+            let resource = resource(value).map_err(|e| SchemaError::of(other, format!("schema `{other}`: {e}")))?;
+            options = options.with_resource(format!("{BASE}store/{other}"), resource);
+            resources.insert(format!("{BASE}store/{other}"), value);
         }
         for (uri, value) in &self.references {
-            options = options.with_resource(uri.clone(), resource(value)?);
+            options = options.with_resource(uri.clone(), resource(value).map_err(|e| SchemaError::of(path, e))?);
             resources.insert(uri.clone(), value);
         }
         // Patterns run on the linear-time `regex` engine (no backtracking: no ReDoS, and faster); a schema whose
@@ -77,7 +167,7 @@ impl<'a> Compiler<'a> {
         let linear = options.clone().with_pattern_options(jsonschema::PatternOptions::regex()).build(schema);
         let full = match linear {
             Ok(validator) => validator,
-            Err(_) => options.build(schema).map_err(|e| format!("schema `{path}`: {e}"))?,
+            Err(_) => options.build(schema).map_err(|e| SchemaError::of(path, format!("schema `{path}`: {e}")))?,
         };
         let single_pass = match SinglePass::compile(&root, &resources, self.formats) {
             Ok(pass) => Some(pass),
@@ -86,26 +176,145 @@ impl<'a> Compiler<'a> {
                 None
             }
         };
-        let compiled = Arc::new(Schema { full, single_pass });
-        self.cache.insert(path.to_string(), Arc::clone(&compiled));
-        Ok(compiled)
+        Ok(Arc::new(Schema { full, single_pass, max_depth: self.max_depth }))
+    }
+
+    /// The store schemas `path` reaches through `$ref` (itself included), or the first reference that leaves
+    /// the gateway's own schemas.
+    fn reached_from(&self, path: &str) -> Result<Vec<String>, String> {
+        let mut reached = vec![path.to_string()];
+        let mut next = 0;
+        while next < reached.len() {
+            let current = reached[next].clone();
+            next += 1;
+            let Some(value) = self.store.get(current.as_str()) else { continue };
+            let base = format!("{BASE}store/{current}");
+            let mut targets = vec![];
+            references(value, &base, &mut targets);
+            let mut declared = vec![];
+            declared_ids(value, &base, &mut declared);
+            let store_prefix = format!("{BASE}store/");
+            for target in targets {
+                let document = target.split_once('#').map_or(target.as_str(), |(d, _)| d);
+                if let Some(store_path) = document.strip_prefix(&store_prefix) {
+                    if self.store.contains_key(store_path) && !reached.iter().any(|r| r == store_path) {
+                        reached.push(store_path.to_string());
+                    }
+                } else if !document.starts_with(BASE)
+                    && !declared.iter().any(|id| id == document)
+                    && !document.starts_with(META_SCHEMAS)
+                {
+                    if current == path {
+                        return Err(format!("schema `{path}`: {}", refused(&target)));
+                    }
+                    // the schema at fault is compiled and reported on its own
+                    continue;
+                }
+            }
+        }
+        Ok(reached)
     }
 }
 
-/// The first `$ref` in `value` that points outside the gateway's own schemas (`https://...`, `urn:...`).
-fn remote_ref(value: &Value) -> Option<String> {
+/// The 2020-12 meta-schemas, which `jsonschema` holds itself (nothing is fetched).
+const META_SCHEMAS: &str = "https://json-schema.org/draft/2020-12/";
+
+/// Keywords whose values are instances, not schemas: a `$ref` inside them is data.
+const INSTANCE_KEYWORDS: &[&str] = &["const", "enum", "examples", "default"];
+
+/// Every `$ref` and `$dynamicRef` in `value`, resolved against the base URI in force where it stands (`$id`s
+/// change it).
+fn references(value: &Value, base: &str, found: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
-            if let Some(Value::String(r)) = map.get("$ref") {
-                if r.contains(':') && !r.starts_with(BASE) {
-                    return Some(r.clone());
+            let base = match map.get("$id").and_then(Value::as_str) {
+                Some(id) => join(base, id),
+                None => base.to_string(),
+            };
+            for keyword in ["$ref", "$dynamicRef"] {
+                if let Some(Value::String(reference)) = map.get(keyword) {
+                    found.push(join(&base, reference));
                 }
             }
-            map.values().find_map(remote_ref)
+            for (keyword, child) in map {
+                if !INSTANCE_KEYWORDS.contains(&keyword.as_str()) {
+                    references(child, &base, found);
+                }
+            }
         }
-        Value::Array(items) => items.iter().find_map(remote_ref),
-        _ => None,
+        Value::Array(items) => items.iter().for_each(|item| references(item, base, found)),
+        _ => {}
     }
+}
+
+/// The URIs (without fragment) that `$id`s inside `value` declare: references to them stay in the document.
+fn declared_ids(value: &Value, base: &str, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            let base = match map.get("$id").and_then(Value::as_str) {
+                Some(id) => {
+                    let uri = join(base, id);
+                    let uri = uri.split_once('#').map_or(uri.as_str(), |(d, _)| d).to_string();
+                    found.push(uri.clone());
+                    uri
+                }
+                None => base.to_string(),
+            };
+            for (keyword, child) in map {
+                if !INSTANCE_KEYWORDS.contains(&keyword.as_str()) {
+                    declared_ids(child, &base, found);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| declared_ids(item, base, found)),
+        _ => {}
+    }
+}
+
+/// `reference` resolved against the absolute URI `base` (RFC 3986 section 5.2; query strings are kept in the
+/// path).
+pub(crate) fn join(base: &str, reference: &str) -> String {
+    let is_absolute = reference.find(':').is_some_and(|i| {
+        i > 0
+            && reference.as_bytes()[0].is_ascii_alphabetic()
+            && reference[..i].bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    });
+    if is_absolute {
+        return reference.to_string();
+    }
+    let base = base.split_once('#').map_or(base, |(d, _)| d);
+    let scheme = &base[..base.find(':').map_or(0, |i| i + 1)];
+    if let Some(rest) = reference.strip_prefix("//") {
+        // a network-path reference: another host
+        return format!("{scheme}//{rest}");
+    }
+    if reference.is_empty() || reference.starts_with('#') {
+        return format!("{base}{reference}");
+    }
+    let after_scheme = &base[scheme.len()..];
+    let authority_end = match after_scheme.strip_prefix("//") {
+        Some(rest) => scheme.len() + 2 + rest.find('/').unwrap_or(rest.len()),
+        None => scheme.len(),
+    };
+    let (origin, path) = base.split_at(authority_end);
+    let (reference_path, fragment) = reference.split_at(reference.find('#').unwrap_or(reference.len()));
+    let merged = if reference_path.starts_with('/') {
+        reference_path.to_string()
+    } else {
+        format!("{}{reference_path}", &path[..path.rfind('/').map_or(0, |i| i + 1)])
+    };
+    let mut segments: Vec<&str> = vec![];
+    for segment in merged.trim_start_matches('/').split('/') {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let separator = if origin.contains("//") || merged.starts_with('/') { "/" } else { "" };
+    format!("{origin}{separator}{}{fragment}", segments.join("/"))
 }
 
 fn refused(uri: &str) -> String {
@@ -148,9 +357,81 @@ mod tests {
         assert!(!v.full.is_valid(&json!({"alamat": {}})));
         let again = compiler.schema("dinkes/pasien.json").unwrap();
         assert!(Arc::ptr_eq(&v, &again), "cached");
-        let err = compiler.schema("x/remote.json").unwrap_err();
+        let err = compiler.schema("x/remote.json").unwrap_err().to_string();
         assert!(err.contains("example.org"), "{err}");
-        assert!(compiler.schema("tidak/ada.json").unwrap_err().contains("not in the store"));
+        assert!(compiler.schema("tidak/ada.json").unwrap_err().to_string().contains("not in the store"));
+    }
+
+    #[test]
+    fn references_resolve_like_uris() {
+        let base = "https://schemas.penghubung.local/store/dinkes/pasien.json";
+        for (reference, resolved) in [
+            ("common/alamat.json", "https://schemas.penghubung.local/store/dinkes/common/alamat.json"),
+            ("../x.json#/$defs/a", "https://schemas.penghubung.local/store/x.json#/$defs/a"),
+            ("./a/../b.json", "https://schemas.penghubung.local/store/dinkes/b.json"),
+            ("/ref/nik.schema.json", "https://schemas.penghubung.local/ref/nik.schema.json"),
+            ("#/$defs/a", "https://schemas.penghubung.local/store/dinkes/pasien.json#/$defs/a"),
+            ("", "https://schemas.penghubung.local/store/dinkes/pasien.json"),
+            ("//example.org/x.json", "https://example.org/x.json"),
+            ("urn:uuid:1234", "urn:uuid:1234"),
+            ("HTTP://EXAMPLE.ORG/x", "HTTP://EXAMPLE.ORG/x"),
+            ("../../../../../x.json", "https://schemas.penghubung.local/x.json"),
+        ] {
+            assert_eq!(join(base, reference), resolved, "{reference}");
+        }
+    }
+
+    /// Every reference that leaves the gateway's schemas is refused, however it is spelled (with a scheme, as a
+    /// network path without one, behind an `$id`), and one broken schema is blamed alone.
+    #[test]
+    fn remote_references_are_refused_however_spelled_and_blamed_on_their_own_schema() {
+        let remote = [
+            json!({"$ref": "https://example.org/schema.json"}),
+            json!({"$ref": "//example.org/schema.json"}),
+            json!({"properties": {"a": {"$ref": "//example.org/a.json#/x"}}}),
+            json!({"$id": "https://example.org/root.json", "$ref": "other.json"}),
+            json!({"items": {"$dynamicRef": "urn:example:elsewhere"}}),
+            json!({"$schema": "https://example.org/not-a-draft"}),
+        ];
+        for value in &remote {
+            let good = json!({"type": "object", "properties": {"x": {"$ref": "bad.json"}}});
+            let plain = json!({"type": "string"});
+            let store: HashMap<&str, &Value> =
+                [("x/bad.json", value), ("x/good.json", &good), ("x/plain.json", &plain)].into_iter().collect();
+            let mut compiler = Compiler::new(&store, &[]);
+            let err = compiler.schema("x/bad.json").unwrap_err();
+            assert_eq!(err.schema.as_deref(), Some("x/bad.json"), "{value}: {err}");
+            // a schema that refers to it is refused for the same reason, blamed on the same file
+            assert_eq!(compiler.schema("x/good.json").unwrap_err(), err, "{value}");
+            // a schema that does not is unaffected
+            assert!(compiler.schema("x/plain.json").is_ok(), "{value}");
+        }
+        // an `$id` declared in the document itself, and the bundled meta-schema, are not remote
+        let local = json!({"$defs": {"a": {"$id": "urn:example:a", "type": "string"}}, "$ref": "urn:example:a"});
+        let meta = json!({"$ref": "https://json-schema.org/draft/2020-12/schema"});
+        let store: HashMap<&str, &Value> = [("x/local.json", &local), ("x/meta.json", &meta)].into_iter().collect();
+        let mut compiler = Compiler::new(&store, &[]);
+        let v = compiler.schema("x/local.json").unwrap();
+        assert!(v.full.is_valid(&json!("a")) && !v.full.is_valid(&json!(1)));
+        assert!(compiler.schema("x/meta.json").unwrap().full.is_valid(&json!({"type": "string"})));
+    }
+
+    #[test]
+    fn jsonschema_date_and_multiple_of_bugs_are_worked_around() {
+        let date = json!({"type": "string", "format": "date"});
+        let multiple = json!({"multipleOf": 1.5});
+        let store: HashMap<&str, &Value> =
+            [("a/date.json", &date), ("a/multiple.json", &multiple)].into_iter().collect();
+        let mut compiler = Compiler::new(&store, &[]);
+        let v = compiler.schema("a/date.json").unwrap();
+        for (text, valid) in [("2020-01-01", true), ("2020-01-0:", false), ("2020-0:-01", false), ("202:-01-01", false)]
+        {
+            assert_eq!(v.full.is_valid(&json!(text)), valid, "{text}");
+        }
+        let v = compiler.schema("a/multiple.json").unwrap();
+        for (n, valid) in [(json!(-4.5), true), (json!(-3), true), (json!(-4), false), (json!(4.5), true)] {
+            assert_eq!(v.full.is_valid(&n), valid, "{n}");
+        }
     }
 
     #[test]

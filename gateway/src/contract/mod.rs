@@ -2,7 +2,9 @@
 //! responses by status. They are compiled once per snapshot ([`compile`]) against the store's schemas and the
 //! reference types shipped in `schemas/ref/`, whose semantic checks are the custom formats of [`formats`] (NIK,
 //! NIP, kode wilayah, NPWP, NIB, phone numbers); nothing is ever fetched: a remote `$ref` is a load error.
-//! [`check`] holds a request or a response to its contract on the data plane, accepting most valid bodies in a
+//! Every body is read strictly ([`json`]: no duplicate keys, one nesting limit, exact numbers) before either
+//! validator judges it. [`check`] holds a request or a response to its contract on the data plane, accepting
+//! most valid bodies in a
 //! [`single_pass`] (validated while parsed, no document tree) and leaving every other body to the full
 //! validator, which decides and names the violations. [`openapi`] imports an OpenAPI
 //! 3.0/3.1 document into operations with self-contained schemas, and exports a service as the gateway enforces
@@ -11,6 +13,8 @@
 pub mod check;
 pub mod compile;
 pub mod formats;
+pub mod json;
+pub mod multiple_of;
 pub mod openapi;
 pub mod single_pass;
 
@@ -30,12 +34,14 @@ pub struct Schema {
     /// Accepts valid bodies without building a document tree; `None` when the schema uses keywords outside its
     /// subset.
     pub single_pass: Option<single_pass::SinglePass>,
+    /// The nesting limit of a body (`limits.max_json_depth`), the same whichever validator decides.
+    pub max_depth: usize,
 }
 
 impl Schema {
     /// Whether the single pass accepts `body` (`false`: the full validator must decide).
     pub fn accepts_in_single_pass(&self, body: &[u8]) -> bool {
-        self.single_pass.as_ref().is_some_and(|pass| pass.accepts(body))
+        self.single_pass.as_ref().is_some_and(|pass| pass.accepts(body, self.max_depth))
     }
 }
 

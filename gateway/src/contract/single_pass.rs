@@ -23,11 +23,12 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use regex::Regex;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::compile::{FormatCheck, BASE};
 use super::formats::{is_date, IMPLIED_PATTERNS};
+use super::json::{KeyText, Keys, Skip, Walk};
 
 /// Why a schema has no single-pass validator; it is then validated by the full path only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,9 +85,13 @@ impl SinglePass {
 
     /// Whether `body` is one JSON document that satisfies the schema. `false` means "not known to be valid": the
     /// full validator decides.
-    pub fn accepts(&self, body: &[u8]) -> bool {
+    /// The body is read by the rules of [`super::json`] (no duplicate keys, nesting within `max_depth`, exact
+    /// numbers), constrained parts and skipped ones alike.
+    pub fn accepts(&self, body: &[u8], max_depth: usize) -> bool {
         let mut parser = serde_json::Deserializer::from_slice(body);
-        Check { pass: self, node: self.root }.deserialize(&mut parser).is_ok() && parser.end().is_ok()
+        parser.disable_recursion_limit();
+        let mut walk = Walk::new(body, max_depth);
+        Check { pass: self, node: self.root, walk: &mut walk }.deserialize(&mut parser).is_ok() && parser.end().is_ok()
     }
 }
 
@@ -259,16 +264,17 @@ impl Number {
 // Validation while parsing
 
 /// Validates the next value against one node; an error (any) means "not known to be valid".
-struct Check<'a> {
+struct Check<'a, 'w, 'b> {
     pass: &'a SinglePass,
     node: usize,
+    walk: &'w mut Walk<'b>,
 }
 
 fn refuse<E: de::Error>() -> E {
     E::custom("")
 }
 
-impl<'de> DeserializeSeed<'de> for Check<'_> {
+impl<'de> DeserializeSeed<'de> for Check<'_, '_, '_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -276,7 +282,7 @@ impl<'de> DeserializeSeed<'de> for Check<'_> {
     }
 }
 
-impl Check<'_> {
+impl Check<'_, '_, '_> {
     fn node(&self) -> &Node {
         &self.pass.nodes[self.node]
     }
@@ -290,7 +296,7 @@ impl Check<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Check<'_> {
+impl<'de> Visitor<'de> for Check<'_, '_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -306,14 +312,17 @@ impl<'de> Visitor<'de> for Check<'_> {
     }
 
     fn visit_u64<E: de::Error>(self, n: u64) -> Result<(), E> {
+        self.walk.integer();
         Self::verdict(self.node().accepts_number(Number::Unsigned(n)))
     }
 
     fn visit_i64<E: de::Error>(self, n: i64) -> Result<(), E> {
+        self.walk.integer();
         Self::verdict(self.node().accepts_number(Number::Signed(n)))
     }
 
     fn visit_f64<E: de::Error>(self, n: f64) -> Result<(), E> {
+        self.walk.float(n)?;
         Self::verdict(self.node().accepts_number(Number::Float(n)))
     }
 
@@ -322,18 +331,21 @@ impl<'de> Visitor<'de> for Check<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let node = self.node();
+        let Check { pass, node, walk } = self;
+        let node = &pass.nodes[node];
         if node.types & OBJECT == 0 || !node.enums.is_empty() {
             return Err(refuse());
         }
         let Some(shape) = &node.object else {
-            while map.next_key::<IgnoredAny>()?.is_some() {
-                map.next_value::<IgnoredAny>()?;
-            }
-            return Ok(());
+            return Skip { walk }.visit_map(map);
         };
+        walk.enter()?;
+        let mut keys = Keys::default();
         let mut seen = 0u64;
-        while let Some(found) = map.next_key_seed(Key(shape))? {
+        while let Some((found, key)) = map.next_key_seed(Key(shape))? {
+            if !keys.insert(key) {
+                return Err(refuse());
+            }
             let schema = match found {
                 Some(name) => {
                     seen |= name.bit;
@@ -342,63 +354,57 @@ impl<'de> Visitor<'de> for Check<'_> {
                 None => shape.additional,
             };
             match schema {
-                Additional::Any => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                Additional::Any => map.next_value_seed(Skip { walk: &mut *walk })?,
                 Additional::Never => return Err(refuse()),
-                Additional::Schema(node) => map.next_value_seed(Check { pass: self.pass, node })?,
+                Additional::Schema(node) => map.next_value_seed(Check { pass, node, walk: &mut *walk })?,
             }
         }
+        walk.leave();
         Self::verdict(seen & shape.required == shape.required)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let node = self.node();
+        let Check { pass, node, walk } = self;
+        let node = &pass.nodes[node];
         if node.types & ARRAY == 0 || !node.enums.is_empty() {
             return Err(refuse());
         }
+        walk.enter()?;
         let mut count = 0u64;
         match node.items {
             Some(items) => {
-                while seq.next_element_seed(Check { pass: self.pass, node: items })?.is_some() {
+                while seq.next_element_seed(Check { pass, node: items, walk: &mut *walk })?.is_some() {
                     count += 1;
                 }
             }
             None => {
-                while seq.next_element::<IgnoredAny>()?.is_some() {
+                while seq.next_element_seed(Skip { walk: &mut *walk })?.is_some() {
                     count += 1;
                 }
             }
         }
+        walk.leave();
         Self::verdict(node.min_items.is_none_or(|min| count >= min) && node.max_items.is_none_or(|max| count <= max))
     }
 }
 
-/// Finds an object's key among the names of its shape (`None`: an additional property).
+/// Finds an object's key among the names of its shape (`None`: an additional property), and keeps its text to
+/// tell duplicates.
 struct Key<'a>(&'a ObjectShape);
 
 impl<'de, 'a> DeserializeSeed<'de> for Key<'a> {
-    type Value = Option<&'a Name>;
+    type Value = (Option<&'a Name>, std::borrow::Cow<'de, str>);
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de, 'a> Visitor<'de> for Key<'a> {
-    type Value = Option<&'a Name>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        let key = KeyText.deserialize(deserializer)?;
         let names = &self.0.names;
         // Most objects have a few names: a scan that compares lengths first beats a binary search of `memcmp`s.
-        if names.len() <= 16 {
-            return Ok(names.iter().find(|n| n.name.len() == key.len() && *n.name == *key));
-        }
-        Ok(names.binary_search_by(|n| (*n.name).cmp(key)).ok().map(|i| &names[i]))
+        let found = if names.len() <= 16 {
+            names.iter().find(|n| n.name.len() == key.len() && *n.name == *key)
+        } else {
+            names.binary_search_by(|n| (*n.name).cmp(&key)).ok().map(|i| &names[i])
+        };
+        Ok((found, key))
     }
 }
 
@@ -503,8 +509,13 @@ struct Build<'r, 'f> {
 struct ObjectKeywords {
     /// Name → (URI, pointer) of its schema.
     properties: Option<Vec<(String, (String, String))>>,
+    /// The schema location (URI, pointer) of `properties`.
+    properties_at: Option<(String, String)>,
     required: Vec<String>,
     additional: Option<AdditionalAt>,
+    /// The schema location of `additionalProperties`: it sees only the `properties` beside it, never those of an
+    /// `allOf` branch or a `$ref` target merged into the same node.
+    additional_at: Option<(String, String)>,
 }
 
 enum AdditionalAt {
@@ -613,6 +624,13 @@ impl Build<'_, '_> {
     }
 
     fn object_shape(&mut self, keywords: ObjectKeywords) -> Result<ObjectShape, Unsupported> {
+        let restricts = !matches!(keywords.additional, None | Some(AdditionalAt::Bool(true)));
+        if restricts && keywords.properties.is_some() && keywords.properties_at != keywords.additional_at {
+            let (uri, pointer) = keywords.additional_at.unwrap_or_default();
+            return unsupported(format!(
+                "`additionalProperties` at `{uri}#{pointer}` and `properties` in another subschema of the same node"
+            ));
+        }
         let mut names: Vec<Name> = vec![];
         for (name, (uri, pointer)) in keywords.properties.unwrap_or_default() {
             let schema = Some(self.node_for(&uri, &pointer));
@@ -737,6 +755,7 @@ impl Build<'_, '_> {
                         return unsupported(format!("two `properties` meet at `{uri}#{pointer}`"));
                     }
                     let base = at("properties");
+                    keywords.properties_at = Some((uri.to_string(), pointer.to_string()));
                     keywords.properties = Some(
                         properties
                             .keys()
@@ -757,6 +776,7 @@ impl Build<'_, '_> {
                     if keywords.additional.is_some() {
                         return unsupported(format!("two `additionalProperties` meet at `{uri}#{pointer}`"));
                     }
+                    keywords.additional_at = Some((uri.to_string(), pointer.to_string()));
                     keywords.additional = Some(match value {
                         Value::Bool(b) => AdditionalAt::Bool(*b),
                         Value::Object(_) => AdditionalAt::At(uri.to_string(), at("additionalProperties")),
@@ -1010,6 +1030,86 @@ mod tests {
                 json!({"nik": nik, "lain": {"a": 1, "b": "2"}}),
             ],
         );
+    }
+
+    /// `additionalProperties` sees only the `properties` beside it: not those of an `allOf` branch or a `$ref`
+    /// target merged into the same node (the false accept the JSON-Schema-Test-Suite found).
+    #[test]
+    fn additional_properties_never_sees_the_properties_of_another_subschema() {
+        for schema in [
+            json!({"allOf": [{"properties": {"a": {}}}], "additionalProperties": false}),
+            json!({"allOf": [{"properties": {"a": {}}}, {"additionalProperties": false}]}),
+            json!({"$ref": "#/$defs/a", "additionalProperties": false, "$defs": {"a": {"properties": {"a": {}}}}}),
+            json!({"properties": {"a": {}}, "allOf": [{"additionalProperties": {"type": "string"}}]}),
+            json!({"allOf": [{"properties": {"a": {}}}], "additionalProperties": {"type": "string"}}),
+        ] {
+            let compiled = compile(schema.clone());
+            assert!(compiled.single_pass.is_none(), "{schema}");
+            let body = br#"{"a": 1}"#;
+            assert!(!compiled.accepts_in_single_pass(body), "{schema}");
+            assert!(!compiled.full.is_valid(&json!({"a": 1})), "{schema}");
+            assert!(crate::contract::check::check_request_body(&bytes::Bytes::from_static(body), &compiled).is_err());
+        }
+        // beside each other they still merge, with `required` and `type` from other subschemas
+        let merged = compile(json!({"allOf": [{"required": ["a"]}, {"type": "object"}],
+            "properties": {"a": {"type": "integer"}}, "additionalProperties": false}));
+        agrees(&merged, &[json!({"a": 1}), json!({"a": 1, "b": 2}), json!({}), json!({"a": "1"})]);
+    }
+
+    /// The deepest nesting the config allows is read and validated by both validators, on a recursive schema,
+    /// within a thread's default stack (2 MiB, as the test and the runtime's workers have).
+    #[test]
+    fn the_deepest_allowed_nesting_fits_in_a_thread_stack() {
+        let ceiling = crate::contract::json::MAX_DEPTH_CEILING;
+        let root = json!({"$ref": "#/$defs/n", "$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}});
+        let store: HashMap<&str, &Value> = [("t/root.json", &root)].into_iter().collect();
+        let schema = Compiler::new(&store, FORMATS).with_max_depth(ceiling).schema("t/root.json").unwrap();
+        let nested = |depth: usize, inner: &str| format!("{}{inner}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(schema.accepts_in_single_pass(nested(ceiling, "").as_bytes()));
+        // invalid at the bottom: the full validator walks all the way down to name it
+        let body = bytes::Bytes::from(nested(ceiling - 1, "1"));
+        let Err(crate::error::GatewayError::RequestInvalid { violations }) =
+            crate::contract::check::check_request_body(&body, &schema)
+        else {
+            panic!("refused for its content")
+        };
+        assert_eq!(violations[0].keyword, "type");
+        let too_deep = bytes::Bytes::from(nested(ceiling + 1, ""));
+        assert!(matches!(
+            crate::contract::check::check_request_body(&too_deep, &schema),
+            Err(crate::error::GatewayError::TooDeep { .. })
+        ));
+    }
+
+    /// What the strict reading refuses, the single pass never accepts, in constrained and unconstrained parts
+    /// alike; the full path then names it.
+    #[test]
+    fn duplicates_deep_nesting_and_inexact_numbers_are_never_accepted_in_a_single_pass() {
+        let schema = compile(json!({"type": "object", "properties": {
+            "a": {"type": "integer", "maximum": 1000}, "b": {"type": "object", "properties": {"c": {}}},
+            "n": {"type": "number", "maximum": 1000}}}));
+        assert!(schema.single_pass.is_some());
+        let deep = |depth: usize| format!("{{\"free\": {}1{}}}", "[".repeat(depth), "]".repeat(depth));
+        for body in [
+            r#"{"a": 1, "a": 2000}"#.to_string(),
+            r#"{"a": 1, "\u0061": 1}"#.to_string(),
+            r#"{"free": {"x": 1, "x": 2}}"#.to_string(),
+            r#"{"free": [{"x": 1, "y": [{"z": 0, "z": 0}]}]}"#.to_string(),
+            r#"{"b": {"c": 1, "c": 2}}"#.to_string(),
+            r#"{"n": 1000.0000000000001}"#.to_string(),
+            r#"{"n": 1000.00000000000001}"#.to_string(),
+            r#"{"a": 18446744073709551617}"#.to_string(),
+            r#"{"free": 3.14159265358979323846}"#.to_string(),
+            deep(128),
+            deep(100_000),
+        ] {
+            assert!(!schema.accepts_in_single_pass(body.as_bytes()), "{body}");
+            let refused = crate::contract::check::check_request_body(&bytes::Bytes::from(body.clone()), &schema);
+            assert!(refused.is_err(), "{body}");
+        }
+        for body in [r#"{"a": 1000, "n": 999.9999999999999, "free": {"x": [1e308, 0.1, -0]}}"#.to_string(), deep(127)] {
+            assert!(schema.accepts_in_single_pass(body.as_bytes()), "{body}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use jsonschema::{Resource, Validator};
 use serde::de::DeserializeOwned;
 
 use super::DocumentKind;
+use crate::contract::json::{self, Refusal};
 use crate::diagnostics::Diagnostic;
 use crate::embedded;
 
@@ -94,7 +95,24 @@ pub fn parse_schema(origin: &str, text: &str) -> Result<serde_json::Value, Vec<D
     if !value.is_object() && !value.is_boolean() {
         return Err(vec![Diagnostic::error(origin, "a JSON Schema is an object (or true/false)")]);
     }
-    Ok(value)
+    // A schema is read as strictly as the bodies it checks: a repeated keyword or a bound written with more
+    // precision than is compared would mean something other than what it says.
+    match json::parse(text.as_bytes(), json::MAX_DEPTH_CEILING) {
+        Err(Refusal::DuplicateKey { pointer }) => {
+            Err(vec![Diagnostic::error(origin, format!("the key at `{pointer}` is written twice in its object"))])
+        }
+        Err(Refusal::NumberPrecision { pointer }) => Err(vec![Diagnostic::error(
+            origin,
+            format!(
+                "the number at `{pointer}` has more precision than a double or a 64-bit integer holds; it would \
+                 be compared as a rounded value"
+            ),
+        )]),
+        Err(Refusal::TooDeep { limit, .. }) => {
+            Err(vec![Diagnostic::error(origin, format!("the schema nests deeper than {limit} levels"))])
+        }
+        Err(Refusal::Syntax { .. }) | Ok(_) => Ok(value),
+    }
 }
 
 /// A place in a parsed TOML document that a JSON pointer can step through.
@@ -177,6 +195,20 @@ path = "/x"
         assert!(lines.contains(&8), "{errs:?}");
         assert!(lines.contains(&16), "{errs:?}");
         assert!(errs.iter().any(|e| e.message.contains("/upstream/endpoints/1")), "{errs:?}");
+    }
+
+    #[test]
+    fn schemas_are_read_as_strictly_as_bodies() {
+        for (text, says) in [
+            (r#"{"maximum": 1, "maximum": 1000}"#, "`/maximum` is written twice"),
+            (r#"{"properties": {"a": {"type": "string", "\u0074ype": "integer"}}}"#, "`/properties/a/type`"),
+            (r#"{"maximum": 1000.00000000000001}"#, "more precision"),
+            (r#"{"const": 18446744073709551617}"#, "`/const`"),
+        ] {
+            let errs = parse_schema("s.json", text).unwrap_err();
+            assert!(errs[0].message.contains(says), "{text}: {errs:?}");
+        }
+        assert!(parse_schema("s.json", r#"{"maximum": 1000.0000000000001, "const": 18446744073709551615}"#).is_ok());
     }
 
     #[test]
