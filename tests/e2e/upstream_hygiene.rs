@@ -148,7 +148,7 @@ async fn a_broken_backend_body_is_named_in_the_access_log() {
         let config = penghubung_tests::write_setup(dir.path(), &documents, "");
         let gw = penghubung_tests::GatewayProcess::start(&config);
         for (name, client) in [("HTTP/1.1", http1_client()), ("HTTP/2", http2_client())] {
-            let id = format!("rusak-{case}-{}", name.replace('/', "").replace('.', ""));
+            let id = format!("rusak-{case}-{}", name.replace(['/', '.'], ""));
             let request = Request::get(format!("{}/dinkes/rm/v1/x", gw.url)).header("x-request-id", &id);
             // The head has left when the body breaks: the caller sees the response cut off (an HTTP/1.1 client
             // may see the error while reading the head already, when head and cut arrive together).

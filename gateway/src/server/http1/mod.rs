@@ -174,10 +174,7 @@ async fn write_response<I: AsyncWrite + Unpin>(
                 }
             };
             let Some(frame) = frame else { break };
-            let frame = frame.map_err(|error| {
-                crate::stack::log_broken_body(request_id, &error);
-                error
-            })?;
+            let frame = frame.inspect_err(|error| crate::stack::log_broken_body(request_id, error))?;
             let Ok(data) = frame.into_data() else { continue }; // trailers are not forwarded
             if data.len() > COPY_AT_MOST {
                 // Written from where it lies: only the framing goes through the buffer.
