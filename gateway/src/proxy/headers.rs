@@ -112,7 +112,8 @@ fn is_refused_from_caller(name: &HeaderName, allowed: &[HeaderName]) -> bool {
     if text.as_bytes().contains(&b'_') {
         return is_gateway_controlled(text) || !allowed.contains(name);
     }
-    OVERRIDE_HEADERS.contains(&text) && !allowed.contains(name)
+    // Every override header starts with `x-` or `true-`: most names are passed over at the first byte.
+    matches!(text.as_bytes().first(), Some(b'x' | b't')) && OVERRIDE_HEADERS.contains(&text) && !allowed.contains(name)
 }
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in `Connection`. One pass over the
@@ -264,11 +265,15 @@ pub fn new_request_id() -> HeaderValue {
 
 /// Makes the last of every 16 hex digits a letter (`a`–`f`), so that no run of 16 decimal digits, the shape of
 /// a NIK, can appear in a generated id (about 1.4 bits of entropy fewer per 16 digits).
+#[inline]
 fn never_sixteen_digits(hex: &mut [u8]) {
-    for digit in hex.iter_mut().skip(15).step_by(16) {
-        if digit.is_ascii_digit() {
-            *digit = b'a' + (*digit - b'0') % 6;
+    let mut at = 15;
+    while at < hex.len() {
+        let digit = hex[at];
+        if digit <= b'9' {
+            hex[at] = b'a' + (digit - b'0') % 6;
         }
+        at += 16;
     }
 }
 
