@@ -87,18 +87,9 @@ const CONTROLLED: [&str; 10] = [
 pub fn is_gateway_controlled(name: &str) -> bool {
     let folded: String =
         name.bytes().map(|b| if b == b'_' { '-' } else { char::from(b.to_ascii_lowercase()) }).collect();
-    const HOP_BY_HOP: [&str; 9] = [
-        "connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "keep-alive",
-        "proxy-connection",
-    ];
-    folded.starts_with(GATEWAY_PREFIX) || HOP_BY_HOP.contains(&folded.as_str()) || CONTROLLED.contains(&folded.as_str())
+    folded.starts_with(GATEWAY_PREFIX)
+        || CONTROLLED.contains(&folded.as_str())
+        || HeaderName::from_bytes(folded.as_bytes()).is_ok_and(|folded| is_hop_by_hop(&folded))
 }
 
 /// Whether a caller's header is removed before the request goes upstream (besides those `Connection` names):
