@@ -174,3 +174,13 @@ pub fn agree(a: &rfc9112::Outcome, b: &rfc9112::Outcome) -> bool {
         _ => false,
     }
 }
+
+/// Drives `check` with arbitrary bytes (seeded mutations are the target's own business) for [`budget`], and
+/// prints how many inputs `target` tried: the whole of a byte-input target.
+pub fn fuzz_bytes(target: &'static str, check: impl Fn(&[u8]) + std::panic::RefUnwindSafe) {
+    let tried = Tried::new(target);
+    bolero::check!().with_test_time(budget()).for_each(|input: &[u8]| {
+        tried.one();
+        check(input);
+    });
+}

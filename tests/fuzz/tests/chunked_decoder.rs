@@ -5,7 +5,7 @@
 
 use penghubung::proxy::h1::decode::{Chunk, Decoder};
 use penghubung_fuzz::rfc9112::{self, Chunked, Outcome};
-use penghubung_fuzz::{budget, gateway_body, pieces, seeded_input, show, Tried};
+use penghubung_fuzz::{gateway_body, pieces, seeded_input, show};
 
 const SEEDS: &[&[u8]] = &[
     b"5\r\nhello\r\n0\r\n\r\n",
@@ -71,11 +71,7 @@ fn check(input: &[u8]) {
 
 #[test]
 fn chunked_decoder() {
-    let tried = Tried::new("chunked_decoder");
-    bolero::check!().with_test_time(budget()).for_each(|input: &[u8]| {
-        tried.one();
-        check(input);
-    });
+    penghubung_fuzz::fuzz_bytes("chunked_decoder", |input| check(input));
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use bytes::BytesMut;
 use penghubung::server::http1::request::{head, Parsed};
-use penghubung_fuzz::{budget, seeded_input, show, Tried};
+use penghubung_fuzz::{seeded_input, show};
 
 const SEEDS: &[&[u8]] = &[
     b"GET /dinkes/rekam-medis/v1/pasien/12?x=1 HTTP/1.1\r\nHost: gw\r\nAccept: */*\r\nUser-Agent: curl/8.5.0\r\n\r\n",
@@ -168,11 +168,7 @@ fn check(input: &[u8]) {
 
 #[test]
 fn http1_request_head() {
-    let tried = Tried::new("http1_request_head");
-    bolero::check!().with_test_time(budget()).for_each(|input: &[u8]| {
-        tried.one();
-        check(input);
-    });
+    penghubung_fuzz::fuzz_bytes("http1_request_head", |input| check(input));
 }
 
 /// Fixed cases: one per handoff rule and per agreement, so the rules cannot rot unseen.

@@ -11,7 +11,7 @@
 //!   operation they reach.
 
 use penghubung::routing::{split_service_path, CompiledOperation, OperationTable, RouteTable};
-use penghubung_fuzz::{budget, seeded_input, Tried};
+use penghubung_fuzz::seeded_input;
 use percent_encoding::percent_decode;
 
 const SEEDS: &[&[u8]] = &[
@@ -252,12 +252,8 @@ fn check(tables: &Tables, input: &[u8]) {
 
 #[test]
 fn path_and_routing() {
-    let tried = Tried::new("path_and_routing");
     let tables = tables();
-    bolero::check!().with_test_time(budget()).for_each(|input: &[u8]| {
-        tried.one();
-        check(&tables, input);
-    });
+    penghubung_fuzz::fuzz_bytes("path_and_routing", |input| check(&tables, input));
 }
 
 #[test]

@@ -13,7 +13,7 @@ use penghubung::store::{
     load_documents, ClientDoc, DocumentKind, DocumentStore, GrantDoc, OpdDoc, ServiceDoc, StoreError, StoredDocument,
     TierDoc,
 };
-use penghubung_fuzz::{budget, seeded_input, Tried};
+use penghubung_fuzz::seeded_input;
 
 const TOKENS: &[&[u8]] = &[
     b"\n",
@@ -174,11 +174,7 @@ fn check(input: &[u8]) {
 
 #[test]
 fn store_documents() {
-    let tried = Tried::new("store_documents");
-    bolero::check!().with_test_time(budget()).for_each(|input: &[u8]| {
-        tried.one();
-        check(input);
-    });
+    penghubung_fuzz::fuzz_bytes("store_documents", |input| check(input));
 }
 
 /// Every baseline document as it is passes, alone and in its store.
