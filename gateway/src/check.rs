@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use crate::config::Config;
-use crate::diagnostics::{has_errors, Diagnostic};
 use crate::snapshot::{BuildContext, Snapshot};
 use crate::store::{load_documents, DirStore, DocumentStore};
 use crate::tls;
+use penghubung_types::config::Config;
+use penghubung_types::diagnostics::{has_errors, Diagnostic};
 
 /// Every problem of the config at `config_path` (or the embedded default, anchored at the current directory)
 /// and of the documents it points to.

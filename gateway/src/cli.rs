@@ -6,15 +6,15 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
 use crate::manage::{now_rfc3339, Workspace};
 use crate::policy::explain::{self, OperationSpec};
 use crate::policy::lifecycle::{ApprovalKind, Transition};
 use crate::server::{Gateway, ShutdownOutcome, Signals, StartError};
-use crate::store::documents::{Approval, Classification, GrantDoc};
 use crate::store::{DirStore, DocumentStore};
 use crate::tls::ca::{self, CertificateAuthority, Validity};
 use crate::{check, demo, telemetry};
+use penghubung_types::config::Config;
+use penghubung_types::documents::{Approval, Classification, GrantDoc};
 
 /// Penghubung: Sistem Penghubung Layanan (service integration gateway) for regional governments.
 #[derive(Debug, Parser)]

@@ -17,12 +17,12 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-use crate::config::Config;
 use crate::server::{Gateway, Signals, StartError};
-use crate::store::documents::ClientDoc;
 use crate::store::{DirStore, DocumentStore};
 use crate::tls::ca::{CertificateAuthority, Validity, DEVELOPMENT_TRUST_DOMAIN};
 use crate::{cli, telemetry};
+use penghubung_types::config::Config;
+use penghubung_types::documents::ClientDoc;
 
 /// A demo backend and the service document it stands behind.
 struct DemoBackend {

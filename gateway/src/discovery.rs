@@ -18,7 +18,7 @@ use crate::error::GatewayError;
 use crate::policy;
 use crate::proxy::body::ResponseBody;
 use crate::snapshot::{ClientEntry, CompiledService, Snapshot};
-use crate::store::documents::ServiceStatus;
+use penghubung_types::documents::ServiceStatus;
 
 /// The path prefix of discovery.
 pub const PREFIX: &str = "/_penghubung/services";

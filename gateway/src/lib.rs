@@ -16,13 +16,9 @@
 pub mod audit;
 pub mod check;
 pub mod cli;
-pub mod config;
 pub mod contract;
-pub mod deadline;
 pub mod demo;
-pub mod diagnostics;
 pub mod discovery;
-mod embedded;
 pub mod error;
 pub mod manage;
 pub mod policy;
@@ -37,6 +33,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 
-pub use config::Config;
-pub use embedded::baseline_policies;
+pub use penghubung_types::config::Config;
+pub use penghubung_types::embedded::baseline_policies;
+pub use penghubung_types::{config, deadline, diagnostics};
 pub use server::{Gateway, ShutdownOutcome, Signals, StartError};

@@ -7,12 +7,12 @@
 use std::path::Path;
 
 use crate::check;
-use crate::config::Config;
-use crate::diagnostics::{has_errors, Diagnostic};
 use crate::policy::lifecycle::{self, Transition};
 use crate::snapshot::Snapshot;
-use crate::store::documents::{Classification, GrantDoc, ServiceDoc};
 use crate::store::{check_key, DirStore, DocumentStore, StoreError, StoredDocument};
+use penghubung_types::config::Config;
+use penghubung_types::diagnostics::{has_errors, Diagnostic};
+use penghubung_types::documents::{Classification, GrantDoc, ServiceDoc};
 
 /// The store a config points at, opened for changes.
 pub struct Workspace {
@@ -78,7 +78,7 @@ impl Workspace {
     /// comments are not kept). Returns a summary and the importer's warnings.
     pub fn import_openapi(&self, request: &ImportRequest<'_>) -> Result<String, String> {
         use crate::contract::openapi;
-        use crate::store::documents::{OperationDoc, RequestContractDoc, ResponseDoc, SchemaRefDoc};
+        use penghubung_types::documents::{OperationDoc, RequestContractDoc, ResponseDoc, SchemaRefDoc};
         let text = std::fs::read_to_string(request.file).map_err(|e| format!("{}: {e}", request.file.display()))?;
         let document: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
             format!("{}: not JSON ({e}); convert a YAML document to JSON first", request.file.display())

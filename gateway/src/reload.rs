@@ -14,11 +14,11 @@ use notify::{RecursiveMode, Watcher};
 
 use crate::audit::record::{ChangeAction, ChangeRecord, Record};
 use crate::audit::Auditor;
-use crate::config::Config;
-use crate::diagnostics::{has_errors, Diagnostic};
 use crate::snapshot::{BuildContext, Snapshot, SnapshotCell};
 use crate::store::{load_documents, DocumentStore};
 use crate::tls::UpstreamTls;
+use penghubung_types::config::Config;
+use penghubung_types::diagnostics::{has_errors, Diagnostic};
 
 /// Rebuilds and publishes snapshots from a store.
 pub struct Reloader {

@@ -11,19 +11,19 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 
-use crate::config::Config;
 use crate::contract::compile::Compiler;
 use crate::contract::OperationContract;
-use crate::diagnostics::Diagnostic;
 use crate::policy::{lifecycle, CompiledGrant, OperationPolicy, RedactionPlan};
 use crate::proxy::upstream::{PoolSpec, UpstreamPool};
 use crate::ratelimit::{Limit, LimitBuilder, Quota, Scope};
 use crate::routing::{CompiledOperation, OperationTable, RouteTable};
-use crate::store::documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc, TierDoc};
 use crate::store::Documents;
 use crate::tls::dn::{DistinguishedName, DnKey};
 use crate::tls::identity::{canonical_fingerprint, PeerCertificate};
 use crate::tls::UpstreamTls;
+use penghubung_types::config::Config;
+use penghubung_types::diagnostics::Diagnostic;
+use penghubung_types::documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc, TierDoc};
 
 /// A registered client, with the header values the gateway sends upstream computed once.
 #[derive(Debug)]
@@ -487,7 +487,7 @@ fn compile_service(
 /// The compiled contract of one operation; problems are added to `problems`.
 fn compile_contract(
     origin: &str,
-    op: &crate::store::documents::OperationDoc,
+    op: &penghubung_types::documents::OperationDoc,
     compiler: &mut Compiler<'_>,
     problems: &mut Vec<Diagnostic>,
 ) -> OperationContract {

@@ -36,11 +36,11 @@ use crate::ratelimit::{MeteredBody, RateLimiter, RequestLimits};
 use crate::routing::split_service_path;
 use crate::snapshot::CompiledService;
 use crate::snapshot::{ClientEntry, Snapshot, SnapshotCell};
-use crate::store::documents::ResponseCheck;
 use crate::telemetry::redact;
 use crate::tls::identity::PeerCertificate;
 use crate::tls::material::TlsState;
 use http_body_util::BodyExt;
+use penghubung_types::documents::ResponseCheck;
 
 /// Prefix of the gateway's own endpoints (OPD ids cannot start with `_`).
 pub const GATEWAY_PATH_PREFIX: &str = "/_penghubung/";

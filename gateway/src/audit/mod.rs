@@ -24,8 +24,8 @@ pub mod writer;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::Config;
-pub use crate::store::documents::AuditDurability;
+use penghubung_types::config::Config;
+pub use penghubung_types::documents::AuditDurability;
 use record::Record;
 use writer::{AuditWriter, Job, WriterSettings};
 

@@ -16,8 +16,8 @@ use ring::hmac;
 use serde::Serialize;
 
 use super::chain::push_hex_bytes;
-use crate::store::documents::AuditDurability;
 use crate::telemetry::redact;
+use penghubung_types::documents::AuditDurability;
 
 /// A record handed to the writer.
 #[derive(Debug)]

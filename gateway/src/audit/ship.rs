@@ -31,8 +31,8 @@ use tokio::sync::Notify;
 
 use super::chain;
 use super::writer::{segment_files, segment_name, Durable};
-use crate::config::RedisConfig;
 use crate::ratelimit::cluster::redacted_url;
+use penghubung_types::config::RedisConfig;
 
 /// Most entries per round trip.
 pub const MAX_BATCH: usize = 512;

@@ -596,7 +596,7 @@ mod tests {
     use super::*;
     use crate::audit::keys;
     use crate::audit::record::{ChangeAction, ChangeRecord, ExchangeRecord};
-    use crate::store::documents::AuditDurability;
+    use penghubung_types::documents::AuditDurability;
 
     fn exchange(i: u64) -> Record {
         Record::Exchange(Box::new(ExchangeRecord {
@@ -678,7 +678,7 @@ mod tests {
         drop(writer);
 
         let schema: serde_json::Value =
-            serde_json::from_str(crate::embedded::schema("audit/record.schema.json").unwrap()).unwrap();
+            serde_json::from_str(penghubung_types::embedded::schema("audit/record.schema.json").unwrap()).unwrap();
         let validator = jsonschema::validator_for(&schema).unwrap();
         let files = segment_files(&log).unwrap();
         assert!(files.len() >= 2, "rotated by size: {files:?}");

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::formats::is_date;
 use super::single_pass::SinglePass;
 use super::{json, multiple_of, Schema};
-use crate::embedded;
+use penghubung_types::embedded;
 
 /// The base of every schema URI the gateway knows.
 pub const BASE: &str = "https://schemas.penghubung.local/";
@@ -453,7 +453,7 @@ mod tests {
 
     #[test]
     fn every_baseline_contract_is_validated_in_a_single_pass() {
-        let schemas: Vec<(String, Value)> = crate::embedded::baseline_policies()
+        let schemas: Vec<(String, Value)> = penghubung_types::embedded::baseline_policies()
             .iter()
             .filter_map(|(path, text)| {
                 Some((path.strip_prefix("schemas/")?.to_string(), serde_json::from_str(text).ok()?))

@@ -408,7 +408,7 @@ mod tests {
     /// Compiles `schemas/ref/<name>.schema.json` with the formats registered.
     fn ref_validator(name: &str) -> jsonschema::Validator {
         let path = format!("ref/{name}.schema.json");
-        let text = crate::embedded::schema(&path).unwrap_or_else(|| panic!("{path} is not embedded"));
+        let text = penghubung_types::embedded::schema(&path).unwrap_or_else(|| panic!("{path} is not embedded"));
         let schema: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(schema["$id"], format!("https://schemas.penghubung.local/{path}"));
         assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
@@ -437,7 +437,7 @@ mod tests {
             assert!(!validator.is_valid(&serde_json::json!(invalid)), "{name}: `{invalid}` should be invalid");
             assert!(!validator.is_valid(&serde_json::json!(12345)), "{name}: a number is not a string");
             // Every example in the schema is valid.
-            let text = crate::embedded::schema(&format!("ref/{name}.schema.json")).unwrap();
+            let text = penghubung_types::embedded::schema(&format!("ref/{name}.schema.json")).unwrap();
             let schema: serde_json::Value = serde_json::from_str(text).unwrap();
             let examples = schema["examples"].as_array().unwrap_or_else(|| panic!("{name}: no examples"));
             for example in examples {
@@ -466,7 +466,7 @@ mod tests {
         };
         let alphabet = b"0123456789012345678901234567890123456789.-+ a";
         for (format, pattern) in IMPLIED_PATTERNS {
-            let text = crate::embedded::schema(&format!("ref/{}.schema.json", reference(format))).unwrap();
+            let text = penghubung_types::embedded::schema(&format!("ref/{}.schema.json", reference(format))).unwrap();
             let schema: serde_json::Value = serde_json::from_str(text).unwrap();
             assert_eq!(schema["pattern"], *pattern, "{format}");
             let check: fn(&str) -> bool = match FORMATS.iter().find(|(n, _)| n == format) {

@@ -29,11 +29,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
 
-/// The nesting limit when the config sets none: arrays and objects inside each other, 128 deep.
-pub const DEFAULT_MAX_DEPTH: usize = 128;
-
-/// The largest nesting limit the config accepts (reading and validating stay well within a thread's stack).
-pub const MAX_DEPTH_CEILING: usize = 512;
+pub use penghubung_types::config::{DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING};
 
 /// Why a body is refused before (or instead of) schema validation.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
-use crate::store::documents::{Classification, ServiceDoc};
+use penghubung_types::documents::{Classification, ServiceDoc};
 
 /// The dialect every emitted schema declares.
 pub const JSON_SCHEMA_DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
@@ -564,7 +564,8 @@ impl<'d> Importer<'d> {
                 }
                 Pending::RefType(name) => {
                     let path = format!("ref/{name}.schema.json");
-                    let parsed = crate::embedded::schema(&path).and_then(|text| serde_json::from_str(text).ok());
+                    let parsed =
+                        penghubung_types::embedded::schema(&path).and_then(|text| serde_json::from_str(text).ok());
                     let Some(Value::Object(mut target)) = parsed else {
                         self.errors.push(format!("{place}: the reference type `{path}` is not available"));
                         continue;
@@ -698,7 +699,7 @@ fn gateway_ref_type(reference: &str) -> Option<(&str, &str)> {
     }
     let name = rest.strip_prefix("ref/")?.strip_suffix(".schema.json")?;
     let plain = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    (plain && crate::embedded::schema(rest).is_some()).then_some((name, fragment))
+    (plain && penghubung_types::embedded::schema(rest).is_some()).then_some((name, fragment))
 }
 
 /// OpenAPI 3.0 schema keywords that mean something else (or nothing) in JSON Schema 2020-12.

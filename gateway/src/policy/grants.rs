@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{Denial, PurposeProblem};
-use crate::store::documents::{GrantDoc, ServiceDoc};
+use penghubung_types::documents::{GrantDoc, ServiceDoc};
 
 /// Which operations a grant covers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! with who gave it, when and why, by two different people. The rules are checked when a snapshot is built
 //! (a hand-edited document cannot skip them) and the transitions are what `penghubung service ...` applies.
 
-use crate::store::documents::{Approval, Approvals, ServiceDoc, ServiceStatus};
+use penghubung_types::documents::{Approval, Approvals, ServiceDoc, ServiceStatus};
 
 /// Which of the two approvals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -32,8 +32,8 @@ use http::{HeaderValue, Method};
 use crate::error::GatewayError;
 use crate::routing::CompiledOperation;
 use crate::snapshot::{ClientEntry, CompiledService};
-use crate::store::documents::{Classification, ServiceStatus};
 pub use grants::CompiledGrant;
+use penghubung_types::documents::{Classification, ServiceStatus};
 pub use redact::RedactionPlan;
 
 /// The request header carrying the purpose of use (*tujuan*), e.g. `pelayanan-kesehatan`.

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::store::documents::Classification;
+use penghubung_types::documents::Classification;
 
 /// The schema keyword that marks a field's classification.
 pub const KEYWORD: &str = "x-klasifikasi";

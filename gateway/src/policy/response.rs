@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Limited};
 use super::{OperationPolicy, RedactionPlan, ResponseFilter};
 use crate::error::GatewayError;
 use crate::proxy::body::ResponseBody;
-use crate::store::documents::Classification;
+use penghubung_types::documents::Classification;
 
 /// Lists the withheld fields of a filtered response.
 pub const X_PENGHUBUNG_REDACTED: HeaderName = HeaderName::from_static("x-penghubung-redacted");

@@ -17,7 +17,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::audit::tap::{AuditedBody, RequestTap};
-use crate::deadline::{LazyTimer, StallWatch};
+use penghubung_types::deadline::{LazyTimer, StallWatch};
 
 /// Why a request body stopped.
 #[derive(Debug, thiserror::Error)]

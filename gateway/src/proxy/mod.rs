@@ -21,12 +21,12 @@ use http::header::{
 };
 use http::{request, Method, Request, Response, Uri, Version};
 
-use crate::deadline::LazyTimer;
 use crate::error::GatewayError;
 use crate::policy::Permit;
 use crate::snapshot::{ClientEntry, CompiledService};
 use crate::tls::identity::PeerCertificate;
 use body::{RequestBody, RequestBodyError, ResponseBody};
+use penghubung_types::deadline::LazyTimer;
 use upstream::{Transport, UpstreamClient, UpstreamPool};
 
 /// What the caller's connection looks like: its address, `http` or `https`, and (over mTLS) its verified
@@ -42,7 +42,7 @@ pub struct Downstream {
 
 impl Downstream {
     pub fn new(peer: SocketAddr, proto: &'static str, certificate: Option<Arc<PeerCertificate>>) -> Self {
-        let body_timeout = crate::config::DEFAULT_REQUEST_BODY_TIMEOUT;
+        let body_timeout = penghubung_types::config::DEFAULT_REQUEST_BODY_TIMEOUT;
         Self { peer, certificate, forwarded: headers::ForwardedFor::new(peer, proto), body_timeout }
     }
 

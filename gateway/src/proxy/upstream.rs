@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::body::RequestBody;
 use super::h1::{Dialer, IdleConnections};
-use crate::store::documents::{LoadBalance, UpstreamDoc};
+use penghubung_types::documents::{LoadBalance, UpstreamDoc};
 
 /// The HTTP/2 upstream client (hyper-util's pool multiplexes streams over shared connections).
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
@@ -253,7 +253,7 @@ impl UpstreamPool {
 /// A plain pool over `endpoints` for unit tests (1 s timeouts, one retry, ejection after 2 failures).
 #[cfg(test)]
 pub(crate) fn test_pool(lb: LoadBalance, endpoints: &[&str]) -> UpstreamPool {
-    use crate::config::HumanDuration;
+    use penghubung_types::config::HumanDuration;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls =
         rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth();

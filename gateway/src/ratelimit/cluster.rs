@@ -18,8 +18,8 @@ use redis::{AsyncConnectionConfig, Cmd, ErrorKind};
 use tokio::sync::Notify;
 
 use super::{reset_secs_from_ms, Admitted, RequestLimits};
-use crate::config::{OnUnavailable, RedisConfig};
 use crate::error::GatewayError;
+use penghubung_types::config::{OnUnavailable, RedisConfig};
 
 /// The GCRA, for every limit of one request, all-or-nothing.
 ///

@@ -46,10 +46,10 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 
-use crate::config::{Config, OnUnavailable};
 use crate::error::GatewayError;
 use crate::proxy::body::ResponseBody;
-use crate::store::documents::{BandwidthDoc, QuotaDoc};
+use penghubung_types::config::{Config, OnUnavailable};
+use penghubung_types::documents::{BandwidthDoc, QuotaDoc};
 
 /// `RateLimit-Policy: "grant";q=10;w=1`.
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -131,7 +131,7 @@ impl Quota {
 
 impl fmt::Display for Quota {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} per {}, burst {}", self.rate, crate::config::HumanDuration(self.period), self.burst)
+        write!(f, "{} per {}, burst {}", self.rate, penghubung_types::config::HumanDuration(self.period), self.burst)
     }
 }
 

@@ -7,7 +7,7 @@
 //!
 //! The watch reads the clock only when its timer fires: a request start or end is two atomic operations, and the
 //! timer, armed at the earliest moment the connection could be idle for long enough, is pushed on when it finds
-//! the connection busy or recently busy (as [`crate::deadline::LazyTimer`] does for other deadlines).
+//! the connection busy or recently busy (as [`penghubung_types::deadline::LazyTimer`] does for other deadlines).
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -21,9 +21,9 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use crate::deadline::LazyTimer;
 use crate::stack::GatewayService;
 use crate::stack::ReportedBody;
+use penghubung_types::deadline::LazyTimer;
 
 /// `last_end_ms` before any request ended.
 const NEVER: u64 = u64::MAX;

@@ -27,8 +27,6 @@ pub mod connections;
 pub mod http1;
 
 use crate::audit::security::TlsRefusal;
-use crate::config::Config;
-use crate::diagnostics::Diagnostic;
 use crate::proxy::Downstream;
 use crate::ratelimit::RateLimiter;
 use crate::reload::{self, Reloaded, Reloader};
@@ -40,6 +38,8 @@ use crate::tls::identity::PeerCertificate;
 use crate::tls::material::TlsState;
 use activity::{Activity, Idle, IdleWatch, Tracked};
 use connections::{Admitted, ClientKey, ConnectionLimits, Maxima};
+use penghubung_types::config::Config;
+use penghubung_types::diagnostics::Diagnostic;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{check_key, DocumentKind, DocumentStore, StoreError, StoredDocument};
-use crate::diagnostics::Diagnostic;
-use crate::embedded;
+use penghubung_types::diagnostics::Diagnostic;
+use penghubung_types::embedded;
 
 /// A directory of TOML documents.
 #[derive(Clone, Debug)]

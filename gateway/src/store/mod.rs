@@ -3,7 +3,7 @@
 //! store: documents are compiled into a [`crate::snapshot::Snapshot`].
 
 pub mod dir;
-pub mod documents;
+pub use penghubung_types::documents;
 pub mod validate;
 
 use std::fmt;
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub use dir::DirStore;
 pub use documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc, TierDoc};
 
-use crate::diagnostics::Diagnostic;
+use penghubung_types::diagnostics::Diagnostic;
 
 /// The document kinds, each in its own folder of the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 
 use super::DocumentKind;
 use crate::contract::json::{self, Refusal};
-use crate::diagnostics::Diagnostic;
-use crate::embedded;
+use penghubung_types::diagnostics::Diagnostic;
+use penghubung_types::embedded;
 
 const SCHEMA_BASE: &str = "https://schemas.penghubung.local/";
 /// At most this many schema violations are reported per document.
@@ -165,7 +165,7 @@ fn locate_pointer(root: &toml_edit::Table, pointer: &str) -> Option<Range<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::documents::ServiceDoc;
+    use penghubung_types::documents::ServiceDoc;
 
     const SERVICE: &str = r#"opd = "dinkes"
 name = "rekam-medis"

@@ -7,7 +7,7 @@ pub mod redact;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogConfig, LogFormat};
+use penghubung_types::config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber. Returns false when one was already installed (as in tests).
 pub fn init_logging(config: &LogConfig) -> bool {

@@ -278,7 +278,10 @@ pub const DEVELOPMENT_TRUST_DOMAIN: &str = "penghubung.lampungtimurkab.go.id";
 /// For `tls.generate_if_missing`: when the server certificate, key or first client CA file is missing, creates
 /// a development CA in the folder of the first client CA file and a server certificate for loopback names and
 /// the listeners' addresses. Returns whether anything was created.
-pub fn ensure_development_pki(tls: &crate::config::TlsConfig, config: &crate::config::Config) -> Result<bool, CaError> {
+pub fn ensure_development_pki(
+    tls: &penghubung_types::config::TlsConfig,
+    config: &penghubung_types::config::Config,
+) -> Result<bool, CaError> {
     let cert = config.resolve(&tls.cert_file);
     let key = config.resolve(&tls.key_file);
     let ca_file = tls
@@ -346,7 +349,7 @@ mod tests {
     #[test]
     fn the_embedded_default_creates_a_development_pki_once() {
         let dir = tempfile::tempdir().unwrap();
-        let config = crate::config::Config::embedded_default(dir.path());
+        let config = penghubung_types::config::Config::embedded_default(dir.path());
         let tls = config.tls.clone().unwrap();
         assert!(ensure_development_pki(&tls, &config).unwrap());
         assert!(!ensure_development_pki(&tls, &config).unwrap(), "existing files are kept");

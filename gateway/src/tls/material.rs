@@ -20,7 +20,7 @@ use x509_parser::revocation_list::CertificateRevocationList;
 
 use super::identity::PeerCertificate;
 use super::{provider, read_certificates, read_crls, read_private_key, PROTOCOL_VERSIONS};
-use crate::config::{Config, TlsConfig};
+use penghubung_types::config::{Config, TlsConfig};
 
 /// One generation of TLS material.
 #[derive(Debug)]

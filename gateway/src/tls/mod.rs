@@ -22,7 +22,7 @@ use std::sync::Arc;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::RootCertStore;
 
-use crate::config::Config;
+use penghubung_types::config::Config;
 
 /// Where Debian and most distributions keep the system CA bundle.
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";

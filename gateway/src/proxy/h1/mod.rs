@@ -35,10 +35,10 @@ use tokio_util::io::poll_read_buf;
 
 use super::body::{RequestBody, RequestBodyError};
 use super::upstream::{Endpoint, UpstreamPool};
-use crate::deadline::{LazyTimer, StallWatch};
 use decode::{DecodeError, Decoder, Step};
 use encode::Framing;
 pub use encode::GatewayFields;
+use penghubung_types::deadline::{LazyTimer, StallWatch};
 use stream::Stream;
 
 /// Read buffer reserved for a response head (and a small body with it).

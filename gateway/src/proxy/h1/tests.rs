@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::*;
 use crate::proxy::headers::Forwarding;
 use crate::proxy::upstream::{test_pool, Transport};
-use crate::store::documents::LoadBalance;
+use penghubung_types::documents::LoadBalance;
 
 /// A raw upstream: each accepted connection is handed to `serve` (in its own task).
 async fn upstream<F, Fut>(serve: F) -> Arc<UpstreamPool>

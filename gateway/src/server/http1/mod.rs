@@ -29,9 +29,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::io::poll_read_buf;
 
-use crate::deadline::{LazyTimer, StallWatch};
 use crate::proxy::body::{ResponseBody, ResponseBodyError};
 use crate::stack::GatewayService;
+use penghubung_types::deadline::{LazyTimer, StallWatch};
 pub use prefixed::Prefixed;
 use request::Parsed;
 use response::Encoder;

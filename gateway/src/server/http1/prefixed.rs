@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::deadline::{LazyTimer, StallWatch};
+use penghubung_types::deadline::{LazyTimer, StallWatch};
 
 /// `io` with `prefix` in front of what it reads; writes go straight to `io`, within the send timeout.
 #[derive(Debug)]

@@ -20,6 +20,12 @@ pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(120);
 /// The embedded default config, used when no `--config` is given.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
+/// The nesting limit of JSON bodies when the config sets none: arrays and objects inside each other, 128 deep.
+pub const DEFAULT_MAX_DEPTH: usize = 128;
+
+/// The largest nesting limit the config accepts (reading and validating stay well within a thread's stack).
+pub const MAX_DEPTH_CEILING: usize = 512;
+
 /// The whole process config.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -185,13 +191,13 @@ pub struct LimitsConfig {
     pub max_checked_response: ByteSize,
     /// How deep arrays and objects may nest in a body under a contract (requests and checked responses), the
     /// same whichever validator decides; deeper is 400 `contract.too_deep`. At most
-    /// [`crate::contract::json::MAX_DEPTH_CEILING`].
+    /// [`MAX_DEPTH_CEILING`].
     #[serde(default = "default_max_json_depth")]
     pub max_json_depth: usize,
 }
 
 fn default_max_json_depth() -> usize {
-    crate::contract::json::DEFAULT_MAX_DEPTH
+    DEFAULT_MAX_DEPTH
 }
 
 fn default_max_checked_response() -> ByteSize {
@@ -306,7 +312,7 @@ fn default_key_prefix() -> String {
     "penghubung:rl:".to_string()
 }
 
-/// The audit trail (see `crate::audit`).
+/// The audit trail (see the audit crate).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
@@ -330,7 +336,7 @@ pub struct AuditConfig {
     pub generate_if_missing: bool,
     /// For services whose document does not say: `sync` or `async`.
     #[serde(default)]
-    pub durability: crate::store::documents::AuditDurability,
+    pub durability: crate::documents::AuditDurability,
     /// A signed checkpoint after this many records...
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
@@ -352,7 +358,7 @@ pub struct AuditConfig {
     pub security_events_per_interval: u32,
     #[serde(default = "d60s")]
     pub security_event_interval: HumanDuration,
-    /// With `[redis]` configured: also ship every durable record to a Redis Stream (`crate::audit::ship`).
+    /// With `[redis]` configured: also ship every durable record to a Redis Stream (the audit trail's shipper).
     #[serde(default = "yes")]
     pub ship_to_redis: bool,
     /// The stream's key; `{gateway_id}` is replaced by [`AuditConfig::gateway_id`].
@@ -523,7 +529,7 @@ impl Config {
         if self.server.max_uri_bytes.0 < 64 {
             problems.at("max_uri_bytes", "max_uri_bytes must be at least 64");
         }
-        let ceiling = crate::contract::json::MAX_DEPTH_CEILING;
+        let ceiling = MAX_DEPTH_CEILING;
         if !(1..=ceiling).contains(&self.limits.max_json_depth) {
             problems.at("max_json_depth", format!("max_json_depth must be between 1 and {ceiling}"));
         }
@@ -835,7 +841,7 @@ mod tests {
     fn the_json_nesting_limit_has_a_default_and_a_ceiling() {
         let base = "[[listeners]]\naddress = \"127.0.0.1:0\"\nplaintext = true\n";
         let config = Config::parse(base, "p.toml", Path::new(".")).unwrap();
-        assert_eq!(config.limits.max_json_depth, crate::contract::json::DEFAULT_MAX_DEPTH);
+        assert_eq!(config.limits.max_json_depth, DEFAULT_MAX_DEPTH);
         let set = Config::parse(&format!("{base}[limits]\nmax_json_depth = 32\n"), "p.toml", Path::new("."));
         assert_eq!(set.unwrap().limits.max_json_depth, 32);
         for bad in ["0", "513", "100000"] {

@@ -4,7 +4,7 @@
 include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
 /// A schema file by its path under `schemas/` (e.g. `documents/service.schema.json`).
-pub(crate) fn schema(path: &str) -> Option<&'static str> {
+pub fn schema(path: &str) -> Option<&'static str> {
     SCHEMAS.iter().find(|(p, _)| *p == path).map(|(_, text)| *text)
 }
 
@@ -14,6 +14,6 @@ pub fn baseline_policies() -> &'static [(&'static str, &'static str)] {
 }
 
 /// Every embedded schema whose path starts with `prefix` (e.g. `ref/`): `(path, text)`.
-pub(crate) fn schemas_under(prefix: &'static str) -> impl Iterator<Item = (&'static str, &'static str)> {
+pub fn schemas_under(prefix: &'static str) -> impl Iterator<Item = (&'static str, &'static str)> {
     SCHEMAS.iter().filter(move |(p, _)| p.starts_with(prefix)).map(|(p, t)| (*p, *t))
 }

@@ -24,7 +24,7 @@ fn table(name: &str, root: &Path, code: &mut String) {
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     collect(root, root, &mut files);
-    writeln!(code, "pub(crate) static {name}: &[(&str, &str)] = &[").unwrap();
+    writeln!(code, "pub static {name}: &[(&str, &str)] = &[").unwrap();
     for (rel, abs) in files {
         println!("cargo:rerun-if-changed={}", abs.display());
         writeln!(code, "    ({rel:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
@@ -34,7 +34,7 @@ fn table(name: &str, root: &Path, code: &mut String) {
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let top = manifest.parent().unwrap();
+    let top = manifest.parent().and_then(|gateway| gateway.parent()).unwrap();
     let mut code = String::new();
     table("BASELINE_POLICIES", &top.join("policies"), &mut code);
     table("SCHEMAS", &top.join("schemas"), &mut code);
