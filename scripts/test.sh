@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README documents it and CI runs it (.ci/run calls exactly this).
-# Unit tests beside the code, then the end-to-end tests in tests/ (real sockets, real upstream servers,
-# the real `penghubung` binary as a child process).
+# Static checks (formatting, unused dependencies, clippy, rustdoc), then unit tests beside the code, then the
+# end-to-end tests in tests/ (real sockets, real upstream servers, the real `penghubung` binary as a child process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Static checks first: they are cheap and fail fast.
+# Every dependency must be used by some code. cargo-machete reads the sources, so it needs no build.
+if ! command -v cargo-machete >/dev/null 2>&1; then
+    echo "test.sh: installing cargo-machete (the check that fails on a dependency no code uses)" >&2
+    cargo install --locked cargo-machete
+fi
+
+# Formatting, as rustfmt.toml sets it.
+cargo fmt --all -- --check
+# No unused dependency in any member.
+cargo machete
+# Lints, on everything that compiles: libraries, binaries, tests, benches and the fuzz crate.
+cargo clippy --locked --workspace --all-targets -- -D warnings
+# The API docs build without warnings (broken intra-doc links, bad code blocks).
+RUSTDOCFLAGS=-Dwarnings cargo doc --locked --workspace --no-deps
 
 # The rate-limit tests start their own redis-server on a free port (never the system's Redis on 6379).
 if ! command -v redis-server >/dev/null 2>&1; then
@@ -18,7 +34,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
     fi
 fi
 
-cargo fmt --all -- --check
 # The end-to-end tests also run the binary as a child process: build it first.
 cargo build --locked -p penghubung --bin penghubung
+# Unit tests of every crate, then the end-to-end tests.
 cargo test --locked --workspace

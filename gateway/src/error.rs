@@ -59,16 +59,10 @@ pub enum GatewayError {
     Denied(Denial),
     #[error("the response of {service} has fields above your clearance and could not be filtered ({reason}); it was withheld")]
     RedactionFailed { service: String, reason: String },
-    /// A rate limit or quota is exhausted. `policy` and `state` are the `RateLimit-Policy` and `RateLimit`
-    /// headers naming it.
-    #[error("the {scope} rate limit ({quota}) is exhausted; retry in {retry_after} s")]
-    RateLimited {
-        scope: &'static str,
-        quota: crate::ratelimit::Quota,
-        retry_after: u64,
-        policy: HeaderValue,
-        state: HeaderValue,
-    },
+    /// A rate limit or quota is exhausted (boxed: rare, and the largest payload; a small error keeps every
+    /// `Result` of the request path small).
+    #[error("the {} rate limit ({}) is exhausted; retry in {} s", .0.scope, .0.quota, .0.retry_after)]
+    RateLimited(Box<RateLimitRefusal>),
     #[error(
         "the shared rate-limit store is unreachable and this gateway is configured to refuse meanwhile; retry shortly"
     )]
@@ -91,6 +85,17 @@ pub enum GatewayError {
     QueryInvalid { violations: Vec<Violation> },
     #[error("the upstream of {service} answered outside its contract; the response was withheld")]
     ResponseInvalid { service: String, violations: Vec<Violation> },
+}
+
+/// The limit that refused a request. `policy` and `state` are the `RateLimit-Policy` and `RateLimit` headers naming
+/// it.
+#[derive(Debug)]
+pub struct RateLimitRefusal {
+    pub scope: &'static str,
+    pub quota: crate::ratelimit::Quota,
+    pub retry_after: u64,
+    pub policy: HeaderValue,
+    pub state: HeaderValue,
 }
 
 impl From<Denial> for GatewayError {
@@ -124,7 +129,7 @@ impl GatewayError {
             GatewayError::IdentityRequired => "identity.required",
             GatewayError::Denied(denial) => denial.code(),
             GatewayError::RedactionFailed { .. } => "policy.redaction_failed",
-            GatewayError::RateLimited { .. } => "ratelimit.exceeded",
+            GatewayError::RateLimited(_) => "ratelimit.exceeded",
             GatewayError::RateLimitUnavailable => "ratelimit.unavailable",
             GatewayError::AuditUnavailable { .. } => "audit.unavailable",
             GatewayError::UnsupportedMediaType { .. } => "contract.unsupported_media_type",
@@ -171,7 +176,7 @@ impl GatewayError {
             GatewayError::UpstreamConnectTimeout { .. } | GatewayError::UpstreamTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
-            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::AuditUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -200,7 +205,7 @@ impl GatewayError {
             GatewayError::IdentityRequired => "Client certificate required",
             GatewayError::Denied(_) => "Access denied",
             GatewayError::RedactionFailed { .. } => "Response withheld",
-            GatewayError::RateLimited { .. } => "Rate limit exceeded",
+            GatewayError::RateLimited(_) => "Rate limit exceeded",
             GatewayError::RateLimitUnavailable => "Rate limiter unavailable",
             GatewayError::AuditUnavailable { .. } => "Audit log unavailable",
             GatewayError::UnsupportedMediaType { .. } => "Unsupported media type",
@@ -251,7 +256,8 @@ impl GatewayError {
             GatewayError::MethodNotAllowed { allow, .. } => {
                 headers.insert(ALLOW, allow);
             }
-            GatewayError::RateLimited { retry_after, policy, state, .. } => {
+            GatewayError::RateLimited(refusal) => {
+                let RateLimitRefusal { retry_after, policy, state, .. } = *refusal;
                 headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
                 headers.insert(crate::ratelimit::RATELIMIT_POLICY, policy);
                 headers.insert(crate::ratelimit::RATELIMIT, state);

@@ -2,7 +2,7 @@
 //! governments. OPD applications call each other's services through it; it routes, checks and forwards every
 //! call, reading one immutable [`snapshot::Snapshot`] compiled from the documents in the store.
 //!
-//! Module map (see `DESIGN.md`): [`config`] process config, [`store`] documents, [`snapshot`] compiled view,
+//! Module map (see `ARCHITECTURE.md`): [`config`] process config, [`store`] documents, [`snapshot`] compiled view,
 //! [`contract`] JSON Schema contracts, [`discovery`] what a client may call,
 //! [`routing`] path lookup, [`tls`] mTLS material, client identity, the built-in CA and upstream TLS,
 //! [`proxy`] upstream forwarding and connection pools, [`ratelimit`] rate limits and

@@ -1,11 +1,11 @@
-//! The request pipeline, outside in, as DESIGN.md draws it: limits on the request head → gateway endpoints
+//! The request pipeline, outside in, as ARCHITECTURE.md draws it: limits on the request head → gateway endpoints
 //! (`/_penghubung/...`) → route → proxy. [`GatewayService`] is what hyper calls per request; it is also the
 //! *Rescue* step: the one call site where a [`GatewayError`] becomes a response, so no error ever drops a
 //! connection. One access-log line per request. Between route and proxy sits the policy decision
 //! ([`crate::policy`]): no [`crate::policy::Permit`], no upstream call; then the rate limits
 //! ([`crate::ratelimit`]): the permit's grant tier, the client, its OPD's bandwidth and the service, or, with
 //! `[policy] enforce = false` (no permit, no trustworthy caller), the service limit only. With an audit trail
-//! ([`crate::audit`]), [`handle`] also turns the same [`Exchange`] into one audit record per request, allowed
+//! ([`crate::audit`]), `handle` also turns the same `Exchange` into one audit record per request, allowed
 //! or denied: the request body is tapped on its way upstream, the response body is wrapped on its way out, and
 //! the record is completed (and for `sync` services made durable before the end of the response is released)
 //! when the response body ends.

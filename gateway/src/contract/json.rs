@@ -18,7 +18,7 @@
 //!   value is the double's shortest round-trip form (`0.1`, `1e308`) or the double's exact binary value written
 //!   out (`18446744073709551616`).
 //!
-//! The raw text of each number is found by a cursor ([`Numbers`]) that walks the same bytes beside the parser:
+//! The raw text of each number is found by a cursor (`Numbers`) that walks the same bytes beside the parser:
 //! numbers are visited in document order, and strings (which may hold digits) are skipped by their quotes.
 
 use std::borrow::Cow;

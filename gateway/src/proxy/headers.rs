@@ -246,7 +246,7 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
 }
 
 /// A new random request id, as 32 lower-case hex digits, never NIK-shaped by construction (see
-/// [`never_sixteen_digits`]; no scan, no redraw).
+/// `never_sixteen_digits`; no scan, no redraw).
 pub fn new_request_id() -> HeaderValue {
     let mut buf = [0u8; 32];
     hex_into(fastrand::u128(..), &mut buf);

@@ -151,7 +151,7 @@ impl Cluster {
     ) -> Result<Result<Option<Admitted<'a>>, GatewayError>, ()> {
         let connection = match (self.is_up(), self.connection.load_full()) {
             (true, Some(connection)) => connection,
-            _ => return Err(self.fell_back()),
+            _ => return self.fall_back(),
         };
         let mut connection = (*connection).clone();
         let mut debts = [0u64; 5];
@@ -184,7 +184,7 @@ impl Cluster {
                     _ => format!("no answer within {:?}", self.timeout),
                 };
                 self.mark_down(&reason);
-                return Err(self.fell_back());
+                return self.fall_back();
             }
         };
         match values.first() {
@@ -203,18 +203,20 @@ impl Cluster {
                 let retry_ms = values.get(2).copied().unwrap_or(1000).max(0) as u64;
                 match limits.iter().nth(index) {
                     Some(limit) => Ok(Err(limit.rejection(Duration::from_millis(retry_ms)))),
-                    None => Err(self.fell_back()),
+                    None => self.fall_back(),
                 }
             }
             _ => {
                 self.mark_down("the rate-limit script returned an unexpected answer");
-                Err(self.fell_back())
+                self.fall_back()
             }
         }
     }
 
-    fn fell_back(&self) {
+    /// Counts a request the fallback decides, and says so (`Err(())`).
+    fn fall_back<T>(&self) -> Result<T, ()> {
         self.fallback_requests.fetch_add(1, Ordering::Relaxed);
+        Err(())
     }
 
     fn mark_down(&self, reason: &str) {

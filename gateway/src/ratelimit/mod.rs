@@ -46,7 +46,7 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 
-use crate::error::GatewayError;
+use crate::error::{GatewayError, RateLimitRefusal};
 use crate::proxy::body::ResponseBody;
 use penghubung_types::config::{Config, OnUnavailable};
 use penghubung_types::documents::{BandwidthDoc, QuotaDoc};
@@ -176,13 +176,13 @@ impl Limit {
 
     fn rejection(&self, retry_after: Duration) -> GatewayError {
         let retry_after = retry_after.as_millis().div_ceil(1000).max(1) as u64;
-        GatewayError::RateLimited {
+        GatewayError::RateLimited(Box::new(RateLimitRefusal {
             scope: self.scope.name(),
             quota: self.quota,
             retry_after,
             policy: self.policy_header.clone(),
             state: state_header(self.scope, 0, retry_after),
-        }
+        }))
     }
 }
 
@@ -498,7 +498,8 @@ mod tests {
         }
         assert_eq!(remaining, [2, 1, 0]);
         match check_local(&limits, 0).unwrap_err() {
-            GatewayError::RateLimited { scope, retry_after, policy, state, .. } => {
+            GatewayError::RateLimited(refusal) => {
+                let RateLimitRefusal { scope, retry_after, policy, state, .. } = *refusal;
                 assert_eq!(scope, "grant");
                 assert!((1..=4).contains(&retry_after), "{retry_after}");
                 assert_eq!(policy, "\"grant\";q=3;w=10");
@@ -524,7 +525,7 @@ mod tests {
         check_local(&limits, 0).unwrap();
         let refused = check_local(&limits, 0).unwrap_err();
         assert_eq!(refused.code(), "ratelimit.exceeded");
-        assert!(matches!(refused, GatewayError::RateLimited { scope: "service", .. }));
+        assert!(matches!(&refused, GatewayError::RateLimited(refusal) if refusal.scope == "service"));
     }
 
     #[test]
@@ -550,9 +551,7 @@ mod tests {
         assert!((590..=600).contains(&admitted.remaining), "{}", admitted.remaining);
         bytes.charge_bytes(5000);
         let refused = check_local(&limits, 0).unwrap_err();
-        assert!(
-            matches!(refused, GatewayError::RateLimited { scope: "opd-bytes", retry_after, .. } if retry_after >= 40)
-        );
+        assert!(matches!(&refused, GatewayError::RateLimited(r) if r.scope == "opd-bytes" && r.retry_after >= 40));
     }
 
     #[test]

@@ -71,7 +71,7 @@ fn check(input: &[u8]) {
 
 #[test]
 fn chunked_decoder() {
-    penghubung_fuzz::fuzz_bytes("chunked_decoder", |input| check(input));
+    penghubung_fuzz::fuzz_bytes("chunked_decoder", check);
 }
 
 #[test]

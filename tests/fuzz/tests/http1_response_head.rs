@@ -76,7 +76,7 @@ fn check(input: &[u8]) {
 
 #[test]
 fn http1_response_head() {
-    penghubung_fuzz::fuzz_bytes("http1_response_head", |input| check(input));
+    penghubung_fuzz::fuzz_bytes("http1_response_head", check);
 }
 
 /// Every seed as it is, whole and in small pieces, with and without HEAD.

@@ -174,7 +174,7 @@ fn check(input: &[u8]) {
 
 #[test]
 fn store_documents() {
-    penghubung_fuzz::fuzz_bytes("store_documents", |input| check(input));
+    penghubung_fuzz::fuzz_bytes("store_documents", check);
 }
 
 /// Every baseline document as it is passes, alone and in its store.

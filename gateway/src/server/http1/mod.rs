@@ -33,7 +33,7 @@ use crate::proxy::body::{ResponseBody, ResponseBodyError};
 use crate::stack::GatewayService;
 use penghubung_types::deadline::{LazyTimer, StallWatch};
 pub use prefixed::Prefixed;
-use request::Parsed;
+use request::NotTaken;
 use response::Encoder;
 
 /// Bytes read per `read` call (at least).
@@ -84,12 +84,12 @@ where
         }
         let request = loop {
             match request::head(&mut read_buf, settings.largest_head) {
-                Parsed::Request(request) => break request,
-                Parsed::Handoff => {
+                Ok(request) => break request,
+                Err(NotTaken::Handoff) => {
                     let io = Prefixed::new(read_buf.freeze(), io, settings.send_timeout);
                     return Served::Handoff { io, answered };
                 }
-                Parsed::Partial => {}
+                Err(NotTaken::Partial) => {}
             }
             let waited = poll_fn(|cx| {
                 if read_buf.is_empty() && stop.poll(cx) {

@@ -2,7 +2,7 @@
 //! common, unambiguous case is taken: an HTTP/1.1 request without a body (no `Content-Length`, no
 //! `Transfer-Encoding`), in origin form, not `HEAD` or `CONNECT`, without `Expect`, `Upgrade` or a `Connection`
 //! other than `keep-alive`. Anything else (bodies, HTTP/1.0, the HTTP/2 preface, malformed or oversized heads)
-//! is a [`Parsed::Handoff`]: hyper serves the rest of that connection, with the exact behaviour it always had.
+//! is a [`NotTaken::Handoff`]: hyper serves the rest of that connection, with the exact behaviour it always had.
 
 use std::mem::MaybeUninit;
 
@@ -15,37 +15,35 @@ use http::{Method, Request, Uri, Version};
 use crate::proxy::body::Inbound;
 use crate::proxy::h1::decode::{field_spans, FieldSpan, FieldSpans, MAX_HEADERS};
 
-/// What the read buffer holds.
+/// Why the read buffer holds no request this server takes.
 #[derive(Debug)]
-pub enum Parsed {
-    /// A whole request head, now taken from the buffer.
-    Request(Request<Inbound>),
+pub enum NotTaken {
     /// Not a whole head yet.
     Partial,
     /// Something this server leaves to hyper; the buffer is untouched.
     Handoff,
 }
 
-/// Parses the request head at the start of `buf`. A head still incomplete after `largest` bytes is handed off
-/// (hyper then answers it with the usual limits).
-pub fn head(buf: &mut BytesMut, largest: usize) -> Parsed {
+/// Parses the request head at the start of `buf`: a whole request head, now taken from the buffer, or why not. A
+/// head still incomplete after `largest` bytes is handed off (hyper then answers it with the usual limits).
+pub fn head(buf: &mut BytesMut, largest: usize) -> Result<Request<Inbound>, NotTaken> {
     if buf.is_empty() {
-        return Parsed::Partial;
+        return Err(NotTaken::Partial);
     }
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut parsed, buf, &mut fields) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() <= largest => return Parsed::Partial,
-        _ => return Parsed::Handoff,
+        Ok(httparse::Status::Partial) if buf.len() <= largest => return Err(NotTaken::Partial),
+        _ => return Err(NotTaken::Handoff),
     };
     let method = match Method::from_bytes(parsed.method.unwrap_or_default().as_bytes()) {
         Ok(method) if method != Method::HEAD && method != Method::CONNECT => method,
-        _ => return Parsed::Handoff,
+        _ => return Err(NotTaken::Handoff),
     };
     let target = parsed.path.unwrap_or_default();
     if parsed.version != Some(1) || !target.starts_with('/') {
-        return Parsed::Handoff;
+        return Err(NotTaken::Handoff);
     }
     let base = buf.as_ptr() as usize;
     let target = (target.as_ptr() as usize - base, target.as_ptr() as usize - base + target.len());
@@ -53,14 +51,14 @@ pub fn head(buf: &mut BytesMut, largest: usize) -> Parsed {
     field_spans(buf, parsed.headers, &mut spans);
     let bytes = buf.split_to(len).freeze();
     match build(&bytes, method, target, &spans) {
-        Some(request) => Parsed::Request(request),
+        Some(request) => Ok(request),
         None => {
             // Put the head back in front of what followed it: hyper reads it all again.
             let mut replay = BytesMut::with_capacity(bytes.len() + buf.len());
             replay.extend_from_slice(&bytes);
             replay.extend_from_slice(buf);
             *buf = replay;
-            Parsed::Handoff
+            Err(NotTaken::Handoff)
         }
     }
 }
@@ -93,7 +91,7 @@ fn build(bytes: &Bytes, method: Method, target: (usize, usize), spans: &[FieldSp
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> (Parsed, BytesMut) {
+    fn parse(text: &str) -> (Result<Request<Inbound>, NotTaken>, BytesMut) {
         let mut buf = BytesMut::from(text);
         (head(&mut buf, 1024), buf)
     }
@@ -101,7 +99,7 @@ mod tests {
     #[test]
     fn a_body_less_request_is_taken_and_what_follows_stays() {
         let (parsed, rest) = parse("GET /a/b/v1/x?q=1 HTTP/1.1\r\nHost: gw\r\nX-One: 1\r\n\r\nGET /next");
-        let Parsed::Request(request) = parsed else { panic!("{parsed:?}") };
+        let Ok(request) = parsed else { panic!("{parsed:?}") };
         assert_eq!(request.method(), Method::GET);
         assert_eq!(request.uri().path(), "/a/b/v1/x");
         assert_eq!(request.uri().query(), Some("q=1"));
@@ -112,10 +110,10 @@ mod tests {
 
     #[test]
     fn an_incomplete_head_waits_until_it_is_too_large() {
-        assert!(matches!(parse("GET /a HTTP/1.1\r\nHost: gw\r\n").0, Parsed::Partial));
+        assert!(matches!(parse("GET /a HTTP/1.1\r\nHost: gw\r\n").0, Err(NotTaken::Partial)));
         let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(2000));
         let (parsed, rest) = parse(&long);
-        assert!(matches!(parsed, Parsed::Handoff));
+        assert!(matches!(parsed, Err(NotTaken::Handoff)));
         assert_eq!(rest.len(), long.len(), "nothing consumed");
     }
 
@@ -137,7 +135,7 @@ mod tests {
             "GET /a HTTP/1.1\r\nX: \x01\r\n\r\n",
         ] {
             let (parsed, rest) = parse(text);
-            assert!(matches!(parsed, Parsed::Handoff), "{text:?}: {parsed:?}");
+            assert!(matches!(parsed, Err(NotTaken::Handoff)), "{text:?}: {parsed:?}");
             assert_eq!(&rest[..], text.as_bytes(), "{text:?}: the buffer is as it was");
         }
     }
@@ -145,7 +143,7 @@ mod tests {
     #[test]
     fn keep_alive_and_body_less_posts_are_taken() {
         let (parsed, _) = parse("POST /a HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n");
-        let Parsed::Request(request) = parsed else { panic!("{parsed:?}") };
+        let Ok(request) = parsed else { panic!("{parsed:?}") };
         assert_eq!(request.method(), Method::POST);
         assert!(http_body::Body::is_end_stream(request.body()));
     }
