@@ -5,7 +5,9 @@
 //!
 //! Each proxy has an mTLS variant (`start_*_mtls`, for `--mode mtls`) that serves the bench PKI's server
 //! certificate ([`crate::pki::Pki`]), requires a client certificate from the bench CA (checked against its CRL)
-//! and is only considered ready once it answers over mTLS.
+//! and is only considered ready once it answers over mTLS. [`start_penghubung_full`] adds every check a
+//! deployment runs (`--mode full`); [`start_penghubung_default`] runs the embedded default config and
+//! [`ChildGuard::rss_kib`] reads resident memory (`--mode memory`).
 //!
 //! Used by `cargo run -p penghubung-benches --release --bin load`; measures nothing by itself.
 
