@@ -565,7 +565,11 @@ fn run_full(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         if let Some(base) = index(peer) {
             let (_, rate) = paired_ratios(&results, full, base);
             let (_, p99) = paired_p99_ratios(&results, full, base);
-            summary.push(format!("  {FULL} vs {peer} (median of the rounds' pairs): req/s {rate:.2}x, p99 {p99:.2}x"));
+            let cpu =
+                paired_cpu_ratios(&results, full, base).map_or(String::new(), |c| format!(", CPU per request {c:.2}x"));
+            summary.push(format!(
+                "  {FULL} vs {peer} (median of the rounds' pairs): req/s {rate:.2}x, p99 {p99:.2}x{cpu}"
+            ));
         }
     }
     let cpu: Vec<Option<f64>> = (0..targets.len()).map(|i| median_cpu(&results, i)).collect();
@@ -1190,6 +1194,15 @@ fn paired_ratios(results: &[Vec<Stats>], index: usize, base: usize) -> (Vec<f64>
         .collect();
     let median = median(ratios.clone()).unwrap_or(0.0);
     (ratios, median)
+}
+
+/// The median over rounds of target `index`'s proxy CPU per request (user + kernel) divided by target `base`'s in
+/// the same round; `None` unless both were measured.
+fn paired_cpu_ratios(results: &[Vec<Stats>], index: usize, base: usize) -> Option<f64> {
+    let total = |s: &Stats| s.proxy_cpu_us.map(|(user, system)| user + system);
+    median(
+        results[index].iter().zip(&results[base]).filter_map(|(s, b)| Some(total(s)? / total(b)?.max(1e-9))).collect(),
+    )
 }
 
 /// Round by round, target `index`'s p99 latency against target `base`'s (below 1: a lower tail), and the median.
