@@ -3,6 +3,7 @@
 # the machine is doing, unlike requests/s on a shared VM. Use it to compare two builds of the plain path.
 #
 #   benches/scripts/instructions-per-request.sh [PENGHUBUNG_BINARY ...] [nginx]
+#   FULL=1 benches/scripts/instructions-per-request.sh [PENGHUBUNG_BINARY ...]
 #
 # The word `nginx` in the list measures nginx as the proxy instead (one process: `master_process off`, keep-alive
 # upstream pool, access log off), the peer the issue compares against.
@@ -15,6 +16,13 @@
 # With UPSTREAM=harness the upstream is the load harness's own (hyper, 1 KiB, `content-type`, `content-length`
 # and `date` only: `target/release/load --mode upstream`, build it first) instead of nginx serving a file, so the
 # figures match what `load --mode plain` measures.
+#
+# With FULL=1 it counts the FULL path instead (the `full` target of `load --mode full`: mTLS with a client
+# certificate, policy with a grant and a purpose, local rate limits, the async audit trail, and a POST of a 1 KiB
+# JSON body checked against a request contract), against the harness's own upstream. wrk cannot present a client
+# certificate, so the harness drives it: `target/release/load --mode full --callgrind FILE` (build it first)
+# starts the gateway under callgrind, warms it up 3 s uninstrumented, counts 10 s of 16 keep-alive connections and
+# prints the requests; this script reads the totals. `nginx` is not accepted in the list then.
 #
 # With ROUNDS=N the same setup measures throughput instead: all the proxies run uninstrumented and N rounds
 # drive each in turn (wrk -t1 -c64, 5 s), printing requests/s and the machine's idle CPU share per run.
@@ -33,6 +41,26 @@ chmod 755 "$work" # nginx workers run as another user
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+
+if [ -n "${FULL:-}" ]; then
+    load_binary="$(dirname "$0")/../../target/release/load"
+    [ -x "$load_binary" ] || { echo "needs $load_binary (cargo build --release -p penghubung-benches)" >&2; exit 2; }
+    for binary in "${binaries[@]}"; do
+        [ "$binary" != nginx ] || { echo "FULL=1 measures Penghubung binaries only" >&2; exit 2; }
+        out="$work/callgrind.full"
+        rm -f "$out"*
+        report=$("$load_binary" --mode full --gateway "$(realpath "$binary")" --callgrind "$out" \
+            --connections 16 --warmup 3s --duration 10s) || { echo "$report" >&2; exit 1; }
+        requests=$(echo "$report" | awk '/^callgrind:/ {print $2}')
+        instructions=$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}')
+        echo "$binary (full path): $requests requests, $instructions instructions, $((instructions / requests)) per request"
+        if [ -n "${KEEP_PROFILE_DIR:-}" ]; then
+            mkdir -p "$KEEP_PROFILE_DIR" && cp "$out.1" "$KEEP_PROFILE_DIR/callgrind.full.$(basename "$binary")"
+            echo "  per function: callgrind_annotate $KEEP_PROFILE_DIR/callgrind.full.$(basename "$binary")"
+        fi
+    done
+    exit 0
+fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # nginx_conf NAME HTTP_BLOCK [EXTRA_MAIN]: a one-worker, foreground nginx config in $work/NAME.conf.

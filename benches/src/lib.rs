@@ -5,9 +5,10 @@
 //! * [`upstream`], [`peers`], [`loadgen`], [`report`]: the pieces of the load harness `src/bin/load.rs`, which
 //!   compares requests/s and latency of direct calls, Penghubung, nginx and haproxy against one upstream
 //!   (`cargo build --release -p penghubung && cargo run -p penghubung-benches --release --bin load`).
-//! * [`pki`], [`mtls`]: its mTLS mode (`--mode mtls`): certificates from the gateway's built-in CA, and the
-//!   hyper + tokio-rustls generators for keep-alive requests and full handshakes over mTLS (Penghubung, nginx
-//!   and haproxy with `verify required`).
+//! * [`pki`], [`mtls`]: its mTLS modes (`--mode mtls`, `full`, `memory`): certificates from the gateway's
+//!   built-in CA, and the hyper + tokio-rustls generators for keep-alive requests (`GET`s, or `POST`s of a body
+//!   with extra header fields), full handshakes and held idle connections over mTLS (Penghubung, nginx and
+//!   haproxy with `verify required`).
 //! * [`dukcapil`]: the contract of `benches/contract.rs` and `load --mode contract`: a Dukcapil-like batch
 //!   schema on the reference types, and valid and invalid request bodies of an exact size.
 

@@ -11,6 +11,7 @@
 //!
 //! Used by `cargo run -p penghubung-benches --release --bin load`.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -69,19 +70,25 @@ pub struct Post {
     pub body: Bytes,
     /// The `Content-Type` header.
     pub content_type: String,
+    /// More header fields sent with every request (`load --mode full`: the declared purpose), as `(name, value)`.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Post {
     /// The wrk script that sends this body (a Lua long string; the body must not close it).
     pub fn wrk_script(&self) -> Result<String, String> {
         let body = std::str::from_utf8(&self.body).map_err(|_| "wrk: the POST body must be UTF-8 text".to_string())?;
-        if body.contains("]==]") || self.content_type.contains('"') || self.content_type.contains('\\') {
-            return Err("wrk: the POST body or content type cannot be quoted in the Lua script".into());
+        let quotable = |text: &str| !text.contains('"') && !text.contains('\\') && !text.contains('\n');
+        let fields = self.headers.iter().all(|(name, value)| quotable(name) && quotable(value));
+        if body.contains("]==]") || !quotable(&self.content_type) || !fields {
+            return Err("wrk: the POST body, content type or a header cannot be quoted in the Lua script".into());
         }
-        Ok(format!(
-            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"{}\"\nwrk.body = [==[{body}]==]\n",
-            self.content_type
-        ))
+        let mut script = format!("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"{}\"\n", self.content_type);
+        for (name, value) in &self.headers {
+            let _ = writeln!(script, "wrk.headers[\"{name}\"] = \"{value}\"");
+        }
+        let _ = writeln!(script, "wrk.body = [==[{body}]==]");
+        Ok(script)
     }
 }
 
@@ -253,10 +260,15 @@ async fn connection_loop(
         while tokio::time::Instant::now() < deadline {
             let request = match &post {
                 None => Request::get(&*path).header(HOST, &host).body(Full::new(Bytes::new())),
-                Some(post) => Request::post(&*path)
-                    .header(HOST, &host)
-                    .header(http::header::CONTENT_TYPE, &post.content_type)
-                    .body(Full::new(post.body.clone())),
+                Some(post) => {
+                    let mut request = Request::post(&*path)
+                        .header(HOST, &host)
+                        .header(http::header::CONTENT_TYPE, &post.content_type);
+                    for (name, value) in &post.headers {
+                        request = request.header(name, value);
+                    }
+                    request.body(Full::new(post.body.clone()))
+                }
             }
             .expect("a valid request");
             let sent = Instant::now();
@@ -314,14 +326,21 @@ Transfer/sec:     47.26MB
 
     #[test]
     fn wrk_scripts_post_the_body() {
-        let post = Post { body: Bytes::from_static(br#"{"a": [1, "]"]}"#), content_type: "application/json".into() };
+        let post = Post {
+            body: Bytes::from_static(br#"{"a": [1, "]"]}"#),
+            content_type: "application/json".into(),
+            headers: Vec::new(),
+        };
         let script = post.wrk_script().unwrap();
         assert_eq!(
             script,
             "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [==[{\"a\": [1, \"]\"]}]==]\n"
         );
-        let closing = Post { body: Bytes::from_static(b"x]==]y"), content_type: "text/plain".into() };
+        let closing =
+            Post { body: Bytes::from_static(b"x]==]y"), content_type: "text/plain".into(), headers: Vec::new() };
         assert!(closing.wrk_script().is_err());
+        let purpose = Post { headers: vec![("X-Penghubung-Purpose".into(), "bench".into())], ..post };
+        assert!(purpose.wrk_script().unwrap().contains("wrk.headers[\"X-Penghubung-Purpose\"] = \"bench\"\n"));
     }
 
     #[test]

@@ -11,9 +11,14 @@
 //!   sending one `GET` with `Connection: close`, reading the whole response and closing; reports handshakes
 //!   (= completed connections) per second and the latency of connect + handshake + response.
 //!
-//! [`https_get`] is the blocking one-shot probe used for readiness and sanity checks.
+//! Both send `GET`s, or with a [`Post`] (`load --mode full`: [`run_keepalive_request`]) `POST`s of the same body
+//! with the same extra header fields every time.
 //!
-//! Used by `cargo run -p penghubung-benches --release --bin load -- --mode mtls`.
+//! [`hold_connections`] opens many mTLS connections, makes one `GET` on each and keeps them open and idle
+//! (`load --mode memory`). [`https_get`] and [`https_request`] are the blocking one-shot probes used for
+//! readiness and sanity checks.
+//!
+//! Used by `cargo run -p penghubung-benches --release --bin load -- --mode mtls|full|memory`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -23,14 +28,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST};
 use http::{HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
-use crate::loadgen::{summarize, Load, Stats};
+use crate::loadgen::{summarize, Load, Post, Stats};
 
 /// How long a request (or a connection attempt) may run past the end of the measurement.
 const GRACE: Duration = Duration::from_secs(5);
@@ -57,13 +62,34 @@ pub fn https_get(
     path: &str,
     config: Arc<rustls::ClientConfig>,
 ) -> std::io::Result<(u16, Vec<u8>, Negotiated)> {
+    https_request(addr, path, None, config)
+}
+
+/// Like [`https_get`]; with `post`, a `POST` of its body with its `Content-Type` and header fields.
+pub fn https_request(
+    addr: SocketAddr,
+    path: &str,
+    post: Option<&Post>,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<(u16, Vec<u8>, Negotiated)> {
     let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     tcp.set_read_timeout(Some(Duration::from_secs(2)))?;
     tcp.set_write_timeout(Some(Duration::from_secs(2)))?;
     let connection =
         rustls::ClientConnection::new(config, ServerName::from(addr.ip())).map_err(std::io::Error::other)?;
     let mut tls = rustls::StreamOwned::new(connection, tcp);
-    write!(tls, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    match post {
+        None => write!(tls, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?,
+        Some(post) => {
+            write!(tls, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n")?;
+            write!(tls, "Content-Type: {}\r\nContent-Length: {}\r\n", post.content_type, post.body.len())?;
+            for (name, value) in &post.headers {
+                write!(tls, "{name}: {value}\r\n")?;
+            }
+            tls.write_all(b"\r\n")?;
+            tls.write_all(&post.body)?;
+        }
+    }
     tls.flush()?;
     let mut raw = Vec::new();
     match tls.read_to_end(&mut raw) {
@@ -88,7 +114,18 @@ pub fn run_keepalive(
     load: Load,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<Stats, String> {
-    run_tasks(addr, path, load, config, Workload::KeepAlive)
+    run_tasks(addr, path, None, load, config, Workload::KeepAlive)
+}
+
+/// Like [`run_keepalive`]; with `post`, every request is a `POST` of its body with its header fields.
+pub fn run_keepalive_request(
+    addr: SocketAddr,
+    path: &str,
+    post: Option<&Post>,
+    load: Load,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Stats, String> {
+    run_tasks(addr, path, post, load, config, Workload::KeepAlive)
 }
 
 /// Full handshakes: `load.connections` tasks, each opening a new mTLS connection per `GET path`
@@ -99,7 +136,7 @@ pub fn run_handshakes(
     load: Load,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<Stats, String> {
-    run_tasks(addr, path, load, config, Workload::Handshakes)
+    run_tasks(addr, path, None, load, config, Workload::Handshakes)
 }
 
 #[derive(Clone, Copy)]
@@ -113,6 +150,8 @@ struct Job {
     addr: SocketAddr,
     host: HeaderValue,
     path: Arc<str>,
+    /// `None`: `GET`s.
+    post: Option<Post>,
     connector: TlsConnector,
     server_name: ServerName<'static>,
     deadline: tokio::time::Instant,
@@ -121,6 +160,7 @@ struct Job {
 fn run_tasks(
     addr: SocketAddr,
     path: &str,
+    post: Option<&Post>,
     load: Load,
     config: Arc<rustls::ClientConfig>,
     workload: Workload,
@@ -132,11 +172,13 @@ fn run_tasks(
         .build()
         .map_err(|e| format!("cannot start the load generator's runtime: {e}"))?;
     let host = HeaderValue::from_str(&addr.to_string()).map_err(|e| format!("host header: {e}"))?;
+    let post = post.cloned();
     runtime.block_on(async move {
         let job = Arc::new(Job {
             addr,
             host,
             path: path.into(),
+            post,
             connector: TlsConnector::from(config),
             server_name: ServerName::from(addr.ip()),
             deadline: tokio::time::Instant::now() + load.duration,
@@ -164,7 +206,7 @@ fn run_tasks(
 
 /// TCP connect, TLS handshake (client certificate) and the HTTP/1.1 client handshake; the connection is driven
 /// by its own task, whose handle is returned so that callers can wait for the close.
-async fn connect(job: &Job) -> Result<(SendRequest<Empty<Bytes>>, JoinHandle<()>), String> {
+async fn connect(job: &Job) -> Result<(SendRequest<Full<Bytes>>, JoinHandle<()>), String> {
     let tcp = tokio::net::TcpStream::connect(job.addr).await.map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
     let tls = job.connector.connect(job.server_name.clone(), tcp).await.map_err(|e| e.to_string())?;
@@ -176,18 +218,27 @@ async fn connect(job: &Job) -> Result<(SendRequest<Empty<Bytes>>, JoinHandle<()>
     Ok((sender, driver))
 }
 
-fn request(job: &Job, close: bool) -> Request<Empty<Bytes>> {
-    let mut request = Request::get(&*job.path).header(HOST, job.host.clone());
+/// The next request of a task: a `GET` (an empty body, so no `Content-Length` is sent), or the job's `POST`.
+fn request(job: &Job, close: bool) -> Request<Full<Bytes>> {
+    let mut request = match &job.post {
+        None => Request::get(&*job.path),
+        Some(post) => {
+            let mut request = Request::post(&*job.path).header(http::header::CONTENT_TYPE, &post.content_type);
+            for (name, value) in &post.headers {
+                request = request.header(name, value);
+            }
+            request
+        }
+    }
+    .header(HOST, job.host.clone());
     if close {
         request = request.header(CONNECTION, HeaderValue::from_static("close"));
     }
-    request.body(Empty::<Bytes>::new()).expect("a valid request")
+    let body = job.post.as_ref().map_or_else(Bytes::new, |post| post.body.clone());
+    request.body(Full::new(body)).expect("a valid request")
 }
 
-async fn exchange(
-    sender: &mut SendRequest<Empty<Bytes>>,
-    request: Request<Empty<Bytes>>,
-) -> Result<StatusCode, String> {
+async fn exchange(sender: &mut SendRequest<Full<Bytes>>, request: Request<Full<Bytes>>) -> Result<StatusCode, String> {
     sender.ready().await.map_err(|e| e.to_string())?;
     let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
     let status = response.status();
@@ -255,4 +306,81 @@ async fn handshake_loop(job: &Job) -> (Vec<u64>, u64) {
         }
     }
     (latencies, errors)
+}
+
+/// mTLS connections held open and idle by [`hold_connections`]; closed when dropped.
+pub struct HeldConnections {
+    /// Keeps the connections' driver tasks alive (dropping it closes every connection).
+    runtime: Option<tokio::runtime::Runtime>,
+    senders: Vec<SendRequest<Full<Bytes>>>,
+}
+
+impl HeldConnections {
+    /// How many connections are open.
+    pub fn len(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.senders.is_empty()
+    }
+}
+
+impl Drop for HeldConnections {
+    fn drop(&mut self) {
+        self.senders.clear();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Opens `count` mTLS keep-alive connections to `addr` (at most 50 handshakes at a time), sends one `GET path`
+/// on each (its answer must be 2xx) and keeps them all open and idle until the result is dropped.
+pub fn hold_connections(
+    addr: SocketAddr,
+    path: &str,
+    count: usize,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<HeldConnections, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("bench-idle-tls")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the idle connections' runtime: {e}"))?;
+    let host = HeaderValue::from_str(&addr.to_string()).map_err(|e| format!("host header: {e}"))?;
+    let job = Arc::new(Job {
+        addr,
+        host,
+        path: path.into(),
+        post: None,
+        connector: TlsConnector::from(config),
+        server_name: ServerName::from(addr.ip()),
+        deadline: tokio::time::Instant::now(),
+    });
+    let senders = runtime.block_on(async {
+        let mut senders = Vec::with_capacity(count);
+        while senders.len() < count {
+            let batch: Vec<_> = (0..(count - senders.len()).min(50))
+                .map(|_| {
+                    let job = Arc::clone(&job);
+                    tokio::spawn(async move {
+                        let (mut sender, _driver) = connect(&job).await?;
+                        match exchange(&mut sender, request(&job, false)).await? {
+                            status if status.is_success() => Ok(sender),
+                            status => Err(format!("GET {} answered {status}", job.path)),
+                        }
+                    })
+                })
+                .collect();
+            for task in batch {
+                let sender = task.await.map_err(|e| format!("a connection task failed: {e}"))?;
+                senders.push(sender.map_err(|e| format!("idle connection {}: {e}", senders.len() + 1))?);
+            }
+        }
+        Ok::<_, String>(senders)
+    })?;
+    Ok(HeldConnections { runtime: Some(runtime), senders })
 }

@@ -5,7 +5,9 @@
 //!
 //! Each proxy has an mTLS variant (`start_*_mtls`, for `--mode mtls`) that serves the bench PKI's server
 //! certificate ([`crate::pki::Pki`]), requires a client certificate from the bench CA (checked against its CRL)
-//! and is only considered ready once it answers over mTLS.
+//! and is only considered ready once it answers over mTLS. [`start_penghubung_full`] adds every check a
+//! deployment runs (`--mode full`); [`start_penghubung_default`] runs the embedded default config and
+//! [`ChildGuard::rss_kib`] reads resident memory (`--mode memory`).
 //!
 //! Used by `cargo run -p penghubung-benches --release --bin load`; measures nothing by itself.
 
@@ -62,6 +64,13 @@ impl ProcStat {
     }
 }
 
+/// `VmRSS` of `/proc/PID/status` in KiB.
+fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn clock_ticks_per_second() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
@@ -96,6 +105,26 @@ impl ChildGuard {
             if let Some(stat) = ProcStat::read(other).filter(|s| s.parent == pid) {
                 total.user += stat.cpu.user;
                 total.system += stat.cpu.system;
+            }
+        }
+        Some(total)
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory (`VmRSS` of `/proc/PID/status`, KiB) of the child plus that of its own children (nginx's
+    /// workers); `None` where that cannot be read. Pages shared between a master and its workers count twice, as
+    /// they do when adding up `ps`'s RSS column.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.id();
+        let mut total = vm_rss_kib(pid)?;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(other) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            if ProcStat::read(other).is_some_and(|s| s.parent == pid) {
+                total += vm_rss_kib(other).unwrap_or(0);
             }
         }
         Some(total)
@@ -307,6 +336,7 @@ pub fn start_penghubung(binary: &Path, threads: usize, upstream: SocketAddr) -> 
         &BenchLimits::Off,
         "",
         &BenchStore::default(),
+        &[],
     )
 }
 
@@ -327,7 +357,7 @@ pub fn start_penghubung_limited(
     upstream: SocketAddr,
     limits: &BenchLimits,
 ) -> Result<Peer, Error> {
-    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, limits, "", &BenchStore::default())
+    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, limits, "", &BenchStore::default(), &[])
 }
 
 /// A `redis-server` on a free loopback port without persistence (for `--mode ratelimit`); stopped on drop.
@@ -365,7 +395,7 @@ pub fn start_penghubung_audit(
 ) -> Result<Peer, Error> {
     let audit = match durability {
         None => "[audit]\nenabled = false\n".to_string(),
-        Some(d) => format!("[audit]\nenabled = true\ndir = \"audit\"\ndurability = \"{d}\"\n"),
+        Some(d) => audit_section(d),
     };
     start_penghubung_with(
         binary,
@@ -376,7 +406,85 @@ pub fn start_penghubung_audit(
         &BenchLimits::Off,
         &audit,
         &BenchStore::default(),
+        &[],
     )
+}
+
+/// Starts `penghubung serve` on its embedded default config (`penghubung::config::DEFAULT_CONFIG`: an mTLS
+/// listener, one worker thread per core, the baseline store seeded into `./policies`, access log, file
+/// watching, the `async` audit trail) in a temporary directory, changed in two places only: the listener's
+/// address is a free loopback port instead of `127.0.0.1:8443`, and with `audit` false `[audit] enabled =
+/// false`. Its `./pki` holds the bench PKI's server certificate, CA and CRL under the default names (the
+/// audit signing key and NIK secret are created there as usual). Ready once `/_penghubung/health` answers
+/// over mTLS with `client`. For `--mode memory`.
+pub fn start_penghubung_default(
+    binary: &Path,
+    pki: &Pki,
+    client: &Arc<rustls::ClientConfig>,
+    audit: bool,
+) -> Result<Peer, Error> {
+    let dir = tempdir("penghubung-default")?;
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut config = penghubung::config::DEFAULT_CONFIG.to_string();
+    let listen = "address = \"127.0.0.1:8443\"";
+    if !config.contains(listen) {
+        return Err(format!("the embedded default config no longer has `{listen}`; update the harness"));
+    }
+    config = config.replacen(listen, &format!("address = \"{addr}\""), 1);
+    if !audit {
+        let enabled = config
+            .find("\n[audit]")
+            .and_then(|section| Some(section + config[section..].find("\nenabled = true")?))
+            .ok_or("the embedded default config no longer has `[audit] enabled = true`; update the harness")?;
+        config.replace_range(enabled..enabled + "\nenabled = true".len(), "\nenabled = false");
+    }
+    write(&dir.path().join("penghubung.toml"), &config)?;
+    for (from, to) in [
+        (&pki.server_cert, "server.crt"),
+        (&pki.server_key, "server.key"),
+        (&pki.ca_cert, "ca.crt"),
+        (&pki.crl, "crl.pem"),
+    ] {
+        let target = dir.path().join("pki").join(to);
+        std::fs::create_dir_all(dir.path().join("pki")).map_err(|e| format!("cannot create pki/: {e}"))?;
+        std::fs::copy(from, &target)
+            .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), target.display()))?;
+    }
+    let mut command = Command::new(binary);
+    command.arg("serve").arg("--config").arg("penghubung.toml").current_dir(dir.path());
+    let mut guard = ChildGuard::spawn("penghubung", command, dir)?;
+    Listener::Mtls { pki, client }.wait_ready(&mut guard, addr, "/_penghubung/health", Duration::from_secs(30))?;
+    Ok(Peer { guard, addr })
+}
+
+/// Peak resident memory (KiB) of `penghubung check --config penghubung.toml` run in `dir` (a directory
+/// prepared by [`start_penghubung_default`]), measured by `/usr/bin/time -v`; the command must succeed.
+pub fn check_peak_rss_kib(binary: &Path, dir: &Path) -> Result<u64, Error> {
+    let time = Path::new("/usr/bin/time");
+    if !time.is_file() {
+        return Err("needs /usr/bin/time (Debian: apt-get install -y time)".into());
+    }
+    let output = Command::new(time)
+        .arg("-v")
+        .arg(binary)
+        .args(["check", "--config", "penghubung.toml"])
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("cannot run {} check: {e}", binary.display()))?;
+    let report = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!(
+            "penghubung check failed ({}): {}{report}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout)
+        ));
+    }
+    report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no peak RSS in /usr/bin/time's report: {report}"))
 }
 
 /// Counts the lines of the segment files of a peer started by [`start_penghubung_audit`].
@@ -415,6 +523,7 @@ pub fn start_penghubung_mtls(
         &BenchLimits::Off,
         "",
         &BenchStore::default(),
+        &[],
     )
 }
 
@@ -440,17 +549,65 @@ pub fn start_penghubung_contract(
     };
     let store = BenchStore {
         service_extra: format!("\n{CONTRACT_OPERATION}{request}"),
+        grant_extra: String::new(),
         files: vec![(format!("schemas/{}", crate::dukcapil::SCHEMA_PATH), crate::dukcapil::schema_text())],
     };
-    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, &BenchLimits::Off, "", &store)
+    start_penghubung_with(binary, threads, upstream, Listener::Plain, false, &BenchLimits::Off, "", &store, &[])
 }
 
 /// What the bench store holds besides the OPD and the bench service: lines appended to the service document
-/// (`[[operations]]`), and more files by their path in the store.
+/// (`[[operations]]`), lines appended to the mTLS grant `grants/bench-echo.toml` (`purposes`), and more files by
+/// their path in the store.
 #[derive(Default)]
 pub struct BenchStore {
     pub service_extra: String,
+    pub grant_extra: String,
     pub files: Vec<(String, String)>,
+}
+
+/// The purpose the grant of `--mode full` lists and its load generator declares in `X-Penghubung-Purpose`.
+pub const FULL_PURPOSE: &str = "bench-load";
+
+/// The audit section of a gateway recording every exchange with `durability` (`async` or `sync`) in its
+/// temporary directory's `audit/` (key and NIK secret created there).
+fn audit_section(durability: &str) -> String {
+    format!("[audit]\nenabled = true\ndir = \"audit\"\ndurability = \"{durability}\"\n")
+}
+
+/// Penghubung the way a deployment runs it (`--mode full`): the mTLS listener and store of
+/// [`start_penghubung_mtls`] with the policy on, a grant that lists the purpose [`FULL_PURPOSE`] (which every
+/// request must then declare), local rate limits too high to refuse anything (the grant's tier and the
+/// service's `rate_limit`, both counted per request), an `async` audit trail, and the request contract of
+/// [`start_penghubung_contract`] on `POST /anything`.
+///
+/// With a `wrapper` (e.g. `valgrind --tool=callgrind ...`), the gateway is started as `wrapper... binary serve`.
+pub fn start_penghubung_full(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    pki: &Pki,
+    client: &Arc<rustls::ClientConfig>,
+    wrapper: &[String],
+) -> Result<Peer, Error> {
+    let store = BenchStore {
+        service_extra: format!(
+            "\n{CONTRACT_OPERATION}request.schema = \"{}\"\nrequest.content_type = \"application/json\"\n",
+            crate::dukcapil::SCHEMA_PATH
+        ),
+        grant_extra: format!("purposes = [\"{FULL_PURPOSE}\"]\n"),
+        files: vec![(format!("schemas/{}", crate::dukcapil::SCHEMA_PATH), crate::dukcapil::schema_text())],
+    };
+    start_penghubung_with(
+        binary,
+        threads,
+        upstream,
+        Listener::Mtls { pki, client },
+        true,
+        &BenchLimits::Local,
+        &audit_section("async"),
+        &store,
+        wrapper,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -463,6 +620,7 @@ fn start_penghubung_with(
     limits: &BenchLimits,
     extra: &str,
     bench_store: &BenchStore,
+    wrapper: &[String],
 ) -> Result<Peer, Error> {
     let dir = tempdir("penghubung")?;
     let port = free_port()?;
@@ -521,17 +679,29 @@ fn start_penghubung_with(
         write(&store.join("clients/bench/loadgen.toml"), &pki.client_document())?;
         write(
             &store.join("grants/bench-echo.toml"),
-            "id = \"bench-echo\"\nclient = \"bench/loadgen\"\nservice = \"bench/echo/v1\"\noperations = [\"*\"]\ntier = \"bench\"\n",
+            &format!(
+                "id = \"bench-echo\"\nclient = \"bench/loadgen\"\nservice = \"bench/echo/v1\"\noperations = [\"*\"]\n\
+                 tier = \"bench\"\n{}",
+                bench_store.grant_extra
+            ),
         )?;
         write(
             &store.join("tiers/bench.toml"),
             "id = \"bench\"\ntitle = \"Bench\"\nrate = 1000000000\nperiod = \"1s\"\nburst = 1000000000\n",
         )?;
     }
-    let mut command = Command::new(binary);
+    // Under a wrapper (valgrind) the gateway starts many times slower.
+    let (mut command, ready_within) = match wrapper.split_first() {
+        None => (Command::new(binary), Duration::from_secs(15)),
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary);
+            (command, Duration::from_secs(180))
+        }
+    };
     command.arg("serve").arg("--config").arg(&config).current_dir(dir.path());
     let mut guard = ChildGuard::spawn("penghubung", command, dir)?;
-    listener.wait_ready(&mut guard, addr, "/_penghubung/health", Duration::from_secs(15))?;
+    listener.wait_ready(&mut guard, addr, "/_penghubung/health", ready_within)?;
     Ok(Peer { guard, addr })
 }
 

@@ -13,8 +13,8 @@
 //! cargo build --release -p penghubung
 //! cargo run -p penghubung-benches --release --bin load -- [--duration 10s] [--connections 64] [--threads 1]
 //!     [--body 1024] [--warmup 2s] [--rounds 1] [--load-threads 1] [--generator auto|wrk|hyper]
-//!     [--skip-nginx] [--skip-haproxy] [--gateway PATH] [--mode plain|mtls|ratelimit|audit|contract]
-//!     [--handshake-connections N] [--request-body 1KiB]
+//!     [--skip-nginx] [--skip-haproxy] [--gateway PATH] [--mode plain|mtls|ratelimit|audit|contract|full|memory]
+//!     [--handshake-connections N] [--request-body 1KiB] [--idle-connections 1000]
 //! ```
 //!
 //! Peers: `apt-get install -y nginx haproxy wrk` (Debian). Each is optional; a missing one is reported and
@@ -74,6 +74,48 @@
 //! ```text
 //! cargo run -p penghubung-benches --release --bin load -- --mode contract [--duration 5s] [--rounds 3]
 //! ```
+//!
+//! `--mode full` measures the path a deployment runs against a bare proxy and a bare Penghubung, in one run on the
+//! same upstream, with the same request: a `POST` of the 1 KiB Dukcapil batch (`--request-body`) with
+//! `Content-Type: application/json` and `X-Penghubung-Purpose: bench-load`, sequential on `--connections`
+//! keep-alive connections:
+//!
+//! * `full`: Penghubung with an mTLS listener and the load generator's client certificate (the `--mode mtls`
+//!   PKI and store), `[policy] enforce = true` with a grant that lists the purpose, local rate limits (the
+//!   grant's tier and the service's `rate_limit`, too high to refuse anything), the `async` audit trail, and
+//!   the request contract of `--mode contract` on `POST /anything` (`peers::start_penghubung_full`);
+//! * `bare`: Penghubung with the plain mode's setup (plaintext listener, policy and limits off, no audit, no
+//!   contract);
+//! * `nginx`: the `--mode mtls` nginx (`ssl_verify_client on`, CRL, keep-alive upstream pool), no checks.
+//!
+//! The mTLS targets are loaded by the built-in hyper + tokio-rustls generator, `bare` by the built-in hyper
+//! client over plain TCP (`--generator wrk` switches it to wrk). Before measuring, `full` must refuse an
+//! invalid body (400 `contract.request_invalid`), a request without the purpose (403 `policy.purpose`) and a
+//! caller without a client certificate, and nginx the latter. Per round, and as medians of the round-by-round
+//! pairs: `full`'s requests/s and p99 as ratios to `nginx` and to `bare`, and every proxy's own CPU time per
+//! request (user + kernel from `/proc/PID/stat` over the measured run, all threads and workers, divided by the
+//! requests it completed).
+//!
+//! ```text
+//! cargo run -p penghubung-benches --release --bin load -- --mode full [--duration 5s] [--rounds 3]
+//! ```
+//!
+//! With `--callgrind FILE`, `--mode full` runs only the `full` target, started under `valgrind --tool=callgrind
+//! --instr-atstart=no --callgrind-out-file=FILE`; after the uninstrumented warm-up it switches instrumentation
+//! on (`callgrind_control -i on`) for one measured run, then off, dumps the profile (`FILE.1`) and prints
+//! `callgrind: N requests`: the user-space instructions per request of the full path, as
+//! `FULL=1 benches/scripts/instructions-per-request.sh` reports them.
+//!
+//! `--mode memory` measures resident memory (`VmRSS` of `/proc/PID/status`, a few seconds after each step):
+//! `penghubung serve` on its embedded default config (only the listener's port changed, the bench PKI in its
+//! `./pki`, the baseline store seeded as on a first start) with the audit trail on and off, idle and then with
+//! `--idle-connections` (default 1,000) idle mTLS keep-alive connections that each made one request; a stock
+//! nginx master and one worker (the `--mode mtls` config; the sum of their RSS) in the same two situations;
+//! and the peak RSS of `penghubung check` on the same config and store (`/usr/bin/time -v`). No load is run.
+//!
+//! ```text
+//! cargo run -p penghubung-benches --release --bin load -- --mode memory [--idle-connections 1000]
+//! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +125,7 @@ use penghubung::config::units::{parse_bytes, parse_duration};
 use penghubung_benches::dukcapil;
 use penghubung_benches::loadgen::{self, Generator, Load, Post, Stats};
 use penghubung_benches::mtls;
+use penghubung_benches::mtls::HeldConnections;
 use penghubung_benches::peers::{self, Peer, BENCH_PATH};
 use penghubung_benches::pki::Pki;
 use penghubung_benches::report::{self, Row};
@@ -98,7 +141,10 @@ handshakes/s, measured with the built-in hyper + tokio-rustls client (wrk cannot
 options:
   --mode M            plain (HTTP, default), mtls (client certificates, TLS 1.3), ratelimit (limits off vs
                       in process vs through Redis; needs redis-server), audit (audit trail off, async and
-                      sync, plaintext), contract (POST of a JSON body without and with a request contract)
+                      sync, plaintext), contract (POST of a JSON body without and with a request contract),
+                      full (mTLS + policy + purpose + local limits + async audit + request contract, against
+                      a bare Penghubung and nginx with mTLS), memory (resident memory idle and with idle mTLS
+                      connections, against nginx; peak of `penghubung check`)
                       or upstream (only serve the harness's upstream, print its address, stop when stdin closes)
   --duration D        measured time per target (default 10s; units ms, s, m)
   --warmup D          warm-up per target before measuring (default 2s)
@@ -106,7 +152,12 @@ options:
   --threads N         worker threads of Penghubung, nginx worker_processes, haproxy nbthread (default 1)
   --load-threads N    threads of the load generator (default 1)
   --body SIZE         upstream response body (default 1024; also 1KiB, 16KiB)
-  --request-body SIZE contract: the JSON request body POSTed (default 1KiB)
+  --request-body SIZE contract, full: the JSON request body POSTed (default 1KiB)
+  --idle-connections N
+                      memory: idle mTLS keep-alive connections held open (default 1000)
+  --callgrind FILE    full: only the full target, run under valgrind's callgrind, instrumented during the
+                      measured run only; its profile is dumped to FILE.1 and the requests are printed
+                      (benches/scripts/instructions-per-request.sh with FULL=1)
   --rounds N          measure every target N times, interleaved (reverse order every other round); report each target's median round (default 1)
   --generator G       auto (wrk when on PATH, else hyper), wrk or hyper (default auto; mtls: always hyper)
   --handshake-connections N
@@ -130,6 +181,10 @@ enum Mode {
     Audit,
     /// POST with a JSON body: no contract, request contract.
     Contract,
+    /// Every check on (mTLS, policy, purpose, limits, audit, contract) vs bare Penghubung vs nginx with mTLS.
+    Full,
+    /// Resident memory idle and with idle connections, Penghubung and nginx.
+    Memory,
     /// Only the upstream, until stdin closes.
     Upstream,
 }
@@ -137,6 +192,8 @@ enum Mode {
 struct Args {
     mode: Mode,
     handshake_connections: Option<usize>,
+    idle_connections: usize,
+    callgrind: Option<PathBuf>,
     duration: Duration,
     warmup: Duration,
     connections: usize,
@@ -155,6 +212,8 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut args = Args {
         mode: Mode::Plain,
         handshake_connections: None,
+        idle_connections: 1000,
+        callgrind: None,
         duration: Duration::from_secs(10),
         warmup: Duration::from_secs(2),
         connections: 64,
@@ -189,15 +248,20 @@ fn parse_args() -> Result<Option<Args>, String> {
                     "ratelimit" => Mode::Ratelimit,
                     "audit" => Mode::Audit,
                     "contract" => Mode::Contract,
+                    "full" => Mode::Full,
+                    "memory" => Mode::Memory,
                     "upstream" => Mode::Upstream,
                     other => {
                         return Err(format!(
-                            "--mode must be plain, mtls, ratelimit, audit, contract or upstream, not `{other}`"
+                            "--mode must be plain, mtls, ratelimit, audit, contract, full, memory or upstream, not \
+                             `{other}`"
                         ))
                     }
                 }
             }
             "--handshake-connections" => args.handshake_connections = Some(count(value()?, &flag)?),
+            "--idle-connections" => args.idle_connections = count(value()?, &flag)?,
+            "--callgrind" => args.callgrind = Some(PathBuf::from(value()?)),
             "--duration" => args.duration = parse_duration(&value()?)?,
             "--warmup" => args.warmup = parse_duration(&value()?)?,
             "--connections" => args.connections = count(value()?, &flag)?,
@@ -257,6 +321,8 @@ fn run(args: &Args) -> Result<(), String> {
         Mode::Ratelimit => run_ratelimit(args, &gateway()?),
         Mode::Audit => run_audit(args, &gateway()?),
         Mode::Contract => run_contract(args, &gateway()?),
+        Mode::Full => run_full(args, &gateway()?),
+        Mode::Memory => run_memory(args, &gateway()?),
         Mode::Upstream => serve_upstream(args),
     }
 }
@@ -317,7 +383,7 @@ fn run_contract(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
             ));
         }
     }
-    let payload = Post { body: valid.into(), content_type: "application/json".into() };
+    let payload = Post { body: valid.into(), content_type: "application/json".into(), headers: Vec::new() };
     let load = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
     let results = measure_rounds(args, &targets, "POST", load, |t, load| {
         loadgen::run_request(&generator, t.addr, BENCH_PATH, Some(&payload), load)
@@ -335,6 +401,318 @@ fn run_contract(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     }
     drop(targets);
     drop(upstream);
+    Ok(())
+}
+
+/// `--mode full`'s targets, by name.
+const FULL: &str = "full";
+const BARE: &str = "bare";
+
+/// `--mode full`: Penghubung with every check, bare Penghubung and nginx with mTLS, the same POST on each.
+fn run_full(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
+    // The mTLS targets are loaded by the hyper + rustls generator; `bare` by its plaintext sibling unless wrk is
+    // asked for, so that the three share one client stack.
+    let generator = match args.generator.as_str() {
+        "auto" | "hyper" => Generator::Hyper,
+        _ => plain_generator(args)?,
+    };
+    let valid = dukcapil::body(args.request_body);
+    let invalid = dukcapil::invalid_body(args.request_body);
+    let purpose = ("X-Penghubung-Purpose".to_string(), peers::FULL_PURPOSE.to_string());
+    let post = |body: &[u8], headers: Vec<(String, String)>| Post {
+        body: body.to_vec().into(),
+        content_type: "application/json".into(),
+        headers,
+    };
+    let payload = post(&valid, vec![purpose.clone()]);
+    let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
+    let pki = Pki::generate()?;
+    let tls = pki.client_config(true)?;
+    print_header("Penghubung load harness: the full path", "proxies", args, &upstream);
+    println!(
+        "  request: POST {BENCH_PATH}, application/json, {} bytes ({} resident record(s)), {}: {}",
+        valid.len(),
+        dukcapil::records_in(&valid),
+        purpose.0,
+        purpose.1
+    );
+    println!(
+        "  generators: built-in hyper + tokio-rustls client (client certificate {}) for the mTLS targets; {} for bare",
+        pki.client_spiffe,
+        generator.describe()
+    );
+
+    let wrapper: Vec<String> = match &args.callgrind {
+        None => Vec::new(),
+        Some(out) => vec![
+            "valgrind".into(),
+            "--tool=callgrind".into(),
+            "--instr-atstart=no".into(),
+            format!("--callgrind-out-file={}", out.display()),
+        ],
+    };
+    let mut targets = Vec::new();
+    let peer = peers::start_penghubung_full(gateway, args.threads, upstream.addr(), &pki, &tls, &wrapper)?;
+    println!(
+        "  {FULL}: https://{} ({}; mTLS, policy on with grant and purpose, local limits, async audit, request contract)",
+        peer.addr,
+        gateway.display()
+    );
+    targets.push(Target { name: FULL, addr: peer.addr, peer: Some(peer) });
+    if args.callgrind.is_none() {
+        let peer = peers::start_penghubung(gateway, args.threads, upstream.addr())?;
+        println!("  {BARE}: http://{} (plaintext, policy, limits and audit off, no contract)", peer.addr);
+        targets.push(Target { name: BARE, addr: peer.addr, peer: Some(peer) });
+    }
+    match (args.skip_nginx || args.callgrind.is_some(), peers::find_program("nginx")) {
+        (true, _) => println!("  nginx: skipped"),
+        (false, None) => println!("  nginx: not installed, skipped (Debian: apt-get install -y nginx)"),
+        (false, Some(nginx)) => {
+            let peer = peers::start_nginx_mtls(&nginx, args.threads, upstream.addr(), &pki, &tls)?;
+            println!("  nginx: https://{} ({}; mTLS, no checks)", peer.addr, peers::program_version(&nginx, &["-v"]));
+            targets.push(Target { name: report::NGINX, addr: peer.addr, peer: Some(peer) });
+        }
+    }
+
+    // Before measuring: every target forwards the request; `full` refuses what its checks are there to refuse.
+    let send = |t: &Target, post: &Post, config: &std::sync::Arc<rustls::ClientConfig>| {
+        let answer = match t.name {
+            BARE => peers::http_post(t.addr, BENCH_PATH, &post.content_type, &post.body),
+            _ => mtls::https_request(t.addr, BENCH_PATH, Some(post), std::sync::Arc::clone(config))
+                .map(|(s, b, _)| (s, b)),
+        };
+        answer.map(|(status, body)| (status, String::from_utf8_lossy(&body).into_owned()))
+    };
+    let anonymous = pki.client_config_without_certificate()?;
+    for t in &targets {
+        let (status, body) =
+            send(t, &payload, &tls).map_err(|e| format!("{}: POST {BENCH_PATH} failed: {e}", t.name))?;
+        if status != 200 || body.len() != args.body {
+            return Err(format!(
+                "{}: the valid POST was answered {status} with {} bytes: {body:.200}",
+                t.name,
+                body.len()
+            ));
+        }
+        if t.name == BARE {
+            continue;
+        }
+        match send(t, &payload, &anonymous) {
+            Ok((200, _)) => return Err(format!("{}: answered 200 to a caller without a client certificate", t.name)),
+            Ok((status, _)) => println!("  {}: without a client certificate: HTTP {status}", t.name),
+            Err(_) => println!("  {}: without a client certificate: handshake refused", t.name),
+        }
+        if t.name != FULL {
+            continue;
+        }
+        let refusals = [
+            ("an invalid body", post(&invalid, vec![purpose.clone()]), 400, "contract.request_invalid"),
+            ("no purpose", post(&valid, Vec::new()), 403, "policy.purpose"),
+        ];
+        for (what, request, expected, code) in refusals {
+            let (status, body) = send(t, &request, &tls).map_err(|e| format!("{FULL}: POST with {what}: {e}"))?;
+            if status != expected || !body.contains(code) {
+                return Err(format!("{FULL}: a POST with {what} was answered {status}: {body:.300}"));
+            }
+            println!("  {FULL}: a POST with {what} is refused: {status} {code}");
+        }
+    }
+
+    let load = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
+    if let Some(out) = &args.callgrind {
+        return count_full_instructions(args, &targets[0], &payload, load, &tls, out);
+    }
+    let results = measure_rounds(args, &targets, "POST", load, |t, load| match t.name {
+        BARE => loadgen::run_request(&generator, t.addr, BENCH_PATH, Some(&payload), load),
+        _ => mtls::run_keepalive_request(t.addr, BENCH_PATH, Some(&payload), load, std::sync::Arc::clone(&tls)),
+    })?;
+
+    let index = |name: &str| targets.iter().position(|t| t.name == name);
+    let full = index(FULL).ok_or("no full target")?;
+    println!();
+    println!("{FULL} round by round (rate and p99 as ratios; CPU = the proxy's user + kernel time per request):");
+    for round in 0..args.rounds {
+        let s = &results[full][round];
+        let mut line = format!(
+            "  round {}/{}: {FULL} {:.0} req/s, p99 {}",
+            round + 1,
+            args.rounds,
+            s.requests_per_sec,
+            report::format_latency(s.p99)
+        );
+        for peer in [report::NGINX, BARE] {
+            if let Some(i) = index(peer) {
+                let b = &results[i][round];
+                let _ = std::fmt::Write::write_fmt(
+                    &mut line,
+                    format_args!(
+                        "; vs {peer}: req/s {:.2}x, p99 {:.2}x",
+                        s.requests_per_sec / b.requests_per_sec.max(1.0),
+                        s.p99.as_secs_f64() / b.p99.as_secs_f64().max(1e-9)
+                    ),
+                );
+            }
+        }
+        let cpu: Vec<String> = targets
+            .iter()
+            .zip(&results)
+            .filter_map(|(t, r)| r[round].proxy_cpu_us.map(|(u, k)| format!("{} {:.1}", t.name, u + k)))
+            .collect();
+        println!("{line}; CPU µs/req: {}", cpu.join(", "));
+    }
+    let mut summary = Vec::new();
+    for peer in [report::NGINX, BARE] {
+        if let Some(base) = index(peer) {
+            let (_, rate) = paired_ratios(&results, full, base);
+            let (_, p99) = paired_p99_ratios(&results, full, base);
+            let cpu =
+                paired_cpu_ratios(&results, full, base).map_or(String::new(), |c| format!(", CPU per request {c:.2}x"));
+            summary.push(format!(
+                "  {FULL} vs {peer} (median of the rounds' pairs): req/s {rate:.2}x, p99 {p99:.2}x{cpu}"
+            ));
+        }
+    }
+    let cpu: Vec<Option<f64>> = (0..targets.len()).map(|i| median_cpu(&results, i)).collect();
+    let errors: Vec<u64> = results.iter().map(|r| r.iter().map(|s| s.errors).sum()).collect();
+    let rows = median_rows(&targets, results);
+    println!();
+    println!("| target | req/s | p50 | p99 | proxy CPU µs/req | errors |");
+    println!("|---|---|---|---|---|---|");
+    for ((row, cpu), errors) in rows.iter().zip(&cpu).zip(&errors) {
+        println!(
+            "| {} | {:.0} | {} | {} | {} | {errors} |",
+            row.target,
+            row.stats.requests_per_sec,
+            report::format_latency(row.stats.p50),
+            report::format_latency(row.stats.p99),
+            cpu.map_or("-".to_string(), |c| format!("{c:.1}")),
+        );
+    }
+    println!("  (req/s, p50, p99: each target's median round; CPU: the median over rounds)");
+    for line in &summary {
+        println!("{line}");
+    }
+    if let (Some(f), Some(n)) = (cpu[full], index(report::NGINX).and_then(|i| cpu[i])) {
+        println!("  {FULL} CPU per request vs nginx: {f:.1} µs vs {n:.1} µs ({:.2}x)", f / n.max(1e-9));
+    }
+    if let Some(peer) = targets[full].peer.as_ref() {
+        println!("  {FULL}: {} audit lines written in all", peers::audit_records(peer));
+    }
+    if errors.iter().any(|e| *e > 0) {
+        println!("\nwarning: some requests failed (see the errors column); those runs are not comparable");
+    }
+    drop(targets);
+    drop(upstream);
+    drop(pki);
+    Ok(())
+}
+
+/// `--mode full --callgrind FILE`: the warm-up uninstrumented, then one measured run with callgrind's
+/// instrumentation on; dumps the profile and prints the requests it covered.
+fn count_full_instructions(
+    args: &Args,
+    target: &Target,
+    payload: &Post,
+    load: Load,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+    out: &std::path::Path,
+) -> Result<(), String> {
+    let pid = target.peer.as_ref().ok_or("no gateway process")?.guard.pid().to_string();
+    let control = |what: &[&str]| -> Result<(), String> {
+        let status = std::process::Command::new("callgrind_control")
+            .args(what)
+            .arg(&pid)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run callgrind_control (apt-get install -y valgrind): {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("callgrind_control {} {pid} failed: {status}", what.join(" ")))
+        }
+    };
+    let run = |load: Load| {
+        mtls::run_keepalive_request(target.addr, BENCH_PATH, Some(payload), load, std::sync::Arc::clone(tls))
+    };
+    if !args.warmup.is_zero() {
+        run(Load { duration: args.warmup, ..load })?;
+    }
+    control(&["-i", "on"])?;
+    let stats = run(load)?;
+    control(&["-i", "off"])?;
+    control(&["-d"])?;
+    println!("callgrind: {} requests, {} errors, profile {}.1", stats.requests, stats.errors, out.display());
+    if stats.errors > 0 {
+        return Err(format!("{} requests failed under callgrind", stats.errors));
+    }
+    Ok(())
+}
+
+/// How long `--mode memory` lets a process settle before it reads its RSS.
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// `--mode memory`: resident memory of Penghubung on its embedded default and of nginx, idle and with idle mTLS
+/// connections; the peak of `penghubung check`.
+fn run_memory(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
+    let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
+    let pki = Pki::generate()?;
+    let tls = pki.client_config(true)?;
+    let idle = args.idle_connections;
+    println!("Penghubung load harness: resident memory");
+    println!(
+        "  penghubung: {} serve on the embedded default config (listener port changed, bench PKI); nginx: the --mode mtls config, {} worker(s)",
+        gateway.display(),
+        args.threads
+    );
+    println!("  RSS read {SETTLE:?} after each step (VmRSS; nginx: master + workers); idle connections: {idle} mTLS keep-alive, one GET each");
+    let rss = |peer: &peers::Peer| -> Result<u64, String> {
+        std::thread::sleep(SETTLE);
+        peer.guard.rss_kib().ok_or_else(|| format!("cannot read the RSS of pid {}", peer.guard.pid()))
+    };
+    let hold = |peer: &peers::Peer, path: &str| -> Result<HeldConnections, String> {
+        mtls::hold_connections(peer.addr, path, idle, std::sync::Arc::clone(&tls))
+    };
+    // (what, KiB, the situation: idle or with connections; nginx's row of the same situation is the peer)
+    let mut rows: Vec<(String, u64, bool)> = Vec::new();
+    let mut check = None;
+    for audit in [true, false] {
+        let peer = peers::start_penghubung_default(gateway, &pki, &tls, audit)?;
+        let state = if audit { "audit on" } else { "audit off" };
+        rows.push((format!("penghubung serve, idle, {state}"), rss(&peer)?, false));
+        if audit {
+            let held = hold(&peer, "/_penghubung/health")?;
+            rows.push((format!("penghubung serve, {} idle mTLS connections, {state}", held.len()), rss(&peer)?, true));
+            drop(held);
+            check = Some(peers::check_peak_rss_kib(gateway, peer.guard.dir()));
+        }
+    }
+    match (args.skip_nginx, peers::find_program("nginx")) {
+        (true, _) => println!("  nginx: skipped (--skip-nginx)"),
+        (false, None) => println!("  nginx: not installed, skipped (Debian: apt-get install -y nginx)"),
+        (false, Some(nginx)) => {
+            let peer = peers::start_nginx_mtls(&nginx, args.threads, upstream.addr(), &pki, &tls)?;
+            println!("  nginx: {}", peers::program_version(&nginx, &["-v"]));
+            rows.push(("nginx master + worker, idle".into(), rss(&peer)?, false));
+            let held = hold(&peer, BENCH_PATH)?;
+            rows.push((format!("nginx master + worker, {} idle mTLS connections", held.len()), rss(&peer)?, true));
+            drop(held);
+        }
+    }
+    match check {
+        Some(Ok(kib)) => rows.push(("penghubung check, peak".into(), kib, false)),
+        Some(Err(e)) => println!("  penghubung check: {e}"),
+        None => {}
+    }
+    let nginx = |connections: bool| rows.iter().find(|r| r.0.starts_with("nginx") && r.2 == connections).map(|r| r.1);
+    println!();
+    println!("| what | RSS | vs nginx in the same situation (check: vs nginx idle) |");
+    println!("|---|---|---|");
+    for (name, kib, connections) in &rows {
+        let ratio = nginx(*connections).map_or("-".to_string(), |n| format!("{:.1}x", *kib as f64 / n.max(1) as f64));
+        println!("| {name} | {:.1} MiB | {ratio} |", *kib as f64 / 1024.0);
+    }
+    drop(upstream);
+    drop(pki);
     Ok(())
 }
 
@@ -816,6 +1194,15 @@ fn paired_ratios(results: &[Vec<Stats>], index: usize, base: usize) -> (Vec<f64>
         .collect();
     let median = median(ratios.clone()).unwrap_or(0.0);
     (ratios, median)
+}
+
+/// The median over rounds of target `index`'s proxy CPU per request (user + kernel) divided by target `base`'s in
+/// the same round; `None` unless both were measured.
+fn paired_cpu_ratios(results: &[Vec<Stats>], index: usize, base: usize) -> Option<f64> {
+    let total = |s: &Stats| s.proxy_cpu_us.map(|(user, system)| user + system);
+    median(
+        results[index].iter().zip(&results[base]).filter_map(|(s, b)| Some(total(s)? / total(b)?.max(1e-9))).collect(),
+    )
 }
 
 /// Round by round, target `index`'s p99 latency against target `base`'s (below 1: a lower tail), and the median.
