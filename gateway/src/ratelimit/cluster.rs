@@ -17,9 +17,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Cmd, ErrorKind};
 use tokio::sync::Notify;
 
-use super::{reset_secs_from_ms, Admitted, RequestLimits};
+use super::{reset_secs_from_ms, Admitted, LimitError, RequestLimits};
 use crate::config::{OnUnavailable, RedisConfig};
-use crate::error::GatewayError;
 
 /// The GCRA, for every limit of one request, all-or-nothing.
 ///
@@ -148,10 +147,10 @@ impl Cluster {
         &self,
         limits: &RequestLimits<'a>,
         request_bytes: u64,
-    ) -> Result<Result<Option<Admitted<'a>>, GatewayError>, ()> {
+    ) -> Result<Result<Option<Admitted<'a>>, LimitError>, ()> {
         let connection = match (self.is_up(), self.connection.load_full()) {
             (true, Some(connection)) => connection,
-            _ => return Err(self.fell_back()),
+            _ => return self.fell_back(),
         };
         let mut connection = (*connection).clone();
         let mut debts = [0u64; 5];
@@ -184,7 +183,7 @@ impl Cluster {
                     _ => format!("no answer within {:?}", self.timeout),
                 };
                 self.mark_down(&reason);
-                return Err(self.fell_back());
+                return self.fell_back();
             }
         };
         match values.first() {
@@ -203,18 +202,20 @@ impl Cluster {
                 let retry_ms = values.get(2).copied().unwrap_or(1000).max(0) as u64;
                 match limits.iter().nth(index) {
                     Some(limit) => Ok(Err(limit.rejection(Duration::from_millis(retry_ms)))),
-                    None => Err(self.fell_back()),
+                    None => self.fell_back(),
                 }
             }
             _ => {
                 self.mark_down("the rate-limit script returned an unexpected answer");
-                Err(self.fell_back())
+                self.fell_back()
             }
         }
     }
 
-    fn fell_back(&self) {
+    /// Counts a request the fallback decides, and says so (`Err(())`).
+    fn fell_back<T>(&self) -> Result<T, ()> {
         self.fallback_requests.fetch_add(1, Ordering::Relaxed);
+        Err(())
     }
 
     fn mark_down(&self, reason: &str) {
