@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use penghubung::contract::check::check_request_body;
-use penghubung::error::GatewayError;
+use penghubung::contract::ContractError;
 use penghubung_benches::dukcapil;
 
 fn contract(c: &mut Criterion) {
@@ -43,7 +43,7 @@ fn contract(c: &mut Criterion) {
         assert!(validator.accepts_in_single_pass(&valid), "the bench schema has a single pass");
         assert!(!validator.accepts_in_single_pass(&invalid));
         match check_request_body(&invalid, &validator) {
-            Err(GatewayError::RequestInvalid { violations }) => {
+            Err(ContractError::RequestInvalid { violations }) => {
                 let mut found: Vec<(String, String)> =
                     violations.iter().map(|v| (v.pointer.clone(), v.keyword.clone())).collect();
                 found.sort();

@@ -8,9 +8,11 @@ use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
 
-use crate::contract::Violation;
+use crate::contract::{ContractError, Violation};
 use crate::policy::Denial;
 use crate::proxy::body::ResponseBody;
+use crate::ratelimit::LimitError;
+use crate::routing::RouteError;
 
 /// Everything that can stop a request inside the gateway.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +64,7 @@ pub enum GatewayError {
     /// A rate limit or quota is exhausted (boxed: rare, and the largest payload; a small error keeps every
     /// `Result` of the request path small).
     #[error("the {} rate limit ({}) is exhausted; retry in {} s", .0.scope, .0.quota, .0.retry_after)]
-    RateLimited(Box<RateLimitRefusal>),
+    RateLimited(Box<crate::ratelimit::Exceeded>),
     #[error(
         "the shared rate-limit store is unreachable and this gateway is configured to refuse meanwhile; retry shortly"
     )]
@@ -87,20 +89,49 @@ pub enum GatewayError {
     ResponseInvalid { service: String, violations: Vec<Violation> },
 }
 
-/// The limit that refused a request. `policy` and `state` are the `RateLimit-Policy` and `RateLimit` headers naming
-/// it.
-#[derive(Debug)]
-pub struct RateLimitRefusal {
-    pub scope: &'static str,
-    pub quota: crate::ratelimit::Quota,
-    pub retry_after: u64,
-    pub policy: HeaderValue,
-    pub state: HeaderValue,
-}
-
 impl From<Denial> for GatewayError {
     fn from(denial: Denial) -> Self {
         GatewayError::Denied(denial)
+    }
+}
+
+impl From<RouteError> for GatewayError {
+    fn from(error: RouteError) -> Self {
+        match error {
+            RouteError::NotFound => GatewayError::RouteNotFound,
+            RouteError::MethodNotAllowed(refused) => {
+                let crate::routing::MethodNotAllowed { method, allow } = *refused;
+                GatewayError::MethodNotAllowed { method, allow }
+            }
+            RouteError::InvalidPath { reason } => GatewayError::InvalidPath { reason },
+        }
+    }
+}
+
+impl From<ContractError> for GatewayError {
+    fn from(error: ContractError) -> Self {
+        match error {
+            ContractError::UnsupportedMediaType { expected, got } => {
+                GatewayError::UnsupportedMediaType { expected, got }
+            }
+            ContractError::MalformedJson { line, column, reason } => {
+                GatewayError::MalformedJson { line, column, reason }
+            }
+            ContractError::DuplicateKey { pointer } => GatewayError::DuplicateKey { pointer },
+            ContractError::TooDeep { limit } => GatewayError::TooDeep { limit },
+            ContractError::NumberPrecision { pointer } => GatewayError::NumberPrecision { pointer },
+            ContractError::RequestInvalid { violations } => GatewayError::RequestInvalid { violations },
+            ContractError::QueryInvalid { violations } => GatewayError::QueryInvalid { violations },
+        }
+    }
+}
+
+impl From<LimitError> for GatewayError {
+    fn from(error: LimitError) -> Self {
+        match error {
+            LimitError::Exceeded(refused) => GatewayError::RateLimited(refused),
+            LimitError::StoreUnavailable => GatewayError::RateLimitUnavailable,
+        }
     }
 }
 
@@ -257,7 +288,7 @@ impl GatewayError {
                 headers.insert(ALLOW, allow);
             }
             GatewayError::RateLimited(refusal) => {
-                let RateLimitRefusal { retry_after, policy, state, .. } = *refusal;
+                let crate::ratelimit::Exceeded { retry_after, policy, state, .. } = *refusal;
                 headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
                 headers.insert(crate::ratelimit::RATELIMIT_POLICY, policy);
                 headers.insert(crate::ratelimit::RATELIMIT, state);
@@ -289,5 +320,92 @@ mod tests {
         assert_eq!(json["code"], "route.method_not_allowed");
         assert_eq!(json["status"], 405);
         assert_eq!(json["request_id"], "abc123");
+    }
+
+    /// Each domain error becomes today's flat variant, field for field, with the same code and detail.
+    #[test]
+    fn domain_errors_become_the_same_problems() {
+        fn check(code: &str, detail: String, converted: GatewayError, expected: GatewayError) {
+            assert_eq!(format!("{converted:?}"), format!("{expected:?}"));
+            assert_eq!(converted.code(), code, "{expected:?}");
+            assert_eq!(converted.to_string(), detail, "{expected:?}");
+        }
+        macro_rules! case {
+            ($domain:expr, $flat:expr) => {{
+                let domain = $domain;
+                check(domain.code(), domain.to_string(), domain.into(), $flat)
+            }};
+        }
+        let allow = || HeaderValue::from_static("GET, HEAD");
+        case!(RouteError::NotFound, GatewayError::RouteNotFound);
+        case!(
+            RouteError::MethodNotAllowed(Box::new(crate::routing::MethodNotAllowed {
+                method: http::Method::POST,
+                allow: allow()
+            })),
+            GatewayError::MethodNotAllowed { method: http::Method::POST, allow: allow() }
+        );
+        case!(RouteError::InvalidPath { reason: "r" }, GatewayError::InvalidPath { reason: "r" });
+
+        let expected = || "application/json".to_string();
+        let violations = || vec![Violation { pointer: "/nik".into(), keyword: "pattern".into(), message: "m".into() }];
+        case!(
+            ContractError::UnsupportedMediaType { expected: expected(), got: None },
+            GatewayError::UnsupportedMediaType { expected: expected(), got: None }
+        );
+        case!(
+            ContractError::UnsupportedMediaType { expected: expected(), got: Some("text/plain".into()) },
+            GatewayError::UnsupportedMediaType { expected: expected(), got: Some("text/plain".into()) }
+        );
+        case!(
+            ContractError::MalformedJson { line: 3, column: 4, reason: "eof".into() },
+            GatewayError::MalformedJson { line: 3, column: 4, reason: "eof".into() }
+        );
+        case!(
+            ContractError::DuplicateKey { pointer: "/a".into() },
+            GatewayError::DuplicateKey { pointer: "/a".into() }
+        );
+        case!(ContractError::TooDeep { limit: 64 }, GatewayError::TooDeep { limit: 64 });
+        case!(
+            ContractError::NumberPrecision { pointer: "/n".into() },
+            GatewayError::NumberPrecision { pointer: "/n".into() }
+        );
+        case!(
+            ContractError::RequestInvalid { violations: violations() },
+            GatewayError::RequestInvalid { violations: violations() }
+        );
+        case!(
+            ContractError::QueryInvalid { violations: violations() },
+            GatewayError::QueryInvalid { violations: violations() }
+        );
+
+        let quota = crate::ratelimit::Quota { rate: 3, period: Duration::from_secs(10), burst: 3 };
+        let policy = || HeaderValue::from_static("\"grant\";q=3;w=10");
+        let state = || HeaderValue::from_static("\"grant\";r=0;t=4");
+        case!(
+            LimitError::Exceeded(Box::new(crate::ratelimit::Exceeded {
+                scope: "grant",
+                quota,
+                retry_after: 4,
+                policy: policy(),
+                state: state()
+            })),
+            GatewayError::RateLimited(Box::new(crate::ratelimit::Exceeded {
+                scope: "grant",
+                quota,
+                retry_after: 4,
+                policy: policy(),
+                state: state()
+            }))
+        );
+        case!(LimitError::StoreUnavailable, GatewayError::RateLimitUnavailable);
+    }
+
+    /// The domain errors stay small, so that their `Result`s stay cheap on the hot path.
+    #[test]
+    fn domain_errors_are_small() {
+        assert!(std::mem::size_of::<RouteError>() <= 24, "{}", std::mem::size_of::<RouteError>());
+        assert!(std::mem::size_of::<ContractError>() <= 56, "{}", std::mem::size_of::<ContractError>());
+        assert!(std::mem::size_of::<LimitError>() <= 8, "{}", std::mem::size_of::<LimitError>());
     }
 }

@@ -405,7 +405,7 @@ async fn route_and_forward(
     }
     let mut matched = None;
     let decided = match (shared.policy.enforce, client) {
-        (false, _) => service.operations.find(request.method(), address.rest).map(|op| {
+        (false, _) => service.operations.find(request.method(), address.rest).map_err(GatewayError::from).map(|op| {
             matched = op;
             (op, None)
         }),

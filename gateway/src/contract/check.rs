@@ -11,8 +11,7 @@ use jsonschema::Validator;
 use serde_json::{Map, Value};
 
 use super::json::{self, Refusal};
-use super::{Schema, Violation};
-use crate::error::GatewayError;
+use super::{ContractError, Schema, Violation};
 
 /// At most this many violations are reported.
 pub const MAX_VIOLATIONS: usize = 20;
@@ -25,35 +24,37 @@ fn media_type(headers: &HeaderMap) -> Option<&str> {
 
 /// Checks the request's media type against the contract's (`expected` is lower case; the header's case does
 /// not matter).
-pub fn check_media_type(headers: &HeaderMap, expected: &str) -> Result<(), GatewayError> {
+pub fn check_media_type(headers: &HeaderMap, expected: &str) -> Result<(), ContractError> {
     match media_type(headers) {
         Some(got) if got.eq_ignore_ascii_case(expected) => Ok(()),
-        got => Err(GatewayError::UnsupportedMediaType { expected: expected.to_string(), got: got.map(str::to_string) }),
+        got => {
+            Err(ContractError::UnsupportedMediaType { expected: expected.to_string(), got: got.map(str::to_string) })
+        }
     }
 }
 
 /// Parses and validates a request body.
-pub fn check_request_body(body: &Bytes, schema: &Schema) -> Result<(), GatewayError> {
+pub fn check_request_body(body: &Bytes, schema: &Schema) -> Result<(), ContractError> {
     if schema.accepts_in_single_pass(body) {
         return Ok(());
     }
     let validator = &schema.full;
     let value = json::parse(body, schema.max_depth).map_err(|refusal| match refusal {
-        Refusal::Syntax { line, column, reason } => GatewayError::MalformedJson { line, column, reason },
-        Refusal::DuplicateKey { pointer } => GatewayError::DuplicateKey { pointer },
-        Refusal::TooDeep { limit, .. } => GatewayError::TooDeep { limit },
-        Refusal::NumberPrecision { pointer } => GatewayError::NumberPrecision { pointer },
+        Refusal::Syntax { line, column, reason } => ContractError::MalformedJson { line, column, reason },
+        Refusal::DuplicateKey { pointer } => ContractError::DuplicateKey { pointer },
+        Refusal::TooDeep { limit, .. } => ContractError::TooDeep { limit },
+        Refusal::NumberPrecision { pointer } => ContractError::NumberPrecision { pointer },
     })?;
     if validator.is_valid(&value) {
         return Ok(());
     }
-    Err(GatewayError::RequestInvalid { violations: violations(validator, &value, true) })
+    Err(ContractError::RequestInvalid { violations: violations(validator, &value, true) })
 }
 
 /// Validates the query string (`None`: no query) as an object of parameters. A parameter given once is a
 /// string; when the contract wants an array there (`?fields=nama` for `fields: array`), it is read as an array
 /// of one.
-pub fn check_query(query: Option<&str>, schema: &Schema) -> Result<(), GatewayError> {
+pub fn check_query(query: Option<&str>, schema: &Schema) -> Result<(), ContractError> {
     let validator = &schema.full;
     let mut value = query_object(query.unwrap_or(""));
     if validator.is_valid(&value) {
@@ -77,7 +78,7 @@ pub fn check_query(query: Option<&str>, schema: &Schema) -> Result<(), GatewayEr
             return Ok(());
         }
     }
-    Err(GatewayError::QueryInvalid { violations: violations(validator, &value, true) })
+    Err(ContractError::QueryInvalid { violations: violations(validator, &value, true) })
 }
 
 /// Validates a response body; `Err` holds the violations (without messages: they may quote upstream data).
@@ -166,7 +167,7 @@ mod tests {
         let v = validator(json!({}));
         let err = check_request_body(&Bytes::from_static(b"{\n  \"nik\": \"1\",\n  oops\n}"), &v).unwrap_err();
         match err {
-            GatewayError::MalformedJson { line, column, .. } => assert_eq!((line, column), (3, 3)),
+            ContractError::MalformedJson { line, column, .. } => assert_eq!((line, column), (3, 3)),
             other => panic!("{other:?}"),
         }
     }
@@ -180,7 +181,7 @@ mod tests {
                 "properties": {"nik": {"type": "string", "pattern": "^[0-9]{16}$"}}}}}
         }));
         let body = Bytes::from_static(br#"{"anggota": [{"nik": "1807015508900002"}, {"nik": "12"}, {}]}"#);
-        let GatewayError::RequestInvalid { violations } = check_request_body(&body, &v).unwrap_err() else { panic!() };
+        let ContractError::RequestInvalid { violations } = check_request_body(&body, &v).unwrap_err() else { panic!() };
         let found: Vec<(&str, &str)> = violations.iter().map(|v| (v.pointer.as_str(), v.keyword.as_str())).collect();
         assert_eq!(found, [("/anggota/1/nik", "pattern"), ("/anggota/2", "required")]);
         assert!(violations.iter().all(|v| !v.message.is_empty()));
@@ -190,7 +191,7 @@ mod tests {
     fn violations_are_bounded() {
         let v = validator(json!({"type": "array", "items": {"type": "string"}}));
         let body = Bytes::from(serde_json::to_vec(&vec![1; 100]).unwrap());
-        let GatewayError::RequestInvalid { violations } = check_request_body(&body, &v).unwrap_err() else { panic!() };
+        let ContractError::RequestInvalid { violations } = check_request_body(&body, &v).unwrap_err() else { panic!() };
         assert_eq!(violations.len(), MAX_VIOLATIONS);
     }
 

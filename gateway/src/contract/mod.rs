@@ -4,14 +4,14 @@
 //! NIP, kode wilayah, NPWP, NIB, phone numbers); nothing is ever fetched: a remote `$ref` is a load error.
 //! Every body is read strictly ([`json`]: no duplicate keys, one nesting limit, exact numbers) before either
 //! validator judges it. [`check`] holds a request or a response to its contract on the data plane, accepting
-//! most valid bodies in a
-//! [`single_pass`] (validated while parsed, no document tree) and leaving every other body to the full
-//! validator, which decides and names the violations. [`openapi`] imports an OpenAPI
-//! 3.0/3.1 document into operations with self-contained schemas, and exports a service as the gateway enforces
-//! it (discovery).
+//! most valid bodies in a [`single_pass`] (validated while parsed, no document tree) and leaving every other
+//! body to the full validator, which decides and names the violations; a refused request is a
+//! [`ContractError`]. [`openapi`] imports an OpenAPI 3.0/3.1 document into operations with self-contained
+//! schemas, and exports a service as the gateway enforces it (discovery).
 
 pub mod check;
 pub mod compile;
+mod error;
 pub mod formats;
 pub mod json;
 pub mod multiple_of;
@@ -21,6 +21,8 @@ pub mod single_pass;
 use std::sync::Arc;
 
 use jsonschema::Validator;
+
+pub use error::ContractError;
 
 /// The custom `format` checks registered on every contract validator (the reference types).
 pub const FORMATS: &[(&str, compile::FormatCheck)] = formats::FORMATS;

@@ -1068,7 +1068,7 @@ mod tests {
         assert!(schema.accepts_in_single_pass(nested(ceiling, "").as_bytes()));
         // invalid at the bottom: the full validator walks all the way down to name it
         let body = bytes::Bytes::from(nested(ceiling - 1, "1"));
-        let Err(crate::error::GatewayError::RequestInvalid { violations }) =
+        let Err(crate::contract::ContractError::RequestInvalid { violations }) =
             crate::contract::check::check_request_body(&body, &schema)
         else {
             panic!("refused for its content")
@@ -1077,7 +1077,7 @@ mod tests {
         let too_deep = bytes::Bytes::from(nested(ceiling + 1, ""));
         assert!(matches!(
             crate::contract::check::check_request_body(&too_deep, &schema),
-            Err(crate::error::GatewayError::TooDeep { .. })
+            Err(crate::contract::ContractError::TooDeep { .. })
         ));
     }
 

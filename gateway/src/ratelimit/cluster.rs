@@ -17,8 +17,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Cmd, ErrorKind};
 use tokio::sync::Notify;
 
-use super::{reset_secs_from_ms, Admitted, RequestLimits};
-use crate::error::GatewayError;
+use super::{reset_secs_from_ms, Admitted, LimitError, RequestLimits};
 use penghubung_types::config::{OnUnavailable, RedisConfig};
 
 /// The GCRA, for every limit of one request, all-or-nothing.
@@ -148,7 +147,7 @@ impl Cluster {
         &self,
         limits: &RequestLimits<'a>,
         request_bytes: u64,
-    ) -> Result<Result<Option<Admitted<'a>>, GatewayError>, ()> {
+    ) -> Result<Result<Option<Admitted<'a>>, LimitError>, ()> {
         let connection = match (self.is_up(), self.connection.load_full()) {
             (true, Some(connection)) => connection,
             _ => return self.fall_back(),

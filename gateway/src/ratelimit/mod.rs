@@ -32,7 +32,10 @@
 //! draft) naming the tightest limit; a refusal is 429 `ratelimit.exceeded` with `Retry-After`.
 
 pub mod cluster;
+mod error;
 mod local;
+
+pub use error::{Exceeded, LimitError};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -46,7 +49,6 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 
-use crate::error::{GatewayError, RateLimitRefusal};
 use crate::proxy::body::ResponseBody;
 use penghubung_types::config::{Config, OnUnavailable};
 use penghubung_types::documents::{BandwidthDoc, QuotaDoc};
@@ -174,9 +176,9 @@ impl Limit {
         }
     }
 
-    fn rejection(&self, retry_after: Duration) -> GatewayError {
+    fn rejection(&self, retry_after: Duration) -> LimitError {
         let retry_after = retry_after.as_millis().div_ceil(1000).max(1) as u64;
-        GatewayError::RateLimited(Box::new(RateLimitRefusal {
+        LimitError::Exceeded(Box::new(Exceeded {
             scope: self.scope.name(),
             quota: self.quota,
             retry_after,
@@ -370,7 +372,7 @@ impl RateLimiter {
         &self,
         limits: &RequestLimits<'a>,
         request_bytes: u64,
-    ) -> Result<Option<Admitted<'a>>, GatewayError> {
+    ) -> Result<Option<Admitted<'a>>, LimitError> {
         if !self.enabled || limits.is_empty() {
             return Ok(None);
         }
@@ -387,7 +389,7 @@ impl RateLimiter {
                 Err(()) => match cluster.on_unavailable() {
                     OnUnavailable::LocalFallback => check_local(limits, request_bytes),
                     OnUnavailable::FailOpen => Ok(None),
-                    OnUnavailable::FailClosed => Err(GatewayError::RateLimitUnavailable),
+                    OnUnavailable::FailClosed => Err(LimitError::StoreUnavailable),
                 },
             },
         }
@@ -416,7 +418,7 @@ fn mirror_locally(limits: &RequestLimits<'_>, request_bytes: u64) {
     }
 }
 
-fn check_local<'a>(limits: &RequestLimits<'a>, request_bytes: u64) -> Result<Option<Admitted<'a>>, GatewayError> {
+fn check_local<'a>(limits: &RequestLimits<'a>, request_bytes: u64) -> Result<Option<Admitted<'a>>, LimitError> {
     let mut tightest = None;
     for limit in limits.iter() {
         let quota = limit.local.quota();
@@ -498,8 +500,8 @@ mod tests {
         }
         assert_eq!(remaining, [2, 1, 0]);
         match check_local(&limits, 0).unwrap_err() {
-            GatewayError::RateLimited(refusal) => {
-                let RateLimitRefusal { scope, retry_after, policy, state, .. } = *refusal;
+            LimitError::Exceeded(refused) => {
+                let Exceeded { scope, retry_after, policy, state, .. } = *refused;
                 assert_eq!(scope, "grant");
                 assert!((1..=4).contains(&retry_after), "{retry_after}");
                 assert_eq!(policy, "\"grant\";q=3;w=10");
@@ -525,7 +527,7 @@ mod tests {
         check_local(&limits, 0).unwrap();
         let refused = check_local(&limits, 0).unwrap_err();
         assert_eq!(refused.code(), "ratelimit.exceeded");
-        assert!(matches!(&refused, GatewayError::RateLimited(refusal) if refusal.scope == "service"));
+        assert!(matches!(refused, LimitError::Exceeded(ref e) if e.scope == "service"));
     }
 
     #[test]
@@ -551,7 +553,7 @@ mod tests {
         assert!((590..=600).contains(&admitted.remaining), "{}", admitted.remaining);
         bytes.charge_bytes(5000);
         let refused = check_local(&limits, 0).unwrap_err();
-        assert!(matches!(&refused, GatewayError::RateLimited(r) if r.scope == "opd-bytes" && r.retry_after >= 40));
+        assert!(matches!(refused, LimitError::Exceeded(ref e) if e.scope == "opd-bytes" && e.retry_after >= 40));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Path → service → operation lookup, compiled once per snapshot. `/{opd}/{service}/v{major}/{path...}` finds
 //! the service through two hash lookups; when the service lists operations, the rest of the path is matched
 //! against their templates (`GET /pasien/{id}`), literal segments before parameters (literals compare decoded; a
-//! parameter never matches a segment with a raw `;` path parameter). Unknown → 404, known path with another
-//! method → 405 with `Allow`.
+//! parameter never matches a segment with a raw `;` path parameter). Refusals are [`RouteError`]s: unknown →
+//! 404, known path with another method → 405 with `Allow`, unsafe path → 400.
 
+mod error;
 pub mod path;
 
 use std::collections::HashMap;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use http::header::HeaderValue;
 use http::Method;
 
-use crate::error::GatewayError;
+pub use error::{MethodNotAllowed, RouteError};
 pub use path::{split_service_path, ServicePath};
 
 /// A segment of an operation's path template.
@@ -106,7 +107,7 @@ impl OperationTable {
     }
 
     /// The operation for `method` on `rest`; `Ok(None)` when the service declares no operations (pass-through).
-    pub fn find(&self, method: &Method, rest: &str) -> Result<Option<&CompiledOperation>, GatewayError> {
+    pub fn find(&self, method: &Method, rest: &str) -> Result<Option<&CompiledOperation>, RouteError> {
         if self.operations.is_empty() {
             return Ok(None);
         }
@@ -120,9 +121,12 @@ impl OperationTable {
             }
         }
         if !path_matched {
-            return Err(GatewayError::RouteNotFound);
+            return Err(RouteError::NotFound);
         }
-        Err(GatewayError::MethodNotAllowed { method: method.clone(), allow: self.allow_header(rest) })
+        Err(RouteError::MethodNotAllowed(Box::new(MethodNotAllowed {
+            method: method.clone(),
+            allow: self.allow_header(rest),
+        })))
     }
 
     /// `Allow` for a path (error path only).
@@ -225,7 +229,7 @@ mod tests {
         assert_eq!(t.find(&Method::GET, "/pasien").unwrap_err().code(), "route.not_found");
         assert_eq!(t.find(&Method::GET, "/pasien/12/").unwrap_err().code(), "route.not_found");
         match t.find(&Method::PUT, "/pasien/12").unwrap_err() {
-            GatewayError::MethodNotAllowed { allow, .. } => assert_eq!(allow, "DELETE, GET, HEAD"),
+            RouteError::MethodNotAllowed(refused) => assert_eq!(refused.allow, "DELETE, GET, HEAD"),
             other => panic!("{other:?}"),
         }
     }

@@ -16,7 +16,7 @@
 //!
 //! Nothing is allocated: segments are borrowed from the request.
 
-use crate::error::GatewayError;
+use super::RouteError;
 
 /// The parts of `/{opd}/{service}/v{major}/{rest...}`.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,10 +29,10 @@ pub struct ServicePath<'a> {
 }
 
 /// Checks the whole path and splits off the service address.
-pub fn split_service_path(path: &str) -> Result<ServicePath<'_>, GatewayError> {
+pub fn split_service_path(path: &str) -> Result<ServicePath<'_>, RouteError> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
-        return Err(GatewayError::InvalidPath { reason: "the path must start with `/`" });
+        return Err(RouteError::InvalidPath { reason: "the path must start with `/`" });
     }
     let mut heads: [&str; 3] = [""; 3];
     let mut index = 0usize;
@@ -46,11 +46,11 @@ pub fn split_service_path(path: &str) -> Result<ServicePath<'_>, GatewayError> {
                 break; // a trailing slash after the service address is allowed
             }
             if last && index == 0 {
-                return Err(GatewayError::RouteNotFound); // the bare `/`
+                return Err(RouteError::NotFound); // the bare `/`
             }
-            return Err(GatewayError::InvalidPath { reason: "empty path segments (`//`) are not allowed" });
+            return Err(RouteError::InvalidPath { reason: "empty path segments (`//`) are not allowed" });
         }
-        check_segment(segment).map_err(|reason| GatewayError::InvalidPath { reason })?;
+        check_segment(segment).map_err(|reason| RouteError::InvalidPath { reason })?;
         if index < 3 {
             heads[index] = segment;
         }
@@ -61,9 +61,9 @@ pub fn split_service_path(path: &str) -> Result<ServicePath<'_>, GatewayError> {
         start = end + 1;
     }
     if index < 3 {
-        return Err(GatewayError::RouteNotFound);
+        return Err(RouteError::NotFound);
     }
-    let major = parse_major(heads[2]).ok_or(GatewayError::RouteNotFound)?;
+    let major = parse_major(heads[2]).ok_or(RouteError::NotFound)?;
     let prefix_len = 1 + heads[0].len() + 1 + heads[1].len() + 1 + heads[2].len();
     Ok(ServicePath { opd: heads[0], service: heads[1], major, rest: &path[prefix_len..] })
 }
