@@ -6,7 +6,7 @@
 //!
 //! Per size, group `contract <size>`:
 //!
-//! * `check_request_body, valid`: `contract::check::check_request_body`, exactly what `stack.rs` runs once the
+//! * `check_request_body, valid`: `contract::check::check_request_body`, exactly what the pipeline runs once the
 //!   body is read: the schema's single pass (validation while parsing) accepts the body;
 //! * `full path: parse only` and `full path: is_valid only` (on the parsed value): what a valid body cost
 //!   before the single pass, `serde_json::from_slice` into a `Value` + `Validator::is_valid`;

@@ -1,7 +1,7 @@
 //! The access decision on a large policy set: 1,000 services (50 OPDs x 20), 1,000 clients (20 per OPD) and
 //! 10,000 grants (10 per client, see `penghubung_benches::corpus::clients_and_grants`).
 //!
-//! * `policy decision (10,000 grants)/<case>`: `policy::authorize` exactly as `stack.rs` runs it per request
+//! * `policy decision (10,000 grants)/<case>`: `policy::authorize` exactly as the pipeline runs it per request
 //!   once the client is identified and the service found: the client's grants on the service (a hash lookup
 //!   by service index), the operation match, lifecycle, grant terms (operation, window, purpose) and clearance.
 //!   Cases: allowed with a purpose on a grant that lists operations and purposes; allowed on an all-operations
@@ -61,9 +61,8 @@ fn decision(c: &mut Criterion) {
                   method: &Method,
                   rest: &str,
                   purpose: Option<&HeaderValue>| {
-        policy::authorize(client, service, method, rest, purpose, now, &mut None, &mut ())
-            .map(|(_, p)| p.grant.id.clone())
-            .map_err(|e| e.code())
+        let (_, decision) = policy::authorize(client, service, method, rest, purpose, now, &mut ());
+        decision.map(|p| p.grant.id.clone()).map_err(|e| e.code())
     };
     // Check every case's outcome before timing it.
     assert!(decide(&listed, &Method::GET, "/pasien/123", Some(&purpose)).is_ok());

@@ -1,7 +1,7 @@
 //! Routing and snapshot micro-benchmarks on a 1,000-service corpus (50 OPDs x 20 services x 5 operations, see
 //! `penghubung_benches::corpus`).
 //!
-//! * `route lookup/<case>`: the per-request hot path of the gateway, exactly as `stack.rs` runs it:
+//! * `route lookup/<case>`: the per-request hot path of the gateway, exactly as the pipeline runs it:
 //!   `routing::split_service_path(path)` → `Snapshot::find_service(opd, service, major)` →
 //!   `OperationTable::find(&Method, rest)`. Cases: a hit on the first and on the last service, a hit on the
 //!   deepest template, a 404 for an unknown service, a 404 for an unknown operation path, and a 405 (which

@@ -6,8 +6,8 @@
 //! [`contract`] JSON Schema contracts, [`discovery`] what a client may call,
 //! [`routing`] path lookup, [`tls`] mTLS material, client identity, the built-in CA and upstream TLS,
 //! [`proxy`] upstream forwarding and connection pools, [`ratelimit`] rate limits and
-//! quotas (local or Redis), [`error`] the one error→response mapping, [`stack`] the
-//! request pipeline, [`policy`] the access decision (grants, purposes, lifecycle, clearance, field redaction),
+//! quotas (local or Redis), [`error`] the one error→response mapping, [`pipeline`] the
+//! request pipeline as named phases, [`policy`] the access decision (grants, purposes, lifecycle, clearance, field redaction),
 //! [`server`] listeners, signals and graceful shutdown, [`reload`] hot reload, [`check`] `penghubung check`,
 //! [`manage`] the security team's store changes, [`demo`] the one-command demo, [`cli`] the command line,
 //! [`telemetry`] logging, [`audit`] the tamper-evident audit trail.
@@ -21,6 +21,7 @@ pub mod demo;
 pub mod discovery;
 pub mod error;
 pub mod manage;
+pub mod pipeline;
 pub mod policy;
 pub mod proxy;
 pub mod ratelimit;
@@ -28,7 +29,6 @@ pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod snapshot;
-pub mod stack;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

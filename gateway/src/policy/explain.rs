@@ -1,7 +1,7 @@
 //! `penghubung policy explain`: the decision the gateway would take for a client, a service, an operation and a
 //! purpose, with every check and its reason, without sending a request (a dry run for change management). It
 //! runs the data plane's own [`super::authorize`] with a recording [`Trace`], after the same identity and route
-//! steps as `stack.rs`, so the two cannot drift apart.
+//! steps as the request pipeline, so the two cannot drift apart.
 
 use std::fmt::Write as _;
 
@@ -165,7 +165,8 @@ fn run(
         .map(HeaderValue::from_str)
         .transpose()
         .map_err(|_| GatewayError::Denied(Denial::Purpose { problem: super::PurposeProblem::Malformed }))?;
-    let (_, permit) = super::authorize(client, service, &method, &path, purpose.as_ref(), now, &mut None, recorder)?;
+    let (_, decision) = super::authorize(client, service, &method, &path, purpose.as_ref(), now, recorder);
+    let permit = decision?;
     let mut withheld = Vec::new();
     if let Some(policy) = permit.redaction {
         for (status, plan) in &policy.responses {

@@ -186,9 +186,9 @@ impl Trace for () {
 
 /// The whole decision for an identified, enabled `client` calling `method rest` on `service`: grant present →
 /// operation matched (404/405 only for callers holding a grant) → lifecycle, grant terms, clearance. The data
-/// plane and `policy explain` both call this, so they cannot disagree. `matched` receives the operation as soon
-/// as it is matched (the access log and the audit record name it even when the call is then refused).
-#[allow(clippy::too_many_arguments)]
+/// plane and `policy explain` both call this, so they cannot disagree. Returns the matched operation alongside
+/// the decision, as soon as it is matched (the access log and the audit record name it even when the call is
+/// then refused); it is `None` before the match (no grant, no such operation) and for a pass-through service.
 pub fn authorize<'s>(
     client: &'s ClientEntry,
     service: &'s CompiledService,
@@ -196,18 +196,21 @@ pub fn authorize<'s>(
     rest: &str,
     purpose: Option<&HeaderValue>,
     now: i64,
-    matched: &mut Option<&'s CompiledOperation>,
     trace: &mut impl Trace,
-) -> Result<(Option<&'s CompiledOperation>, Permit<'s>), GatewayError> {
-    let grants = grants_for(client, service, trace)?;
-    let operation = service.operations.find(method, rest)?;
-    *matched = operation;
+) -> (Option<&'s CompiledOperation>, Result<Permit<'s>, GatewayError>) {
+    let grants = match grants_for(client, service, trace) {
+        Ok(grants) => grants,
+        Err(denial) => return (None, Err(denial.into())),
+    };
+    let operation = match service.operations.find(method, rest) {
+        Ok(operation) => operation,
+        Err(error) => return (None, Err(error)),
+    };
     trace.pass("operation", || match operation {
         Some(op) => format!("`{}` ({})", op.id, op.label),
         None => "any path (the service declares no operations)".to_string(),
     });
-    let permit = decide(client, service, grants, operation, purpose, now, trace)?;
-    Ok((operation, permit))
+    (operation, decide(client, service, grants, operation, purpose, now, trace).map_err(GatewayError::from))
 }
 
 /// Step 1: the caller's grants on the service, or `policy.no_grant`.

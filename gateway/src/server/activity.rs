@@ -21,8 +21,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use crate::stack::GatewayService;
-use crate::stack::ReportedBody;
+use crate::pipeline::GatewayService;
+use crate::pipeline::ReportedBody;
 use penghubung_types::deadline::LazyTimer;
 
 /// `last_end_ms` before any request ended.

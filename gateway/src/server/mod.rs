@@ -27,11 +27,11 @@ pub mod connections;
 pub mod http1;
 
 use crate::audit::security::TlsRefusal;
+use crate::pipeline::{GatewayService, HeadLimits, PolicySettings, Shared};
 use crate::proxy::Downstream;
 use crate::ratelimit::RateLimiter;
 use crate::reload::{self, Reloaded, Reloader};
 use crate::snapshot::Snapshot;
-use crate::stack::{GatewayService, HeadLimits, PolicySettings, Shared};
 use crate::store::DirStore;
 use crate::tls;
 use crate::tls::identity::PeerCertificate;

@@ -29,8 +29,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::io::poll_read_buf;
 
+use crate::pipeline::GatewayService;
 use crate::proxy::body::{ResponseBody, ResponseBodyError};
-use crate::stack::GatewayService;
 use penghubung_types::deadline::{LazyTimer, StallWatch};
 pub use prefixed::Prefixed;
 use request::NotTaken;
@@ -174,7 +174,7 @@ async fn write_response<I: AsyncWrite + Unpin>(
                 }
             };
             let Some(frame) = frame else { break };
-            let frame = frame.inspect_err(|error| crate::stack::log_broken_body(request_id, error))?;
+            let frame = frame.inspect_err(|error| crate::pipeline::log_broken_body(request_id, error))?;
             let Ok(data) = frame.into_data() else { continue }; // trailers are not forwarded
             if data.len() > COPY_AT_MOST {
                 // Written from where it lies: only the framing goes through the buffer.
