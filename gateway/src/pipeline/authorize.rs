@@ -51,7 +51,7 @@ pub(super) fn authorize<'s>(
     match (enforce, client) {
         (false, _) => match service.operations.find(method, route.rest) {
             Ok(operation) => (operation, Ok(Authorization::Undecided(client.map(|c| &**c)))),
-            Err(error) => (None, Err(error)),
+            Err(error) => (None, Err(error.into())),
         },
         (true, None) => (None, Err(GatewayError::IdentityRequired)),
         (true, Some(client)) => {

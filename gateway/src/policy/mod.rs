@@ -204,7 +204,7 @@ pub fn authorize<'s>(
     };
     let operation = match service.operations.find(method, rest) {
         Ok(operation) => operation,
-        Err(error) => return (None, Err(error)),
+        Err(error) => return (None, Err(error.into())),
     };
     trace.pass("operation", || match operation {
         Some(op) => format!("`{}` ({})", op.id, op.label),
