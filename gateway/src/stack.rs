@@ -441,26 +441,27 @@ async fn route_and_forward(
         }
     }
     // A permit is only given to an identified client: its limits and header values are read from its entry.
-    let permitted = permit.as_ref().zip(client);
     // Rate limits, after every check that could refuse the request anyway (no quota spent on a 403 or 413).
-    let limits = match permitted {
-        Some((p, c)) => RequestLimits {
+    let limits = match (&permit, client) {
+        (Some(p), Some(c)) => RequestLimits {
             grant: p.grant.limit.as_deref(),
             client: c.limits.client.as_deref(),
             opd: c.limits.opd.as_deref(),
             opd_bytes: c.limits.opd_bytes.as_deref(),
             service: service.limit.as_deref(),
         },
-        None => RequestLimits { service: service.limit.as_deref(), ..RequestLimits::default() },
+        _ => RequestLimits { service: service.limit.as_deref(), ..RequestLimits::default() },
     };
     let admitted = shared.ratelimit.check(&limits, request_length.unwrap_or(0)).await?;
-    let byte_limit = match (&admitted, permitted) {
-        (Some(_), Some((_, c))) => c.limits.opd_bytes.as_ref(),
+    let byte_limit = match (&admitted, &permit, client) {
+        (Some(_), Some(_), Some(c)) => c.limits.opd_bytes.as_ref(),
         _ => None,
     };
-    let caller = match permitted {
-        Some((p, c)) => Caller::decided(&c.client_header, &c.opd_header, p.purpose.as_ref(), p.redaction.is_some()),
-        None => Caller::undecided(client.map(|c| (&c.client_header, &c.opd_header))),
+    let caller = match (&permit, client) {
+        (Some(p), Some(c)) => {
+            Caller::decided(&c.client_header, &c.opd_header, p.purpose.as_ref(), p.redaction.is_some())
+        }
+        _ => Caller::undecided(client.map(|c| (&c.client_header, &c.opd_header))),
     };
     // Fail closed: a service whose every exchange must be on disk is not called while the disk cannot take it.
     let tap = match (exchange.audit.as_ref(), shared.audit.as_ref()) {

@@ -71,7 +71,7 @@ pub struct UpstreamRoute {
 /// What the gateway tells the upstream about the caller. The pipeline builds it from the policy decision (or
 /// explicitly without one when `[policy] enforce = false`), never from the request's own headers. It borrows
 /// the header values, computed once per snapshot.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Caller<'a> {
     /// `X-Penghubung-Client` and `X-Penghubung-Opd` of the identified client.
     identity: Option<(&'a HeaderValue, &'a HeaderValue)>,
