@@ -52,7 +52,7 @@ fn decision(c: &mut Criterion) {
     let ungranted = snapshot
         .services
         .iter()
-        .find(|s| client.grants_on(s.index).is_none())
+        .find(|s| client.access.grants_on(s.access.index).is_none())
         .expect("a service without a grant")
         .clone();
     let purpose = HeaderValue::from_static("pelayanan-publik");
@@ -61,8 +61,9 @@ fn decision(c: &mut Criterion) {
                   method: &Method,
                   rest: &str,
                   purpose: Option<&HeaderValue>| {
-        let (_, decision) = policy::authorize(client, service, method, rest, purpose, now, &mut ());
-        decision.map(|p| p.grant.id.clone()).map_err(|e| e.code())
+        let find_operation = || service.operations.find(method, rest);
+        let (_, decision) = policy::authorize(&client.access, &service.access, find_operation, purpose, now, &mut ());
+        decision.map(|p| p.grant.id.clone()).map_err(|e| penghubung::error::GatewayError::from(e).code())
     };
     // Check every case's outcome before timing it.
     assert!(decide(&listed, &Method::GET, "/pasien/123", Some(&purpose)).is_ok());

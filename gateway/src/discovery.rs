@@ -44,7 +44,7 @@ pub fn handle(
         rest.strip_prefix('/').and_then(|r| r.strip_suffix("/openapi.json")).ok_or(GatewayError::RouteNotFound)?;
     let service = snapshot.services.iter().find(|s| &*s.key == key).ok_or(GatewayError::RouteNotFound)?;
     if let Some(client) = client {
-        policy::grants_for(client, service, &mut ())?;
+        policy::grants_for(&client.access, &service.access, &mut ())?;
     }
     Ok(json_response(&openapi(snapshot, service), "application/json"))
 }
@@ -70,24 +70,25 @@ pub fn catalogue(snapshot: &Snapshot, client: Option<&ClientEntry>, now: i64) ->
 fn callable(client: &ClientEntry, service: &CompiledService, now: i64) -> bool {
     let status_ok = match service.doc.status {
         ServiceStatus::Active => true,
-        ServiceStatus::Testing => client.doc.test_client,
+        ServiceStatus::Testing => client.access.test_client,
         _ => false,
     };
-    status_ok && client.grants_on(service.index).is_some_and(|grants| grants.iter().any(|g| g.valid_at(now)))
+    status_ok
+        && client.access.grants_on(service.access.index).is_some_and(|grants| grants.iter().any(|g| g.valid_at(now)))
 }
 
 fn listing(service: &CompiledService, client: Option<&ClientEntry>, now: i64) -> Value {
     let grants: Vec<&policy::CompiledGrant> = client
-        .and_then(|c| c.grants_on(service.index))
+        .and_then(|c| c.access.grants_on(service.access.index))
         .map(|g| g.iter().filter(|g| g.valid_at(now)).collect())
         .unwrap_or_default();
     let mut operations = Vec::new();
     for (index, op) in service.doc.operations.iter().enumerate() {
         let compiled = service.operations.iter().find(|o| o.index == index);
-        let classification = service.operation_policy(compiled).classification;
+        let classification = service.access.operation_policy(compiled).classification;
         let allowed = match client {
             None => true,
-            Some(c) => grants.iter().any(|g| g.covers(Some(index))) && c.doc.clearance >= classification,
+            Some(c) => grants.iter().any(|g| g.covers(Some(index))) && c.access.clearance >= classification,
         };
         if allowed {
             operations.push(json!({

@@ -9,8 +9,9 @@ use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
 
 use crate::contract::{ContractError, Violation};
-use crate::policy::Denial;
+use crate::policy::{Denial, RedactionError, Refusal};
 use crate::proxy::body::ResponseBody;
+use crate::proxy::UpstreamError;
 use crate::ratelimit::LimitError;
 use crate::routing::RouteError;
 
@@ -92,6 +93,40 @@ pub enum GatewayError {
 impl From<Denial> for GatewayError {
     fn from(denial: Denial) -> Self {
         GatewayError::Denied(denial)
+    }
+}
+
+/// A refused authorization: the routing lookup's own error (404, 405) or the denial.
+impl<R: Into<GatewayError>> From<Refusal<R>> for GatewayError {
+    fn from(refusal: Refusal<R>) -> Self {
+        match refusal {
+            Refusal::Route(error) => error.into(),
+            Refusal::Denied(denial) => GatewayError::Denied(denial),
+        }
+    }
+}
+
+impl From<RedactionError> for GatewayError {
+    fn from(RedactionError { service, reason }: RedactionError) -> Self {
+        GatewayError::RedactionFailed { service, reason }
+    }
+}
+
+impl From<UpstreamError> for GatewayError {
+    fn from(error: UpstreamError) -> Self {
+        match error {
+            UpstreamError::Unavailable { service, reason } => GatewayError::UpstreamUnavailable { service, reason },
+            UpstreamError::ConnectTimeout { service, timeout } => {
+                GatewayError::UpstreamConnectTimeout { service, timeout }
+            }
+            UpstreamError::Timeout { service, timeout } => GatewayError::UpstreamTimeout { service, timeout },
+            UpstreamError::BadResponse { service } => GatewayError::UpstreamBadResponse { service },
+            UpstreamError::Tls { service } => GatewayError::UpstreamTls { service },
+            UpstreamError::InvalidPath { reason } => GatewayError::InvalidPath { reason },
+            UpstreamError::BodyTooLarge { limit } => GatewayError::BodyTooLarge { limit },
+            UpstreamError::BodyIncomplete { reason } => GatewayError::BodyIncomplete { reason },
+            UpstreamError::BodyTimeout { timeout } => GatewayError::BodyTimeout { timeout },
+        }
     }
 }
 

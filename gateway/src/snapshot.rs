@@ -13,8 +13,9 @@ use http::HeaderValue;
 
 use crate::contract::compile::Compiler;
 use crate::contract::OperationContract;
-use crate::policy::{lifecycle, CompiledGrant, OperationPolicy, RedactionPlan};
+use crate::policy::{lifecycle, ClientAccess, CompiledGrant, OperationPolicy, RedactionPlan, ServiceAccess};
 use crate::proxy::upstream::{PoolSpec, UpstreamPool};
+use crate::proxy::UpstreamRoute;
 use crate::ratelimit::{Limit, LimitBuilder, Quota, Scope};
 use crate::routing::{CompiledOperation, OperationTable, RouteTable};
 use crate::store::Documents;
@@ -29,26 +30,14 @@ use penghubung_types::documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc, TierD
 #[derive(Debug)]
 pub struct ClientEntry {
     pub doc: ClientDoc,
+    /// What the policy decision reads: clearance, test flag and grants by service index.
+    pub access: ClientAccess,
     /// `X-Penghubung-Client`.
     pub client_header: HeaderValue,
     /// `X-Penghubung-Opd`.
     pub opd_header: HeaderValue,
     /// The limits on all of this client's calls: its own, and its OPD's bandwidth.
     pub limits: ClientLimits,
-    /// This client's grants by service index; a service missing here is not granted at all.
-    grants: HashMap<usize, Box<[CompiledGrant]>, std::hash::BuildHasherDefault<crate::routing::Fnv>>,
-}
-
-impl ClientEntry {
-    /// The grants on the service at `service_index`, if any.
-    pub fn grants_on(&self, service_index: usize) -> Option<&[CompiledGrant]> {
-        self.grants.get(&service_index).map(|g| &**g)
-    }
-
-    /// Keys of the services this client holds grants on, by index.
-    pub fn granted_services(&self) -> impl Iterator<Item = usize> + '_ {
-        self.grants.keys().copied()
-    }
 }
 
 /// The limits every call of a client meets, whatever the service.
@@ -74,36 +63,27 @@ struct IdentityIndex {
 /// A service ready to serve.
 #[derive(Debug)]
 pub struct CompiledService {
-    /// Position in the snapshot's `services` (grants are keyed by it).
-    pub index: usize,
     /// `{opd}/{name}/v{version}`.
     pub key: Arc<str>,
     pub doc: ServiceDoc,
     pub operations: OperationTable,
-    pub pool: Arc<UpstreamPool>,
+    /// What the policy decision reads: position in the snapshot's `services` (grants are keyed by it),
+    /// lifecycle, and classification and redaction per operation.
+    pub access: ServiceAccess,
+    /// What forwarding reads: the upstream pool and the caller headers passed on.
+    pub upstream: UpstreamRoute,
     pub max_request_body: u64,
     /// The service's `rate_limit`: all callers together.
     pub limit: Option<Arc<Limit>>,
     /// The document it was compiled from.
     pub origin: String,
-    /// Policy facts per operation, indexed like `doc.operations`.
-    operation_policies: Box<[OperationPolicy]>,
-    /// Policy facts of a pass-through service (no operations declared).
-    service_policy: OperationPolicy,
     /// Contracts per operation, indexed like `doc.operations`.
     operation_contracts: Box<[OperationContract]>,
     /// Upstream responses that violated their contract (`response_check = "report"` counts them here).
     pub contract_violations: std::sync::atomic::AtomicU64,
-    /// The service's `caller_headers`: caller headers removed by default that it needs passed on.
-    pub caller_headers: Box<[http::HeaderName]>,
 }
 
 impl CompiledService {
-    /// The classification and redaction plans that apply to `operation` (`None`: pass-through).
-    pub fn operation_policy(&self, operation: Option<&CompiledOperation>) -> &OperationPolicy {
-        operation.and_then(|o| self.operation_policies.get(o.index)).unwrap_or(&self.service_policy)
-    }
-
     /// The contract of `operation`, if it has one.
     pub fn contract(&self, operation: Option<&CompiledOperation>) -> Option<&OperationContract> {
         operation.and_then(|o| self.operation_contracts.get(o.index)).filter(|c| !c.is_empty())
@@ -167,7 +147,7 @@ impl Snapshot {
         let mut reusable: HashMap<&PoolSpec, &Arc<UpstreamPool>> = HashMap::new();
         if let Some(prev) = ctx.previous {
             for s in &prev.services {
-                reusable.insert(&s.pool.spec, &s.pool);
+                reusable.insert(&s.upstream.pool.spec, &s.upstream.pool);
             }
         }
 
@@ -211,7 +191,7 @@ impl Snapshot {
         }
 
         let client_ids: HashSet<&str> = docs.clients.iter().map(|(_, c)| c.id.as_str()).collect();
-        let service_index: HashMap<&str, usize> = services.iter().map(|s| (&*s.key, s.index)).collect();
+        let service_index: HashMap<&str, usize> = services.iter().map(|s| (&*s.key, s.access.index)).collect();
         let mut grants_by_client: HashMap<&str, HashMap<usize, Vec<CompiledGrant>>> = HashMap::new();
         let mut grant_ids = HashSet::new();
         for (origin, doc) in &docs.grants {
@@ -261,17 +241,18 @@ impl Snapshot {
                 opd: opd_requests.and_then(|q| limits.limit(Scope::Opd, &doc.opd, q)),
                 opd_bytes: opd_bytes.and_then(|q| limits.limit(Scope::OpdBytes, &doc.opd, q)),
             };
+            let grants = grants_by_client.remove(doc.id.as_str()).unwrap_or_default();
             let entry = Arc::new(ClientEntry {
                 limits: client_limits,
+                access: ClientAccess::new(
+                    &doc.id,
+                    doc.clearance,
+                    doc.test_client,
+                    grants.into_iter().map(|(index, grants)| (index, grants.into_boxed_slice())),
+                ),
                 doc: doc.clone(),
                 client_header: HeaderValue::from_str(&doc.id).expect("client ids are checked by the schema"),
                 opd_header: HeaderValue::from_str(&doc.opd).expect("OPD ids are checked by the schema"),
-                grants: grants_by_client
-                    .remove(doc.id.as_str())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(index, grants)| (index, grants.into_boxed_slice()))
-                    .collect(),
             });
             if clients.insert(doc.id.clone(), Arc::clone(&entry)).is_some() {
                 problems.push(Diagnostic::error(origin, format!("client `{}` is defined twice", doc.id)));
@@ -463,24 +444,18 @@ fn compile_service(
     if !problems.is_empty() {
         return Err(problems);
     }
+    let key: Arc<str> = doc.key().into();
     Ok(CompiledService {
-        index,
-        key: doc.key().into(),
+        access: ServiceAccess::new(index, Arc::clone(&key), doc.status, doc.classification, operation_policies),
+        upstream: UpstreamRoute { service: Arc::clone(&key), pool, caller_headers: caller_headers.into_boxed_slice() },
+        key,
         doc: doc.clone(),
         operations: OperationTable::new(operations),
-        pool,
         max_request_body: doc.max_request_body.map_or(ctx.config.limits.max_request_body.0, |b| b.0),
         limit: None,
         origin: origin.to_string(),
-        operation_policies: operation_policies.into_boxed_slice(),
-        service_policy: OperationPolicy {
-            classification: doc.classification,
-            responses: Vec::new(),
-            declared: Vec::new(),
-        },
         operation_contracts: operation_contracts.into_boxed_slice(),
         contract_violations: std::sync::atomic::AtomicU64::new(0),
-        caller_headers: caller_headers.into_boxed_slice(),
     })
 }
 
@@ -537,22 +512,20 @@ fn upstream_client_tls(doc: &ServiceDoc, ctx: &BuildContext<'_>) -> Result<rustl
 fn placeholder(index: usize, origin: &str, doc: &ServiceDoc, ctx: &BuildContext<'_>) -> CompiledService {
     let mut spec = pool_spec(doc, ctx.config);
     spec.upstream.endpoints.clear();
+    let key: Arc<str> = doc.key().into();
+    let pool =
+        UpstreamPool::new(spec, ctx.upstream_tls.default_config()).expect("a pool without endpoints always builds");
     CompiledService {
-        index,
-        key: doc.key().into(),
+        access: ServiceAccess::new(index, Arc::clone(&key), doc.status, doc.classification, Vec::new()),
+        upstream: UpstreamRoute { service: Arc::clone(&key), pool: Arc::new(pool), caller_headers: Box::default() },
+        key,
         doc: doc.clone(),
         operations: OperationTable::default(),
-        pool: Arc::new(
-            UpstreamPool::new(spec, ctx.upstream_tls.default_config()).expect("a pool without endpoints always builds"),
-        ),
         max_request_body: 0,
         limit: None,
         origin: origin.to_string(),
-        operation_policies: Box::default(),
-        service_policy: OperationPolicy::default(),
         operation_contracts: Box::default(),
         contract_violations: std::sync::atomic::AtomicU64::new(0),
-        caller_headers: Box::default(),
     }
 }
 

@@ -20,18 +20,26 @@ use super::route::Route;
 #[derive(Debug)]
 pub enum Authorization<'s> {
     /// The policy allowed the call: typed evidence, with the grant, the validated purpose and the redaction to
-    /// apply.
-    Permitted(Permit<'s>),
+    /// apply; and the client's entry it was given to (its limits and the header values naming it upstream).
+    Permitted(Permit<'s>, &'s ClientEntry),
     /// `[policy] enforce = false`: no decision at all. The client, when the connection identified one, is named
     /// upstream; nothing else about it is trusted (its grants and limits do not apply).
     Undecided(Option<&'s ClientEntry>),
 }
 
 impl<'s> Authorization<'s> {
+    /// The permit and the client it was given to, when the policy decided.
+    pub fn permitted(&self) -> Option<(&Permit<'s>, &'s ClientEntry)> {
+        match self {
+            Authorization::Permitted(permit, client) => Some((permit, client)),
+            Authorization::Undecided(_) => None,
+        }
+    }
+
     /// The permit, when the policy decided.
     pub fn permit(&self) -> Option<&Permit<'s>> {
         match self {
-            Authorization::Permitted(permit) => Some(permit),
+            Authorization::Permitted(permit, _) => Some(permit),
             Authorization::Undecided(_) => None,
         }
     }
@@ -57,8 +65,10 @@ pub(super) fn authorize<'s>(
         (true, Some(client)) => {
             let purpose = headers.get(X_PENGHUBUNG_PURPOSE);
             let now = policy::unix_now();
-            let (operation, decision) = policy::authorize(client, service, method, route.rest, purpose, now, &mut ());
-            (operation, decision.map(Authorization::Permitted))
+            let find_operation = || service.operations.find(method, route.rest);
+            let (access, service) = (&client.access, &service.access);
+            let (operation, decision) = policy::authorize(access, service, find_operation, purpose, now, &mut ());
+            (operation, decision.map(|permit| Authorization::Permitted(permit, client)).map_err(GatewayError::from))
         }
     }
 }

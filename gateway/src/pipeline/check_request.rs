@@ -31,7 +31,7 @@ pub(super) async fn check_request(
     contract::check::check_media_type(&parts.headers, media_type)?;
     let limit = service.max_request_body;
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    let timeout = service.pool.spec.request_timeout.min(body_timeout);
+    let timeout = service.upstream.pool.spec.request_timeout.min(body_timeout);
     let bytes = match tokio::time::timeout(timeout, limited.collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(GatewayError::BodyTooLarge { limit }),

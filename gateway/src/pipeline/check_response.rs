@@ -38,7 +38,7 @@ pub(super) fn needed<'s>(
     let has_body =
         !head && !status.is_informational() && status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED;
     let schema = contract.and_then(|c| c.response_for(status.as_u16())).filter(|_| has_body);
-    let release = authorization.permit().and_then(|p| Some((p.client.doc.clearance, p.redaction?)));
+    let release = authorization.permit().and_then(|p| Some((p.client.clearance, p.redaction?)));
     (schema.is_some() || release.is_some()).then_some(ResponseChecks { schema, release })
 }
 
@@ -61,8 +61,11 @@ pub(super) async fn check_response(
     match checks.release {
         Some((clearance, policy)) => {
             let limit = shared.policy.max_redacted_body;
-            let timeout = service.pool.spec.request_timeout;
-            crate::policy::response::release(response, policy, clearance, head, limit, timeout, &service.key).await
+            let timeout = service.upstream.pool.spec.request_timeout;
+            let released =
+                crate::policy::response::release(response, policy, clearance, head, limit, timeout, &service.key)
+                    .await?;
+            Ok(released.into_response(ResponseBody::full))
         }
         None => Ok(response),
     }
@@ -83,7 +86,7 @@ async fn check_contract(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let (parts, body) = response.into_parts();
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    let bytes = match tokio::time::timeout(service.pool.spec.request_timeout, limited.collect()).await {
+    let bytes = match tokio::time::timeout(service.upstream.pool.spec.request_timeout, limited.collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(_)) | Err(_) => return Err(GatewayError::UpstreamBadResponse { service: service.key.to_string() }),
     };

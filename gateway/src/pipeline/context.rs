@@ -65,7 +65,7 @@ impl RequestContext {
         self.service = Some(Arc::clone(&service.key));
         if let (Some(facts), Some(auditor)) = (self.audit.as_mut(), auditor) {
             facts.durability = service.doc.audit.unwrap_or(auditor.default_durability);
-            facts.read_ahead_within = service.pool.spec.request_timeout;
+            facts.read_ahead_within = service.upstream.pool.spec.request_timeout;
         }
     }
 

@@ -31,8 +31,12 @@ pub(super) fn forward<'a>(
     authorization: &'a Authorization<'a>,
 ) -> impl Future<Output = Result<(Response<ResponseBody>, Arc<str>), GatewayError>> + Send + 'a {
     let caller = match authorization {
-        Authorization::Permitted(permit) => Caller::permitted(permit),
-        Authorization::Undecided(client) => Caller::undecided(*client),
+        Authorization::Permitted(permit, client) => {
+            let filtered = permit.redaction.is_some();
+            Caller::decided(&client.client_header, &client.opd_header, permit.purpose.as_ref(), filtered)
+        }
+        Authorization::Undecided(client) => Caller::undecided(client.map(|c| (&c.client_header, &c.opd_header))),
     };
-    proxy::forward(service, parts, body, rest_offset, downstream, caller)
+    let forwarded = proxy::forward(&service.upstream, parts, body, rest_offset, downstream, caller);
+    async move { forwarded.await.map_err(GatewayError::from) }
 }

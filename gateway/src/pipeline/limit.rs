@@ -59,20 +59,20 @@ pub(super) async fn limit<'s>(
             return Err(GatewayError::BodyTooLarge { limit: service.max_request_body });
         }
     }
-    let permit = authorization.permit();
-    let limits = match permit {
-        Some(p) => RequestLimits {
+    let permitted = authorization.permitted();
+    let limits = match permitted {
+        Some((p, client)) => RequestLimits {
             grant: p.grant.limit.as_deref(),
-            client: p.client.limits.client.as_deref(),
-            opd: p.client.limits.opd.as_deref(),
-            opd_bytes: p.client.limits.opd_bytes.as_deref(),
+            client: client.limits.client.as_deref(),
+            opd: client.limits.opd.as_deref(),
+            opd_bytes: client.limits.opd_bytes.as_deref(),
             service: service.limit.as_deref(),
         },
         None => RequestLimits { service: service.limit.as_deref(), ..RequestLimits::default() },
     };
     let admitted = shared.ratelimit.check(&limits, request_length.unwrap_or(0)).await?;
-    let byte_limit = match (&admitted, permit) {
-        (Some(_), Some(p)) => p.client.limits.opd_bytes.as_ref(),
+    let byte_limit = match (&admitted, permitted) {
+        (Some(_), Some((_, client))) => client.limits.opd_bytes.as_ref(),
         _ => None,
     };
     Ok(Admission { admitted, byte_limit })

@@ -1,7 +1,8 @@
 //! `penghubung policy explain`: the decision the gateway would take for a client, a service, an operation and a
 //! purpose, with every check and its reason, without sending a request (a dry run for change management). It
 //! runs the data plane's own [`super::authorize`] with a recording [`Trace`], after the same identity and route
-//! steps as the request pipeline, so the two cannot drift apart.
+//! steps as the request pipeline, so the two cannot drift apart. Tooling, not data plane: it reads the whole
+//! snapshot and answers with the gateway's own errors.
 
 use std::fmt::Write as _;
 
@@ -165,13 +166,15 @@ fn run(
         .map(HeaderValue::from_str)
         .transpose()
         .map_err(|_| GatewayError::Denied(Denial::Purpose { problem: super::PurposeProblem::Malformed }))?;
-    let (_, decision) = super::authorize(client, service, &method, &path, purpose.as_ref(), now, recorder);
+    let find_operation = || service.operations.find(&method, &path);
+    let (_, decision) =
+        super::authorize(&client.access, &service.access, find_operation, purpose.as_ref(), now, recorder);
     let permit = decision?;
     let mut withheld = Vec::new();
     if let Some(policy) = permit.redaction {
         for (status, plan) in &policy.responses {
             for (pointer, classification) in plan.marked_fields() {
-                if classification > permit.client.doc.clearance {
+                if classification > permit.client.clearance {
                     let status = if *status == 0 { "default".to_string() } else { status.to_string() };
                     withheld.push(format!("{status} {pointer} ({classification})"));
                 }

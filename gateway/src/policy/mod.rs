@@ -1,8 +1,9 @@
-//! Access policy: deny unless granted. For each request the decision reads the snapshot only (no lock, no
-//! parsing): the caller's grants on the service (looked up by service index on the client), the service's
-//! lifecycle, each grant's validity window, operations and purposes, and the caller's clearance against the
-//! operation's effective classification. The result is a [`Permit`] (typed evidence that the proxy requires)
-//! or a [`Denial`] with a stable code.
+//! Access policy: deny unless granted. For each request the decision reads only its own compiled inputs, which
+//! the snapshot embeds (no lock, no parsing): the caller's [`ClientAccess`] (its grants looked up by service
+//! index), the service's [`ServiceAccess`] (lifecycle, classification and redaction per operation), each
+//! grant's validity window, operations and purposes, and the caller's clearance against the operation's
+//! effective classification. The result is a [`Permit`] (typed evidence that the forward phase requires) or a
+//! [`Denial`] with a stable code.
 //!
 //! The order of checks is part of the contract, and `penghubung policy explain` runs the *same* function
 //! with a recorder ([`Trace`]) that the data plane leaves empty:
@@ -25,16 +26,17 @@ pub mod lifecycle;
 pub mod redact;
 pub mod response;
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
-use http::{HeaderValue, Method};
+use http::HeaderValue;
 
-use crate::error::GatewayError;
-use crate::routing::CompiledOperation;
-use crate::snapshot::{ClientEntry, CompiledService};
+use crate::routing::{CompiledOperation, Fnv};
 pub use grants::CompiledGrant;
 use penghubung_types::documents::{Classification, ServiceStatus};
 pub use redact::RedactionPlan;
+pub use response::RedactionError;
 
 /// The request header carrying the purpose of use (*tujuan*), e.g. `pelayanan-kesehatan`.
 pub const PURPOSE_HEADER: &str = "x-penghubung-purpose";
@@ -113,11 +115,101 @@ impl std::fmt::Display for Denial {
     }
 }
 
-/// Typed evidence that a request may go through: the proxy takes a `Permit`, so nothing reaches an upstream
-/// without one. It carries what inner layers need (the grant's tier, the purpose, the redaction to apply).
+/// Why [`authorize`] refused a request: no operation of the service matched (told only to a caller holding a
+/// grant; `R` is the routing lookup's own error), or the policy denied it.
+#[derive(Debug)]
+pub enum Refusal<R> {
+    Route(R),
+    Denied(Denial),
+}
+
+impl<R> From<Denial> for Refusal<R> {
+    fn from(denial: Denial) -> Self {
+        Refusal::Denied(denial)
+    }
+}
+
+/// What the decision knows of a registered client, compiled once per snapshot.
+#[derive(Debug)]
+pub struct ClientAccess {
+    /// The client's id (`opd/app`).
+    pub id: Box<str>,
+    /// The highest classification it may read.
+    pub clearance: Classification,
+    /// A test client may call services in `testing`.
+    pub test_client: bool,
+    /// Its grants by service index; a service missing here is not granted at all.
+    grants: HashMap<usize, Box<[CompiledGrant]>, BuildHasherDefault<Fnv>>,
+}
+
+impl ClientAccess {
+    /// A client with `grants` given per service index.
+    pub fn new(
+        id: &str,
+        clearance: Classification,
+        test_client: bool,
+        grants: impl IntoIterator<Item = (usize, Box<[CompiledGrant]>)>,
+    ) -> Self {
+        ClientAccess { id: id.into(), clearance, test_client, grants: grants.into_iter().collect() }
+    }
+
+    /// The grants on the service at `service_index`, if any.
+    pub fn grants_on(&self, service_index: usize) -> Option<&[CompiledGrant]> {
+        self.grants.get(&service_index).map(|g| &**g)
+    }
+
+    /// Indices of the services this client holds grants on.
+    pub fn granted_services(&self) -> impl Iterator<Item = usize> + '_ {
+        self.grants.keys().copied()
+    }
+}
+
+/// What the decision knows of a service, compiled once per snapshot.
+#[derive(Debug)]
+pub struct ServiceAccess {
+    /// The service's position in the snapshot (clients' grants are keyed by it).
+    pub index: usize,
+    /// `{opd}/{name}/v{version}`.
+    pub key: Arc<str>,
+    /// Its lifecycle state.
+    pub status: ServiceStatus,
+    /// Policy facts per operation, indexed like the service's operations.
+    operation_policies: Box<[OperationPolicy]>,
+    /// Policy facts of a pass-through service (no operations declared).
+    service_policy: OperationPolicy,
+}
+
+impl ServiceAccess {
+    /// A service classified `classification`, with the policy facts of each of its operations (in the order of
+    /// its document).
+    pub fn new(
+        index: usize,
+        key: Arc<str>,
+        status: ServiceStatus,
+        classification: Classification,
+        operation_policies: Vec<OperationPolicy>,
+    ) -> Self {
+        ServiceAccess {
+            index,
+            key,
+            status,
+            operation_policies: operation_policies.into_boxed_slice(),
+            service_policy: OperationPolicy { classification, ..OperationPolicy::default() },
+        }
+    }
+
+    /// The classification and redaction plans that apply to `operation` (`None`: pass-through).
+    pub fn operation_policy(&self, operation: Option<&CompiledOperation>) -> &OperationPolicy {
+        operation.and_then(|o| self.operation_policies.get(o.index)).unwrap_or(&self.service_policy)
+    }
+}
+
+/// Typed evidence that a request may go through: the pipeline's forward phase takes a `Permit`, so nothing
+/// reaches an upstream without one. It carries what inner layers need (the grant's tier, the purpose, the
+/// redaction to apply).
 #[derive(Debug)]
 pub struct Permit<'s> {
-    pub client: &'s ClientEntry,
+    pub client: &'s ClientAccess,
     pub grant: &'s CompiledGrant,
     pub classification: Classification,
     /// The declared purpose, validated; forwarded upstream.
@@ -184,39 +276,40 @@ impl Trace for () {
     fn fail(&mut self, _: &'static str, _: &Denial) {}
 }
 
-/// The whole decision for an identified, enabled `client` calling `method rest` on `service`: grant present →
-/// operation matched (404/405 only for callers holding a grant) → lifecycle, grant terms, clearance. The data
-/// plane and `policy explain` both call this, so they cannot disagree. Returns the matched operation alongside
-/// the decision, as soon as it is matched (the access log and the audit record name it even when the call is
-/// then refused); it is `None` before the match (no grant, no such operation) and for a pass-through service.
-pub fn authorize<'s>(
-    client: &'s ClientEntry,
-    service: &'s CompiledService,
-    method: &Method,
-    rest: &str,
+/// The whole decision for an identified, enabled `client` calling `service`: grant present → operation matched
+/// → lifecycle, grant terms, clearance. `find_operation` matches the request against the service's operations
+/// (routing; `None` for a pass-through service); it runs only once the caller is known to hold a grant, so that
+/// only such callers learn of a 404 or 405. The data plane and `policy explain` both call this, so they cannot
+/// disagree. Returns the matched operation alongside the decision, as soon as it is matched (the access log and
+/// the audit record name it even when the call is then refused); it is `None` before the match (no grant, no
+/// such operation) and for a pass-through service.
+pub fn authorize<'s, R>(
+    client: &'s ClientAccess,
+    service: &'s ServiceAccess,
+    find_operation: impl FnOnce() -> Result<Option<&'s CompiledOperation>, R>,
     purpose: Option<&HeaderValue>,
     now: i64,
     trace: &mut impl Trace,
-) -> (Option<&'s CompiledOperation>, Result<Permit<'s>, GatewayError>) {
+) -> (Option<&'s CompiledOperation>, Result<Permit<'s>, Refusal<R>>) {
     let grants = match grants_for(client, service, trace) {
         Ok(grants) => grants,
-        Err(denial) => return (None, Err(denial.into())),
+        Err(denial) => return (None, Err(Refusal::Denied(denial))),
     };
-    let operation = match service.operations.find(method, rest) {
+    let operation = match find_operation() {
         Ok(operation) => operation,
-        Err(error) => return (None, Err(error.into())),
+        Err(error) => return (None, Err(Refusal::Route(error))),
     };
     trace.pass("operation", || match operation {
         Some(op) => format!("`{}` ({})", op.id, op.label),
         None => "any path (the service declares no operations)".to_string(),
     });
-    (operation, decide(client, service, grants, operation, purpose, now, trace).map_err(GatewayError::from))
+    (operation, decide(client, service, grants, operation, purpose, now, trace).map_err(Refusal::Denied))
 }
 
 /// Step 1: the caller's grants on the service, or `policy.no_grant`.
 pub fn grants_for<'s>(
-    client: &'s ClientEntry,
-    service: &'s CompiledService,
+    client: &'s ClientAccess,
+    service: &'s ServiceAccess,
     trace: &mut impl Trace,
 ) -> Result<&'s [CompiledGrant], Denial> {
     match client.grants_on(service.index) {
@@ -225,7 +318,7 @@ pub fn grants_for<'s>(
             Ok(grants)
         }
         None => {
-            let denial = Denial::NoGrant { client: client.doc.id.as_str().into(), service: Arc::clone(&service.key) };
+            let denial = Denial::NoGrant { client: client.id.clone(), service: Arc::clone(&service.key) };
             trace.fail("grant present", &denial);
             Err(denial)
         }
@@ -235,8 +328,8 @@ pub fn grants_for<'s>(
 /// Steps 2–4 for a caller that has `grants` on `service`. `operation` is `None` for a pass-through service
 /// (no operations declared). `now` is Unix seconds.
 pub fn decide<'s>(
-    client: &'s ClientEntry,
-    service: &'s CompiledService,
+    client: &'s ClientAccess,
+    service: &'s ServiceAccess,
     grants: &'s [CompiledGrant],
     operation: Option<&CompiledOperation>,
     purpose: Option<&HeaderValue>,
@@ -246,10 +339,10 @@ pub fn decide<'s>(
     let mut first_denial: Option<Denial> = None;
 
     // 2. lifecycle
-    let status = service.doc.status;
+    let status = service.status;
     let lifecycle = match status {
         ServiceStatus::Active => None,
-        ServiceStatus::Testing if client.doc.test_client => None,
+        ServiceStatus::Testing if client.test_client => None,
         ServiceStatus::Testing => Some(Denial::ServiceTesting { service: Arc::clone(&service.key) }),
         _ => Some(Denial::ServiceNotActive { service: Arc::clone(&service.key), status }),
     };
@@ -293,7 +386,7 @@ pub fn decide<'s>(
 
     // 4. clearance
     let policy = service.operation_policy(operation);
-    let clearance = client.doc.clearance;
+    let clearance = client.clearance;
     if clearance < policy.classification {
         let denial =
             Denial::Clearance { clearance, required: policy.classification, operation: Arc::clone(operation_label) };

@@ -1,14 +1,15 @@
 //! Releasing upstream responses on operations with fields above the caller's clearance (the permit says which).
 //! The rule: such a response leaves the gateway only once it has been filtered, whatever its status, content
 //! type or form ([`release`]). The caller's range and conditional headers were not forwarded
-//! ([`crate::proxy::forward`]), so a partial answer (206) is never one the caller asked for and is withheld;
+//! (by the forward phase), so a partial answer (206) is never one the caller asked for and is withheld;
 //! answers that carry no body (`HEAD`, 1xx, 204, 304) pass without one; a status whose schema marks fields is
 //! buffered up to a limit, filtered by the [`RedactionPlan`] and sent with `X-Penghubung-Redacted` listing the
 //! withheld pointer templates; a status whose schema marks nothing passes; a status the contract declares no
 //! schema for (nor `default`) has nothing to filter by and is withheld unless its body is empty. Anything that
 //! cannot be filtered (not JSON, compressed, too large, broken off) fails closed: 502 `policy.redaction_failed`,
 //! never the unfiltered body. Responses of other operations, and of callers cleared for every marked field,
-//! stream untouched.
+//! stream untouched. The functions work over any body; a body they replace comes back whole ([`Released`]),
+//! for the caller to wrap in its own body type.
 
 use std::time::Duration;
 
@@ -17,28 +18,67 @@ use http::header::{
     HeaderName, HeaderValue, ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
 };
 use http::{Response, StatusCode};
+use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 
 use super::{OperationPolicy, RedactionPlan, ResponseFilter};
-use crate::error::GatewayError;
-use crate::proxy::body::ResponseBody;
 use penghubung_types::documents::Classification;
 
 /// Lists the withheld fields of a filtered response.
 pub const X_PENGHUBUNG_REDACTED: HeaderName = HeaderName::from_static("x-penghubung-redacted");
 
+/// Why a response that must be filtered was withheld instead (fail closed).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the response of {service} could not be filtered: {reason}")]
+pub struct RedactionError {
+    /// The service's key.
+    pub service: String,
+    /// What made filtering impossible.
+    pub reason: String,
+}
+
+impl RedactionError {
+    /// The stable code of the problem response (part of the API).
+    pub fn code(&self) -> &'static str {
+        "policy.redaction_failed"
+    }
+}
+
+/// What [`release`] lets out.
+#[derive(Debug)]
+pub enum Released<B> {
+    /// The upstream's response, its body streaming untouched (its head may have lost range headers).
+    Untouched(Response<B>),
+    /// A response whose whole body is this: filtered, or empty.
+    Whole(Response<Bytes>),
+}
+
+impl<B> Released<B> {
+    /// The response, a whole body wrapped by `wrap`.
+    pub fn into_response(self, wrap: impl FnOnce(Bytes) -> B) -> Response<B> {
+        match self {
+            Released::Untouched(response) => response,
+            Released::Whole(response) => response.map(wrap),
+        }
+    }
+}
+
 /// Releases `response` (to a request of method `HEAD` when `head`) to a caller with `clearance` below some marked
 /// field of the operation whose `policy` it is: filtered, passed without a body, or refused (see the module).
-pub async fn release(
-    response: Response<ResponseBody>,
+pub async fn release<B>(
+    response: Response<B>,
     policy: &OperationPolicy,
     clearance: Classification,
     head: bool,
     limit: u64,
     timeout: Duration,
     service: &str,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    let fail = |reason: String| GatewayError::RedactionFailed { service: service.to_string(), reason };
+) -> Result<Released<B>, RedactionError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let fail = |reason: String| RedactionError { service: service.to_string(), reason };
     let status = response.status();
     let (mut parts, body) = response.into_parts();
     // Parts are never served here: a filtered body has other byte offsets than the upstream's.
@@ -54,19 +94,22 @@ pub async fn release(
             parts.headers.remove(CONTENT_LENGTH);
         }
         parts.headers.remove(ETAG);
-        return Ok(Response::from_parts(parts, ResponseBody::full(Bytes::new())));
+        return Ok(Released::Whole(Response::from_parts(parts, Bytes::new())));
     }
     match policy.filter_for(status.as_u16()) {
         ResponseFilter::Plan(plan) if plan.applies_to(clearance) => {
-            withhold_fields(Response::from_parts(parts, body), plan, clearance, limit, timeout, service).await
+            let filtered = withhold_fields(Response::from_parts(parts, body), plan, clearance, limit, timeout, service);
+            Ok(Released::Whole(filtered.await?))
         }
-        ResponseFilter::Plan(_) | ResponseFilter::Unmarked => Ok(Response::from_parts(parts, body)),
+        ResponseFilter::Plan(_) | ResponseFilter::Unmarked => {
+            Ok(Released::Untouched(Response::from_parts(parts, body)))
+        }
         ResponseFilter::Undeclared => {
-            let empty = http_body::Body::is_end_stream(&body)
-                || http_body::Body::size_hint(&body).exact() == Some(0)
+            let empty = body.is_end_stream()
+                || body.size_hint().exact() == Some(0)
                 || parts.headers.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
             if empty {
-                return Ok(Response::from_parts(parts, ResponseBody::full(Bytes::new())));
+                return Ok(Released::Whole(Response::from_parts(parts, Bytes::new())));
             }
             Err(fail(format!(
                 "the upstream answered {}, a status whose body the contract declares no schema for, so it cannot be \
@@ -78,17 +121,21 @@ pub async fn release(
     }
 }
 
-/// Filters `response` for a caller with `clearance`. `limit` bounds the buffered body, `timeout` the time to
-/// read it.
-pub async fn withhold_fields(
-    response: Response<ResponseBody>,
+/// Filters `response` for a caller with `clearance`, returning the filtered body whole. `limit` bounds the
+/// buffered body, `timeout` the time to read it.
+pub async fn withhold_fields<B>(
+    response: Response<B>,
     plan: &RedactionPlan,
     clearance: Classification,
     limit: u64,
     timeout: Duration,
     service: &str,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    let fail = |reason: String| GatewayError::RedactionFailed { service: service.to_string(), reason };
+) -> Result<Response<Bytes>, RedactionError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let fail = |reason: String| RedactionError { service: service.to_string(), reason };
     let (mut parts, body) = response.into_parts();
     if parts.headers.get(CONTENT_ENCODING).is_some_and(|e| e.as_bytes() != b"identity") {
         return Err(fail("the upstream sent a compressed body".into()));
@@ -123,7 +170,7 @@ pub async fn withhold_fields(
         Bytes::from(serde_json::to_vec(&value).map_err(|e| fail(e.to_string()))?)
     };
     parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    Ok(Response::from_parts(parts, ResponseBody::full(body)))
+    Ok(Response::from_parts(parts, body))
 }
 
 /// `application/json`, `application/problem+json`, `application/vnd.x+json`, with or without parameters.
@@ -135,24 +182,24 @@ fn is_json_media_type(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::Full;
     use serde_json::json;
 
     fn plan() -> RedactionPlan {
         RedactionPlan::compile(&json!({ "properties": { "nik": { "x-klasifikasi": "rahasia" } } })).unwrap().unwrap()
     }
 
-    fn response(content_type: &str, body: &'static str) -> Response<ResponseBody> {
-        let mut r = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
+    fn response(content_type: &str, body: &'static str) -> Response<Full<Bytes>> {
+        let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
         r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
         r.headers_mut().insert(ETAG, HeaderValue::from_static("\"v1\""));
         r
     }
 
-    async fn run(r: Response<ResponseBody>, limit: u64) -> Result<(Response<ResponseBody>, Bytes), GatewayError> {
+    async fn run(r: Response<Full<Bytes>>, limit: u64) -> Result<(Response<()>, Bytes), RedactionError> {
         let r = withhold_fields(r, &plan(), Classification::Terbatas, limit, Duration::from_secs(5), "s").await?;
-        let (parts, body) = r.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        Ok((Response::from_parts(parts, ResponseBody::full(Bytes::new())), bytes))
+        let (parts, bytes) = r.into_parts();
+        Ok((Response::from_parts(parts, ()), bytes))
     }
 
     #[tokio::test]

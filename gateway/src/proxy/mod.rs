@@ -1,6 +1,8 @@
 //! Forwarding to the upstream: builds the upstream request (target URI, header rules, version), picks an
 //! endpoint, applies the request timeout, retries idempotent body-less requests on another endpoint when the
-//! connection could not be made (so no byte reached the upstream), and feeds passive ejection.
+//! connection could not be made (so no byte reached the upstream), and feeds passive ejection. It reads only its
+//! own types: the service's [`UpstreamRoute`], the [`Caller`] headers the pipeline decided on, and it fails with
+//! its own [`UpstreamError`].
 
 pub mod body;
 pub mod h1;
@@ -16,14 +18,11 @@ use std::task::Poll;
 use std::time::Duration;
 
 use http::header::{
-    HeaderValue, ACCEPT_ENCODING, HOST, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
-    RANGE,
+    HeaderName, HeaderValue, ACCEPT_ENCODING, HOST, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
+    IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::{request, Method, Request, Response, Uri, Version};
 
-use crate::error::GatewayError;
-use crate::policy::Permit;
-use crate::snapshot::{ClientEntry, CompiledService};
 use crate::tls::identity::PeerCertificate;
 use body::{RequestBody, RequestBodyError, ResponseBody};
 use penghubung_types::deadline::LazyTimer;
@@ -58,12 +57,24 @@ impl Downstream {
     }
 }
 
-/// What the gateway tells the upstream about the caller. Made only from a policy [`Permit`] (the typed evidence
-/// that the request was decided), or explicitly without one when `[policy] enforce = false`; never from the
-/// request's own headers.
-#[derive(Clone, Copy, Debug)]
+/// What forwarding needs of a service, compiled once per snapshot.
+#[derive(Debug)]
+pub struct UpstreamRoute {
+    /// The service's key (`{opd}/{name}/v{version}`), for errors and logs.
+    pub service: Arc<str>,
+    /// Its upstream endpoints and how to reach them.
+    pub pool: Arc<UpstreamPool>,
+    /// The service's `caller_headers`: caller headers removed by default that it needs passed on.
+    pub caller_headers: Box<[HeaderName]>,
+}
+
+/// What the gateway tells the upstream about the caller. The pipeline builds it from the policy decision (or
+/// explicitly without one when `[policy] enforce = false`), never from the request's own headers. It borrows
+/// the header values, computed once per snapshot.
+#[derive(Clone, Debug)]
 pub struct Caller<'a> {
-    client: Option<&'a ClientEntry>,
+    /// `X-Penghubung-Client` and `X-Penghubung-Opd` of the identified client.
+    identity: Option<(&'a HeaderValue, &'a HeaderValue)>,
     /// The validated purpose of use.
     purpose: Option<&'a HeaderValue>,
     /// The response will be filtered field by field: ask the upstream for a whole, uncompressed, unconditional
@@ -72,37 +83,70 @@ pub struct Caller<'a> {
 }
 
 impl<'a> Caller<'a> {
-    /// The caller a permit was given to.
-    pub fn permitted(permit: &'a Permit<'a>) -> Self {
-        Caller { client: Some(permit.client), purpose: permit.purpose.as_ref(), filtered: permit.redaction.is_some() }
+    /// A caller the policy admitted: its identity (`X-Penghubung-Client`, `X-Penghubung-Opd`), the validated
+    /// `purpose`, and whether its response will be `filtered`.
+    pub fn decided(
+        client: &'a HeaderValue,
+        opd: &'a HeaderValue,
+        purpose: Option<&'a HeaderValue>,
+        filtered: bool,
+    ) -> Self {
+        Caller { identity: Some((client, opd)), purpose, filtered }
     }
 
-    /// A caller forwarded without any decision (`[policy] enforce = false`): identity headers only.
-    pub fn undecided(client: Option<&'a ClientEntry>) -> Self {
-        Caller { client, purpose: None, filtered: false }
+    /// A caller forwarded without any decision (`[policy] enforce = false`): identity headers only, when known.
+    pub fn undecided(identity: Option<(&'a HeaderValue, &'a HeaderValue)>) -> Self {
+        Caller { identity, purpose: None, filtered: false }
     }
+}
+
+/// Why forwarding failed. The pipeline maps each onto its problem response.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the upstream of {service} is unavailable: {reason}")]
+    Unavailable { service: String, reason: String },
+    #[error("the upstream of {service} did not accept a connection within {timeout:?}")]
+    ConnectTimeout { service: String, timeout: Duration },
+    #[error("the upstream of {service} did not answer within {timeout:?}")]
+    Timeout { service: String, timeout: Duration },
+    #[error("the upstream of {service} sent a response the gateway could not use")]
+    BadResponse { service: String },
+    #[error("the TLS connection to the upstream of {service} failed verification or negotiation")]
+    Tls { service: String },
+    /// The caller's request path cannot be written as an upstream target.
+    #[error("the request path is not acceptable: {reason}")]
+    InvalidPath { reason: &'static str },
+    /// The caller's body went over the service's limit.
+    #[error("the request body is larger than the limit of {limit} bytes for this service")]
+    BodyTooLarge { limit: u64 },
+    /// The caller's body broke off.
+    #[error("the request body could not be read completely: {reason}")]
+    BodyIncomplete { reason: String },
+    /// The caller's body did not arrive in time.
+    #[error("the request body did not arrive within {timeout:?}")]
+    BodyTimeout { timeout: Duration },
 }
 
 /// Forwards `parts` + `body` to the service's upstream. `rest_offset` is where the path after `/v{n}` starts in
 /// the request path. On success returns the upstream response (hop-by-hop headers removed) and the endpoint used.
 pub async fn forward(
-    service: &CompiledService,
+    route: &UpstreamRoute,
     mut parts: request::Parts,
     mut body: RequestBody,
     rest_offset: usize,
     downstream: &Downstream,
     caller: Caller<'_>,
-) -> Result<(Response<ResponseBody>, Arc<str>), GatewayError> {
-    let pool = &service.pool;
+) -> Result<(Response<ResponseBody>, Arc<str>), UpstreamError> {
+    let pool = &route.pool;
     body.limit_duration(downstream.body_timeout);
     let original_uri = parts.uri.clone(); // cheap: shared bytes
     let rest = &original_uri.path()[rest_offset..];
     let query = original_uri.query();
     let original_host = headers::original_host(&parts.headers, &parts.uri);
-    headers::scrub_request(&mut parts.headers, &service.caller_headers);
-    if let Some(client) = caller.client {
-        parts.headers.insert(headers::X_PENGHUBUNG_CLIENT, client.client_header.clone());
-        parts.headers.insert(headers::X_PENGHUBUNG_OPD, client.opd_header.clone());
+    headers::scrub_request(&mut parts.headers, &route.caller_headers);
+    if let Some((client, opd)) = caller.identity {
+        parts.headers.insert(headers::X_PENGHUBUNG_CLIENT, client.clone());
+        parts.headers.insert(headers::X_PENGHUBUNG_OPD, opd.clone());
     }
     if let Some(purpose) = caller.purpose {
         parts.headers.insert(headers::X_PENGHUBUNG_PURPOSE, purpose.clone());
@@ -131,8 +175,8 @@ pub async fn forward(
     let mut body = Some(body);
 
     loop {
-        let index = pool.pick(&tried[..tries]).ok_or_else(|| GatewayError::UpstreamUnavailable {
-            service: service.key.to_string(),
+        let index = pool.pick(&tried[..tries]).ok_or_else(|| UpstreamError::Unavailable {
+            service: route.service.to_string(),
             reason: "no endpoint is available".into(),
         })?;
         tried[tries] = index;
@@ -149,7 +193,7 @@ pub async fn forward(
             Transport::Http1(dialer) => {
                 let fields = h1::GatewayFields { rest, query, forwarding, trace: trace.as_ref() };
                 let deadline = tokio::time::Instant::now() + pool.spec.request_timeout;
-                http1_outcome(service, h1::send(pool, dialer, index, &parts, body, fields, deadline).await)
+                http1_outcome(route, h1::send(pool, dialer, index, &parts, body, fields, deadline).await)
             }
             Transport::Http2(client) => {
                 let uri = upstream_uri(endpoint, rest, query)?;
@@ -161,7 +205,7 @@ pub async fn forward(
                 head.uri = uri;
                 let mut body = body;
                 let upload = (!http_body::Body::is_end_stream(&body)).then(|| body.watch_upload());
-                let exchange = http2_exchange(service, client, Request::from_parts(head, body));
+                let exchange = http2_exchange(route, client, Request::from_parts(head, body));
                 let timeout = pool.spec.request_timeout;
                 match upload {
                     None => Box::pin(tokio::time::timeout(timeout, exchange)).await.unwrap_or(Err(Failure::Timeout)),
@@ -192,15 +236,15 @@ pub async fn forward(
             Err(Failure::Upstream { error, nothing_sent }) => {
                 pool.record_failure(index);
                 if nothing_sent && !last_attempt {
-                    tracing::debug!(service = %service.key, endpoint = %endpoint.label, "connect failed, retrying on another endpoint");
+                    tracing::debug!(service = %route.service, endpoint = %endpoint.label, "connect failed, retrying on another endpoint");
                     continue;
                 }
                 return Err(error);
             }
             Err(Failure::Timeout) => {
                 pool.record_failure(index);
-                return Err(GatewayError::UpstreamTimeout {
-                    service: service.key.to_string(),
+                return Err(UpstreamError::Timeout {
+                    service: route.service.to_string(),
                     timeout: pool.spec.request_timeout,
                 });
             }
@@ -211,31 +255,31 @@ pub async fn forward(
 /// Why one exchange with one endpoint failed.
 enum Failure {
     /// The caller's request is at fault (body too large or broken off): not the endpoint's failure.
-    Request(GatewayError),
+    Request(UpstreamError),
     /// The endpoint failed; `nothing_sent` when no byte of the request reached it (safe to try another).
-    Upstream { error: GatewayError, nothing_sent: bool },
+    Upstream { error: UpstreamError, nothing_sent: bool },
     /// No response head within the service's request timeout.
     Timeout,
 }
 
 /// What an HTTP/1.1 exchange came to.
 fn http1_outcome(
-    service: &CompiledService,
+    route: &UpstreamRoute,
     sent: Result<Response<h1::PooledBody>, h1::SendError>,
 ) -> Result<Response<ResponseBody>, Failure> {
     match sent {
         Ok(response) => Ok(response.map(ResponseBody::Pooled)),
         Err(h1::SendError::Connect(e)) => {
-            Err(Failure::Upstream { error: map_connect_error(service, e), nothing_sent: true })
+            Err(Failure::Upstream { error: map_connect_error(route, e), nothing_sent: true })
         }
         Err(h1::SendError::Exchange(h1::ExchangeError::RequestBody(e))) => Err(Failure::Request(body_fault(&e))),
         Err(h1::SendError::Timeout) => Err(Failure::Timeout),
         // The caller's fault, not the endpoint's: no failure is recorded against it.
-        Err(h1::SendError::CallerStalled(timeout)) => Err(Failure::Request(GatewayError::BodyTimeout { timeout })),
+        Err(h1::SendError::CallerStalled(timeout)) => Err(Failure::Request(UpstreamError::BodyTimeout { timeout })),
         Err(h1::SendError::Exchange(e)) => {
-            tracing::debug!(service = %service.key, error = %e, "upstream exchange failed");
+            tracing::debug!(service = %route.service, error = %e, "upstream exchange failed");
             Err(Failure::Upstream {
-                error: GatewayError::UpstreamBadResponse { service: service.key.to_string() },
+                error: UpstreamError::BadResponse { service: route.service.to_string() },
                 nothing_sent: false,
             })
         }
@@ -259,14 +303,14 @@ async fn timed_upload(
         if let Poll::Ready(done) = exchange.as_mut().poll(cx) {
             return Poll::Ready(match done {
                 Err(Failure::Upstream { .. }) if upload.body_timed_out() => {
-                    Err(Failure::Request(GatewayError::BodyTimeout { timeout: body_timeout }))
+                    Err(Failure::Request(UpstreamError::BodyTimeout { timeout: body_timeout }))
                 }
                 done => done,
             });
         }
         if timer.poll_expired(upload.deadline(timeout), cx) {
             return Poll::Ready(Err(if upload.waiting_for_caller() {
-                Failure::Request(GatewayError::BodyTimeout { timeout })
+                Failure::Request(UpstreamError::BodyTimeout { timeout })
             } else {
                 Failure::Timeout
             }));
@@ -278,49 +322,48 @@ async fn timed_upload(
 
 /// One request to an HTTP/2 endpoint, through hyper's pooled client.
 async fn http2_exchange(
-    service: &CompiledService,
+    route: &UpstreamRoute,
     client: &UpstreamClient,
     request: Request<RequestBody>,
 ) -> Result<Response<ResponseBody>, Failure> {
     match client.request(request).await {
         Ok(response) => {
-            let timeout = service.pool.spec.request_timeout;
+            let timeout = route.pool.spec.request_timeout;
             Ok(response.map(|incoming| ResponseBody::Upstream(Box::new(body::Http2Body::new(incoming, timeout)))))
         }
-        Err(e) => Err(request_fault(&e).map(Failure::Request).unwrap_or_else(|| Failure::Upstream {
-            error: map_client_error(service, &service.pool, &e),
-            nothing_sent: e.is_connect(),
-        })),
+        Err(e) => Err(request_fault(&e)
+            .map(Failure::Request)
+            .unwrap_or_else(|| Failure::Upstream { error: map_client_error(route, &e), nothing_sent: e.is_connect() })),
     }
 }
 
 /// A failure caused by the caller's body, found anywhere in the error chain.
-fn request_fault(error: &(dyn StdError + 'static)) -> Option<GatewayError> {
+fn request_fault(error: &(dyn StdError + 'static)) -> Option<UpstreamError> {
     find_source::<RequestBodyError>(error).map(body_fault)
 }
 
 /// What the caller is told when its own body failed.
-fn body_fault(error: &RequestBodyError) -> GatewayError {
+fn body_fault(error: &RequestBodyError) -> UpstreamError {
     match error {
-        RequestBodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit: *limit },
-        RequestBodyError::TimedOut { timeout } => GatewayError::BodyTimeout { timeout: *timeout },
-        RequestBodyError::Client(e) => GatewayError::BodyIncomplete { reason: e.to_string() },
+        RequestBodyError::TooLarge { limit } => UpstreamError::BodyTooLarge { limit: *limit },
+        RequestBodyError::TimedOut { timeout } => UpstreamError::BodyTimeout { timeout: *timeout },
+        RequestBodyError::Client(e) => UpstreamError::BodyIncomplete { reason: e.to_string() },
     }
 }
 
-fn map_connect_error(service: &CompiledService, error: h1::ConnectError) -> GatewayError {
-    let key = service.key.to_string();
+fn map_connect_error(route: &UpstreamRoute, error: h1::ConnectError) -> UpstreamError {
+    let key = route.service.to_string();
     match error {
         h1::ConnectError::Timeout => {
-            GatewayError::UpstreamConnectTimeout { service: key, timeout: service.pool.spec.connect_timeout }
+            UpstreamError::ConnectTimeout { service: key, timeout: route.pool.spec.connect_timeout }
         }
         h1::ConnectError::Tls(e) => {
             tracing::warn!(service = %key, error = %e, "upstream TLS failed");
-            GatewayError::UpstreamTls { service: key }
+            UpstreamError::Tls { service: key }
         }
         h1::ConnectError::Io(e) => {
             tracing::debug!(service = %key, error = %e, "upstream connection failed");
-            GatewayError::UpstreamUnavailable { service: key, reason: e.kind().to_string() }
+            UpstreamError::Unavailable { service: key, reason: e.kind().to_string() }
         }
     }
 }
@@ -343,7 +386,7 @@ fn clone_parts(parts: &request::Parts) -> request::Parts {
 }
 
 /// `scheme://authority/base/rest?query`: the target of a request to an HTTP/2 endpoint.
-fn upstream_uri(endpoint: &upstream::Endpoint, rest: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
+fn upstream_uri(endpoint: &upstream::Endpoint, rest: &str, query: Option<&str>) -> Result<Uri, UpstreamError> {
     let mut path = String::with_capacity(endpoint.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
     path.push_str(&endpoint.base_path);
     if rest.is_empty() {
@@ -355,40 +398,36 @@ fn upstream_uri(endpoint: &upstream::Endpoint, rest: &str, query: Option<&str>) 
         path.push('?');
         path.push_str(q);
     }
-    let invalid = |_| GatewayError::InvalidPath { reason: "the path cannot be forwarded" };
+    let invalid = |_| UpstreamError::InvalidPath { reason: "the path cannot be forwarded" };
     let path_and_query = http::uri::PathAndQuery::try_from(path).map_err(invalid)?;
     Uri::builder()
         .scheme(endpoint.scheme.clone())
         .authority(endpoint.authority.clone())
         .path_and_query(path_and_query)
         .build()
-        .map_err(|_| GatewayError::InvalidPath { reason: "the path cannot be forwarded" })
+        .map_err(|_| UpstreamError::InvalidPath { reason: "the path cannot be forwarded" })
 }
 
-fn map_client_error(
-    service: &CompiledService,
-    pool: &UpstreamPool,
-    error: &hyper_util::client::legacy::Error,
-) -> GatewayError {
-    let key = service.key.to_string();
+fn map_client_error(route: &UpstreamRoute, error: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let key = route.service.to_string();
     if is_tls_failure(error) {
         tracing::warn!(service = %key, error = %error_chain(error), "upstream TLS failed");
-        return GatewayError::UpstreamTls { service: key };
+        return UpstreamError::Tls { service: key };
     }
     if error.is_connect() {
         let timed_out = find_source::<std::io::Error>(error).is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
             || chain_mentions(error, "timed out");
         if timed_out {
-            return GatewayError::UpstreamConnectTimeout { service: key, timeout: pool.spec.connect_timeout };
+            return UpstreamError::ConnectTimeout { service: key, timeout: route.pool.spec.connect_timeout };
         }
         tracing::debug!(service = %key, error = %error_chain(error), "upstream connection failed");
         let reason = find_source::<std::io::Error>(error)
             .map(|e| e.kind().to_string())
             .unwrap_or_else(|| "connection failed".into());
-        return GatewayError::UpstreamUnavailable { service: key, reason };
+        return UpstreamError::Unavailable { service: key, reason };
     }
     tracing::debug!(service = %key, error = %error_chain(error), "upstream exchange failed");
-    GatewayError::UpstreamBadResponse { service: key }
+    UpstreamError::BadResponse { service: key }
 }
 
 /// Whether a rustls error is anywhere in the chain. `io::Error` hides what it wraps from `source()` (and

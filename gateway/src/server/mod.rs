@@ -341,7 +341,7 @@ async fn sweep_idle_connections(shared: Arc<Shared>) {
     loop {
         every.tick().await;
         let snapshot = shared.snapshot.load();
-        let closed: usize = snapshot.services.iter().map(|s| s.pool.sweep_idle()).sum();
+        let closed: usize = snapshot.services.iter().map(|s| s.upstream.pool.sweep_idle()).sum();
         if closed > 0 {
             tracing::debug!(closed, "idle upstream connections closed");
         }
