@@ -13,15 +13,15 @@ use std::sync::Arc;
 use http::request::Parts;
 use http::Response;
 
-use crate::error::GatewayError;
 use crate::proxy::body::{RequestBody, ResponseBody};
-use crate::proxy::{self, Caller, Downstream};
+use crate::proxy::{self, Caller, Downstream, UpstreamError};
 use crate::snapshot::CompiledService;
 
 use super::authorize::Authorization;
 
 /// Sends `parts` + `body` to `service`'s upstream; on success the upstream's response and the endpoint used.
-/// `rest_offset` is where the path after `/v{n}` starts in the request path.
+/// `rest_offset` is where the path after `/v{n}` starts in the request path. The caller's `?` turns an
+/// [`UpstreamError`] into the gateway's error (no wrapper future: it would store the upstream call twice).
 pub(super) fn forward<'a>(
     service: &'a CompiledService,
     parts: Parts,
@@ -29,7 +29,7 @@ pub(super) fn forward<'a>(
     rest_offset: usize,
     downstream: &'a Downstream,
     authorization: &'a Authorization<'a>,
-) -> impl Future<Output = Result<(Response<ResponseBody>, Arc<str>), GatewayError>> + Send + 'a {
+) -> impl Future<Output = Result<(Response<ResponseBody>, Arc<str>), UpstreamError>> + Send + 'a {
     let caller = match authorization {
         Authorization::Permitted(permit, client) => {
             let filtered = permit.redaction.is_some();
@@ -37,6 +37,5 @@ pub(super) fn forward<'a>(
         }
         Authorization::Undecided(client) => Caller::undecided(client.map(|c| (&c.client_header, &c.opd_header))),
     };
-    let forwarded = proxy::forward(&service.upstream, parts, body, rest_offset, downstream, caller);
-    async move { forwarded.await.map_err(GatewayError::from) }
+    proxy::forward(&service.upstream, parts, body, rest_offset, downstream, caller)
 }
