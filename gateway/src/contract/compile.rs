@@ -5,12 +5,19 @@
 //! never fetches): the data plane never touches the network for a schema. Validators are cached by path, so a
 //! schema used by many operations is compiled once. Each schema is compiled twice from the same resources: the full
 //! validator (`jsonschema`), and, when its keywords allow, the [`SinglePass`] one.
+//!
+//! Memory: `jsonschema` (0.33) checks every schema it builds against its draft's meta-schema with a validator held
+//! in a `static`, whose recursive references are compiled lazily and kept: each nesting path it meets (`properties`
+//! then `items` then ...) adds a full copy of the 2020-12 meta-schema, about 4 MB, for the life of the process. The
+//! gateway's own document schemas alone grew it by some 60 MB. So a schema is never handed to `build` itself
+//! ([`build_by_reference`]), and a store schema is checked against the meta-schema one subschema at a time
+//! ([`meta_check`]), which never reaches those recursive references.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use jsonschema::{Resource, Retrieve};
-use serde_json::Value;
+use jsonschema::{Draft, Resource, Retrieve, ValidationOptions, Validator};
+use serde_json::{json, Value};
 
 use super::formats::is_date;
 use super::single_pass::SinglePass;
@@ -139,9 +146,10 @@ impl<'a> Compiler<'a> {
                 self.schema(other)?;
             }
         }
+        meta_check(schema, "").map_err(|e| SchemaError::of(path, format!("schema `{path}`: {e}")))?;
+        let root = format!("{BASE}store/{path}");
         let mut options = jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .with_base_uri(format!("{BASE}store/{path}"))
+            .with_resource(root.clone(), Draft::Draft202012.create_resource(schema.clone()))
             .should_validate_formats(true)
             .with_retriever(Refuse)
             .with_keyword("multipleOf", multiple_of::keyword)
@@ -150,7 +158,6 @@ impl<'a> Compiler<'a> {
         for (name, check) in self.formats {
             options = options.with_format(*name, *check);
         }
-        let root = format!("{BASE}store/{path}");
         let mut resources: HashMap<String, &Value> = HashMap::from([(root.clone(), schema)]);
         for other in reached.iter().filter(|other| *other != path) {
             let value = self.store[other.as_str()];
@@ -164,10 +171,12 @@ impl<'a> Compiler<'a> {
         }
         // Patterns run on the linear-time `regex` engine (no backtracking: no ReDoS, and faster); a schema whose
         // patterns need ECMA-262 look-around or back-references falls back to `fancy-regex`.
-        let linear = options.clone().with_pattern_options(jsonschema::PatternOptions::regex()).build(schema);
+        let linear =
+            build_by_reference(&options.clone().with_pattern_options(jsonschema::PatternOptions::regex()), &root);
         let full = match linear {
             Ok(validator) => validator,
-            Err(_) => options.build(schema).map_err(|e| SchemaError::of(path, format!("schema `{path}`: {e}")))?,
+            Err(_) => build_by_reference(&options, &root)
+                .map_err(|e| SchemaError::of(path, format!("schema `{path}`: {e}")))?,
         };
         let single_pass = match SinglePass::compile(&root, &resources, self.formats) {
             Ok(pass) => Some(pass),
@@ -218,6 +227,90 @@ impl<'a> Compiler<'a> {
 
 /// The 2020-12 meta-schemas, which `jsonschema` holds itself (nothing is fetched).
 const META_SCHEMAS: &str = "https://json-schema.org/draft/2020-12/";
+
+/// The draft of the one-line schema that [`build_by_reference`] builds. It governs that line alone (which refers
+/// to nothing else): the schema it refers to is compiled under its own draft.
+const REFERRING_DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
+
+/// The 2020-12 keywords whose value is a subschema, an object of subschemas, or a non-empty array of them: the
+/// places where the meta-schema recurses (`$dynamicRef: "#meta"`). `dependencies` (deprecated) holds subschemas
+/// or arrays of property names.
+const SUBSCHEMA: &[&str] = &[
+    "items",
+    "contains",
+    "additionalProperties",
+    "propertyNames",
+    "if",
+    "then",
+    "else",
+    "not",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "contentSchema",
+];
+const SUBSCHEMA_MAPS: &[&str] = &["$defs", "definitions", "properties", "patternProperties", "dependentSchemas"];
+const SUBSCHEMA_ARRAYS: &[&str] = &["prefixItems", "allOf", "anyOf", "oneOf"];
+
+/// Whether `schema` satisfies the 2020-12 meta-schema, checked one subschema at a time: each is held to the
+/// meta-schema with its subschemas taken out (and each of those in turn), so that `jsonschema`'s meta-schema
+/// validator never follows its recursive references, which it would compile and keep, about 4 MB for each
+/// nesting path (see the module documentation). The same schemas pass and fail as under the whole meta-schema;
+/// the error names the subschema at fault (`pointer`, a JSON pointer into the schema).
+fn meta_check(schema: &Value, pointer: &str) -> Result<(), String> {
+    let Value::Object(map) = schema else {
+        return meta_check_node(schema, pointer);
+    };
+    let mut node = map.clone();
+    let mut children: Vec<(String, &Value)> = vec![];
+    for (keyword, value) in map {
+        let at = format!("{pointer}/{}", keyword.replace('~', "~0").replace('/', "~1"));
+        if SUBSCHEMA.contains(&keyword.as_str()) {
+            node.remove(keyword);
+            children.push((at, value));
+        } else if let (true, Value::Object(entries)) = (SUBSCHEMA_MAPS.contains(&keyword.as_str()), value) {
+            node.insert(keyword.clone(), json!({}));
+            for (name, child) in entries {
+                children.push((format!("{at}/{}", name.replace('~', "~0").replace('/', "~1")), child));
+            }
+        } else if let (true, Value::Array(items)) = (SUBSCHEMA_ARRAYS.contains(&keyword.as_str()), value) {
+            if !items.is_empty() {
+                node.remove(keyword);
+                children.extend(items.iter().enumerate().map(|(i, child)| (format!("{at}/{i}"), child)));
+            }
+        } else if let ("dependencies", Value::Object(entries)) = (keyword.as_str(), value) {
+            node.insert(keyword.clone(), json!({}));
+            for (name, child) in entries {
+                let at = format!("{at}/{}", name.replace('~', "~0").replace('/', "~1"));
+                if child.is_array() {
+                    // property names: what `dependentRequired` holds
+                    meta_check_node(&json!({"dependentRequired": {"a": child}}), &at)?;
+                } else {
+                    children.push((at, child));
+                }
+            }
+        }
+    }
+    meta_check_node(&Value::Object(node), pointer)?;
+    children.into_iter().try_for_each(|(at, child)| meta_check(child, &at))
+}
+
+/// One subschema (with no subschemas left in it) against the 2020-12 meta-schema.
+fn meta_check_node(node: &Value, pointer: &str) -> Result<(), String> {
+    jsonschema::draft202012::meta::validate(node).map_err(|e| match pointer {
+        "" => e.to_string(),
+        _ => format!("at `{pointer}`: {e}"),
+    })
+}
+
+/// The validator of the schema that `options` registers at `uri`, built from a schema that only refers to it, so
+/// that `jsonschema` checks that one line against its meta-schema and not the schema itself (see the module
+/// documentation: its check keeps about 4 MB per nesting path for good). It validates exactly as the schema does,
+/// through one `$ref` more (the schema paths of its errors start with `/$ref`). Whether the schema is a valid one
+/// is for the caller to check (the [`Compiler`] does, for the store's schemas; the gateway's own are checked by
+/// their tests).
+pub(crate) fn build_by_reference(options: &ValidationOptions, uri: &str) -> Result<Validator, String> {
+    options.build(&json!({"$schema": REFERRING_DRAFT, "$ref": uri})).map_err(|e| e.to_string())
+}
 
 /// Keywords whose values are instances, not schemas: a `$ref` inside them is data.
 const INSTANCE_KEYWORDS: &[&str] = &["const", "enum", "examples", "default"];
@@ -414,6 +507,62 @@ mod tests {
         let v = compiler.schema("x/local.json").unwrap();
         assert!(v.full.is_valid(&json!("a")) && !v.full.is_valid(&json!(1)));
         assert!(compiler.schema("x/meta.json").unwrap().full.is_valid(&json!({"type": "string"})));
+    }
+
+    /// Store schemas are built by reference (`jsonschema` does not check them against the meta-schema itself),
+    /// so the compiler's own meta-schema check is what refuses an invalid one, however deep the fault.
+    #[test]
+    fn store_schemas_are_still_held_to_the_meta_schema() {
+        let deep = json!({"type": "object", "properties": {"a": {"type": "array", "items": {"minLength": -1}}}});
+        let typo = json!({"type": "strin"});
+        let store: HashMap<&str, &Value> = [("x/deep.json", &deep), ("x/typo.json", &typo)].into_iter().collect();
+        let mut compiler = Compiler::new(&store, &[]);
+        for path in ["x/deep.json", "x/typo.json"] {
+            let err = compiler.schema(path).unwrap_err();
+            assert_eq!(err.schema.as_deref(), Some(path), "{err}");
+        }
+        // what is built by reference validates as the schema does, and its errors say where, as before
+        let v = build_by_reference(
+            &jsonschema::options().with_resource("urn:x", Resource::from_contents(deep.clone()).unwrap()),
+            "urn:x",
+        )
+        .unwrap();
+        let bad = json!({"a": 1});
+        let error = v.iter_errors(&bad).next().unwrap();
+        assert_eq!(error.instance_path.as_str(), "/a");
+        assert!(error.schema_path.as_str().ends_with("/properties/a/type"), "{}", error.schema_path.as_str());
+    }
+
+    /// The subschema-at-a-time check passes and fails what the whole meta-schema does.
+    #[test]
+    fn the_meta_check_agrees_with_the_whole_meta_schema() {
+        let schemas = [
+            json!(true),
+            json!({"type": "object", "properties": {"a": {"type": "array", "items": {"minLength": 1}}}}),
+            json!({"$defs": {"x": {"enum": [1, 2]}}, "allOf": [{"$ref": "#/$defs/x"}], "not": false}),
+            json!({"prefixItems": [true, {"type": "string"}], "dependencies": {"a": ["b"], "c": {"minimum": 1}}}),
+            json!({"if": {"required": ["a"]}, "then": {"maxProperties": 3}, "else": {"contentSchema": true}}),
+            json!({"patternProperties": {"^x-": {"format": "date"}}, "unevaluatedProperties": false}),
+            json!({"a/b": {"items": 5}, "properties": {"a~/b": {"type": "integer"}}}),
+            json!(5),
+            json!({"type": "strin"}),
+            json!({"properties": {"a": {"items": {"minLength": -1}}}}),
+            json!({"properties": []}),
+            json!({"allOf": []}),
+            json!({"anyOf": [{"type": "string"}, 3]}),
+            json!({"items": [{"type": "string"}]}),
+            json!({"$defs": {"x": {"required": "a"}}}),
+            json!({"dependencies": {"a": [1]}}),
+            json!({"dependencies": {"a": {"maxItems": "2"}}}),
+            json!({"if": {"not": {"contains": {"uniqueItems": "yes"}}}}),
+            json!({"dependentSchemas": {"a": {"minItems": 1.5}}}),
+        ];
+        for schema in &schemas {
+            let whole = jsonschema::draft202012::meta::is_valid(schema);
+            assert_eq!(meta_check(schema, "").is_ok(), whole, "{schema}");
+        }
+        let err = meta_check(&json!({"properties": {"a/b": {"items": {"minLength": -1}}}}), "").unwrap_err();
+        assert!(err.starts_with("at `/properties/a~1b/items`: "), "{err}");
     }
 
     #[test]

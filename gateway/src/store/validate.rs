@@ -9,6 +9,7 @@ use jsonschema::{Resource, Validator};
 use serde::de::DeserializeOwned;
 
 use super::DocumentKind;
+use crate::contract::compile::build_by_reference;
 use crate::contract::json::{self, Refusal};
 use penghubung_types::diagnostics::Diagnostic;
 use penghubung_types::embedded;
@@ -34,14 +35,20 @@ fn validators() -> &'static Validators {
             serde_json::from_str(text).unwrap_or_else(|e| panic!("schema {name}: {e}"))
         };
         let common = load("common");
+        // Built by reference: `jsonschema`'s own check of these (fixed) schemas against the meta-schema would keep
+        // some 60 MB for the life of the process (see `contract::compile`); their test checks them instead.
         let compile = |name: &str| {
-            jsonschema::options()
+            let uri = format!("{SCHEMA_BASE}documents/{name}.schema.json");
+            let options = jsonschema::options()
                 .with_resource(
                     format!("{SCHEMA_BASE}documents/common.schema.json"),
                     Resource::from_contents(common.clone()).expect("common schema is a resource"),
                 )
-                .build(&load(name))
-                .unwrap_or_else(|e| panic!("schema {name} does not compile: {e}"))
+                .with_resource(
+                    uri.clone(),
+                    Resource::from_contents(load(name)).expect("document schema is a resource"),
+                );
+            build_by_reference(&options, &uri).unwrap_or_else(|e| panic!("schema {name} does not compile: {e}"))
         };
         Validators {
             opd: compile("opd"),
@@ -217,6 +224,19 @@ path = "/x"
             parse_document::<ServiceDoc>(DocumentKind::Service, "s.toml", "opd = \"x\"\nname = = 3\n").unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].line, 2, "{errs:?}");
+    }
+
+    /// The document validators are built by reference, without `jsonschema`'s meta-schema check: this test
+    /// is that check.
+    #[test]
+    fn document_schemas_satisfy_the_meta_schema() {
+        for name in ["common", "opd", "service", "client", "grant", "tier"] {
+            let text = embedded::schema(&format!("documents/{name}.schema.json")).unwrap();
+            let schema: serde_json::Value = serde_json::from_str(text).unwrap();
+            if let Err(e) = jsonschema::meta::validate(&schema) {
+                panic!("documents/{name}.schema.json: {e}");
+            }
+        }
     }
 
     #[test]
