@@ -14,9 +14,9 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
+use crate::body::ResponseBody;
 use crate::error::GatewayError;
 use crate::policy;
-use crate::proxy::body::ResponseBody;
 use crate::snapshot::{ClientEntry, CompiledService, Snapshot};
 use penghubung_types::documents::ServiceStatus;
 

@@ -8,9 +8,9 @@ use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
 
+use crate::body::ResponseBody;
 use crate::contract::{ContractError, Violation};
 use crate::policy::{Denial, RedactionError, Refusal};
-use crate::proxy::body::ResponseBody;
 use crate::proxy::UpstreamError;
 use crate::ratelimit::LimitError;
 use crate::routing::RouteError;

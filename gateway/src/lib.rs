@@ -7,13 +7,15 @@
 //! [`routing`] path lookup, [`tls`] mTLS material, client identity, the built-in CA and upstream TLS,
 //! [`proxy`] upstream forwarding and connection pools, [`ratelimit`] rate limits and
 //! quotas (local or Redis), [`error`] the one error→response mapping, [`pipeline`] the
-//! request pipeline as named phases, [`policy`] the access decision (grants, purposes, lifecycle, clearance, field redaction),
-//! [`server`] listeners, signals and graceful shutdown, [`reload`] hot reload, [`check`] `penghubung check`,
-//! [`manage`] the security team's store changes, [`demo`] the one-command demo, [`cli`] the command line,
-//! [`telemetry`] logging, [`audit`] the tamper-evident audit trail.
+//! request pipeline as named phases, [`body`] the response body it sends, [`policy`] the access decision
+//! (grants, purposes, lifecycle, clearance, field redaction), [`server`] listeners, signals and graceful
+//! shutdown, [`reload`] hot reload, [`check`] `penghubung check`, [`manage`] the security team's store changes,
+//! [`demo`] the one-command demo, [`cli`] the command line, [`telemetry`] logging, [`audit`] the
+//! tamper-evident audit trail.
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod body;
 pub mod check;
 pub mod cli;
 pub mod contract;

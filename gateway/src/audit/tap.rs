@@ -1,11 +1,12 @@
-//! Watching bodies while they stream, for the audit record: [`RequestTap`] (inside the request body on its way
-//! upstream) hashes it and scans it for NIKs; [`AuditedBody`] (around the response body on its way to the
-//! caller) hashes it, counts it, and when it ends hands the finished record to the writer through the queue
-//! slot reserved before the response was released. For a `sync` service it holds back the END of the body (the
-//! last data frame, or the end of a chunked/HTTP/2 stream) until the writer reports the record durable; if the
-//! writer cannot, the body fails instead of completing, so a caller never sees a complete response whose record
-//! is not on disk. A small `sync` body (known length up to 64 KiB) is read ahead before the head is released
-//! ([`AuditedBody::read_ahead`]), so that head and body leave together once the record is durable. Nothing is
+//! Watching bodies while they stream, for the audit record: [`RequestTap`] (the request body's [`BodyTap`] on
+//! its way upstream) hashes it and scans it for NIKs; [`Audited`] (around the response body on its way to the
+//! caller, whatever that body is) hashes it, counts it, and when it ends hands the finished record to the
+//! writer through the queue slot reserved before the response was released. For a `sync` service it holds back
+//! the END of the body (the last data frame, or the end of a chunked/HTTP/2 stream) until the writer reports
+//! the record durable; if the writer cannot, the body fails with [`RecordLost`] (in the wrapped body's own
+//! error type) instead of completing, so a caller never sees a complete response whose record is not on disk.
+//! A small `sync` body (known length up to 64 KiB) is read ahead before the head is released
+//! ([`Audited::read_ahead`]), so that head and body leave together once the record is durable. Nothing is
 //! buffered beyond that first frame: each frame passes through once.
 
 use std::future::Future;
@@ -23,7 +24,13 @@ use super::nik::NikScanner;
 use super::record::{ExchangeRecord, Record};
 use super::writer::Job;
 use super::Auditor;
-use crate::proxy::body::{ResponseBody, ResponseBodyError};
+use penghubung_types::tap::BodyTap;
+
+/// The audit record of an exchange could not be made durable: an [`Audited`] body ends with this (converted
+/// into its inner body's error type) instead of completing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the audit record of this exchange could not be written; the response is withheld")]
+pub struct RecordLost;
 
 /// What the request side learned, read by the response side when the exchange ends.
 #[derive(Debug, Default)]
@@ -71,20 +78,6 @@ impl RequestTap {
         })
     }
 
-    pub fn observe(&mut self, data: &[u8]) {
-        self.sha.update(data);
-        self.nik.feed(data);
-        self.bytes += data.len() as u64;
-    }
-
-    /// The body ended: publish its digest.
-    pub fn finish(&mut self) {
-        if !self.finished {
-            let digest = finish(&mut self.sha);
-            self.publish(Some(digest));
-        }
-    }
-
     fn publish(&mut self, sha256: Option<[u8; 32]>) {
         self.finished = true;
         self.nik.finish();
@@ -92,6 +85,22 @@ impl RequestTap {
         out.bytes_in = self.bytes;
         out.sha256 = sha256;
         out.nik.absorb(std::mem::take(&mut self.nik));
+    }
+}
+
+impl BodyTap for RequestTap {
+    fn observe(&mut self, data: &[u8]) {
+        self.sha.update(data);
+        self.nik.feed(data);
+        self.bytes += data.len() as u64;
+    }
+
+    /// The body ended: publish its digest.
+    fn finish(&mut self) {
+        if !self.finished {
+            let digest = finish(&mut self.sha);
+            self.publish(Some(digest));
+        }
     }
 }
 
@@ -103,9 +112,9 @@ impl Drop for RequestTap {
     }
 }
 
-/// The response body of an audited exchange.
-pub struct AuditedBody {
-    inner: ResponseBody,
+/// The response body of an audited exchange: any body `B`, whose error type can tell that the record was lost.
+pub struct Audited<B> {
+    inner: B,
     sha: digest::Context,
     bytes: u64,
     /// The record and its queue slot, until the record is handed over.
@@ -118,29 +127,29 @@ pub struct AuditedBody {
     ack: Option<oneshot::Receiver<bool>>,
     /// The last frame, held back until the record is durable (sync).
     held: Option<Frame<Bytes>>,
-    /// A frame read ahead by [`AuditedBody::read_ahead`], returned before anything else.
+    /// A frame read ahead by [`Audited::read_ahead`], returned before anything else.
     first: Option<Frame<Bytes>>,
     ended: bool,
 }
 
-impl std::fmt::Debug for AuditedBody {
+impl<B> std::fmt::Debug for Audited<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditedBody").field("bytes", &self.bytes).field("sync", &self.sync).finish_non_exhaustive()
+        f.debug_struct("Audited").field("bytes", &self.bytes).field("sync", &self.sync).finish_non_exhaustive()
     }
 }
 
-impl AuditedBody {
+impl<B> Audited<B> {
     /// Wraps `inner`; `record` is complete except for what the body tells (bytes out, digest, latency).
     pub fn new(
-        inner: ResponseBody,
+        inner: B,
         record: Box<ExchangeRecord>,
         permit: mpsc::OwnedPermit<Job>,
         outcome: SharedOutcome,
         auditor: Arc<Auditor>,
         started: Instant,
         sync: bool,
-    ) -> AuditedBody {
-        AuditedBody {
+    ) -> Audited<B> {
+        Audited {
             inner,
             sha: digest::Context::new(&SHA256),
             bytes: 0,
@@ -153,22 +162,6 @@ impl AuditedBody {
             held: None,
             first: None,
             ended: false,
-        }
-    }
-
-    /// For a `sync` exchange: reads the first frame now, before the head is released. A body that ends with
-    /// it (most API answers) is then complete and its record durable, so head and body leave together in one
-    /// write, instead of the head first and the end after the fsync (two writes and two wake-ups of the
-    /// caller). A longer body continues to stream afterwards, its end held back as usual. Cancelling this
-    /// (a timeout) loses nothing: the body keeps its state and streams as if it had not been called.
-    pub async fn read_ahead(&mut self) -> Result<(), ResponseBodyError> {
-        match std::future::poll_fn(|cx| Pin::new(&mut *self).poll_frame(cx)).await {
-            Some(Ok(frame)) => {
-                self.first = Some(frame);
-                Ok(())
-            }
-            Some(Err(e)) => Err(e),
-            None => Ok(()),
         }
     }
 
@@ -207,9 +200,35 @@ impl AuditedBody {
     }
 }
 
-impl Body for AuditedBody {
+impl<B> Audited<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: From<RecordLost>,
+{
+    /// For a `sync` exchange: reads the first frame now, before the head is released. A body that ends with
+    /// it (most API answers) is then complete and its record durable, so head and body leave together in one
+    /// write, instead of the head first and the end after the fsync (two writes and two wake-ups of the
+    /// caller). A longer body continues to stream afterwards, its end held back as usual. Cancelling this
+    /// (a timeout) loses nothing: the body keeps its state and streams as if it had not been called.
+    pub async fn read_ahead(&mut self) -> Result<(), B::Error> {
+        match std::future::poll_fn(|cx| Pin::new(&mut *self).poll_frame(cx)).await {
+            Some(Ok(frame)) => {
+                self.first = Some(frame);
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<B> Body for Audited<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: From<RecordLost>,
+{
     type Data = Bytes;
-    type Error = ResponseBodyError;
+    type Error = B::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
@@ -225,7 +244,7 @@ impl Body for AuditedBody {
                 this.ack = None;
                 if !durable {
                     this.held = None;
-                    return Poll::Ready(Some(Err(ResponseBodyError::AuditUnavailable)));
+                    return Poll::Ready(Some(Err(RecordLost.into())));
                 }
                 if let Some(frame) = this.held.take() {
                     return Poll::Ready(Some(Ok(frame)));
@@ -298,7 +317,7 @@ impl Body for AuditedBody {
     }
 }
 
-impl Drop for AuditedBody {
+impl<B> Drop for Audited<B> {
     fn drop(&mut self) {
         // The caller went away (or the connection broke) before the end: the record says so.
         self.submit(false);

@@ -13,13 +13,15 @@ use http::{Method, Request, Response};
 
 use crate::audit::nik::NikScanner;
 use crate::audit::record::ExchangeRecord;
-use crate::audit::tap::{AuditedBody, RequestOutcome, RequestTap, SharedOutcome};
+use crate::audit::tap::{Audited, RequestOutcome, RequestTap, SharedOutcome};
 use crate::audit::{AuditDurability, Auditor};
+use crate::body::{ResponseBody, ResponseBodyError};
 use crate::error::GatewayError;
 use crate::policy;
-use crate::proxy::body::{Inbound, ResponseBody, ResponseBodyError};
+use crate::proxy::body::Inbound;
 use crate::proxy::headers;
 use crate::snapshot::CompiledService;
+use penghubung_types::tap::BodyTap;
 
 use super::context::RequestContext;
 
@@ -42,7 +44,7 @@ pub(super) struct AuditFacts {
     pub path: Option<Arc<str>>,
     pub durability: AuditDurability,
     /// How long a `sync` exchange may wait for the first frame of a small response body (the service's request
-    /// timeout), see [`AuditedBody::read_ahead`].
+    /// timeout), see [`Audited::read_ahead`].
     pub read_ahead_within: std::time::Duration,
     pub outcome: SharedOutcome,
 }
@@ -78,7 +80,7 @@ pub(super) fn tap(
     auditor: Option<&Auditor>,
     service: &CompiledService,
     body: &Inbound,
-) -> Result<Option<Box<RequestTap>>, GatewayError> {
+) -> Result<Option<Box<dyn BodyTap>>, GatewayError> {
     let (Some(facts), Some(auditor)) = (facts, auditor) else {
         return Ok(None);
     };
@@ -143,7 +145,7 @@ pub(super) async fn audited(
     let (parts, body) = response.into_parts();
     let empty = http_body::Body::is_end_stream(&body);
     let small = http_body::Body::size_hint(&body).exact().is_some_and(|n| n <= READ_AHEAD_MAX);
-    let mut body = AuditedBody::new(body, record, permit, facts.outcome, Arc::clone(auditor), started, sync);
+    let mut body = Audited::new(body, record, permit, facts.outcome, Arc::clone(auditor), started, sync);
     if sync && small && !empty {
         let service = || service.as_deref().unwrap_or("this service").to_string();
         match tokio::time::timeout(facts.read_ahead_within, body.read_ahead()).await {
@@ -151,11 +153,7 @@ pub(super) async fn audited(
             Ok(Err(ResponseBodyError::AuditUnavailable)) => {
                 return GatewayError::AuditUnavailable { service: service() }.into_response(&request_id_copy);
             }
-            Ok(Err(
-                ResponseBodyError::Upstream(_)
-                | ResponseBodyError::UpstreamHttp1(_)
-                | ResponseBodyError::UpstreamStalled(_),
-            )) => {
+            Ok(Err(ResponseBodyError::Upstream(_))) => {
                 return GatewayError::UpstreamBadResponse { service: service() }.into_response(&request_id_copy);
             }
         }

@@ -7,11 +7,11 @@
 use http::header::HeaderValue;
 use http_body_util::BodyExt;
 
-use crate::audit::tap::RequestTap;
 use crate::contract::{self, OperationContract};
 use crate::error::GatewayError;
 use crate::proxy::body::{Inbound, RequestBody};
 use crate::snapshot::CompiledService;
+use penghubung_types::tap::BodyTap;
 
 /// Holds the request to its contract; returns the body to forward, buffered once it was read whole.
 pub(super) async fn check_request(
@@ -19,7 +19,7 @@ pub(super) async fn check_request(
     parts: &mut http::request::Parts,
     body: Inbound,
     service: &CompiledService,
-    tap: Option<Box<RequestTap>>,
+    tap: Option<Box<dyn BodyTap>>,
     body_timeout: std::time::Duration,
 ) -> Result<RequestBody, GatewayError> {
     if let Some(query) = &contract.query {
@@ -46,6 +46,6 @@ pub(super) async fn check_request(
 
 /// The body of a request without a contract: streamed to the upstream as it arrives, within the service's limit.
 #[inline]
-pub(super) fn unchecked(body: Inbound, service: &CompiledService, tap: Option<Box<RequestTap>>) -> RequestBody {
+pub(super) fn unchecked(body: Inbound, service: &CompiledService, tap: Option<Box<dyn BodyTap>>) -> RequestBody {
     RequestBody::new(body, service.max_request_body, tap)
 }

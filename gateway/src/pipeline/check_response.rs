@@ -6,10 +6,10 @@
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 
+use crate::body::ResponseBody;
 use crate::contract::{self, OperationContract};
 use crate::error::GatewayError;
 use crate::policy::OperationPolicy;
-use crate::proxy::body::ResponseBody;
 use crate::snapshot::CompiledService;
 use crate::telemetry::redact;
 use penghubung_types::documents::{Classification, ResponseCheck};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use http::request::Parts;
 use http::Response;
 
-use crate::proxy::body::{RequestBody, ResponseBody};
+use crate::proxy::body::{RequestBody, UpstreamBody};
 use crate::proxy::{self, Caller, Downstream, UpstreamError};
 use crate::snapshot::CompiledService;
 
@@ -29,7 +29,7 @@ pub(super) fn forward<'a>(
     rest_offset: usize,
     downstream: &'a Downstream,
     authorization: &'a Authorization<'a>,
-) -> impl Future<Output = Result<(Response<ResponseBody>, Arc<str>), UpstreamError>> + Send + 'a {
+) -> impl Future<Output = Result<(Response<UpstreamBody>, Arc<str>), UpstreamError>> + Send + 'a {
     let caller = match authorization {
         Authorization::Permitted(permit, client) => {
             let filtered = permit.redaction.is_some();

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Response, StatusCode};
 
+use crate::body::ResponseBody;
 use crate::error::GatewayError;
-use crate::proxy::body::ResponseBody;
 
 use super::Shared;
 

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use http::header::{HeaderMap, CONTENT_LENGTH};
 use http::{Request, Response};
 
+use crate::body::ResponseBody;
 use crate::error::GatewayError;
-use crate::proxy::body::{Inbound, ResponseBody};
-use crate::ratelimit::{Admitted, Limit, MeteredBody, RequestLimits};
+use crate::proxy::body::Inbound;
+use crate::ratelimit::{Admitted, Limit, Metered, RequestLimits};
 use crate::snapshot::CompiledService;
 
 use super::authorize::Authorization;
@@ -35,7 +36,7 @@ impl Admission<'_> {
             admitted.apply(response.headers_mut());
         }
         if let Some(limit) = self.byte_limit {
-            response = response.map(|body| ResponseBody::Metered(Box::new(MeteredBody::new(body, Arc::clone(limit)))));
+            response = response.map(|body| ResponseBody::Metered(Box::new(Metered::new(body, Arc::clone(limit)))));
         }
         response
     }

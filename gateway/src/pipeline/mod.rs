@@ -57,8 +57,9 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::audit::Auditor;
+use crate::body::ResponseBody;
 use crate::error::GatewayError;
-use crate::proxy::body::{Inbound, ResponseBody};
+use crate::proxy::body::Inbound;
 use crate::proxy::Downstream;
 use crate::ratelimit::RateLimiter;
 use crate::snapshot::SnapshotCell;
@@ -229,7 +230,7 @@ async fn phases(
     // 7. forward (inline, with the admission's headers and meter on its response)
     let (response, upstream) = forward::forward(service, parts, body, rest_offset, downstream, &authorization).await?;
     context.forwarded(upstream);
-    let mut response = admission.apply(response);
+    let mut response = admission.apply(response.map(ResponseBody::Upstream));
     // 8. check response
     if let Some(checks) = check_response::needed(contract, &authorization, &response, head) {
         response = Box::pin(check_response::check_response(response, checks, shared, service, operation, head)).await?;

@@ -11,8 +11,9 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH};
 use http::{Method, Request, Response};
 
+use crate::body::{ResponseBody, ResponseBodyError};
 use crate::error::GatewayError;
-use crate::proxy::body::{Inbound, ResponseBody, ResponseBodyError};
+use crate::proxy::body::Inbound;
 use crate::proxy::headers::{self, X_REQUEST_ID};
 use crate::proxy::Downstream;
 use crate::telemetry::redact;

@@ -1,9 +1,9 @@
-//! Body types of the data plane, concrete (no boxing per request). [`RequestBody`] streams the caller's body to
-//! the upstream while counting bytes against the service's limit (and, when auditing, feeds an
-//! [`crate::audit::tap::RequestTap`]); [`ResponseBody`] is either the upstream's streaming body, a small body the
-//! gateway wrote itself, or one of those inside an [`AuditedBody`]. Without an audit trail nothing else runs.
-//! A streamed request body has an overall deadline ([`RequestBody::limit_duration`]): a caller that trickles its
-//! body cannot hold an upstream connection for longer than `server.request_body_timeout`.
+//! Body types of the upstream side, concrete (no boxing per request). [`RequestBody`] streams the caller's body
+//! to the upstream while counting bytes against the service's limit (and, when something must see its bytes,
+//! feeds a [`BodyTap`]); [`UpstreamBody`] is the upstream's answer as it streams back (HTTP/2, or a pooled
+//! HTTP/1.1 connection's). What the caller finally receives is the pipeline's own body type, which wraps this
+//! one. A streamed request body has an overall deadline ([`RequestBody::limit_duration`]): a caller that
+//! trickles its body cannot hold an upstream connection for longer than `server.request_body_timeout`.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -13,11 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
 use hyper::body::Incoming;
 
-use crate::audit::tap::{AuditedBody, RequestTap};
 use penghubung_types::deadline::{LazyTimer, StallWatch};
+use penghubung_types::tap::BodyTap;
 
 /// Why a request body stopped.
 #[derive(Debug, thiserror::Error)]
@@ -72,12 +71,20 @@ pub struct RequestBody {
     buffered: Option<Bytes>,
     limit: u64,
     seen: u64,
-    /// Digest and NIK scan for the audit record.
-    tap: Option<Box<RequestTap>>,
     /// Told how the body moves, when an HTTP/2 exchange times the upload ([`RequestBody::watch_upload`]).
     upload: Option<Arc<UploadProgress>>,
-    /// When a streamed body must have arrived whole (boxed: only requests with a body pay for it).
-    deadline: Option<Box<BodyDeadline>>,
+    /// What only some bodies carry (boxed: a body-less request pays nothing for it, and the watcher's wide
+    /// pointer does not widen every body).
+    extras: Option<Box<Extras>>,
+}
+
+/// The parts of a request body that not every body has.
+#[derive(Debug, Default)]
+struct Extras {
+    /// Sees the bytes as they pass (the audit record's digest and NIK scan), when auditing.
+    tap: Option<Box<dyn BodyTap>>,
+    /// When a streamed body must have arrived whole.
+    deadline: Option<BodyDeadline>,
 }
 
 /// The overall deadline of a streamed request body.
@@ -89,19 +96,23 @@ struct BodyDeadline {
 }
 
 impl RequestBody {
-    pub fn new(inner: Inbound, limit: u64, tap: Option<Box<RequestTap>>) -> Self {
-        let mut body = Self { inner: Some(inner), buffered: None, limit, seen: 0, tap, upload: None, deadline: None };
-        if let Some(tap) = body.tap.as_mut().filter(|_| body.inner.as_ref().is_some_and(Body::is_end_stream)) {
+    pub fn new(inner: Inbound, limit: u64, tap: Option<Box<dyn BodyTap>>) -> Self {
+        let extras = tap.map(|tap| Box::new(Extras { tap: Some(tap), deadline: None }));
+        let mut body = Self { inner: Some(inner), buffered: None, limit, seen: 0, upload: None, extras };
+        let ended = body.inner.as_ref().is_some_and(Body::is_end_stream);
+        if let Some(tap) = body.tap().filter(|_| ended) {
             tap.finish(); // a body-less request is never polled
         }
         body
     }
 
     /// A body that was read whole before forwarding (a contract checked it); the tap sees it as it is sent.
-    pub fn buffered(bytes: Bytes, tap: Option<Box<RequestTap>>) -> Self {
+    pub fn buffered(bytes: Bytes, tap: Option<Box<dyn BodyTap>>) -> Self {
         let buffered = Some(bytes).filter(|b| !b.is_empty());
-        let mut body = Self { inner: None, buffered, limit: u64::MAX, seen: 0, tap, upload: None, deadline: None };
-        if let Some(tap) = body.tap.as_mut().filter(|_| body.buffered.is_none()) {
+        let extras = tap.map(|tap| Box::new(Extras { tap: Some(tap), deadline: None }));
+        let ended = buffered.is_none();
+        let mut body = Self { inner: None, buffered, limit: u64::MAX, seen: 0, upload: None, extras };
+        if let Some(tap) = body.tap().filter(|_| ended) {
             tap.finish();
         }
         body
@@ -109,7 +120,7 @@ impl RequestBody {
 
     /// An empty body (used to re-send a body-less request to another endpoint).
     pub fn empty() -> Self {
-        Self { inner: None, buffered: None, limit: 0, seen: 0, tap: None, upload: None, deadline: None }
+        Self { inner: None, buffered: None, limit: 0, seen: 0, upload: None, extras: None }
     }
 
     /// From now on the rest of a streamed body must arrive within `timeout`; past it the body ends with
@@ -118,7 +129,8 @@ impl RequestBody {
     pub fn limit_duration(&mut self, timeout: Duration) {
         if self.inner.as_ref().is_some_and(|inner| !inner.is_end_stream()) {
             let at = tokio::time::Instant::now() + timeout;
-            self.deadline = Some(Box::new(BodyDeadline { at, timeout, timer: LazyTimer::default() }));
+            let extras = self.extras.get_or_insert_with(Box::default);
+            extras.deadline = Some(BodyDeadline { at, timeout, timer: LazyTimer::default() });
         }
     }
 
@@ -126,6 +138,11 @@ impl RequestBody {
     /// HTTP/2 client does).
     pub fn watch_upload(&mut self) -> Arc<UploadProgress> {
         Arc::clone(self.upload.get_or_insert_with(|| Arc::new(UploadProgress::new())))
+    }
+
+    /// The body's watcher, if it has one.
+    fn tap(&mut self) -> Option<&mut Box<dyn BodyTap>> {
+        self.extras.as_mut()?.tap.as_mut()
     }
 
     fn moved(&self, done: bool) {
@@ -196,7 +213,7 @@ impl Body for RequestBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if let Some(bytes) = this.buffered.take() {
-            if let Some(tap) = this.tap.as_mut() {
+            if let Some(tap) = this.tap() {
                 tap.observe(&bytes);
                 tap.finish();
             }
@@ -215,7 +232,7 @@ impl Body for RequestBody {
                         this.inner = None;
                         return Poll::Ready(Some(Err(RequestBodyError::TooLarge { limit: this.limit })));
                     }
-                    if let Some(tap) = this.tap.as_mut() {
+                    if let Some(tap) = this.extras.as_mut().and_then(|extras| extras.tap.as_mut()) {
                         tap.observe(data);
                         if this.inner.as_ref().is_some_and(Body::is_end_stream) {
                             tap.finish();
@@ -227,14 +244,14 @@ impl Body for RequestBody {
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(RequestBodyError::Client(e)))),
             Poll::Ready(None) => {
-                if let Some(tap) = this.tap.as_mut() {
+                if let Some(tap) = this.tap() {
                     tap.finish();
                 }
                 this.moved(true);
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if let Some(deadline) = this.deadline.as_mut() {
+                if let Some(deadline) = this.extras.as_mut().and_then(|extras| extras.deadline.as_mut()) {
                     if deadline.timer.poll_expired(deadline.at, cx) {
                         this.inner = None;
                         if let Some(upload) = &this.upload {
@@ -264,45 +281,31 @@ impl Body for RequestBody {
     }
 }
 
-/// What the gateway sends back to the caller.
+/// An upstream's response body, as it streams back.
 #[derive(Debug)]
-pub enum ResponseBody {
-    /// The upstream's body, streamed as it arrives (HTTP/2 upstreams; boxed: rare next to HTTP/1.1).
-    Upstream(Box<Http2Body>),
+pub enum UpstreamBody {
+    /// An HTTP/2 upstream's body (boxed: rare next to HTTP/1.1).
+    Http2(Box<Http2Body>),
     /// An HTTP/1.1 upstream's body, whose connection returns to the pool when it ends.
     Pooled(super::h1::PooledBody),
-    /// A body the gateway produced (errors, gateway endpoints).
-    Full(Full<Bytes>),
-    /// A body whose bytes are charged to the caller OPD's byte limit (boxed: only such OPDs pay for it).
-    Metered(Box<crate::ratelimit::MeteredBody>),
-    /// Any of the above, watched for the audit record.
-    Audited(Box<AuditedBody>),
 }
 
-/// Why a response body broke off.
+/// Why an upstream's response body broke off.
 #[derive(Debug, thiserror::Error)]
-pub enum ResponseBodyError {
+pub enum UpstreamBodyError {
+    /// An HTTP/2 upstream's body broke off.
     #[error(transparent)]
-    Upstream(#[from] hyper::Error),
+    Http2(#[from] hyper::Error),
     /// An HTTP/1.1 upstream's body broke off or was malformed.
     #[error(transparent)]
-    UpstreamHttp1(#[from] super::h1::BodyError),
+    Http1(#[from] super::h1::BodyError),
     /// An HTTP/2 upstream sent part of the body and then nothing for the service's request timeout.
     #[error("the upstream paused its response body for longer than the request timeout ({0:?})")]
-    UpstreamStalled(Duration),
-    /// A sync service's record could not be made durable: the response is not completed.
-    #[error("the audit record of this exchange could not be written; the response is withheld")]
-    AuditUnavailable,
-}
-
-impl ResponseBody {
-    pub fn full(bytes: Bytes) -> Self {
-        ResponseBody::Full(Full::new(bytes))
-    }
+    Stalled(Duration),
 }
 
 /// An HTTP/2 upstream's body, which must keep coming like an HTTP/1.1 one: a pause longer than the service's
-/// request timeout ends it with [`ResponseBodyError::UpstreamStalled`].
+/// request timeout ends it with [`UpstreamBodyError::Stalled`].
 #[derive(Debug)]
 pub struct Http2Body {
     incoming: Incoming,
@@ -316,40 +319,32 @@ impl Http2Body {
         Http2Body { incoming, timeout, stall: StallWatch::default(), timer: LazyTimer::default() }
     }
 
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
         match Pin::new(&mut self.incoming).poll_frame(cx) {
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(ResponseBodyError::Upstream(e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(UpstreamBodyError::Http2(e)))),
             Poll::Ready(Some(Ok(frame))) => {
                 self.stall.progressed();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending if self.stall.poll_expired(self.timeout, &mut self.timer, cx) => {
-                Poll::Ready(Some(Err(ResponseBodyError::UpstreamStalled(self.timeout))))
+                Poll::Ready(Some(Err(UpstreamBodyError::Stalled(self.timeout))))
             }
             Poll::Pending => Poll::Pending,
         }
     }
 }
 
-impl Body for ResponseBody {
+impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = ResponseBodyError;
+    type Error = UpstreamBodyError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
-            ResponseBody::Upstream(b) => b.poll_frame(cx),
-            ResponseBody::Pooled(b) => match Pin::new(b).poll_frame(cx) {
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(ResponseBodyError::UpstreamHttp1(e)))),
+            UpstreamBody::Http2(b) => b.poll_frame(cx),
+            UpstreamBody::Pooled(b) => match Pin::new(b).poll_frame(cx) {
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(UpstreamBodyError::Http1(e)))),
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            },
-            ResponseBody::Audited(b) => Pin::new(&mut **b).poll_frame(cx),
-            ResponseBody::Metered(b) => Pin::new(&mut **b).poll_frame(cx),
-            ResponseBody::Full(b) => match Pin::new(b).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-                Poll::Ready(Some(Err(never))) => match never {},
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             },
@@ -358,21 +353,15 @@ impl Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ResponseBody::Upstream(b) => b.incoming.is_end_stream(),
-            ResponseBody::Pooled(b) => b.is_end_stream(),
-            ResponseBody::Full(b) => b.is_end_stream(),
-            ResponseBody::Metered(b) => b.is_end_stream(),
-            ResponseBody::Audited(b) => b.is_end_stream(),
+            UpstreamBody::Http2(b) => b.incoming.is_end_stream(),
+            UpstreamBody::Pooled(b) => b.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Upstream(b) => b.incoming.size_hint(),
-            ResponseBody::Pooled(b) => b.size_hint(),
-            ResponseBody::Full(b) => b.size_hint(),
-            ResponseBody::Metered(b) => b.size_hint(),
-            ResponseBody::Audited(b) => b.size_hint(),
+            UpstreamBody::Http2(b) => b.incoming.size_hint(),
+            UpstreamBody::Pooled(b) => b.size_hint(),
         }
     }
 }

@@ -24,7 +24,7 @@ use http::header::{
 use http::{request, Method, Request, Response, Uri, Version};
 
 use crate::tls::identity::PeerCertificate;
-use body::{RequestBody, RequestBodyError, ResponseBody};
+use body::{RequestBody, RequestBodyError, UpstreamBody};
 use penghubung_types::deadline::LazyTimer;
 use upstream::{Transport, UpstreamClient, UpstreamPool};
 
@@ -136,7 +136,7 @@ pub async fn forward(
     rest_offset: usize,
     downstream: &Downstream,
     caller: Caller<'_>,
-) -> Result<(Response<ResponseBody>, Arc<str>), UpstreamError> {
+) -> Result<(Response<UpstreamBody>, Arc<str>), UpstreamError> {
     let pool = &route.pool;
     body.limit_duration(downstream.body_timeout);
     let original_uri = parts.uri.clone(); // cheap: shared bytes
@@ -266,9 +266,9 @@ enum Failure {
 fn http1_outcome(
     route: &UpstreamRoute,
     sent: Result<Response<h1::PooledBody>, h1::SendError>,
-) -> Result<Response<ResponseBody>, Failure> {
+) -> Result<Response<UpstreamBody>, Failure> {
     match sent {
-        Ok(response) => Ok(response.map(ResponseBody::Pooled)),
+        Ok(response) => Ok(response.map(UpstreamBody::Pooled)),
         Err(h1::SendError::Connect(e)) => {
             Err(Failure::Upstream { error: map_connect_error(route, e), nothing_sent: true })
         }
@@ -292,11 +292,11 @@ fn http1_outcome(
 /// an exchange that failed because the body did not arrive whole within `body_timeout` (hyper reports it as a
 /// failed exchange, without the body's error).
 async fn timed_upload(
-    exchange: impl Future<Output = Result<Response<ResponseBody>, Failure>>,
+    exchange: impl Future<Output = Result<Response<UpstreamBody>, Failure>>,
     upload: &body::UploadProgress,
     timeout: Duration,
     body_timeout: Duration,
-) -> Result<Response<ResponseBody>, Failure> {
+) -> Result<Response<UpstreamBody>, Failure> {
     let mut exchange = pin!(exchange);
     let mut timer = LazyTimer::default();
     poll_fn(|cx| {
@@ -325,11 +325,11 @@ async fn http2_exchange(
     route: &UpstreamRoute,
     client: &UpstreamClient,
     request: Request<RequestBody>,
-) -> Result<Response<ResponseBody>, Failure> {
+) -> Result<Response<UpstreamBody>, Failure> {
     match client.request(request).await {
         Ok(response) => {
             let timeout = route.pool.spec.request_timeout;
-            Ok(response.map(|incoming| ResponseBody::Upstream(Box::new(body::Http2Body::new(incoming, timeout)))))
+            Ok(response.map(|incoming| UpstreamBody::Http2(Box::new(body::Http2Body::new(incoming, timeout)))))
         }
         Err(e) => Err(request_fault(&e)
             .map(Failure::Request)

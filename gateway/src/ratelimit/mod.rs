@@ -49,7 +49,6 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 
-use crate::proxy::body::ResponseBody;
 use penghubung_types::config::{Config, OnUnavailable};
 use penghubung_types::documents::{BandwidthDoc, QuotaDoc};
 
@@ -438,22 +437,23 @@ fn check_local<'a>(limits: &RequestLimits<'a>, request_bytes: u64) -> Result<Opt
     Ok(tightest)
 }
 
-/// A response body that charges its bytes to the caller OPD's byte limit as they pass.
+/// A response body that charges its bytes to the caller OPD's byte limit as they pass: wraps any body, and
+/// passes its frames and errors through unchanged.
 #[derive(Debug)]
-pub struct MeteredBody {
-    inner: ResponseBody,
+pub struct Metered<B> {
+    inner: B,
     limit: Arc<Limit>,
 }
 
-impl MeteredBody {
-    pub fn new(inner: ResponseBody, limit: Arc<Limit>) -> Self {
+impl<B> Metered<B> {
+    pub fn new(inner: B, limit: Arc<Limit>) -> Self {
         Self { inner, limit }
     }
 }
 
-impl Body for MeteredBody {
+impl<B: Body<Data = Bytes> + Unpin> Body for Metered<B> {
     type Data = Bytes;
-    type Error = crate::proxy::body::ResponseBodyError;
+    type Error = B::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;

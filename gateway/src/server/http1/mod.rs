@@ -29,8 +29,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::io::poll_read_buf;
 
+use crate::body::{ResponseBody, ResponseBodyError};
 use crate::pipeline::GatewayService;
-use crate::proxy::body::{ResponseBody, ResponseBodyError};
 use penghubung_types::deadline::{LazyTimer, StallWatch};
 pub use prefixed::Prefixed;
 use request::NotTaken;
