@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::exit::{exit_code, start_failed};
 use crate::manage::{now_rfc3339, Workspace};
 use crate::policy::explain::{self, OperationSpec};
 use crate::policy::lifecycle::{ApprovalKind, Transition};
-use crate::server::{Gateway, ShutdownOutcome, Signals, StartError};
+use crate::server::{Gateway, Signals};
 use crate::store::{DirStore, DocumentStore};
 use crate::tls::ca::{self, CertificateAuthority, Validity};
 use crate::{check, demo, telemetry};
@@ -634,21 +635,4 @@ fn runtime(worker_threads: usize) -> tokio::runtime::Runtime {
         builder
     };
     builder.enable_all().build().expect("the tokio runtime starts")
-}
-
-pub(crate) fn exit_code(outcome: ShutdownOutcome) -> i32 {
-    match outcome {
-        ShutdownOutcome::Drained => 0,
-        ShutdownOutcome::DeadlineReached => 2,
-    }
-}
-
-pub(crate) fn start_failed(error: StartError) -> i32 {
-    if let StartError::Documents(problems) = &error {
-        for p in problems {
-            eprintln!("{p}");
-        }
-    }
-    eprintln!("penghubung: cannot start: {error}");
-    1
 }

@@ -9,7 +9,7 @@
 //! quotas (local or Redis), [`error`] the one error→response mapping, [`pipeline`] the
 //! request pipeline as named phases, [`policy`] the access decision (grants, purposes, lifecycle, clearance, field redaction),
 //! [`server`] listeners, signals and graceful shutdown, [`reload`] hot reload, [`check`] `penghubung check`,
-//! [`manage`] the security team's store changes, [`demo`] the one-command demo, [`cli`] the command line,
+//! [`manage`] the security team's store changes, [`demo`] the one-command demo, [`cli`] the command line (both end through `exit`),
 //! [`telemetry`] logging, [`audit`] the tamper-evident audit trail.
 #![forbid(unsafe_code)]
 
@@ -20,6 +20,7 @@ pub mod contract;
 pub mod demo;
 pub mod discovery;
 pub mod error;
+mod exit;
 pub mod manage;
 pub mod pipeline;
 pub mod policy;
