@@ -17,11 +17,11 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+use crate::ca::{CertificateAuthority, Validity, DEVELOPMENT_TRUST_DOMAIN};
 use crate::exit::{exit_code, start_failed};
 use crate::server::{Gateway, Signals, StartError};
 use crate::store::{DirStore, DocumentStore};
 use crate::telemetry;
-use crate::tls::ca::{CertificateAuthority, Validity, DEVELOPMENT_TRUST_DOMAIN};
 use penghubung_types::config::Config;
 use penghubung_types::documents::ClientDoc;
 

@@ -4,16 +4,18 @@
 //!
 //! Module map (see `ARCHITECTURE.md`): [`config`] process config, [`store`] documents, [`snapshot`] compiled view,
 //! [`contract`] JSON Schema contracts, [`discovery`] what a client may call,
-//! [`routing`] path lookup, [`tls`] mTLS material, client identity, the built-in CA and upstream TLS,
+//! [`routing`] path lookup, [`tls`] mTLS material, client identity and upstream TLS, [`ca`] the built-in CA,
+//! [`openapi`] OpenAPI import (tooling),
 //! [`proxy`] upstream forwarding and connection pools, [`ratelimit`] rate limits and
 //! quotas (local or Redis), [`error`] the one error→response mapping, [`pipeline`] the
 //! request pipeline as named phases, [`policy`] the access decision (grants, purposes, lifecycle, clearance, field redaction),
 //! [`server`] listeners, signals and graceful shutdown, [`reload`] hot reload, [`check`] `penghubung check`,
-//! [`manage`] the security team's store changes, [`demo`] the one-command demo, [`cli`] the command line (both end through `exit`),
+//! [`manage`] the security team's store changes, [`demo`] the one-command demo, [`cli`] the command line,
 //! [`telemetry`] logging, [`audit`] the tamper-evident audit trail.
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod ca;
 pub mod check;
 pub mod cli;
 pub mod contract;
@@ -22,6 +24,7 @@ pub mod discovery;
 pub mod error;
 mod exit;
 pub mod manage;
+pub mod openapi;
 pub mod pipeline;
 pub mod policy;
 pub mod proxy;
