@@ -23,6 +23,7 @@ pub mod demo;
 pub mod discovery;
 pub mod error;
 mod exit;
+pub mod http1;
 pub mod manage;
 pub mod openapi;
 pub mod pipeline;

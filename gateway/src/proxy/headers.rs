@@ -10,8 +10,9 @@
 
 use std::net::SocketAddr;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST};
 
+pub use crate::http1::is_hop_by_hop;
 use crate::telemetry::redact;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -20,10 +21,6 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-const PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
-const PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
 /// The calling client's id (`{opd}/{app}`), set by the gateway from the verified certificate.
 pub const X_PENGHUBUNG_CLIENT: HeaderName = HeaderName::from_static("x-penghubung-client");
 /// The calling client's OPD.
@@ -33,20 +30,6 @@ pub const X_PENGHUBUNG_OPD: HeaderName = HeaderName::from_static("x-penghubung-o
 pub const X_PENGHUBUNG_PURPOSE: HeaderName = HeaderName::from_static("x-penghubung-purpose");
 /// Prefix of the headers only the gateway may set.
 pub const GATEWAY_PREFIX: &str = "x-penghubung-";
-
-/// Whether `name` is one of the fixed hop-by-hop headers (those a `Connection` header names come on top).
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    // Standard names compare as enum values; the two custom ones by bytes.
-    *name == CONNECTION
-        || *name == TE
-        || *name == TRAILER
-        || *name == TRANSFER_ENCODING
-        || *name == UPGRADE
-        || *name == PROXY_AUTHENTICATE
-        || *name == PROXY_AUTHORIZATION
-        || *name == KEEP_ALIVE
-        || *name == PROXY_CONNECTION
-}
 
 fn is_gateway_header(name: &HeaderName) -> bool {
     name.as_str().starts_with(GATEWAY_PREFIX)
@@ -355,6 +338,7 @@ pub fn original_host(headers: &HeaderMap, uri: &http::Uri) -> Option<HeaderValue
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::UPGRADE;
 
     #[test]
     fn forwarding_fields_written_and_inserted_agree() {
