@@ -6,14 +6,15 @@
 //! `X-Forwarded-*` and `Forwarded` are *set*
 //! (not appended: the gateway only vouches for what it saw), `X-Request-Id` is kept when well-formed and
 //! generated otherwise, and W3C `traceparent` is passed on (or started when absent or malformed). Neither may
-//! hold a NIK-shaped run ([`redact`]): both end up in the access log and the audit record.
+//! hold a NIK-shaped run ([`penghubung_types::nik_shape`]): both end up in the access log and the audit
+//! record.
 
 use std::net::SocketAddr;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST};
 
 pub use crate::http1::is_hop_by_hop;
-use crate::telemetry::redact;
+use penghubung_types::nik_shape::holds_nik_shape;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -212,15 +213,15 @@ fn is_token_safe(host: &[u8]) -> bool {
 }
 
 /// The caller's `X-Request-Id` when it is 1..=128 characters of `[A-Za-z0-9._-]` and cannot be mistaken for a
-/// NIK (no NIK-shaped run, see [`redact`]: `3201010101010001` or `3201-0101-0101-0001` are replaced), otherwise
-/// a new one.
+/// NIK (no NIK-shaped run, see [`penghubung_types::nik_shape`]: `3201010101010001` or `3201-0101-0101-0001`
+/// are replaced), otherwise a new one.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(X_REQUEST_ID) {
         let b = v.as_bytes();
         if !b.is_empty()
             && b.len() <= 128
             && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
-            && !redact::holds_nik_shape(b)
+            && !holds_nik_shape(b)
         {
             return v.clone();
         }
@@ -315,8 +316,8 @@ pub fn is_valid_traceparent(v: &[u8]) -> bool {
         && nonzero(&v[36..52])
         && hex(&v[53..55])
         && (v[0..2] != *b"00" || v.len() == 55)
-        && !redact::holds_nik_shape(&v[3..35])
-        && !redact::holds_nik_shape(&v[36..52])
+        && !holds_nik_shape(&v[3..35])
+        && !holds_nik_shape(&v[36..52])
 }
 
 /// Writes the low `out.len() * 4` bits of `value` as lower-case hex (`out.len()` even, at most 32).
@@ -525,7 +526,7 @@ mod tests {
             assert_eq!(replaced.len(), 32);
         }
         for _ in 0..10_000 {
-            assert!(!redact::holds_nik_shape(new_request_id().as_bytes()));
+            assert!(!holds_nik_shape(new_request_id().as_bytes()));
         }
     }
 
@@ -543,7 +544,7 @@ mod tests {
             h.insert(TRACEPARENT, HeaderValue::from_static(nik_shaped));
             let started = trace_to_start(&mut h).expect("replaced by a new trace");
             assert!(h.get(TRACEPARENT).is_none());
-            assert!(!redact::holds_nik_shape(&started.as_bytes()[3..35]));
+            assert!(!holds_nik_shape(&started.as_bytes()[3..35]));
         }
         // 15 digits in a row are kept.
         assert!(is_valid_traceparent(b"00-320101010101000a4bf92f3577b34da6-00f067aa0ba902b7-01"));

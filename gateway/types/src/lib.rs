@@ -2,7 +2,9 @@
 //! [`config`] is the process config (`penghubung.toml`, with its embedded default), [`documents`] the typed
 //! store documents (OPDs, services, clients, grants, tiers), [`diagnostics`] the located problems that `check`,
 //! reload and the store report, [`deadline`] the lazily armed timers of the data plane, and [`embedded`] the
-//! baseline policies and JSON Schemas shipped inside the binary. It depends on no other Penghubung crate.
+//! baseline policies and JSON Schemas shipped inside the binary; [`nik_shape`] tells whether a value may hold a
+//! NIK (pure functions over bytes, shared by the trust boundary and the log sanitiser). It depends on no other
+//! Penghubung crate.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -10,3 +12,4 @@ pub mod deadline;
 pub mod diagnostics;
 pub mod documents;
 pub mod embedded;
+pub mod nik_shape;
