@@ -1,5 +1,5 @@
 //! Certificates for the load harness's mTLS mode (`--mode mtls`), made with the gateway's own built-in CA
-//! ([`penghubung::tls::ca::CertificateAuthority`]) in a temporary directory that lives as long as the [`Pki`]:
+//! ([`penghubung::ca::CertificateAuthority`]) in a temporary directory that lives as long as the [`Pki`]:
 //!
 //! | file | what |
 //! |---|---|
@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use penghubung::tls::ca::{CertificateAuthority, Validity};
+use penghubung::ca::{CertificateAuthority, Validity};
 use penghubung::tls::{read_certificates, read_private_key};
 use rustls::client::Resumption;
 use rustls::RootCertStore;
@@ -60,12 +60,8 @@ impl Pki {
             .issue_server(&["127.0.0.1".into(), "localhost".into()], Validity::days(30))
             .map_err(|e| format!("pki: server certificate: {e}"))?;
         server.write(&server_cert, &server_key).map_err(|e| format!("pki: {e}"))?;
-        penghubung::tls::ca::write_file(
-            &server_pem,
-            format!("{}{}", server.cert_pem, server.key_pem).as_bytes(),
-            0o600,
-        )
-        .map_err(|e| format!("pki: {e}"))?;
+        penghubung::ca::write_file(&server_pem, format!("{}{}", server.cert_pem, server.key_pem).as_bytes(), 0o600)
+            .map_err(|e| format!("pki: {e}"))?;
 
         let client = ca
             .issue_client(CLIENT_OPD, CLIENT_APP, Validity::days(30))

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::ca::{self, CertificateAuthority, Validity};
+use crate::exit::{exit_code, start_failed};
 use crate::manage::{now_rfc3339, Workspace};
 use crate::policy::explain::{self, OperationSpec};
 use crate::policy::lifecycle::{ApprovalKind, Transition};
-use crate::server::{Gateway, ShutdownOutcome, Signals, StartError};
+use crate::server::{Gateway, Signals, StartError};
 use crate::store::{DirStore, DocumentStore};
-use crate::tls::ca::{self, CertificateAuthority, Validity};
 use crate::{check, demo, telemetry};
 use penghubung_types::config::Config;
 use penghubung_types::documents::{Approval, Classification, GrantDoc};
@@ -350,6 +351,9 @@ pub fn run() -> i32 {
                 None => Config::embedded_default(&std::env::current_dir().unwrap_or_default()),
             };
             telemetry::init_logging(&config.log);
+            if let Err(e) = ca::provision_development_pki(&config) {
+                return start_failed(StartError::Tls(e));
+            }
             runtime(config.server.worker_threads).block_on(async move {
                 let signals = match Signals::install() {
                     Ok(signals) => signals,
@@ -634,21 +638,4 @@ fn runtime(worker_threads: usize) -> tokio::runtime::Runtime {
         builder
     };
     builder.enable_all().build().expect("the tokio runtime starts")
-}
-
-pub(crate) fn exit_code(outcome: ShutdownOutcome) -> i32 {
-    match outcome {
-        ShutdownOutcome::Drained => 0,
-        ShutdownOutcome::DeadlineReached => 2,
-    }
-}
-
-pub(crate) fn start_failed(error: StartError) -> i32 {
-    if let StartError::Documents(problems) = &error {
-        for p in problems {
-            eprintln!("{p}");
-        }
-    }
-    eprintln!("penghubung: cannot start: {error}");
-    1
 }

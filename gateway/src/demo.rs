@@ -17,10 +17,11 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+use crate::ca::{CertificateAuthority, Validity, DEVELOPMENT_TRUST_DOMAIN};
+use crate::exit::{exit_code, start_failed};
 use crate::server::{Gateway, Signals, StartError};
 use crate::store::{DirStore, DocumentStore};
-use crate::tls::ca::{CertificateAuthority, Validity, DEVELOPMENT_TRUST_DOMAIN};
-use crate::{cli, telemetry};
+use crate::telemetry;
 use penghubung_types::config::Config;
 use penghubung_types::documents::ClientDoc;
 
@@ -89,7 +90,7 @@ pub async fn run(workdir: PathBuf, listen: SocketAddr) -> i32 {
     match prepare_and_start(&workdir, listen).await {
         Ok((gateway, url, workdir)) => {
             print_instructions(&url, &workdir);
-            cli::exit_code(gateway.run_until_signal(signals).await)
+            exit_code(gateway.run_until_signal(signals).await)
         }
         Err(DemoError::Start(StartError::Bind { address, source })) => {
             eprintln!(
@@ -97,7 +98,7 @@ pub async fn run(workdir: PathBuf, listen: SocketAddr) -> i32 {
             );
             1
         }
-        Err(DemoError::Start(e)) => cli::start_failed(e),
+        Err(DemoError::Start(e)) => start_failed(e),
         Err(DemoError::Setup(e)) => {
             eprintln!("penghubung demo: {e}");
             1

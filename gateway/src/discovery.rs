@@ -127,12 +127,12 @@ fn listing(service: &CompiledService, client: Option<&ClientEntry>, now: i64) ->
 /// The OpenAPI 3.1 document of `service` as the gateway enforces it.
 pub fn openapi(snapshot: &Snapshot, service: &CompiledService) -> Value {
     let schema = |path: &str| snapshot.schemas.get(path).map(|v| &**v);
-    let input = crate::contract::openapi::ExportInput {
+    let input = crate::contract::export::ExportInput {
         service: &service.doc,
         schema: &schema,
         server_url: &format!("/{}", service.key),
     };
-    crate::contract::openapi::export(&input)
+    crate::contract::export::export(&input)
 }
 
 fn json_response(value: &Value, content_type: &'static str) -> Response<ResponseBody> {

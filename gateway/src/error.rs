@@ -22,7 +22,7 @@ pub enum GatewayError {
     RouteNotFound,
     #[error("the service has no operation for method {method} on this path")]
     MethodNotAllowed { method: http::Method, allow: HeaderValue },
-    /// A method outside the known set ([`crate::telemetry::redact::is_known_method`]); its token is neither
+    /// A method outside the known set ([`crate::audit::sanitise::is_known_method`]); its token is neither
     /// echoed nor logged.
     #[error("the request method is not one the gateway implements (the methods of RFC 9110, PATCH and WebDAV's)")]
     MethodNotImplemented,

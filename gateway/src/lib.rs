@@ -4,7 +4,8 @@
 //!
 //! Module map (see `ARCHITECTURE.md`): [`config`] process config, [`store`] documents, [`snapshot`] compiled view,
 //! [`contract`] JSON Schema contracts, [`discovery`] what a client may call,
-//! [`routing`] path lookup, [`tls`] mTLS material, client identity, the built-in CA and upstream TLS,
+//! [`routing`] path lookup, [`tls`] mTLS material, client identity and upstream TLS, [`ca`] the built-in CA,
+//! [`openapi`] OpenAPI import (tooling),
 //! [`proxy`] upstream forwarding and connection pools, [`ratelimit`] rate limits and
 //! quotas (local or Redis), [`error`] the one error→response mapping, [`pipeline`] the
 //! request pipeline as named phases, [`body`] the response body it sends, [`policy`] the access decision
@@ -16,13 +17,17 @@
 
 pub mod audit;
 pub mod body;
+pub mod ca;
 pub mod check;
 pub mod cli;
 pub mod contract;
 pub mod demo;
 pub mod discovery;
 pub mod error;
+mod exit;
+pub mod http1;
 pub mod manage;
+pub mod openapi;
 pub mod pipeline;
 pub mod policy;
 pub mod proxy;

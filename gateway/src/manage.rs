@@ -77,7 +77,7 @@ impl Workspace {
     /// an existing one keeps its status, approvals, upstream and limits (its document is rewritten, so its
     /// comments are not kept). Returns a summary and the importer's warnings.
     pub fn import_openapi(&self, request: &ImportRequest<'_>) -> Result<String, String> {
-        use crate::contract::openapi;
+        use crate::openapi;
         use penghubung_types::documents::{OperationDoc, RequestContractDoc, ResponseDoc, SchemaRefDoc};
         let text = std::fs::read_to_string(request.file).map_err(|e| format!("{}: {e}", request.file.display()))?;
         let document: serde_json::Value = serde_json::from_str(&text).map_err(|e| {

@@ -708,7 +708,7 @@ async fn shipping_resumes_after_a_redis_outage_without_gaps_or_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_handshakes_are_rate_limited_security_events_that_verify() {
-    use penghubung::tls::ca::{CertificateAuthority, Validity};
+    use penghubung::ca::{CertificateAuthority, Validity};
     use penghubung_tests::mtls::request_status;
     const PER_INTERVAL: usize = 5;
     let upstream = Upstream::text("ok").await;

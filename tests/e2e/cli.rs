@@ -99,7 +99,7 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
         .collect();
     assert_eq!(env["PENGHUBUNG_URL"], url);
     let read = |key: &str| std::fs::read_to_string(&env[key]).unwrap_or_else(|e| panic!("{key}: {e}"));
-    let identity = penghubung::tls::ca::Issued {
+    let identity = penghubung::ca::Issued {
         cert_pem: read("PENGHUBUNG_CERT"),
         key_pem: read("PENGHUBUNG_KEY"),
         serial_hex: String::new(),

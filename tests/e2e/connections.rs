@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use penghubung::tls::ca::Issued;
+use penghubung::ca::Issued;
 use penghubung_tests::mtls::{client_config, write_mtls_setup, Pki, TlsConnection, TRUST_DOMAIN};
 use penghubung_tests::{docs, full, http2_client, send, PausingBody, TestBody, TestGateway, Upstream};
 use rustls::pki_types::ServerName;

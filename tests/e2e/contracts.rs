@@ -300,7 +300,7 @@ async fn an_imported_openapi_document_round_trips_through_discovery() {
     };
     assert_eq!(paths(&exported), paths(&original));
     assert_eq!(exported["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
-    let reimported = penghubung::contract::openapi::import(&exported).expect("the export imports again");
+    let reimported = penghubung::openapi::import(&exported).expect("the export imports again");
     let mut ids: Vec<String> = reimported.operations.iter().map(|o| o.id.clone()).collect();
     ids.sort();
     assert_eq!(ids, ["get-penduduk", "verifikasi-nik"]);
@@ -319,7 +319,7 @@ async fn an_imported_openapi_document_round_trips_through_discovery() {
 async fn discovery_shows_each_client_only_what_it_may_call() {
     let up = Upstream::text("{}").await;
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::with_trust_domain(dir.path(), penghubung::tls::ca::DEVELOPMENT_TRUST_DOMAIN);
+    let pki = Pki::with_trust_domain(dir.path(), penghubung::ca::DEVELOPMENT_TRUST_DOMAIN);
     let documents = docs::baseline(&up.url());
     let config = write_mtls_setup(dir.path(), &documents, &pki, "");
     let gateway = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();

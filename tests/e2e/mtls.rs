@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use http::{Request, Response};
-use penghubung::tls::ca::{CertificateAuthority, Validity};
+use penghubung::ca::{CertificateAuthority, Validity};
 use penghubung_tests::mtls::{
     client_config, client_config_with_versions, https_client, request_status, server_config, write_mtls_setup, Pki,
     TlsConnection, TRUST_DOMAIN,

@@ -67,7 +67,7 @@ async fn start_baseline(extra_documents: &[(String, String)]) -> Baseline {
 /// Starts the baseline plus `extra_documents` in front of `upstream`.
 async fn start_baseline_behind(upstream: Upstream, extra_documents: &[(String, String)]) -> Baseline {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::with_trust_domain(dir.path(), penghubung::tls::ca::DEVELOPMENT_TRUST_DOMAIN);
+    let pki = Pki::with_trust_domain(dir.path(), penghubung::ca::DEVELOPMENT_TRUST_DOMAIN);
     let mut documents = baseline_documents(&upstream.url());
     // `{UP}` in extra documents stands for the upstream's URL
     documents.extend(extra_documents.iter().map(|(k, t)| (k.clone(), t.replace("{UP}", &upstream.url()))));

@@ -4,6 +4,7 @@
 //! ([`verify`]), searchable, including by keyed hashes of NIKs ([`search`], [`nik`]). [`record`] is what a
 //! record says; [`tap`] watches bodies while they stream. [`Auditor`] is what the request pipeline holds. With
 //! `[redis]` configured, [`ship`] copies every durable record to a Redis Stream for central collection.
+//! [`sanitise`] is the one sanitiser of caller values before they are logged or recorded (also by the access log).
 //!
 //! Durability per service (`audit = "sync" | "async"` on the Service document, default `[audit] durability`):
 //! `sync` releases the end of a response only once its record is on disk, and refuses new requests with 503
@@ -14,6 +15,7 @@ pub mod chain;
 pub mod keys;
 pub mod nik;
 pub mod record;
+pub mod sanitise;
 pub mod search;
 pub mod security;
 pub mod ship;

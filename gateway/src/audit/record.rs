@@ -5,7 +5,7 @@
 //! described by `schemas/audit/record.schema.json`; the members common to all kinds (`seq`, `prev`, `kind`,
 //! `hash`) are written by the writer around the members written here. Every member a caller can influence
 //! (request id, trace id, method, purpose) is written through the sanitiser
-//! ([`crate::telemetry::redact`]), keyed with the audit trail's NIK secret; so is every line shipped to Redis,
+//! ([`sanitise`]), keyed with the audit trail's NIK secret; so is every line shipped to Redis,
 //! since the shipper sends these lines byte for byte.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use ring::hmac;
 use serde::Serialize;
 
 use super::chain::push_hex_bytes;
-use crate::telemetry::redact;
+use super::sanitise;
 use penghubung_types::documents::AuditDurability;
 
 /// A record handed to the writer.
@@ -206,12 +206,12 @@ struct Members<'a>(&'a mut Vec<u8>);
 impl Members<'_> {
     /// A caller's value, through the sanitiser.
     fn clean_str(&mut self, key: &str, value: &str, nik_key: &hmac::Key) {
-        self.str(key, &redact::clean(nik_key, value));
+        self.str(key, &sanitise::clean(nik_key, value));
     }
 
     /// A caller's header value as text, through the sanitiser; left out when it is not visible ASCII.
     fn clean_header(&mut self, key: &str, value: &Option<HeaderValue>, nik_key: &hmac::Key) {
-        if let Some(text) = value.as_ref().and_then(|v| redact::clean_header(nik_key, v)) {
+        if let Some(text) = value.as_ref().and_then(|v| sanitise::clean_header(nik_key, v)) {
             self.str(key, &text);
         }
     }
@@ -291,7 +291,7 @@ impl Record {
                 m.opt_header("opd", &r.opd);
                 m.opt_str("service", r.service.as_deref());
                 m.opt_str("operation", r.operation.as_deref());
-                m.str("method", redact::method_label(&r.method));
+                m.str("method", sanitise::method_label(&r.method));
                 match (&r.path, &r.service) {
                     (Some(path), _) => m.str("path", path),
                     // A service without declared operations: its whole space.
@@ -383,7 +383,7 @@ impl ExchangeRecord {
 
 impl std::fmt::Debug for ExchangeRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ExchangeRecord {}", self.logged(redact::process_key()))
+        write!(f, "ExchangeRecord {}", self.logged(sanitise::process_key()))
     }
 }
 
@@ -462,7 +462,7 @@ mod tests {
         Record::Exchange(Box::new(record.clone())).write_members(&mut line, &key);
         let line = String::from_utf8(line).unwrap();
         for text in [line.clone(), record.logged(&key).to_string(), format!("{record:?}")] {
-            assert!(!redact::holds_nik_shape(text.as_bytes()), "{text}");
+            assert!(!sanitise::holds_nik_shape(text.as_bytes()), "{text}");
             assert!(text.contains("\"method\":\"-\""), "{text}");
         }
         let members: serde_json::Value = serde_json::from_str(&format!("{{{}}}", &line[1..])).unwrap();

@@ -31,8 +31,7 @@ use tokio::sync::Notify;
 
 use super::chain;
 use super::writer::{segment_files, segment_name, Durable};
-use crate::ratelimit::cluster::redacted_url;
-use penghubung_types::config::RedisConfig;
+use penghubung_types::config::{redacted_url, RedisConfig};
 
 /// Most entries per round trip.
 pub const MAX_BATCH: usize = 512;
@@ -655,7 +654,7 @@ mod tests {
             segment_max_size: 2000,
             segment_max_age: Duration::from_secs(3600),
             queue_capacity: 64,
-            nik_key: crate::telemetry::redact::process_key().clone(),
+            nik_key: crate::audit::sanitise::process_key().clone(),
         };
         let writer = AuditWriter::start(settings, key).unwrap();
         for i in 0..40 {

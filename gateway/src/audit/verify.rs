@@ -358,7 +358,7 @@ mod tests {
             segment_max_size: 4096,
             segment_max_age: Duration::from_secs(3600),
             queue_capacity: 16,
-            nik_key: crate::telemetry::redact::process_key().clone(),
+            nik_key: crate::audit::sanitise::process_key().clone(),
         };
         let writer = AuditWriter::start(settings, key).unwrap();
         for i in 0..60 {

@@ -638,7 +638,7 @@ mod tests {
             segment_max_size: 3000,
             segment_max_age: Duration::from_secs(3600),
             queue_capacity: 64,
-            nik_key: crate::telemetry::redact::process_key().clone(),
+            nik_key: crate::audit::sanitise::process_key().clone(),
         };
         let writer = AuditWriter::start(settings.clone(), key).unwrap();
         // Sync waiters: all are told once their batch is durable.

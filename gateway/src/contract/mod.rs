@@ -6,16 +6,16 @@
 //! validator judges it. [`check`] holds a request or a response to its contract on the data plane, accepting
 //! most valid bodies in a [`single_pass`] (validated while parsed, no document tree) and leaving every other
 //! body to the full validator, which decides and names the violations; a refused request is a
-//! [`ContractError`]. [`openapi`] imports an OpenAPI 3.0/3.1 document into operations with self-contained
-//! schemas, and exports a service as the gateway enforces it (discovery).
+//! [`ContractError`]. [`export`] writes a service as the gateway enforces it as an OpenAPI 3.1 document
+//! (discovery); importing OpenAPI documents is tooling, outside the data plane.
 
 pub mod check;
 pub mod compile;
 mod error;
+pub mod export;
 pub mod formats;
 pub mod json;
 pub mod multiple_of;
-pub mod openapi;
 pub mod single_pass;
 
 use std::sync::Arc;

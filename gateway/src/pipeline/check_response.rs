@@ -6,12 +6,12 @@
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 
+use crate::audit::sanitise as redact;
 use crate::body::ResponseBody;
 use crate::contract::{self, OperationContract};
 use crate::error::GatewayError;
 use crate::policy::OperationPolicy;
 use crate::snapshot::CompiledService;
-use crate::telemetry::redact;
 use penghubung_types::documents::{Classification, ResponseCheck};
 
 use super::authorize::Authorization;

@@ -5,9 +5,9 @@
 use http::header::HOST;
 use http::Request;
 
+use crate::audit::sanitise as redact;
 use crate::error::GatewayError;
 use crate::proxy::body::Inbound;
-use crate::telemetry::redact;
 
 use super::HeadLimits;
 

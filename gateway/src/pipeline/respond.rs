@@ -11,12 +11,12 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH};
 use http::{Method, Request, Response};
 
+use crate::audit::sanitise as redact;
 use crate::body::{ResponseBody, ResponseBodyError};
 use crate::error::GatewayError;
 use crate::proxy::body::Inbound;
 use crate::proxy::headers::{self, X_REQUEST_ID};
 use crate::proxy::Downstream;
-use crate::telemetry::redact;
 
 use super::context::RequestContext;
 use super::Shared;

@@ -6,13 +6,15 @@
 //! `X-Forwarded-*` and `Forwarded` are *set*
 //! (not appended: the gateway only vouches for what it saw), `X-Request-Id` is kept when well-formed and
 //! generated otherwise, and W3C `traceparent` is passed on (or started when absent or malformed). Neither may
-//! hold a NIK-shaped run ([`redact`]): both end up in the access log and the audit record.
+//! hold a NIK-shaped run ([`penghubung_types::nik_shape`]): both end up in the access log and the audit
+//! record.
 
 use std::net::SocketAddr;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST};
 
-use crate::telemetry::redact;
+pub use crate::http1::is_hop_by_hop;
+use penghubung_types::nik_shape::holds_nik_shape;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -20,10 +22,6 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-const PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
-const PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
 /// The calling client's id (`{opd}/{app}`), set by the gateway from the verified certificate.
 pub const X_PENGHUBUNG_CLIENT: HeaderName = HeaderName::from_static("x-penghubung-client");
 /// The calling client's OPD.
@@ -33,20 +31,6 @@ pub const X_PENGHUBUNG_OPD: HeaderName = HeaderName::from_static("x-penghubung-o
 pub const X_PENGHUBUNG_PURPOSE: HeaderName = HeaderName::from_static("x-penghubung-purpose");
 /// Prefix of the headers only the gateway may set.
 pub const GATEWAY_PREFIX: &str = "x-penghubung-";
-
-/// Whether `name` is one of the fixed hop-by-hop headers (those a `Connection` header names come on top).
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    // Standard names compare as enum values; the two custom ones by bytes.
-    *name == CONNECTION
-        || *name == TE
-        || *name == TRAILER
-        || *name == TRANSFER_ENCODING
-        || *name == UPGRADE
-        || *name == PROXY_AUTHENTICATE
-        || *name == PROXY_AUTHORIZATION
-        || *name == KEEP_ALIVE
-        || *name == PROXY_CONNECTION
-}
 
 fn is_gateway_header(name: &HeaderName) -> bool {
     name.as_str().starts_with(GATEWAY_PREFIX)
@@ -229,15 +213,15 @@ fn is_token_safe(host: &[u8]) -> bool {
 }
 
 /// The caller's `X-Request-Id` when it is 1..=128 characters of `[A-Za-z0-9._-]` and cannot be mistaken for a
-/// NIK (no NIK-shaped run, see [`redact`]: `3201010101010001` or `3201-0101-0101-0001` are replaced), otherwise
-/// a new one.
+/// NIK (no NIK-shaped run, see [`penghubung_types::nik_shape`]: `3201010101010001` or `3201-0101-0101-0001`
+/// are replaced), otherwise a new one.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(X_REQUEST_ID) {
         let b = v.as_bytes();
         if !b.is_empty()
             && b.len() <= 128
             && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
-            && !redact::holds_nik_shape(b)
+            && !holds_nik_shape(b)
         {
             return v.clone();
         }
@@ -332,8 +316,8 @@ pub fn is_valid_traceparent(v: &[u8]) -> bool {
         && nonzero(&v[36..52])
         && hex(&v[53..55])
         && (v[0..2] != *b"00" || v.len() == 55)
-        && !redact::holds_nik_shape(&v[3..35])
-        && !redact::holds_nik_shape(&v[36..52])
+        && !holds_nik_shape(&v[3..35])
+        && !holds_nik_shape(&v[36..52])
 }
 
 /// Writes the low `out.len() * 4` bits of `value` as lower-case hex (`out.len()` even, at most 32).
@@ -355,6 +339,7 @@ pub fn original_host(headers: &HeaderMap, uri: &http::Uri) -> Option<HeaderValue
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::UPGRADE;
 
     #[test]
     fn forwarding_fields_written_and_inserted_agree() {
@@ -541,7 +526,7 @@ mod tests {
             assert_eq!(replaced.len(), 32);
         }
         for _ in 0..10_000 {
-            assert!(!redact::holds_nik_shape(new_request_id().as_bytes()));
+            assert!(!holds_nik_shape(new_request_id().as_bytes()));
         }
     }
 
@@ -559,7 +544,7 @@ mod tests {
             h.insert(TRACEPARENT, HeaderValue::from_static(nik_shaped));
             let started = trace_to_start(&mut h).expect("replaced by a new trace");
             assert!(h.get(TRACEPARENT).is_none());
-            assert!(!redact::holds_nik_shape(&started.as_bytes()[3..35]));
+            assert!(!holds_nik_shape(&started.as_bytes()[3..35]));
         }
         // 15 digits in a row are kept.
         assert!(is_valid_traceparent(b"00-320101010101000a4bf92f3577b34da6-00f067aa0ba902b7-01"));

@@ -18,7 +18,7 @@ use redis::{AsyncConnectionConfig, Cmd, ErrorKind};
 use tokio::sync::Notify;
 
 use super::{reset_secs_from_ms, Admitted, LimitError, RequestLimits};
-use penghubung_types::config::{OnUnavailable, RedisConfig};
+use penghubung_types::config::{redacted_url, OnUnavailable, RedisConfig};
 
 /// The GCRA, for every limit of one request, all-or-nothing.
 ///
@@ -311,13 +311,5 @@ fn fallback_name(on_unavailable: OnUnavailable) -> &'static str {
         OnUnavailable::LocalFallback => "local_fallback",
         OnUnavailable::FailOpen => "fail_open",
         OnUnavailable::FailClosed => "fail_closed",
-    }
-}
-
-/// The URL without its password, for logs.
-pub(crate) fn redacted_url(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
-        _ => url.to_string(),
     }
 }

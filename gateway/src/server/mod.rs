@@ -119,15 +119,6 @@ impl Gateway {
         }
         let tls_state = match &config.tls {
             Some(tls_config) if config.listeners.iter().any(|l| !l.plaintext) => {
-                if tls_config.generate_if_missing
-                    && tls::ca::ensure_development_pki(tls_config, &config)
-                        .map_err(|e| StartError::Tls(e.to_string()))?
-                {
-                    tracing::warn!(
-                        cert = %config.resolve(&tls_config.cert_file).display(),
-                        "created a development CA and server certificate; issue client certificates with `penghubung ca issue-client`"
-                    );
-                }
                 Some(Arc::new(TlsState::load(tls_config, &config).map_err(StartError::Tls)?))
             }
             _ => None,

@@ -1,9 +1,8 @@
 //! Logging: `tracing` with a human or JSON formatter, filtered by the config's level (or `RUST_LOG`). The
 //! access log is the `penghubung::access` target: one line per request, never bodies, secrets or raw paths
 //! (the operation template is logged instead, since paths can carry personal identifiers such as a NIK).
-//! Every value of the request that is logged passes [`redact`], the sanitiser shared with the audit trail.
-
-pub mod redact;
+//! Every value of the request that is logged passes the sanitiser shared with the audit trail
+//! ([`crate::audit::sanitise`]).
 
 use tracing_subscriber::EnvFilter;
 

@@ -7,11 +7,9 @@
 //!   fingerprint), parsed once per connection and matched against `Client` documents per request.
 //! - [`dn`]: distinguished names as parsed RDN sequences (from certificates and from RFC 4514 text), compared
 //!   as RFC 4518/5280 say.
-//! - [`ca`]: the built-in CA (`penghubung ca ...`) for the demo and small deployments.
 //! - [`UpstreamTls`]: verification of HTTPS upstreams against the configured roots, optionally presenting a
 //!   client certificate to the upstream.
 
-pub mod ca;
 pub mod dn;
 pub mod identity;
 pub mod material;

@@ -341,6 +341,21 @@ pub struct GrantDoc {
     pub reason: Option<String>,
 }
 
+/// Most digits in a purpose: a purpose names a use (`penyaluran-bansos-2027`), it never carries a number long
+/// enough to be a personal identifier, in any spelling (`cek-3201010101010001`, `cek-3201-0101-0101-0001`).
+pub const MAX_PURPOSE_DIGITS: usize = 8;
+
+/// The purpose grammar: a slug, `^[a-z0-9][a-z0-9-]{0,62}$`, with at most [`MAX_PURPOSE_DIGITS`] digits in all.
+/// A declared purpose is logged and recorded, so it is held to this grammar also when the grant lists no
+/// purposes (and a grant may only list purposes that follow it).
+pub fn is_purpose(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= 63
+        && value[0] != b'-'
+        && value.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && value.iter().filter(|b| b.is_ascii_digit()).count() <= MAX_PURPOSE_DIGITS
+}
+
 fn one_second() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(1))
 }

@@ -102,10 +102,10 @@ pub fn show(bytes: &[u8]) -> String {
 
 pub mod rfc9112;
 
-/// The gateway's upstream codec (`proxy::h1::decode`) reading `bytes` as an upstream's response that arrives in
+/// The gateway's upstream codec (`http1::decode`) reading `bytes` as an upstream's response that arrives in
 /// the pieces `sizes` chooses, then the connection closes: the same [`rfc9112::Outcome`] as the reference.
 pub fn gateway_response(bytes: &[u8], head_request: bool, sizes: &[u8]) -> rfc9112::Outcome {
-    use penghubung::proxy::h1::decode;
+    use penghubung::http1::decode;
     let mut buf = bytes::BytesMut::new();
     let mut feed = pieces(bytes.len(), sizes).into_iter();
     let head = loop {
@@ -143,12 +143,12 @@ pub fn gateway_response(bytes: &[u8], head_request: bool, sizes: &[u8]) -> rfc91
 /// Drives `decoder` over `buf`, feeding it the next pieces of `bytes` when it needs more; at the end of the
 /// pieces the connection closes.
 pub fn gateway_body(
-    mut decoder: penghubung::proxy::h1::decode::Decoder,
+    mut decoder: penghubung::http1::decode::Decoder,
     buf: &mut bytes::BytesMut,
     bytes: &[u8],
     feed: &mut impl Iterator<Item = std::ops::Range<usize>>,
 ) -> Result<Vec<u8>, rfc9112::Outcome> {
-    use penghubung::proxy::h1::decode::Step;
+    use penghubung::http1::decode::Step;
     let mut body = Vec::new();
     loop {
         match decoder.decode(buf) {

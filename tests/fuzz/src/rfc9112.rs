@@ -1,5 +1,5 @@
 //! A straightforward reference reading of an HTTP/1.1 response as RFC 9112 states it, written independently of
-//! the gateway's incremental codec (`proxy::h1::decode`): the head by `httparse` (the oracle), the body's framing
+//! the gateway's incremental codec (`http1::decode`): the head by `httparse` (the oracle), the body's framing
 //! by §6.3, chunked bodies by the grammar of §7.1. It reads the whole input at once, so that the gateway's
 //! decoder, fed the same bytes in any pieces, must come to the same result.
 //!
@@ -111,8 +111,7 @@ fn finish(status: u16, version: u8, fields: Vec<(String, Vec<u8>)>, after: &[u8]
                 && v.split(|&b| b == b',').map(<[u8]>::trim_ascii).any(|t| {
                     !t.is_empty() && !t.eq_ignore_ascii_case(b"close") && !t.eq_ignore_ascii_case(b"keep-alive")
                 });
-            (!penghubung::proxy::headers::is_hop_by_hop(&name) || names_fields)
-                && !(transfer_encoding && n == "content-length")
+            (!penghubung::http1::is_hop_by_hop(&name) || names_fields) && !(transfer_encoding && n == "content-length")
         })
         .cloned()
         .collect();

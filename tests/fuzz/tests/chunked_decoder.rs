@@ -1,9 +1,9 @@
-//! The upstream client's chunked body decoder (`proxy::h1::decode::Decoder`) against a reference decoder of RFC
+//! The upstream client's chunked body decoder (`http1::decode::Decoder`) against a reference decoder of RFC
 //! 9112 §7.1 (`penghubung_fuzz::rfc9112::chunked`), on mutated chunked bodies and arbitrary bytes fed in random
 //! pieces: the same body and the same bytes after it, or both refuse. The reference's named deviations from the
 //! bare RFC are the gateway's deliberate limits.
 
-use penghubung::proxy::h1::decode::{Chunk, Decoder};
+use penghubung::http1::decode::{Chunk, Decoder};
 use penghubung_fuzz::rfc9112::{self, Chunked, Outcome};
 use penghubung_fuzz::{gateway_body, pieces, seeded_input, show};
 

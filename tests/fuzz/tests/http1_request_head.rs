@@ -78,7 +78,7 @@ enum Oracle {
 }
 
 fn oracle(bytes: &[u8]) -> Oracle {
-    let mut fields = [httparse::EMPTY_HEADER; penghubung::proxy::h1::decode::MAX_HEADERS];
+    let mut fields = [httparse::EMPTY_HEADER; penghubung::http1::decode::MAX_HEADERS];
     let mut request = httparse::Request::new(&mut fields);
     match request.parse(bytes) {
         Ok(httparse::Status::Partial) => Oracle::Partial,

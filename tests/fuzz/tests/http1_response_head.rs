@@ -1,4 +1,4 @@
-//! The upstream client's response codec (`proxy::h1::decode`: head, framing, body) against a reference reading
+//! The upstream client's response codec (`http1::decode`: head, framing, body) against a reference reading
 //! of RFC 9112 (`penghubung_fuzz::rfc9112`: the head by `httparse`, framing by §6.3, chunked bodies by §7.1),
 //! on mutated real responses and arbitrary bytes, fed in random pieces as reads would bring them. Bodies framed
 //! by `Content-Length`, chunked and until close; responses that smuggle (both framings, differing lengths,

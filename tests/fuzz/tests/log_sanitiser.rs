@@ -1,4 +1,4 @@
-//! The sanitiser between caller values and the logs ([`penghubung::telemetry::redact`]): for any input, the
+//! The sanitiser between caller values and the logs ([`penghubung::audit::sanitise`]): for any input, the
 //! value it lets through holds no NIK-shaped run (checked by an oracle written independently here, on the value
 //! as written and percent-decoded once and twice), stays within the length cap, is stable when cleaned again, and is the input
 //! itself exactly when the input needed no change. Inputs are raw bytes and, so that NIK shapes are frequent,
@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use bolero::TypeGenerator;
-use penghubung::telemetry::redact::{self, MAX_LOGGED_BYTES, MAX_SEPARATORS, NIK_DIGITS};
+use penghubung::audit::sanitise::{self as redact, MAX_LOGGED_BYTES, MAX_SEPARATORS, NIK_DIGITS};
 
 const SEPARATORS: &[u8] = b" \t-._+/";
 

@@ -5,14 +5,14 @@
 //! returns it to the queue once the body has been read to the end.
 //!
 //! There is no connection task, channel or hand-off between tasks on this path: that machinery (hyper's client
-//! connection) was a quarter of the gateway's own CPU per request. The wire format lives in [`encode`] and
-//! [`decode`]; [`stream`] is the plain/TLS byte stream.
+//! connection) was a quarter of the gateway's own CPU per request. The wire format is the shared HTTP/1.1
+//! codec ([`crate::http1`]: response heads, framing, body decoding); [`encode`] writes the request head the
+//! gateway sends, and [`stream`] is the plain/TLS byte stream.
 //!
 //! A pooled connection that the upstream had closed just before use (the keep-alive race) fails before any
 //! response byte arrives; a body-less request is then written again on another connection when that is safe
 //! (nothing was written, or the method is idempotent).
 
-pub mod decode;
 pub mod encode;
 pub mod stream;
 #[cfg(test)]
@@ -35,8 +35,8 @@ use tokio_util::io::poll_read_buf;
 
 use super::body::{RequestBody, RequestBodyError};
 use super::upstream::{Endpoint, UpstreamPool};
-use decode::{DecodeError, Decoder, Step};
-use encode::Framing;
+use crate::http1::decode::{self, DecodeError, Decoder, Step};
+use crate::http1::encode::{chunk_start, Framing, CHUNK_END, LAST_CHUNK};
 pub use encode::GatewayFields;
 use penghubung_types::deadline::{LazyTimer, StallWatch};
 use stream::Stream;
@@ -529,8 +529,8 @@ impl<'a> Exchange<'a> {
                 self.large_end = b"";
             }
             Framing::Chunked => {
-                encode::chunk_start(data.len(), out);
-                self.large_end = encode::CHUNK_END;
+                chunk_start(data.len(), out);
+                self.large_end = CHUNK_END;
             }
         }
         if data.len() <= COPY_MAX {
@@ -545,7 +545,7 @@ impl<'a> Exchange<'a> {
     fn finish_body(&mut self) -> Result<(), ExchangeError> {
         match self.framing {
             Framing::Length(n) if self.body_bytes != n => return Err(ExchangeError::RequestLength),
-            Framing::Chunked => self.connection.write_buf.extend_from_slice(encode::LAST_CHUNK),
+            Framing::Chunked => self.connection.write_buf.extend_from_slice(LAST_CHUNK),
             _ => {}
         }
         self.sending = Sending::Queued;

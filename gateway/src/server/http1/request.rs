@@ -12,8 +12,8 @@ use http::header::{
 };
 use http::{Method, Request, Uri, Version};
 
+use crate::http1::decode::{field_spans, FieldSpan, FieldSpans, MAX_HEADERS};
 use crate::proxy::body::Inbound;
-use crate::proxy::h1::decode::{field_spans, FieldSpan, FieldSpans, MAX_HEADERS};
 
 /// Why the read buffer holds no request this server takes.
 #[derive(Debug)]

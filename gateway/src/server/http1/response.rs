@@ -10,8 +10,8 @@ use http::response::Parts;
 use http::StatusCode;
 use http_body::Body;
 
-pub use crate::proxy::h1::encode::Framing;
-use crate::proxy::h1::encode::{chunk_start, CHUNK_END, LAST_CHUNK};
+pub use crate::http1::encode::Framing;
+use crate::http1::encode::{chunk_start, CHUNK_END, LAST_CHUNK};
 
 /// Writes the head for `parts` and a body like `body` into `out`, and returns the body's framing. `close`
 /// announces that the connection ends after this response.

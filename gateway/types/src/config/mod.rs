@@ -289,6 +289,14 @@ pub struct RedisConfig {
     pub max_reconnect_backoff: HumanDuration,
 }
 
+/// A Redis URL without its password, for logs (`redis://***@host:port`).
+pub fn redacted_url(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
 /// What a rate-limited request meets while Redis is unreachable.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

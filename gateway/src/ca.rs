@@ -22,7 +22,8 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use super::identity::hex;
+use crate::tls::identity::hex;
+use penghubung_types::config::{Config, TlsConfig};
 
 /// Why a CA operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -216,8 +217,8 @@ impl CertificateAuthority {
 
     /// Revokes the certificate in a PEM file.
     pub fn revoke_certificate_file(&self, path: &Path) -> Result<String, CaError> {
-        let certs = super::read_certificates(path).map_err(CaError::Invalid)?;
-        let peer = super::identity::PeerCertificate::parse(certs[0].as_ref()).map_err(CaError::Invalid)?;
+        let certs = crate::tls::read_certificates(path).map_err(CaError::Invalid)?;
+        let peer = crate::tls::identity::PeerCertificate::parse(certs[0].as_ref()).map_err(CaError::Invalid)?;
         let serial = peer.serial_hex();
         self.revoke(&serial)?;
         Ok(serial)
@@ -278,10 +279,7 @@ pub const DEVELOPMENT_TRUST_DOMAIN: &str = "penghubung.lampungtimurkab.go.id";
 /// For `tls.generate_if_missing`: when the server certificate, key or first client CA file is missing, creates
 /// a development CA in the folder of the first client CA file and a server certificate for loopback names and
 /// the listeners' addresses. Returns whether anything was created.
-pub fn ensure_development_pki(
-    tls: &penghubung_types::config::TlsConfig,
-    config: &penghubung_types::config::Config,
-) -> Result<bool, CaError> {
+pub fn ensure_development_pki(tls: &TlsConfig, config: &Config) -> Result<bool, CaError> {
     let cert = config.resolve(&tls.cert_file);
     let key = config.resolve(&tls.key_file);
     let ca_file = tls
@@ -310,6 +308,23 @@ pub fn ensure_development_pki(
     }
     ca.issue_server(&names, Validity::days(825))?.write(&cert, &key)?;
     Ok(true)
+}
+
+/// What `penghubung serve` does before starting the gateway: when `tls.generate_if_missing` is set and a
+/// listener speaks TLS, [`ensure_development_pki`], with a warning when it created anything. The error is the
+/// message of a start that failed on its TLS material.
+pub fn provision_development_pki(config: &Config) -> Result<(), String> {
+    let Some(tls) = &config.tls else { return Ok(()) };
+    if !tls.generate_if_missing || config.listeners.iter().all(|l| l.plaintext) {
+        return Ok(());
+    }
+    if ensure_development_pki(tls, config).map_err(|e| e.to_string())? {
+        tracing::warn!(
+            cert = %config.resolve(&tls.cert_file).display(),
+            "created a development CA and server certificate; issue client certificates with `penghubung ca issue-client`"
+        );
+    }
+    Ok(())
 }
 
 /// A random positive 128-bit serial.
@@ -369,10 +384,10 @@ mod tests {
         let client = ca.issue_client("dinkes", "simpus", Validity::days(30)).unwrap();
         assert_eq!(client.spiffe.as_deref(), Some("spiffe://example.go.id/opd/dinkes/app/simpus"));
         let der = rustls_pemfile::certs(&mut client.cert_pem.as_bytes()).next().unwrap().unwrap();
-        let peer = super::super::identity::PeerCertificate::parse(&der).unwrap();
+        let peer = crate::tls::identity::PeerCertificate::parse(&der).unwrap();
         assert_eq!(peer.serial_hex(), client.serial_hex);
         ca.revoke(&client.serial_hex).unwrap();
-        let crls = super::super::read_crls(&ca.crl_path()).unwrap();
+        let crls = crate::tls::read_crls(&ca.crl_path()).unwrap();
         let (_, crl) =
             <x509_parser::revocation_list::CertificateRevocationList as x509_parser::prelude::FromDer<_>>::from_der(
                 crls[0].as_ref(),

@@ -9,7 +9,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Response, StatusCode, Version};
 
-use crate::proxy::headers::is_hop_by_hop;
+use super::is_hop_by_hop;
 
 /// The largest response head accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
