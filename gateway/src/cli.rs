@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::ca::{self, CertificateAuthority, Validity};
 use crate::exit::{exit_code, start_failed};
 use crate::manage::{now_rfc3339, Workspace};
-use crate::policy::explain::{self, OperationSpec};
+use crate::explain::{self, OperationSpec};
 use crate::policy::lifecycle::{ApprovalKind, Transition};
 use crate::server::{Gateway, Signals, StartError};
 use crate::store::{DirStore, DocumentStore};

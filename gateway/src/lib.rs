@@ -24,6 +24,7 @@ pub mod contract;
 pub mod demo;
 pub mod discovery;
 pub mod error;
+pub mod explain;
 mod exit;
 pub mod http1;
 pub mod manage;

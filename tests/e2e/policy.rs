@@ -12,7 +12,7 @@ use http::{Method, Request, Response};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use penghubung::policy::explain::{explain, OperationSpec};
+use penghubung::explain::{explain, OperationSpec};
 use penghubung_tests::mtls::{client_config, https_client, write_mtls_setup, Pki};
 use penghubung_tests::{docs, empty, full, run_cli, send, write_config, Collected, TestBody, TestGateway, Upstream};
 use serde_json::{json, Value};

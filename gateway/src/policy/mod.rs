@@ -20,7 +20,6 @@
 //!
 //! Details name only the caller's own grants, never another client's.
 
-pub mod explain;
 pub mod grants;
 pub mod lifecycle;
 pub mod redact;

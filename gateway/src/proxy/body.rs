@@ -30,7 +30,7 @@ pub enum RequestBodyError {
 }
 
 /// The caller's body as the server received it: hyper's stream, or none at all (the gateway's own HTTP/1.1
-/// server, [`crate::server::http1`], reads only body-less requests itself and hands any other to hyper).
+/// server, in the server crate, reads only body-less requests itself and hands any other to hyper).
 #[derive(Debug)]
 pub enum Inbound {
     Hyper(Incoming),
