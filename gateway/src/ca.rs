@@ -22,7 +22,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::tls::identity::hex;
+use penghubung_tls::identity::hex;
 use penghubung_types::config::{Config, TlsConfig};
 
 /// Why a CA operation failed.
@@ -217,8 +217,8 @@ impl CertificateAuthority {
 
     /// Revokes the certificate in a PEM file.
     pub fn revoke_certificate_file(&self, path: &Path) -> Result<String, CaError> {
-        let certs = crate::tls::read_certificates(path).map_err(CaError::Invalid)?;
-        let peer = crate::tls::identity::PeerCertificate::parse(certs[0].as_ref()).map_err(CaError::Invalid)?;
+        let certs = penghubung_tls::read_certificates(path).map_err(CaError::Invalid)?;
+        let peer = penghubung_tls::identity::PeerCertificate::parse(certs[0].as_ref()).map_err(CaError::Invalid)?;
         let serial = peer.serial_hex();
         self.revoke(&serial)?;
         Ok(serial)
@@ -368,7 +368,7 @@ mod tests {
         let tls = config.tls.clone().unwrap();
         assert!(ensure_development_pki(&tls, &config).unwrap());
         assert!(!ensure_development_pki(&tls, &config).unwrap(), "existing files are kept");
-        let state = crate::tls::material::TlsState::load(&tls, &config).unwrap();
+        let state = penghubung_tls::material::TlsState::load(&tls, &config).unwrap();
         assert_eq!(state.current().revoked_count(), 0);
     }
 
@@ -384,10 +384,10 @@ mod tests {
         let client = ca.issue_client("dinkes", "simpus", Validity::days(30)).unwrap();
         assert_eq!(client.spiffe.as_deref(), Some("spiffe://example.go.id/opd/dinkes/app/simpus"));
         let der = rustls_pemfile::certs(&mut client.cert_pem.as_bytes()).next().unwrap().unwrap();
-        let peer = crate::tls::identity::PeerCertificate::parse(&der).unwrap();
+        let peer = penghubung_tls::identity::PeerCertificate::parse(&der).unwrap();
         assert_eq!(peer.serial_hex(), client.serial_hex);
         ca.revoke(&client.serial_hex).unwrap();
-        let crls = crate::tls::read_crls(&ca.crl_path()).unwrap();
+        let crls = penghubung_tls::read_crls(&ca.crl_path()).unwrap();
         let (_, crl) =
             <x509_parser::revocation_list::CertificateRevocationList as x509_parser::prelude::FromDer<_>>::from_der(
                 crls[0].as_ref(),

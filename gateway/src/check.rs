@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use crate::snapshot::{BuildContext, Snapshot};
-use crate::store::{load_documents, DirStore, DocumentStore};
-use crate::tls;
+use penghubung_snapshot::store::{load_documents, DirStore, DocumentStore};
+use penghubung_snapshot::{BuildContext, Snapshot};
+use penghubung_tls as tls;
 use penghubung_types::config::Config;
 use penghubung_types::diagnostics::{has_errors, Diagnostic};
 
@@ -48,7 +48,7 @@ pub fn check(config_path: Option<&Path>) -> Vec<Diagnostic> {
 }
 
 /// Compiles documents into a snapshot the way the gateway does (nothing is started, no connection is made).
-pub fn compile(config: &Config, docs: &crate::store::Documents) -> Result<Snapshot, Vec<Diagnostic>> {
+pub fn compile(config: &Config, docs: &penghubung_snapshot::store::Documents) -> Result<Snapshot, Vec<Diagnostic>> {
     let upstream_tls = tls::UpstreamTls::from_config(config).map_err(|e| vec![Diagnostic::error("upstream TLS", e)])?;
     let ctx = BuildContext { config, upstream_tls: &upstream_tls, previous: None };
     Snapshot::build(docs, &ctx)

@@ -8,12 +8,12 @@ use clap::{Parser, Subcommand};
 
 use crate::ca::{self, CertificateAuthority, Validity};
 use crate::exit::{exit_code, start_failed};
-use crate::manage::{now_rfc3339, Workspace};
 use crate::explain::{self, OperationSpec};
-use crate::policy::lifecycle::{ApprovalKind, Transition};
-use crate::server::{Gateway, Signals, StartError};
-use crate::store::{DirStore, DocumentStore};
+use crate::manage::{now_rfc3339, Workspace};
 use crate::{check, demo, telemetry};
+use penghubung_policy::lifecycle::{ApprovalKind, Transition};
+use penghubung_server::{Gateway, Signals, StartError};
+use penghubung_snapshot::store::{DirStore, DocumentStore};
 use penghubung_types::config::Config;
 use penghubung_types::documents::{Approval, Classification, GrantDoc};
 
@@ -397,7 +397,7 @@ pub fn run() -> i32 {
 }
 
 fn run_audit(command: AuditCommand) -> i32 {
-    use crate::audit::{keys, search, verify};
+    use penghubung_audit::{keys, search, verify};
     match command {
         AuditCommand::Verify { dir, key } => {
             let key = match keys::PublicKey::read(&key) {
@@ -561,8 +561,8 @@ fn run_explain(
     let snapshot = Workspace::open(store.config.as_deref())?.snapshot()?;
     let operation = OperationSpec::parse(operation)?;
     let now = match at {
-        Some(at) => crate::policy::grants::parse_time(at)?,
-        None => crate::policy::unix_now(),
+        Some(at) => penghubung_policy::grants::parse_time(at)?,
+        None => penghubung_policy::unix_now(),
     };
     let explanation = explain::explain(&snapshot, client, service, &operation, purpose, now);
     if json {

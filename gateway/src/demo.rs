@@ -19,9 +19,9 @@ use tokio::net::TcpListener;
 
 use crate::ca::{CertificateAuthority, Validity, DEVELOPMENT_TRUST_DOMAIN};
 use crate::exit::{exit_code, start_failed};
-use crate::server::{Gateway, Signals, StartError};
-use crate::store::{DirStore, DocumentStore};
-use crate::telemetry;
+use penghubung_server::telemetry;
+use penghubung_server::{Gateway, Signals, StartError};
+use penghubung_snapshot::store::{DirStore, DocumentStore};
 use penghubung_types::config::Config;
 use penghubung_types::documents::ClientDoc;
 
@@ -174,7 +174,7 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
 /// A certificate for every client document whose SPIFFE id this CA can vouch for, unless one exists already.
 fn issue_client_certificates(authority: &CertificateAuthority, store: &DirStore, out: &Path) -> Result<(), String> {
     let (documents, _) = store.list().map_err(|e| e.to_string())?;
-    for d in documents.iter().filter(|d| d.kind == crate::store::DocumentKind::Client) {
+    for d in documents.iter().filter(|d| d.kind == penghubung_snapshot::store::DocumentKind::Client) {
         let Ok(client) = toml::from_str::<ClientDoc>(&d.text) else { continue };
         let Some((opd, app)) = client.id.split_once('/') else { continue };
         if !client.identity.spiffe.contains(&authority.spiffe_id(opd, app)) {

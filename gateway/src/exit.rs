@@ -1,7 +1,7 @@
 //! Exit codes of the commands that run a gateway (`penghubung serve`, `penghubung demo`): how a shutdown or a
 //! failed start ends the process. Shared by [`crate::cli`] and [`crate::demo`], so that neither needs the other.
 
-use crate::server::{ShutdownOutcome, StartError};
+use penghubung_server::{ShutdownOutcome, StartError};
 
 /// The exit code after a shutdown: 0 when every connection drained, 2 when the grace period ran out.
 pub(crate) fn exit_code(outcome: ShutdownOutcome) -> i32 {

@@ -1,6 +1,6 @@
 //! `penghubung policy explain`: the decision the gateway would take for a client, a service, an operation and a
 //! purpose, with every check and its reason, without sending a request (a dry run for change management). It
-//! runs the data plane's own [`crate::policy::authorize`] with a recording [`Trace`], after the same identity and route
+//! runs the data plane's own [`penghubung_policy::authorize`] with a recording [`Trace`], after the same identity and route
 //! steps as the request pipeline, so the two cannot drift apart. Tooling, not data plane: it reads the whole
 //! snapshot and answers with the gateway's own errors.
 
@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use http::{HeaderValue, Method};
 use serde::Serialize;
 
-use crate::policy::{Denial, Trace};
-use crate::error::GatewayError;
-use crate::snapshot::Snapshot;
+use penghubung_pipeline::error::GatewayError;
+use penghubung_policy::{Denial, Trace};
+use penghubung_snapshot::Snapshot;
 
 /// One check and its outcome.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -165,10 +165,10 @@ fn run(
     let purpose = purpose
         .map(HeaderValue::from_str)
         .transpose()
-        .map_err(|_| GatewayError::Denied(Denial::Purpose { problem: crate::policy::PurposeProblem::Malformed }))?;
+        .map_err(|_| GatewayError::Denied(Denial::Purpose { problem: penghubung_policy::PurposeProblem::Malformed }))?;
     let find_operation = || service.operations.find(&method, &path);
     let (_, decision) =
-        crate::policy::authorize(&client.access, &service.access, find_operation, purpose.as_ref(), now, recorder);
+        penghubung_policy::authorize(&client.access, &service.access, find_operation, purpose.as_ref(), now, recorder);
     let permit = decision?;
     let mut withheld = Vec::new();
     if let Some(policy) = permit.redaction {

@@ -1,47 +1,35 @@
 //! Penghubung: a *Sistem Penghubung Layanan* (service integration gateway) for Indonesian regional
-//! governments. OPD applications call each other's services through it; it routes, checks and forwards every
-//! call, reading one immutable [`snapshot::Snapshot`] compiled from the documents in the store.
-//!
-//! Module map (see `ARCHITECTURE.md`): [`config`] process config, [`store`] documents, [`snapshot`] compiled view,
-//! [`contract`] JSON Schema contracts, [`discovery`] what a client may call,
-//! [`routing`] path lookup, [`tls`] mTLS material, client identity and upstream TLS, [`ca`] the built-in CA,
-//! [`openapi`] OpenAPI import (tooling),
-//! [`proxy`] upstream forwarding and connection pools, [`ratelimit`] rate limits and
-//! quotas (local or Redis), [`error`] the one error→response mapping, [`pipeline`] the
-//! request pipeline as named phases, [`body`] the response body it sends, [`policy`] the access decision
-//! (grants, purposes, lifecycle, clearance, field redaction), [`server`] listeners, signals and graceful
-//! shutdown, [`reload`] hot reload, [`check`] `penghubung check`, [`manage`] the security team's store changes,
-//! [`demo`] the one-command demo, [`cli`] the command line, [`telemetry`] logging, [`audit`] the
-//! tamper-evident audit trail.
+//! governments. This crate is the top of the workspace: the `penghubung` binary and its commands (the CLI, the
+//! demo, `check`, the security team's store changes, the CA commands, OpenAPI import, `policy explain`). The
+//! data plane lives in the crates below it, which this library re-exports under their concern's name for
+//! embedding and tests; `ARCHITECTURE.md` at the repository root draws them and their order.
 #![forbid(unsafe_code)]
 
-pub mod audit;
-pub mod body;
 pub mod ca;
 pub mod check;
 pub mod cli;
-pub mod contract;
 pub mod demo;
-pub mod discovery;
-pub mod error;
-pub mod explain;
 mod exit;
-pub mod http1;
+pub mod explain;
 pub mod manage;
 pub mod openapi;
-pub mod pipeline;
-pub mod policy;
-pub mod proxy;
-pub mod ratelimit;
-pub mod reload;
-pub mod routing;
-pub mod server;
-pub mod snapshot;
-pub mod store;
-pub mod telemetry;
-pub mod tls;
 
+pub use penghubung_audit as audit;
+pub use penghubung_contract as contract;
+pub use penghubung_http1 as http1;
+pub use penghubung_pipeline as pipeline;
+pub use penghubung_pipeline::{body, discovery, error};
+pub use penghubung_policy as policy;
+pub use penghubung_ratelimit as ratelimit;
+pub use penghubung_routing as routing;
+pub use penghubung_server as server;
+pub use penghubung_server::{reload, telemetry};
+pub use penghubung_snapshot as snapshot;
+pub use penghubung_snapshot::store;
+pub use penghubung_tls as tls;
+pub use penghubung_types as types;
 pub use penghubung_types::config::Config;
 pub use penghubung_types::embedded::baseline_policies;
 pub use penghubung_types::{config, deadline, diagnostics};
+pub use penghubung_upstream as upstream;
 pub use server::{Gateway, ShutdownOutcome, Signals, StartError};

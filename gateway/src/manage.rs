@@ -7,9 +7,9 @@
 use std::path::Path;
 
 use crate::check;
-use crate::policy::lifecycle::{self, Transition};
-use crate::snapshot::Snapshot;
-use crate::store::{check_key, DirStore, DocumentStore, StoreError, StoredDocument};
+use penghubung_policy::lifecycle::{self, Transition};
+use penghubung_snapshot::store::{check_key, DirStore, DocumentStore, StoreError, StoredDocument};
+use penghubung_snapshot::Snapshot;
 use penghubung_types::config::Config;
 use penghubung_types::diagnostics::{has_errors, Diagnostic};
 use penghubung_types::documents::{Classification, GrantDoc, ServiceDoc};
@@ -224,7 +224,7 @@ impl Workspace {
 
     fn find_service(&self, service_key: &str) -> Result<(StoredDocument, ServiceDoc), String> {
         for stored in self.documents()? {
-            if stored.kind != crate::store::DocumentKind::Service {
+            if stored.kind != penghubung_snapshot::store::DocumentKind::Service {
                 continue;
             }
             if let Ok(doc) = toml::from_str::<ServiceDoc>(&stored.text) {

@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
-pub use crate::contract::export::{export, ExportInput, JSON_SCHEMA_DIALECT};
-use crate::contract::export::{GATEWAY_MARK, KLASIFIKASI};
+pub use penghubung_contract::export::{export, ExportInput, JSON_SCHEMA_DIALECT};
+use penghubung_contract::export::{GATEWAY_MARK, KLASIFIKASI};
 use penghubung_types::documents::Classification;
 
 /// Where the gateway's reference types live (`schemas/ref/` in the binary).
@@ -843,8 +843,8 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::contract::formats::FORMATS;
-    use crate::policy::redact::RedactionPlan;
+    use penghubung_contract::formats::FORMATS;
+    use penghubung_policy::redact::RedactionPlan;
     use penghubung_types::documents::ServiceDoc;
 
     fn fixture() -> Value {

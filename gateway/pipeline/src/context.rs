@@ -1,0 +1,96 @@
+//! What one request's phases learn, in one place: [`RequestContext`]. The phases return values; the orchestration
+//! ([`super::handle`]) records each into the context right after the phase that produced it, through the
+//! methods below, and nowhere else. The respond phase reads it for the access-log line, the account phase turns
+//! it into the audit record.
+
+use std::sync::Arc;
+
+use http::header::HeaderValue;
+use http::Request;
+
+use penghubung_audit::Auditor;
+use penghubung_routing::CompiledOperation;
+use penghubung_snapshot::{ClientEntry, CompiledService};
+use penghubung_upstream::body::Inbound;
+
+use super::account::AuditFacts;
+use super::authorize::Authorization;
+
+/// What the access log (and the audit record) says about a request.
+#[derive(Default)]
+pub(super) struct RequestContext {
+    /// The identified client's id (`X-Penghubung-Client`).
+    pub client: Option<HeaderValue>,
+    pub service: Option<Arc<str>>,
+    /// `GET /pasien/{id}` (access log).
+    pub operation: Option<Arc<str>>,
+    /// The upstream endpoint that answered.
+    pub upstream: Option<Arc<str>>,
+    /// The problem code of a refused or failed request.
+    pub code: Option<&'static str>,
+    /// The validated purpose of use.
+    pub purpose: Option<HeaderValue>,
+    /// Set only when auditing: what the record needs beyond the access log.
+    pub audit: Option<Box<AuditFacts>>,
+}
+
+impl RequestContext {
+    /// The context of a request that just arrived; with an audit trail, its record's facts are started (the
+    /// arrival time, the trace, the NIKs of the path and query).
+    pub fn start(auditor: Option<&Auditor>, request: &mut Request<Inbound>) -> Self {
+        let mut context = RequestContext::default();
+        if let Some(auditor) = auditor {
+            context.audit = Some(AuditFacts::start(auditor, request));
+        }
+        context
+    }
+
+    /// Discovery identified `client` (its record names the client only).
+    pub fn discovering(&mut self, client: Option<&ClientEntry>) {
+        self.client = client.map(|c| c.client_header.clone());
+    }
+
+    /// The identify phase's client (none without a certificate).
+    pub fn identified(&mut self, client: Option<&ClientEntry>) {
+        if let Some(client) = client {
+            self.client = Some(client.client_header.clone());
+            if let Some(facts) = self.audit.as_mut() {
+                facts.opd = Some(client.opd_header.clone());
+            }
+        }
+    }
+
+    /// The route phase's service, and what its audit setting asks of the record.
+    pub fn routed(&mut self, service: &CompiledService, auditor: Option<&Auditor>) {
+        self.service = Some(Arc::clone(&service.key));
+        if let (Some(facts), Some(auditor)) = (self.audit.as_mut(), auditor) {
+            facts.durability = service.doc.audit.unwrap_or(auditor.default_durability);
+            facts.read_ahead_within = service.upstream.pool.spec.request_timeout;
+        }
+    }
+
+    /// The operation the authorize phase matched: known as soon as it matched, also when the policy then refuses
+    /// the call.
+    pub fn matched(&mut self, operation: Option<&CompiledOperation>) {
+        self.operation = operation.map(|o| Arc::clone(&o.label));
+        if let Some(facts) = self.audit.as_mut() {
+            facts.operation_id = operation.map(|o| Arc::clone(&o.id));
+            facts.path = operation.map(|o| Arc::clone(&o.template)); // pass-through: the writer says `/{service}/*`
+        }
+    }
+
+    /// The authorize phase's decision: the validated purpose, when the policy decided.
+    pub fn authorized(&mut self, authorization: &Authorization<'_>) {
+        self.purpose = authorization.permit().and_then(|p| p.purpose.clone());
+    }
+
+    /// The forward phase's upstream endpoint.
+    pub fn forwarded(&mut self, upstream: Arc<str>) {
+        self.upstream = Some(upstream);
+    }
+
+    /// The problem the request ended in (the respond phase's rescue).
+    pub fn failed(&mut self, code: &'static str) {
+        self.code = Some(code);
+    }
+}

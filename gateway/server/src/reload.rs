@@ -1,0 +1,197 @@
+//! Picking up document changes without a restart: [`Reloader::reload`] reads the store, checks every document,
+//! builds a new snapshot and swaps it in; any error keeps the previous snapshot serving and is reported.
+//! [`watch_store`] triggers it on file changes (debounced); SIGHUP triggers it too (see `server.rs`).
+//! Each published snapshot writes one audit change record per document added, changed or removed since the
+//! previous one (before/after SHA-256 of its text; on start, every document as `loaded`).
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+
+use penghubung_audit::record::{ChangeAction, ChangeRecord, Record};
+use penghubung_audit::Auditor;
+use penghubung_snapshot::store::{load_documents, DocumentStore};
+use penghubung_snapshot::{BuildContext, Snapshot, SnapshotCell};
+use penghubung_tls::UpstreamTls;
+use penghubung_types::config::Config;
+use penghubung_types::diagnostics::{has_errors, Diagnostic};
+
+/// Rebuilds and publishes snapshots from a store.
+pub struct Reloader {
+    store: Box<dyn DocumentStore>,
+    config: Arc<Config>,
+    upstream_tls: Arc<UpstreamTls>,
+    cell: Arc<SnapshotCell>,
+    /// Serialises reloads and remembers the fingerprint of the documents last published.
+    last_fingerprint: Mutex<Option<u64>>,
+    audit: Option<Arc<Auditor>>,
+    /// Text digests of the documents last published (audit change records); `None` before the first load.
+    last_digests: Mutex<Option<HashMap<String, [u8; 32]>>>,
+}
+
+/// The outcome of a successful reload.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reloaded {
+    /// A new snapshot with this generation is serving.
+    Published(u64),
+    /// The documents did not change; the current snapshot keeps serving.
+    Unchanged(u64),
+}
+
+impl Reloader {
+    /// Loads the store once; fails (with every problem) when the documents do not form a valid snapshot.
+    pub fn start(
+        store: Box<dyn DocumentStore>,
+        config: Arc<Config>,
+        upstream_tls: Arc<UpstreamTls>,
+        audit: Option<Arc<Auditor>>,
+    ) -> Result<(Arc<Self>, Arc<SnapshotCell>), Vec<Diagnostic>> {
+        let cell = Arc::new(SnapshotCell::new(Snapshot::empty()));
+        let reloader = Arc::new(Self {
+            store,
+            config,
+            upstream_tls,
+            cell: Arc::clone(&cell),
+            last_fingerprint: Mutex::new(None),
+            audit,
+            last_digests: Mutex::new(None),
+        });
+        reloader.reload()?;
+        Ok((reloader, cell))
+    }
+
+    /// Reads the store and publishes a new snapshot, or returns every problem and keeps the current one.
+    pub fn reload(&self) -> Result<Reloaded, Vec<Diagnostic>> {
+        let mut last = self.last_fingerprint.lock().unwrap_or_else(|p| p.into_inner());
+        let (docs, problems) = load_documents(&*self.store);
+        if has_errors(&problems) {
+            return Err(problems);
+        }
+        let fingerprint = {
+            let mut h = DefaultHasher::new();
+            format!("{docs:?}").hash(&mut h);
+            h.finish()
+        };
+        let previous = self.cell.load();
+        if *last == Some(fingerprint) {
+            return Ok(Reloaded::Unchanged(previous.generation));
+        }
+        let ctx = BuildContext { config: &self.config, upstream_tls: &self.upstream_tls, previous: Some(&previous) };
+        let snapshot = Snapshot::build(&docs, &ctx)?;
+        for warning in &problems {
+            tracing::warn!("{warning}");
+        }
+        let generation = snapshot.generation;
+        self.cell.store(Arc::new(snapshot));
+        *last = Some(fingerprint);
+        if let Some(auditor) = &self.audit {
+            let current: HashMap<String, [u8; 32]> = docs.digests.iter().cloned().collect();
+            let mut previous = self.last_digests.lock().unwrap_or_else(|p| p.into_inner());
+            for record in changes(previous.as_ref(), &current, generation) {
+                auditor.record_now(Record::Change(Box::new(record)));
+            }
+            *previous = Some(current);
+        }
+        Ok(Reloaded::Published(generation))
+    }
+
+    /// Reloads and logs the outcome (for watchers and signals).
+    pub fn reload_and_log(&self, trigger: &str) {
+        match self.reload() {
+            Ok(Reloaded::Published(generation)) => {
+                let snapshot = self.cell.load();
+                tracing::info!(trigger, generation, services = snapshot.route_count(), "documents reloaded");
+            }
+            Ok(Reloaded::Unchanged(generation)) => {
+                tracing::debug!(trigger, generation, "documents unchanged")
+            }
+            Err(problems) => {
+                for p in &problems {
+                    tracing::error!(trigger, "{p}");
+                }
+                tracing::error!(
+                    trigger,
+                    errors = problems.iter().filter(|p| p.is_error()).count(),
+                    generation = self.cell.load().generation,
+                    "reload rejected; the previous snapshot keeps serving"
+                );
+            }
+        }
+    }
+
+    pub fn store(&self) -> &dyn DocumentStore {
+        &*self.store
+    }
+}
+
+/// The change records between two sets of document digests (sorted by key). `previous = None`: the first load,
+/// every document is `loaded`.
+fn changes(
+    previous: Option<&HashMap<String, [u8; 32]>>,
+    current: &HashMap<String, [u8; 32]>,
+    generation: u64,
+) -> Vec<ChangeRecord> {
+    let record = |document: &str, action, before: Option<[u8; 32]>, after: Option<[u8; 32]>| ChangeRecord {
+        time: std::time::SystemTime::now(),
+        who: "file".into(),
+        document: document.to_string(),
+        action,
+        before,
+        after,
+        reason: None,
+        generation,
+    };
+    let mut out = Vec::new();
+    let empty = HashMap::new();
+    let (old, first) = match previous {
+        Some(p) => (p, false),
+        None => (&empty, true),
+    };
+    let mut keys: Vec<&String> = current.keys().chain(old.keys().filter(|k| !current.contains_key(*k))).collect();
+    keys.sort();
+    for key in keys {
+        match (old.get(key), current.get(key)) {
+            (None, Some(after)) if first => out.push(record(key, ChangeAction::Loaded, None, Some(*after))),
+            (None, Some(after)) => out.push(record(key, ChangeAction::Added, None, Some(*after))),
+            (Some(before), None) => out.push(record(key, ChangeAction::Removed, Some(*before), None)),
+            (Some(before), Some(after)) if before != after => {
+                out.push(record(key, ChangeAction::Changed, Some(*before), Some(*after)))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Watches the store directory and reloads after changes settle for `debounce`. The returned watcher must be
+/// kept alive.
+pub fn watch_store(
+    reloader: Arc<Reloader>,
+    debounce: Duration,
+) -> Result<Option<notify::RecommendedWatcher>, notify::Error> {
+    let Some(dir) = reloader.store().watch_dir() else {
+        return Ok(None);
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            if !matches!(event.kind, notify::EventKind::Access(_)) {
+                let _ = tx.send(());
+            }
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::Recursive)?;
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            tokio::time::sleep(debounce).await;
+            while rx.try_recv().is_ok() {}
+            let r = Arc::clone(&reloader);
+            let _ = tokio::task::spawn_blocking(move || r.reload_and_log("file change")).await;
+        }
+    });
+    Ok(Some(watcher))
+}

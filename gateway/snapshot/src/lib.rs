@@ -1,0 +1,555 @@
+//! The immutable compiled view of all documents that the hot path reads. A [`Snapshot`] is built from the
+//! store's documents in one go (routes, services with their operations, upstream pools, rate limits), and
+//! swapped in
+//! atomically through [`SnapshotCell`]; a request holds the `Arc<Snapshot>` it started with until it ends, so
+//! a reload never changes the rules under an in-flight request.
+#![forbid(unsafe_code)]
+
+pub mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+
+use crate::store::Documents;
+use penghubung_contract::compile::Compiler;
+use penghubung_contract::OperationContract;
+use penghubung_policy::{lifecycle, ClientAccess, CompiledGrant, OperationPolicy, RedactionPlan, ServiceAccess};
+use penghubung_ratelimit::{Limit, LimitBuilder, Quota, Scope};
+use penghubung_routing::{CompiledOperation, OperationTable, RouteTable};
+use penghubung_tls::dn::{DistinguishedName, DnKey};
+use penghubung_tls::identity::{canonical_fingerprint, PeerCertificate};
+use penghubung_tls::UpstreamTls;
+use penghubung_types::config::Config;
+use penghubung_types::diagnostics::Diagnostic;
+use penghubung_types::documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc, TierDoc};
+use penghubung_upstream::upstream::{PoolSpec, UpstreamPool};
+use penghubung_upstream::UpstreamRoute;
+
+/// A registered client, with the header values the gateway sends upstream computed once.
+#[derive(Debug)]
+pub struct ClientEntry {
+    pub doc: ClientDoc,
+    /// What the policy decision reads: clearance, test flag and grants by service index.
+    pub access: ClientAccess,
+    /// `X-Penghubung-Client`.
+    pub client_header: HeaderValue,
+    /// `X-Penghubung-Opd`.
+    pub opd_header: HeaderValue,
+    /// The limits on all of this client's calls: its own, and its OPD's bandwidth.
+    pub limits: ClientLimits,
+}
+
+/// The limits every call of a client meets, whatever the service.
+#[derive(Debug, Default)]
+pub struct ClientLimits {
+    /// The client's `rate_limit`.
+    pub client: Option<Arc<Limit>>,
+    /// Its OPD's `bandwidth.requests_per_second` (shared by every client of the OPD).
+    pub opd: Option<Arc<Limit>>,
+    /// Its OPD's `bandwidth.bytes_per_second`.
+    pub opd_bytes: Option<Arc<Limit>>,
+}
+
+/// Certificate facts → client, for the three kinds of binding.
+#[derive(Debug, Default)]
+struct IdentityIndex {
+    by_fingerprint: HashMap<Box<str>, Arc<ClientEntry>>,
+    by_spiffe: HashMap<Box<str>, Arc<ClientEntry>>,
+    /// By the key of the parsed subject DN (never a display string).
+    by_subject: HashMap<DnKey, Arc<ClientEntry>>,
+}
+
+/// A service ready to serve.
+#[derive(Debug)]
+pub struct CompiledService {
+    /// `{opd}/{name}/v{version}`.
+    pub key: Arc<str>,
+    pub doc: ServiceDoc,
+    pub operations: OperationTable,
+    /// What the policy decision reads: position in the snapshot's `services` (grants are keyed by it),
+    /// lifecycle, and classification and redaction per operation.
+    pub access: ServiceAccess,
+    /// What forwarding reads: the upstream pool and the caller headers passed on.
+    pub upstream: UpstreamRoute,
+    pub max_request_body: u64,
+    /// The service's `rate_limit`: all callers together.
+    pub limit: Option<Arc<Limit>>,
+    /// The document it was compiled from.
+    pub origin: String,
+    /// Contracts per operation, indexed like `doc.operations`.
+    operation_contracts: Box<[OperationContract]>,
+    /// Upstream responses that violated their contract (`response_check = "report"` counts them here).
+    pub contract_violations: std::sync::atomic::AtomicU64,
+}
+
+impl CompiledService {
+    /// The contract of `operation`, if it has one.
+    pub fn contract(&self, operation: Option<&CompiledOperation>) -> Option<&OperationContract> {
+        operation.and_then(|o| self.operation_contracts.get(o.index)).filter(|c| !c.is_empty())
+    }
+}
+
+/// Everything the data plane needs, compiled once.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases by one with every successful load.
+    pub generation: u64,
+    pub loaded_at: SystemTime,
+    routes: RouteTable,
+    pub services: Vec<Arc<CompiledService>>,
+    pub opds: HashMap<String, OpdDoc>,
+    pub clients: HashMap<String, Arc<ClientEntry>>,
+    identities: IdentityIndex,
+    pub grants: Vec<GrantDoc>,
+    /// The store's contract schemas by path under `schemas/` (for discovery).
+    pub schemas: HashMap<String, Arc<serde_json::Value>>,
+    pub tiers: HashMap<String, TierDoc>,
+    /// Every rate limit by identity (scope, subject, quota); the next build reuses those that stay.
+    limits: HashMap<Box<str>, Arc<Limit>>,
+}
+
+/// Process-level inputs of a snapshot build.
+pub struct BuildContext<'a> {
+    pub config: &'a Config,
+    /// Verifies HTTPS upstreams.
+    pub upstream_tls: &'a UpstreamTls,
+    /// The snapshot being replaced, whose pools and rate-limit counters are reused when unchanged.
+    pub previous: Option<&'a Snapshot>,
+}
+
+impl Snapshot {
+    /// An empty snapshot (no routes).
+    pub fn empty() -> Self {
+        Snapshot {
+            generation: 0,
+            loaded_at: SystemTime::now(),
+            routes: RouteTable::default(),
+            services: Vec::new(),
+            opds: HashMap::new(),
+            clients: HashMap::new(),
+            identities: IdentityIndex::default(),
+            grants: Vec::new(),
+            schemas: HashMap::new(),
+            tiers: HashMap::new(),
+            limits: HashMap::new(),
+        }
+    }
+
+    /// Compiles documents into a snapshot, or returns every problem found. Cross-document rules: a service's and
+    /// a client's OPD exist, routes are unique, operations are unique, grants name existing clients, services and
+    /// tiers.
+    pub fn build(docs: &Documents, ctx: &BuildContext<'_>) -> Result<Snapshot, Vec<Diagnostic>> {
+        let mut problems = Vec::new();
+        let opds: HashMap<String, OpdDoc> = docs.opds.iter().map(|(_, d)| (d.id.clone(), d.clone())).collect();
+        let tiers: HashMap<String, TierDoc> = docs.tiers.iter().map(|(_, d)| (d.id.clone(), d.clone())).collect();
+        let mut limits = LimitBuilder::new(ctx.config, ctx.previous.map(|p| &p.limits));
+        let mut reusable: HashMap<&PoolSpec, &Arc<UpstreamPool>> = HashMap::new();
+        if let Some(prev) = ctx.previous {
+            for s in &prev.services {
+                reusable.insert(&s.upstream.pool.spec, &s.upstream.pool);
+            }
+        }
+
+        let mut schemas: HashMap<&str, &serde_json::Value> = HashMap::new();
+        for (_, path, schema) in &docs.schemas {
+            schemas.insert(path.as_str(), schema);
+        }
+        let mut compiler = Compiler::new(&schemas, penghubung_contract::FORMATS)
+            .with_max_depth(ctx.config.limits.max_json_depth)
+            .with_origins(docs.schemas.iter().map(|(origin, path, _)| (path.clone(), origin.clone())).collect());
+
+        let mut routes = RouteTable::default();
+        let mut services = Vec::with_capacity(docs.services.len());
+        for (origin, doc) in &docs.services {
+            if !opds.contains_key(&doc.opd) {
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("OPD `{}` is not registered (add opds/{}.toml)", doc.opd, doc.opd),
+                ));
+                continue;
+            }
+            if !routes.insert(&doc.opd, &doc.name, doc.version, services.len()) {
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("route /{}/{}/v{} is defined twice", doc.opd, doc.name, doc.version),
+                ));
+                continue;
+            }
+            match compile_service(services.len(), origin, doc, &schemas, &mut compiler, ctx, &reusable) {
+                Ok(mut service) => {
+                    service.limit =
+                        doc.rate_limit.and_then(|q| limits.limit(Scope::Service, &service.key, Quota::from_doc(&q)));
+                    services.push(Arc::new(service))
+                }
+                Err(mut found) => {
+                    problems.append(&mut found);
+                    // keep indices aligned for the route table
+                    services.push(Arc::new(placeholder(services.len(), origin, doc, ctx)));
+                }
+            }
+        }
+
+        let client_ids: HashSet<&str> = docs.clients.iter().map(|(_, c)| c.id.as_str()).collect();
+        let service_index: HashMap<&str, usize> = services.iter().map(|s| (&*s.key, s.access.index)).collect();
+        let mut grants_by_client: HashMap<&str, HashMap<usize, Vec<CompiledGrant>>> = HashMap::new();
+        let mut grant_ids = HashSet::new();
+        for (origin, doc) in &docs.grants {
+            if !grant_ids.insert(doc.id.clone()) {
+                problems.push(Diagnostic::error(origin, format!("grant `{}` is defined twice", doc.id)));
+            }
+            if !client_ids.contains(doc.client.as_str()) {
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("grant names client `{}`, which is not registered", doc.client),
+                ));
+                continue;
+            }
+            let Some(&index) = service_index.get(doc.service.as_str()) else {
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("grant names service `{}`, which is not registered", doc.service),
+                ));
+                continue;
+            };
+            let Some(tier) = tiers.get(&doc.tier) else {
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("grant names tier `{}`, which is not defined (add tiers/{}.toml)", doc.tier, doc.tier),
+                ));
+                continue;
+            };
+            match CompiledGrant::compile(doc, &services[index].doc) {
+                Ok(mut grant) => {
+                    grant.limit = tier.quota().and_then(|q| limits.limit(Scope::Grant, &grant.id, Quota::from_doc(&q)));
+                    grants_by_client.entry(doc.client.as_str()).or_default().entry(index).or_default().push(grant)
+                }
+                Err(e) => problems.push(Diagnostic::error(origin, e)),
+            }
+        }
+
+        let mut clients = HashMap::new();
+        let mut identities = IdentityIndex::default();
+        for (origin, doc) in &docs.clients {
+            if !opds.contains_key(&doc.opd) {
+                problems.push(Diagnostic::error(origin, format!("OPD `{}` is not registered", doc.opd)));
+            }
+            let bandwidth = opds.get(&doc.opd).and_then(|o| o.bandwidth.as_ref()).map(Quota::from_bandwidth);
+            let (opd_requests, opd_bytes) = bandwidth.unwrap_or((None, None));
+            let client_limits = ClientLimits {
+                client: doc.rate_limit.and_then(|q| limits.limit(Scope::Client, &doc.id, Quota::from_doc(&q))),
+                opd: opd_requests.and_then(|q| limits.limit(Scope::Opd, &doc.opd, q)),
+                opd_bytes: opd_bytes.and_then(|q| limits.limit(Scope::OpdBytes, &doc.opd, q)),
+            };
+            let grants = grants_by_client.remove(doc.id.as_str()).unwrap_or_default();
+            let entry = Arc::new(ClientEntry {
+                limits: client_limits,
+                access: ClientAccess::new(
+                    &doc.id,
+                    doc.clearance,
+                    doc.test_client,
+                    grants.into_iter().map(|(index, grants)| (index, grants.into_boxed_slice())),
+                ),
+                doc: doc.clone(),
+                client_header: HeaderValue::from_str(&doc.id).expect("client ids are checked by the schema"),
+                opd_header: HeaderValue::from_str(&doc.opd).expect("OPD ids are checked by the schema"),
+            });
+            if clients.insert(doc.id.clone(), Arc::clone(&entry)).is_some() {
+                problems.push(Diagnostic::error(origin, format!("client `{}` is defined twice", doc.id)));
+            }
+            let fingerprints: Vec<String> =
+                doc.identity.fingerprint_sha256.iter().map(|f| canonical_fingerprint(f)).collect();
+            let bindings = [
+                (&mut identities.by_fingerprint, fingerprints, "fingerprint"),
+                (&mut identities.by_spiffe, doc.identity.spiffe.clone(), "SPIFFE id"),
+            ];
+            for (index, keys, what) in bindings {
+                for key in keys {
+                    if let Some(other) = index.insert(key.clone().into(), Arc::clone(&entry)) {
+                        problems.push(Diagnostic::error(
+                            origin,
+                            format!("{what} `{key}` is already bound to client `{}`", other.doc.id),
+                        ));
+                    }
+                }
+            }
+            for subject in &doc.identity.subject {
+                match DistinguishedName::parse_rfc4514(subject) {
+                    Ok(name) => {
+                        if let Some(other) = identities.by_subject.insert(name.key(), Arc::clone(&entry)) {
+                            problems.push(Diagnostic::error(
+                                origin,
+                                format!(
+                                    "subject `{subject}` is already bound to client `{}` (as `{name}`)",
+                                    other.doc.id
+                                ),
+                            ));
+                        }
+                    }
+                    Err(e) => problems.push(Diagnostic::error(
+                        origin,
+                        format!("[identity] subject `{subject}` is not an RFC 4514 distinguished name: {e}"),
+                    )),
+                }
+            }
+        }
+
+        if problems.iter().any(Diagnostic::is_error) {
+            return Err(problems);
+        }
+        Ok(Snapshot {
+            generation: ctx.previous.map_or(1, |p| p.generation + 1),
+            loaded_at: SystemTime::now(),
+            routes,
+            services,
+            opds,
+            clients,
+            identities,
+            grants: docs.grants.iter().map(|(_, g)| g.clone()).collect(),
+            schemas: docs.schemas.iter().map(|(_, path, value)| (path.clone(), Arc::new(value.clone()))).collect(),
+            tiers,
+            limits: limits.finish(),
+        })
+    }
+
+    /// The service at `opd/name/v{major}`.
+    pub fn find_service(&self, opd: &str, name: &str, major: u32) -> Option<&Arc<CompiledService>> {
+        self.routes.find(opd, name, major).map(|i| &self.services[i])
+    }
+
+    /// The client a verified certificate belongs to: by fingerprint, then SPIFFE id, then subject DN.
+    pub fn client_for(&self, certificate: &PeerCertificate) -> Option<&Arc<ClientEntry>> {
+        let index = &self.identities;
+        index
+            .by_fingerprint
+            .get(&*certificate.fingerprint)
+            .or_else(|| certificate.spiffe.iter().find_map(|id| index.by_spiffe.get(&**id)))
+            .or_else(|| certificate.subject_key.as_ref().and_then(|key| index.by_subject.get(key)))
+    }
+
+    /// Number of routes.
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+}
+
+fn pool_spec(doc: &ServiceDoc, config: &Config) -> PoolSpec {
+    PoolSpec {
+        upstream: doc.upstream.clone(),
+        connect_timeout: doc.upstream.connect_timeout.unwrap_or(config.upstream.connect_timeout).0,
+        request_timeout: doc.upstream.request_timeout.unwrap_or(config.upstream.request_timeout).0,
+        pool_idle_timeout: config.upstream.pool_idle_timeout.0,
+        pool_max_idle_per_host: config.upstream.pool_max_idle_per_host,
+    }
+}
+
+fn compile_service(
+    index: usize,
+    origin: &str,
+    doc: &ServiceDoc,
+    schemas: &HashMap<&str, &serde_json::Value>,
+    compiler: &mut Compiler<'_>,
+    ctx: &BuildContext<'_>,
+    reusable: &HashMap<&PoolSpec, &Arc<UpstreamPool>>,
+) -> Result<CompiledService, Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    let mut operations = Vec::with_capacity(doc.operations.len());
+    let mut ids = HashSet::new();
+    let mut signatures = HashSet::new();
+    for problem in lifecycle::problems(doc) {
+        problems.push(Diagnostic::error(origin, problem));
+    }
+    let mut operation_policies = Vec::with_capacity(doc.operations.len());
+    let mut operation_contracts = Vec::with_capacity(doc.operations.len());
+    for (position, op) in doc.operations.iter().enumerate() {
+        if op.classification.is_some_and(|c| c < doc.classification) {
+            problems.push(Diagnostic::error(
+                origin,
+                format!(
+                    "operation `{}` is classified below its service ({}); an operation can only raise it",
+                    op.id, doc.classification
+                ),
+            ));
+        }
+        let mut policy = OperationPolicy {
+            classification: op.classification.unwrap_or(doc.classification).max(doc.classification),
+            responses: Vec::new(),
+            declared: Vec::new(),
+        };
+        for (status, response) in &op.responses {
+            let code = if status == "default" { 0 } else { status.parse().unwrap_or(0) };
+            policy.declared.push(code);
+            let Some(schema) = schemas.get(response.schema.as_str()) else {
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!(
+                        "operation `{}` response {status}: schema `{}` is not in the store (schemas/{})",
+                        op.id, response.schema, response.schema
+                    ),
+                ));
+                continue;
+            };
+            match RedactionPlan::compile(schema) {
+                Ok(Some(plan)) => {
+                    policy.responses.push((code, Arc::new(plan)));
+                }
+                Ok(None) => {}
+                Err(e) => problems.push(Diagnostic::error(
+                    origin,
+                    format!("operation `{}` response {status} (schemas/{}): {e}", op.id, response.schema),
+                )),
+            }
+        }
+        operation_policies.push(policy);
+        operation_contracts.push(compile_contract(origin, op, compiler, &mut problems));
+        if !ids.insert(op.id.as_str()) {
+            problems.push(Diagnostic::error(origin, format!("operation id `{}` is used twice", op.id)));
+        }
+        let shape: Vec<&str> = op.path.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect();
+        if !signatures.insert((op.method.clone(), shape)) {
+            problems.push(Diagnostic::error(
+                origin,
+                format!("operation `{} {}` overlaps another operation", op.method, op.path),
+            ));
+        }
+        match CompiledOperation::new(position, &op.id, &op.method, &op.path) {
+            Ok(c) => operations.push(c),
+            Err(e) => problems.push(Diagnostic::error(origin, format!("operation `{}`: {e}", op.id))),
+        }
+    }
+    let mut caller_headers = Vec::with_capacity(doc.caller_headers.len());
+    for name in &doc.caller_headers {
+        match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(_) if penghubung_upstream::headers::is_gateway_controlled(name) => problems.push(Diagnostic::error(
+                origin,
+                format!("caller_headers: `{name}` is a header the gateway controls; a caller never sets it"),
+            )),
+            Ok(header) => caller_headers.push(header),
+            Err(_) => {
+                problems.push(Diagnostic::error(origin, format!("caller_headers: `{name}` is not a header name")))
+            }
+        }
+    }
+    let spec = pool_spec(doc, ctx.config);
+    let pool = match reusable.get(&spec) {
+        Some(pool) => Arc::clone(pool),
+        None => match upstream_client_tls(doc, ctx).and_then(|tls| UpstreamPool::new(spec, &tls)) {
+            Ok(pool) => Arc::new(pool),
+            Err(e) => {
+                problems.push(Diagnostic::error(origin, e));
+                return Err(problems);
+            }
+        },
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let key: Arc<str> = doc.key().into();
+    Ok(CompiledService {
+        access: ServiceAccess::new(index, Arc::clone(&key), doc.status, doc.classification, operation_policies),
+        upstream: UpstreamRoute { service: Arc::clone(&key), pool, caller_headers: caller_headers.into_boxed_slice() },
+        key,
+        doc: doc.clone(),
+        operations: OperationTable::new(operations),
+        max_request_body: doc.max_request_body.map_or(ctx.config.limits.max_request_body.0, |b| b.0),
+        limit: None,
+        origin: origin.to_string(),
+        operation_contracts: operation_contracts.into_boxed_slice(),
+        contract_violations: std::sync::atomic::AtomicU64::new(0),
+    })
+}
+
+/// The compiled contract of one operation; problems are added to `problems`.
+fn compile_contract(
+    origin: &str,
+    op: &penghubung_types::documents::OperationDoc,
+    compiler: &mut Compiler<'_>,
+    problems: &mut Vec<Diagnostic>,
+) -> OperationContract {
+    let mut contract = OperationContract::default();
+    let mut compile = |what: &str, path: &str| {
+        let compiled = compiler.schema(path);
+        compiled.map_err(|e| match e.schema.as_deref().and_then(|at| compiler.origin(at)) {
+            // a broken schema is reported once, at its own file, not at every operation that uses it
+            Some(file) => {
+                let problem = Diagnostic::error(file, e.message);
+                if !problems.contains(&problem) {
+                    problems.push(problem);
+                }
+            }
+            None => problems.push(Diagnostic::error(origin, format!("operation `{}` {what}: {e}", op.id))),
+        })
+    };
+    if let Some(request) = &op.request {
+        if let Ok(v) = compile("request", &request.schema) {
+            contract.request = Some((v, request.content_type.to_ascii_lowercase().into()));
+        }
+    }
+    if let Some(query) = &op.query {
+        contract.query = compile("query", &query.schema).ok();
+    }
+    for (status, response) in &op.responses {
+        if let Ok(v) = compile(&format!("response {status}"), &response.schema) {
+            let code = if status == "default" { 0 } else { status.parse().unwrap_or(0) };
+            contract.responses.push((code, v));
+        }
+    }
+    contract
+}
+
+/// The TLS client config of a service's upstream: the shared roots, plus its client certificate if it has one.
+fn upstream_client_tls(doc: &ServiceDoc, ctx: &BuildContext<'_>) -> Result<rustls::ClientConfig, String> {
+    match (&doc.upstream.client_cert_file, &doc.upstream.client_key_file) {
+        (Some(cert), Some(key)) => {
+            ctx.upstream_tls.with_client_certificate(&ctx.config.resolve(cert), &ctx.config.resolve(key))
+        }
+        _ => Ok(ctx.upstream_tls.default_config().clone()),
+    }
+}
+
+/// A stand-in for a service that failed to compile; only used to keep indices aligned while collecting
+/// problems (a snapshot with problems is never published).
+fn placeholder(index: usize, origin: &str, doc: &ServiceDoc, ctx: &BuildContext<'_>) -> CompiledService {
+    let mut spec = pool_spec(doc, ctx.config);
+    spec.upstream.endpoints.clear();
+    let key: Arc<str> = doc.key().into();
+    let pool =
+        UpstreamPool::new(spec, ctx.upstream_tls.default_config()).expect("a pool without endpoints always builds");
+    CompiledService {
+        access: ServiceAccess::new(index, Arc::clone(&key), doc.status, doc.classification, Vec::new()),
+        upstream: UpstreamRoute { service: Arc::clone(&key), pool: Arc::new(pool), caller_headers: Box::default() },
+        key,
+        doc: doc.clone(),
+        operations: OperationTable::default(),
+        max_request_body: 0,
+        limit: None,
+        origin: origin.to_string(),
+        operation_contracts: Box::default(),
+        contract_violations: std::sync::atomic::AtomicU64::new(0),
+    }
+}
+
+/// The current snapshot, swapped atomically. Readers never block.
+#[derive(Debug)]
+pub struct SnapshotCell {
+    current: ArcSwap<Snapshot>,
+}
+
+impl SnapshotCell {
+    pub fn new(snapshot: Snapshot) -> Self {
+        Self { current: ArcSwap::from_pointee(snapshot) }
+    }
+
+    /// The current snapshot; hold it for the whole request.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Publishes a new snapshot.
+    pub fn store(&self, snapshot: Arc<Snapshot>) {
+        self.current.store(snapshot);
+    }
+}

@@ -1,0 +1,229 @@
+//! Documents (OPDs, services, clients, grants, rate tiers, and the JSON Schemas of service contracts) and where they are kept. The [`DocumentStore`] trait hides the
+//! backend: the embedded directory store ([`DirStore`]) now, a Redis store later. The hot path never touches a
+//! store: documents are compiled into a [`crate::Snapshot`].
+
+pub mod dir;
+pub use penghubung_types::documents;
+pub mod validate;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use dir::DirStore;
+pub use documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc, TierDoc};
+
+use penghubung_types::diagnostics::Diagnostic;
+
+/// The document kinds, each in its own folder of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DocumentKind {
+    Opd,
+    Service,
+    Client,
+    Grant,
+    /// A rate tier that grants name (`tiers/bronze.toml`).
+    Tier,
+    /// A JSON Schema of a service contract (`schemas/disdukcapil/penduduk.schema.json`), referenced by operations.
+    Schema,
+}
+
+impl DocumentKind {
+    /// Every kind, in load order.
+    pub const ALL: [DocumentKind; 6] = [
+        DocumentKind::Opd,
+        DocumentKind::Service,
+        DocumentKind::Client,
+        DocumentKind::Grant,
+        DocumentKind::Tier,
+        DocumentKind::Schema,
+    ];
+
+    /// The store folder of this kind.
+    pub fn folder(self) -> &'static str {
+        match self {
+            DocumentKind::Opd => "opds",
+            DocumentKind::Service => "services",
+            DocumentKind::Client => "clients",
+            DocumentKind::Grant => "grants",
+            DocumentKind::Tier => "tiers",
+            DocumentKind::Schema => "schemas",
+        }
+    }
+
+    /// The file extension of this kind's documents.
+    pub fn extension(self) -> &'static str {
+        match self {
+            DocumentKind::Schema => "json",
+            _ => "toml",
+        }
+    }
+
+    /// The kind a store key (`services/dinkes/rekam-medis.toml`) belongs to.
+    pub fn of_key(key: &str) -> Option<DocumentKind> {
+        let folder = key.split('/').next()?;
+        DocumentKind::ALL.into_iter().find(|k| k.folder() == folder)
+    }
+}
+
+impl fmt::Display for DocumentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DocumentKind::Opd => "Opd",
+            DocumentKind::Service => "Service",
+            DocumentKind::Client => "Client",
+            DocumentKind::Grant => "Grant",
+            DocumentKind::Tier => "Tier",
+            DocumentKind::Schema => "Schema",
+        })
+    }
+}
+
+/// A document as stored: its key and raw text.
+#[derive(Clone, Debug)]
+pub struct StoredDocument {
+    pub kind: DocumentKind,
+    /// Store key, e.g. `services/dinkes/rekam-medis.toml`.
+    pub key: String,
+    /// Where it is, for messages (a file path for the directory store).
+    pub origin: String,
+    pub text: String,
+}
+
+/// Failures of the store itself (not of a document's content).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store key `{key}` is not valid: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+    #[error("store I/O on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// A place documents are kept. Implementations must make `put` atomic: a reader sees the old or the new text,
+/// never a mix.
+pub trait DocumentStore: Send + Sync + 'static {
+    /// Every document, in a stable order, plus findings about entries that are not documents.
+    fn list(&self) -> Result<(Vec<StoredDocument>, Vec<Diagnostic>), StoreError>;
+    /// Writes (creates or replaces) one document atomically.
+    fn put(&self, key: &str, text: &str) -> Result<(), StoreError>;
+    /// Removes one document.
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// The directory to watch for changes, if the backend is file based.
+    fn watch_dir(&self) -> Option<PathBuf>;
+    /// A short description for logs.
+    fn describe(&self) -> String;
+}
+
+/// All documents of a store, parsed and schema-checked.
+#[derive(Clone, Debug, Default)]
+pub struct Documents {
+    pub opds: Vec<(String, OpdDoc)>,
+    pub services: Vec<(String, ServiceDoc)>,
+    pub clients: Vec<(String, ClientDoc)>,
+    pub grants: Vec<(String, GrantDoc)>,
+    pub tiers: Vec<(String, TierDoc)>,
+    /// Contract schemas by their path under `schemas/` (`disdukcapil/penduduk.schema.json`).
+    pub schemas: Vec<(String, String, serde_json::Value)>,
+    /// SHA-256 of the text of every document read, by store key (for the audit's change records).
+    pub digests: Vec<(String, [u8; 32])>,
+}
+
+/// Reads every document of `store` and checks each against its schema and its place in the store.
+/// Returns the documents that passed and every finding (the caller decides whether findings block a load).
+pub fn load_documents(store: &dyn DocumentStore) -> (Documents, Vec<Diagnostic>) {
+    let mut docs = Documents::default();
+    let (stored, mut problems) = match store.list() {
+        Ok(listing) => listing,
+        Err(e) => return (docs, vec![Diagnostic::error(store.describe(), e.to_string())]),
+    };
+    for d in stored {
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, d.text.as_bytes()).as_ref());
+        docs.digests.push((d.key.clone(), digest));
+        let origin = d.origin.clone();
+        let result = match d.kind {
+            DocumentKind::Opd => validate::parse_document::<OpdDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                expect_key(&d, &format!("opds/{}.toml", doc.id), "id")?;
+                docs.opds.push((origin.clone(), doc));
+                Ok(())
+            }),
+            DocumentKind::Service => validate::parse_document::<ServiceDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                let folder = format!("services/{}/", doc.opd);
+                if !d.key.starts_with(&folder) || d.key[folder.len()..].contains('/') {
+                    return Err(vec![Diagnostic::error(
+                        &origin,
+                        format!("a service of OPD `{}` belongs in folder `{folder}`", doc.opd),
+                    )]);
+                }
+                docs.services.push((origin.clone(), doc));
+                Ok(())
+            }),
+            DocumentKind::Client => validate::parse_document::<ClientDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                expect_key(&d, &format!("clients/{}.toml", doc.id), "id")?;
+                if !doc.id.starts_with(&format!("{}/", doc.opd)) {
+                    return Err(vec![Diagnostic::error(
+                        &origin,
+                        format!("client id `{}` must start with its OPD `{}/`", doc.id, doc.opd),
+                    )]);
+                }
+                docs.clients.push((origin.clone(), doc));
+                Ok(())
+            }),
+            DocumentKind::Grant => validate::parse_document::<GrantDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                expect_key(&d, &format!("grants/{}.toml", doc.id), "id")?;
+                docs.grants.push((origin.clone(), doc));
+                Ok(())
+            }),
+            DocumentKind::Tier => validate::parse_document::<TierDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                expect_key(&d, &format!("tiers/{}.toml", doc.id), "id")?;
+                // Checked here rather than by a `oneOf` in the schema (which costs the validator ~20 MiB).
+                let problem = match (doc.unlimited, doc.rate.is_some() || doc.burst.is_some()) {
+                    (true, true) => Some("an unlimited tier has no `rate` or `burst`"),
+                    (false, _) if doc.rate.is_none() => Some("a tier needs `rate` (or `unlimited = true`)"),
+                    _ => None,
+                };
+                if let Some(problem) = problem {
+                    return Err(vec![Diagnostic::error(&origin, problem)]);
+                }
+                docs.tiers.push((origin.clone(), doc));
+                Ok(())
+            }),
+            DocumentKind::Schema => validate::parse_schema(&origin, &d.text).map(|schema| {
+                let path = d.key.strip_prefix("schemas/").unwrap_or(&d.key).to_string();
+                docs.schemas.push((origin.clone(), path, schema));
+            }),
+        };
+        if let Err(mut found) = result {
+            problems.append(&mut found);
+        }
+    }
+    (docs, problems)
+}
+
+fn expect_key(d: &StoredDocument, expected: &str, field: &str) -> Result<(), Vec<Diagnostic>> {
+    if d.key == expected {
+        Ok(())
+    } else {
+        Err(vec![Diagnostic::error(
+            &d.origin,
+            format!("the {} `{field}` says this document belongs at `{expected}`, but it is at `{}`", d.kind, d.key),
+        )])
+    }
+}
+
+/// Checks a store key: relative, `/`-separated, no `.`/`..`/empty parts, known folder, and the extension of
+/// that folder's kind (`.toml`, or `.json` under `schemas/`).
+pub fn check_key(key: &str) -> Result<DocumentKind, StoreError> {
+    let invalid = |reason| StoreError::InvalidKey { key: key.to_string(), reason };
+    if key.split('/').any(|p| p.is_empty() || p == "." || p == ".." || p.starts_with('.')) {
+        return Err(invalid("it must be a relative path without empty, hidden, `.` or `..` parts"));
+    }
+    if key.contains('\\') || key.contains('\0') {
+        return Err(invalid("it must not contain `\\` or NUL"));
+    }
+    let kind = DocumentKind::of_key(key)
+        .ok_or_else(|| invalid("its first folder must be opds, services, clients, grants, tiers or schemas"))?;
+    if !key.ends_with(&format!(".{}", kind.extension())) {
+        return Err(invalid("documents end in .toml, schemas (under schemas/) in .json"));
+    }
+    Ok(kind)
+}
