@@ -171,12 +171,20 @@ impl<'a> Compiler<'a> {
         }
         // Patterns run on the linear-time `regex` engine (no backtracking: no ReDoS, and faster); a schema whose
         // patterns need ECMA-262 look-around or back-references falls back to `fancy-regex`.
-        let linear =
-            build_by_reference(&options.clone().with_pattern_options(jsonschema::PatternOptions::regex()), &root);
+        // A schema with resources of its own inside (a nested `$id`) or dynamic references is built from itself:
+        // behind a reference its inner resources would not be found and its dynamic scope would start elsewhere.
+        // Such schemas are rare in contracts; they pay for jsonschema's meta-schema check (see above).
+        let build = |options: &ValidationOptions| {
+            if has_inner_resources(schema, true) {
+                options.build(schema).map_err(|e| e.to_string())
+            } else {
+                build_by_reference(options, &root)
+            }
+        };
+        let linear = build(&options.clone().with_pattern_options(jsonschema::PatternOptions::regex()));
         let full = match linear {
             Ok(validator) => validator,
-            Err(_) => build_by_reference(&options, &root)
-                .map_err(|e| SchemaError::of(path, format!("schema `{path}`: {e}")))?,
+            Err(_) => build(&options).map_err(|e| SchemaError::of(path, format!("schema `{path}`: {e}")))?,
         };
         let single_pass = match SinglePass::compile(&root, &resources, self.formats) {
             Ok(pass) => Some(pass),
@@ -310,6 +318,22 @@ fn meta_check_node(node: &Value, pointer: &str) -> Result<(), String> {
 /// their tests).
 pub fn build_by_reference(options: &ValidationOptions, uri: &str) -> Result<Validator, String> {
     options.build(&json!({"$schema": REFERRING_DRAFT, "$ref": uri})).map_err(|e| e.to_string())
+}
+
+/// Whether `value` holds a resource of its own below its root (a nested `$id`) or uses dynamic references.
+fn has_inner_resources(value: &Value, root: bool) -> bool {
+    match value {
+        Value::Object(map) => {
+            (!root && map.contains_key("$id"))
+                || map.contains_key("$dynamicRef")
+                || map.contains_key("$dynamicAnchor")
+                || map.iter().any(|(keyword, child)| {
+                    !INSTANCE_KEYWORDS.contains(&keyword.as_str()) && has_inner_resources(child, false)
+                })
+        }
+        Value::Array(items) => items.iter().any(|item| has_inner_resources(item, false)),
+        _ => false,
+    }
 }
 
 /// Keywords whose values are instances, not schemas: a `$ref` inside them is data.
