@@ -19,16 +19,10 @@ use std::sync::Arc;
 use jsonschema::{Draft, Resource, Retrieve, ValidationOptions, Validator};
 use serde_json::{json, Value};
 
-use super::formats::is_date;
+use super::formats::{is_date, FormatCheck, BASE};
 use super::single_pass::SinglePass;
 use super::{json, multiple_of, Schema};
 use penghubung_types::embedded;
-
-/// The base of every schema URI the gateway knows.
-pub const BASE: &str = "https://schemas.penghubung.local/";
-
-/// Custom `format` checks (`nik`, `nip`, ...); registered on every validator.
-pub type FormatCheck = fn(&str) -> bool;
 
 /// Compiles the store's schemas on demand, caching by path.
 pub struct Compiler<'a> {

@@ -5,7 +5,7 @@
 //!
 //! ```
 //! let mut options = jsonschema::options().should_validate_formats(true);
-//! for (name, check) in penghubung::contract::formats::FORMATS {
+//! for (name, check) in penghubung_contract::formats::FORMATS {
 //!     options = options.with_format(*name, *check);
 //! }
 //! let validator = options.build(&serde_json::json!({"type": "string", "format": "nik"})).unwrap();
@@ -20,8 +20,15 @@
 //! `pattern` with these formats; JSON Schema ignores unknown formats unless they are registered, so a validator
 //! built without [`FORMATS`] checks only the patterns.
 
+/// The base of every schema URI the gateway knows (the reference types live under `ref/`, the store's schemas
+/// under `store/`).
+pub const BASE: &str = "https://schemas.penghubung.local/";
+
+/// Custom `format` checks (`nik`, `nip`, ...); registered on every validator.
+pub type FormatCheck = fn(&str) -> bool;
+
 /// Every custom format: `(name used in "format", check)`. Fits `jsonschema::ValidationOptions::with_format`.
-pub const FORMATS: &[(&str, super::compile::FormatCheck)] = &[
+pub const FORMATS: &[(&str, FormatCheck)] = &[
     ("nik", is_nik),
     ("nip", is_nip),
     ("kode-wilayah", is_kode_wilayah),

@@ -26,7 +26,7 @@ use jsonschema::Validator;
 pub use error::ContractError;
 
 /// The custom `format` checks registered on every contract validator (the reference types).
-pub const FORMATS: &[(&str, compile::FormatCheck)] = formats::FORMATS;
+pub const FORMATS: &[(&str, formats::FormatCheck)] = formats::FORMATS;
 
 /// One compiled contract schema: the full validator, and the single-pass one when the schema stays within its
 /// keywords.

@@ -5,25 +5,23 @@
 //! response last, after the respond phase wrote the access-log line (waiting for a slot in the audit queue is
 //! not part of the logged latency). Without an audit trail none of this runs.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::Instant;
 
 use http::header::HeaderValue;
-use http::{Method, Request, Response};
+use http::{Method, Response};
 
 use crate::body::{ResponseBody, ResponseBodyError};
 use crate::error::GatewayError;
-use penghubung_audit::nik::NikScanner;
 use penghubung_audit::record::ExchangeRecord;
-use penghubung_audit::tap::{Audited, RequestOutcome, RequestTap, SharedOutcome};
+use penghubung_audit::tap::{Audited, RequestTap};
 use penghubung_audit::{AuditDurability, Auditor};
 use penghubung_policy as policy;
 use penghubung_snapshot::CompiledService;
 use penghubung_types::tap::BodyTap;
 use penghubung_upstream::body::Inbound;
-use penghubung_upstream::headers;
 
-use super::context::RequestContext;
+use super::context::{AuditFacts, RequestContext};
 
 /// Largest response body (by its `Content-Length`) that a `sync` exchange reads ahead before releasing the head.
 const READ_AHEAD_MAX: u64 = 64 * 1024;
@@ -33,44 +31,6 @@ const EMPTY_SHA256: [u8; 32] = [
     0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41,
     0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
 ];
-
-/// The audit record's facts gathered on the way in.
-pub(super) struct AuditFacts {
-    pub time: SystemTime,
-    pub traceparent: Option<HeaderValue>,
-    pub opd: Option<HeaderValue>,
-    pub operation_id: Option<Arc<str>>,
-    /// The operation's path template (`None` for a pass-through service).
-    pub path: Option<Arc<str>>,
-    pub durability: AuditDurability,
-    /// How long a `sync` exchange may wait for the first frame of a small response body (the service's request
-    /// timeout), see [`Audited::read_ahead`].
-    pub read_ahead_within: std::time::Duration,
-    pub outcome: SharedOutcome,
-}
-
-impl AuditFacts {
-    /// Starts the facts of a request: arrival time, the trace (started here when the caller sent none), and the
-    /// NIKs of its path and query (scanned here: the raw path never reaches the record).
-    pub fn start(auditor: &Auditor, request: &mut Request<Inbound>) -> Box<AuditFacts> {
-        headers::ensure_traceparent(request.headers_mut());
-        let mut scanner = NikScanner::default();
-        if let Some(target) = request.uri().path_and_query() {
-            scanner.feed(target.as_str().as_bytes());
-            scanner.finish();
-        }
-        Box::new(AuditFacts {
-            time: SystemTime::now(),
-            traceparent: request.headers().get(headers::TRACEPARENT).cloned(),
-            opd: None,
-            operation_id: None,
-            path: None,
-            durability: auditor.default_durability,
-            read_ahead_within: std::time::Duration::ZERO,
-            outcome: Arc::new(Mutex::new(RequestOutcome { nik: scanner, ..RequestOutcome::default() })),
-        })
-    }
-}
 
 /// The tap on the request body, feeding the record its digest and NIKs; `None` without an audit trail or
 /// without a body. Fails closed: a service whose every exchange must be on disk is not called while the disk

@@ -1,19 +1,22 @@
 //! What one request's phases learn, in one place: [`RequestContext`]. The phases return values; the orchestration
 //! ([`super::handle`]) records each into the context right after the phase that produced it, through the
 //! methods below, and nowhere else. The respond phase reads it for the access-log line, the account phase turns
-//! it into the audit record.
+//! it into the audit record; with an audit trail the context also holds that record's facts ([`AuditFacts`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use http::header::HeaderValue;
 use http::Request;
 
-use penghubung_audit::Auditor;
+use penghubung_audit::nik::NikScanner;
+use penghubung_audit::tap::{RequestOutcome, SharedOutcome};
+use penghubung_audit::{AuditDurability, Auditor};
 use penghubung_routing::CompiledOperation;
 use penghubung_snapshot::{ClientEntry, CompiledService};
 use penghubung_upstream::body::Inbound;
+use penghubung_upstream::headers;
 
-use super::account::AuditFacts;
 use super::authorize::Authorization;
 
 /// What the access log (and the audit record) says about a request.
@@ -32,6 +35,44 @@ pub(super) struct RequestContext {
     pub purpose: Option<HeaderValue>,
     /// Set only when auditing: what the record needs beyond the access log.
     pub audit: Option<Box<AuditFacts>>,
+}
+
+/// The audit record's facts gathered on the way in.
+pub(super) struct AuditFacts {
+    pub time: SystemTime,
+    pub traceparent: Option<HeaderValue>,
+    pub opd: Option<HeaderValue>,
+    pub operation_id: Option<Arc<str>>,
+    /// The operation's path template (`None` for a pass-through service).
+    pub path: Option<Arc<str>>,
+    pub durability: AuditDurability,
+    /// How long a `sync` exchange may wait for the first frame of a small response body (the service's request
+    /// timeout), see [`penghubung_audit::tap::Audited::read_ahead`].
+    pub read_ahead_within: std::time::Duration,
+    pub outcome: SharedOutcome,
+}
+
+impl AuditFacts {
+    /// Starts the facts of a request: arrival time, the trace (started here when the caller sent none), and the
+    /// NIKs of its path and query (scanned here: the raw path never reaches the record).
+    pub fn start(auditor: &Auditor, request: &mut Request<Inbound>) -> Box<AuditFacts> {
+        headers::ensure_traceparent(request.headers_mut());
+        let mut scanner = NikScanner::default();
+        if let Some(target) = request.uri().path_and_query() {
+            scanner.feed(target.as_str().as_bytes());
+            scanner.finish();
+        }
+        Box::new(AuditFacts {
+            time: SystemTime::now(),
+            traceparent: request.headers().get(headers::TRACEPARENT).cloned(),
+            opd: None,
+            operation_id: None,
+            path: None,
+            durability: auditor.default_durability,
+            read_ahead_within: std::time::Duration::ZERO,
+            outcome: Arc::new(Mutex::new(RequestOutcome { nik: scanner, ..RequestOutcome::default() })),
+        })
+    }
 }
 
 impl RequestContext {

@@ -193,7 +193,7 @@ impl DistinguishedName {
                     AttributeValue::Text(text) => escape_value(&mut out, text),
                     AttributeValue::Other { class, constructed, tag, content } => {
                         out.push('#');
-                        out.push_str(&super::identity::hex(&encode_tlv(*class, *constructed, *tag, content)));
+                        out.push_str(&hex(&encode_tlv(*class, *constructed, *tag, content)));
                     }
                 }
             }
@@ -564,6 +564,17 @@ impl Reader<'_> {
         }
         String::from_utf8(out).map_err(|_| error("the escaped bytes of a value are not UTF-8"))
     }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    out
 }
 
 fn hex_value(digit: u8) -> u8 {

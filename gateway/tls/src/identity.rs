@@ -7,6 +7,7 @@
 
 use ring::digest;
 
+pub use super::dn::hex;
 use super::dn::{DistinguishedName, DnKey};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -64,17 +65,6 @@ impl PeerCertificate {
 /// A SHA-256 fingerprint as lower-case hex without separators (`AB:CD:...` and `abcd...` both accepted).
 pub fn canonical_fingerprint(text: &str) -> String {
     text.chars().filter(|c| *c != ':').flat_map(char::to_lowercase).collect()
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    out
 }
 
 #[cfg(test)]

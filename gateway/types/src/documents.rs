@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ByteSize, HumanDuration};
+use crate::units::{ByteSize, HumanDuration};
 
 /// Security classification and clearance levels, ordered from open to top secret.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]

@@ -3,8 +3,6 @@
 //! Unknown keys are errors; every problem is reported with its line. Documents (services, clients, ...)
 //! are *not* here: they live in the store and are hot-reloaded.
 
-pub mod units;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::Diagnostic;
-pub use units::{ByteSize, HumanDuration};
+// The units sit below both the config and the documents; `config::units` and `config::ByteSize` stay valid paths.
+pub use crate::units::{self, ByteSize, HumanDuration};
 
 /// The default of `server.request_body_timeout`.
 pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(120);
