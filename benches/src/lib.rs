@@ -9,6 +9,7 @@
 //!   built-in CA, and the hyper + tokio-rustls generators for keep-alive requests (`GET`s, or `POST`s of a body
 //!   with extra header fields), full handshakes and held idle connections over mTLS (Penghubung, nginx and
 //!   haproxy with `verify required`).
+//! * [`raw`]: reading the raw responses of the one-shot probes.
 //! * [`dukcapil`]: the contract of `benches/contract.rs` and `load --mode contract`: a Dukcapil-like batch
 //!   schema on the reference types, and valid and invalid request bodies of an exact size.
 
@@ -18,5 +19,6 @@ pub mod loadgen;
 pub mod mtls;
 pub mod peers;
 pub mod pki;
+pub mod raw;
 pub mod report;
 pub mod upstream;

@@ -103,7 +103,7 @@ pub fn https_request(
         suite: tls.conn.negotiated_cipher_suite().map_or_else(|| "?".into(), |s| format!("{:?}", s.suite())),
         group: tls.conn.negotiated_key_exchange_group().map_or_else(|| "?".into(), |g| format!("{:?}", g.name())),
     };
-    let (status, body) = crate::peers::parse_response(&raw)?;
+    let (status, body) = crate::raw::parse_response(&raw)?;
     Ok((status, body, negotiated))
 }
 
