@@ -2,7 +2,7 @@
 //! `policy explain`, and `audit`. `main.rs` only calls [`run`].
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -397,50 +397,9 @@ pub fn run() -> i32 {
 }
 
 fn run_audit(command: AuditCommand) -> i32 {
-    use penghubung_audit::{keys, search, verify};
+    use penghubung_audit::{keys, search};
     match command {
-        AuditCommand::Verify { dir, key } => {
-            let key = match keys::PublicKey::read(&key) {
-                Ok(k) => k,
-                Err(e) => {
-                    eprintln!("penghubung audit verify: {e}");
-                    return 1;
-                }
-            };
-            let report = match verify::verify_dir(&dir, &key) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("penghubung audit verify: {}: {e}", dir.display());
-                    return 1;
-                }
-            };
-            for warning in &report.warnings {
-                println!("warning: {warning}");
-            }
-            match &report.problem {
-                Some(problem) => {
-                    println!("FAILED: {problem}");
-                    1
-                }
-                None if report.records == 0 => {
-                    println!("FAILED: no records in {}", dir.display());
-                    1
-                }
-                None => {
-                    println!(
-                        "OK: {} segments, {} records (seq {}..={}), {} checkpoints signed by key {}; last checkpoint at seq {}",
-                        report.segments,
-                        report.records,
-                        report.first_seq.unwrap_or_default(),
-                        report.last_seq.unwrap_or_default(),
-                        report.checkpoints,
-                        key.key_id,
-                        report.last_checkpoint.map_or("-".to_string(), |s| s.to_string()),
-                    );
-                    0
-                }
-            }
-        }
+        AuditCommand::Verify { dir, key } => audit_verify(&dir, &key),
         AuditCommand::Search { dir, client, service, since, until, code, nik, secret_file, changes, security } => {
             let fail = |e: String| {
                 eprintln!("penghubung audit search: {e}");
@@ -473,27 +432,76 @@ fn run_audit(command: AuditCommand) -> i32 {
                 Err(e) => fail(format!("{}: {e}", dir.display())),
             }
         }
-        AuditCommand::Keygen { out } => {
-            let (private, public) = (out.join("audit-signing.key"), out.join("audit-signing.pub"));
-            if private.exists() {
-                eprintln!("penghubung audit keygen: {} exists; not overwritten", private.display());
-                return 1;
-            }
-            match keys::generate(&private, &public) {
-                Ok(key) => {
-                    println!(
-                        "audit signing key {} (0600), public key {} (key id {})",
-                        private.display(),
-                        public.display(),
-                        key.key_id
-                    );
-                    0
-                }
-                Err(e) => {
-                    eprintln!("penghubung audit keygen: {e}");
-                    1
-                }
-            }
+        AuditCommand::Keygen { out } => audit_keygen(&out),
+    }
+}
+
+/// `penghubung audit verify`: checks the segments in `dir` against the public `key`, and prints the outcome.
+fn audit_verify(dir: &Path, key: &Path) -> i32 {
+    use penghubung_audit::{keys, verify};
+    let key = match keys::PublicKey::read(key) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("penghubung audit verify: {e}");
+            return 1;
+        }
+    };
+    let report = match verify::verify_dir(dir, &key) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("penghubung audit verify: {}: {e}", dir.display());
+            return 1;
+        }
+    };
+    for warning in &report.warnings {
+        println!("warning: {warning}");
+    }
+    match &report.problem {
+        Some(problem) => {
+            println!("FAILED: {problem}");
+            1
+        }
+        None if report.records == 0 => {
+            println!("FAILED: no records in {}", dir.display());
+            1
+        }
+        None => {
+            println!(
+                "OK: {} segments, {} records (seq {}..={}), {} checkpoints signed by key {}; last checkpoint at seq {}",
+                report.segments,
+                report.records,
+                report.first_seq.unwrap_or_default(),
+                report.last_seq.unwrap_or_default(),
+                report.checkpoints,
+                key.key_id,
+                report.last_checkpoint.map_or("-".to_string(), |s| s.to_string()),
+            );
+            0
+        }
+    }
+}
+
+/// `penghubung audit keygen`: writes a new audit signing key pair into `out` (never over an existing key).
+fn audit_keygen(out: &Path) -> i32 {
+    use penghubung_audit::keys;
+    let (private, public) = (out.join("audit-signing.key"), out.join("audit-signing.pub"));
+    if private.exists() {
+        eprintln!("penghubung audit keygen: {} exists; not overwritten", private.display());
+        return 1;
+    }
+    match keys::generate(&private, &public) {
+        Ok(key) => {
+            println!(
+                "audit signing key {} (0600), public key {} (key id {})",
+                private.display(),
+                public.display(),
+                key.key_id
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("penghubung audit keygen: {e}");
+            1
         }
     }
 }

@@ -12,7 +12,9 @@ use penghubung_snapshot::store::{check_key, DirStore, DocumentStore, StoreError,
 use penghubung_snapshot::Snapshot;
 use penghubung_types::config::Config;
 use penghubung_types::diagnostics::{has_errors, Diagnostic};
-use penghubung_types::documents::{Classification, GrantDoc, ServiceDoc};
+use penghubung_types::documents::{
+    Classification, GrantDoc, OperationDoc, RequestContractDoc, ResponseDoc, SchemaRefDoc, ServiceDoc,
+};
 
 /// The store a config points at, opened for changes.
 pub struct Workspace {
@@ -77,35 +79,12 @@ impl Workspace {
     /// an existing one keeps its status, approvals, upstream and limits (its document is rewritten, so its
     /// comments are not kept). Returns a summary and the importer's warnings.
     pub fn import_openapi(&self, request: &ImportRequest<'_>) -> Result<String, String> {
-        use crate::openapi;
-        use penghubung_types::documents::{OperationDoc, RequestContractDoc, ResponseDoc, SchemaRefDoc};
-        let text = std::fs::read_to_string(request.file).map_err(|e| format!("{}: {e}", request.file.display()))?;
-        let document: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            format!("{}: not JSON ({e}); convert a YAML document to JSON first", request.file.display())
-        })?;
-        let imported = openapi::import(&document)
-            .map_err(|errors| format!("{} cannot be imported:\n  {}", request.file.display(), errors.join("\n  ")))?;
+        let imported = read_openapi(request.file)?;
         let key = format!("{}/{}/v{}", request.opd, request.name, request.version);
         let existing = self.find_service(&key).ok();
         let mut doc = match &existing {
             Some((_, doc)) => doc.clone(),
-            None => {
-                let upstream = request.upstream.ok_or_else(|| {
-                    format!("`{key}` is a new service: give its backend with --upstream http://host:port")
-                })?;
-                let classification = request.classification.or(imported.classification).ok_or_else(|| {
-                    format!("`{key}` is a new service: give its classification with --classification")
-                })?;
-                let text = format!(
-                    "opd = {:?}\nname = {:?}\nversion = {}\ntitle = \"t\"\nclassification = {:?}\n[upstream]\nendpoints = [{:?}]\n",
-                    request.opd,
-                    request.name,
-                    request.version,
-                    classification.as_str(),
-                    upstream
-                );
-                toml::from_str::<ServiceDoc>(&text).map_err(|e| e.to_string())?
-            }
+            None => new_service(request, &imported, &key)?,
         };
         doc.title = imported.title.clone();
         doc.description = imported.description.clone().or(doc.description);
@@ -114,41 +93,7 @@ impl Workspace {
         }
         let folder = format!("{}/{}/v{}", request.opd, request.name, request.version);
         let mut changes: Vec<(String, Option<String>)> = Vec::new();
-        let mut schema = |file: String, value: &serde_json::Value| -> Result<String, String> {
-            let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())? + "\n";
-            changes.push((format!("schemas/{file}"), Some(text)));
-            Ok(file)
-        };
-        let mut operations = Vec::new();
-        for op in &imported.operations {
-            let request_contract = match &op.request {
-                Some((content_type, value)) => Some(RequestContractDoc {
-                    schema: schema(format!("{folder}/{}.request.json", op.id), value)?,
-                    content_type: content_type.clone(),
-                }),
-                None => None,
-            };
-            let query = match &op.query {
-                Some(value) => Some(SchemaRefDoc { schema: schema(format!("{folder}/{}.query.json", op.id), value)? }),
-                None => None,
-            };
-            let mut responses = std::collections::BTreeMap::new();
-            for (status, value) in &op.responses {
-                let file = schema(format!("{folder}/{}.response-{status}.json", op.id), value)?;
-                responses.insert(status.clone(), ResponseDoc { schema: file, description: None });
-            }
-            operations.push(OperationDoc {
-                id: op.id.clone(),
-                method: op.method.clone(),
-                path: op.path.clone(),
-                summary: op.summary.clone(),
-                classification: op.classification.filter(|c| *c > doc.classification),
-                request: request_contract,
-                query,
-                responses,
-            });
-        }
-        doc.operations = operations;
+        doc.operations = operation_docs(&imported, &folder, doc.classification, &mut changes)?;
         let service_key = match &existing {
             Some((stored, _)) => stored.key.clone(),
             None => format!("services/{}/{}.toml", request.opd, request.name),
@@ -282,6 +227,86 @@ pub struct ImportRequest<'a> {
     /// The backend of a new service.
     pub upstream: Option<&'a str>,
     pub classification: Option<Classification>,
+}
+
+/// Reads an OpenAPI document (JSON) and imports it.
+fn read_openapi(file: &Path) -> Result<crate::openapi::Imported, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let document: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not JSON ({e}); convert a YAML document to JSON first", file.display()))?;
+    crate::openapi::import(&document)
+        .map_err(|errors| format!("{} cannot be imported:\n  {}", file.display(), errors.join("\n  ")))
+}
+
+/// The document of a service the store does not have yet: its backend and classification must be given
+/// (the classification may come from the imported document).
+fn new_service(
+    request: &ImportRequest<'_>,
+    imported: &crate::openapi::Imported,
+    key: &str,
+) -> Result<ServiceDoc, String> {
+    let upstream = request
+        .upstream
+        .ok_or_else(|| format!("`{key}` is a new service: give its backend with --upstream http://host:port"))?;
+    let classification = request
+        .classification
+        .or(imported.classification)
+        .ok_or_else(|| format!("`{key}` is a new service: give its classification with --classification"))?;
+    let text = format!(
+        "opd = {:?}\nname = {:?}\nversion = {}\ntitle = \"t\"\nclassification = {:?}\n[upstream]\nendpoints = [{:?}]\n",
+        request.opd,
+        request.name,
+        request.version,
+        classification.as_str(),
+        upstream
+    );
+    toml::from_str::<ServiceDoc>(&text).map_err(|e| e.to_string())
+}
+
+/// The service's operations from the imported ones; each contract schema becomes a file under
+/// `schemas/{folder}/`, added to `changes`. An operation's classification is kept only when it raises the
+/// service's `classification`.
+fn operation_docs(
+    imported: &crate::openapi::Imported,
+    folder: &str,
+    classification: Classification,
+    changes: &mut Vec<(String, Option<String>)>,
+) -> Result<Vec<OperationDoc>, String> {
+    let mut schema = |file: String, value: &serde_json::Value| -> Result<String, String> {
+        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())? + "\n";
+        changes.push((format!("schemas/{file}"), Some(text)));
+        Ok(file)
+    };
+    let mut operations = Vec::new();
+    for op in &imported.operations {
+        let request_contract = match &op.request {
+            Some((content_type, value)) => Some(RequestContractDoc {
+                schema: schema(format!("{folder}/{}.request.json", op.id), value)?,
+                content_type: content_type.clone(),
+            }),
+            None => None,
+        };
+        let query = match &op.query {
+            Some(value) => Some(SchemaRefDoc { schema: schema(format!("{folder}/{}.query.json", op.id), value)? }),
+            None => None,
+        };
+        let mut responses = std::collections::BTreeMap::new();
+        for (status, value) in &op.responses {
+            let file = schema(format!("{folder}/{}.response-{status}.json", op.id), value)?;
+            responses.insert(status.clone(), ResponseDoc { schema: file, description: None });
+        }
+        operations.push(OperationDoc {
+            id: op.id.clone(),
+            method: op.method.clone(),
+            path: op.path.clone(),
+            summary: op.summary.clone(),
+            classification: op.classification.filter(|c| *c > classification),
+            request: request_contract,
+            query,
+            responses,
+        });
+    }
+    Ok(operations)
 }
 
 /// The store as it would be after a change (read-only).

@@ -260,7 +260,29 @@ impl<'d> Importer<'d> {
         operation: &'d Map<String, Value>,
         shared: Option<&'d Value>,
     ) -> ImportedOperation {
-        let id = match operation.get("operationId") {
+        let id = self.operation_id(operation, method, raw_path, place);
+        let summary = operation.get("summary").and_then(Value::as_str).map(str::to_string);
+        let classification = self.classification(operation, place);
+        let parameters = self.parameters(operation, shared, place);
+        let query = self.query(&parameters, place);
+        let request = self.request_body(operation, place);
+        let responses = self.responses(operation, place);
+        // Returned even when something above failed: the id and route still take part in the uniqueness checks.
+        ImportedOperation {
+            id,
+            method: method.to_string(),
+            path: path.to_string(),
+            summary,
+            classification,
+            request,
+            query,
+            responses,
+        }
+    }
+
+    /// The operation's id: its `operationId` as a slug, or, without one, one made of the method and path.
+    fn operation_id(&mut self, operation: &Map<String, Value>, method: &str, raw_path: &str, place: &str) -> String {
+        match operation.get("operationId") {
             Some(Value::String(given)) => {
                 let full = words(given, '-');
                 let id = slug(&full);
@@ -280,11 +302,17 @@ impl<'d> Importer<'d> {
                 self.warnings.push(format!("{place}: no `operationId`; the operation is called `{id}`"));
                 id
             }
-        };
-        let summary = operation.get("summary").and_then(Value::as_str).map(str::to_string);
-        let classification = self.classification(operation, place);
+        }
+    }
 
-        // Parameters: path-level first, operation-level overriding by (name, in).
+    /// The operation's parameters as (name, in, parameter): path-level first, operation-level overriding by
+    /// (name, in).
+    fn parameters(
+        &mut self,
+        operation: &'d Map<String, Value>,
+        shared: Option<&'d Value>,
+        place: &str,
+    ) -> Vec<(String, String, &'d Map<String, Value>)> {
         let mut parameters: Vec<(String, String, &'d Map<String, Value>)> = Vec::new();
         for list in [shared, operation.get("parameters")].into_iter().flatten() {
             let Some(list) = list.as_array() else {
@@ -306,10 +334,16 @@ impl<'d> Importer<'d> {
                 parameters.push((name.to_string(), location.to_string(), parameter));
             }
         }
+        parameters
+    }
+
+    /// The emitted object schema of the `in: query` parameters, or `None` without any; header and cookie
+    /// parameters are reported as not checked.
+    fn query(&mut self, parameters: &[(String, String, &'d Map<String, Value>)], place: &str) -> Option<Value> {
         let mut ignored_headers = Vec::new();
         let mut query_properties = Map::new();
         let mut query_required = BTreeSet::new();
-        for (name, location, parameter) in &parameters {
+        for (name, location, parameter) in parameters {
             match location.as_str() {
                 "query" => {
                     let at = format!("{place} query parameter `{name}`");
@@ -340,39 +374,52 @@ impl<'d> Importer<'d> {
                 ignored_headers.join(", ")
             ));
         }
-        let query = if query_properties.is_empty() {
+        if query_properties.is_empty() {
             None
         } else {
-            // Each parameter's own `$defs` (an export writes them there) move up to the query object.
-            let mut defs = Map::new();
-            for (name, schema) in query_properties.iter_mut() {
-                if let Some(Value::Object(own)) = schema.as_object_mut().and_then(|s| s.remove("$defs")) {
-                    for (key, def) in own {
-                        match defs.get(&key) {
-                            Some(existing) if *existing != def => self.errors.push(format!(
-                                "{place} query parameter `{name}`: `$defs/{key}` differs from another parameter's"
-                            )),
-                            _ => {
-                                defs.insert(key, def);
-                            }
+            self.query_object(query_properties, query_required, place)
+        }
+    }
+
+    /// The object schema of the query parameters' schemas (emitted): each parameter's own `$defs` (an export
+    /// writes them there) move up to the query object.
+    fn query_object(
+        &mut self,
+        mut query_properties: Map<String, Value>,
+        query_required: BTreeSet<String>,
+        place: &str,
+    ) -> Option<Value> {
+        let mut defs = Map::new();
+        for (name, schema) in query_properties.iter_mut() {
+            if let Some(Value::Object(own)) = schema.as_object_mut().and_then(|s| s.remove("$defs")) {
+                for (key, def) in own {
+                    match defs.get(&key) {
+                        Some(existing) if *existing != def => self.errors.push(format!(
+                            "{place} query parameter `{name}`: `$defs/{key}` differs from another parameter's"
+                        )),
+                        _ => {
+                            defs.insert(key, def);
                         }
                     }
                 }
             }
-            let mut object = Map::new();
-            object.insert("type".into(), json!("object"));
-            object.insert("properties".into(), Value::Object(query_properties));
-            if !query_required.is_empty() {
-                object.insert("required".into(), json!(query_required));
-            }
-            object.insert("additionalProperties".into(), json!(false));
-            if !defs.is_empty() {
-                object.insert("$defs".into(), Value::Object(defs));
-            }
-            self.emit(&Value::Object(object), &format!("{place} query parameters"))
-        };
+        }
+        let mut object = Map::new();
+        object.insert("type".into(), json!("object"));
+        object.insert("properties".into(), Value::Object(query_properties));
+        if !query_required.is_empty() {
+            object.insert("required".into(), json!(query_required));
+        }
+        object.insert("additionalProperties".into(), json!(false));
+        if !defs.is_empty() {
+            object.insert("$defs".into(), Value::Object(defs));
+        }
+        self.emit(&Value::Object(object), &format!("{place} query parameters"))
+    }
 
-        let request = match operation.get("requestBody") {
+    /// `(content type, schema)` of the JSON request body, if the operation has one.
+    fn request_body(&mut self, operation: &'d Map<String, Value>, place: &str) -> Option<(String, Value)> {
+        match operation.get("requestBody") {
             None => None,
             Some(body) => {
                 let at = format!("{place} request body");
@@ -398,8 +445,11 @@ impl<'d> Importer<'d> {
                     },
                 }
             }
-        };
+        }
+    }
 
+    /// `(status, schema)` of each response with JSON content.
+    fn responses(&mut self, operation: &'d Map<String, Value>, place: &str) -> Vec<(String, Value)> {
         let mut responses = Vec::new();
         match operation.get("responses") {
             Some(Value::Object(all)) => {
@@ -427,17 +477,7 @@ impl<'d> Importer<'d> {
             Some(_) => self.errors.push(format!("{place}: `responses` must be an object")),
             None => {}
         }
-        // Returned even when something above failed: the id and route still take part in the uniqueness checks.
-        ImportedOperation {
-            id,
-            method: method.to_string(),
-            path: path.to_string(),
-            summary,
-            classification,
-            request,
-            query,
-            responses,
-        }
+        responses
     }
 
     /// An `x-klasifikasi` on `node`, checked.

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
 
-use penghubung_types::documents::ServiceDoc;
+use penghubung_types::documents::{OperationDoc, ServiceDoc};
 
 /// The dialect every emitted schema declares.
 pub const JSON_SCHEMA_DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
@@ -33,108 +33,9 @@ pub struct ExportInput<'a> {
 /// header, and the gateway's RFC 9457 problem responses as `default`.
 pub fn export(input: &ExportInput<'_>) -> Value {
     let service = input.service;
-    let mut info = Map::new();
-    info.insert("title".into(), json!(service.title));
-    info.insert("version".into(), json!(format!("v{}", service.version)));
-    if let Some(description) = &service.description {
-        info.insert("description".into(), json!(description));
-    }
-    info.insert(KLASIFIKASI.into(), json!(service.classification.as_str()));
-    info.insert("x-penghubung-service".into(), json!(service.key()));
-
     let mut paths = Map::new();
     for op in &service.operations {
-        let mut operation = Map::new();
-        operation.insert("operationId".into(), json!(op.id));
-        if let Some(summary) = &op.summary {
-            operation.insert("summary".into(), json!(summary));
-        }
-        let effective = op.classification.map_or(service.classification, |c| c.max(service.classification));
-        operation.insert(KLASIFIKASI.into(), json!(effective.as_str()));
-
-        let mut parameters = Vec::new();
-        for segment in op.path.split('/') {
-            if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                parameters
-                    .push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
-            }
-        }
-        if let Some(query) = &op.query {
-            let schema = stored(input, &query.schema);
-            let required: BTreeSet<&str> = schema
-                .get("required")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let defs = schema.get("$defs");
-            if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
-                for (name, property) in properties {
-                    let mut property = property.clone();
-                    if let (Some(defs), true) = (defs, uses_own_defs(&property)) {
-                        if let Value::Object(node) = &mut property {
-                            node.insert("$defs".into(), defs.clone());
-                        }
-                    }
-                    let mut parameter = Map::new();
-                    parameter.insert("name".into(), json!(name));
-                    parameter.insert("in".into(), json!("query"));
-                    parameter.insert("required".into(), json!(required.contains(name.as_str())));
-                    if let Some(description) = property.get("description") {
-                        parameter.insert("description".into(), description.clone());
-                    }
-                    parameter.insert("schema".into(), property);
-                    parameters.push(Value::Object(parameter));
-                }
-            }
-        }
-        parameters.push(json!({
-            "name": "X-Penghubung-Purpose",
-            "in": "header",
-            "required": false,
-            "description": "The purpose of this call (tujuan penggunaan): one of the purposes of the caller's grant. \
-                            Required when the grant lists purposes.",
-            "schema": { "type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$" }
-        }));
-        operation.insert("parameters".into(), Value::Array(parameters));
-
-        if let Some(request) = &op.request {
-            operation.insert(
-                "requestBody".into(),
-                json!({ "required": true, "content": { request.content_type.clone(): { "schema": stored(input, &request.schema) } } }),
-            );
-        }
-
-        let mut responses = Map::new();
-        for (status, response) in &op.responses {
-            let description = response.description.clone().unwrap_or_else(|| format!("Response {status}"));
-            responses.insert(
-                status.clone(),
-                json!({
-                    "description": description,
-                    "content": { "application/json": { "schema": stored(input, &response.schema) } }
-                }),
-            );
-        }
-        let gateway_errors = json!({ "schema": problem_schema(), GATEWAY_MARK: true });
-        match responses.get_mut("default").and_then(|r| r.get_mut("content")).and_then(Value::as_object_mut) {
-            Some(content) => {
-                content.insert("application/problem+json".into(), gateway_errors);
-            }
-            None => {
-                responses.insert(
-                    "default".into(),
-                    json!({
-                        "description": "An error, from the gateway (routing, policy, rate limit, contract, upstream) \
-                                        or the service, as RFC 9457 problem details",
-                        "content": { "application/problem+json": gateway_errors }
-                    }),
-                );
-            }
-        }
-        operation.insert("responses".into(), Value::Object(responses));
-
+        let operation = operation(input, op);
         let item = paths.entry(op.path.clone()).or_insert_with(|| json!({}));
         if let Value::Object(item) = item {
             item.insert(op.method.to_ascii_lowercase(), Value::Object(operation));
@@ -144,10 +45,128 @@ pub fn export(input: &ExportInput<'_>) -> Value {
     json!({
         "openapi": "3.1.0",
         "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
-        "info": info,
+        "info": info(service),
         "servers": [ { "url": input.server_url } ],
         "paths": paths,
     })
+}
+
+/// The document's `info`: title, version, description, the service's classification and key.
+fn info(service: &ServiceDoc) -> Map<String, Value> {
+    let mut info = Map::new();
+    info.insert("title".into(), json!(service.title));
+    info.insert("version".into(), json!(format!("v{}", service.version)));
+    if let Some(description) = &service.description {
+        info.insert("description".into(), json!(description));
+    }
+    info.insert(KLASIFIKASI.into(), json!(service.classification.as_str()));
+    info.insert("x-penghubung-service".into(), json!(service.key()));
+    info
+}
+
+/// One operation: its id, summary, effective classification, parameters, request body and responses.
+fn operation(input: &ExportInput<'_>, op: &OperationDoc) -> Map<String, Value> {
+    let service = input.service;
+    let mut operation = Map::new();
+    operation.insert("operationId".into(), json!(op.id));
+    if let Some(summary) = &op.summary {
+        operation.insert("summary".into(), json!(summary));
+    }
+    let effective = op.classification.map_or(service.classification, |c| c.max(service.classification));
+    operation.insert(KLASIFIKASI.into(), json!(effective.as_str()));
+    operation.insert("parameters".into(), Value::Array(parameters(input, op)));
+
+    if let Some(request) = &op.request {
+        operation.insert(
+            "requestBody".into(),
+            json!({ "required": true, "content": { request.content_type.clone(): { "schema": stored(input, &request.schema) } } }),
+        );
+    }
+    operation.insert("responses".into(), Value::Object(responses(input, op)));
+    operation
+}
+
+/// The operation's parameters: its path parameters, the properties of its query schema, and the
+/// `X-Penghubung-Purpose` header.
+fn parameters(input: &ExportInput<'_>, op: &OperationDoc) -> Vec<Value> {
+    let mut parameters = Vec::new();
+    for segment in op.path.split('/') {
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
+        }
+    }
+    if let Some(query) = &op.query {
+        query_parameters(&stored(input, &query.schema), &mut parameters);
+    }
+    parameters.push(json!({
+        "name": "X-Penghubung-Purpose",
+        "in": "header",
+        "required": false,
+        "description": "The purpose of this call (tujuan penggunaan): one of the purposes of the caller's grant. \
+                        Required when the grant lists purposes.",
+        "schema": { "type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$" }
+    }));
+    parameters
+}
+
+/// One query parameter per property of the query `schema` (a property that refers to the schema's `$defs`
+/// takes them along).
+fn query_parameters(schema: &Value, parameters: &mut Vec<Value>) {
+    let required: BTreeSet<&str> =
+        schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    let defs = schema.get("$defs");
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for (name, property) in properties {
+            let mut property = property.clone();
+            if let (Some(defs), true) = (defs, uses_own_defs(&property)) {
+                if let Value::Object(node) = &mut property {
+                    node.insert("$defs".into(), defs.clone());
+                }
+            }
+            let mut parameter = Map::new();
+            parameter.insert("name".into(), json!(name));
+            parameter.insert("in".into(), json!("query"));
+            parameter.insert("required".into(), json!(required.contains(name.as_str())));
+            if let Some(description) = property.get("description") {
+                parameter.insert("description".into(), description.clone());
+            }
+            parameter.insert("schema".into(), property);
+            parameters.push(Value::Object(parameter));
+        }
+    }
+}
+
+/// The operation's responses, with the gateway's problem responses under `default` (added to the service's own
+/// `default`, if it has one).
+fn responses(input: &ExportInput<'_>, op: &OperationDoc) -> Map<String, Value> {
+    let mut responses = Map::new();
+    for (status, response) in &op.responses {
+        let description = response.description.clone().unwrap_or_else(|| format!("Response {status}"));
+        responses.insert(
+            status.clone(),
+            json!({
+                "description": description,
+                "content": { "application/json": { "schema": stored(input, &response.schema) } }
+            }),
+        );
+    }
+    let gateway_errors = json!({ "schema": problem_schema(), GATEWAY_MARK: true });
+    match responses.get_mut("default").and_then(|r| r.get_mut("content")).and_then(Value::as_object_mut) {
+        Some(content) => {
+            content.insert("application/problem+json".into(), gateway_errors);
+        }
+        None => {
+            responses.insert(
+                "default".into(),
+                json!({
+                    "description": "An error, from the gateway (routing, policy, rate limit, contract, upstream) \
+                                    or the service, as RFC 9457 problem details",
+                    "content": { "application/problem+json": gateway_errors }
+                }),
+            );
+        }
+    }
+    responses
 }
 
 /// A stored schema, or a schema that says it is missing (the snapshot refuses such a service, so this is only

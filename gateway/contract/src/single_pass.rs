@@ -691,16 +691,7 @@ impl Build<'_, '_> {
             match keyword.as_str() {
                 k if IGNORED.contains(&k) => {}
                 k if NOT_HERE.contains(&k) => return unsupported(format!("`{k}` at `{uri}#{pointer}`")),
-                "$schema" => {
-                    let draft = value.as_str().unwrap_or("").trim_end_matches('#');
-                    if draft != "https://json-schema.org/draft/2020-12/schema" {
-                        return unsupported(format!("`$schema` {value}"));
-                    }
-                }
-                "uniqueItems" if *value == Value::Bool(false) => {}
-                "uniqueItems" => return unsupported(format!("`uniqueItems: {value}` at `{uri}#{pointer}`")),
-                "$id" if pointer.is_empty() => {}
-                "$id" => return unsupported(format!("`$id` inside `{uri}`")),
+                "$schema" | "uniqueItems" | "$id" => check_accepted(keyword, value, uri, pointer)?,
                 "$ref" => {
                     let reference = value.as_str().ok_or_else(|| Unsupported(format!("`$ref` {value}")))?;
                     let (target, target_pointer) = self.resources.resolve(uri, reference)?;
@@ -723,65 +714,19 @@ impl Build<'_, '_> {
                 "minItems" => node.min_items = Some(count(value)?.max(node.min_items.unwrap_or(0))),
                 "maxItems" => node.max_items = Some(count(value)?.min(node.max_items.unwrap_or(u64::MAX))),
                 "pattern" => node.patterns.push(pattern(value)?),
-                "format" => {
-                    let name = value.as_str().ok_or_else(|| Unsupported(format!("`format` {value}")))?;
-                    if let Some(format) = self.formats.iter().find(|(n, _)| *n == name) {
-                        node.formats.push(*format);
-                    } else if name == "date" {
-                        node.formats.push(("date", is_date));
-                    } else if STANDARD_FORMATS.contains(&name) {
-                        return unsupported(format!("`format: {name}`"));
-                    }
-                    // A format `jsonschema` does not know is ignored there, and here.
-                }
+                "format" => self.add_format(value, node)?,
                 "minimum" => node.bounds.push(Bound::Minimum(limit(value)?)),
                 "maximum" => node.bounds.push(Bound::Maximum(limit(value)?)),
                 "exclusiveMinimum" => node.bounds.push(Bound::ExclusiveMinimum(limit(value)?)),
                 "exclusiveMaximum" => node.bounds.push(Bound::ExclusiveMaximum(limit(value)?)),
-                "items" => {
-                    if !(value.is_object() || value.is_boolean()) {
-                        return unsupported("`items` as an array (use `prefixItems`)");
-                    }
-                    if node.items.is_some() {
-                        return unsupported(format!("two `items` schemas meet at `{uri}#{pointer}`"));
-                    }
-                    node.items = Some(self.node_for(uri, &at("items")));
-                }
-                "properties" => {
-                    let properties = value.as_object().ok_or_else(|| Unsupported(format!("`properties` {value}")))?;
-                    let keywords = object.get_or_insert_with(ObjectKeywords::default);
-                    if keywords.properties.is_some() {
-                        return unsupported(format!("two `properties` meet at `{uri}#{pointer}`"));
-                    }
-                    let base = at("properties");
-                    keywords.properties_at = Some((uri.to_string(), pointer.to_string()));
-                    keywords.properties = Some(
-                        properties
-                            .keys()
-                            .map(|name| (name.clone(), (uri.to_string(), format!("{base}/{}", escape(name)))))
-                            .collect(),
-                    );
-                }
-                "required" => {
-                    let names = value.as_array().ok_or_else(|| Unsupported(format!("`required` {value}")))?;
-                    let keywords = object.get_or_insert_with(ObjectKeywords::default);
-                    for name in names {
-                        let name = name.as_str().ok_or_else(|| Unsupported(format!("`required` {value}")))?;
-                        keywords.required.push(name.to_string());
-                    }
-                }
-                "additionalProperties" => {
-                    let keywords = object.get_or_insert_with(ObjectKeywords::default);
-                    if keywords.additional.is_some() {
-                        return unsupported(format!("two `additionalProperties` meet at `{uri}#{pointer}`"));
-                    }
-                    keywords.additional_at = Some((uri.to_string(), pointer.to_string()));
-                    keywords.additional = Some(match value {
-                        Value::Bool(b) => AdditionalAt::Bool(*b),
-                        Value::Object(_) => AdditionalAt::At(uri.to_string(), at("additionalProperties")),
-                        other => return unsupported(format!("`additionalProperties` {other}")),
-                    });
-                }
+                "items" => self.add_items(value, uri, pointer, node)?,
+                "properties" | "required" | "additionalProperties" => add_object_keyword(
+                    object.get_or_insert_with(ObjectKeywords::default),
+                    keyword,
+                    value,
+                    uri,
+                    pointer,
+                )?,
                 // Not a keyword of JSON Schema: `jsonschema` ignores it (OpenAPI's `nullable`, `x-...`).
                 _ => {}
             }
@@ -789,6 +734,98 @@ impl Build<'_, '_> {
         visiting.remove(&(uri.to_string(), pointer.to_string()));
         Ok(())
     }
+
+    /// Adds a `format` to `node`: a format the gateway checks, `date`, or nothing for a format neither the
+    /// gateway nor `jsonschema` knows; a standard format the gateway does not check is refused.
+    fn add_format(&self, value: &Value, node: &mut Node) -> Result<(), Unsupported> {
+        let name = value.as_str().ok_or_else(|| Unsupported(format!("`format` {value}")))?;
+        if let Some(format) = self.formats.iter().find(|(n, _)| *n == name) {
+            node.formats.push(*format);
+        } else if name == "date" {
+            node.formats.push(("date", is_date));
+        } else if STANDARD_FORMATS.contains(&name) {
+            return unsupported(format!("`format: {name}`"));
+        }
+        // A format `jsonschema` does not know is ignored there, and here.
+        Ok(())
+    }
+
+    /// Sets the `items` schema at `uri#pointer` as `node`'s (one per node).
+    fn add_items(&mut self, value: &Value, uri: &str, pointer: &str, node: &mut Node) -> Result<(), Unsupported> {
+        if !(value.is_object() || value.is_boolean()) {
+            return unsupported("`items` as an array (use `prefixItems`)");
+        }
+        if node.items.is_some() {
+            return unsupported(format!("two `items` schemas meet at `{uri}#{pointer}`"));
+        }
+        node.items = Some(self.node_for(uri, &format!("{pointer}/{}", escape("items"))));
+        Ok(())
+    }
+}
+
+/// Refuses a `$schema` other than 2020-12, `uniqueItems` other than `false`, and an `$id` below the root.
+fn check_accepted(keyword: &str, value: &Value, uri: &str, pointer: &str) -> Result<(), Unsupported> {
+    match keyword {
+        "$schema" => {
+            let draft = value.as_str().unwrap_or("").trim_end_matches('#');
+            if draft != "https://json-schema.org/draft/2020-12/schema" {
+                return unsupported(format!("`$schema` {value}"));
+            }
+        }
+        "uniqueItems" if *value == Value::Bool(false) => {}
+        "uniqueItems" => return unsupported(format!("`uniqueItems: {value}` at `{uri}#{pointer}`")),
+        "$id" if pointer.is_empty() => {}
+        "$id" => return unsupported(format!("`$id` inside `{uri}`")),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Adds an object keyword (`properties`, `required`, `additionalProperties`) at `uri#pointer` to `keywords`.
+fn add_object_keyword(
+    keywords: &mut ObjectKeywords,
+    keyword: &str,
+    value: &Value,
+    uri: &str,
+    pointer: &str,
+) -> Result<(), Unsupported> {
+    let at = |keyword: &str| format!("{pointer}/{}", escape(keyword));
+    match keyword {
+        "properties" => {
+            let properties = value.as_object().ok_or_else(|| Unsupported(format!("`properties` {value}")))?;
+            if keywords.properties.is_some() {
+                return unsupported(format!("two `properties` meet at `{uri}#{pointer}`"));
+            }
+            let base = at("properties");
+            keywords.properties_at = Some((uri.to_string(), pointer.to_string()));
+            keywords.properties = Some(
+                properties
+                    .keys()
+                    .map(|name| (name.clone(), (uri.to_string(), format!("{base}/{}", escape(name)))))
+                    .collect(),
+            );
+        }
+        "required" => {
+            let names = value.as_array().ok_or_else(|| Unsupported(format!("`required` {value}")))?;
+            for name in names {
+                let name = name.as_str().ok_or_else(|| Unsupported(format!("`required` {value}")))?;
+                keywords.required.push(name.to_string());
+            }
+        }
+        "additionalProperties" => {
+            if keywords.additional.is_some() {
+                return unsupported(format!("two `additionalProperties` meet at `{uri}#{pointer}`"));
+            }
+            keywords.additional_at = Some((uri.to_string(), pointer.to_string()));
+            keywords.additional = Some(match value {
+                Value::Bool(b) => AdditionalAt::Bool(*b),
+                Value::Object(_) => AdditionalAt::At(uri.to_string(), at("additionalProperties")),
+                other => return unsupported(format!("`additionalProperties` {other}")),
+            });
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// A JSON pointer token (`~` → `~0`, `/` → `~1`).

@@ -37,7 +37,7 @@ use penghubung_audit::security::TlsRefusal;
 use penghubung_pipeline::{GatewayService, HeadLimits, PolicySettings, Shared};
 use penghubung_ratelimit::RateLimiter;
 use penghubung_snapshot::store::DirStore;
-use penghubung_snapshot::Snapshot;
+use penghubung_snapshot::{Snapshot, SnapshotCell};
 use penghubung_tls as tls;
 use penghubung_tls::identity::PeerCertificate;
 use penghubung_tls::material::TlsState;
@@ -121,87 +121,20 @@ impl Gateway {
         for warning in config.warnings("config") {
             tracing::warn!("{}", warning.message);
         }
-        let tls_state = match &config.tls {
-            Some(tls_config) if config.listeners.iter().any(|l| !l.plaintext) => {
-                Some(Arc::new(TlsState::load(tls_config, &config).map_err(StartError::Tls)?))
-            }
-            _ => None,
-        };
+        let tls_state = load_tls(&config)?;
         let upstream_tls = Arc::new(tls::UpstreamTls::from_config(&config).map_err(StartError::Tls)?);
-        let store = DirStore::new(config.store_dir());
-        if config.store.seed_baseline {
-            let written = store.seed_baseline_if_empty().map_err(|e| StartError::Store(e.to_string()))?;
-            if written > 0 {
-                tracing::info!(store = %store.root().display(), documents = written, "seeded the store with the baseline policy set");
-            }
-        }
+        let store = open_store(&config)?;
         let audit = penghubung_audit::Auditor::start(&config).map_err(StartError::Audit)?;
         let (reloader, cell) = Reloader::start(Box::new(store), Arc::clone(&config), upstream_tls, audit.clone())
             .map_err(StartError::Documents)?;
         let snapshot = cell.load();
         tracing::info!(generation = snapshot.generation, services = snapshot.route_count(), "documents loaded");
 
-        let shared = Arc::new(Shared {
-            snapshot: cell,
-            limits: HeadLimits {
-                max_header_bytes: config.server.max_header_bytes.0 as usize,
-                max_uri_bytes: config.server.max_uri_bytes.0 as usize,
-                max_checked_response: config.limits.max_checked_response.0,
-            },
-            access_log: config.log.access_log,
-            tls: tls_state.clone(),
-            policy: PolicySettings {
-                enforce: config.policy.enforce,
-                max_redacted_body: config.policy.max_redacted_body.0,
-            },
-            ratelimit: RateLimiter::start(&config),
-            audit,
-        });
-        match (&config.redis, config.ratelimit.enabled) {
-            (_, false) => tracing::warn!("[ratelimit] enabled = false: no rate limit or quota applies"),
-            (None, true) => tracing::info!("rate limits in process (no [redis] configured)"),
-            (Some(_), true) => {}
-        }
-        if !config.policy.enforce {
-            tracing::warn!(
-                "[policy] enforce = false: requests are forwarded WITHOUT identity, grant or clearance checks"
-            );
-        }
+        let shared = Arc::new(shared_state(&config, cell, tls_state.clone(), audit));
+        announce_modes(&config);
         let tls_watch = tls_state.as_ref().map(|state| tls::material::spawn_watch(Arc::clone(state)));
         let builder = Arc::new(connection_builder(&config));
-        let http1 = http1::Settings {
-            header_read_timeout: config.server.header_read_timeout.0,
-            idle_timeout: config.server.idle_timeout.0,
-            send_timeout: config.server.send_timeout.0,
-            largest_head: (config.server.max_header_bytes.0 + config.server.max_uri_bytes.0) as usize,
-        };
-        let file_limit = connections::raise_file_limit();
-        let maxima = Maxima::from_config(
-            config.server.max_connections,
-            config.server.max_connections_per_client,
-            file_limit.now,
-        );
-        if maxima.overall as u64 > file_limit.now {
-            tracing::warn!(
-                max_connections = maxima.overall,
-                file_limit = file_limit.now,
-                "server.max_connections is above the file-handle limit: accepts will fail before it is reached"
-            );
-        }
-        tracing::info!(
-            file_limit_before = file_limit.before,
-            file_limit = file_limit.now,
-            max_connections = maxima.overall,
-            max_connections_per_client = maxima.per_client,
-            "connection limits"
-        );
-        let limits = ConnectionLimits::new(maxima);
-        let bounds = Bounds {
-            http1,
-            idle_timeout: config.server.idle_timeout.0,
-            request_body_timeout: config.server.request_body_timeout.0,
-            limits,
-        };
+        let bounds = connection_bounds(&config);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (connection_token, connections_done) = mpsc::channel(1);
         let mut addrs = Vec::new();
@@ -376,6 +309,97 @@ const HTTP2_MAX_LOCAL_RESETS: usize = 1024;
 /// How long a connection closed for idleness may take to finish once it has no request in flight (the GOAWAY
 /// and close, or an HTTP/2 handshake that never completed): then it is dropped.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The server's TLS material, when a listener needs it (any listener that is not plaintext).
+fn load_tls(config: &Config) -> Result<Option<Arc<TlsState>>, StartError> {
+    Ok(match &config.tls {
+        Some(tls_config) if config.listeners.iter().any(|l| !l.plaintext) => {
+            Some(Arc::new(TlsState::load(tls_config, config).map_err(StartError::Tls)?))
+        }
+        _ => None,
+    })
+}
+
+/// The document store, seeded with the baseline policy set when configured and empty.
+fn open_store(config: &Config) -> Result<DirStore, StartError> {
+    let store = DirStore::new(config.store_dir());
+    if config.store.seed_baseline {
+        let written = store.seed_baseline_if_empty().map_err(|e| StartError::Store(e.to_string()))?;
+        if written > 0 {
+            tracing::info!(store = %store.root().display(), documents = written, "seeded the store with the baseline policy set");
+        }
+    }
+    Ok(store)
+}
+
+/// What every request shares: the snapshot, the head limits, the TLS state, the policy settings, the rate
+/// limiter and the audit trail.
+fn shared_state(
+    config: &Config,
+    cell: Arc<SnapshotCell>,
+    tls_state: Option<Arc<TlsState>>,
+    audit: Option<Arc<penghubung_audit::Auditor>>,
+) -> Shared {
+    Shared {
+        snapshot: cell,
+        limits: HeadLimits {
+            max_header_bytes: config.server.max_header_bytes.0 as usize,
+            max_uri_bytes: config.server.max_uri_bytes.0 as usize,
+            max_checked_response: config.limits.max_checked_response.0,
+        },
+        access_log: config.log.access_log,
+        tls: tls_state,
+        policy: PolicySettings { enforce: config.policy.enforce, max_redacted_body: config.policy.max_redacted_body.0 },
+        ratelimit: RateLimiter::start(config),
+        audit,
+    }
+}
+
+/// Logs how rate limits and the policy apply (a warning when either is off).
+fn announce_modes(config: &Config) {
+    match (&config.redis, config.ratelimit.enabled) {
+        (_, false) => tracing::warn!("[ratelimit] enabled = false: no rate limit or quota applies"),
+        (None, true) => tracing::info!("rate limits in process (no [redis] configured)"),
+        (Some(_), true) => {}
+    }
+    if !config.policy.enforce {
+        tracing::warn!("[policy] enforce = false: requests are forwarded WITHOUT identity, grant or clearance checks");
+    }
+}
+
+/// What bounds each connection, from `[server]`; raises the file-handle limit and logs the connection limits.
+fn connection_bounds(config: &Config) -> Bounds {
+    let http1 = http1::Settings {
+        header_read_timeout: config.server.header_read_timeout.0,
+        idle_timeout: config.server.idle_timeout.0,
+        send_timeout: config.server.send_timeout.0,
+        largest_head: (config.server.max_header_bytes.0 + config.server.max_uri_bytes.0) as usize,
+    };
+    let file_limit = connections::raise_file_limit();
+    let maxima =
+        Maxima::from_config(config.server.max_connections, config.server.max_connections_per_client, file_limit.now);
+    if maxima.overall as u64 > file_limit.now {
+        tracing::warn!(
+            max_connections = maxima.overall,
+            file_limit = file_limit.now,
+            "server.max_connections is above the file-handle limit: accepts will fail before it is reached"
+        );
+    }
+    tracing::info!(
+        file_limit_before = file_limit.before,
+        file_limit = file_limit.now,
+        max_connections = maxima.overall,
+        max_connections_per_client = maxima.per_client,
+        "connection limits"
+    );
+    let limits = ConnectionLimits::new(maxima);
+    Bounds {
+        http1,
+        idle_timeout: config.server.idle_timeout.0,
+        request_body_timeout: config.server.request_body_timeout.0,
+        limits,
+    }
+}
 
 /// What bounds each connection: the HTTP/1.1 settings, the idle and body timeouts and the connection limits.
 #[derive(Clone)]

@@ -25,7 +25,7 @@ use penghubung_tls::identity::{canonical_fingerprint, PeerCertificate};
 use penghubung_tls::UpstreamTls;
 use penghubung_types::config::Config;
 use penghubung_types::diagnostics::Diagnostic;
-use penghubung_types::documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc, TierDoc};
+use penghubung_types::documents::{ClientDoc, GrantDoc, OpdDoc, OperationDoc, ServiceDoc, TierDoc};
 use penghubung_upstream::upstream::{PoolSpec, UpstreamPool};
 use penghubung_upstream::UpstreamRoute;
 
@@ -147,155 +147,9 @@ impl Snapshot {
         let opds: HashMap<String, OpdDoc> = docs.opds.iter().map(|(_, d)| (d.id.clone(), d.clone())).collect();
         let tiers: HashMap<String, TierDoc> = docs.tiers.iter().map(|(_, d)| (d.id.clone(), d.clone())).collect();
         let mut limits = LimitBuilder::new(ctx.config, ctx.previous.map(|p| &p.limits));
-        let mut reusable: HashMap<&PoolSpec, &Arc<UpstreamPool>> = HashMap::new();
-        if let Some(prev) = ctx.previous {
-            for s in &prev.services {
-                reusable.insert(&s.upstream.pool.spec, &s.upstream.pool);
-            }
-        }
-
-        let mut schemas: HashMap<&str, &serde_json::Value> = HashMap::new();
-        for (_, path, schema) in &docs.schemas {
-            schemas.insert(path.as_str(), schema);
-        }
-        let mut compiler = Compiler::new(&schemas, penghubung_contract::FORMATS)
-            .with_max_depth(ctx.config.limits.max_json_depth)
-            .with_origins(docs.schemas.iter().map(|(origin, path, _)| (path.clone(), origin.clone())).collect());
-
-        let mut routes = RouteTable::default();
-        let mut services = Vec::with_capacity(docs.services.len());
-        for (origin, doc) in &docs.services {
-            if !opds.contains_key(&doc.opd) {
-                problems.push(Diagnostic::error(
-                    origin,
-                    format!("OPD `{}` is not registered (add opds/{}.toml)", doc.opd, doc.opd),
-                ));
-                continue;
-            }
-            if !routes.insert(&doc.opd, &doc.name, doc.version, services.len()) {
-                problems.push(Diagnostic::error(
-                    origin,
-                    format!("route /{}/{}/v{} is defined twice", doc.opd, doc.name, doc.version),
-                ));
-                continue;
-            }
-            match compile_service(services.len(), origin, doc, &schemas, &mut compiler, ctx, &reusable) {
-                Ok(mut service) => {
-                    service.limit =
-                        doc.rate_limit.and_then(|q| limits.limit(Scope::Service, &service.key, Quota::from_doc(&q)));
-                    services.push(Arc::new(service))
-                }
-                Err(mut found) => {
-                    problems.append(&mut found);
-                    // keep indices aligned for the route table
-                    services.push(Arc::new(placeholder(services.len(), origin, doc, ctx)));
-                }
-            }
-        }
-
-        let client_ids: HashSet<&str> = docs.clients.iter().map(|(_, c)| c.id.as_str()).collect();
-        let service_index: HashMap<&str, usize> = services.iter().map(|s| (&*s.key, s.access.index)).collect();
-        let mut grants_by_client: HashMap<&str, HashMap<usize, Vec<CompiledGrant>>> = HashMap::new();
-        let mut grant_ids = HashSet::new();
-        for (origin, doc) in &docs.grants {
-            if !grant_ids.insert(doc.id.clone()) {
-                problems.push(Diagnostic::error(origin, format!("grant `{}` is defined twice", doc.id)));
-            }
-            if !client_ids.contains(doc.client.as_str()) {
-                problems.push(Diagnostic::error(
-                    origin,
-                    format!("grant names client `{}`, which is not registered", doc.client),
-                ));
-                continue;
-            }
-            let Some(&index) = service_index.get(doc.service.as_str()) else {
-                problems.push(Diagnostic::error(
-                    origin,
-                    format!("grant names service `{}`, which is not registered", doc.service),
-                ));
-                continue;
-            };
-            let Some(tier) = tiers.get(&doc.tier) else {
-                problems.push(Diagnostic::error(
-                    origin,
-                    format!("grant names tier `{}`, which is not defined (add tiers/{}.toml)", doc.tier, doc.tier),
-                ));
-                continue;
-            };
-            match CompiledGrant::compile(doc, &services[index].doc) {
-                Ok(mut grant) => {
-                    grant.limit = tier.quota().and_then(|q| limits.limit(Scope::Grant, &grant.id, Quota::from_doc(&q)));
-                    grants_by_client.entry(doc.client.as_str()).or_default().entry(index).or_default().push(grant)
-                }
-                Err(e) => problems.push(Diagnostic::error(origin, e)),
-            }
-        }
-
-        let mut clients = HashMap::new();
-        let mut identities = IdentityIndex::default();
-        for (origin, doc) in &docs.clients {
-            if !opds.contains_key(&doc.opd) {
-                problems.push(Diagnostic::error(origin, format!("OPD `{}` is not registered", doc.opd)));
-            }
-            let bandwidth = opds.get(&doc.opd).and_then(|o| o.bandwidth.as_ref()).map(Quota::from_bandwidth);
-            let (opd_requests, opd_bytes) = bandwidth.unwrap_or((None, None));
-            let client_limits = ClientLimits {
-                client: doc.rate_limit.and_then(|q| limits.limit(Scope::Client, &doc.id, Quota::from_doc(&q))),
-                opd: opd_requests.and_then(|q| limits.limit(Scope::Opd, &doc.opd, q)),
-                opd_bytes: opd_bytes.and_then(|q| limits.limit(Scope::OpdBytes, &doc.opd, q)),
-            };
-            let grants = grants_by_client.remove(doc.id.as_str()).unwrap_or_default();
-            let entry = Arc::new(ClientEntry {
-                limits: client_limits,
-                access: ClientAccess::new(
-                    &doc.id,
-                    doc.clearance,
-                    doc.test_client,
-                    grants.into_iter().map(|(index, grants)| (index, grants.into_boxed_slice())),
-                ),
-                doc: doc.clone(),
-                client_header: HeaderValue::from_str(&doc.id).expect("client ids are checked by the schema"),
-                opd_header: HeaderValue::from_str(&doc.opd).expect("OPD ids are checked by the schema"),
-            });
-            if clients.insert(doc.id.clone(), Arc::clone(&entry)).is_some() {
-                problems.push(Diagnostic::error(origin, format!("client `{}` is defined twice", doc.id)));
-            }
-            let fingerprints: Vec<String> =
-                doc.identity.fingerprint_sha256.iter().map(|f| canonical_fingerprint(f)).collect();
-            let bindings = [
-                (&mut identities.by_fingerprint, fingerprints, "fingerprint"),
-                (&mut identities.by_spiffe, doc.identity.spiffe.clone(), "SPIFFE id"),
-            ];
-            for (index, keys, what) in bindings {
-                for key in keys {
-                    if let Some(other) = index.insert(key.clone().into(), Arc::clone(&entry)) {
-                        problems.push(Diagnostic::error(
-                            origin,
-                            format!("{what} `{key}` is already bound to client `{}`", other.doc.id),
-                        ));
-                    }
-                }
-            }
-            for subject in &doc.identity.subject {
-                match DistinguishedName::parse_rfc4514(subject) {
-                    Ok(name) => {
-                        if let Some(other) = identities.by_subject.insert(name.key(), Arc::clone(&entry)) {
-                            problems.push(Diagnostic::error(
-                                origin,
-                                format!(
-                                    "subject `{subject}` is already bound to client `{}` (as `{name}`)",
-                                    other.doc.id
-                                ),
-                            ));
-                        }
-                    }
-                    Err(e) => problems.push(Diagnostic::error(
-                        origin,
-                        format!("[identity] subject `{subject}` is not an RFC 4514 distinguished name: {e}"),
-                    )),
-                }
-            }
-        }
+        let (routes, services) = compile_services(docs, &opds, ctx, &mut limits, &mut problems);
+        let grants_by_client = compile_grants(docs, &services, &tiers, &mut limits, &mut problems);
+        let (clients, identities) = compile_clients(docs, &opds, grants_by_client, &mut limits, &mut problems);
 
         if problems.iter().any(Diagnostic::is_error) {
             return Err(problems);
@@ -336,6 +190,198 @@ impl Snapshot {
     }
 }
 
+/// A compiled service per service document, in the route table under `/{opd}/{name}/v{n}`. A service that does
+/// not compile is a placeholder, so that the indices of the route table stay aligned; its problems are added to
+/// `problems`. Upstream pools of the previous snapshot are reused when their spec is unchanged.
+fn compile_services(
+    docs: &Documents,
+    opds: &HashMap<String, OpdDoc>,
+    ctx: &BuildContext<'_>,
+    limits: &mut LimitBuilder<'_>,
+    problems: &mut Vec<Diagnostic>,
+) -> (RouteTable, Vec<Arc<CompiledService>>) {
+    let mut reusable: HashMap<&PoolSpec, &Arc<UpstreamPool>> = HashMap::new();
+    if let Some(prev) = ctx.previous {
+        for s in &prev.services {
+            reusable.insert(&s.upstream.pool.spec, &s.upstream.pool);
+        }
+    }
+
+    let mut schemas: HashMap<&str, &serde_json::Value> = HashMap::new();
+    for (_, path, schema) in &docs.schemas {
+        schemas.insert(path.as_str(), schema);
+    }
+    let mut compiler = Compiler::new(&schemas, penghubung_contract::FORMATS)
+        .with_max_depth(ctx.config.limits.max_json_depth)
+        .with_origins(docs.schemas.iter().map(|(origin, path, _)| (path.clone(), origin.clone())).collect());
+
+    let mut routes = RouteTable::default();
+    let mut services = Vec::with_capacity(docs.services.len());
+    for (origin, doc) in &docs.services {
+        if !opds.contains_key(&doc.opd) {
+            problems.push(Diagnostic::error(
+                origin,
+                format!("OPD `{}` is not registered (add opds/{}.toml)", doc.opd, doc.opd),
+            ));
+            continue;
+        }
+        if !routes.insert(&doc.opd, &doc.name, doc.version, services.len()) {
+            problems.push(Diagnostic::error(
+                origin,
+                format!("route /{}/{}/v{} is defined twice", doc.opd, doc.name, doc.version),
+            ));
+            continue;
+        }
+        match compile_service(services.len(), origin, doc, &schemas, &mut compiler, ctx, &reusable) {
+            Ok(mut service) => {
+                service.limit =
+                    doc.rate_limit.and_then(|q| limits.limit(Scope::Service, &service.key, Quota::from_doc(&q)));
+                services.push(Arc::new(service))
+            }
+            Err(mut found) => {
+                problems.append(&mut found);
+                // keep indices aligned for the route table
+                services.push(Arc::new(placeholder(services.len(), origin, doc, ctx)));
+            }
+        }
+    }
+    (routes, services)
+}
+
+/// The compiled grants by client id and service index; a grant naming an unknown client, service or tier (or
+/// defined twice) is a problem added to `problems`.
+fn compile_grants<'d>(
+    docs: &'d Documents,
+    services: &[Arc<CompiledService>],
+    tiers: &HashMap<String, TierDoc>,
+    limits: &mut LimitBuilder<'_>,
+    problems: &mut Vec<Diagnostic>,
+) -> HashMap<&'d str, HashMap<usize, Vec<CompiledGrant>>> {
+    let client_ids: HashSet<&str> = docs.clients.iter().map(|(_, c)| c.id.as_str()).collect();
+    let service_index: HashMap<&str, usize> = services.iter().map(|s| (&*s.key, s.access.index)).collect();
+    let mut grants_by_client: HashMap<&str, HashMap<usize, Vec<CompiledGrant>>> = HashMap::new();
+    let mut grant_ids = HashSet::new();
+    for (origin, doc) in &docs.grants {
+        if !grant_ids.insert(doc.id.clone()) {
+            problems.push(Diagnostic::error(origin, format!("grant `{}` is defined twice", doc.id)));
+        }
+        if !client_ids.contains(doc.client.as_str()) {
+            problems.push(Diagnostic::error(
+                origin,
+                format!("grant names client `{}`, which is not registered", doc.client),
+            ));
+            continue;
+        }
+        let Some(&index) = service_index.get(doc.service.as_str()) else {
+            problems.push(Diagnostic::error(
+                origin,
+                format!("grant names service `{}`, which is not registered", doc.service),
+            ));
+            continue;
+        };
+        let Some(tier) = tiers.get(&doc.tier) else {
+            problems.push(Diagnostic::error(
+                origin,
+                format!("grant names tier `{}`, which is not defined (add tiers/{}.toml)", doc.tier, doc.tier),
+            ));
+            continue;
+        };
+        match CompiledGrant::compile(doc, &services[index].doc) {
+            Ok(mut grant) => {
+                grant.limit = tier.quota().and_then(|q| limits.limit(Scope::Grant, &grant.id, Quota::from_doc(&q)));
+                grants_by_client.entry(doc.client.as_str()).or_default().entry(index).or_default().push(grant)
+            }
+            Err(e) => problems.push(Diagnostic::error(origin, e)),
+        }
+    }
+    grants_by_client
+}
+
+/// The registered clients by id, with their limits and grants, and the index of their certificate identities;
+/// problems (an unknown OPD, a client or identity defined twice) are added to `problems`.
+fn compile_clients(
+    docs: &Documents,
+    opds: &HashMap<String, OpdDoc>,
+    mut grants_by_client: HashMap<&str, HashMap<usize, Vec<CompiledGrant>>>,
+    limits: &mut LimitBuilder<'_>,
+    problems: &mut Vec<Diagnostic>,
+) -> (HashMap<String, Arc<ClientEntry>>, IdentityIndex) {
+    let mut clients = HashMap::new();
+    let mut identities = IdentityIndex::default();
+    for (origin, doc) in &docs.clients {
+        if !opds.contains_key(&doc.opd) {
+            problems.push(Diagnostic::error(origin, format!("OPD `{}` is not registered", doc.opd)));
+        }
+        let bandwidth = opds.get(&doc.opd).and_then(|o| o.bandwidth.as_ref()).map(Quota::from_bandwidth);
+        let (opd_requests, opd_bytes) = bandwidth.unwrap_or((None, None));
+        let client_limits = ClientLimits {
+            client: doc.rate_limit.and_then(|q| limits.limit(Scope::Client, &doc.id, Quota::from_doc(&q))),
+            opd: opd_requests.and_then(|q| limits.limit(Scope::Opd, &doc.opd, q)),
+            opd_bytes: opd_bytes.and_then(|q| limits.limit(Scope::OpdBytes, &doc.opd, q)),
+        };
+        let grants = grants_by_client.remove(doc.id.as_str()).unwrap_or_default();
+        let entry = Arc::new(ClientEntry {
+            limits: client_limits,
+            access: ClientAccess::new(
+                &doc.id,
+                doc.clearance,
+                doc.test_client,
+                grants.into_iter().map(|(index, grants)| (index, grants.into_boxed_slice())),
+            ),
+            doc: doc.clone(),
+            client_header: HeaderValue::from_str(&doc.id).expect("client ids are checked by the schema"),
+            opd_header: HeaderValue::from_str(&doc.opd).expect("OPD ids are checked by the schema"),
+        });
+        if clients.insert(doc.id.clone(), Arc::clone(&entry)).is_some() {
+            problems.push(Diagnostic::error(origin, format!("client `{}` is defined twice", doc.id)));
+        }
+        bind_identities(&mut identities, origin, doc, &entry, problems);
+    }
+    (clients, identities)
+}
+
+/// Binds the client's certificate identities (fingerprints, SPIFFE ids, subject DNs) to `entry`; an identity
+/// already bound to another client, or a subject that is not a distinguished name, is a problem.
+fn bind_identities(
+    identities: &mut IdentityIndex,
+    origin: &str,
+    doc: &ClientDoc,
+    entry: &Arc<ClientEntry>,
+    problems: &mut Vec<Diagnostic>,
+) {
+    let fingerprints: Vec<String> = doc.identity.fingerprint_sha256.iter().map(|f| canonical_fingerprint(f)).collect();
+    let bindings = [
+        (&mut identities.by_fingerprint, fingerprints, "fingerprint"),
+        (&mut identities.by_spiffe, doc.identity.spiffe.clone(), "SPIFFE id"),
+    ];
+    for (index, keys, what) in bindings {
+        for key in keys {
+            if let Some(other) = index.insert(key.clone().into(), Arc::clone(entry)) {
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("{what} `{key}` is already bound to client `{}`", other.doc.id),
+                ));
+            }
+        }
+    }
+    for subject in &doc.identity.subject {
+        match DistinguishedName::parse_rfc4514(subject) {
+            Ok(name) => {
+                if let Some(other) = identities.by_subject.insert(name.key(), Arc::clone(entry)) {
+                    problems.push(Diagnostic::error(
+                        origin,
+                        format!("subject `{subject}` is already bound to client `{}` (as `{name}`)", other.doc.id),
+                    ));
+                }
+            }
+            Err(e) => problems.push(Diagnostic::error(
+                origin,
+                format!("[identity] subject `{subject}` is not an RFC 4514 distinguished name: {e}"),
+            )),
+        }
+    }
+}
+
 fn pool_spec(doc: &ServiceDoc, config: &Config) -> PoolSpec {
     PoolSpec {
         upstream: doc.upstream.clone(),
@@ -365,45 +411,7 @@ fn compile_service(
     let mut operation_policies = Vec::with_capacity(doc.operations.len());
     let mut operation_contracts = Vec::with_capacity(doc.operations.len());
     for (position, op) in doc.operations.iter().enumerate() {
-        if op.classification.is_some_and(|c| c < doc.classification) {
-            problems.push(Diagnostic::error(
-                origin,
-                format!(
-                    "operation `{}` is classified below its service ({}); an operation can only raise it",
-                    op.id, doc.classification
-                ),
-            ));
-        }
-        let mut policy = OperationPolicy {
-            classification: op.classification.unwrap_or(doc.classification).max(doc.classification),
-            responses: Vec::new(),
-            declared: Vec::new(),
-        };
-        for (status, response) in &op.responses {
-            let code = if status == "default" { 0 } else { status.parse().unwrap_or(0) };
-            policy.declared.push(code);
-            let Some(schema) = schemas.get(response.schema.as_str()) else {
-                problems.push(Diagnostic::error(
-                    origin,
-                    format!(
-                        "operation `{}` response {status}: schema `{}` is not in the store (schemas/{})",
-                        op.id, response.schema, response.schema
-                    ),
-                ));
-                continue;
-            };
-            match RedactionPlan::compile(schema) {
-                Ok(Some(plan)) => {
-                    policy.responses.push((code, Arc::new(plan)));
-                }
-                Ok(None) => {}
-                Err(e) => problems.push(Diagnostic::error(
-                    origin,
-                    format!("operation `{}` response {status} (schemas/{}): {e}", op.id, response.schema),
-                )),
-            }
-        }
-        operation_policies.push(policy);
+        operation_policies.push(operation_policy(origin, doc, op, schemas, &mut problems));
         operation_contracts.push(compile_contract(origin, op, compiler, &mut problems));
         if !ids.insert(op.id.as_str()) {
             problems.push(Diagnostic::error(origin, format!("operation id `{}` is used twice", op.id)));
@@ -420,19 +428,7 @@ fn compile_service(
             Err(e) => problems.push(Diagnostic::error(origin, format!("operation `{}`: {e}", op.id))),
         }
     }
-    let mut caller_headers = Vec::with_capacity(doc.caller_headers.len());
-    for name in &doc.caller_headers {
-        match http::HeaderName::from_bytes(name.as_bytes()) {
-            Ok(_) if penghubung_upstream::headers::is_gateway_controlled(name) => problems.push(Diagnostic::error(
-                origin,
-                format!("caller_headers: `{name}` is a header the gateway controls; a caller never sets it"),
-            )),
-            Ok(header) => caller_headers.push(header),
-            Err(_) => {
-                problems.push(Diagnostic::error(origin, format!("caller_headers: `{name}` is not a header name")))
-            }
-        }
-    }
+    let caller_headers = caller_headers(origin, doc, &mut problems);
     let spec = pool_spec(doc, ctx.config);
     let pool = match reusable.get(&spec) {
         Some(pool) => Arc::clone(pool),
@@ -460,6 +456,75 @@ fn compile_service(
         operation_contracts: operation_contracts.into_boxed_slice(),
         contract_violations: std::sync::atomic::AtomicU64::new(0),
     })
+}
+
+/// The policy of one operation: its effective classification (an operation can only raise its service's), its
+/// declared statuses, and the redaction plan of each response schema; problems are added to `problems`.
+fn operation_policy(
+    origin: &str,
+    doc: &ServiceDoc,
+    op: &OperationDoc,
+    schemas: &HashMap<&str, &serde_json::Value>,
+    problems: &mut Vec<Diagnostic>,
+) -> OperationPolicy {
+    if op.classification.is_some_and(|c| c < doc.classification) {
+        problems.push(Diagnostic::error(
+            origin,
+            format!(
+                "operation `{}` is classified below its service ({}); an operation can only raise it",
+                op.id, doc.classification
+            ),
+        ));
+    }
+    let mut policy = OperationPolicy {
+        classification: op.classification.unwrap_or(doc.classification).max(doc.classification),
+        responses: Vec::new(),
+        declared: Vec::new(),
+    };
+    for (status, response) in &op.responses {
+        let code = if status == "default" { 0 } else { status.parse().unwrap_or(0) };
+        policy.declared.push(code);
+        let Some(schema) = schemas.get(response.schema.as_str()) else {
+            problems.push(Diagnostic::error(
+                origin,
+                format!(
+                    "operation `{}` response {status}: schema `{}` is not in the store (schemas/{})",
+                    op.id, response.schema, response.schema
+                ),
+            ));
+            continue;
+        };
+        match RedactionPlan::compile(schema) {
+            Ok(Some(plan)) => {
+                policy.responses.push((code, Arc::new(plan)));
+            }
+            Ok(None) => {}
+            Err(e) => problems.push(Diagnostic::error(
+                origin,
+                format!("operation `{}` response {status} (schemas/{}): {e}", op.id, response.schema),
+            )),
+        }
+    }
+    policy
+}
+
+/// The headers a caller may send the service (`caller_headers`); a name that is not a header, or a header the
+/// gateway controls, is a problem added to `problems`.
+fn caller_headers(origin: &str, doc: &ServiceDoc, problems: &mut Vec<Diagnostic>) -> Vec<http::HeaderName> {
+    let mut caller_headers = Vec::with_capacity(doc.caller_headers.len());
+    for name in &doc.caller_headers {
+        match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(_) if penghubung_upstream::headers::is_gateway_controlled(name) => problems.push(Diagnostic::error(
+                origin,
+                format!("caller_headers: `{name}` is a header the gateway controls; a caller never sets it"),
+            )),
+            Ok(header) => caller_headers.push(header),
+            Err(_) => {
+                problems.push(Diagnostic::error(origin, format!("caller_headers: `{name}` is not a header name")))
+            }
+        }
+    }
+    caller_headers
 }
 
 /// The compiled contract of one operation; problems are added to `problems`.

@@ -144,30 +144,10 @@ pub async fn forward(
     let rest = &original_uri.path()[rest_offset..];
     let query = original_uri.query();
     let original_host = headers::original_host(&parts.headers, &parts.uri);
-    headers::scrub_request(&mut parts.headers, &route.caller_headers);
-    if let Some((client, opd)) = caller.identity {
-        parts.headers.insert(headers::X_PENGHUBUNG_CLIENT, client.clone());
-        parts.headers.insert(headers::X_PENGHUBUNG_OPD, opd.clone());
-    }
-    if let Some(purpose) = caller.purpose {
-        parts.headers.insert(headers::X_PENGHUBUNG_PURPOSE, purpose.clone());
-    }
-    if caller.filtered {
-        parts.headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-        for name in [RANGE, IF_RANGE, IF_MATCH, IF_NONE_MATCH, IF_MODIFIED_SINCE, IF_UNMODIFIED_SINCE] {
-            parts.headers.remove(name);
-        }
-    }
+    caller_headers_for_upstream(&mut parts.headers, route, caller);
     let forwarding = headers::Forwarding::new(&downstream.forwarded, original_host.as_ref());
     let trace = headers::trace_to_start(&mut parts.headers);
-    if pool.http2 {
-        forwarding.insert(&mut parts.headers);
-        if let Some(trace) = &trace {
-            parts.headers.insert(headers::TRACEPARENT, trace.to_header_value());
-        }
-        parts.headers.remove(HOST); // HTTP/2 carries the authority in the URI
-    } // HTTP/1.1: the client writes the forwarding fields, a started trace and the endpoint's `Host` into the head
-    parts.version = if pool.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+    set_protocol_head(&mut parts, pool.http2, &forwarding, trace.as_ref());
 
     let retryable = is_idempotent(&parts.method) && http_body::Body::is_end_stream(&body);
     let attempts = if retryable { 1 + pool.spec.upstream.retries as usize } else { 1 }.min(MAX_ATTEMPTS);
@@ -176,10 +156,7 @@ pub async fn forward(
     let mut body = Some(body);
 
     loop {
-        let index = pool.pick(&tried[..tries]).ok_or_else(|| UpstreamError::Unavailable {
-            service: route.service.to_string(),
-            reason: "no endpoint is available".into(),
-        })?;
+        let index = pool.pick(&tried[..tries]).ok_or_else(|| no_endpoint(route))?;
         tried[tries] = index;
         tries += 1;
         let endpoint = &pool.endpoints[index];
@@ -216,21 +193,7 @@ pub async fn forward(
         };
         match outcome {
             Ok(mut response) => {
-                let status = response.status();
-                if matches!(status.as_u16(), 502..=504) {
-                    pool.record_failure(index);
-                } else {
-                    pool.record_success(index);
-                }
-                headers::remove_hop_by_hop(response.headers_mut());
-                if status == http::StatusCode::NO_CONTENT
-                    || status == http::StatusCode::NOT_MODIFIED
-                    || status.is_informational()
-                {
-                    // These never carry a body: a length would announce one (HTTP/1.1 callers would wait for
-                    // it, HTTP/2 callers' streams would be reset).
-                    response.headers_mut().remove(http::header::CONTENT_LENGTH);
-                }
+                accept_response(pool, index, &mut response);
                 return Ok((response, endpoint.label.clone()));
             }
             Err(Failure::Request(error)) => return Err(error),
@@ -242,15 +205,78 @@ pub async fn forward(
                 }
                 return Err(error);
             }
-            Err(Failure::Timeout) => {
-                pool.record_failure(index);
-                return Err(UpstreamError::Timeout {
-                    service: route.service.to_string(),
-                    timeout: pool.spec.request_timeout,
-                });
-            }
+            Err(Failure::Timeout) => return Err(timed_out(route, index)),
         }
     }
+}
+
+/// Prepares the caller's header fields for the upstream: scrubs what the service does not accept from callers,
+/// adds the caller's identity and purpose, and for a filtered response asks for an unencoded, whole body.
+#[inline]
+fn caller_headers_for_upstream(fields: &mut http::HeaderMap, route: &UpstreamRoute, caller: Caller<'_>) {
+    headers::scrub_request(fields, &route.caller_headers);
+    if let Some((client, opd)) = caller.identity {
+        fields.insert(headers::X_PENGHUBUNG_CLIENT, client.clone());
+        fields.insert(headers::X_PENGHUBUNG_OPD, opd.clone());
+    }
+    if let Some(purpose) = caller.purpose {
+        fields.insert(headers::X_PENGHUBUNG_PURPOSE, purpose.clone());
+    }
+    if caller.filtered {
+        fields.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        for name in [RANGE, IF_RANGE, IF_MATCH, IF_NONE_MATCH, IF_MODIFIED_SINCE, IF_UNMODIFIED_SINCE] {
+            fields.remove(name);
+        }
+    }
+}
+
+/// Sets the head's version for the upstream's protocol; for HTTP/2 also writes the forwarding fields and a
+/// started trace into the head and drops `Host`.
+#[inline]
+fn set_protocol_head(
+    parts: &mut request::Parts,
+    http2: bool,
+    forwarding: &headers::Forwarding<'_>,
+    trace: Option<&headers::NewTrace>,
+) {
+    if http2 {
+        forwarding.insert(&mut parts.headers);
+        if let Some(trace) = trace {
+            parts.headers.insert(headers::TRACEPARENT, trace.to_header_value());
+        }
+        parts.headers.remove(HOST); // HTTP/2 carries the authority in the URI
+    } // HTTP/1.1: the client writes the forwarding fields, a started trace and the endpoint's `Host` into the head
+    parts.version = if http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+}
+
+/// Records the endpoint's answer (a 502..=504 counts as its failure) and makes the response fit to pass on:
+/// hop-by-hop fields removed, no length on a status that never carries a body.
+#[inline]
+fn accept_response(pool: &UpstreamPool, index: usize, response: &mut Response<UpstreamBody>) {
+    let status = response.status();
+    if matches!(status.as_u16(), 502..=504) {
+        pool.record_failure(index);
+    } else {
+        pool.record_success(index);
+    }
+    headers::remove_hop_by_hop(response.headers_mut());
+    if status == http::StatusCode::NO_CONTENT || status == http::StatusCode::NOT_MODIFIED || status.is_informational() {
+        // These never carry a body: a length would announce one (HTTP/1.1 callers would wait for
+        // it, HTTP/2 callers' streams would be reset).
+        response.headers_mut().remove(http::header::CONTENT_LENGTH);
+    }
+}
+
+/// No endpoint of the service is left to try.
+fn no_endpoint(route: &UpstreamRoute) -> UpstreamError {
+    UpstreamError::Unavailable { service: route.service.to_string(), reason: "no endpoint is available".into() }
+}
+
+/// The endpoint at `index` did not answer within the service's request timeout: recorded as its failure.
+fn timed_out(route: &UpstreamRoute, index: usize) -> UpstreamError {
+    let pool = &route.pool;
+    pool.record_failure(index);
+    UpstreamError::Timeout { service: route.service.to_string(), timeout: pool.spec.request_timeout }
 }
 
 /// Why one exchange with one endpoint failed.

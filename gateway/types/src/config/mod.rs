@@ -497,6 +497,19 @@ impl Config {
     /// Semantic checks serde cannot do. Returns every problem found.
     fn validate(&self, file: &str, text: &str) -> Vec<Diagnostic> {
         let mut problems = Problems { file, text, found: Vec::new() };
+        self.validate_listeners(&mut problems);
+        self.validate_tls(&mut problems);
+        self.validate_limits_and_timeouts(&mut problems);
+        self.validate_upstream_and_redis(&mut problems);
+        self.validate_audit(&mut problems);
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.at("level", format!("log level `{}`: {e}", self.log.level));
+        }
+        problems.found
+    }
+
+    /// At least one listener, no address used twice.
+    fn validate_listeners(&self, problems: &mut Problems<'_>) {
         if self.listeners.is_empty() {
             problems.at("listeners", "at least one listener is needed");
         }
@@ -506,6 +519,10 @@ impl Config {
                 problems.at("address", format!("listener address {} is used twice", l.address));
             }
         }
+    }
+
+    /// A `[tls]` section when a listener needs one, with the files it names present.
+    fn validate_tls(&self, problems: &mut Problems<'_>) {
         let needs_tls = self.listeners.iter().any(|l| !l.plaintext);
         match &self.tls {
             None if needs_tls => problems.at(
@@ -530,6 +547,10 @@ impl Config {
             }
             _ => {}
         }
+    }
+
+    /// Head and depth limits within their bounds, every timeout above zero.
+    fn validate_limits_and_timeouts(&self, problems: &mut Problems<'_>) {
         if self.server.max_header_bytes.0 < 1024 {
             problems.at("max_header_bytes", "max_header_bytes must be at least 1024");
         }
@@ -558,6 +579,10 @@ impl Config {
         if self.upstream.request_timeout.0.is_zero() {
             problems.at("request_timeout", "request_timeout must be above zero");
         }
+    }
+
+    /// The upstream CA files present, and a usable `[redis]` section.
+    fn validate_upstream_and_redis(&self, problems: &mut Problems<'_>) {
         for ca in &self.upstream.ca_files {
             let path = self.resolve(ca);
             if !path.is_file() {
@@ -575,6 +600,10 @@ impl Config {
                 problems.at("replicas", "[redis] replicas must be at least 1");
             }
         }
+    }
+
+    /// A usable `[audit]` section when the audit trail is on.
+    fn validate_audit(&self, problems: &mut Problems<'_>) {
         if self.audit.enabled {
             if self.audit.queue_capacity == 0 {
                 problems.at("queue_capacity", "queue_capacity must be above zero");
@@ -598,10 +627,6 @@ impl Config {
                 );
             }
         }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            problems.at("level", format!("log level `{}`: {e}", self.log.level));
-        }
-        problems.found
     }
 
     /// Findings that do not stop the gateway but that an operator should see.
