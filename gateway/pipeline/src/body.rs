@@ -13,7 +13,7 @@ use http_body_util::Full;
 
 use penghubung_audit::tap::{Audited, RecordLost};
 use penghubung_ratelimit::Metered;
-use penghubung_upstream::body::{UpstreamBody, UpstreamBodyError};
+use penghubung_upstream::response::{UpstreamBody, UpstreamBodyError};
 
 /// What the gateway sends back to the caller.
 #[derive(Debug)]

@@ -14,7 +14,8 @@ use http::request::Parts;
 use http::Response;
 
 use penghubung_snapshot::CompiledService;
-use penghubung_upstream::body::{RequestBody, UpstreamBody};
+use penghubung_upstream::body::RequestBody;
+use penghubung_upstream::response::UpstreamBody;
 use penghubung_upstream::{self as proxy, Caller, Downstream, UpstreamError};
 
 use super::authorize::Authorization;

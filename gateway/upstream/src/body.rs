@@ -1,9 +1,8 @@
-//! Body types of the upstream side, concrete (no boxing per request). [`RequestBody`] streams the caller's body
-//! to the upstream while counting bytes against the service's limit (and, when something must see its bytes,
-//! feeds a [`BodyTap`]); [`UpstreamBody`] is the upstream's answer as it streams back (HTTP/2, or a pooled
-//! HTTP/1.1 connection's). What the caller finally receives is the pipeline's own body type, which wraps this
-//! one. A streamed request body has an overall deadline ([`RequestBody::limit_duration`]): a caller that
-//! trickles its body cannot hold an upstream connection for longer than `server.request_body_timeout`.
+//! Request body types of the upstream side, concrete (no boxing per request). [`Inbound`] is the caller's body as
+//! the server received it; [`RequestBody`] streams it to the upstream while counting bytes against the service's
+//! limit (and, when something must see its bytes, feeds a [`BodyTap`]). The upstream's answer is
+//! [`crate::response`]'s. A streamed request body has an overall deadline ([`RequestBody::limit_duration`]): a
+//! caller that trickles its body cannot hold an upstream connection for longer than `server.request_body_timeout`.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -15,7 +14,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use penghubung_types::deadline::{LazyTimer, StallWatch};
+use penghubung_types::deadline::LazyTimer;
 use penghubung_types::tap::BodyTap;
 
 /// Why a request body stopped.
@@ -277,91 +276,6 @@ impl Body for RequestBody {
             (Some(bytes), _) => SizeHint::with_exact(bytes.len() as u64),
             (None, Some(inner)) => inner.size_hint(),
             (None, None) => SizeHint::with_exact(0),
-        }
-    }
-}
-
-/// An upstream's response body, as it streams back.
-#[derive(Debug)]
-pub enum UpstreamBody {
-    /// An HTTP/2 upstream's body (boxed: rare next to HTTP/1.1).
-    Http2(Box<Http2Body>),
-    /// An HTTP/1.1 upstream's body, whose connection returns to the pool when it ends.
-    Pooled(super::h1::PooledBody),
-}
-
-/// Why an upstream's response body broke off.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamBodyError {
-    /// An HTTP/2 upstream's body broke off.
-    #[error(transparent)]
-    Http2(#[from] hyper::Error),
-    /// An HTTP/1.1 upstream's body broke off or was malformed.
-    #[error(transparent)]
-    Http1(#[from] super::h1::BodyError),
-    /// An HTTP/2 upstream sent part of the body and then nothing for the service's request timeout.
-    #[error("the upstream paused its response body for longer than the request timeout ({0:?})")]
-    Stalled(Duration),
-}
-
-/// An HTTP/2 upstream's body, which must keep coming like an HTTP/1.1 one: a pause longer than the service's
-/// request timeout ends it with [`UpstreamBodyError::Stalled`].
-#[derive(Debug)]
-pub struct Http2Body {
-    incoming: Incoming,
-    timeout: Duration,
-    stall: StallWatch,
-    timer: LazyTimer,
-}
-
-impl Http2Body {
-    pub fn new(incoming: Incoming, timeout: Duration) -> Self {
-        Http2Body { incoming, timeout, stall: StallWatch::default(), timer: LazyTimer::default() }
-    }
-
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
-        match Pin::new(&mut self.incoming).poll_frame(cx) {
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(UpstreamBodyError::Http2(e)))),
-            Poll::Ready(Some(Ok(frame))) => {
-                self.stall.progressed();
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending if self.stall.poll_expired(self.timeout, &mut self.timer, cx) => {
-                Poll::Ready(Some(Err(UpstreamBodyError::Stalled(self.timeout))))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = UpstreamBodyError;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.get_mut() {
-            UpstreamBody::Http2(b) => b.poll_frame(cx),
-            UpstreamBody::Pooled(b) => match Pin::new(b).poll_frame(cx) {
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(UpstreamBodyError::Http1(e)))),
-                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamBody::Http2(b) => b.incoming.is_end_stream(),
-            UpstreamBody::Pooled(b) => b.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpstreamBody::Http2(b) => b.incoming.size_hint(),
-            UpstreamBody::Pooled(b) => b.size_hint(),
         }
     }
 }

@@ -6,8 +6,10 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
+pub mod dial;
 pub mod h1;
 pub mod headers;
+pub mod response;
 pub mod upstream;
 
 use std::error::Error as StdError;
@@ -22,12 +24,13 @@ use http::header::{
     HeaderName, HeaderValue, ACCEPT_ENCODING, HOST, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
     IF_UNMODIFIED_SINCE, RANGE,
 };
-use http::{request, Method, Request, Response, Uri, Version};
+use http::{request, Request, Response, Uri, Version};
 
-use body::{RequestBody, RequestBodyError, UpstreamBody};
+use body::{RequestBody, RequestBodyError};
 use penghubung_tls::identity::PeerCertificate;
 use penghubung_types::deadline::LazyTimer;
-use upstream::{Transport, UpstreamClient, UpstreamPool};
+use response::UpstreamBody;
+use upstream::{is_idempotent, Transport, UpstreamClient, UpstreamPool};
 
 /// What the caller's connection looks like: its address, `http` or `https`, and (over mTLS) its verified
 /// certificate, parsed once when the connection was accepted.
@@ -356,7 +359,7 @@ async fn http2_exchange(
     match client.request(request).await {
         Ok(response) => {
             let timeout = route.pool.spec.request_timeout;
-            Ok(response.map(|incoming| UpstreamBody::Http2(Box::new(body::Http2Body::new(incoming, timeout)))))
+            Ok(response.map(|incoming| UpstreamBody::Http2(Box::new(response::Http2Body::new(incoming, timeout)))))
         }
         Err(e) => Err(request_fault(&e)
             .map(Failure::Request)
@@ -397,11 +400,6 @@ fn map_connect_error(route: &UpstreamRoute, error: h1::ConnectError) -> Upstream
 
 /// Upper bound of attempts per request (the schema allows at most 5 retries).
 const MAX_ATTEMPTS: usize = 6;
-
-/// Methods a request may be sent again with (RFC 9110 §9.2.2).
-fn is_idempotent(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
-}
 
 fn clone_parts(parts: &request::Parts) -> request::Parts {
     let mut head = Request::new(()).into_parts().0;

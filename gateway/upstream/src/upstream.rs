@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, Scheme};
+use http::Method;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::body::RequestBody;
-use super::h1::{Dialer, IdleConnections};
+use crate::body::RequestBody;
+use crate::dial::{Dialer, IdleConnections};
 use penghubung_types::documents::{LoadBalance, UpstreamDoc};
 
 /// The HTTP/2 upstream client (hyper-util's pool multiplexes streams over shared connections).
@@ -248,6 +249,11 @@ impl UpstreamPool {
     pub fn is_ejected(&self, i: usize) -> bool {
         !self.is_available(&self.endpoints[i], self.now_ms())
     }
+}
+
+/// Methods a request may be sent again with (RFC 9110 §9.2.2): to another endpoint, or on another connection.
+pub(crate) fn is_idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }
 
 /// A plain pool over `endpoints` for unit tests (1 s timeouts, one retry, ejection after 2 failures).

@@ -7,14 +7,13 @@
 //! There is no connection task, channel or hand-off between tasks on this path: that machinery (hyper's client
 //! connection) was a quarter of the gateway's own CPU per request. The wire format is the shared HTTP/1.1
 //! codec ([`penghubung_http1`]: response heads, framing, body decoding); [`encode`] writes the request head the
-//! gateway sends, and [`stream`] is the plain/TLS byte stream.
+//! gateway sends, and [`crate::dial`] makes the connections and keeps the idle ones.
 //!
 //! A pooled connection that the upstream had closed just before use (the keep-alive race) fails before any
 //! response byte arrives; a body-less request is then written again on another connection when that is safe
 //! (nothing was written, or the method is idempotent).
 
 pub mod encode;
-pub mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -23,42 +22,26 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use crossbeam_queue::ArrayQueue;
+use bytes::{Buf, Bytes};
 use http::{request, Method, Response};
 use http_body::{Body, Frame, SizeHint};
-use rustls::pki_types::ServerName;
 use tokio::io::AsyncWrite;
-use tokio_util::io::poll_read_buf;
 
-use super::body::{RequestBody, RequestBodyError};
-use super::upstream::{Endpoint, UpstreamPool};
+use crate::body::{RequestBody, RequestBodyError};
+pub use crate::dial::{ConnectError, Dialer, IdleConnections};
+use crate::dial::{Connection, HEAD_BUFFER};
+use crate::upstream::{is_idempotent, Endpoint, UpstreamPool};
 pub use encode::GatewayFields;
 use penghubung_http1::decode::{self, DecodeError, Decoder, Step};
 use penghubung_http1::encode::{chunk_start, Framing, CHUNK_END, LAST_CHUNK};
-use penghubung_types::deadline::{LazyTimer, StallWatch};
-use stream::Stream;
 
-/// Read buffer reserved for a response head (and a small body with it).
-const HEAD_BUFFER: usize = 8 * 1024;
 /// Read buffer reserved while streaming a body.
 const BODY_BUFFER: usize = 32 * 1024;
 /// Body frames up to this size are copied behind the head (one write); larger ones are written from their own
 /// buffer.
 const COPY_MAX: usize = 16 * 1024;
-
-/// Why no connection could be made.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error("connect: {0}")]
-    Io(io::Error),
-    #[error("connect timed out")]
-    Timeout,
-    #[error("TLS: {0}")]
-    Tls(io::Error),
-}
 
 /// Why an exchange failed after a connection was had.
 #[derive(Debug, thiserror::Error)]
@@ -103,164 +86,6 @@ pub enum BodyError {
     Decode(#[from] DecodeError),
 }
 
-/// How long a connection idles in the pool before its reuse also asks the kernel whether unsolicited bytes wait
-/// (see [`Connection::is_reusable`]); under load connections come back within microseconds and skip the call.
-const PEEK_AFTER_IDLE: Duration = Duration::from_millis(1);
-
-/// An open connection to an upstream endpoint, with its buffers (kept across requests).
-#[derive(Debug)]
-pub struct Connection {
-    stream: Stream,
-    read_buf: BytesMut,
-    write_buf: Vec<u8>,
-    idle_since: Instant,
-    /// Watches each exchange's deadline (re-armed lazily: no timer is set per request).
-    timer: LazyTimer,
-    /// The pause allowed while a response body waits for more bytes (the service's request timeout). Kept
-    /// here, in the boxed connection, so that the response body that moves through the stack stays small.
-    body_stall: StallWatch,
-}
-
-impl Connection {
-    fn new(stream: Stream) -> Self {
-        Self {
-            stream,
-            read_buf: BytesMut::with_capacity(HEAD_BUFFER),
-            write_buf: Vec::with_capacity(1024),
-            idle_since: Instant::now(),
-            timer: LazyTimer::default(),
-            body_stall: StallWatch::default(),
-        }
-    }
-
-    /// Whether an idle connection can carry another request: idle no longer than `idle_timeout`, and nothing
-    /// (neither the upstream's close nor stray bytes, such as a second response nobody asked for) waiting to be
-    /// read. What tokio's reactor already reported costs no system call; a connection idle for longer than
-    /// [`PEEK_AFTER_IDLE`] is also asked of the kernel, since bytes that arrived while the reactor was not
-    /// polled are not reported yet. (A response the upstream sends unasked *after* the next request was written
-    /// cannot be told apart from the answer by anyone; the answer it displaces is then found pending and the
-    /// connection is closed.)
-    fn is_reusable(&mut self, idle_timeout: Duration) -> bool {
-        let idle = self.idle_since.elapsed();
-        idle <= idle_timeout && self.stream.is_quiet() && (idle < PEEK_AFTER_IDLE || self.stream.kernel_quiet())
-    }
-
-    /// Reads more bytes into the read buffer (at least `room` bytes of space are made first).
-    fn poll_fill(&mut self, cx: &mut Context<'_>, room: usize) -> Poll<io::Result<usize>> {
-        if self.read_buf.capacity() - self.read_buf.len() < room / 4 {
-            self.read_buf.reserve(room);
-        }
-        poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.read_buf)
-    }
-}
-
-/// The idle connections of one endpoint. Connections are boxed once when made: checking one out, into a
-/// response body, and back in moves a pointer, not the connection's state.
-pub struct IdleConnections {
-    queue: ArrayQueue<Box<Connection>>,
-}
-
-impl std::fmt::Debug for IdleConnections {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdleConnections").field("idle", &self.queue.len()).finish()
-    }
-}
-
-impl IdleConnections {
-    pub fn new(capacity: usize) -> Self {
-        Self { queue: ArrayQueue::new(capacity.max(1)) }
-    }
-
-    /// Closes the idle connections that have been idle longer than `idle_timeout` or that the upstream closed
-    /// (or wrote to unasked); keeps the others. Returns how many were closed. Requests may take and return
-    /// connections meanwhile: the queue is only ever popped and pushed.
-    pub fn sweep(&self, idle_timeout: Duration) -> usize {
-        let mut closed = 0;
-        for _ in 0..self.queue.len() {
-            let Some(mut connection) = self.queue.pop() else { break };
-            if connection.is_reusable(idle_timeout) {
-                // Still usable; the queue has room for it again unless requests filled it meanwhile.
-                let _ = self.queue.push(connection);
-            } else {
-                closed += 1;
-            }
-        }
-        closed
-    }
-
-    /// How many connections are idle.
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    fn checkin(&self, mut connection: Box<Connection>) {
-        connection.idle_since = Instant::now();
-        // A full queue drops the connection, which closes it.
-        let _ = self.queue.push(connection);
-    }
-}
-
-/// How HTTP/1.1 connections of a pool are made.
-#[derive(Clone)]
-pub struct Dialer {
-    pub connect_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub tls: tokio_rustls::TlsConnector,
-}
-
-impl std::fmt::Debug for Dialer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dialer").field("connect_timeout", &self.connect_timeout).finish()
-    }
-}
-
-impl Dialer {
-    /// A connection to `endpoint`: an idle one that is still quiet (`true`), or a new one (`false`), made by
-    /// `deadline` (`Ok(None)` when it was not).
-    async fn checkout(
-        &self,
-        endpoint: &Endpoint,
-        deadline: tokio::time::Instant,
-    ) -> Result<Option<(Box<Connection>, bool)>, ConnectError> {
-        while let Some(mut connection) = endpoint.idle.queue.pop() {
-            if connection.is_reusable(self.idle_timeout) {
-                return Ok(Some((connection, true)));
-            }
-        }
-        // Boxed: connecting (TCP, TLS) is rare with keep-alive and its state is kilobytes, which every request's
-        // future would otherwise carry and move.
-        match Box::pin(tokio::time::timeout_at(deadline, self.connect(endpoint))).await {
-            Ok(connected) => connected.map(|c| Some((c, false))),
-            Err(_elapsed) => Ok(None),
-        }
-    }
-
-    async fn connect(&self, endpoint: &Endpoint) -> Result<Box<Connection>, ConnectError> {
-        let host = endpoint.authority.host().trim_start_matches('[').trim_end_matches(']');
-        let https = endpoint.scheme == http::uri::Scheme::HTTPS;
-        let port = endpoint.authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tcp = tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect((host, port)))
-            .await
-            .map_err(|_| ConnectError::Timeout)?
-            .map_err(ConnectError::Io)?;
-        let _ = tcp.set_nodelay(true);
-        if !https {
-            return Ok(Box::new(Connection::new(Stream::Plain(tcp))));
-        }
-        let name = ServerName::try_from(host.to_string())
-            .map_err(|e| ConnectError::Tls(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-        let tls = tokio::time::timeout(self.connect_timeout, self.tls.connect(name, tcp))
-            .await
-            .map_err(|_| ConnectError::Timeout)?
-            .map_err(ConnectError::Tls)?;
-        Ok(Box::new(Connection::new(Stream::Tls(Box::new(tls)))))
-    }
-}
-
 /// Sends the request `parts` + `body` to endpoint `index` of `pool`, and has its response head by `deadline` or
 /// fails with [`SendError::Timeout`]. The response body hands the connection back when it ends. The request
 /// line's target and the forwarding fields come from `gateway`, `Host` from the endpoint (the request's own URI
@@ -278,9 +103,9 @@ pub async fn send(
     let empty = body.is_end_stream();
     let framing = Framing::for_request(parts, empty, &body.size_hint());
     let head_request = parts.method == Method::HEAD;
-    let idempotent = super::is_idempotent(&parts.method);
+    let idempotent = is_idempotent(&parts.method);
     for _ in 0..3 {
-        let Some((mut connection, reused)) = dialer.checkout(endpoint, deadline).await.map_err(SendError::Connect)?
+        let Some((mut connection, reused)) = checkout(dialer, endpoint, deadline).await.map_err(SendError::Connect)?
         else {
             return Err(SendError::Timeout);
         };
@@ -333,6 +158,31 @@ pub async fn send(
         io::ErrorKind::ConnectionReset,
         "the upstream kept closing connections before the request could be sent",
     ))))
+}
+
+/// A connection to `endpoint`: an idle one that is still quiet (`true`), or a new one (`false`), made by
+/// `deadline` (`Ok(None)` when it was not).
+async fn checkout(
+    dialer: &Dialer,
+    endpoint: &Endpoint,
+    deadline: tokio::time::Instant,
+) -> Result<Option<(Box<Connection>, bool)>, ConnectError> {
+    while let Some(mut connection) = endpoint.idle.pop() {
+        if connection.is_reusable(dialer.idle_timeout) {
+            return Ok(Some((connection, true)));
+        }
+    }
+    // Boxed: connecting (TCP, TLS) is rare with keep-alive and its state is kilobytes, which every request's
+    // future would otherwise carry and move.
+    match Box::pin(tokio::time::timeout_at(
+        deadline,
+        dialer.connect(&endpoint.authority, endpoint.scheme == http::uri::Scheme::HTTPS),
+    ))
+    .await
+    {
+        Ok(connected) => connected.map(|c| Some((c, false))),
+        Err(_elapsed) => Ok(None),
+    }
 }
 
 /// Where the request body is.

@@ -137,7 +137,7 @@ async fn close_delimited_and_trailing_bytes_are_never_reused() {
     );
     assert_eq!(call(&pool, request(Method::GET, RequestBody::empty())).await.unwrap(), (200, b"ok".to_vec()));
     let Transport::Http1(_) = &pool.transport else { unreachable!() };
-    assert_eq!(pool.endpoints[0].idle.queue.len(), 0, "neither connection went back to the pool");
+    assert_eq!(pool.endpoints[0].idle.len(), 0, "neither connection went back to the pool");
 }
 
 #[tokio::test]
@@ -152,7 +152,7 @@ async fn an_early_answer_stops_the_upload() {
     let big = RequestBody::buffered(Bytes::from(vec![b'x'; 64 << 20]), None);
     let answer = tokio::time::timeout(Duration::from_secs(3), call(&pool, request(Method::PUT, big))).await;
     assert_eq!(answer.expect("answered without sending the whole body").unwrap().0, 413);
-    assert_eq!(pool.endpoints[0].idle.queue.len(), 0, "a half-sent request's connection is not reused");
+    assert_eq!(pool.endpoints[0].idle.len(), 0, "a half-sent request's connection is not reused");
 }
 
 #[tokio::test]
