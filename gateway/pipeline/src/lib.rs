@@ -245,12 +245,12 @@ async fn phases(
 
 /// A boxed step's future is moved whole into its box, so a large state costs an allocation and a `memcpy` per
 /// request; before the rare steps were boxed the chain below was about 25 KB per request. The steps every
-/// request takes (`phases`, `proxy::forward`, `h1::send`) are awaited inline instead: their state is part of the
+/// request takes (`phases`, `upstream::forward`, `h1::send`) are awaited inline instead: their state is part of the
 /// connection task's (hyper's path boxes `handle` once per request).
 #[cfg(test)]
 mod future_sizes {
     use super::*;
-    use penghubung_upstream as proxy;
+    use penghubung_upstream as upstream;
 
     /// The size of the future the closure would return, without calling it.
     fn size_of_future<F, Fut>(_: &F) -> usize
@@ -271,9 +271,9 @@ mod future_sizes {
                 4_500,
             ),
             (
-                "proxy::forward",
+                "upstream::forward",
                 size_of_future(&|| {
-                    proxy::forward(
+                    upstream::forward(
                         unreachable!(),
                         unreachable!(),
                         unreachable!(),
@@ -285,9 +285,9 @@ mod future_sizes {
                 3_500,
             ),
             (
-                "proxy::h1::send",
+                "upstream::h1::send",
                 size_of_future(&|| {
-                    proxy::h1::send(
+                    upstream::h1::send(
                         unreachable!(),
                         unreachable!(),
                         unreachable!(),
