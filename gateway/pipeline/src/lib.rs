@@ -11,7 +11,8 @@
 //!                                                  → Authorization: the Permit (or, policy off, Undecided)
 //!          4. limit            limit.rs            Content-Length, then the rate limits → Admission
 //!          5. check request    check_request.rs    the operation's contract: query, media type, body  [boxed]
-//!          6. adapt            adapt.rs            the service's adapter (none can be named yet: no-op)
+//!          6. adapt            adapt.rs            the service's adapter, on the request and (after 7) on its
+//!                                                  answer; boxed, only for a service naming one (none yet)
 //!          7. forward          forward.rs          Authorization → the upstream call → response, endpoint
 //!          8. check response   check_response.rs   the contract, then the redaction release           [boxed]
 //!          9. respond          respond.rs          rescue: error → problem; HEAD; X-Request-Id; access log
@@ -23,8 +24,8 @@
 //! in one `RequestContext` (context.rs): the phases return values and `handle` records them into it, right after
 //! the phase that produced them. A phase that needs proof of an earlier decision takes it as a value: limit,
 //! forward and check response take the `Authorization`. Phases 1–8 run in `phases`, whose error the respond
-//! phase turns into a response: the one place where a [`GatewayError`] becomes a response, so no error ever
-//! drops a connection. The account phase also starts the record's facts on arrival and taps the request body
+//! phase turns into a response (the rescue), so no error ever drops a connection; the account phase's own
+//! refusal (`audit.unavailable`) goes through the same [`GatewayError`] mapping in `error.rs`. The account phase also starts the record's facts on arrival and taps the request body
 //! before phase 5; it wraps the response last, after the access-log line is written.
 //!
 //! Cost: [`GatewayService`] is what hyper calls per request, with one allocation, the request's whole future.
@@ -230,12 +231,19 @@ async fn phases(
         }
         None => check_request::unchecked(body, service, tap),
     };
-    // 6. adapt
-    adapt::adapt(service, &mut parts, &mut body)?;
-    // 7. forward (inline, with the admission's headers and meter on its response)
+    // 6. adapt the request (boxed, and only for a service that names an adapter)
+    let adapted = adapt::needed(service);
+    if adapted {
+        Box::pin(adapt::adapt_request(service, &mut parts, &mut body)).await?;
+    }
+    // 7. forward (inline), then the adapter's answer, then the admission's headers and meter on the response
     let (response, upstream) = forward::forward(service, parts, body, rest_offset, downstream, &authorization).await?;
     context.forwarded(upstream);
-    let mut response = admission.apply(response.map(ResponseBody::Upstream));
+    let mut response = response.map(ResponseBody::Upstream);
+    if adapted {
+        response = Box::pin(adapt::adapt_response(service, response)).await?;
+    }
+    let mut response = admission.apply(response);
     // 8. check response
     if let Some(checks) = check_response::needed(contract, &authorization, &response, head) {
         response = Box::pin(check_response::check_response(response, checks, shared, service, operation, head)).await?;
