@@ -3,7 +3,7 @@
 //! module turns each into its problem response (`contract.*`, 415 or 400, with the violations, the line and
 //! column, or the pointer as extension members); the contract itself knows no response.
 
-use super::Violation;
+use crate::violation::Violation;
 
 /// Why a request does not meet its operation's contract.
 #[derive(Debug, thiserror::Error)]

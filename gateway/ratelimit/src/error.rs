@@ -5,7 +5,7 @@
 
 use http::header::HeaderValue;
 
-use super::Quota;
+use crate::quota::Quota;
 
 /// Why a request was not admitted by its limits.
 #[derive(Debug, thiserror::Error)]
