@@ -25,19 +25,3 @@ pub enum ContractError {
     #[error("the query parameters do not match the operation's contract ({} violation(s), see `violations`)", violations.len())]
     QueryInvalid { violations: Vec<Violation> },
 }
-
-impl ContractError {
-    /// The stable code of the problem this becomes (the error module's mapping is the reference; a test there
-    /// keeps the two equal).
-    pub fn code(&self) -> &'static str {
-        match self {
-            ContractError::UnsupportedMediaType { .. } => "contract.unsupported_media_type",
-            ContractError::MalformedJson { .. } => "contract.malformed_json",
-            ContractError::DuplicateKey { .. } => "contract.duplicate_key",
-            ContractError::TooDeep { .. } => "contract.too_deep",
-            ContractError::NumberPrecision { .. } => "contract.number_precision",
-            ContractError::RequestInvalid { .. } => "contract.request_invalid",
-            ContractError::QueryInvalid { .. } => "contract.query_invalid",
-        }
-    }
-}

@@ -30,14 +30,3 @@ pub struct Exceeded {
     pub policy: HeaderValue,
     pub state: HeaderValue,
 }
-
-impl LimitError {
-    /// The stable code of the problem this becomes (the error module's mapping is the reference; a test there
-    /// keeps the two equal).
-    pub fn code(&self) -> &'static str {
-        match self {
-            LimitError::Exceeded(_) => "ratelimit.exceeded",
-            LimitError::StoreUnavailable => "ratelimit.unavailable",
-        }
-    }
-}
