@@ -30,10 +30,10 @@ use penghubung_benches::corpus::{self, OPDS, SERVICES_PER_OPD};
 
 /// The gateway's lookup sequence for one request; returns the operation id or the error code.
 fn lookup<'s>(snapshot: &'s Snapshot, method: &Method, path: &str) -> Result<Option<&'s str>, &'static str> {
-    let address = split_service_path(path).map_err(|e| e.code())?;
+    let address = split_service_path(path).map_err(|e| GatewayError::from(e).code())?;
     let service =
         snapshot.find_service(address.opd, address.service, address.major).ok_or(GatewayError::RouteNotFound.code())?;
-    let operation = service.operations.find(method, address.rest).map_err(|e| e.code())?;
+    let operation = service.operations.find(method, address.rest).map_err(|e| GatewayError::from(e).code())?;
     Ok(operation.map(|o| &*o.id))
 }
 

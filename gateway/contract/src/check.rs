@@ -1,5 +1,5 @@
 //! Holding a request or a response to its contract on the data plane: media type, JSON syntax (with line and
-//! column), the strict reading of [`super::json`] (duplicate keys, nesting, exact numbers), schema, and query
+//! column), the strict reading of [`crate::json`] (duplicate keys, nesting, exact numbers), schema, and query
 //! parameters (an object of strings, arrays when a name repeats). A body is first
 //! offered to the schema's single pass (validated while parsed); what it does not accept is parsed into a
 //! document and decided by the full validator (`is_valid` first; the error list is only collected on failure,
@@ -10,8 +10,10 @@ use http::HeaderMap;
 use jsonschema::Validator;
 use serde_json::{Map, Value};
 
-use super::json::{self, Refusal};
-use super::{ContractError, Schema, Violation};
+use crate::error::ContractError;
+use crate::json::{self, Refusal};
+use crate::schema::Schema;
+use crate::violation::Violation;
 
 /// At most this many violations are reported.
 pub const MAX_VIOLATIONS: usize = 20;
@@ -157,7 +159,7 @@ mod tests {
     /// The schema as the snapshot compiles it (full and, where it can, single-pass).
     fn validator(schema: Value) -> Schema {
         let store: std::collections::HashMap<&str, &Value> = [("t/schema.json", &schema)].into_iter().collect();
-        let compiled = crate::compile::Compiler::new(&store, crate::FORMATS).schema("t/schema.json").unwrap();
+        let compiled = crate::compile::Compiler::new(&store, crate::formats::FORMATS).schema("t/schema.json").unwrap();
         std::sync::Arc::try_unwrap(compiled).unwrap()
     }
 

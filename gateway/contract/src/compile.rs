@@ -19,9 +19,10 @@ use std::sync::Arc;
 use jsonschema::{Draft, Resource, Retrieve, ValidationOptions, Validator};
 use serde_json::{json, Value};
 
-use super::formats::{is_date, FormatCheck, BASE};
-use super::single_pass::SinglePass;
-use super::{json, multiple_of, Schema};
+use crate::formats::{is_date, FormatCheck, BASE};
+use crate::schema::Schema;
+use crate::single_pass::SinglePass;
+use crate::{json, multiple_of};
 use penghubung_types::embedded;
 
 /// Compiles the store's schemas on demand, caching by path.
@@ -628,7 +629,7 @@ mod tests {
             .collect();
         assert!(schemas.len() >= 5, "the baseline holds contract schemas");
         let store: HashMap<&str, &Value> = schemas.iter().map(|(p, v)| (p.as_str(), v)).collect();
-        let mut compiler = Compiler::new(&store, crate::FORMATS);
+        let mut compiler = Compiler::new(&store, crate::formats::FORMATS);
         for (path, _) in &schemas {
             let schema = compiler.schema(path).unwrap();
             assert!(schema.single_pass.is_some(), "{path} has no single pass");

@@ -3,7 +3,7 @@
 //! module turns each into its problem response (`contract.*`, 415 or 400, with the violations, the line and
 //! column, or the pointer as extension members); the contract itself knows no response.
 
-use super::Violation;
+use crate::violation::Violation;
 
 /// Why a request does not meet its operation's contract.
 #[derive(Debug, thiserror::Error)]
@@ -24,20 +24,4 @@ pub enum ContractError {
     RequestInvalid { violations: Vec<Violation> },
     #[error("the query parameters do not match the operation's contract ({} violation(s), see `violations`)", violations.len())]
     QueryInvalid { violations: Vec<Violation> },
-}
-
-impl ContractError {
-    /// The stable code of the problem this becomes (the error module's mapping is the reference; a test there
-    /// keeps the two equal).
-    pub fn code(&self) -> &'static str {
-        match self {
-            ContractError::UnsupportedMediaType { .. } => "contract.unsupported_media_type",
-            ContractError::MalformedJson { .. } => "contract.malformed_json",
-            ContractError::DuplicateKey { .. } => "contract.duplicate_key",
-            ContractError::TooDeep { .. } => "contract.too_deep",
-            ContractError::NumberPrecision { .. } => "contract.number_precision",
-            ContractError::RequestInvalid { .. } => "contract.request_invalid",
-            ContractError::QueryInvalid { .. } => "contract.query_invalid",
-        }
-    }
 }

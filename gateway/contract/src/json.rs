@@ -3,7 +3,7 @@
 //! JSON parsers disagree on what `{"a": 1, "a": 2}` means (the first member, the last, an error), on how deep a
 //! document may nest, and on numbers their native types cannot hold. A gateway that validates one reading and
 //! forwards the raw bytes lets a caller send a body the upstream reads differently. So every body under a
-//! contract is read by the rules here, whichever validator decides it ([`super::single_pass`] or the full one):
+//! contract is read by the rules here, whichever validator decides it ([`crate::single_pass`] or the full one):
 //!
 //! - **duplicate keys** anywhere in the document are refused ([`Refusal::DuplicateKey`], with the pointer of
 //!   the object). Keys are compared after unescaping: `"a"` and `"\u0061"` are the same key;

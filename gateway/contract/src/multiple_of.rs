@@ -8,7 +8,7 @@ use jsonschema::paths::{LazyLocation, Location};
 use jsonschema::{Keyword, ValidationError};
 use serde_json::{Map, Number, Value};
 
-use super::json::Decimal;
+use crate::json::Decimal;
 
 /// Whether `value` divided by `multiple` (positive) is an integer.
 pub fn is_multiple_of(value: &Number, multiple: &Number) -> bool {

@@ -26,8 +26,8 @@ use regex::Regex;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::formats::{is_date, FormatCheck, BASE, IMPLIED_PATTERNS};
-use super::json::{KeyText, Keys, Skip, Walk};
+use crate::formats::{is_date, FormatCheck, BASE, IMPLIED_PATTERNS};
+use crate::json::{KeyText, Keys, Skip, Walk};
 
 /// Why a schema has no single-pass validator; it is then validated by the full path only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +84,7 @@ impl SinglePass {
 
     /// Whether `body` is one JSON document that satisfies the schema. `false` means "not known to be valid": the
     /// full validator decides.
-    /// The body is read by the rules of [`super::json`] (no duplicate keys, nesting within `max_depth`, exact
+    /// The body is read by the rules of [`crate::json`] (no duplicate keys, nesting within `max_depth`, exact
     /// numbers), constrained parts and skipped ones alike.
     pub fn accepts(&self, body: &[u8], max_depth: usize) -> bool {
         let mut parser = serde_json::Deserializer::from_slice(body);

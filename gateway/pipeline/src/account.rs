@@ -21,7 +21,7 @@ use penghubung_snapshot::CompiledService;
 use penghubung_types::tap::BodyTap;
 use penghubung_upstream::body::Inbound;
 
-use super::context::{AuditFacts, RequestContext};
+use crate::context::{AuditFacts, RequestContext};
 
 /// Largest response body (by its `Content-Length`) that a `sync` exchange reads ahead before releasing the head.
 const READ_AHEAD_MAX: u64 = 64 * 1024;

@@ -14,7 +14,7 @@ use penghubung_routing::CompiledOperation;
 use penghubung_snapshot::ClientEntry;
 use penghubung_upstream::headers::X_PENGHUBUNG_PURPOSE;
 
-use super::route::Route;
+use crate::route::Route;
 
 /// What lets a request through to the limit phase and beyond.
 #[derive(Debug)]

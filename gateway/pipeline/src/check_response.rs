@@ -14,8 +14,8 @@ use penghubung_policy::OperationPolicy;
 use penghubung_snapshot::CompiledService;
 use penghubung_types::documents::{Classification, ResponseCheck};
 
-use super::authorize::Authorization;
-use super::Shared;
+use crate::authorize::Authorization;
+use crate::shared::Shared;
 
 /// What this phase does to one response.
 #[derive(Debug)]

@@ -1,5 +1,5 @@
 //! What one request's phases learn, in one place: [`RequestContext`]. The phases return values; the orchestration
-//! ([`super::handle`]) records each into the context right after the phase that produced it, through the
+//! ([`crate::handle`]) records each into the context right after the phase that produced it, through the
 //! methods below, and nowhere else. The respond phase reads it for the access-log line, the account phase turns
 //! it into the audit record; with an audit trail the context also holds that record's facts ([`AuditFacts`]).
 
@@ -17,7 +17,7 @@ use penghubung_snapshot::{ClientEntry, CompiledService};
 use penghubung_upstream::body::Inbound;
 use penghubung_upstream::headers;
 
-use super::authorize::Authorization;
+use crate::authorize::Authorization;
 
 /// What the access log (and the audit record) says about a request.
 #[derive(Default)]

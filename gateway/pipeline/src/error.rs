@@ -357,7 +357,7 @@ mod tests {
         assert_eq!(json["request_id"], "abc123");
     }
 
-    /// Each domain error becomes today's flat variant, field for field, with the same code and detail.
+    /// Each domain error becomes its flat variant, field for field, with the same detail and the expected code.
     #[test]
     fn domain_errors_become_the_same_problems() {
         fn check(code: &str, detail: String, converted: GatewayError, expected: GatewayError) {
@@ -366,51 +366,63 @@ mod tests {
             assert_eq!(converted.to_string(), detail, "{expected:?}");
         }
         macro_rules! case {
-            ($domain:expr, $flat:expr) => {{
+            ($domain:expr, $code:literal, $flat:expr) => {{
                 let domain = $domain;
-                check(domain.code(), domain.to_string(), domain.into(), $flat)
+                check($code, domain.to_string(), domain.into(), $flat)
             }};
         }
         let allow = || HeaderValue::from_static("GET, HEAD");
-        case!(RouteError::NotFound, GatewayError::RouteNotFound);
+        case!(RouteError::NotFound, "route.not_found", GatewayError::RouteNotFound);
         case!(
             RouteError::MethodNotAllowed(Box::new(penghubung_routing::MethodNotAllowed {
                 method: http::Method::POST,
                 allow: allow()
             })),
+            "route.method_not_allowed",
             GatewayError::MethodNotAllowed { method: http::Method::POST, allow: allow() }
         );
-        case!(RouteError::InvalidPath { reason: "r" }, GatewayError::InvalidPath { reason: "r" });
+        case!(
+            RouteError::InvalidPath { reason: "r" },
+            "request.invalid_path",
+            GatewayError::InvalidPath { reason: "r" }
+        );
 
         let expected = || "application/json".to_string();
         let violations = || vec![Violation { pointer: "/nik".into(), keyword: "pattern".into(), message: "m".into() }];
         case!(
             ContractError::UnsupportedMediaType { expected: expected(), got: None },
+            "contract.unsupported_media_type",
             GatewayError::UnsupportedMediaType { expected: expected(), got: None }
         );
         case!(
             ContractError::UnsupportedMediaType { expected: expected(), got: Some("text/plain".into()) },
+            "contract.unsupported_media_type",
             GatewayError::UnsupportedMediaType { expected: expected(), got: Some("text/plain".into()) }
         );
         case!(
             ContractError::MalformedJson { line: 3, column: 4, reason: "eof".into() },
+            "contract.malformed_json",
             GatewayError::MalformedJson { line: 3, column: 4, reason: "eof".into() }
         );
         case!(
             ContractError::DuplicateKey { pointer: "/a".into() },
+            "contract.duplicate_key",
             GatewayError::DuplicateKey { pointer: "/a".into() }
         );
-        case!(ContractError::TooDeep { limit: 64 }, GatewayError::TooDeep { limit: 64 });
+        case!(ContractError::TooDeep { limit: 64 }, "contract.too_deep", GatewayError::TooDeep { limit: 64 });
         case!(
             ContractError::NumberPrecision { pointer: "/n".into() },
+            "contract.number_precision",
             GatewayError::NumberPrecision { pointer: "/n".into() }
         );
         case!(
             ContractError::RequestInvalid { violations: violations() },
+            "contract.request_invalid",
             GatewayError::RequestInvalid { violations: violations() }
         );
         case!(
             ContractError::QueryInvalid { violations: violations() },
+            "contract.query_invalid",
             GatewayError::QueryInvalid { violations: violations() }
         );
 
@@ -425,6 +437,7 @@ mod tests {
                 policy: policy(),
                 state: state()
             })),
+            "ratelimit.exceeded",
             GatewayError::RateLimited(Box::new(penghubung_ratelimit::Exceeded {
                 scope: "grant",
                 quota,
@@ -433,7 +446,7 @@ mod tests {
                 state: state()
             }))
         );
-        case!(LimitError::StoreUnavailable, GatewayError::RateLimitUnavailable);
+        case!(LimitError::StoreUnavailable, "ratelimit.unavailable", GatewayError::RateLimitUnavailable);
     }
 
     /// The domain errors stay small, so that their `Result`s stay cheap on the hot path.

@@ -18,7 +18,7 @@ use penghubung_upstream::body::RequestBody;
 use penghubung_upstream::response::UpstreamBody;
 use penghubung_upstream::{self as upstream, Caller, Downstream, UpstreamError};
 
-use super::authorize::Authorization;
+use crate::authorize::Authorization;
 
 /// Sends `parts` + `body` to `service`'s upstream; on success the upstream's response and the endpoint used.
 /// `rest_offset` is where the path after `/v{n}` starts in the request path. The caller's `?` turns an

@@ -9,7 +9,7 @@ use crate::error::GatewayError;
 use penghubung_audit::sanitise as redact;
 use penghubung_upstream::body::Inbound;
 
-use super::HeadLimits;
+use crate::shared::HeadLimits;
 
 /// 501 for an unknown method before anything else (its token is never logged), then `Host` (RFC 9112 §3.2),
 /// then the limits.

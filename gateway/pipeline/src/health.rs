@@ -10,7 +10,7 @@ use http::{Method, Response, StatusCode};
 use crate::body::ResponseBody;
 use crate::error::GatewayError;
 
-use super::Shared;
+use crate::shared::Shared;
 
 /// Prefix of the gateway's own endpoints (OPD ids cannot start with `_`).
 pub const GATEWAY_PATH_PREFIX: &str = "/_penghubung/";

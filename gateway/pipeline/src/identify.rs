@@ -9,7 +9,7 @@ use crate::error::GatewayError;
 use penghubung_snapshot::{ClientEntry, Snapshot};
 use penghubung_tls::identity::PeerCertificate;
 
-use super::Shared;
+use crate::shared::Shared;
 
 /// The client behind the connection's certificate, or `None` without a certificate. Authentication, per
 /// request: the certificate must not be revoked by the current CRLs, must be bound to a registered client, and

@@ -51,6 +51,7 @@ mod identify;
 mod limit;
 mod respond;
 mod route;
+mod shared;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -64,51 +65,15 @@ use hyper::body::Incoming;
 
 use crate::body::ResponseBody;
 use crate::error::GatewayError;
-use penghubung_audit::Auditor;
-use penghubung_ratelimit::RateLimiter;
-use penghubung_snapshot::SnapshotCell;
-use penghubung_tls::material::TlsState;
 use penghubung_upstream::body::Inbound;
 use penghubung_upstream::Downstream;
 
 pub use authorize::Authorization;
 pub use health::GATEWAY_PATH_PREFIX;
 pub use respond::{log_broken_body, ReportedBody};
+pub use shared::{HeadLimits, PolicySettings, Shared};
 
 use context::RequestContext;
-
-/// Limits checked on the request head.
-#[derive(Clone, Copy, Debug)]
-pub struct HeadLimits {
-    pub max_header_bytes: usize,
-    pub max_uri_bytes: usize,
-    /// Largest upstream response read whole to check it against its contract.
-    pub max_checked_response: u64,
-}
-
-/// State shared by every connection.
-#[derive(Debug)]
-pub struct Shared {
-    pub snapshot: Arc<SnapshotCell>,
-    pub limits: HeadLimits,
-    pub access_log: bool,
-    /// The data plane's TLS material (CRLs are checked per request); `None` when every listener is plaintext.
-    pub tls: Option<Arc<TlsState>>,
-    pub policy: PolicySettings,
-    /// Rate limits: in process, or shared through Redis.
-    pub ratelimit: RateLimiter,
-    /// The audit trail, when on.
-    pub audit: Option<Arc<Auditor>>,
-}
-
-/// How the policy step runs.
-#[derive(Clone, Copy, Debug)]
-pub struct PolicySettings {
-    /// `false` only for measuring the bare proxy: no decision at all.
-    pub enforce: bool,
-    /// Largest response buffered for field redaction.
-    pub max_redacted_body: u64,
-}
 
 /// The per-connection hyper service.
 #[derive(Clone, Debug)]

@@ -16,8 +16,8 @@ use penghubung_ratelimit::{Admitted, Limit, Metered, RequestLimits};
 use penghubung_snapshot::CompiledService;
 use penghubung_upstream::body::Inbound;
 
-use super::authorize::Authorization;
-use super::Shared;
+use crate::authorize::Authorization;
+use crate::shared::Shared;
 
 /// What the rate limits admitted, to be shown on the response.
 #[derive(Debug)]

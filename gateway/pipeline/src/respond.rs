@@ -18,8 +18,8 @@ use penghubung_upstream::body::Inbound;
 use penghubung_upstream::headers::{self, X_REQUEST_ID};
 use penghubung_upstream::Downstream;
 
-use super::context::RequestContext;
-use super::Shared;
+use crate::context::RequestContext;
+use crate::shared::Shared;
 
 /// The request's id: the caller's `X-Request-Id` when it is usable, else a new one; set on the request.
 pub(super) fn request_id(request: &mut Request<Inbound>) -> HeaderValue {

@@ -17,7 +17,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Cmd, ErrorKind};
 use tokio::sync::Notify;
 
-use super::{reset_secs_from_ms, Admitted, LimitError, RequestLimits};
+use crate::error::LimitError;
+use crate::limit::{reset_secs_from_ms, Admitted, RequestLimits};
 use penghubung_types::config::{redacted_url, OnUnavailable, RedisConfig};
 
 /// The GCRA, for every limit of one request, all-or-nothing.

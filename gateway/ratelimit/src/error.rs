@@ -5,7 +5,7 @@
 
 use http::header::HeaderValue;
 
-use super::Quota;
+use crate::quota::Quota;
 
 /// Why a request was not admitted by its limits.
 #[derive(Debug, thiserror::Error)]
@@ -29,15 +29,4 @@ pub struct Exceeded {
     pub retry_after: u64,
     pub policy: HeaderValue,
     pub state: HeaderValue,
-}
-
-impl LimitError {
-    /// The stable code of the problem this becomes (the error module's mapping is the reference; a test there
-    /// keeps the two equal).
-    pub fn code(&self) -> &'static str {
-        match self {
-            LimitError::Exceeded(_) => "ratelimit.exceeded",
-            LimitError::StoreUnavailable => "ratelimit.unavailable",
-        }
-    }
 }

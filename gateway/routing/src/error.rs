@@ -25,15 +25,3 @@ pub struct MethodNotAllowed {
     pub method: Method,
     pub allow: HeaderValue,
 }
-
-impl RouteError {
-    /// The stable code of the problem this becomes (the error module's mapping is the reference; a test there
-    /// keeps the two equal).
-    pub fn code(&self) -> &'static str {
-        match self {
-            RouteError::NotFound => "route.not_found",
-            RouteError::MethodNotAllowed(_) => "route.method_not_allowed",
-            RouteError::InvalidPath { .. } => "request.invalid_path",
-        }
-    }
-}

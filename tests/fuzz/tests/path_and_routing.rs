@@ -10,6 +10,7 @@
 //!   changes whether it is refused as a path nor, when both spellings reach a service, which service and
 //!   operation they reach.
 
+use penghubung::error::GatewayError;
 use penghubung::routing::{split_service_path, CompiledOperation, OperationTable, RouteTable};
 use penghubung_fuzz::seeded_input;
 use percent_encoding::percent_decode;
@@ -211,13 +212,13 @@ type Operation = Result<Option<String>, &'static str>;
 
 /// Where a path leads: refused (with the code), or the service index and the operation.
 fn route(tables: &Tables, path: &str) -> Result<(Option<usize>, Operation), &'static str> {
-    let address = split_service_path(path).map_err(|e| e.code())?;
+    let address = split_service_path(path).map_err(|e| GatewayError::from(e).code())?;
     let service = tables.routes.find(address.opd, address.service, address.major);
     let operation = tables
         .operations
         .find(&http::Method::GET, address.rest)
         .map(|op| op.map(|op| op.id.to_string()))
-        .map_err(|e| e.code());
+        .map_err(|e| GatewayError::from(e).code());
     Ok((service, operation))
 }
 

@@ -8,7 +8,8 @@ use serde_json::json;
 
 use super::*;
 use crate::compile::Compiler;
-use crate::{Schema, FORMATS};
+use crate::formats::FORMATS;
+use crate::schema::Schema;
 
 /// Compiles `root` (with `others` beside it in the store) as the snapshot does.
 fn compile_with(root: &Value, others: &[(&str, &Value)]) -> Arc<Schema> {
@@ -194,13 +195,17 @@ fn the_deepest_allowed_nesting_fits_in_a_thread_stack() {
     assert!(schema.accepts_in_single_pass(nested(ceiling, "").as_bytes()));
     // invalid at the bottom: the full validator walks all the way down to name it
     let body = bytes::Bytes::from(nested(ceiling - 1, "1"));
-    let Err(crate::ContractError::RequestInvalid { violations }) = crate::check::check_request_body(&body, &schema)
+    let Err(crate::error::ContractError::RequestInvalid { violations }) =
+        crate::check::check_request_body(&body, &schema)
     else {
         panic!("refused for its content")
     };
     assert_eq!(violations[0].keyword, "type");
     let too_deep = bytes::Bytes::from(nested(ceiling + 1, ""));
-    assert!(matches!(crate::check::check_request_body(&too_deep, &schema), Err(crate::ContractError::TooDeep { .. })));
+    assert!(matches!(
+        crate::check::check_request_body(&too_deep, &schema),
+        Err(crate::error::ContractError::TooDeep { .. })
+    ));
 }
 
 /// What the strict reading refuses, the single pass never accepts, in constrained and unconstrained parts

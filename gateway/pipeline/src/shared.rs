@@ -1,0 +1,42 @@
+//! What every connection shares: the snapshot, the limits checked on the request head, the policy settings, the
+//! TLS material, the rate limiter and the audit trail ([`Shared`], built once by the server).
+
+use std::sync::Arc;
+
+use penghubung_audit::Auditor;
+use penghubung_ratelimit::RateLimiter;
+use penghubung_snapshot::SnapshotCell;
+use penghubung_tls::material::TlsState;
+
+/// Limits checked on the request head.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadLimits {
+    pub max_header_bytes: usize,
+    pub max_uri_bytes: usize,
+    /// Largest upstream response read whole to check it against its contract.
+    pub max_checked_response: u64,
+}
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub struct Shared {
+    pub snapshot: Arc<SnapshotCell>,
+    pub limits: HeadLimits,
+    pub access_log: bool,
+    /// The data plane's TLS material (CRLs are checked per request); `None` when every listener is plaintext.
+    pub tls: Option<Arc<TlsState>>,
+    pub policy: PolicySettings,
+    /// Rate limits: in process, or shared through Redis.
+    pub ratelimit: RateLimiter,
+    /// The audit trail, when on.
+    pub audit: Option<Arc<Auditor>>,
+}
+
+/// How the policy step runs.
+#[derive(Clone, Copy, Debug)]
+pub struct PolicySettings {
+    /// `false` only for measuring the bare proxy: no decision at all.
+    pub enforce: bool,
+    /// Largest response buffered for field redaction.
+    pub max_redacted_body: u64,
+}
