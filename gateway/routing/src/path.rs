@@ -16,7 +16,7 @@
 //!
 //! Nothing is allocated: segments are borrowed from the request.
 
-use super::RouteError;
+use crate::error::RouteError;
 
 /// The parts of `/{opd}/{service}/v{major}/{rest...}`.
 #[derive(Debug, PartialEq, Eq)]
