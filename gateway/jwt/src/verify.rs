@@ -91,9 +91,6 @@ pub(crate) async fn verify(verifier: &TokenVerifier, token: &str) -> Result<Veri
     else {
         return Err(TokenError::Malformed { reason: "a JWS has three segments (header.payload.signature)" });
     };
-    if header.is_empty() || payload.is_empty() || signature.is_empty() {
-        return Err(TokenError::Malformed { reason: "a segment is empty (unsigned tokens are refused)" });
-    }
     let header: Header = decode_segment(header, "the header is not base64url JSON with an `alg`")?;
     let algorithm = match header.alg.as_str() {
         "RS256" => JwtAlgorithm::RS256,
@@ -103,6 +100,9 @@ pub(crate) async fn verify(verifier: &TokenVerifier, token: &str) -> Result<Veri
             return Err(TokenError::AlgorithmNotAllowed { alg });
         }
     };
+    if payload.is_empty() || signature.is_empty() {
+        return Err(TokenError::Malformed { reason: "a segment is empty" });
+    }
     if header.crit.is_some() {
         return Err(TokenError::Malformed { reason: "the header names critical extensions (crit), none is supported" });
     }
