@@ -36,7 +36,11 @@ pub fn http_client(upstream_tls: &UpstreamTls) -> JwksClient {
 
 /// Where one issuer's key set is read from.
 pub enum JwksSource {
-    Url { uri: http::Uri, client: JwksClient },
+    /// Boxed: the client is large, and there is one source per issuer.
+    Url {
+        uri: http::Uri,
+        client: Box<JwksClient>,
+    },
     File(PathBuf),
 }
 
@@ -54,7 +58,7 @@ impl JwksSource {
     pub fn from_config(settings: &JwtIssuerConfig, config: &Config, client: &JwksClient) -> JwksSource {
         match (&settings.jwks_url, &settings.jwks_file) {
             (Some(url), _) => match url.parse() {
-                Ok(uri) => JwksSource::Url { uri, client: client.clone() },
+                Ok(uri) => JwksSource::Url { uri, client: Box::new(client.clone()) },
                 // Checked at load time; an unparsable URL never fetches anything.
                 Err(_) => JwksSource::File(PathBuf::new()),
             },
