@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 
 use crate::fetch::JwksSource;
 use crate::keys::{parse_jwks, KeySet};
-use penghubung_types::config::JwtIssuerConfig;
+use penghubung_types::config::{JwtAlgorithm, JwtIssuerConfig};
 
 /// A key set and when a fetch last confirmed it.
 #[derive(Debug, Default)]
@@ -36,6 +36,8 @@ pub struct IssuerKeys {
     /// The single flight: held while a fetch runs; remembers the last fetch for unknown keys.
     refresh: tokio::sync::Mutex<Option<Instant>>,
     fetches: AtomicU64,
+    /// The claim checks per algorithm, built once.
+    validations: [jsonwebtoken::Validation; 2],
 }
 
 /// Whether the keys for a token could be had.
@@ -55,6 +57,18 @@ impl IssuerKeys {
             current: ArcSwap::from_pointee(CurrentKeys::default()),
             refresh: tokio::sync::Mutex::new(None),
             fetches: AtomicU64::new(0),
+            validations: [
+                crate::verify::validation(settings, JwtAlgorithm::RS256),
+                crate::verify::validation(settings, JwtAlgorithm::ES256),
+            ],
+        }
+    }
+
+    /// The claim checks of this issuer for a token signed with `algorithm`.
+    pub fn validation(&self, algorithm: JwtAlgorithm) -> &jsonwebtoken::Validation {
+        match algorithm {
+            JwtAlgorithm::RS256 => &self.validations[0],
+            JwtAlgorithm::ES256 => &self.validations[1],
         }
     }
 

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::issuer::Lookup;
 use crate::TokenVerifier;
-use penghubung_types::config::JwtAlgorithm;
+use penghubung_types::config::{JwtAlgorithm, JwtIssuerConfig};
 
 /// A verified token's caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ pub(crate) async fn verify(verifier: &TokenVerifier, token: &str) -> Result<Veri
         // The header asks for one algorithm and the key is of another: never let a token choose.
         return Err(TokenError::AlgorithmNotAllowed { alg: algorithm.name() });
     }
-    let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &validation(issuer, algorithm))
+    let claims = jsonwebtoken::decode::<Claims>(token, &key.key, issuer.validation(algorithm))
         .map_err(|e| token_error(e.kind()))?
         .claims;
     let subject = match claims.get(&issuer.settings.subject_claim) {
@@ -135,19 +135,20 @@ pub(crate) async fn verify(verifier: &TokenVerifier, token: &str) -> Result<Veri
     Ok(VerifiedCaller { issuer: Arc::clone(&issuer.name), subject })
 }
 
-/// The claim checks of `issuer` for a token signed with `algorithm`.
-fn validation(issuer: &crate::IssuerKeys, algorithm: JwtAlgorithm) -> Validation {
+/// The claim checks of an issuer for a token signed with `algorithm` (built once per issuer, see
+/// [`crate::IssuerKeys::validation`]).
+pub(crate) fn validation(settings: &JwtIssuerConfig, algorithm: JwtAlgorithm) -> Validation {
     let mut validation = Validation::new(match algorithm {
         JwtAlgorithm::RS256 => Algorithm::RS256,
         JwtAlgorithm::ES256 => Algorithm::ES256,
     });
     validation.required_spec_claims = ["exp", "iss", "aud"].into_iter().map(String::from).collect();
-    validation.leeway = issuer.settings.max_clock_skew.0.as_secs();
+    validation.leeway = settings.max_clock_skew.0.as_secs();
     validation.validate_exp = true;
     validation.validate_nbf = true;
     validation.validate_aud = true;
-    validation.aud = Some(issuer.settings.audiences.iter().cloned().collect::<HashSet<_>>());
-    validation.iss = Some(HashSet::from([issuer.settings.issuer.clone()]));
+    validation.aud = Some(settings.audiences.iter().cloned().collect::<HashSet<_>>());
+    validation.iss = Some(HashSet::from([settings.issuer.clone()]));
     validation
 }
 

@@ -647,6 +647,18 @@ impl Config {
             for problem in issuer.problems() {
                 problems.at_first(&["jwt_issuers"], problem);
             }
+            if let Some(file) = &issuer.jwks_file {
+                if !self.resolve(file).is_file() {
+                    problems.at(
+                        "jwks_file",
+                        format!(
+                            "jwt issuer `{}`: jwks_file {} does not exist",
+                            issuer.name,
+                            self.resolve(file).display()
+                        ),
+                    );
+                }
+            }
             if !names.insert(issuer.name.as_str()) {
                 problems.at("jwt_issuers", format!("jwt issuer `{}` is defined twice", issuer.name));
             }
@@ -949,6 +961,7 @@ mod jwt_tests {
     #[test]
     fn issuers_parse_with_defaults() {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jwks.json"), "{\"keys\": []}").unwrap();
         let text = format!(
             "{}{}",
             "[[listeners]]\naddress = \"127.0.0.1:0\"\nplaintext = true\n",
@@ -989,6 +1002,7 @@ mod jwt_tests {
         assert!(all.contains("at most 5m"), "{all}");
         assert!(all.contains("exactly one of"), "{all}");
         assert!(all.contains("defined twice"), "{all}");
+        assert!(all.contains("a.json does not exist"), "{all}");
         assert!(all.contains("needs TLS"), "{all}");
         let errs = Config::parse(&format!("{LISTENER}plaintext = true\n"), "p.toml", Path::new(".")).unwrap_err();
         assert!(errs.iter().any(|e| e.message.contains("at least one [[jwt_issuers]]")), "{errs:?}");
