@@ -323,3 +323,30 @@ async fn no_token_lands_in_the_log_or_the_audit_trail() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_client_binding_an_untrusted_issuer_or_a_taken_subject_does_not_load() {
+    let up = Upstream::text("ok").await;
+    let key = SigningKey::rsa("rsa-a", "2026-01");
+    let jwks = JwksServer::start(&[&key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &up, &jwks, "", "");
+    let store = dir.path().join("policies/clients/nasional");
+    std::fs::write(
+        store.join("ghost.toml"),
+        "id = \"nasional/ghost\"\nopd = \"nasional\"\nname = \"Ghost\"\nclearance = \"terbuka\"\n\n[[identity.jwt]]\nissuer = \"ghost-idp\"\nsubject = \"x\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        store.join("twin.toml"),
+        format!("id = \"nasional/twin\"\nopd = \"nasional\"\nname = \"Twin\"\nclearance = \"terbuka\"\n\n[[identity.jwt]]\nissuer = \"splp\"\nsubject = \"{SUBJECT}\"\n"),
+    )
+    .unwrap();
+    let config = penghubung::Config::load(&dir.path().join("penghubung.toml")).unwrap();
+    let Err(penghubung::StartError::Documents(problems)) = penghubung::Gateway::start(config).await else {
+        panic!("the documents must not load");
+    };
+    let all = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n");
+    assert!(all.contains("issuer `ghost-idp` is not one of the config's [[jwt_issuers]]"), "{all}");
+    assert!(all.contains(&format!("token subject `{SUBJECT}` of issuer `splp` is already bound")), "{all}");
+}
