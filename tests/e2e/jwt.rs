@@ -104,6 +104,18 @@ async fn a_token_maps_to_its_client_whose_grants_apply_and_authorization_stays_b
         assert!(r.code().starts_with("policy."), "{}", r.text());
     }
     assert_eq!(up.hits(), 2, "the refused deletes never reached the upstream");
+    // The same over HTTP/2 (ALPN h2 on the same listener).
+    let client = https_client(client_config(&pki.ca_pem(), None));
+    let request = Request::get(format!("{}/dinkes/rm/v1/pasien/7", gw.url))
+        .version(http::Version::HTTP_2)
+        .header("authorization", format!("Bearer {}", ec.sign(&claims(SUBJECT))))
+        .body(empty())
+        .unwrap();
+    let r = send(&client, request).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = up.seen().pop().unwrap();
+    assert_eq!(seen.headers["x-penghubung-client"], "nasional/splp");
+    assert!(seen.headers.get("authorization").is_none());
 
     // A valid token for a subject no client is bound to: 403, like an unknown certificate.
     let r = call(&gw, &pki, "GET", "/dinkes/rm/v1/pasien/7", Some(&rsa.sign(&claims("someone-else")))).await;
