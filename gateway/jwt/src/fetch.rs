@@ -55,15 +55,14 @@ impl std::fmt::Debug for JwksSource {
 
 impl JwksSource {
     /// The issuer's `jwks_url` or `jwks_file` (the config has checked that exactly one is set).
-    pub fn from_config(settings: &JwtIssuerConfig, config: &Config, client: &JwksClient) -> JwksSource {
+    pub fn from_config(settings: &JwtIssuerConfig, config: &Config, client: &JwksClient) -> Result<JwksSource, String> {
         match (&settings.jwks_url, &settings.jwks_file) {
-            (Some(url), _) => match url.parse() {
-                Ok(uri) => JwksSource::Url { uri, client: Box::new(client.clone()) },
-                // Checked at load time; an unparsable URL never fetches anything.
-                Err(_) => JwksSource::File(PathBuf::new()),
+            (Some(url), None) => match url.parse() {
+                Ok(uri) => Ok(JwksSource::Url { uri, client: Box::new(client.clone()) }),
+                Err(e) => Err(format!("jwt issuer `{}`: jwks_url `{url}` is not a URL: {e}", settings.name)),
             },
-            (None, Some(file)) => JwksSource::File(config.resolve(file)),
-            (None, None) => JwksSource::File(PathBuf::new()),
+            (None, Some(file)) => Ok(JwksSource::File(config.resolve(file))),
+            _ => Err(format!("jwt issuer `{}`: set exactly one of jwks_url and jwks_file", settings.name)),
         }
     }
 

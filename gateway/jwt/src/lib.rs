@@ -36,21 +36,21 @@ pub struct TokenVerifier {
 impl TokenVerifier {
     /// The issuers of `[[jwt_issuers]]`, each with its key set fetched once (a failed fetch is logged and the
     /// issuer's tokens are refused until one succeeds), and their periodic refresh running. `None` without any
-    /// issuer.
-    pub async fn start(config: &Config, upstream_tls: &UpstreamTls) -> Option<Arc<TokenVerifier>> {
+    /// issuer; an error for an issuer whose key set has no usable location.
+    pub async fn start(config: &Config, upstream_tls: &UpstreamTls) -> Result<Option<Arc<TokenVerifier>>, String> {
         if config.jwt_issuers.is_empty() {
-            return None;
+            return Ok(None);
         }
         let client = fetch::http_client(upstream_tls);
         let mut by_iss = HashMap::new();
         for settings in &config.jwt_issuers {
-            let source = fetch::JwksSource::from_config(settings, config, &client);
+            let source = fetch::JwksSource::from_config(settings, config, &client)?;
             let keys = Arc::new(IssuerKeys::new(settings, source));
             keys.refresh("start").await;
             issuer::spawn_refresh(Arc::downgrade(&keys));
             by_iss.insert(settings.issuer.as_str().into(), keys);
         }
-        Some(Arc::new(TokenVerifier { by_iss }))
+        Ok(Some(Arc::new(TokenVerifier { by_iss })))
     }
 
     /// A verifier over issuers built elsewhere (tests).

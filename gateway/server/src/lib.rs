@@ -54,6 +54,8 @@ pub enum StartError {
     Bind { address: SocketAddr, source: std::io::Error },
     #[error("upstream TLS: {0}")]
     Tls(String),
+    #[error("token issuers: {0}")]
+    Tokens(String),
     #[error("document store: {0}")]
     Store(String),
     #[error("file watching: {0}")]
@@ -123,7 +125,7 @@ impl Gateway {
         }
         let tls_state = load_tls(&config)?;
         let upstream_tls = Arc::new(tls::UpstreamTls::from_config(&config).map_err(StartError::Tls)?);
-        let tokens = penghubung_jwt::TokenVerifier::start(&config, &upstream_tls).await;
+        let tokens = penghubung_jwt::TokenVerifier::start(&config, &upstream_tls).await.map_err(StartError::Tokens)?;
         let store = open_store(&config)?;
         let audit = penghubung_audit::Auditor::start(&config).map_err(StartError::Audit)?;
         let (reloader, cell) = Reloader::start(Box::new(store), Arc::clone(&config), upstream_tls, audit.clone())
