@@ -1,4 +1,5 @@
-//! The data-plane server: binds the listeners, terminates mTLS (client certificate required; the certificate is
+//! The data-plane server: binds the listeners, terminates mTLS (client certificate required, or optional on a
+//! listener that takes bearer tokens instead; the certificate is
 //! parsed once per connection), serves each connection (HTTP/1.1 and HTTP/2 on the same port: body-less
 //! HTTP/1.1 requests by the gateway's own server, [`http1`], everything else by hyper, which takes the
 //! connection over from the first request that needs it),
