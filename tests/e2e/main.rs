@@ -7,6 +7,7 @@ mod connections;
 mod contracts;
 mod forwarding;
 mod http1_server;
+mod jwt;
 mod mtls;
 mod policy;
 mod ratelimit;

@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 
 use crate::body::ResponseBody;
 use penghubung_adapters::AdapterError;
 use penghubung_contract::{ContractError, Violation};
+use penghubung_jwt::TokenError;
 use penghubung_policy::{Denial, RedactionError, Refusal};
 use penghubung_ratelimit::LimitError;
 use penghubung_routing::RouteError;
@@ -59,6 +60,11 @@ pub enum GatewayError {
     UpstreamTls { service: String },
     #[error("this listener does not authenticate callers; services are called over mTLS with a client certificate")]
     IdentityRequired,
+    /// A bearer token refused (a caller without a certificate on a listener that takes tokens).
+    #[error("{0}")]
+    Token(TokenError),
+    #[error("the bearer token of issuer `{issuer}` is valid but its subject is bound to no registered client; ask the Diskominfo to register it")]
+    UnknownTokenSubject { issuer: std::sync::Arc<str> },
     #[error("{0}")]
     Denied(Denial),
     #[error("the response of {service} has fields above your clearance and could not be filtered ({reason}); it was withheld")]
@@ -110,6 +116,28 @@ impl From<AdapterError> for GatewayError {
             AdapterError::MappingFailed { adapter, detail } => GatewayError::AdapterMappingFailed { adapter, detail },
             AdapterError::BodyTooLarge { limit } => GatewayError::BodyTooLarge { limit },
         }
+    }
+}
+
+impl From<TokenError> for GatewayError {
+    fn from(error: TokenError) -> Self {
+        GatewayError::Token(error)
+    }
+}
+
+/// The code of a refused bearer token.
+fn token_code(error: &TokenError) -> &'static str {
+    match error {
+        TokenError::Missing => "identity.token_missing",
+        TokenError::Malformed { .. } => "identity.token_malformed",
+        TokenError::AlgorithmNotAllowed { .. } => "identity.token_algorithm",
+        TokenError::UnknownIssuer => "identity.token_issuer",
+        TokenError::UnknownKey { .. } => "identity.token_unknown_key",
+        TokenError::BadSignature => "identity.token_signature",
+        TokenError::Expired => "identity.token_expired",
+        TokenError::NotYetValid => "identity.token_not_yet_valid",
+        TokenError::WrongAudience => "identity.token_audience",
+        TokenError::KeysUnavailable { .. } => "identity.token_keys_unavailable",
     }
 }
 
@@ -216,6 +244,8 @@ impl GatewayError {
             GatewayError::ClientDisabled { .. } => "identity.client_disabled",
             GatewayError::UpstreamTls { .. } => "upstream.tls",
             GatewayError::IdentityRequired => "identity.required",
+            GatewayError::Token(error) => token_code(error),
+            GatewayError::UnknownTokenSubject { .. } => "identity.unknown_client",
             GatewayError::Denied(denial) => denial.code(),
             GatewayError::RedactionFailed { .. } => "policy.redaction_failed",
             GatewayError::RateLimited(_) => "ratelimit.exceeded",
@@ -262,7 +292,10 @@ impl GatewayError {
             | GatewayError::NumberPrecision { .. }
             | GatewayError::RequestInvalid { .. }
             | GatewayError::QueryInvalid { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::Token(TokenError::KeysUnavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Token(_) => StatusCode::UNAUTHORIZED,
             GatewayError::UnknownClient { .. }
+            | GatewayError::UnknownTokenSubject { .. }
             | GatewayError::CertificateRevoked
             | GatewayError::ClientDisabled { .. }
             | GatewayError::IdentityRequired
@@ -299,6 +332,10 @@ impl GatewayError {
             GatewayError::ClientDisabled { .. } => "Client disabled",
             GatewayError::UpstreamTls { .. } => "Upstream TLS failure",
             GatewayError::IdentityRequired => "Client certificate required",
+            GatewayError::Token(TokenError::Missing) => "Credentials required",
+            GatewayError::Token(TokenError::KeysUnavailable { .. }) => "Token keys unavailable",
+            GatewayError::Token(_) => "Invalid bearer token",
+            GatewayError::UnknownTokenSubject { .. } => "Unknown client",
             GatewayError::Denied(_) => "Access denied",
             GatewayError::RedactionFailed { .. } => "Response withheld",
             GatewayError::RateLimited(_) => "Rate limit exceeded",
@@ -367,6 +404,19 @@ impl GatewayError {
             GatewayError::AdapterTokenUnavailable { retry_after, .. } => {
                 let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            // RFC 6750 §3: a request without credentials gets the challenge without an error code; a refused
+            // token gets `invalid_token`. Keys that cannot be fetched are the gateway's problem: retry later.
+            GatewayError::Token(TokenError::Missing) => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"penghubung\""));
+            }
+            GatewayError::Token(TokenError::KeysUnavailable { .. }) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("30"));
+            }
+            GatewayError::Token(_) => {
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"penghubung\", error=\"invalid_token\""),
+                );
             }
             _ => {}
         }

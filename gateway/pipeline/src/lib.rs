@@ -5,7 +5,8 @@
 //! ```text
 //!  request ─▶ head             head.rs             a known method, one Host, the target's length, header size
 //!             (/_penghubung/…: discovery, after identify; health.rs)
-//!          1. identify         identify.rs         certificate → registered, enabled client (CRLs per request)
+//!          1. identify         identify.rs         certificate → registered, enabled client (CRLs per request);
+//!                                                  without one, on a bearer listener: JWT → client  [boxed]
 //!          2. route            route.rs            /{opd}/{service}/v{n}/… → the compiled service
 //!          3. authorize        authorize.rs        grant → operation → lifecycle, terms, clearance
 //!                                                  → Authorization: the Permit (or, policy off, Undecided)
@@ -148,28 +149,35 @@ async fn handle(
 async fn phases(
     shared: &Shared,
     downstream: &Downstream,
-    request: Request<Inbound>,
+    mut request: Request<Inbound>,
     context: &mut RequestContext,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     head::check_head(&shared.limits, &request)?;
-    let path = request.uri().path();
     let snapshot = shared.snapshot.load();
+    let discovery = request.uri().path().starts_with(crate::discovery::PREFIX);
+    if !discovery && request.uri().path().starts_with(GATEWAY_PATH_PREFIX) {
+        return health::health(shared, request.method(), request.uri().path());
+    }
+
+    // 1. identify (a caller without a certificate on a listener that takes bearer tokens: by its token, boxed)
     let certificate = downstream.certificate.as_deref();
-    if path.starts_with(crate::discovery::PREFIX) {
-        // Discovery answers per client: identify first.
-        let client = identify::identify(shared, &snapshot, certificate)?;
+    let client = if certificate.is_none() && downstream.bearer_tokens() {
+        Box::pin(identify::identify_by_token(shared, &snapshot, request.headers())).await?
+    } else {
+        identify::identify(shared, &snapshot, certificate)?
+    };
+    if downstream.bearer_tokens() {
+        identify::strip_credentials(request.headers_mut());
+    }
+    let path = request.uri().path();
+    if discovery {
+        // Discovery answers per client.
         if client.is_none() && shared.policy.enforce {
             return Err(GatewayError::IdentityRequired);
         }
         context.discovering(client.map(|c| &**c));
         return crate::discovery::handle(&snapshot, client.map(|c| &**c), request.method(), path);
     }
-    if path.starts_with(GATEWAY_PATH_PREFIX) {
-        return health::health(shared, request.method(), path);
-    }
-
-    // 1. identify
-    let client = identify::identify(shared, &snapshot, certificate)?;
     context.identified(client.map(|c| &**c));
     // 2. route
     let route = route::route(&snapshot, path)?;

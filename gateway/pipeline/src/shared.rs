@@ -1,9 +1,11 @@
 //! What every connection shares: the snapshot, the limits checked on the request head, the policy settings, the
-//! TLS material, the rate limiter and the audit trail ([`Shared`], built once by the server).
+//! TLS material, the bearer-token verifier, the rate limiter and the audit trail ([`Shared`], built once by the
+//! server).
 
 use std::sync::Arc;
 
 use penghubung_audit::Auditor;
+use penghubung_jwt::TokenVerifier;
 use penghubung_ratelimit::RateLimiter;
 use penghubung_snapshot::SnapshotCell;
 use penghubung_tls::material::TlsState;
@@ -25,6 +27,8 @@ pub struct Shared {
     pub access_log: bool,
     /// The data plane's TLS material (CRLs are checked per request); `None` when every listener is plaintext.
     pub tls: Option<Arc<TlsState>>,
+    /// The trusted token issuers and their keys; `None` without `[[jwt_issuers]]`.
+    pub tokens: Option<Arc<TokenVerifier>>,
     pub policy: PolicySettings,
     /// Rate limits: in process, or shared through Redis.
     pub ratelimit: RateLimiter,

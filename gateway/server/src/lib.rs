@@ -1,4 +1,5 @@
-//! The data-plane server: binds the listeners, terminates mTLS (client certificate required; the certificate is
+//! The data-plane server: binds the listeners, terminates mTLS (client certificate required, or optional on a
+//! listener that takes bearer tokens instead; the certificate is
 //! parsed once per connection), serves each connection (HTTP/1.1 and HTTP/2 on the same port: body-less
 //! HTTP/1.1 requests by the gateway's own server, [`http1`], everything else by hyper, which takes the
 //! connection over from the first request that needs it),
@@ -41,7 +42,7 @@ use penghubung_snapshot::{Snapshot, SnapshotCell};
 use penghubung_tls as tls;
 use penghubung_tls::identity::PeerCertificate;
 use penghubung_tls::material::TlsState;
-use penghubung_types::config::Config;
+use penghubung_types::config::{ClientCertificateMode, Config};
 use penghubung_types::diagnostics::Diagnostic;
 use penghubung_upstream::Downstream;
 
@@ -54,6 +55,8 @@ pub enum StartError {
     Bind { address: SocketAddr, source: std::io::Error },
     #[error("upstream TLS: {0}")]
     Tls(String),
+    #[error("token issuers: {0}")]
+    Tokens(String),
     #[error("document store: {0}")]
     Store(String),
     #[error("file watching: {0}")]
@@ -123,6 +126,7 @@ impl Gateway {
         }
         let tls_state = load_tls(&config)?;
         let upstream_tls = Arc::new(tls::UpstreamTls::from_config(&config).map_err(StartError::Tls)?);
+        let tokens = penghubung_jwt::TokenVerifier::start(&config, &upstream_tls).await.map_err(StartError::Tokens)?;
         let store = open_store(&config)?;
         let audit = penghubung_audit::Auditor::start(&config).map_err(StartError::Audit)?;
         let (reloader, cell) = Reloader::start(Box::new(store), Arc::clone(&config), upstream_tls, audit.clone())
@@ -130,7 +134,7 @@ impl Gateway {
         let snapshot = cell.load();
         tracing::info!(generation = snapshot.generation, services = snapshot.route_count(), "documents loaded");
 
-        let shared = Arc::new(shared_state(&config, cell, tls_state.clone(), audit));
+        let shared = Arc::new(shared_state(&config, cell, tls_state.clone(), tokens, audit));
         announce_modes(&config);
         let tls_watch = tls_state.as_ref().map(|state| tls::material::spawn_watch(Arc::clone(state)));
         let builder = Arc::new(connection_builder(&config));
@@ -143,8 +147,18 @@ impl Gateway {
             let listener =
                 TcpListener::bind(l.address).await.map_err(|source| StartError::Bind { address: l.address, source })?;
             let address = listener.local_addr().map_err(|source| StartError::Bind { address: l.address, source })?;
-            let listener_tls = if l.plaintext { None } else { tls_state.clone() };
-            let mode = if l.plaintext { "plaintext HTTP/1.1 and HTTP/2" } else { "mTLS, HTTP/1.1 and HTTP/2" };
+            let listener_tls = if l.plaintext {
+                None
+            } else {
+                tls_state.clone().map(|state| ListenerTls { state, client_certificate: l.client_certificate })
+            };
+            let mode = match (l.plaintext, l.client_certificate) {
+                (true, _) => "plaintext HTTP/1.1 and HTTP/2",
+                (false, ClientCertificateMode::Required) => "mTLS, HTTP/1.1 and HTTP/2",
+                (false, ClientCertificateMode::Optional) => {
+                    "TLS with a client certificate or a bearer token, HTTP/1.1 and HTTP/2"
+                }
+            };
             tracing::info!(listener = %l.name, %address, mode, "listening");
             addrs.push(address);
             listeners.push(tokio::spawn(accept_loop(
@@ -338,6 +352,7 @@ fn shared_state(
     config: &Config,
     cell: Arc<SnapshotCell>,
     tls_state: Option<Arc<TlsState>>,
+    tokens: Option<Arc<penghubung_jwt::TokenVerifier>>,
     audit: Option<Arc<penghubung_audit::Auditor>>,
 ) -> Shared {
     Shared {
@@ -349,6 +364,7 @@ fn shared_state(
         },
         access_log: config.log.access_log,
         tls: tls_state,
+        tokens,
         policy: PolicySettings { enforce: config.policy.enforce, max_redacted_body: config.policy.max_redacted_body.0 },
         ratelimit: RateLimiter::start(config),
         audit,
@@ -415,7 +431,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     bounds: Bounds,
-    tls: Option<Arc<TlsState>>,
+    tls: Option<ListenerTls>,
     mut shutdown: watch::Receiver<bool>,
     token: mpsc::Sender<()>,
 ) {
@@ -454,7 +470,7 @@ async fn connection(
     shared: Arc<Shared>,
     builder: &auto::Builder<TokioExecutor>,
     bounds: &Bounds,
-    tls: Option<Arc<TlsState>>,
+    tls: Option<ListenerTls>,
     shutdown: watch::Receiver<bool>,
 ) {
     let Some(tls) = tls else {
@@ -468,10 +484,17 @@ async fn connection(
         return;
     };
     let Some((stream, certificate)) = handshake(&tls, stream, peer, shared.audit.as_ref()).await else { return };
-    let key = ClientKey::Certificate(certificate.fingerprint.clone());
+    // A caller without a certificate (bearer-token listeners) is counted by its address.
+    let key = match &certificate {
+        Some(certificate) => ClientKey::Certificate(certificate.fingerprint.clone()),
+        None => ClientKey::Address(peer.ip()),
+    };
     let Some(_admitted) = admitted.for_client(key, peer) else { return };
     let ready_at = tokio::time::Instant::now();
-    let downstream = Downstream::new(peer, "https", Some(certificate)).with_body_timeout(bounds.request_body_timeout);
+    let mut downstream = Downstream::new(peer, "https", certificate).with_body_timeout(bounds.request_body_timeout);
+    if tls.client_certificate == ClientCertificateMode::Optional {
+        downstream = downstream.with_bearer_tokens();
+    }
     let service = GatewayService::new(shared, downstream);
     let served = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         let io = http1::Prefixed::new(bytes::Bytes::new(), stream, bounds.http1.send_timeout);
@@ -484,15 +507,26 @@ async fn connection(
     }
 }
 
-/// The TLS handshake with the current material (client certificate required), within the handshake timeout.
-/// The verified certificate is parsed here, once per connection. A refusal is a security event in the audit trail.
+/// A TLS listener's material and whether it requires a client certificate.
+#[derive(Clone)]
+struct ListenerTls {
+    state: Arc<TlsState>,
+    client_certificate: ClientCertificateMode,
+}
+
+/// The TLS handshake with the current material (client certificate required, or optional on a listener that
+/// takes bearer tokens), within the handshake timeout. The verified certificate is parsed here, once per
+/// connection; `None` only where it is optional and none was presented. A refusal is a security event in the
+/// audit trail.
+#[allow(clippy::type_complexity)]
 async fn handshake(
-    tls: &TlsState,
+    tls: &ListenerTls,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     audit: Option<&Arc<penghubung_audit::Auditor>>,
-) -> Option<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Arc<PeerCertificate>)> {
-    let accepted = tokio::time::timeout(tls.handshake_timeout, tls.acceptor().accept(stream)).await;
+) -> Option<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Option<Arc<PeerCertificate>>)> {
+    let acceptor = tls.state.acceptor(tls.client_certificate);
+    let accepted = tokio::time::timeout(tls.state.handshake_timeout, acceptor.accept(stream)).await;
     let stream = match accepted {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
@@ -510,9 +544,12 @@ async fn handshake(
             return None;
         }
     };
-    let der = stream.get_ref().1.peer_certificates().and_then(|c| c.first())?;
+    let Some(der) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
+        // rustls let the handshake complete without a certificate: only the optional mode does.
+        return (tls.client_certificate == ClientCertificateMode::Optional).then_some((stream, None));
+    };
     match PeerCertificate::parse(der.as_ref()) {
-        Ok(certificate) => Some((stream, Arc::new(certificate))),
+        Ok(certificate) => Some((stream, Some(Arc::new(certificate)))),
         Err(e) => {
             tracing::warn!(target: "penghubung::tls", %peer, error = %e, "verified certificate could not be parsed");
             None

@@ -63,6 +63,8 @@ struct IdentityIndex {
     by_spiffe: HashMap<Box<str>, Arc<ClientEntry>>,
     /// By the key of the parsed subject DN (never a display string).
     by_subject: HashMap<DnKey, Arc<ClientEntry>>,
+    /// Bearer-token subjects: issuer name → subject → client (two lookups by `&str`, nothing allocated).
+    by_token: HashMap<Box<str>, HashMap<Box<str>, Arc<ClientEntry>>>,
 }
 
 /// A service ready to serve.
@@ -159,7 +161,8 @@ impl Snapshot {
         let mut limits = LimitBuilder::new(ctx.config, ctx.previous.map(|p| &p.limits));
         let (routes, services) = compile_services(docs, &opds, ctx, &mut limits, &mut problems);
         let grants_by_client = compile_grants(docs, &services, &tiers, &mut limits, &mut problems);
-        let (clients, identities) = compile_clients(docs, &opds, grants_by_client, &mut limits, &mut problems);
+        let (clients, identities) =
+            compile_clients(docs, &opds, ctx.config, grants_by_client, &mut limits, &mut problems);
 
         if problems.iter().any(Diagnostic::is_error) {
             return Err(problems);
@@ -196,6 +199,11 @@ impl Snapshot {
             .get(&*certificate.fingerprint)
             .or_else(|| certificate.spiffe.iter().find_map(|id| index.by_spiffe.get(&**id)))
             .or_else(|| certificate.subject_key.as_ref().and_then(|key| index.by_subject.get(key)))
+    }
+
+    /// The client a verified bearer token belongs to: its issuer's name and its subject.
+    pub fn client_for_token(&self, issuer: &str, subject: &str) -> Option<&Arc<ClientEntry>> {
+        self.identities.by_token.get(issuer).and_then(|subjects| subjects.get(subject))
     }
 
     /// Number of routes.
@@ -316,6 +324,7 @@ fn compile_grants<'d>(
 fn compile_clients(
     docs: &Documents,
     opds: &HashMap<String, OpdDoc>,
+    config: &Config,
     mut grants_by_client: HashMap<&str, HashMap<usize, Vec<CompiledGrant>>>,
     limits: &mut LimitBuilder<'_>,
     problems: &mut Vec<Diagnostic>,
@@ -350,6 +359,7 @@ fn compile_clients(
             problems.push(Diagnostic::error(origin, format!("client `{}` is defined twice", doc.id)));
         }
         bind_identities(&mut identities, origin, doc, &entry, problems);
+        bind_token_subjects(&mut identities, origin, doc, &entry, config, problems);
     }
     (clients, identities)
 }
@@ -392,6 +402,37 @@ fn bind_identities(
                 origin,
                 format!("[identity] subject `{subject}` is not an RFC 4514 distinguished name: {e}"),
             )),
+        }
+    }
+}
+
+/// Binds the client's bearer-token subjects to `entry`; an issuer the config does not trust, or a subject
+/// already bound to another client, is a problem.
+fn bind_token_subjects(
+    identities: &mut IdentityIndex,
+    origin: &str,
+    doc: &ClientDoc,
+    entry: &Arc<ClientEntry>,
+    config: &Config,
+    problems: &mut Vec<Diagnostic>,
+) {
+    for binding in &doc.identity.jwt {
+        if config.jwt_issuer(&binding.issuer).is_none() {
+            problems.push(Diagnostic::error(
+                origin,
+                format!("[[identity.jwt]] issuer `{}` is not one of the config's [[jwt_issuers]]", binding.issuer),
+            ));
+            continue;
+        }
+        let subjects = identities.by_token.entry(binding.issuer.as_str().into()).or_default();
+        if let Some(other) = subjects.insert(binding.subject.as_str().into(), Arc::clone(entry)) {
+            problems.push(Diagnostic::error(
+                origin,
+                format!(
+                    "token subject `{}` of issuer `{}` is already bound to client `{}`",
+                    binding.subject, binding.issuer, other.doc.id
+                ),
+            ));
         }
     }
 }

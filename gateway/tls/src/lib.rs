@@ -1,7 +1,8 @@
 //! TLS: the mTLS data plane and the upstream side.
 //!
 //! - [`material`]: the server's certificate, trusted client CAs and CRLs, loaded into a rustls `ServerConfig`
-//!   (TLS 1.2 and 1.3 only, rustls' safe suites, ALPN `h2` + `http/1.1`, client certificate REQUIRED) and
+//!   (TLS 1.2 and 1.3 only, rustls' safe suites, ALPN `h2` + `http/1.1`, client certificate REQUIRED; a second
+//!   config where it is optional, for listeners that take bearer tokens, verifies a presented one the same) and
 //!   swapped atomically when the files change; a broken file keeps the previous material serving.
 //! - [`identity`]: what a verified client certificate says (SPIFFE URI SANs, subject DN, SHA-256
 //!   fingerprint), parsed once per connection and matched against `Client` documents per request.

@@ -1,6 +1,8 @@
 //! The data plane's TLS material: server certificate and key, the CAs trusted for client certificates, and
 //! CRLs. Compiled into a rustls `ServerConfig` that requires a client certificate (verified against the CAs,
-//! its validity and the CRLs during the handshake), and into a set of revoked serials that the request path
+//! its validity and the CRLs during the handshake), and one that accepts a connection without a certificate
+//! but verifies any certificate presented just the same (listeners with `client_certificate = "optional"`,
+//! whose certificate-less callers must present a bearer token), and into a set of revoked serials that the request path
 //! checks so that a CRL update also bites on connections opened before it. [`TlsState`] swaps new material in
 //! when the files change (polled every `tls.reload_interval`, and on SIGHUP); a broken file is reported and the
 //! previous material keeps serving.
@@ -20,12 +22,15 @@ use x509_parser::revocation_list::CertificateRevocationList;
 
 use super::identity::PeerCertificate;
 use super::{provider, read_certificates, read_crls, read_private_key, PROTOCOL_VERSIONS};
-use penghubung_types::config::{Config, TlsConfig};
+use penghubung_types::config::{ClientCertificateMode, Config, TlsConfig};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 /// One generation of TLS material.
 #[derive(Debug)]
 pub struct ServerTls {
     pub server_config: Arc<rustls::ServerConfig>,
+    /// The same material for listeners where the client certificate is optional.
+    pub optional_client_config: Arc<rustls::ServerConfig>,
     /// serial → issuer names (raw DER) of revoked certificates.
     revoked: HashMap<Box<[u8]>, Vec<Box<[u8]>>>,
 }
@@ -91,19 +96,39 @@ impl TlsFiles {
                 crls.push(crl);
             }
         }
-        let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+        let roots = Arc::new(roots);
+        let server_config = self.server_config(&roots, &crls, &chain, &key, ClientCertificateMode::Required)?;
+        let optional_client_config =
+            self.server_config(&roots, &crls, &chain, &key, ClientCertificateMode::Optional)?;
+        Ok(ServerTls { server_config, optional_client_config, revoked })
+    }
+
+    /// A rustls config over the material: client certificates verified against `roots` and `crls`, required or
+    /// optional.
+    fn server_config(
+        &self,
+        roots: &Arc<RootCertStore>,
+        crls: &[CertificateRevocationListDer<'static>],
+        chain: &[CertificateDer<'static>],
+        key: &PrivateKeyDer<'static>,
+        mode: ClientCertificateMode,
+    ) -> Result<Arc<rustls::ServerConfig>, String> {
+        let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), provider());
         if !crls.is_empty() {
-            verifier = verifier.with_crls(crls).allow_unknown_revocation_status();
+            verifier = verifier.with_crls(crls.to_vec()).allow_unknown_revocation_status();
+        }
+        if mode == ClientCertificateMode::Optional {
+            verifier = verifier.allow_unauthenticated();
         }
         let verifier = verifier.build().map_err(|e| format!("client certificate verifier: {e}"))?;
         let mut server_config = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(PROTOCOL_VERSIONS)
             .map_err(|e| e.to_string())?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(chain, key)
+            .with_single_cert(chain.to_vec(), key.clone_key())
             .map_err(|e| format!("{} / {}: {e}", self.cert.display(), self.key.display()))?;
         server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(ServerTls { server_config: Arc::new(server_config), revoked })
+        Ok(Arc::new(server_config))
     }
 }
 
@@ -143,9 +168,14 @@ impl TlsState {
         self.current.load()
     }
 
-    /// An acceptor for a new connection, with the current material.
-    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        tokio_rustls::TlsAcceptor::from(Arc::clone(&self.current.load().server_config))
+    /// An acceptor for a new connection, with the current material, requiring a client certificate or not.
+    pub fn acceptor(&self, mode: ClientCertificateMode) -> tokio_rustls::TlsAcceptor {
+        let current = self.current.load();
+        let config = match mode {
+            ClientCertificateMode::Required => &current.server_config,
+            ClientCertificateMode::Optional => &current.optional_client_config,
+        };
+        tokio_rustls::TlsAcceptor::from(Arc::clone(config))
     }
 
     /// Reloads when a file changed. `Ok(true)`: new material serves; `Ok(false)`: nothing changed (or the

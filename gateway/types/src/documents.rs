@@ -349,6 +349,18 @@ pub struct ClientIdentityDoc {
     pub subject: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fingerprint_sha256: Vec<String>,
+    /// Bearer tokens that identify this client: the `[[jwt_issuers]]` name and the token's subject.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwt: Vec<JwtIdentityDoc>,
+}
+
+/// A token subject bound to a client: tokens of `issuer` (a `[[jwt_issuers]]` name of the config) whose subject
+/// claim is `subject`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtIdentityDoc {
+    pub issuer: String,
+    pub subject: String,
 }
 
 /// A grant: client -> service operations, for purposes, within a validity window.

@@ -41,12 +41,27 @@ pub struct Downstream {
     forwarded: headers::ForwardedFor,
     /// A request body streamed to the upstream must arrive whole within this (`server.request_body_timeout`).
     body_timeout: Duration,
+    /// The connection came in on a listener where the client certificate is optional: a caller without one is
+    /// identified by a bearer token, and no caller's `Authorization` goes upstream.
+    bearer_tokens: bool,
 }
 
 impl Downstream {
     pub fn new(peer: SocketAddr, proto: &'static str, certificate: Option<Arc<PeerCertificate>>) -> Self {
         let body_timeout = penghubung_types::config::DEFAULT_REQUEST_BODY_TIMEOUT;
-        Self { peer, certificate, forwarded: headers::ForwardedFor::new(peer, proto), body_timeout }
+        let forwarded = headers::ForwardedFor::new(peer, proto);
+        Self { peer, certificate, forwarded, body_timeout, bearer_tokens: false }
+    }
+
+    /// This connection's listener takes bearer tokens (`client_certificate = "optional"`).
+    pub fn with_bearer_tokens(mut self) -> Self {
+        self.bearer_tokens = true;
+        self
+    }
+
+    /// Whether this connection's listener takes bearer tokens.
+    pub fn bearer_tokens(&self) -> bool {
+        self.bearer_tokens
     }
 
     /// How long a request body from this caller may take in all (`server.request_body_timeout`).

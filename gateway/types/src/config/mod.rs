@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::Diagnostic;
+pub mod jwt;
+pub use jwt::{ClientCertificateMode, JwtAlgorithm, JwtIssuerConfig};
 // The units sit below both the config and the documents; `config::units` and `config::ByteSize` stay valid paths.
 pub use crate::units::{self, ByteSize, HumanDuration};
 
@@ -60,6 +62,9 @@ pub struct Config {
     /// Where the credentials of national systems come from (adapters name them; documents never hold them).
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// Token issuers trusted for national callers on listeners with `client_certificate = "optional"`.
+    #[serde(default)]
+    pub jwt_issuers: Vec<JwtIssuerConfig>,
     /// Directory relative paths are resolved against (the config file's directory). Not read from the file.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -77,6 +82,10 @@ pub struct ListenerConfig {
     /// Serve plain HTTP without client certificates. For local development only: `penghubung check` warns.
     #[serde(default)]
     pub plaintext: bool,
+    /// `required` (default) or `optional`: without a certificate a request must carry a bearer token from one
+    /// of the `[[jwt_issuers]]`.
+    #[serde(default)]
+    pub client_certificate: ClientCertificateMode,
 }
 
 /// Data-plane TLS: the server certificate, the CAs trusted for client certificates, and CRLs. Every file is
@@ -518,6 +527,7 @@ impl Config {
         self.validate_limits_and_timeouts(&mut problems);
         self.validate_upstream_and_redis(&mut problems);
         self.validate_audit(&mut problems);
+        self.validate_jwt(&mut problems);
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.at("level", format!("log level `{}`: {e}", self.log.level));
         }
@@ -645,6 +655,54 @@ impl Config {
         }
     }
 
+    /// Usable `[[jwt_issuers]]` with unique names, and optional client certificates only where tokens can be
+    /// checked: on a TLS listener, with at least one issuer.
+    fn validate_jwt(&self, problems: &mut Problems<'_>) {
+        let mut names = std::collections::HashSet::new();
+        for issuer in &self.jwt_issuers {
+            for problem in issuer.problems() {
+                problems.at_first(&["jwt_issuers"], problem);
+            }
+            if let Some(file) = &issuer.jwks_file {
+                if !self.resolve(file).is_file() {
+                    problems.at(
+                        "jwks_file",
+                        format!(
+                            "jwt issuer `{}`: jwks_file {} does not exist",
+                            issuer.name,
+                            self.resolve(file).display()
+                        ),
+                    );
+                }
+            }
+            if !names.insert(issuer.name.as_str()) {
+                problems.at("jwt_issuers", format!("jwt issuer `{}` is defined twice", issuer.name));
+            }
+        }
+        for l in self.listeners.iter().filter(|l| l.client_certificate == ClientCertificateMode::Optional) {
+            if l.plaintext {
+                problems.at(
+                    "client_certificate",
+                    format!("listener `{}`: client_certificate = \"optional\" needs TLS (bearer tokens never travel in clear)", l.name),
+                );
+            }
+            if self.jwt_issuers.is_empty() {
+                problems.at(
+                    "client_certificate",
+                    format!(
+                        "listener `{}`: client_certificate = \"optional\" needs at least one [[jwt_issuers]]",
+                        l.name
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The `[[jwt_issuers]]` entry named `name`.
+    pub fn jwt_issuer(&self, name: &str) -> Option<&JwtIssuerConfig> {
+        self.jwt_issuers.iter().find(|i| i.name == name)
+    }
+
     /// Findings that do not stop the gateway but that an operator should see.
     pub fn warnings(&self, file: &str) -> Vec<Diagnostic> {
         let policy_off = (!self.policy.enforce).then(|| {
@@ -757,7 +815,12 @@ fn default_debounce() -> HumanDuration {
     HumanDuration(Duration::from_millis(200))
 }
 fn default_listeners() -> Vec<ListenerConfig> {
-    vec![ListenerConfig { name: default_listener_name(), address: ([127, 0, 0, 1], 8443).into(), plaintext: false }]
+    vec![ListenerConfig {
+        name: default_listener_name(),
+        address: ([127, 0, 0, 1], 8443).into(),
+        plaintext: false,
+        client_certificate: ClientCertificateMode::Required,
+    }]
 }
 fn default_listener_name() -> String {
     "data".to_string()
@@ -898,5 +961,66 @@ mod tests {
             assert_eq!((errs.len(), errs[0].line), (1, 5), "{bad}: {errs:?}");
             assert!(errs[0].message.contains("512"), "{errs:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod jwt_tests {
+    use super::*;
+
+    const LISTENER: &str = "[[listeners]]\naddress = \"127.0.0.1:0\"\nclient_certificate = \"optional\"\n";
+
+    fn issuer(extra: &str) -> String {
+        format!("[[jwt_issuers]]\nname = \"splp\"\nissuer = \"https://splp.example.go.id\"\naudiences = [\"penghubung\"]\n{extra}\n")
+    }
+
+    #[test]
+    fn issuers_parse_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jwks.json"), "{\"keys\": []}").unwrap();
+        let text = format!(
+            "{}{}",
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\nplaintext = true\n",
+            issuer("jwks_file = \"jwks.json\"")
+        );
+        let config = Config::parse(&text, "p.toml", dir.path()).unwrap();
+        let splp = config.jwt_issuer("splp").unwrap();
+        assert_eq!(splp.algorithms, vec![JwtAlgorithm::RS256, JwtAlgorithm::ES256]);
+        assert_eq!(splp.max_clock_skew.0, Duration::from_secs(60));
+        assert_eq!(splp.subject_claim, "sub");
+        assert_eq!(config.listeners[0].client_certificate, ClientCertificateMode::Required);
+    }
+
+    #[test]
+    fn symmetric_algorithms_and_none_cannot_be_configured() {
+        for alg in ["HS256", "none", "RS512"] {
+            let text = issuer(&format!("jwks_file = \"j.json\"\nalgorithms = [\"{alg}\"]"));
+            let errs = Config::parse(
+                &format!("[[listeners]]\naddress = \"127.0.0.1:0\"\nplaintext = true\n{text}"),
+                "p.toml",
+                Path::new("."),
+            )
+            .unwrap_err();
+            assert!(errs[0].message.contains(alg), "{alg}: {errs:?}");
+        }
+    }
+
+    #[test]
+    fn bad_issuers_and_optional_listeners_are_reported() {
+        let text = format!(
+            "{LISTENER}plaintext = true\n{}{}",
+            issuer("jwks_url = \"http://splp.example.go.id/jwks\"\nmax_clock_skew = \"10m\""),
+            issuer("jwks_file = \"a.json\"\njwks_url = \"https://x/jwks\"")
+        );
+        let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
+        let all = errs.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("\n");
+        assert!(all.contains("must be https"), "{all}");
+        assert!(all.contains("at most 5m"), "{all}");
+        assert!(all.contains("exactly one of"), "{all}");
+        assert!(all.contains("defined twice"), "{all}");
+        assert!(all.contains("a.json does not exist"), "{all}");
+        assert!(all.contains("needs TLS"), "{all}");
+        let errs = Config::parse(&format!("{LISTENER}plaintext = true\n"), "p.toml", Path::new(".")).unwrap_err();
+        assert!(errs.iter().any(|e| e.message.contains("at least one [[jwt_issuers]]")), "{errs:?}");
     }
 }
