@@ -179,7 +179,7 @@ impl Manager {
                 Some(StoredDocument { kind, key: d.key.clone(), origin, text: d.text.clone() })
             })
             .collect();
-        invalid_store(check::load_and_compile(&self.config, &Proposed(imported.clone())).err())?;
+        invalid_store(Some(check::every_problem(&self.config, &Proposed(imported.clone()))))?;
         let now = now_rfc3339();
         let mut changed: Vec<(String, Option<String>)> = Vec::new();
         for d in &imported {
@@ -252,7 +252,7 @@ impl Manager {
                 proposed.push(StoredDocument { kind, key: key.clone(), origin, text: text.clone() });
             }
         }
-        invalid_store(check::load_and_compile(&self.config, &Proposed(proposed)).err())
+        invalid_store(Some(check::every_problem(&self.config, &Proposed(proposed))))
     }
 
     /// Records and writes the plan's documents in order; a write that fails takes its journal entry back.
