@@ -137,6 +137,9 @@ pub fn needs_reason(op: Operation) -> bool {
     )
 }
 
+/// Finds the store key and text (none: removed) of a version of a document: `(kind, id, version)`.
+pub type VersionText<'a> = dyn Fn(Kind, &str, u64) -> Result<(String, Option<String>), ManageError> + 'a;
+
 /// What the planner reads.
 pub struct Context<'a> {
     pub config: &'a Config,
@@ -146,7 +149,7 @@ pub struct Context<'a> {
     pub reason: Option<&'a str>,
     pub now: &'a str,
     /// The text of a version of a document, for rollbacks: `(key, version)` → the text (none: removed).
-    pub version_text: &'a dyn Fn(Kind, &str, u64) -> Result<(String, Option<String>), ManageError>,
+    pub version_text: &'a VersionText<'a>,
 }
 
 /// Plans `change` (see the module doc).
