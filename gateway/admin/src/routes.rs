@@ -1,6 +1,6 @@
 //! The ONE route table of the admin API ([`ROUTES`]): method, path, the management operation each route
 //! performs (its roles come from `penghubung_manage::PERMISSIONS`), what its body is, and its handler. The
-//! router ([`crate::listener`]) and the OpenAPI document ([`crate::openapi`]) are both built from it, and the
+//! router ([`crate::dispatch`]) and the OpenAPI document ([`crate::openapi`]) are both built from it, and the
 //! tests walk it route by route, role by role.
 
 use http::Method;
