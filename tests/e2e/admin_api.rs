@@ -281,6 +281,11 @@ async fn services_list_and_documents_carry_ids_statuses_and_etags() {
     assert_eq!(document["name"], "bansos");
     assert!(etag.starts_with('"') && etag.len() > 2, "{etag}");
     assert_eq!(bansos["etag"], etag.as_str());
+    // The summary report counts it and names the approvals it waits for.
+    let (summary, _) = admin.read("tono-auditor", "/api/v1/reports/summary").await;
+    assert_eq!(summary["services"]["by_status"]["testing"], 1, "{summary}");
+    assert_eq!(summary["services"]["awaiting_operations_approval"], json!(["dinsos/bansos/v1"]));
+    assert_eq!(summary["services"]["awaiting_security_approval"], json!(["dinsos/bansos/v1"]));
     // An operator's credential never leaves: the fingerprints do (public), no password hash.
     let (operators, _) = admin.read("sari-admin", "/api/v1/operators").await;
     assert_eq!(operators.as_array().unwrap().len(), OPERATORS.len());
