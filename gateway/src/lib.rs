@@ -5,6 +5,7 @@
 //! embedding and tests; `ARCHITECTURE.md` at the repository root draws them and their order.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod demo;
 mod exit;
