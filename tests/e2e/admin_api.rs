@@ -325,6 +325,23 @@ async fn an_approval_through_the_api_takes_a_service_live_and_a_withdrawal_takes
     // The change reloaded the gateway before the answer left: the service answers at once.
     assert_eq!(admin.data_plane_status("/dinsos/bansos/v1/status").await, StatusCode::OK);
 
+    // Each change names its operator and reason: in the document's history and in the audit trail.
+    let (history, _) = admin.read("tono-auditor", "/api/v1/services/dinsos/bansos/v1/history").await;
+    let entries = history.as_array().unwrap();
+    let last = &entries[entries.len() - 1];
+    assert_eq!((last["who"].as_str(), last["reason"].as_str()), (Some("dewi-persandian"), Some("uji penetrasi lulus")));
+    let before = &entries[entries.len() - 2];
+    assert_eq!(before["who"], "dua-peran");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (found, _) = admin.read("tono-auditor", "/api/v1/audit/search?changes=true").await;
+        if found["records"].to_string().contains("dewi-persandian") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no change record names the operator: {found}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
     // A withdrawal takes it back to testing.
     let withdraw = format!("{approvals}?kind=security&reason=temuan%20baru");
     let answer = admin.call(Some("dewi-persandian"), Method::DELETE, &withdraw, None, &[]).await;
@@ -498,8 +515,10 @@ async fn penghubung_serve_starts_the_admin_listener_beside_the_gateway() {
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
     assert_eq!(answer.headers["location"], "/api/v1/opds/bappeda");
     assert!(dir.path().join("policies/opds/bappeda.toml").is_file());
-    // The change reloaded the gateway, attributed to the operator.
-    assert!(process.log().contains("admin API"), "{}", process.log());
+    // The change reloaded the gateway; the log names the operator and holds no key.
+    let log = process.log();
+    assert!(log.contains("admin API") && log.contains("sari-admin"), "{log}");
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
 }
 
 #[tokio::test]
