@@ -286,6 +286,13 @@ async fn services_list_and_documents_carry_ids_statuses_and_etags() {
     assert_eq!(summary["services"]["by_status"]["testing"], 1, "{summary}");
     assert_eq!(summary["services"]["awaiting_operations_approval"], json!(["dinsos/bansos/v1"]));
     assert_eq!(summary["services"]["awaiting_security_approval"], json!(["dinsos/bansos/v1"]));
+    // Policy explain answers from the store as it is: the service in testing is not for this client yet.
+    let body = json!({"client": "dinsos/sikasos", "service": "dinsos/bansos/v1", "operation": "GET /status"});
+    let answer = admin.call(Some("tono-auditor"), Method::POST, "/api/v1/policy/explain", Some(body), &[]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let explanation = answer.json();
+    assert_eq!(explanation["decision"], "deny", "{explanation}");
+    assert!(!explanation["checks"].as_array().unwrap().is_empty());
     // An operator's credential never leaves: the fingerprints do (public), no password hash.
     let (operators, _) = admin.read("sari-admin", "/api/v1/operators").await;
     let ids: Vec<&str> = operators.as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
