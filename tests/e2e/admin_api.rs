@@ -550,3 +550,52 @@ async fn a_revoked_operator_certificate_no_longer_reaches_the_api() {
     assert_eq!(whoami["id"], "dewi-persandian");
     admin.stop().await;
 }
+
+#[tokio::test]
+async fn a_store_export_imports_back_in_both_forms_and_a_tampered_one_is_refused() {
+    let admin = Admin::start().await;
+    let exported = admin.call(Some("sari-admin"), Method::GET, "/api/v1/store/export", None, &[]).await;
+    assert_eq!(exported.status, StatusCode::OK, "{}", exported.text());
+    assert!(exported.headers["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let bundle = exported.body.to_vec();
+    let text = String::from_utf8(bundle.clone()).unwrap();
+    assert!(text.contains("OPD dinsos"), "the export holds the documents");
+
+    let tampered = text.replace("OPD dinsos", "OPD dinsoz").into_bytes();
+    let refused = admin
+        .call_as(
+            Some(&admin.certificates["sari-admin"]),
+            Method::POST,
+            "/api/v1/store/import?reason=uji",
+            Some(tampered),
+            &[],
+        )
+        .await;
+    assert!(refused.status.is_client_error(), "{} {}", refused.status, refused.text());
+    assert!(refused.code().starts_with("admin."), "{}", refused.text());
+    let (opd, _) = admin.read("sari-admin", "/api/v1/opds/dinsos").await;
+    assert_eq!(opd["name"], "OPD dinsos", "a refused import changes nothing");
+
+    let raw = admin
+        .call_as(
+            Some(&admin.certificates["sari-admin"]),
+            Method::POST,
+            "/api/v1/store/import?reason=pulih",
+            Some(bundle),
+            &[],
+        )
+        .await;
+    assert!(raw.status.is_success(), "{}", raw.text());
+    // The previous store is kept beside it, named by the second of the import: the next import comes a second on.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let wrapped = json!({"bundle": serde_json::from_str::<Value>(&text).unwrap(), "reason": "pulih lagi"});
+    let answer = admin.call(Some("sari-admin"), Method::POST, "/api/v1/store/import", Some(wrapped), &[]).await;
+    assert!(answer.status.is_success(), "{}", answer.text());
+    let (services, _) = admin.read("tono-auditor", "/api/v1/services").await;
+    assert!(services.as_array().unwrap().iter().any(|s| s["id"] == "dinsos/bansos/v1"));
+    // Only an admin imports.
+    let answer =
+        admin.call(Some("tono-auditor"), Method::POST, "/api/v1/store/import", Some(json!({"bundle": {}})), &[]).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    admin.stop().await;
+}
