@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 use crate::ca::{self, CertificateAuthority, Validity};
-use crate::exit::{exit_code, start_failed};
+use crate::exit::start_failed;
 use crate::explain::{self, OperationSpec};
 use crate::manage::{now_rfc3339, Workspace};
 use crate::{check, demo, telemetry};
 use penghubung_policy::lifecycle::{ApprovalKind, Transition};
-use penghubung_server::{Gateway, Signals, StartError};
+use penghubung_server::{Signals, StartError};
 use penghubung_snapshot::store::{DirStore, DocumentStore};
 use penghubung_types::config::Config;
 use penghubung_types::documents::{Approval, Classification, GrantDoc};
@@ -362,10 +362,7 @@ pub fn run() -> i32 {
                         return 1;
                     }
                 };
-                match Gateway::start(config).await {
-                    Ok(gateway) => exit_code(gateway.run_until_signal(signals).await),
-                    Err(e) => start_failed(e),
-                }
+                crate::admin::serve(config, signals).await
             })
         }
         Command::Demo { workdir, listen } => runtime(0).block_on(demo::run(workdir, listen)),

@@ -5,19 +5,19 @@
 //! embedding and tests; `ARCHITECTURE.md` at the repository root draws them and their order.
 #![forbid(unsafe_code)]
 
-pub mod ca;
-pub mod check;
+pub mod admin;
 pub mod cli;
 pub mod demo;
 mod exit;
-pub mod explain;
-pub mod manage;
-pub mod openapi;
+
+pub use penghubung_manage::workspace as manage;
+pub use penghubung_manage::{ca, check, explain, openapi};
 
 pub use penghubung_adapters as adapters;
 pub use penghubung_audit as audit;
 pub use penghubung_contract as contract;
 pub use penghubung_http1 as http1;
+pub use penghubung_manage as management;
 pub use penghubung_pipeline as pipeline;
 pub use penghubung_pipeline::{body, discovery, error};
 pub use penghubung_policy as policy;

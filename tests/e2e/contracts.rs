@@ -252,8 +252,8 @@ async fn an_imported_openapi_document_round_trips_through_discovery() {
     let s = "disdukcapil/verifikasi/v1";
     for args in [
         vec!["service", "submit", "--service", s],
-        vec!["service", "approve", "--service", s, "--operations", "--by", "Rudi", "--reason", "uji fungsi"],
-        vec!["service", "approve", "--service", s, "--security", "--by", "Dewi", "--reason", "uji keamanan"],
+        vec!["service", "approve", "--service", s, "--operations", "--by", "operasi-uji", "--reason", "uji fungsi"],
+        vec!["service", "approve", "--service", s, "--security", "--by", "keamanan-uji", "--reason", "uji keamanan"],
         vec![
             "grant",
             "add",

@@ -1,6 +1,7 @@
 //! End-to-end tests of Penghubung over real sockets: one test binary, one module per capability.
 
 mod adapters;
+mod admin_api;
 mod audit;
 mod cli;
 mod connections;

@@ -624,23 +624,41 @@ async fn the_lifecycle_needs_two_approvals_by_different_people_and_suspension_bi
     wait(g).await;
     assert_eq!(both().await, ("policy.service_testing".to_string(), "allow".to_string()), "testing: test clients only");
 
-    let (code, text, g) =
-        step(&["service", "approve", "--service", s, "--operations", "--by", "Rudi", "--reason", "uji fungsi lulus"]);
+    let (code, text, g) = step(&[
+        "service",
+        "approve",
+        "--service",
+        s,
+        "--operations",
+        "--by",
+        "operasi-uji",
+        "--reason",
+        "uji fungsi lulus",
+    ]);
     assert_eq!(code, 0, "{text}");
     wait(g).await;
     assert_eq!(both().await.0, "policy.service_testing", "one approval is not enough");
     let (code, text, _) =
-        step(&["service", "approve", "--service", s, "--security", "--by", "rudi", "--reason", "saya juga"]);
-    assert_eq!(code, 1, "the same person cannot give both approvals: {text}");
-    assert!(text.contains("different people"), "{text}");
-    let (code, text, g) =
-        step(&["service", "approve", "--service", s, "--security", "--by", "Dewi", "--reason", "uji keamanan lulus"]);
+        step(&["service", "approve", "--service", s, "--security", "--by", "operasi-uji", "--reason", "saya juga"]);
+    assert_eq!(code, 1, "the same operator cannot give both approvals: {text}");
+    assert!(text.contains("different operators"), "{text}");
+    let (code, text, g) = step(&[
+        "service",
+        "approve",
+        "--service",
+        s,
+        "--security",
+        "--by",
+        "keamanan-uji",
+        "--reason",
+        "uji keamanan lulus",
+    ]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("active"), "{text}");
     wait(g).await;
     assert_eq!(both().await, ("allow".to_string(), "allow".to_string()));
     let stored = std::fs::read_to_string(dir.path().join("policies/services/dinsos/bansos.toml")).unwrap();
-    assert!(stored.contains("[approvals.security]") && stored.contains("by = \"Dewi\""), "{stored}");
+    assert!(stored.contains("[approvals.security]") && stored.contains("by = \"keamanan-uji\""), "{stored}");
 
     // suspension bites on the next request, on an already open keep-alive connection too
     let (code, text, g) = step(&["service", "suspend", "--service", s, "--reason", "insiden keamanan"]);

@@ -75,7 +75,7 @@ pub struct Gateway {
     connections_done: mpsc::Receiver<()>,
     connection_token: mpsc::Sender<()>,
     grace: Duration,
-    _watcher: Option<notify::RecommendedWatcher>,
+    _watcher: Option<reload::StoreWatcher>,
     _tls_watch: Option<AbortOnDrop>,
     _idle_sweeper: AbortOnDrop,
 }
@@ -211,6 +211,11 @@ impl Gateway {
     /// Reloads the documents now (what SIGHUP does).
     pub fn reload(&self) -> Result<Reloaded, Vec<Diagnostic>> {
         self.reloader.reload()
+    }
+
+    /// The reloader, for what reloads from outside the gateway (the admin API after a change).
+    pub fn reloader(&self) -> Arc<Reloader> {
+        Arc::clone(&self.reloader)
     }
 
     /// Stops accepting, waits for in-flight requests up to the grace period, and returns how it ended.

@@ -2,7 +2,8 @@
 //! builds a new snapshot and swaps it in; any error keeps the previous snapshot serving and is reported.
 //! [`watch_store`] triggers it on file changes (debounced); SIGHUP triggers it too (see `server.rs`).
 //! Each published snapshot writes one audit change record per document added, changed or removed since the
-//! previous one (before/after SHA-256 of its text; on start, every document as `loaded`).
+//! previous one (before/after SHA-256 of its text; on start, every document as `loaded`), attributed to the
+//! operator and reason of the store journal's entry that explains it, or to `hand-edit` when none does.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use notify::{RecursiveMode, Watcher};
 use penghubung_adapters::AdapterRegistry;
 use penghubung_audit::record::{ChangeAction, ChangeRecord, Record};
 use penghubung_audit::Auditor;
+use penghubung_snapshot::store::journal::{Journal, HAND_EDIT};
 use penghubung_snapshot::store::{load_documents, DocumentStore};
 use penghubung_snapshot::{BuildContext, Snapshot, SnapshotCell};
 use penghubung_tls::UpstreamTls;
@@ -101,7 +103,8 @@ impl Reloader {
         if let Some(auditor) = &self.audit {
             let current: HashMap<String, [u8; 32]> = docs.digests.iter().cloned().collect();
             let mut previous = self.last_digests.lock().unwrap_or_else(|p| p.into_inner());
-            for record in changes(previous.as_ref(), &current, generation) {
+            let journal = self.store.journal();
+            for record in changes(previous.as_ref(), &current, generation, journal.as_ref()) {
                 auditor.record_now(Record::Change(Box::new(record)));
             }
             *previous = Some(current);
@@ -139,21 +142,34 @@ impl Reloader {
 }
 
 /// The change records between two sets of document digests (sorted by key). `previous = None`: the first load,
-/// every document is `loaded`.
+/// every document is `loaded`. Each record names who made the change and why, from the `journal` entry whose
+/// digests match; a change without one is a hand edit (a document loaded at start without one is the store's
+/// content as found, `file`).
 fn changes(
     previous: Option<&HashMap<String, [u8; 32]>>,
     current: &HashMap<String, [u8; 32]>,
     generation: u64,
+    journal: Option<&Journal>,
 ) -> Vec<ChangeRecord> {
-    let record = |document: &str, action, before: Option<[u8; 32]>, after: Option<[u8; 32]>| ChangeRecord {
-        time: std::time::SystemTime::now(),
-        who: "file".into(),
-        document: document.to_string(),
-        action,
-        before,
-        after,
-        reason: None,
-        generation,
+    let record = |document: &str, action, before: Option<[u8; 32]>, after: Option<[u8; 32]>| {
+        let hex = |d: [u8; 32]| penghubung_tls::identity::hex(&d);
+        let entry =
+            journal.and_then(|j| j.attribution(document, before.map(hex).as_deref(), after.map(hex).as_deref()));
+        let (who, reason) = match entry {
+            Some(entry) => (entry.who, entry.reason),
+            None if action == ChangeAction::Loaded => ("file".to_string(), None),
+            None => (HAND_EDIT.to_string(), None),
+        };
+        ChangeRecord {
+            time: std::time::SystemTime::now(),
+            who,
+            document: document.to_string(),
+            action,
+            before,
+            after,
+            reason,
+            generation,
+        }
     };
     let mut out = Vec::new();
     let empty = HashMap::new();
@@ -177,12 +193,15 @@ fn changes(
     out
 }
 
-/// Watches the store directory and reloads after changes settle for `debounce`. The returned watcher must be
-/// kept alive.
-pub fn watch_store(
-    reloader: Arc<Reloader>,
-    debounce: Duration,
-) -> Result<Option<notify::RecommendedWatcher>, notify::Error> {
+/// The file watcher of the store; watching stops when it is dropped.
+pub struct StoreWatcher {
+    _watcher: Arc<Mutex<notify::RecommendedWatcher>>,
+}
+
+/// Watches the store directory and reloads after changes settle for `debounce`. The store folder's parent is
+/// watched too (not recursively): when the folder is replaced (a store import renames a new folder into its
+/// place), the new folder is watched from then on. The returned watcher must be kept alive.
+pub fn watch_store(reloader: Arc<Reloader>, debounce: Duration) -> Result<Option<StoreWatcher>, notify::Error> {
     let Some(dir) = reloader.store().watch_dir() else {
         return Ok(None);
     };
@@ -195,13 +214,37 @@ pub fn watch_store(
         }
     })?;
     watcher.watch(&dir, RecursiveMode::Recursive)?;
+    if let Some(parent) = dir.parent().filter(|p| p.is_dir()) {
+        watcher.watch(parent, RecursiveMode::NonRecursive)?;
+    }
+    let watcher = Arc::new(Mutex::new(watcher));
+    let rewatch = Arc::clone(&watcher);
+    let mut watched = folder_identity(&dir);
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             tokio::time::sleep(debounce).await;
             while rx.try_recv().is_ok() {}
+            let now = folder_identity(&dir);
+            if now.is_some() && now != watched {
+                let mut watcher = rewatch.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = watcher.unwatch(&dir);
+                match watcher.watch(&dir, RecursiveMode::Recursive) {
+                    Ok(()) => {
+                        watched = now;
+                        tracing::info!(store = %dir.display(), "the store folder was replaced; watching the new one");
+                    }
+                    Err(e) => tracing::error!(store = %dir.display(), "cannot watch the replaced store folder: {e}"),
+                }
+            }
             let r = Arc::clone(&reloader);
             let _ = tokio::task::spawn_blocking(move || r.reload_and_log("file change")).await;
         }
     });
-    Ok(Some(watcher))
+    Ok(Some(StoreWatcher { _watcher: watcher }))
+}
+
+/// The device and inode of a folder: which folder a path names now.
+fn folder_identity(dir: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
 }

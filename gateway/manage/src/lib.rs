@@ -1,0 +1,34 @@
+//! Penghubung's management plane: the operations the Dinas's operators perform on the gateway's store
+//! ([`Manager`]), who may perform them ([`access`]: the authenticated [`Actor`], every [`Operation`] and the one
+//! permission table), the shapes of the changes ([`change`]) and their errors ([`error`]). Every write is
+//! checked against the whole resulting store, recorded in the store's journal (who, when, why, the digests
+//! before and after) and can be looked back on and rolled back; [`backup`] exports the store as a signed
+//! bundle and verifies one before an import. The tooling shared with the command line lives here too: the
+//! whole-store check ([`check`]), the built-in CA ([`ca`]), OpenAPI import ([`openapi`], [`import`]),
+//! `policy explain` ([`explain`]) and the command line's local store changes ([`workspace`]). The admin API
+//! (`penghubung-admin`) and the CLI are its clients; nothing on the data plane uses it.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod backup;
+pub mod ca;
+pub mod change;
+pub mod check;
+pub mod error;
+pub mod explain;
+mod history;
+pub mod import;
+mod manager;
+pub mod openapi;
+mod plan;
+pub mod stored;
+pub mod workspace;
+
+pub use access::{authorize, roles_for, Actor, Operation, PERMISSIONS};
+pub use change::{Applied, Change, ChangeRequest, HistoryEntry, Kind, Versioned};
+pub use error::ManageError;
+pub use manager::{now_rfc3339, Manager};
+pub use penghubung_policy::lifecycle::ApprovalKind;
+pub use penghubung_types::config::Config;
+pub use penghubung_types::documents::{OperatorDoc, OperatorIdentityDoc, Role};
+pub use plan::{operation_of, MAX_CERTIFICATE_DAYS};
