@@ -404,6 +404,7 @@ impl GatewayError {
             GatewayError::AdapterTokenUnavailable { retry_after, .. } => {
                 let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
             // RFC 6750 §3: a request without credentials gets the challenge without an error code; a refused
             // token gets `invalid_token`. Keys that cannot be fetched are the gateway's problem: retry later.
             GatewayError::Token(TokenError::Missing) => {
