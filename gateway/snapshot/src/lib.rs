@@ -242,11 +242,15 @@ fn check_operators(
         }
         operators.insert(doc.id.clone(), doc.clone());
     }
-    if !docs.operators.is_empty() && !docs.operators.iter().any(|(_, o)| o.enabled && o.roles.contains(&Role::Admin)) {
-        problems.push(Diagnostic::error(
-            "operators/",
-            "no enabled operator holds the role `admin`: at least one must, or nobody could manage the gateway",
-        ));
+    // Placed on the first operator document (by key), so that the problem names a file of the store.
+    let first = docs.operators.iter().map(|(origin, _)| origin).min();
+    if let Some(first) = first {
+        if !docs.operators.iter().any(|(_, o)| o.enabled && o.roles.contains(&Role::Admin)) {
+            problems.push(Diagnostic::error(
+                first,
+                "no enabled operator holds the role `admin`: at least one must, or nobody could manage the gateway",
+            ));
+        }
     }
     operators
 }
