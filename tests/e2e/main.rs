@@ -7,6 +7,7 @@ mod contracts;
 mod forwarding;
 mod http1_server;
 mod mtls;
+mod national;
 mod policy;
 mod ratelimit;
 mod reload;
