@@ -34,7 +34,7 @@ fn decision(c: &mut Criterion) {
     let docs = corpus::documents(&files);
     assert_eq!(docs.grants.len(), OPDS * CLIENTS_PER_OPD * GRANTS_PER_CLIENT);
     let build = || {
-        let ctx = BuildContext { config: &config, upstream_tls: &tls, previous: None };
+        let ctx = BuildContext { config: &config, upstream_tls: &tls, previous: None, adapters: None };
         Snapshot::build(&docs, &ctx).unwrap_or_else(|p| panic!("the corpus does not build: {p:?}"))
     };
     let snapshot = build();

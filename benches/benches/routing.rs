@@ -45,7 +45,7 @@ fn process_inputs(dir: &Path) -> (Config, UpstreamTls) {
 }
 
 fn build(docs: &penghubung::store::Documents, config: &Config, tls: &UpstreamTls) -> Snapshot {
-    let ctx = BuildContext { config, upstream_tls: tls, previous: None };
+    let ctx = BuildContext { config, upstream_tls: tls, previous: None, adapters: None };
     Snapshot::build(docs, &ctx).unwrap_or_else(|problems| panic!("the corpus does not build: {problems:?}"))
 }
 

@@ -50,7 +50,8 @@ pub fn check(config_path: Option<&Path>) -> Vec<Diagnostic> {
 /// Compiles documents into a snapshot the way the gateway does (nothing is started, no connection is made).
 pub fn compile(config: &Config, docs: &penghubung_snapshot::store::Documents) -> Result<Snapshot, Vec<Diagnostic>> {
     let upstream_tls = tls::UpstreamTls::from_config(config).map_err(|e| vec![Diagnostic::error("upstream TLS", e)])?;
-    let ctx = BuildContext { config, upstream_tls: &upstream_tls, previous: None };
+    let adapters = penghubung_snapshot::adapters::registry(config, &upstream_tls);
+    let ctx = BuildContext { config, upstream_tls: &upstream_tls, previous: None, adapters: Some(&adapters) };
     Snapshot::build(docs, &ctx)
 }
 

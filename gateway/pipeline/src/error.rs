@@ -9,6 +9,7 @@ use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
 
 use crate::body::ResponseBody;
+use penghubung_adapters::AdapterError;
 use penghubung_contract::{ContractError, Violation};
 use penghubung_policy::{Denial, RedactionError, Refusal};
 use penghubung_ratelimit::LimitError;
@@ -88,6 +89,28 @@ pub enum GatewayError {
     QueryInvalid { violations: Vec<Violation> },
     #[error("the upstream of {service} answered outside its contract; the response was withheld")]
     ResponseInvalid { service: String, violations: Vec<Violation> },
+    /// The adapter could not obtain a token (or credential) for the national system; retry after `retry_after`.
+    #[error("adapter `{adapter}` could not obtain a token from its national system: {detail}")]
+    AdapterTokenUnavailable { adapter: &'static str, detail: String, retry_after: Duration },
+    /// The national system refused the credentials the gateway holds for it.
+    #[error("the national system behind adapter `{adapter}` refused the gateway's credentials: {detail}")]
+    AdapterRefused { adapter: &'static str, detail: String },
+    /// The adapter could not map the message to or from the national system's shape.
+    #[error("adapter `{adapter}` could not map the message: {detail}")]
+    AdapterMappingFailed { adapter: &'static str, detail: String },
+}
+
+impl From<AdapterError> for GatewayError {
+    fn from(error: AdapterError) -> Self {
+        match error {
+            AdapterError::TokenUnavailable { adapter, detail, retry_after } => {
+                GatewayError::AdapterTokenUnavailable { adapter, detail, retry_after }
+            }
+            AdapterError::UpstreamRefused { adapter, detail } => GatewayError::AdapterRefused { adapter, detail },
+            AdapterError::MappingFailed { adapter, detail } => GatewayError::AdapterMappingFailed { adapter, detail },
+            AdapterError::BodyTooLarge { limit } => GatewayError::BodyTooLarge { limit },
+        }
+    }
 }
 
 impl From<Denial> for GatewayError {
@@ -206,6 +229,9 @@ impl GatewayError {
             GatewayError::RequestInvalid { .. } => "contract.request_invalid",
             GatewayError::QueryInvalid { .. } => "contract.query_invalid",
             GatewayError::ResponseInvalid { .. } => "contract.response_invalid",
+            GatewayError::AdapterTokenUnavailable { .. } => "adapter.token_unavailable",
+            GatewayError::AdapterRefused { .. } => "adapter.upstream_refused",
+            GatewayError::AdapterMappingFailed { .. } => "adapter.mapping_failed",
         }
     }
 
@@ -226,7 +252,9 @@ impl GatewayError {
             | GatewayError::UpstreamBadResponse { .. }
             | GatewayError::UpstreamTls { .. }
             | GatewayError::RedactionFailed { .. }
-            | GatewayError::ResponseInvalid { .. } => StatusCode::BAD_GATEWAY,
+            | GatewayError::ResponseInvalid { .. }
+            | GatewayError::AdapterRefused { .. }
+            | GatewayError::AdapterMappingFailed { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::MalformedJson { .. }
             | GatewayError::DuplicateKey { .. }
@@ -244,7 +272,9 @@ impl GatewayError {
             }
             GatewayError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            GatewayError::AuditUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::AuditUnavailable { .. } | GatewayError::AdapterTokenUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -282,6 +312,9 @@ impl GatewayError {
             GatewayError::RequestInvalid { .. } => "Request violates the contract",
             GatewayError::QueryInvalid { .. } => "Query violates the contract",
             GatewayError::ResponseInvalid { .. } => "Upstream response violates the contract",
+            GatewayError::AdapterTokenUnavailable { .. } => "National system token unavailable",
+            GatewayError::AdapterRefused { .. } => "National system refused the gateway's credentials",
+            GatewayError::AdapterMappingFailed { .. } => "National system message could not be mapped",
         }
     }
 
@@ -330,6 +363,10 @@ impl GatewayError {
             }
             GatewayError::RateLimitUnavailable | GatewayError::AuditUnavailable { .. } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            GatewayError::AdapterTokenUnavailable { retry_after, .. } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             }
             _ => {}
         }

@@ -11,8 +11,8 @@
 //!                                                  → Authorization: the Permit (or, policy off, Undecided)
 //!          4. limit            limit.rs            Content-Length, then the rate limits → Admission
 //!          5. check request    check_request.rs    the operation's contract: query, media type, body  [boxed]
-//!          6. adapt            adapt.rs            the service's adapter, on the request and (after 7) on its
-//!                                                  answer; boxed, only for a service naming one (none yet)
+//!          6. adapt            adapt.rs            the service's adapter around 7: credentials, tokens, 413 over
+//!                                                  max_body, one retry after a 401, the answer mapped  [boxed]
 //!          7. forward          forward.rs          Authorization → the upstream call → response, endpoint
 //!          8. check response   check_response.rs   the contract, then the redaction release           [boxed]
 //!          9. respond          respond.rs          rescue: error → problem; HEAD; X-Request-Id; access log
@@ -189,25 +189,27 @@ async fn phases(
     let contract = service.contract(operation);
     let (mut parts, body) = request.into_parts();
     let head = parts.method == Method::HEAD;
-    let mut body = match contract {
+    let body = match contract {
         Some(contract) => {
             let timeout = downstream.body_timeout();
             Box::pin(check_request::check_request(contract, &mut parts, body, service, tap, timeout)).await?
         }
         None => check_request::unchecked(body, service, tap),
     };
-    // 6. adapt the request (boxed, and only for a service that names an adapter)
-    let adapted = adapt::needed(service);
-    if adapted {
-        Box::pin(adapt::adapt_request(service, &mut parts, &mut body)).await?;
-    }
-    // 7. forward (inline), then the adapter's answer, then the admission's headers and meter on the response
-    let (response, upstream) = forward::forward(service, parts, body, rest_offset, downstream, &authorization).await?;
+    // 6. adapt around 7. forward (boxed, and only for a service that names an adapter); else 7. forward (inline)
+    let (response, upstream) = match adapt::needed(service) {
+        None => {
+            let (response, upstream) =
+                forward::forward(service, parts, body, rest_offset, downstream, &authorization).await?;
+            (response.map(ResponseBody::Upstream), upstream)
+        }
+        Some(adapter) => {
+            let exchange = adapt::exchange(&**adapter, service, parts, body, rest_offset, downstream, &authorization);
+            Box::pin(exchange).await?
+        }
+    };
     context.forwarded(upstream);
-    let mut response = response.map(ResponseBody::Upstream);
-    if adapted {
-        response = Box::pin(adapt::adapt_response(service, response)).await?;
-    }
+    // the admission's headers and meter on the response
     let mut response = admission.apply(response);
     // 8. check response
     if let Some(checks) = check_response::needed(contract, &authorization, &response, head) {

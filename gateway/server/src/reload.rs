@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 
+use penghubung_adapters::AdapterRegistry;
 use penghubung_audit::record::{ChangeAction, ChangeRecord, Record};
 use penghubung_audit::Auditor;
 use penghubung_snapshot::store::{load_documents, DocumentStore};
@@ -25,6 +26,8 @@ pub struct Reloader {
     store: Box<dyn DocumentStore>,
     config: Arc<Config>,
     upstream_tls: Arc<UpstreamTls>,
+    /// The adapters services name, kept across reloads with their cached tokens.
+    adapters: AdapterRegistry,
     cell: Arc<SnapshotCell>,
     /// Serialises reloads and remembers the fingerprint of the documents last published.
     last_fingerprint: Mutex<Option<u64>>,
@@ -51,10 +54,12 @@ impl Reloader {
         audit: Option<Arc<Auditor>>,
     ) -> Result<(Arc<Self>, Arc<SnapshotCell>), Vec<Diagnostic>> {
         let cell = Arc::new(SnapshotCell::new(Snapshot::empty()));
+        let adapters = penghubung_snapshot::adapters::registry(&config, &upstream_tls);
         let reloader = Arc::new(Self {
             store,
             config,
             upstream_tls,
+            adapters,
             cell: Arc::clone(&cell),
             last_fingerprint: Mutex::new(None),
             audit,
@@ -80,7 +85,12 @@ impl Reloader {
         if *last == Some(fingerprint) {
             return Ok(Reloaded::Unchanged(previous.generation));
         }
-        let ctx = BuildContext { config: &self.config, upstream_tls: &self.upstream_tls, previous: Some(&previous) };
+        let ctx = BuildContext {
+            config: &self.config,
+            upstream_tls: &self.upstream_tls,
+            previous: Some(&previous),
+            adapters: Some(&self.adapters),
+        };
         let snapshot = Snapshot::build(&docs, &ctx)?;
         for warning in &problems {
             tracing::warn!("{warning}");

@@ -5,6 +5,7 @@
 //! a reload never changes the rules under an in-flight request.
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod store;
 
 use std::collections::{HashMap, HashSet};
@@ -15,6 +16,7 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 
 use crate::store::Documents;
+use penghubung_adapters::{Adapter, AdapterRegistry};
 use penghubung_contract::compile::Compiler;
 use penghubung_contract::OperationContract;
 use penghubung_policy::{lifecycle, ClientAccess, CompiledGrant, OperationPolicy, RedactionPlan, ServiceAccess};
@@ -84,6 +86,11 @@ pub struct CompiledService {
     operation_contracts: Box<[OperationContract]>,
     /// Upstream responses that violated their contract (`response_check = "report"` counts them here).
     pub contract_violations: std::sync::atomic::AtomicU64,
+    /// The adapter carrying requests to a national system (`[adapter]`), resolved when compiled; `None` for a
+    /// plain service (the pipeline's adapt phase is skipped).
+    pub adapter: Option<Arc<dyn Adapter>>,
+    /// The largest body buffered for the adapter (`[adapter] max_body`).
+    pub adapter_max_body: u64,
 }
 
 impl CompiledService {
@@ -119,6 +126,9 @@ pub struct BuildContext<'a> {
     pub upstream_tls: &'a UpstreamTls,
     /// The snapshot being replaced, whose pools and rate-limit counters are reused when unchanged.
     pub previous: Option<&'a Snapshot>,
+    /// Resolves the adapters services name (and keeps them across builds). `None` where no adapter can run
+    /// (a service naming one is then a problem).
+    pub adapters: Option<&'a AdapterRegistry>,
 }
 
 impl Snapshot {
@@ -153,6 +163,10 @@ impl Snapshot {
 
         if problems.iter().any(Diagnostic::is_error) {
             return Err(problems);
+        }
+        if let Some(registry) = ctx.adapters {
+            let keys: HashSet<&str> = services.iter().map(|s| &*s.key).collect();
+            registry.retain(|service| keys.contains(service));
         }
         Ok(Snapshot {
             generation: ctx.previous.map_or(1, |p| p.generation + 1),
@@ -429,6 +443,8 @@ fn compile_service(
         }
     }
     let caller_headers = caller_headers(origin, doc, &mut problems);
+    let key: Arc<str> = doc.key().into();
+    let adapter = resolve_adapter(origin, &key, doc, ctx, &mut problems);
     let spec = pool_spec(doc, ctx.config);
     let pool = match reusable.get(&spec) {
         Some(pool) => Arc::clone(pool),
@@ -443,7 +459,6 @@ fn compile_service(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let key: Arc<str> = doc.key().into();
     Ok(CompiledService {
         access: ServiceAccess::new(index, Arc::clone(&key), doc.status, doc.classification, operation_policies),
         upstream: UpstreamRoute { service: Arc::clone(&key), pool, caller_headers: caller_headers.into_boxed_slice() },
@@ -455,7 +470,34 @@ fn compile_service(
         origin: origin.to_string(),
         operation_contracts: operation_contracts.into_boxed_slice(),
         contract_violations: std::sync::atomic::AtomicU64::new(0),
+        adapter,
+        adapter_max_body: doc.adapter.as_ref().map_or(0, |a| a.max_body()),
     })
+}
+
+/// The adapter `doc` names, from the registry; its problems (an unknown adapter or setting, an undefined
+/// secret: named, never a value) are added to `problems`.
+fn resolve_adapter(
+    origin: &str,
+    key: &str,
+    doc: &ServiceDoc,
+    ctx: &BuildContext<'_>,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Arc<dyn Adapter>> {
+    let wanted = doc.adapter.as_ref()?;
+    let Some(registry) = ctx.adapters else {
+        problems.push(Diagnostic::error(origin, format!("adapter `{}`: no adapters are available here", wanted.name)));
+        return None;
+    };
+    match registry.resolve(key, &wanted.name, &wanted.settings) {
+        Ok(adapter) => Some(adapter),
+        Err(found) => {
+            problems.extend(
+                found.into_iter().map(|p| Diagnostic::error(origin, format!("adapter `{}`: {p}", wanted.name))),
+            );
+            None
+        }
+    }
 }
 
 /// The policy of one operation: its effective classification (an operation can only raise its service's), its
@@ -594,6 +636,8 @@ fn placeholder(index: usize, origin: &str, doc: &ServiceDoc, ctx: &BuildContext<
         origin: origin.to_string(),
         operation_contracts: Box::default(),
         contract_violations: std::sync::atomic::AtomicU64::new(0),
+        adapter: None,
+        adapter_max_body: 0,
     }
 }
 

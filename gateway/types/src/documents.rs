@@ -140,6 +140,35 @@ pub struct ServiceDoc {
     /// Never a header the gateway controls.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caller_headers: Vec<String>,
+    /// The adapter that carries this service's requests to a national system (credentials, tokens, mapping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<AdapterDoc>,
+}
+
+/// A service's `[adapter]`: which adapter, how much body it may buffer, and its settings. Credentials are never
+/// written here: a setting names a secret (`{ secret = "name" }`) held in the secrets store.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterDoc {
+    /// One of the registered adapters (`splp`, `basic`, `api-key`, `oauth2-client-credentials`, ...).
+    pub name: String,
+    /// The largest request (and response) body buffered for the adapter; a larger request is refused with 413
+    /// before anything is sent. Default 1 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<ByteSize>,
+    /// Adapter-specific settings, checked by the adapter.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub settings: toml::Table,
+}
+
+impl AdapterDoc {
+    /// The default of [`AdapterDoc::max_body`].
+    pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+
+    /// The body limit in bytes.
+    pub fn max_body(&self) -> u64 {
+        self.max_body.map_or(Self::DEFAULT_MAX_BODY, |b| b.0)
+    }
 }
 
 /// When an exchange's audit record must be on disk.

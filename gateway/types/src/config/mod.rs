@@ -57,6 +57,9 @@ pub struct Config {
     /// TLS of the data plane; required unless every listener is `plaintext = true`.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Where the credentials of national systems come from (adapters name them; documents never hold them).
+    #[serde(default)]
+    pub secrets: SecretsConfig,
     /// Directory relative paths are resolved against (the config file's directory). Not read from the file.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -317,6 +320,19 @@ fn default_replicas() -> u32 {
 }
 fn default_key_prefix() -> String {
     "penghubung:rl:".to_string()
+}
+
+/// The secrets store of the adapters: a secret named `n` is the environment variable `env[n]` when the map names
+/// it, else the file `<dir>/n` (mode 0600 or 0400). Values are never written to documents, logs or answers.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Directory of secret files, relative to the config file. Absent: secrets only from the environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Secret name → environment variable holding its value.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// The audit trail (see the audit crate).
