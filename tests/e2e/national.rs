@@ -158,3 +158,378 @@ async fn bsre_double_signs_a_multipart_upload_with_basic_credentials() {
     assert_eq!((refused.status, refused.json()["status_code"].as_u64()), (StatusCode::BAD_REQUEST, Some(2031)));
     assert_eq!(bsre.signed(), [["file", "nik", "passphrase", "tampilan"]]);
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The adapters through the real gateway.
+// ---------------------------------------------------------------------------------------------------------
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use penghubung_tests::mtls::{client_config, https_client, write_mtls_setup, Pki, TRUST_DOMAIN};
+
+/// `[audit]` on, keys and NIK secret generated in the test directory.
+const AUDIT_ON: &str = "[audit]\nenabled = true\ndir = \"audit\"\n";
+/// The secrets store of these tests: files under the test directory's `secrets/`.
+const SECRETS: &str = "\n[secrets]\ndir = \"secrets\"\n";
+
+/// Writes `dir/secrets/{name}` with mode 0600.
+fn write_secrets(dir: &Path, secrets: &[(&str, &str)]) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = dir.join("secrets");
+    std::fs::create_dir_all(&root).unwrap();
+    for (name, value) in secrets {
+        let path = root.join(name);
+        std::fs::write(&path, value).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+/// Every file under `dir`, concatenated (audit segments, logs), as text.
+fn all_text(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    out
+}
+
+/// `penghubung audit search LOG --nik NIK --secret-file SECRET`: the records found.
+fn audit_search_nik(log: &Path, nik: &str, secret: &Path) -> Vec<serde_json::Value> {
+    let output = std::process::Command::new(penghubung_binary())
+        .args(["audit", "search"])
+        .arg(log)
+        .args(["--nik", nik, "--secret-file"])
+        .arg(secret)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn spiffe(opd: &str, app: &str) -> String {
+    format!("spiffe://{TRUST_DOMAIN}/opd/{opd}/app/{app}")
+}
+
+const DUKCAPIL_OPERATIONS: &str = "\n[[operations]]\nid = \"cek-nik\"\nmethod = \"POST\"\npath = \"/CALL_NIK\"\n\
+    request.schema = \"nasional/dukcapil-call-nik-permintaan.schema.json\"\n\
+    responses.\"200\".schema = \"nasional/dukcapil-call-nik.schema.json\"\n\
+    responses.\"404\".schema = \"pesan.schema.json\"\n";
+
+/// The documented schemas of the `dukcapil` adapter, as store documents.
+fn dukcapil_schemas() -> Vec<(String, String)> {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/national");
+    let read = |name: &str| std::fs::read_to_string(docs.join(name)).unwrap();
+    let pesan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/schemas/pesan.schema.json");
+    vec![
+        ("schemas/nasional/dukcapil-call-nik.schema.json".into(), read("dukcapil-call-nik.schema.json")),
+        (
+            "schemas/nasional/dukcapil-call-nik-permintaan.schema.json".into(),
+            read("dukcapil-call-nik-request.schema.json"),
+        ),
+        ("schemas/pesan.schema.json".into(), std::fs::read_to_string(pesan).unwrap()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dukcapil_adapter_injects_the_operator_credentials_and_maps_content_zero_under_the_policy() {
+    let operator = DukcapilCredentials {
+        user_id: "lamtim-operator-7".into(),
+        password: "kata-sandi-operator-rahasia".into(),
+        ip_user: "10.18.7.10".into(),
+    };
+    let dukcapil = DukcapilDouble::start(operator.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    write_secrets(
+        dir.path(),
+        &[
+            ("dukcapil-user-id", &operator.user_id),
+            ("dukcapil-password", &operator.password),
+            ("dukcapil-salah", "bukan-ini"),
+        ],
+    );
+    let endpoint = format!("{}/dukcapil/get_json/LAMTIM", dukcapil.url());
+    let adapter = |password: &str| {
+        format!(
+            "\n[adapter]\nname = \"dukcapil\"\nmax_body = \"16KiB\"\n\n[adapter.settings]\n\
+             user_id = {{ secret = \"dukcapil-user-id\" }}\npassword = {{ secret = \"{password}\" }}\nip_user = \"10.18.7.10\"\n"
+        )
+    };
+    let mut documents = vec![
+        docs::opd("disdukcapil"),
+        docs::opd("dinkes"),
+        docs::service(
+            "disdukcapil",
+            "dukcapil-pusat",
+            std::slice::from_ref(&endpoint),
+            &adapter("dukcapil-password"),
+            DUKCAPIL_OPERATIONS,
+        ),
+        docs::service(
+            "disdukcapil",
+            "dukcapil-salah",
+            std::slice::from_ref(&endpoint),
+            &adapter("dukcapil-salah"),
+            DUKCAPIL_OPERATIONS,
+        ),
+        docs::client("dinkes", "simpus", &spiffe("dinkes", "simpus"), true),
+        docs::grant("simpus-pusat", "dinkes/simpus", "disdukcapil/dukcapil-pusat/v1", &["cek-nik"]),
+        docs::grant("simpus-salah", "dinkes/simpus", "disdukcapil/dukcapil-salah/v1", &["cek-nik"]),
+        docs::unlimited_tier(),
+    ];
+    documents.extend(dukcapil_schemas());
+    let config = write_mtls_setup(dir.path(), &documents, &pki, &format!("{AUDIT_ON}{SECRETS}"));
+    let gateway = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();
+    let simpus = https_client(client_config(&pki.ca_pem(), Some(&pki.client("dinkes", "simpus"))));
+    let base = format!("https://{}/disdukcapil", gateway.local_addrs()[0]);
+    let post = |service: &str, request_id: &str, body: serde_json::Value| {
+        Request::post(format!("{base}/{service}/v1/CALL_NIK"))
+            .header("content-type", "application/json")
+            .header("x-penghubung-purpose", "pelayanan-kesehatan")
+            .header("x-request-id", request_id)
+            .body(full(body.to_string()))
+            .unwrap()
+    };
+
+    // The caller sends the NIK only; Dukcapil gets its names and the operator credentials.
+    let found = send(&simpus, post("dukcapil-pusat", "cek-siti", serde_json::json!({"nik": "1807015508900002"}))).await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.text());
+    assert_eq!(
+        dukcapil.bodies(),
+        [serde_json::json!({"NIK": "1807015508900002", "user_id": operator.user_id, "password": operator.password,
+            "IP_USER": "10.18.7.10"})]
+    );
+    // content[0] in lower case, held to the documented schema: SIMPUS (rahasia) sees the rahasia fields, not the
+    // mother's name (sangat_rahasia).
+    let record = found.json();
+    assert_eq!(record["nik"], "1807015508900002");
+    assert_eq!(record["nama_lgkp"], "SITI AMINAH");
+    assert_eq!(record["agama"], "ISLAM");
+    assert!(record.get("nama_lgkp_ibu").is_none(), "{record}");
+    assert!(record.get("content").is_none() && record.get("NAMA_LGKP").is_none(), "{record}");
+    assert_eq!(found.headers["x-penghubung-redacted"], "/nama_lgkp_ibu");
+
+    // A caller that tries to send credentials of its own is refused by the contract; Dukcapil sees nothing.
+    let smuggled = serde_json::json!({"nik": "1807015508900002", "password": "dari-aplikasi"});
+    let refused = send(&simpus, post("dukcapil-pusat", "selundup", smuggled)).await;
+    assert_eq!((refused.status, refused.code().as_str()), (StatusCode::BAD_REQUEST, "contract.request_invalid"));
+    assert_eq!(dukcapil.bodies().len(), 1);
+
+    // RESPON "Data Tidak Ditemukan" → 404 {"pesan"}; wrong operator credentials → 502 adapter.upstream_refused.
+    let unknown =
+        send(&simpus, post("dukcapil-pusat", "tidak-ada", serde_json::json!({"nik": "1807016501950004"}))).await;
+    assert_eq!(
+        (unknown.status, unknown.json()),
+        (StatusCode::NOT_FOUND, serde_json::json!({"pesan": "NIK tidak ditemukan"}))
+    );
+    let wrong = send(&simpus, post("dukcapil-salah", "salah", serde_json::json!({"nik": "1807015508900002"}))).await;
+    assert_eq!(
+        (wrong.status, wrong.code().as_str()),
+        (StatusCode::BAD_GATEWAY, "adapter.upstream_refused"),
+        "{}",
+        wrong.text()
+    );
+    assert_eq!(dukcapil.bodies()[2]["password"], "bukan-ini");
+    for answer in [&found, &refused, &unknown, &wrong] {
+        for secret in [&operator.password, &operator.user_id, "bukan-ini"] {
+            assert!(!answer.text().contains(secret), "an answer holds a credential: {}", answer.text());
+        }
+    }
+
+    // The audit holds the NIK only as an HMAC, and no credential.
+    assert!(gateway.auditor().unwrap().checkpoint().await);
+    let log = dir.path().join("audit");
+    let audit = all_text(&log);
+    for clear in ["1807015508900002", &operator.password, &operator.user_id, "bukan-ini"] {
+        assert!(!audit.contains(clear), "the audit holds `{clear}` in clear");
+    }
+    let by_nik = audit_search_nik(&log, "1807015508900002", &dir.path().join("pki/audit-nik.secret"));
+    let ids: HashSet<&str> = by_nik.iter().map(|r| r["request_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, HashSet::from(["cek-siti", "salah"]), "{by_nik:#?}");
+    let siti = by_nik.iter().find(|r| r["request_id"] == "cek-siti").unwrap();
+    assert_eq!(
+        (&siti["service"], &siti["withheld"]),
+        (&"disdukcapil/dukcapil-pusat/v1".into(), &"/nama_lgkp_ibu".into())
+    );
+    let salah = by_nik.iter().find(|r| r["request_id"] == "salah").unwrap();
+    assert_eq!(salah["code"], "adapter.upstream_refused");
+}
+
+/// Starts an in-process gateway over plaintext (policy off) with `secrets` written first.
+async fn gateway_with_secrets(documents: &[(String, String)], secrets: &[(&str, &str)]) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    write_secrets(dir.path(), secrets);
+    let path = write_setup(dir.path(), documents, SECRETS);
+    let config = penghubung::Config::load(&path).unwrap_or_else(|p| panic!("config: {p:?}"));
+    let gateway = match penghubung::Gateway::start(config).await {
+        Ok(gateway) => gateway,
+        Err(e) => panic!("start: {e}\n{}", run_cli(&path, &["check"]).1),
+    };
+    let addr = gateway.local_addrs()[0];
+    TestGateway { gateway: Some(gateway), dir, url: format!("http://{addr}"), addr }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bkn_adapter_sends_both_tokens_each_cached_and_refreshed_on_its_own() {
+    let apim = TokenServer::client_credentials(
+        "apim",
+        "lamtim-consumer-key",
+        "lamtim-consumer-secret",
+        Duration::from_secs(3600),
+    )
+    .await;
+    // The SSO's tokens live 2 s: expired before the second call, while the API manager's is still good.
+    let sso = TokenServer::keycloak_password(
+        "sso",
+        "public-siasn",
+        ("lamtim-client", "operator-lamtim", "sandi-sso-operator"),
+        Duration::from_secs(2),
+    )
+    .await;
+    let bkn = BknDouble::start(apim.check(), sso.check()).await;
+    let settings = format!(
+        "\n[adapter]\nname = \"bkn-siasn\"\n\n[adapter.settings]\ntoken_url = \"{}\"\n\
+         consumer_key = {{ secret = \"bkn-key\" }}\nconsumer_secret = {{ secret = \"bkn-secret\" }}\n\
+         sso_token_url = \"{}\"\nsso_client_id = \"lamtim-client\"\n\
+         sso_username = {{ secret = \"bkn-sso-user\" }}\nsso_password = {{ secret = \"bkn-sso-password\" }}\n",
+        apim.url(),
+        sso.url()
+    );
+    let endpoint = format!("{}{BKN_API}", bkn.url());
+    let documents = [docs::opd("bkd"), docs::service("bkd", "siasn", &[endpoint], &settings, "")];
+    let gateway = gateway_with_secrets(
+        &documents,
+        &[
+            ("bkn-key", "lamtim-consumer-key"),
+            ("bkn-secret", "lamtim-consumer-secret"),
+            ("bkn-sso-user", "operator-lamtim"),
+            ("bkn-sso-password", "sandi-sso-operator"),
+        ],
+    )
+    .await;
+    let url = format!("{}/bkd/siasn/v1/pns/data-utama/{BKN_NIP}", gateway.url);
+    // The caller's own credentials are replaced, not forwarded (the double would refuse them).
+    let call = || {
+        let request = Request::get(&url)
+            .header("authorization", "Bearer dari-aplikasi")
+            .header("auth", "bearer dari-aplikasi")
+            .body(empty())
+            .unwrap();
+        async { send(&http1_client(), request).await }
+    };
+
+    let first = call().await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    assert_eq!(first.json()["data"]["nipBaru"], BKN_NIP);
+    assert_eq!((apim.issued(), sso.issued()), (1, 1));
+    assert_eq!(call().await.status, StatusCode::OK);
+    assert_eq!((apim.issued(), sso.issued()), (1, 1), "both tokens cached");
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(call().await.status, StatusCode::OK);
+    assert_eq!((apim.issued(), sso.issued()), (1, 2), "only the SSO token was refreshed");
+    assert_eq!(bkn.refused(), 0, "refreshed before use, never sent expired");
+
+    // SIASN revokes the SSO token mid-flight: one 401, both tokens dropped, one retry with fresh ones.
+    sso.set_lifetime(Duration::from_secs(3600));
+    sso.expire_all();
+    let retried = call().await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text());
+    assert_eq!(bkn.refused(), 1);
+    assert_eq!((apim.issued(), sso.issued()), (2, 3));
+    let seen = bkn.upstream.seen();
+    assert!(seen
+        .iter()
+        .all(|r| r.headers["authorization"] != "Bearer dari-aplikasi" && r.headers["auth"] != "bearer dari-aplikasi"));
+
+    // The SSO endpoint down with no token cached: 503 adapter.token_unavailable with Retry-After.
+    sso.set_down(true);
+    sso.expire_all();
+    let down = call().await;
+    assert_eq!(
+        (down.status, down.code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "adapter.token_unavailable"),
+        "{}",
+        down.text()
+    );
+    assert!(down.headers.contains_key("retry-after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bsre_adapter_holds_the_account_and_the_passphrase_reaches_only_bsre() {
+    let bsre = BsreDouble::start("esign-lamtim", "sandi-akun-esign").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_secrets(
+        dir.path(),
+        &[("bsre-user", "esign-lamtim"), ("bsre-password", "sandi-akun-esign"), ("bsre-salah", "salah-sandi")],
+    );
+    let adapter = |password: &str| {
+        format!(
+            "\n[adapter]\nname = \"bsre\"\n\n[adapter.settings]\nusername = {{ secret = \"bsre-user\" }}\n\
+             password = {{ secret = \"{password}\" }}\n"
+        )
+    };
+    let documents = [
+        docs::opd("diskominfo"),
+        docs::service("diskominfo", "tte", &[bsre.url()], &adapter("bsre-password"), ""),
+        docs::service("diskominfo", "tte-salah", &[bsre.url()], &adapter("bsre-salah"), ""),
+    ];
+    let config = write_setup(dir.path(), &documents, &format!("{AUDIT_ON}{SECRETS}\n[log]\nlevel = \"debug\"\n"));
+    let gateway = GatewayProcess::start(&config);
+    let form = multipart_body(
+        "batas-tte",
+        &[
+            ("file", Some("sk-bupati.pdf"), b"%PDF-1.7 SK Bupati Lampung Timur"),
+            ("nik", None, BSRE_SIGNER.0.as_bytes()),
+            ("passphrase", None, BSRE_SIGNER.1.as_bytes()),
+            ("tampilan", None, b"invisible"),
+        ],
+    );
+    let sign = |service: &str, authorization: Option<&str>| {
+        let mut request = Request::post(format!("{}/diskominfo/{service}/v1/api/sign/pdf", gateway.url))
+            .header("content-type", "multipart/form-data; boundary=batas-tte")
+            .header("x-request-id", service.to_string());
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let request = request.body(full(form.clone())).unwrap();
+        async { send(&http1_client(), request).await }
+    };
+
+    let signed = sign("tte", Some("Basic ZGFyaTphcGxpa2FzaQ==")).await;
+    assert_eq!(signed.status, StatusCode::OK, "{}", signed.text());
+    assert_eq!(signed.headers["content-type"], "application/pdf");
+    assert!(signed.body.starts_with(BSRE_SIGNED_MARK) && signed.body.ends_with(b"SK Bupati Lampung Timur"));
+    assert_eq!(bsre.signed(), [["file", "nik", "passphrase", "tampilan"]]);
+    let refused = sign("tte-salah", None).await;
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (StatusCode::BAD_GATEWAY, "adapter.upstream_refused"),
+        "{}",
+        refused.text()
+    );
+
+    // Stop the gateway (its audit trail is flushed), then look for the passphrase, the NIK and the account.
+    gateway.signal("TERM");
+    let mut gateway = gateway;
+    let _ = gateway.child.wait();
+    let log = gateway.log();
+    assert!(log.contains("tte"), "the log has the exchanges:\n{log}");
+    let audit = all_text(&dir.path().join("audit"));
+    for clear in [BSRE_SIGNER.1, BSRE_SIGNER.0, "sandi-akun-esign", "salah-sandi"] {
+        assert!(!log.contains(clear), "the log holds `{clear}`:\n{log}");
+        assert!(!audit.contains(clear), "the audit holds `{clear}`");
+    }
+    let by_nik = audit_search_nik(&dir.path().join("audit"), BSRE_SIGNER.0, &dir.path().join("pki/audit-nik.secret"));
+    let ids: HashSet<&str> = by_nik.iter().map(|r| r["request_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, HashSet::from(["tte", "tte-salah"]), "the multipart nik is recorded as an HMAC");
+}
