@@ -533,3 +533,88 @@ async fn bsre_adapter_holds_the_account_and_the_passphrase_reaches_only_bsre() {
     let ids: HashSet<&str> = by_nik.iter().map(|r| r["request_id"].as_str().unwrap()).collect();
     assert_eq!(ids, HashSet::from(["tte", "tte-salah"]), "the multipart nik is recorded as an HMAC");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_reaches_the_national_doubles_with_credentials_only_the_gateway_holds() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().join("demo");
+    let mut child = std::process::Command::new(penghubung_binary())
+        .args(["demo", "--listen", "127.0.0.1:0", "--workdir"])
+        .arg(&workdir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut printed = String::new();
+        let mut line = String::new();
+        while stdout.read_line(&mut line).unwrap_or(0) > 0 {
+            printed.push_str(&line);
+            if line.starts_with("Stop with Ctrl-C.") {
+                break;
+            }
+            line.clear();
+        }
+        let _ = tx.send(printed);
+        std::io::copy(&mut stdout, &mut std::io::sink()).ok();
+    });
+    let printed = rx.await.unwrap();
+    let env: std::collections::HashMap<String, String> = std::fs::read_to_string(workdir.join("demo.env"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    let read = |key: &str| std::fs::read_to_string(&env[key]).unwrap();
+    let identity = penghubung::ca::Issued {
+        cert_pem: read("PENGHUBUNG_CERT"),
+        key_pem: read("PENGHUBUNG_KEY"),
+        serial_hex: String::new(),
+        spiffe: None,
+    };
+    let client = https_client(client_config(&read("PENGHUBUNG_CACERT"), Some(&identity)));
+    let url = &env["PENGHUBUNG_URL"];
+
+    // Through the splp adapter to the SPLP double (token fetched by the gateway).
+    let sample = &env["PENGHUBUNG_SAMPLE_NASIONAL"];
+    let region = send(&client, Request::get(format!("{url}{sample}")).body(empty()).unwrap()).await;
+    assert_eq!(region.status, StatusCode::OK, "{}", region.text());
+    assert_eq!(region.json()["nama"], "KAB. LAMPUNG TIMUR");
+    // Through the dukcapil adapter to the Dukcapil double, as the printed instructions show it.
+    let nik_path = "/disdukcapil/dukcapil-pusat/v1/CALL_NIK";
+    assert!(printed.contains(nik_path), "{printed}");
+    let request = Request::post(format!("{url}{nik_path}"))
+        .header("content-type", "application/json")
+        .body(full(r#"{"nik":"1807015508900002"}"#))
+        .unwrap();
+    let resident = send(&client, request).await;
+    assert_eq!(resident.status, StatusCode::OK, "{}", resident.text());
+    assert_eq!(resident.json()["nama_lgkp"], "SITI AMINAH");
+    assert_eq!(resident.headers["x-penghubung-redacted"], "/nama_lgkp_ibu");
+
+    // The national credentials are secret files (0600) the gateway reads; the client's side has none of them.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut secrets = Vec::new();
+    for entry in std::fs::read_dir(workdir.join("secrets")).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "{}", path.display());
+        secrets.push(std::fs::read_to_string(&path).unwrap());
+    }
+    assert_eq!(secrets.len(), 4);
+    let client_side = format!(
+        "{printed}{}{}{}{}",
+        std::fs::read_to_string(workdir.join("demo.env")).unwrap(),
+        all_text(&workdir.join("clients")),
+        all_text(&workdir.join("policies")),
+        region.text() + &resident.text()
+    );
+    for secret in &secrets {
+        assert!(!client_side.contains(secret.as_str()), "a national credential is outside the secrets store");
+    }
+    drop(client);
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+}
