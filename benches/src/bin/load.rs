@@ -257,21 +257,25 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
         };
         match flag.as_str() {
-            "--mode" => args.mode = match value()?.as_str() {
-                "plain" => Mode::Plain,
-                "mtls" => Mode::Mtls,
-                "ratelimit" => Mode::Ratelimit,
-                "audit" => Mode::Audit,
-                "contract" => Mode::Contract,
-                "adapter" => Mode::Adapter,
-                "full" => Mode::Full,
-                "memory" => Mode::Memory,
-                "upstream" => Mode::Upstream,
-                other => return Err(format!(
+            "--mode" => {
+                args.mode = match value()?.as_str() {
+                    "plain" => Mode::Plain,
+                    "mtls" => Mode::Mtls,
+                    "ratelimit" => Mode::Ratelimit,
+                    "audit" => Mode::Audit,
+                    "contract" => Mode::Contract,
+                    "adapter" => Mode::Adapter,
+                    "full" => Mode::Full,
+                    "memory" => Mode::Memory,
+                    "upstream" => Mode::Upstream,
+                    other => {
+                        return Err(format!(
                     "--mode must be plain, mtls, ratelimit, audit, contract, adapter, full, memory or upstream, not \
                              `{other}`"
-                )),
-            },
+                ))
+                    }
+                }
+            }
             "--handshake-connections" => args.handshake_connections = Some(count(value()?, &flag)?),
             "--idle-connections" => args.idle_connections = count(value()?, &flag)?,
             "--callgrind" => args.callgrind = Some(PathBuf::from(value()?)),
