@@ -14,6 +14,7 @@ pub mod explain;
 pub mod manage;
 pub mod openapi;
 
+pub use penghubung_adapters as adapters;
 pub use penghubung_audit as audit;
 pub use penghubung_contract as contract;
 pub use penghubung_http1 as http1;

@@ -17,8 +17,7 @@ async fn call(request: Request<TestBody>) -> Collected {
 async fn token_request(url: &str, basic: Option<(&str, &str)>, form: &str) -> Collected {
     let mut request = Request::post(url).header("content-type", "application/x-www-form-urlencoded");
     if let Some((user, password)) = basic {
-        request = request
-            .header("authorization", format!("Basic {}", base64_encode(format!("{user}:{password}").as_bytes())));
+        request = request.header("authorization", format!("Basic {}", base64(format!("{user}:{password}").as_bytes())));
     }
     send(&http1_client(), request.body(full(form.to_string())).unwrap()).await
 }
@@ -135,7 +134,7 @@ async fn bsre_double_signs_a_multipart_upload_with_basic_credentials() {
         let mut request = Request::post(format!("{}/api/sign/pdf", bsre.url()))
             .header("content-type", "multipart/form-data; boundary=x-boundary");
         if let Some(b) = basic {
-            request = request.header("authorization", format!("Basic {}", base64_encode(b.as_bytes())));
+            request = request.header("authorization", format!("Basic {}", base64(b.as_bytes())));
         }
         call(request.body(full(body)).unwrap())
     };
@@ -175,13 +174,8 @@ const SECRETS: &str = "\n[secrets]\ndir = \"secrets\"\n";
 
 /// Writes `dir/secrets/{name}` with mode 0600.
 fn write_secrets(dir: &Path, secrets: &[(&str, &str)]) {
-    use std::os::unix::fs::PermissionsExt as _;
-    let root = dir.join("secrets");
-    std::fs::create_dir_all(&root).unwrap();
     for (name, value) in secrets {
-        let path = root.join(name);
-        std::fs::write(&path, value).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_secret(&dir.join("secrets"), name, value);
     }
 }
 
