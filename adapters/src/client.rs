@@ -66,3 +66,19 @@ impl HttpClient {
         tokio::time::timeout(self.timeout, exchange).await.unwrap_or(Err(ClientError::Timeout(self.timeout)))
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A client without roots (for tests against plain-HTTP doubles).
+    pub(crate) fn client() -> HttpClient {
+        let tls =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+        HttpClient::new(tls, Duration::from_secs(2))
+    }
+}

@@ -106,3 +106,31 @@ impl std::fmt::Debug for AdapterRegistry {
         f.debug_list().entries(self.names()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adapter_is_kept_while_its_settings_stay_the_same() {
+        let registry = AdapterRegistry::with_builtins(crate::client::tests::client(), Secrets::default());
+        assert_eq!(
+            registry.names().collect::<Vec<_>>(),
+            ["api-key", "basic", "oauth2-client-credentials", "passthrough", "splp"]
+        );
+        let none = toml::Table::new();
+        let first = registry.resolve("a/b/v1", "passthrough", &none).unwrap();
+        let again = registry.resolve("a/b/v1", "passthrough", &none).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the same instance across builds");
+        let other = registry.resolve("a/c/v1", "passthrough", &none).unwrap();
+        assert!(!Arc::ptr_eq(&first, &other), "one instance per service");
+        registry.retain(|service| service == "a/c/v1");
+        let rebuilt = registry.resolve("a/b/v1", "passthrough", &none).unwrap();
+        assert!(!Arc::ptr_eq(&first, &rebuilt), "forgotten once its service was gone");
+
+        let unknown = registry.resolve("a/b/v1", "dukcapil-lama", &none).unwrap_err();
+        assert!(unknown[0].contains("not a known adapter") && unknown[0].contains("splp"), "{unknown:?}");
+        let settings: toml::Table = "x = 1".parse().unwrap();
+        assert!(registry.resolve("a/b/v1", "passthrough", &settings).unwrap_err()[0].contains("it takes none"));
+    }
+}

@@ -278,3 +278,68 @@ fn check_mode(name: &str, path: &Path, metadata: &std::fs::Metadata) -> Result<(
 fn check_mode(_: &str, _: &Path, _: &std::fs::Metadata) -> Result<(), SecretError> {
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn write(dir: &Path, name: &str, value: &str, mode: u32) {
+        let path = dir.join(name);
+        std::fs::write(&path, value).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_value_never_shows_itself() {
+        let value = SecretValue::new("s3cr3t-value");
+        assert_eq!(format!("{value:?} {value}"), "[redacted] [redacted]");
+        assert_eq!(value.expose(), "s3cr3t-value");
+        let secrets = Secrets::new(None, BTreeMap::new());
+        assert!(!format!("{secrets:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn files_must_be_private_and_are_read_again_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "bkn-secret", "first\n", 0o600);
+        write(dir.path(), "open", "visible", 0o640);
+        write(dir.path(), "read-only", "kept\r\n", 0o400);
+        write(dir.path(), "blank", "\n", 0o600);
+        let secrets = Secrets::new(Some(dir.path().to_path_buf()), BTreeMap::new());
+        assert_eq!(secrets.get("bkn-secret").unwrap().expose(), "first", "the trailing newline is not part of it");
+        assert_eq!(secrets.get("read-only").unwrap().expose(), "kept");
+        let open = secrets.get("open").unwrap_err();
+        assert!(matches!(open, SecretError::InsecureMode { mode: 0o640, .. }), "{open:?}");
+        assert!(!open.to_string().contains("visible"));
+        assert!(matches!(secrets.get("blank"), Err(SecretError::Empty { .. })));
+        assert!(matches!(secrets.get("nothing-here"), Err(SecretError::Undefined { .. })));
+        for bad in ["../etc/passwd", "a/b", ".hidden", "UPPER", ""] {
+            assert!(matches!(secrets.get(bad), Err(SecretError::InvalidName { .. })), "{bad}");
+        }
+
+        let handle = secrets.handle("bkn-secret").unwrap();
+        write(dir.path(), "bkn-secret", "second-longer\n", 0o600);
+        std::thread::sleep(RECHECK + Duration::from_millis(50));
+        assert_eq!(handle.value().unwrap().expose(), "second-longer", "rotated without a restart");
+        std::fs::remove_file(dir.path().join("bkn-secret")).unwrap();
+        std::thread::sleep(RECHECK + Duration::from_millis(50));
+        assert!(handle.value().is_err(), "a removed secret is gone, not remembered");
+    }
+
+    #[test]
+    fn the_environment_mapping_comes_before_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "splp-key", "from-file", 0o600);
+        let variable = "PENGHUBUNG_ADAPTERS_UNIT_SPLP_KEY";
+        std::env::set_var(variable, "from-env");
+        let env = BTreeMap::from([
+            ("splp-key".to_string(), variable.to_string()),
+            ("unset".to_string(), "PENGHUBUNG_ADAPTERS_UNIT_NEVER_SET".to_string()),
+        ]);
+        let secrets = Secrets::new(Some(dir.path().to_path_buf()), env);
+        assert_eq!(secrets.get("splp-key").unwrap().expose(), "from-env");
+        let unset = secrets.get("unset").unwrap_err();
+        assert!(unset.to_string().contains("PENGHUBUNG_ADAPTERS_UNIT_NEVER_SET"), "{unset}");
+    }
+}

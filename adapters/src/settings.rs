@@ -124,3 +124,51 @@ impl<'a> Settings<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> toml::Table {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn every_problem_is_listed_and_no_value_is_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = Secrets::new(Some(dir.path().to_path_buf()), Default::default());
+        let settings = table(
+            "token_url = \"ftp://x\"\npassword = \"hunter2-in-a-document\"\nkey = { secret = \"nowhere\" }\nextra = 1\n",
+        );
+        let mut s = Settings::new(&settings, &secrets);
+        assert!(s.url("token_url").is_none());
+        assert!(s.secret("password").is_none());
+        assert!(s.secret("key").is_none());
+        assert!(s.secret("absent").is_none());
+        assert!(s.string("name").is_none());
+        let problems = s.finish().unwrap_err();
+        let text = problems.join("\n");
+        assert_eq!(problems.len(), 6, "{text}");
+        for expected in [
+            "`token_url` must be an absolute http(s) URL",
+            "`password` must name a secret",
+            "secret `nowhere` is not defined",
+            "`absent` is required",
+            "`name` is required",
+            "`extra` is not a setting of this adapter",
+        ] {
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn a_plain_string_may_stand_where_a_secret_may() {
+        let secrets = Secrets::default();
+        let settings = table("client_id = \"dinas-client\"\n");
+        let mut s = Settings::new(&settings, &secrets);
+        let id = s.string_or_secret("client_id").unwrap();
+        assert!(s.finish().is_ok());
+        assert_eq!(id.value().unwrap().expose(), "dinas-client");
+    }
+}

@@ -142,3 +142,42 @@ impl AdapterFactory for SplpFactory {
         Ok(Arc::new(Splp { tokens, prefix }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tenant_path_goes_in_front_of_the_request_path() {
+        let cases = [
+            ("/", "/t/kab.go.id/api/1.0"),
+            ("/nik?x=1", "/t/kab.go.id/api/1.0/nik?x=1"),
+            ("/a/b", "/t/kab.go.id/api/1.0/a/b"),
+        ];
+        for (target, expected) in cases {
+            let mut uri: http::Uri = target.parse().unwrap();
+            prefix_path(&mut uri, "/t/kab.go.id/api/1.0").unwrap();
+            assert_eq!(uri, expected);
+        }
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["k", "s"] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(dir.path().join(name), "v").unwrap();
+            std::fs::set_permissions(dir.path().join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let secrets = Secrets::new(Some(dir.path().to_path_buf()), Default::default());
+        let http = crate::client::tests::client();
+        let factory = SplpFactory::new(http);
+        let base = "token_url = \"http://127.0.0.1:9/oauth2/token\"\nconsumer_key = { secret = \"k\" }\nconsumer_secret = { secret = \"s\" }\n";
+        assert!(factory.build(&base.parse().unwrap(), &secrets).is_ok());
+        let with = |extra: &str| factory.build(&format!("{base}{extra}").parse().unwrap(), &secrets).err();
+        assert!(with("tenant = \"kab.go.id\"\ncontext = \"api\"\nversion = \"1\"\n").is_none());
+        assert!(with("context = \"api\"\nversion = \"1\"\n").is_none());
+        assert!(with("tenant = \"kab.go.id\"\n").unwrap()[0].contains("go together"));
+        assert!(with("context = \"a/b\"\nversion = \"1\"\n").unwrap()[0].contains("one path segment"));
+    }
+}

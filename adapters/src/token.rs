@@ -294,3 +294,47 @@ fn parse_token(body: &[u8], sent: Instant) -> Option<Token> {
         refresh_at: sent + lifetime - early,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_refreshed_a_fifth_of_its_life_early_at_most_a_minute() {
+        let sent = Instant::now();
+        let token = parse_token(br#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#, sent).unwrap();
+        assert_eq!(token.value(), "abc");
+        assert_eq!(token.expires_at - sent, Duration::from_secs(3600));
+        assert_eq!(token.expires_at - token.refresh_at, Duration::from_secs(60));
+        let short = parse_token(br#"{"access_token":"abc","expires_in":"10"}"#, sent).unwrap();
+        assert_eq!(short.expires_at - short.refresh_at, Duration::from_secs(2));
+        let unsaid = parse_token(br#"{"access_token":"abc"}"#, sent).unwrap();
+        assert_eq!(unsaid.expires_at - sent, DEFAULT_LIFETIME);
+        assert!(format!("{unsaid:?}").contains("[redacted]") && !format!("{unsaid:?}").contains("abc"));
+        for bad in [&b"{}"[..], br#"{"access_token":""}"#, b"not json"] {
+            assert!(parse_token(bad, sent).is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_endpoint_opens_the_breaker() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let source = TokenSource::ClientCredentials {
+            token_url: format!("http://127.0.0.1:{port}/oauth2/token").parse().unwrap(),
+            client_id: Secret::literal("id"),
+            client_secret: Secret::literal("secret"),
+            auth: ClientAuth::Basic,
+            scope: None,
+        };
+        let provider = TokenProvider::new(source, crate::client::tests::client()).for_adapter("test");
+        let first = provider.token().await.unwrap_err();
+        assert!(
+            matches!(first, AdapterError::TokenUnavailable { adapter: "test", retry_after, .. } if retry_after == FIRST_BACKOFF),
+            "{first:?}"
+        );
+        let second = provider.token().await.unwrap_err();
+        assert!(matches!(second, AdapterError::TokenUnavailable { retry_after, .. } if retry_after <= FIRST_BACKOFF));
+        assert_eq!(provider.fetches(), 1, "the open breaker answers without calling");
+        assert!(!first.to_string().contains("secret"));
+    }
+}

@@ -567,3 +567,35 @@ async fn no_secret_value_or_token_appears_in_logs_audit_segments_problems_or_che
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_and_its_cached_token_survive_a_reload_until_its_settings_change() {
+    let endpoint = TokenEndpoint::start(TokenEndpointSpec::client_credentials(
+        CONSUMER_KEY,
+        CONSUMER_SECRET,
+        Duration::from_secs(300),
+    ))
+    .await;
+    let secrets = splp_secrets();
+    let api = bearer_api(endpoint.check(), ok_api("ok")).await;
+    let gw = splp_gateway(secrets.path(), &endpoint.url(), &api, "").await;
+    let url = format!("{}/dinkes/nasional/v1/x", gw.url);
+    assert_eq!(penghubung_tests::get(&url).await.status, 200);
+    assert_eq!(endpoint.fetches(), 1);
+
+    // Another document changes: the service's adapter, and its token, stay.
+    let generation = gw.gateway().snapshot().generation;
+    let (key, text) = docs::opd("dinsos");
+    gw.put_document(&key, &text);
+    let generation = gw.wait_generation_above(generation).await;
+    assert_eq!(penghubung_tests::get(&url).await.status, 200);
+    assert_eq!(endpoint.fetches(), 1, "the reload kept the cached token");
+
+    // The adapter's settings change: a new adapter, a new token.
+    let service =
+        docs::service("dinkes", "nasional", &[api.url()], "", &splp_adapter(&endpoint.url(), "", "scope = \"baca\"\n"));
+    gw.put_document(&service.0, &service.1);
+    gw.wait_generation_above(generation).await;
+    assert_eq!(penghubung_tests::get(&url).await.status, 200);
+    assert_eq!(endpoint.fetches(), 2, "new settings, new adapter");
+}

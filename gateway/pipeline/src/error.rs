@@ -484,6 +484,39 @@ mod tests {
             }))
         );
         case!(LimitError::StoreUnavailable, "ratelimit.unavailable", GatewayError::RateLimitUnavailable);
+
+        let retry_after = Duration::from_millis(1500);
+        case!(
+            AdapterError::TokenUnavailable { adapter: "splp", detail: "d".into(), retry_after },
+            "adapter.token_unavailable",
+            GatewayError::AdapterTokenUnavailable { adapter: "splp", detail: "d".into(), retry_after }
+        );
+        case!(
+            AdapterError::UpstreamRefused { adapter: "splp", detail: "d".into() },
+            "adapter.upstream_refused",
+            GatewayError::AdapterRefused { adapter: "splp", detail: "d".into() }
+        );
+        case!(
+            AdapterError::MappingFailed { adapter: "dukcapil", detail: "d".into() },
+            "adapter.mapping_failed",
+            GatewayError::AdapterMappingFailed { adapter: "dukcapil", detail: "d".into() }
+        );
+        let too_large: GatewayError = AdapterError::BodyTooLarge { limit: 1024 }.into();
+        assert_eq!((too_large.code(), too_large.status()), ("request.body_too_large", StatusCode::PAYLOAD_TOO_LARGE));
+    }
+
+    #[test]
+    fn an_unavailable_token_answers_503_with_a_whole_second_retry_after() {
+        let id = HeaderValue::from_static("r");
+        let error =
+            |retry_after| GatewayError::AdapterTokenUnavailable { adapter: "splp", detail: "d".into(), retry_after };
+        let response = error(Duration::from_millis(1500)).into_response(&id);
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[RETRY_AFTER], "2", "rounded up");
+        assert_eq!(error(Duration::ZERO).into_response(&id).headers()[RETRY_AFTER], "1", "never 0");
+        let refused = GatewayError::AdapterRefused { adapter: "splp", detail: "d".into() }.into_response(&id);
+        assert_eq!(refused.status(), 502);
+        assert!(refused.headers().get(RETRY_AFTER).is_none());
     }
 
     /// The domain errors stay small, so that their `Result`s stay cheap on the hot path.
