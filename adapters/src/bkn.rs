@@ -129,3 +129,32 @@ impl AdapterFactory for BknSiasnFactory {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_token_sources_are_required_and_checked() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["key", "secret", "user", "pass"] {
+            std::fs::write(dir.path().join(name), "v").unwrap();
+            std::fs::set_permissions(dir.path().join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let secrets = Secrets::new(Some(dir.path().to_path_buf()), Default::default());
+        let factory = BknSiasnFactory::new(crate::client::tests::client());
+        let full = "token_url = \"http://127.0.0.1:9/oauth2/token\"\nconsumer_key = { secret = \"key\" }\n\
+                    consumer_secret = { secret = \"secret\" }\nsso_token_url = \"http://127.0.0.1:9/auth/realms/r/protocol/openid-connect/token\"\n\
+                    sso_client_id = \"lamtim\"\nsso_username = { secret = \"user\" }\nsso_password = { secret = \"pass\" }\n";
+        let adapter = factory.build(&full.parse().unwrap(), &secrets).unwrap();
+        assert_eq!(adapter.name(), "bkn-siasn");
+        assert!(adapter.retry_on_unauthorized());
+        let without_sso = "token_url = \"http://127.0.0.1:9/oauth2/token\"\nconsumer_key = { secret = \"key\" }\n\
+                           consumer_secret = { secret = \"secret\" }\nsso_token_url = \"not a url\"\n";
+        let problems = factory.build(&without_sso.parse().unwrap(), &secrets).unwrap_err();
+        for setting in ["sso_token_url", "sso_client_id", "sso_username", "sso_password"] {
+            assert!(problems.iter().any(|p| p.contains(&format!("`{setting}`"))), "{setting}: {problems:?}");
+        }
+    }
+}

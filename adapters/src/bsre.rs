@@ -77,3 +77,36 @@ impl AdapterFactory for BsreFactory {
         Ok(Arc::new(Bsre { username: username.expect("checked"), password: password.expect("checked") }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[tokio::test]
+    async fn the_account_replaces_the_callers_authorization_and_a_refusal_is_the_gateways() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bsre-password"), "sandi").unwrap();
+        std::fs::set_permissions(dir.path().join("bsre-password"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let secrets = Secrets::new(Some(dir.path().to_path_buf()), Default::default());
+        let settings = "username = \"esign\"\npassword = { secret = \"bsre-password\" }\n".parse().unwrap();
+        let adapter = BsreFactory.build(&settings, &secrets).unwrap();
+        assert!(!adapter.needs_request_body(), "the upload streams through unread");
+        let (head, ()) = http::Request::post("/api/sign/pdf")
+            .header(AUTHORIZATION, "Basic ZnJvbTpjYWxsZXI=")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut request = OutboundRequest { head, body: Bytes::new() };
+        adapter.prepare(&mut request).await.unwrap();
+        assert_eq!(request.head.headers.get_all(AUTHORIZATION).iter().count(), 1);
+        assert_eq!(request.head.headers[AUTHORIZATION], "Basic ZXNpZ246c2FuZGk="); // esign:sandi
+        for (status, refused) in [(200, false), (400, false), (401, true), (403, true)] {
+            let (head, ()) = http::Response::builder().status(status).body(()).unwrap().into_parts();
+            let mut response = InboundResponse { head, body: Bytes::new() };
+            let result = adapter.map_response(&mut response).await;
+            assert_eq!(matches!(result, Err(AdapterError::UpstreamRefused { .. })), refused, "{status}");
+        }
+    }
+}

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use serde_json::{Map, Value};
 
@@ -61,6 +61,8 @@ impl Adapter for Dukcapil {
             let (user_id, password, ip_user) = (value(&self.user_id)?, value(&self.password)?, value(&self.ip_user)?);
             let body = map_request(&request.body, [user_id.expose(), password.expose(), ip_user.expose()])?;
             set_json_body(&mut request.head.headers, body.len());
+            // The answer is read and mapped: ask for it uncompressed.
+            request.head.headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
             request.body = body;
             Ok(())
         })
@@ -187,6 +189,55 @@ mod tests {
     use super::*;
 
     const CREDENTIALS: [&str; 3] = ["operator", "kata-sandi", "10.18.7.1"];
+
+    /// A secrets store over files in a temporary directory (mode 0600).
+    fn secrets(values: &[(&str, &str)]) -> (tempfile::TempDir, Secrets) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        for (name, value) in values {
+            std::fs::write(dir.path().join(name), value).unwrap();
+            std::fs::set_permissions(dir.path().join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let secrets = Secrets::new(Some(dir.path().to_path_buf()), Default::default());
+        (dir, secrets)
+    }
+
+    #[tokio::test]
+    async fn prepare_sends_the_secrets_current_values_in_the_body() {
+        let (_dir, secrets) = secrets(&[("user", "operator"), ("pass", "kata-sandi")]);
+        let settings = "user_id = { secret = \"user\" }\npassword = { secret = \"pass\" }\nip_user = \"10.18.7.1\"\n";
+        let adapter = DukcapilFactory.build(&settings.parse().unwrap(), &secrets).unwrap();
+        let (head, ()) = http::Request::post("/CALL_NIK").body(()).unwrap().into_parts();
+        let mut request = OutboundRequest { head, body: Bytes::from_static(br#"{"nik":"1807015508900002"}"#) };
+        adapter.prepare(&mut request).await.unwrap();
+        let sent: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::json!({"NIK": "1807015508900002", "user_id": "operator", "password": "kata-sandi", "IP_USER": "10.18.7.1"})
+        );
+        assert_eq!(request.head.headers[CONTENT_LENGTH], request.body.len().to_string().as_str());
+        assert_eq!(request.head.headers[ACCEPT_ENCODING], "identity");
+    }
+
+    #[test]
+    fn settings_refuse_credentials_written_into_the_document_and_unknown_keys() {
+        let (_dir, secrets) = secrets(&[("user", "operator")]);
+        let settings = "user_id = { secret = \"user\" }\npassword = \"kata-sandi-di-dokumen\"\nip_user = \"10.18.7.1\"\nthreshold = \"90\"\n";
+        let problems = DukcapilFactory.build(&settings.parse().unwrap(), &secrets).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("`password` must name a secret")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("`threshold` is not a setting")), "{problems:?}");
+        assert!(problems.iter().all(|p| !p.contains("kata-sandi-di-dokumen")), "a value is never echoed");
+        let undefined = DukcapilFactory
+            .build(
+                &"user_id = { secret = \"user\" }\npassword = { secret = \"tidak-ada\" }\nip_user = \"x\"\n"
+                    .parse()
+                    .unwrap(),
+                &secrets,
+            )
+            .unwrap_err();
+        assert!(undefined.iter().any(|p| p.contains("tidak-ada")), "{undefined:?}");
+    }
 
     #[test]
     fn request_gets_dukcapil_names_and_the_gateway_credentials_only() {
