@@ -16,6 +16,7 @@ use penghubung_tests::mtls::{client_config, https_client, server_config, write_m
 use penghubung_tests::national::{
     base64, bearer_api, bearer_api_with_tls, write_secret, ClientAuthentication, TokenEndpoint, TokenEndpointSpec,
 };
+use penghubung_tests::redis::RedisServer;
 use penghubung_tests::{
     docs, empty, full, http1_client, run_cli, send, write_setup, Collected, GatewayProcess, PatternBody, TestGateway,
     Upstream,
@@ -528,9 +529,13 @@ async fn no_secret_value_or_token_appears_in_logs_audit_segments_problems_or_che
         docs::service("n", "splp", &[api.url()], "", &splp_adapter(&endpoint.url(), "max_body = \"1KiB\"", "")),
         docs::service("n", "basic", &[echo.url()], "", basic),
     ];
-    let config_extra = "[secrets]\ndir = \"secrets\"\nenv = { env-password = \"PENGHUBUNG_TEST_ADAPTERS_BASIC_PASSWORD\" }\n\n[audit]\nenabled = true\ndir = \"audit\"\ncheckpoint_every = 1\ncheckpoint_interval = \"1s\"\n\n[log]\nlevel = \"debug\"\n";
-    let config = write_setup(dir.path(), &documents, config_extra);
-    let gateway = GatewayProcess::start(&config);
+    let redis = RedisServer::start();
+    let config_extra = format!(
+        "[secrets]\ndir = \"secrets\"\nenv = {{ env-password = \"PENGHUBUNG_TEST_ADAPTERS_BASIC_PASSWORD\" }}\n\n[audit]\nenabled = true\ndir = \"audit\"\ncheckpoint_every = 1\ncheckpoint_interval = \"1s\"\ngateway_id = \"gw-secrets\"\n\n[log]\nlevel = \"debug\"\n\n{}",
+        redis.config_section("")
+    );
+    let config = write_setup(dir.path(), &documents, &config_extra);
+    let mut gateway = GatewayProcess::start(&config);
     let client = http1_client();
     let mut answers: Vec<Collected> = Vec::new();
     let url = |path: &str| format!("{}{path}", gateway.url);
@@ -546,16 +551,22 @@ async fn no_secret_value_or_token_appears_in_logs_audit_segments_problems_or_che
     assert!(echo.seen()[0].headers["authorization"].to_str().unwrap().starts_with("Basic "));
     let (code, check_output) = run_cli(&config, &["check"]);
     assert_eq!(code, 0, "{check_output}");
-    tokio::time::sleep(Duration::from_millis(1500)).await; // the audit writer's checkpoint interval
-    drop(gateway);
+    // A graceful stop seals the audit log and ships it to the Redis stream before the process ends.
+    gateway.signal("TERM");
+    let status = gateway.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let stream: String =
+        redis.stream("penghubung:audit:gw-secrets").iter().map(|(id, fields)| format!("{id} {fields:?}\n")).collect();
 
     let mut haystacks = vec![
         ("log", std::fs::read_to_string(dir.path().join("gateway.log")).unwrap()),
         ("audit segments", all_text_under(&dir.path().join("audit"))),
         ("check output", check_output),
+        ("Redis stream", stream),
     ];
     haystacks.extend(answers.iter().map(|a| ("an answer", format!("{:?}\n{}", a.headers, a.text()))));
     assert!(haystacks[1].1.contains("/n/splp/v1"), "the audit trail recorded the exchanges");
+    assert!(haystacks[3].1.contains("/n/splp/v1"), "the records were shipped to Redis");
     let mut needles = vec![CONSUMER_KEY.to_string(), CONSUMER_SECRET.to_string(), env_value.to_string()];
     needles.push(base64(format!("{CONSUMER_KEY}:{CONSUMER_SECRET}").as_bytes()));
     needles.push(base64(format!("operator:{env_value}").as_bytes()));
@@ -598,4 +609,35 @@ async fn an_adapter_and_its_cached_token_survive_a_reload_until_its_settings_cha
     gw.wait_generation_above(generation).await;
     assert_eq!(penghubung_tests::get(&url).await.status, 200);
     assert_eq!(endpoint.fetches(), 2, "new settings, new adapter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_grant_gets_a_keycloak_like_token_and_wrong_credentials_are_refused() {
+    let spec = TokenEndpointSpec {
+        auth: ClientAuthentication::Body,
+        user: Some(("siasn-operator".into(), "pw-Sso-2026".into())),
+        ..TokenEndpointSpec::client_credentials("siasn-client", "siasn-Client-Secret", Duration::from_secs(300))
+    };
+    let endpoint = TokenEndpoint::start(spec).await;
+    let source = |password: &str| TokenSource::Password {
+        token_url: endpoint.url().parse().unwrap(),
+        client_id: Secret::literal("siasn-client"),
+        client_secret: Some(Secret::literal("siasn-Client-Secret")),
+        username: Secret::literal("siasn-operator"),
+        password: Secret::literal(password),
+        scope: Some("openid".into()),
+    };
+    let provider = TokenProvider::new(source("pw-Sso-2026"), plain_http_client()).for_adapter("bkn-siasn");
+    let token = provider.token().await.expect("a token for the right password");
+    assert!(endpoint.check().accepts(Some(&format!("Bearer {}", token.value()).parse().unwrap())));
+    assert_eq!(endpoint.fetches(), 1);
+
+    let wrong = TokenProvider::new(source("pw-Wrong"), plain_http_client()).for_adapter("bkn-siasn");
+    let error = wrong.token().await.unwrap_err();
+    assert!(
+        matches!(error, penghubung::adapters::AdapterError::UpstreamRefused { adapter: "bkn-siasn", .. }),
+        "{error:?}"
+    );
+    assert!(!error.to_string().contains("pw-Wrong"));
+    assert_eq!(endpoint.refused(), 1);
 }
