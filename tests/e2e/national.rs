@@ -216,6 +216,10 @@ fn spiffe(opd: &str, app: &str) -> String {
 const DUKCAPIL_OPERATIONS: &str = "\n[[operations]]\nid = \"cek-nik\"\nmethod = \"POST\"\npath = \"/CALL_NIK\"\n\
     request.schema = \"nasional/dukcapil-call-nik-permintaan.schema.json\"\n\
     responses.\"200\".schema = \"nasional/dukcapil-call-nik.schema.json\"\n\
+    responses.\"404\".schema = \"pesan.schema.json\"\n\
+    \n[[operations]]\nid = \"verifikasi\"\nmethod = \"POST\"\npath = \"/CALL_VERIFY_BY_ELEMEN\"\n\
+    request.schema = \"nasional/dukcapil-verify-by-elemen-permintaan.schema.json\"\n\
+    responses.\"200\".schema = \"nasional/dukcapil-verify-by-elemen.schema.json\"\n\
     responses.\"404\".schema = \"pesan.schema.json\"\n";
 
 /// The documented schemas of the `dukcapil` adapter, as store documents.
@@ -228,6 +232,14 @@ fn dukcapil_schemas() -> Vec<(String, String)> {
         (
             "schemas/nasional/dukcapil-call-nik-permintaan.schema.json".into(),
             read("dukcapil-call-nik-request.schema.json"),
+        ),
+        (
+            "schemas/nasional/dukcapil-verify-by-elemen.schema.json".into(),
+            read("dukcapil-verify-by-elemen.schema.json"),
+        ),
+        (
+            "schemas/nasional/dukcapil-verify-by-elemen-permintaan.schema.json".into(),
+            read("dukcapil-verify-by-elemen-request.schema.json"),
         ),
         ("schemas/pesan.schema.json".into(), std::fs::read_to_string(pesan).unwrap()),
     ]
@@ -276,7 +288,7 @@ async fn dukcapil_adapter_injects_the_operator_credentials_and_maps_content_zero
             DUKCAPIL_OPERATIONS,
         ),
         docs::client("dinkes", "simpus", &spiffe("dinkes", "simpus"), true),
-        docs::grant("simpus-pusat", "dinkes/simpus", "disdukcapil/dukcapil-pusat/v1", &["cek-nik"]),
+        docs::grant("simpus-pusat", "dinkes/simpus", "disdukcapil/dukcapil-pusat/v1", &["cek-nik", "verifikasi"]),
         docs::grant("simpus-salah", "dinkes/simpus", "disdukcapil/dukcapil-salah/v1", &["cek-nik"]),
         docs::unlimited_tier(),
     ];
@@ -333,7 +345,21 @@ async fn dukcapil_adapter_injects_the_operator_credentials_and_maps_content_zero
         wrong.text()
     );
     assert_eq!(dukcapil.bodies()[2]["password"], "bukan-ini");
-    for answer in [&found, &refused, &unknown, &wrong] {
+    // Verification by elements: one verdict per element sent, nothing personal comes back.
+    let verify = Request::post(format!("{base}/dukcapil-pusat/v1/CALL_VERIFY_BY_ELEMEN"))
+        .header("content-type", "application/json")
+        .header("x-request-id", "verifikasi-siti")
+        .body(full(r#"{"nik":"1807015508900002","treshold":"90","nama_lgkp":"SITI AMINAH","tgl_lhr":"15-08-1991"}"#))
+        .unwrap();
+    let verdict = send(&simpus, verify).await;
+    assert_eq!(verdict.status, StatusCode::OK, "{}", verdict.text());
+    assert_eq!(
+        verdict.json(),
+        serde_json::json!({"nik": "Sesuai", "nama_lgkp": "Sesuai (100)", "tgl_lhr": "Tidak Sesuai (0)"})
+    );
+    assert_eq!(dukcapil.bodies()[3]["TRESHOLD"], "90");
+    assert_eq!(dukcapil.bodies()[3]["IP_USER"], "10.18.7.10");
+    for answer in [&found, &refused, &unknown, &wrong, &verdict] {
         for secret in [&operator.password, &operator.user_id, "bukan-ini"] {
             assert!(!answer.text().contains(secret), "an answer holds a credential: {}", answer.text());
         }
@@ -348,7 +374,7 @@ async fn dukcapil_adapter_injects_the_operator_credentials_and_maps_content_zero
     }
     let by_nik = audit_search_nik(&log, "1807015508900002", &dir.path().join("pki/audit-nik.secret"));
     let ids: HashSet<&str> = by_nik.iter().map(|r| r["request_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, HashSet::from(["cek-siti", "salah"]), "{by_nik:#?}");
+    assert_eq!(ids, HashSet::from(["cek-siti", "salah", "verifikasi-siti"]), "{by_nik:#?}");
     let siti = by_nik.iter().find(|r| r["request_id"] == "cek-siti").unwrap();
     assert_eq!(
         (&siti["service"], &siti["withheld"]),
