@@ -537,6 +537,13 @@ async fn bsre_adapter_holds_the_account_and_the_passphrase_reaches_only_bsre() {
         "{}",
         refused.text()
     );
+    // The signer's status, the NIK in the path.
+    let status = Request::get(format!("{}/diskominfo/tte/v1/api/user/status/{}", gateway.url, BSRE_SIGNER.0))
+        .header("x-request-id", "status-penanda-tangan")
+        .body(empty())
+        .unwrap();
+    let status = send(&http1_client(), status).await;
+    assert_eq!((status.status, status.json()["status"].as_str()), (StatusCode::OK, Some("ISSUE")), "{}", status.text());
 
     // Stop the gateway (its audit trail is flushed), then look for the passphrase, the NIK and the account.
     gateway.signal("TERM");
@@ -551,7 +558,11 @@ async fn bsre_adapter_holds_the_account_and_the_passphrase_reaches_only_bsre() {
     }
     let by_nik = audit_search_nik(&dir.path().join("audit"), BSRE_SIGNER.0, &dir.path().join("pki/audit-nik.secret"));
     let ids: HashSet<&str> = by_nik.iter().map(|r| r["request_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, HashSet::from(["tte", "tte-salah"]), "the multipart nik is recorded as an HMAC");
+    assert_eq!(
+        ids,
+        HashSet::from(["tte", "tte-salah", "status-penanda-tangan"]),
+        "the multipart nik (and the path's) is recorded as an HMAC"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
