@@ -199,3 +199,35 @@ async fn map_response(
     head.headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     Ok(Response::from_parts(head, ResponseBody::full(body)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_adapter_sees_the_target_relative_to_the_upstream_endpoint() {
+        let cases = [
+            ("/dinkes/nasional/v1", 19, "/"),
+            ("/dinkes/nasional/v1/", 19, "/"),
+            ("/dinkes/nasional/v1/a/b?x=1&y", 19, "/a/b?x=1&y"),
+            ("/dinkes/nasional/v1?x=1", 19, "/?x=1"),
+            ("https://gw.example:8443/dinkes/nasional/v1/a", 19, "https://gw.example:8443/a"),
+        ];
+        for (uri, offset, expected) in cases {
+            let target = upstream_target(&uri.parse().unwrap(), offset).unwrap();
+            assert_eq!(target.to_string(), expected, "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_copied_head_keeps_method_target_version_and_fields() {
+        let (mut parts, ()) = http::Request::post("/x?y=1").body(()).unwrap().into_parts();
+        parts.headers.insert("content-type", HeaderValue::from_static("text/xml"));
+        parts.version = http::Version::HTTP_2;
+        let copy = copy_head(&parts);
+        assert_eq!(
+            (copy.method, copy.uri, copy.version, copy.headers),
+            (parts.method, parts.uri, parts.version, parts.headers)
+        );
+    }
+}
