@@ -123,7 +123,8 @@ fn write_secret(dir: &Path, name: &str, value: &str) -> Result<(), String> {
 }
 
 fn write_documents(store: &DirStore, splp: SocketAddr, dukcapil: SocketAddr, ip_user: &str) -> Result<(), String> {
-    let approvals = "[approvals.operations]\nby = \"Demo\"\nat = \"2026-01-01T00:00:00+07:00\"\nreason = \"Layanan nasional demo.\"\n\n[approvals.security]\nby = \"Demo Keamanan\"\nat = \"2026-01-01T00:00:00+07:00\"\nreason = \"Kredensial nasional dipegang gateway, bukan aplikasi OPD.\"\n";
+    // The baseline's operations and security approvers (operator ids, as the baseline services name them).
+    let approvals = "[approvals.operations]\nby = \"rudi-aptika\"\nat = \"2026-01-01T00:00:00+07:00\"\nreason = \"Layanan nasional demo.\"\n\n[approvals.security]\nby = \"dewi-persandian\"\nat = \"2026-01-01T00:00:00+07:00\"\nreason = \"Kredensial nasional dipegang gateway, bukan aplikasi OPD.\"\n";
     let splp_service = format!(
         "# Written by `penghubung demo`: Kemendagri's region reference through the national SPLP (double).\n\
          opd = \"diskominfo\"\nname = \"splp-wilayah\"\nversion = 1\ntitle = \"Referensi wilayah (SPLP)\"\n\
