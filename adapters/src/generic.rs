@@ -258,7 +258,11 @@ impl Adapter for OAuth2ClientCredentials {
     fn prepare<'a>(&'a self, request: &'a mut OutboundRequest) -> BoxFuture<'a, Result<(), AdapterError>> {
         Box::pin(async move {
             let token = self.tokens.token().await?;
-            let value = sensitive(self.name(), &format!("{} {}", self.scheme, token.value()))?;
+            let value = if self.scheme == "Bearer" {
+                token.bearer().clone()
+            } else {
+                sensitive(self.name(), &format!("{} {}", self.scheme, token.value()))?
+            };
             request.head.headers.insert(self.header.clone(), value);
             Ok(())
         })

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use http::header::AUTHORIZATION;
 
 use crate::client::HttpClient;
-use crate::generic::sensitive;
 use crate::registry::AdapterFactory;
 use crate::secrets::Secrets;
 use crate::settings::Settings;
@@ -47,7 +46,7 @@ impl Adapter for Splp {
     fn prepare<'a>(&'a self, request: &'a mut OutboundRequest) -> BoxFuture<'a, Result<(), AdapterError>> {
         Box::pin(async move {
             let token = self.tokens.token().await?;
-            request.head.headers.insert(AUTHORIZATION, sensitive("splp", &format!("Bearer {}", token.value()))?);
+            request.head.headers.insert(AUTHORIZATION, token.bearer().clone());
             if let Some(prefix) = &self.prefix {
                 prefix_path(&mut request.head.uri, prefix)?;
             }

@@ -68,6 +68,8 @@ pub enum TokenSource {
 #[derive(Debug, Clone)]
 pub struct Token {
     access_token: SecretValue,
+    /// `Bearer <token>`, built once per token (marked sensitive).
+    bearer: http::HeaderValue,
     /// `token_type` as the endpoint sent it (`Bearer` when absent).
     pub token_type: Arc<str>,
     pub expires_at: Instant,
@@ -78,6 +80,12 @@ impl Token {
     /// The access token, to put into a request header.
     pub fn value(&self) -> &str {
         self.access_token.expose()
+    }
+
+    /// `Bearer <token>` as a header value (RFC 6750 §2.1), built once per token: the `Authorization` most
+    /// adapters send, without formatting per request.
+    pub fn bearer(&self) -> &http::HeaderValue {
+        &self.bearer
     }
 }
 
@@ -287,8 +295,11 @@ fn parse_token(body: &[u8], sent: Instant) -> Option<Token> {
     .filter(|d| !d.is_zero())
     .unwrap_or(DEFAULT_LIFETIME);
     let early = (lifetime / 5).min(Duration::from_secs(60));
+    let mut bearer = http::HeaderValue::from_str(&format!("Bearer {access_token}")).ok()?;
+    bearer.set_sensitive(true);
     Some(Token {
         access_token: SecretValue::new(access_token),
+        bearer,
         token_type: token_type.into(),
         expires_at: sent + lifetime,
         refresh_at: sent + lifetime - early,
@@ -304,6 +315,8 @@ mod tests {
         let sent = Instant::now();
         let token = parse_token(br#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#, sent).unwrap();
         assert_eq!(token.value(), "abc");
+        assert_eq!(token.bearer(), "Bearer abc");
+        assert!(token.bearer().is_sensitive());
         assert_eq!(token.expires_at - sent, Duration::from_secs(3600));
         assert_eq!(token.expires_at - token.refresh_at, Duration::from_secs(60));
         let short = parse_token(br#"{"access_token":"abc","expires_in":"10"}"#, sent).unwrap();
@@ -311,7 +324,7 @@ mod tests {
         let unsaid = parse_token(br#"{"access_token":"abc"}"#, sent).unwrap();
         assert_eq!(unsaid.expires_at - sent, DEFAULT_LIFETIME);
         assert!(format!("{unsaid:?}").contains("[redacted]") && !format!("{unsaid:?}").contains("abc"));
-        for bad in [&b"{}"[..], br#"{"access_token":""}"#, b"not json"] {
+        for bad in [&b"{}"[..], br#"{"access_token":""}"#, b"not json", br#"{"access_token":"a\nb"}"#] {
             assert!(parse_token(bad, sent).is_none());
         }
     }

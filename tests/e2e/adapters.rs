@@ -408,6 +408,7 @@ async fn generic_adapters_put_the_gateways_credentials_where_the_caller_put_its_
         "[adapter]\nname = \"api-key\"\n[adapter.settings]\nheader = \"X-API-Key\"\nkey = { secret = \"sipd-key\" }\n";
     let query_key =
         "[adapter]\nname = \"api-key\"\n[adapter.settings]\nquery = \"api_key\"\nkey = { secret = \"sipd-key\" }\n";
+    let underscore_key = format!("caller_headers = [\"user_key\"]\n{}", header_key.replace("X-API-Key", "user_key"));
     let oauth = format!(
         "[adapter]\nname = \"oauth2-client-credentials\"\n[adapter.settings]\ntoken_url = \"{}\"\nclient_id = \"kemkes-client\"\nclient_secret = {{ secret = \"kemkes-secret\" }}\nauth = \"body\"\nscope = \"read\"\n",
         endpoint.url()
@@ -418,6 +419,7 @@ async fn generic_adapters_put_the_gateways_credentials_where_the_caller_put_its_
         docs::service("n", "header", &[echo.url()], "", header_key),
         docs::service("n", "query", &[echo.url()], "", query_key),
         docs::service("n", "oauth", &[oauth_api.url()], "", &oauth),
+        docs::service("n", "underscore", &[echo.url()], "", &underscore_key),
     ];
     let gw = TestGateway::start(&documents, &secrets_config(secrets.path())).await;
     let client = http1_client();
@@ -441,11 +443,17 @@ async fn generic_adapters_put_the_gateways_credentials_where_the_caller_put_its_
     assert_eq!(r.status, 200, "client id and secret in the form body: {}", r.text());
     assert_eq!((endpoint.fetches(), endpoint.refused()), (1, 0));
 
+    // A header name with `_` passes when the service lists it; the caller's value is still replaced.
+    let request =
+        Request::get(format!("{}/n/underscore/v1/x", gw.url)).header("user_key", "forged").body(empty()).unwrap();
+    assert_eq!(send(&client, request).await.status, 200);
+    assert_eq!(echo.seen()[3].headers.get_all("user_key").iter().collect::<Vec<_>>(), ["key-Sipd-77c1"]);
+
     // A rotated password file is picked up without a restart or reload.
     write_secret(secrets.path(), "bpjs-password", "pw-Rotating-2");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(call("/n/basic/v1/peserta").await.status, 200);
-    assert_eq!(echo.seen()[3].headers["authorization"], expected_basic("pw-Rotating-2").as_str());
+    assert_eq!(echo.seen()[4].headers["authorization"], expected_basic("pw-Rotating-2").as_str());
 }
 
 #[test]
