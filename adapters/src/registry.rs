@@ -116,7 +116,7 @@ mod tests {
         let registry = AdapterRegistry::with_builtins(crate::client::tests::client(), Secrets::default());
         assert_eq!(
             registry.names().collect::<Vec<_>>(),
-            ["api-key", "basic", "oauth2-client-credentials", "passthrough", "splp"]
+            ["api-key", "basic", "bkn-siasn", "bsre", "dukcapil", "oauth2-client-credentials", "passthrough", "splp"]
         );
         let none = toml::Table::new();
         let first = registry.resolve("a/b/v1", "passthrough", &none).unwrap();
