@@ -11,10 +11,15 @@
 //!   config, never from a document; [`settings`] reads an adapter's settings and their secret references;
 //! - [`token`]: OAuth2 token providers (client credentials, password grant), cached, refreshed ahead of expiry,
 //!   single-flight, with backoff and a circuit breaker; [`client`] is their small HTTP client;
-//! - the adapters: [`generic`] (`passthrough`, `basic`, `api-key`, `oauth2-client-credentials`) and [`splp`].
+//! - the adapters: [`generic`] (`passthrough`, `basic`, `api-key`, `oauth2-client-credentials`) and [`splp`];
+//!   of named national systems: [`dukcapil`] (NIK verification), [`bkn`] (`bkn-siasn`, two tokens) and [`bsre`]
+//!   (electronic signatures).
 #![forbid(unsafe_code)]
 
+pub mod bkn;
+pub mod bsre;
 pub mod client;
+pub mod dukcapil;
 pub mod generic;
 pub mod registry;
 pub mod secrets;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::client::HttpClient;
 use crate::secrets::Secrets;
-use crate::{generic, splp, Adapter};
+use crate::{bkn, bsre, dukcapil, generic, splp, Adapter};
 
 /// Builds one kind of adapter from a service's `[adapter.settings]`.
 pub trait AdapterFactory: Send + Sync {
@@ -42,14 +42,17 @@ impl AdapterRegistry {
     }
 
     /// A registry holding the built-in adapters: `passthrough`, `basic`, `api-key`,
-    /// `oauth2-client-credentials`, `splp`.
+    /// `oauth2-client-credentials`, `splp`, `dukcapil`, `bkn-siasn`, `bsre`.
     pub fn with_builtins(http: HttpClient, secrets: Secrets) -> Self {
         let mut registry = Self::empty(http.clone(), secrets);
         registry.register(Arc::new(generic::PassthroughFactory));
         registry.register(Arc::new(generic::BasicFactory));
         registry.register(Arc::new(generic::ApiKeyFactory));
         registry.register(Arc::new(generic::OAuth2Factory::new(http.clone())));
-        registry.register(Arc::new(splp::SplpFactory::new(http)));
+        registry.register(Arc::new(splp::SplpFactory::new(http.clone())));
+        registry.register(Arc::new(dukcapil::DukcapilFactory));
+        registry.register(Arc::new(bkn::BknSiasnFactory::new(http)));
+        registry.register(Arc::new(bsre::BsreFactory));
         registry
     }
 
@@ -113,7 +116,7 @@ mod tests {
         let registry = AdapterRegistry::with_builtins(crate::client::tests::client(), Secrets::default());
         assert_eq!(
             registry.names().collect::<Vec<_>>(),
-            ["api-key", "basic", "oauth2-client-credentials", "passthrough", "splp"]
+            ["api-key", "basic", "bkn-siasn", "bsre", "dukcapil", "oauth2-client-credentials", "passthrough", "splp"]
         );
         let none = toml::Table::new();
         let first = registry.resolve("a/b/v1", "passthrough", &none).unwrap();

@@ -10,6 +10,7 @@
 //!   with extra header fields), full handshakes and held idle connections over mTLS (Penghubung, nginx and
 //!   haproxy with `verify required`).
 //! * [`raw`]: reading the raw responses of the one-shot probes.
+//! * [`token`]: the OAuth2 token endpoint of `load --mode adapter` (the `splp` adapter with a cached token).
 //! * [`dukcapil`]: the contract of `benches/contract.rs` and `load --mode contract`: a Dukcapil-like batch
 //!   schema on the reference types, and valid and invalid request bodies of an exact size.
 
@@ -21,4 +22,5 @@ pub mod peers;
 pub mod pki;
 pub mod raw;
 pub mod report;
+pub mod token;
 pub mod upstream;

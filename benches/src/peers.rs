@@ -401,6 +401,51 @@ pub fn start_penghubung_audit(
     )
 }
 
+/// The adapter of the bench service in `--mode adapter`.
+pub enum BenchAdapter<'a> {
+    /// `[adapter] name = "passthrough"`: the adapter phase runs and changes nothing.
+    Passthrough,
+    /// `[adapter] name = "splp"`: a bearer token from `token_url` (consumer key and secret by HTTP Basic, read
+    /// from the secret files in `secrets_dir`), cached and put on every request.
+    Splp { token_url: &'a str, secrets_dir: &'a Path },
+}
+
+/// The names of the secret files [`BenchAdapter::Splp`] reads its consumer key and secret from.
+pub const BENCH_SPLP_SECRETS: [&str; 2] = ["bench-splp-consumer-key", "bench-splp-consumer-secret"];
+
+/// Like [`start_penghubung`] (plaintext, policy, limits and audit off), with `adapter` on the bench service:
+/// the two gateways of `--mode adapter` differ in nothing else.
+pub fn start_penghubung_adapter(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    adapter: &BenchAdapter<'_>,
+) -> Result<Peer, Error> {
+    let (service_extra, extra) = match adapter {
+        BenchAdapter::Passthrough => ("\n[adapter]\nname = \"passthrough\"\n".to_string(), String::new()),
+        BenchAdapter::Splp { token_url, secrets_dir } => (
+            format!(
+                "\n[adapter]\nname = \"splp\"\n\n[adapter.settings]\ntoken_url = \"{token_url}\"\n\
+                 consumer_key = {{ secret = \"{}\" }}\nconsumer_secret = {{ secret = \"{}\" }}\n",
+                BENCH_SPLP_SECRETS[0], BENCH_SPLP_SECRETS[1]
+            ),
+            format!("\n[secrets]\ndir = {}\n", toml_path(secrets_dir)),
+        ),
+    };
+    let store = BenchStore { service_extra, ..BenchStore::default() };
+    start_penghubung_with(
+        binary,
+        threads,
+        upstream,
+        Listener::Plain,
+        false,
+        &BenchLimits::Off,
+        &format!("[audit]\nenabled = false\n{extra}"),
+        &store,
+        &[],
+    )
+}
+
 /// Starts `penghubung serve` on its embedded default config (`penghubung::config::DEFAULT_CONFIG`: an mTLS
 /// listener, one worker thread per core, the baseline store seeded into `./policies`, access log, file
 /// watching, the `async` audit trail) in a temporary directory, changed in two places only: the listener's

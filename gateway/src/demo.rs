@@ -25,6 +25,8 @@ use penghubung_snapshot::store::{DirStore, DocumentStore};
 use penghubung_types::config::Config;
 use penghubung_types::documents::ClientDoc;
 
+mod national;
+
 /// A demo backend and the service document it stands behind.
 struct DemoBackend {
     /// Store key of the service document.
@@ -122,6 +124,7 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
         point_service_at(&store, backend.service_key, address).map_err(|e| setup(backend.service_key, &e))?;
     }
     slow_down_limited_sample(&store).map_err(|e| setup("demo tier", &e))?;
+    national::start(&store, &workdir).await.map_err(|e| setup("national doubles", &e))?;
     let pki = workdir.join("pki");
     let authority = if pki.join("ca.crt").is_file() {
         CertificateAuthority::open(&pki)
@@ -143,6 +146,7 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
     let config_text = format!(
         "# Written by `penghubung demo`.\n[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n[tls]\ncert_file = \"pki/server.crt\"\nkey_file = \"pki/server.key\"\nclient_ca_files = [\"pki/ca.crt\"]\ncrl_files = [\"pki/crl.pem\"]\n\n[store]\npath = \"policies\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n\n[audit]\nenabled = true\ndir = \"audit\"\nkey_file = \"pki/audit-signing.key\"\npublic_key_file = \"pki/audit-signing.pub\"\nnik_secret_file = \"pki/audit-nik.secret\"\n"
     );
+    let config_text = config_text + national::SECRETS_CONFIG;
     std::fs::write(&config_path, config_text).map_err(|e| setup("writing penghubung.toml", &e))?;
     let config = Config::load(&config_path)
         .map_err(|p| DemoError::Setup(p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
@@ -164,6 +168,7 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
     let _ = writeln!(env, "PENGHUBUNG_SAMPLE_DENIED={SAMPLE_DENIED}");
     let _ = writeln!(env, "PENGHUBUNG_SAMPLE_REDACTED={SAMPLE_REDACTED}");
     let _ = writeln!(env, "PENGHUBUNG_SAMPLE_LIMITED={SAMPLE_LIMITED}");
+    national::write_env(&mut env);
     let _ = writeln!(env, "PENGHUBUNG_AUDIT_DIR={}", workdir.join("audit").display());
     let _ = writeln!(env, "PENGHUBUNG_AUDIT_PUBKEY={}", workdir.join("pki/audit-signing.pub").display());
     let _ = writeln!(env, "PENGHUBUNG_AUDIT_NIK_SECRET={}", workdir.join("pki/audit-nik.secret").display());
@@ -256,6 +261,7 @@ fn print_instructions(url: &str, workdir: &Path) {
         "  curl -s {tls} -X POST -H 'content-type: application/json' -d '{{\"nik\":\"1807015508900002\",\"nama\":\"SITI AMINAH\"}}' {url}/disdukcapil/kependudukan/v1/verifikasi"
     );
     let _ = writeln!(out, "  curl -s {tls} -i {url}/dinkes/tidak-ada/v1/x   # 404 route.not_found (problem+json)");
+    national::write_instructions(&mut out, &tls, url);
     let _ = writeln!(
         out,
         "  for i in $(seq 100); do curl -s -o /dev/null -w '%{{http_code}}\\n' {tls} {url}{SAMPLE_LIMITED}; done | sort | uniq -c   # tier demo-lambat: 5/s, then 429 ratelimit.exceeded"

@@ -10,6 +10,7 @@ mod forwarding;
 mod http1_server;
 mod jwt;
 mod mtls;
+mod national;
 mod policy;
 mod ratelimit;
 mod reload;

@@ -13,7 +13,7 @@
 //! cargo build --release -p penghubung
 //! cargo run -p penghubung-benches --release --bin load -- [--duration 10s] [--connections 64] [--threads 1]
 //!     [--body 1024] [--warmup 2s] [--rounds 1] [--load-threads 1] [--generator auto|wrk|hyper]
-//!     [--skip-nginx] [--skip-haproxy] [--gateway PATH] [--mode plain|mtls|ratelimit|audit|contract|full|memory]
+//!     [--skip-nginx] [--skip-haproxy] [--gateway PATH] [--mode plain|mtls|ratelimit|audit|contract|adapter|full|memory]
 //!     [--handshake-connections N] [--request-body 1KiB] [--idle-connections 1000]
 //! ```
 //!
@@ -75,6 +75,18 @@
 //! cargo run -p penghubung-benches --release --bin load -- --mode contract [--duration 5s] [--rounds 3]
 //! ```
 //!
+//! `--mode adapter` measures what an outbound adapter costs: two Penghubung processes over plaintext with the
+//! policy off, on the same upstream, whose bench service differs only in its `[adapter]`: `passthrough` (the
+//! adapter phase runs and changes nothing) and `splp` (a bearer token from an in-process OAuth2 token endpoint,
+//! `penghubung_benches::token`, consumer key and secret read from secret files, put on every request). The token
+//! lives an hour, so after the first request the `splp` gateway runs on its cached token: the harness checks that
+//! both answer 200 before measuring and that the token endpoint was asked exactly once in the whole run.
+//! Interleaved rounds, `splp`'s ratio to `passthrough` (goal: at least 0.95x).
+//!
+//! ```text
+//! cargo run -p penghubung-benches --release --bin load -- --mode adapter [--duration 5s] [--rounds 3]
+//! ```
+//!
 //! `--mode full` measures the path a deployment runs against a bare proxy and a bare Penghubung, in one run on the
 //! same upstream, with the same request: a `POST` of the 1 KiB Dukcapil batch (`--request-body`) with
 //! `Content-Type: application/json` and `X-Penghubung-Purpose: bench-load`, sequential on `--connections`
@@ -129,6 +141,7 @@ use penghubung_benches::mtls::HeldConnections;
 use penghubung_benches::peers::{self, Peer, BENCH_PATH};
 use penghubung_benches::pki::Pki;
 use penghubung_benches::report::{self, Row};
+use penghubung_benches::token::TokenEndpoint;
 use penghubung_benches::upstream::Upstream;
 
 const USAGE: &str = "\
@@ -142,6 +155,7 @@ options:
   --mode M            plain (HTTP, default), mtls (client certificates, TLS 1.3), ratelimit (limits off vs
                       in process vs through Redis; needs redis-server), audit (audit trail off, async and
                       sync, plaintext), contract (POST of a JSON body without and with a request contract),
+                      adapter (the splp adapter with a cached token against passthrough, plaintext),
                       full (mTLS + policy + purpose + local limits + async audit + request contract, against
                       a bare Penghubung and nginx with mTLS), memory (resident memory idle and with idle mTLS
                       connections, against nginx; peak of `penghubung check`)
@@ -181,6 +195,8 @@ enum Mode {
     Audit,
     /// POST with a JSON body: no contract, request contract.
     Contract,
+    /// The `splp` adapter with a cached token against `passthrough`.
+    Adapter,
     /// Every check on (mTLS, policy, purpose, limits, audit, contract) vs bare Penghubung vs nginx with mTLS.
     Full,
     /// Resident memory idle and with idle connections, Penghubung and nginx.
@@ -248,14 +264,15 @@ fn parse_args() -> Result<Option<Args>, String> {
                     "ratelimit" => Mode::Ratelimit,
                     "audit" => Mode::Audit,
                     "contract" => Mode::Contract,
+                    "adapter" => Mode::Adapter,
                     "full" => Mode::Full,
                     "memory" => Mode::Memory,
                     "upstream" => Mode::Upstream,
                     other => {
                         return Err(format!(
-                            "--mode must be plain, mtls, ratelimit, audit, contract, full, memory or upstream, not \
+                    "--mode must be plain, mtls, ratelimit, audit, contract, adapter, full, memory or upstream, not \
                              `{other}`"
-                        ))
+                ))
                     }
                 }
             }
@@ -321,6 +338,7 @@ fn run(args: &Args) -> Result<(), String> {
         Mode::Ratelimit => run_ratelimit(args, &gateway()?),
         Mode::Audit => run_audit(args, &gateway()?),
         Mode::Contract => run_contract(args, &gateway()?),
+        Mode::Adapter => run_adapter(args, &gateway()?),
         Mode::Full => run_full(args, &gateway()?),
         Mode::Memory => run_memory(args, &gateway()?),
         Mode::Upstream => serve_upstream(args),
@@ -1089,6 +1107,70 @@ fn run_audit(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     drop(targets);
     drop(upstream);
     Ok(())
+}
+
+/// `--mode adapter`: the `splp` adapter with a cached token against `passthrough`, same upstream, same run.
+fn run_adapter(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
+    let generator = plain_generator(args)?;
+    let upstream = Upstream::start(args.body).map_err(|e| format!("cannot start the upstream: {e}"))?;
+    let tokens = TokenEndpoint::start().map_err(|e| format!("cannot start the token endpoint: {e}"))?;
+    let secrets = tempfile::Builder::new()
+        .prefix("penghubung-load-secrets-")
+        .tempdir()
+        .map_err(|e| format!("cannot create the secrets directory: {e}"))?;
+    for (name, value) in peers::BENCH_SPLP_SECRETS.iter().zip(["bench-consumer-key", "bench-consumer-secret"]) {
+        write_secret(&secrets.path().join(name), value)?;
+    }
+    print_header("Penghubung load harness: outbound adapter", "gateway", args, &upstream);
+    println!("  generator: {} | token endpoint: {} (tokens live 1 h)", generator.describe(), tokens.url());
+    let token_url = tokens.url();
+    let mut targets = Vec::new();
+    for (name, adapter) in [
+        ("passthrough", peers::BenchAdapter::Passthrough),
+        ("splp", peers::BenchAdapter::Splp { token_url: &token_url, secrets_dir: secrets.path() }),
+    ] {
+        let peer = peers::start_penghubung_adapter(gateway, args.threads, upstream.addr(), &adapter)?;
+        println!("  penghubung, adapter {name}: {}", peer.addr);
+        targets.push(Target { name, addr: peer.addr, peer: Some(peer) });
+    }
+    for t in &targets {
+        let (status, body) =
+            peers::http_get(t.addr, BENCH_PATH).map_err(|e| format!("{}: GET {BENCH_PATH} failed: {e}", t.name))?;
+        if status != 200 || body.len() != args.body {
+            return Err(format!("{}: GET {BENCH_PATH} answered {status} with {} bytes", t.name, body.len()));
+        }
+    }
+    if tokens.requests() != 1 {
+        return Err(format!("the splp gateway asked for {} tokens before the run, not 1", tokens.requests()));
+    }
+    let load = Load { connections: args.connections, threads: args.load_threads, duration: args.duration };
+    let results = measure_rounds(args, &targets, "keep-alive", load, |t, load| {
+        loadgen::run(&generator, t.addr, BENCH_PATH, load)
+    })?;
+    print_proxy_cpu(&targets, &results);
+    let (ratios, median_ratio) = paired_ratios(&results, 1, 0);
+    let rows = median_rows(&targets, results);
+    println!();
+    print_markdown_table("adapter", "vs passthrough", &rows, rows[0].stats.requests_per_sec.max(1.0));
+    let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    println!("  splp vs passthrough, round by round: {} (median {median_ratio:.2}x; goal >= 0.95x)", each.join(", "));
+    println!("  token requests in the whole run: {} (the splp adapter ran on its cached token)", tokens.requests());
+    drop(targets);
+    drop(upstream);
+    Ok(())
+}
+
+/// Writes a secret file with mode 0600 (the gateway refuses more open ones).
+fn write_secret(path: &std::path::Path, value: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(value.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// `args.rounds` interleaved rounds: in each, every target in turn ([`measure_once`]), in reverse order every
