@@ -184,6 +184,23 @@ impl CertificateAuthority {
         self.sign(params, validity, Some(spiffe))
     }
 
+    /// An operator's certificate for the admin API (`penghubung init`, the demo): client authentication, the
+    /// operator id as common name, no SPIFFE id (it names no client application, so the data plane refuses it).
+    /// The Operator document binds its SHA-256 fingerprint.
+    pub fn issue_operator(&self, operator: &str, validity: Validity) -> Result<Issued, CaError> {
+        if operator.is_empty() || !operator.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(CaError::Invalid(format!(
+                "`{operator}`: an operator id is lower-case letters, digits and '-'"
+            )));
+        }
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, operator);
+        params.distinguished_name.push(DnType::OrganizationalUnitName, "operator");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        self.sign(params, validity, None)
+    }
+
     fn sign(
         &self,
         mut params: CertificateParams,

@@ -5,12 +5,15 @@
 //! embedding and tests; `ARCHITECTURE.md` at the repository root draws them and their order.
 #![forbid(unsafe_code)]
 
+pub mod admin_client;
+pub mod admin_commands;
 pub mod ca;
 pub mod check;
 pub mod cli;
 pub mod demo;
 mod exit;
 pub mod explain;
+pub mod init;
 pub mod manage;
 pub mod openapi;
 
