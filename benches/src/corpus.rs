@@ -73,6 +73,18 @@ pub fn generate(opds: usize, services_per_opd: usize) -> Vec<CorpusFile> {
             files.push(CorpusFile { key: format!("services/{opd}/{name}.toml"), text });
         }
     }
+    // The operators who gave the approvals above (and the admin every store with operators needs).
+    if opds > 0 {
+        for (id, role, n) in [("bench-admin", "admin", 1), ("ops", "operasi", 2), ("sec", "keamanan", 3)] {
+            files.push(CorpusFile {
+                key: format!("operators/{id}.toml"),
+                text: format!(
+                    "id = \"{id}\"\nname = \"{id}\"\nnip = \"19800101200601100{n}\"\nopd = \"{}\"\nroles = [\"{role}\"]\n\n[identity]\n",
+                    opd_id(0)
+                ),
+            });
+        }
+    }
     files
 }
 

@@ -304,8 +304,8 @@ impl Listener<'_> {
 }
 
 /// Both approvals an active service needs (the policy refuses to load one without them).
-const APPROVALS: &str = "[approvals.operations]\nby = \"Bench Operasi\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"bench\"\n\n\
-                         [approvals.security]\nby = \"Bench Keamanan\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"bench\"\n";
+const APPROVALS: &str = "[approvals.operations]\nby = \"bench-operasi\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"bench\"\n\n\
+                         [approvals.security]\nby = \"bench-keamanan\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"bench\"\n";
 
 /// A path as a TOML basic string (the harness's temporary paths hold no control characters).
 fn toml_path(path: &Path) -> String {
@@ -655,6 +655,16 @@ fn start_penghubung_with(
     )?;
     let store = dir.path().join("policies");
     write(&store.join("opds/bench.toml"), "id = \"bench\"\nname = \"Bench\"\n")?;
+    for (id, role, n) in
+        [("bench-owner", "admin", 1), ("bench-operasi", "operasi", 2), ("bench-keamanan", "keamanan", 3)]
+    {
+        write(
+            &store.join(format!("operators/{id}.toml")),
+            &format!(
+                "id = \"{id}\"\nname = \"{id}\"\nnip = \"19800101200601100{n}\"\nopd = \"bench\"\nroles = [\"{role}\"]\n\n[identity]\n"
+            ),
+        )?;
+    }
     write(
         &store.join("services/bench/echo.toml"),
         &format!(

@@ -103,7 +103,7 @@ pub fn create(args: &InitArgs) -> Result<Created, String> {
     let operators = dir.join("operators");
     let (operator_cert, operator_key) =
         (operators.join(format!("{}.crt", args.admin_id)), operators.join(format!("{}.key", args.admin_id)));
-    let issued = authority.issue_operator(&args.admin_id, Validity::days(args.days)).map_err(fail)?;
+    let issued = authority.issue_operator(&args.admin_id, &args.opd, Validity::days(args.days)).map_err(fail)?;
     issued.write(&operator_cert, &operator_key).map_err(fail)?;
     let fingerprint = fingerprint_of(&issued.cert_pem)?;
 

@@ -7,19 +7,18 @@
 
 pub mod admin_client;
 pub mod admin_commands;
-pub mod ca;
-pub mod check;
 pub mod cli;
 pub mod demo;
 mod exit;
-pub mod explain;
 pub mod init;
-pub mod manage;
-pub mod openapi;
+
+pub use penghubung_manage::workspace as manage;
+pub use penghubung_manage::{ca, check, explain, openapi};
 
 pub use penghubung_audit as audit;
 pub use penghubung_contract as contract;
 pub use penghubung_http1 as http1;
+pub use penghubung_manage as management;
 pub use penghubung_pipeline as pipeline;
 pub use penghubung_pipeline::{body, discovery, error};
 pub use penghubung_policy as policy;

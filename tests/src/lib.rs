@@ -172,8 +172,25 @@ pub mod docs {
         )
     }
 
-    /// Both approvals, by two different people.
-    pub const APPROVALS: &str = "[approvals.operations]\nby = \"Operator Uji\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"uji\"\n\n[approvals.security]\nby = \"Keamanan Uji\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"uji\"\n";
+    /// Both approvals, by two different operators ([`operators`]).
+    pub const APPROVALS: &str = "[approvals.operations]\nby = \"operasi-uji\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"uji\"\n\n[approvals.security]\nby = \"keamanan-uji\"\nat = \"2026-01-01T00:00:00Z\"\nreason = \"uji\"\n";
+
+    /// The operators who gave [`APPROVALS`] (`operasi-uji`, `keamanan-uji`) and an `admin-uji`, of OPD `opd`
+    /// (every store with operators needs an enabled admin). [`crate::write_config`] adds them to a store that
+    /// has OPDs but no operators.
+    pub fn operators(opd: &str) -> Vec<(String, String)> {
+        [("admin-uji", "admin", "1"), ("operasi-uji", "operasi", "2"), ("keamanan-uji", "keamanan", "3")]
+            .into_iter()
+            .map(|(id, role, n)| {
+                (
+                    format!("operators/{id}.toml"),
+                    format!(
+                        "id = \"{id}\"\nname = \"{id}\"\nnip = \"19800101200601100{n}\"\nopd = \"{opd}\"\nroles = [\"{role}\"]\n\n[identity]\n"
+                    ),
+                )
+            })
+            .collect()
+    }
 
     /// `grants/{id}.toml`: `client` may call `operations` (`"*"`: all) of `service` (`opd/name/v1`), any purpose,
     /// in tier `unlimited` (add [`unlimited_tier`] to the documents).
@@ -261,10 +278,17 @@ pub fn write_setup(dir: &Path, documents: &[(String, String)], config_extra: &st
 /// The config section that turns the policy off.
 pub const POLICY_OFF: &str = "[policy]\nenforce = false\n\n";
 
-/// Writes documents and a config whose one listener has `listener_extra`.
+/// Writes documents and a config whose one listener has `listener_extra`. A store with OPDs but no operators
+/// gets the test operators ([`docs::operators`], in its first OPD), who gave [`docs::APPROVALS`].
 pub fn write_config(dir: &Path, documents: &[(String, String)], listener_extra: &str, config_extra: &str) -> PathBuf {
     let store = dir.join("policies");
-    for (key, text) in documents {
+    let has_operators = documents.iter().any(|(key, _)| key.starts_with("operators/"));
+    let first_opd = documents.iter().find_map(|(key, _)| key.strip_prefix("opds/")?.strip_suffix(".toml"));
+    let operators = match first_opd {
+        Some(opd) if !has_operators => docs::operators(opd),
+        _ => Vec::new(),
+    };
+    for (key, text) in documents.iter().chain(&operators) {
         let path = store.join(key);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();

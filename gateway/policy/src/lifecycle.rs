@@ -1,9 +1,14 @@
 //! The service lifecycle: `draft` → `testing` → `active` ⇄ `suspended` → `retired`. Going `active` needs both
 //! approvals of the Dinas, *kelaikan operasi* (operations) and *kelaikan keamanan* (security), each recorded
-//! with who gave it, when and why, by two different people. The rules are checked when a snapshot is built
-//! (a hand-edited document cannot skip them) and the transitions are what `penghubung service ...` applies.
+//! with the id of the operator who gave it, when and why: two different operators, each holding the approval's
+//! role (`operasi`, `keamanan`), and the security approval never by the operator who submitted the service. An
+//! approval can be withdrawn; an `active` service then goes back to `testing`. The rules are checked when a
+//! snapshot is built (a hand-edited document cannot skip them, [`problems`]) and the transitions are what the
+//! management plane applies ([`apply`]).
 
-use penghubung_types::documents::{Approval, Approvals, ServiceDoc, ServiceStatus};
+use std::collections::HashMap;
+
+use penghubung_types::documents::{Approval, Approvals, OperatorDoc, Role, ServiceDoc, ServiceStatus};
 
 /// Which of the two approvals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +24,19 @@ impl ApprovalKind {
             ApprovalKind::Security => "security",
         }
     }
+
+    /// Parses `"operations"` or `"security"`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [ApprovalKind::Operations, ApprovalKind::Security].into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// The role an operator needs to give this approval.
+    pub fn role(self) -> Role {
+        match self {
+            ApprovalKind::Operations => Role::Operasi,
+            ApprovalKind::Security => Role::Keamanan,
+        }
+    }
 }
 
 /// A change of lifecycle state asked for by the security team.
@@ -26,8 +44,10 @@ impl ApprovalKind {
 pub enum Transition {
     /// `draft` → `testing`: the service may be called by test clients.
     Submit,
-    /// Records one approval; with both present (different people) the service becomes `active`.
+    /// Records one approval; with both present (different operators) the service becomes `active`.
     Approve { kind: ApprovalKind, approval: Approval },
+    /// Removes one approval: `active` → `testing` (a draft or testing service keeps its status).
+    Withdraw { kind: ApprovalKind },
     /// `active`/`testing` → `suspended`: refused from the next request on.
     Suspend { reason: String },
     /// `suspended` → `active` (its approvals still stand).
@@ -55,10 +75,16 @@ pub fn apply(doc: &ServiceDoc, transition: &Transition) -> Result<(ServiceStatus
                 ApprovalKind::Operations => approvals.security.as_ref(),
                 ApprovalKind::Security => approvals.operations.as_ref(),
             };
-            if other.is_some_and(|o| same_person(&o.by, &approval.by)) {
+            if other.is_some_and(|o| o.by == approval.by) {
                 return Err(format!(
                     "`{}` already gave the other approval; the operations and security approvals must come from \
-                     different people",
+                     different operators",
+                    approval.by
+                ));
+            }
+            if *kind == ApprovalKind::Security && doc.submitted_by.as_deref() == Some(approval.by.as_str()) {
+                return Err(format!(
+                    "`{}` submitted `{key}`; the security approval must come from another operator",
                     approval.by
                 ));
             }
@@ -68,6 +94,22 @@ pub fn apply(doc: &ServiceDoc, transition: &Transition) -> Result<(ServiceStatus
             }
             let status = if approvals.operations.is_some() && approvals.security.is_some() { Active } else { from };
             Ok((status, approvals, None))
+        }
+        Transition::Withdraw { kind } => {
+            let slot = match kind {
+                ApprovalKind::Operations => &mut approvals.operations,
+                ApprovalKind::Security => &mut approvals.security,
+            };
+            if slot.take().is_none() {
+                return Err(format!("`{key}` has no {} approval to withdraw", kind.as_str()));
+            }
+            match from {
+                Draft | Testing => Ok((from, approvals, None)),
+                Active => Ok((Testing, approvals, None)),
+                _ => Err(format!(
+                    "`{key}` is {from}; approvals are withdrawn from a service in draft, testing or active"
+                )),
+            }
         }
         Transition::Suspend { reason } => match from {
             Active | Testing => Ok((Suspended, approvals, Some(reason.clone()))),
@@ -88,8 +130,10 @@ pub fn apply(doc: &ServiceDoc, transition: &Transition) -> Result<(ServiceStatus
     }
 }
 
-/// The rules a stored service must satisfy, as messages (empty when it is consistent).
-pub fn problems(doc: &ServiceDoc) -> Vec<String> {
+/// The rules a stored service must satisfy given the store's operators (by id), as messages (empty when it is
+/// consistent): an `active` or `suspended` service has both approvals; each approval is by a known operator
+/// holding its role; the two are by different operators; the security approval is not by the submitter.
+pub fn problems(doc: &ServiceDoc, operators: &HashMap<String, OperatorDoc>) -> Vec<String> {
     let mut out = Vec::new();
     if matches!(doc.status, ServiceStatus::Active | ServiceStatus::Suspended) {
         if let Some(missing) = missing_approval(&doc.approvals) {
@@ -97,18 +141,39 @@ pub fn problems(doc: &ServiceDoc) -> Vec<String> {
         }
     }
     if let (Some(ops), Some(sec)) = (&doc.approvals.operations, &doc.approvals.security) {
-        if same_person(&ops.by, &sec.by) {
+        if ops.by == sec.by {
             out.push(format!(
-                "the operations and security approvals are both by `{}`; they must come from different people",
+                "the operations and security approvals are both by `{}`; they must come from different operators",
                 ops.by
             ));
         }
     }
-    for (kind, approval) in [("operations", &doc.approvals.operations), ("security", &doc.approvals.security)] {
-        if let Some(a) = approval {
-            if let Err(e) = super::grants::parse_time(&a.at) {
-                out.push(format!("approvals.{kind}.at: {e}"));
-            }
+    for (kind, approval) in
+        [(ApprovalKind::Operations, &doc.approvals.operations), (ApprovalKind::Security, &doc.approvals.security)]
+    {
+        let Some(a) = approval else { continue };
+        let name = kind.as_str();
+        if let Err(e) = super::grants::parse_time(&a.at) {
+            out.push(format!("approvals.{name}.at: {e}"));
+        }
+        match operators.get(&a.by) {
+            None => out.push(format!(
+                "approvals.{name}.by: `{}` is not an operator (add operators/{}.toml, or record the approval again)",
+                a.by, a.by
+            )),
+            Some(operator) if !operator.roles.contains(&kind.role()) => out.push(format!(
+                "approvals.{name}.by: operator `{}` does not hold the role `{}` the {name} approval needs",
+                a.by,
+                kind.role()
+            )),
+            Some(_) => {}
+        }
+        if kind == ApprovalKind::Security && doc.submitted_by.as_deref() == Some(a.by.as_str()) {
+            out.push(format!(
+                "approvals.security.by: `{}` submitted the service; the security approval must come from another \
+                 operator",
+                a.by
+            ));
         }
     }
     out
@@ -123,10 +188,6 @@ fn missing_approval(approvals: &Approvals) -> Option<String> {
     }
 }
 
-fn same_person(a: &str, b: &str) -> bool {
-    a.trim().eq_ignore_ascii_case(b.trim())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +198,27 @@ mod tests {
              [upstream]\nendpoints = [\"http://127.0.0.1:1\"]\n",
         )
         .unwrap()
+    }
+
+    fn operators() -> HashMap<String, OperatorDoc> {
+        let operator = |id: &str, roles: Vec<Role>| OperatorDoc {
+            id: id.into(),
+            name: id.into(),
+            nip: "198001012006041001".into(),
+            opd: "diskominfo".into(),
+            roles,
+            enabled: true,
+            identity: Default::default(),
+            password_hash: None,
+        };
+        [
+            operator("andi", vec![Role::Operasi, Role::Keamanan]),
+            operator("budi", vec![Role::Keamanan]),
+            operator("citra", vec![Role::Auditor]),
+        ]
+        .into_iter()
+        .map(|o| (o.id.clone(), o))
+        .collect()
     }
 
     fn approval(by: &str) -> Approval {
@@ -152,17 +234,17 @@ mod tests {
     }
 
     #[test]
-    fn both_approvals_by_different_people_make_it_active() {
+    fn both_approvals_by_different_operators_make_it_active() {
         let mut doc = draft();
         step(&mut doc, Transition::Submit).unwrap();
         assert_eq!(doc.status, ServiceStatus::Testing);
-        step(&mut doc, Transition::Approve { kind: ApprovalKind::Operations, approval: approval("Andi") }).unwrap();
+        step(&mut doc, Transition::Approve { kind: ApprovalKind::Operations, approval: approval("andi") }).unwrap();
         assert_eq!(doc.status, ServiceStatus::Testing, "one approval is not enough");
-        let same = step(&mut doc, Transition::Approve { kind: ApprovalKind::Security, approval: approval(" andi ") });
-        assert!(same.unwrap_err().contains("different people"));
-        step(&mut doc, Transition::Approve { kind: ApprovalKind::Security, approval: approval("Budi") }).unwrap();
+        let same = step(&mut doc, Transition::Approve { kind: ApprovalKind::Security, approval: approval("andi") });
+        assert!(same.unwrap_err().contains("different operators"));
+        step(&mut doc, Transition::Approve { kind: ApprovalKind::Security, approval: approval("budi") }).unwrap();
         assert_eq!(doc.status, ServiceStatus::Active);
-        assert!(problems(&doc).is_empty());
+        assert!(problems(&doc, &operators()).is_empty());
         step(&mut doc, Transition::Suspend { reason: "insiden".into() }).unwrap();
         assert_eq!(doc.status, ServiceStatus::Suspended);
         step(&mut doc, Transition::Resume).unwrap();
@@ -173,12 +255,41 @@ mod tests {
     }
 
     #[test]
-    fn hand_edited_active_without_approvals_is_a_problem() {
+    fn withdrawal_reverts_active_to_testing() {
         let mut doc = draft();
         doc.status = ServiceStatus::Active;
-        assert!(problems(&doc)[0].contains("both approvals"));
-        doc.approvals.operations = Some(approval("Andi"));
-        doc.approvals.security = Some(approval("ANDI"));
-        assert!(problems(&doc).iter().any(|p| p.contains("different people")));
+        doc.approvals.operations = Some(approval("andi"));
+        doc.approvals.security = Some(approval("budi"));
+        step(&mut doc, Transition::Withdraw { kind: ApprovalKind::Security }).unwrap();
+        assert_eq!(doc.status, ServiceStatus::Testing);
+        assert!(doc.approvals.security.is_none() && doc.approvals.operations.is_some());
+        let again = step(&mut doc, Transition::Withdraw { kind: ApprovalKind::Security }).unwrap_err();
+        assert!(again.contains("no security approval"), "{again}");
+    }
+
+    #[test]
+    fn the_submitter_cannot_give_the_security_approval() {
+        let mut doc = draft();
+        doc.submitted_by = Some("budi".into());
+        step(&mut doc, Transition::Submit).unwrap();
+        let refused = step(&mut doc, Transition::Approve { kind: ApprovalKind::Security, approval: approval("budi") });
+        assert!(refused.unwrap_err().contains("submitted"));
+        doc.approvals.security = Some(approval("budi"));
+        assert!(problems(&doc, &operators()).iter().any(|p| p.contains("submitted the service")));
+    }
+
+    #[test]
+    fn hand_edited_approvals_are_checked_against_the_operators() {
+        let mut doc = draft();
+        doc.status = ServiceStatus::Active;
+        assert!(problems(&doc, &operators())[0].contains("both approvals"));
+        doc.approvals.operations = Some(approval("andi"));
+        doc.approvals.security = Some(approval("andi"));
+        assert!(problems(&doc, &operators()).iter().any(|p| p.contains("different operators")));
+        doc.approvals.operations = Some(approval("Rudi (Kabid Aptika)"));
+        doc.approvals.security = Some(approval("citra"));
+        let found = problems(&doc, &operators());
+        assert!(found.iter().any(|p| p.contains("`Rudi (Kabid Aptika)` is not an operator")), "{found:?}");
+        assert!(found.iter().any(|p| p.contains("does not hold the role `keamanan`")), "{found:?}");
     }
 }

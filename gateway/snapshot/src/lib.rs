@@ -25,7 +25,7 @@ use penghubung_tls::identity::{canonical_fingerprint, PeerCertificate};
 use penghubung_tls::UpstreamTls;
 use penghubung_types::config::Config;
 use penghubung_types::diagnostics::Diagnostic;
-use penghubung_types::documents::{ClientDoc, GrantDoc, OpdDoc, OperationDoc, ServiceDoc, TierDoc};
+use penghubung_types::documents::{ClientDoc, GrantDoc, OpdDoc, OperationDoc, OperatorDoc, Role, ServiceDoc, TierDoc};
 use penghubung_upstream::upstream::{PoolSpec, UpstreamPool};
 use penghubung_upstream::UpstreamRoute;
 
@@ -139,15 +139,18 @@ impl Snapshot {
         }
     }
 
-    /// Compiles documents into a snapshot, or returns every problem found. Cross-document rules: a service's and
-    /// a client's OPD exist, routes are unique, operations are unique, grants name existing clients, services and
-    /// tiers.
+    /// Compiles documents into a snapshot, or returns every problem found. Cross-document rules: a service's, a
+    /// client's and an operator's OPD exist, routes are unique, operations are unique, grants name existing
+    /// clients, services and tiers, approvals are by operators holding their role (see
+    /// [`penghubung_policy::lifecycle::problems`]), operators' certificates are distinct and at least one
+    /// operator is an enabled `admin` once the store has operators.
     pub fn build(docs: &Documents, ctx: &BuildContext<'_>) -> Result<Snapshot, Vec<Diagnostic>> {
         let mut problems = Vec::new();
         let opds: HashMap<String, OpdDoc> = docs.opds.iter().map(|(_, d)| (d.id.clone(), d.clone())).collect();
         let tiers: HashMap<String, TierDoc> = docs.tiers.iter().map(|(_, d)| (d.id.clone(), d.clone())).collect();
+        let operators = check_operators(docs, &opds, &mut problems);
         let mut limits = LimitBuilder::new(ctx.config, ctx.previous.map(|p| &p.limits));
-        let (routes, services) = compile_services(docs, &opds, ctx, &mut limits, &mut problems);
+        let (routes, services) = compile_services(docs, &opds, &operators, ctx, &mut limits, &mut problems);
         let grants_by_client = compile_grants(docs, &services, &tiers, &mut limits, &mut problems);
         let (clients, identities) = compile_clients(docs, &opds, grants_by_client, &mut limits, &mut problems);
 
@@ -190,12 +193,49 @@ impl Snapshot {
     }
 }
 
+/// The operators by id, after checking them: each one's OPD is registered, no certificate fingerprint belongs
+/// to two operators, and a store with operators has at least one enabled `admin` (else nobody could manage it).
+/// Operators are not part of the data plane's snapshot; the lifecycle rules need them.
+fn check_operators(
+    docs: &Documents,
+    opds: &HashMap<String, OpdDoc>,
+    problems: &mut Vec<Diagnostic>,
+) -> HashMap<String, OperatorDoc> {
+    let mut operators = HashMap::new();
+    let mut fingerprints: HashMap<String, &str> = HashMap::new();
+    for (origin, doc) in &docs.operators {
+        if !opds.contains_key(&doc.opd) {
+            problems.push(Diagnostic::error(
+                origin,
+                format!("operator `{}`: OPD `{}` is not registered (add opds/{}.toml)", doc.id, doc.opd, doc.opd),
+            ));
+        }
+        for fingerprint in &doc.identity.fingerprint_sha256 {
+            if let Some(other) = fingerprints.insert(canonical_fingerprint(fingerprint), &doc.id) {
+                problems.push(Diagnostic::error(
+                    origin,
+                    format!("operator `{}`: certificate {fingerprint} is already operator `{other}`'s", doc.id),
+                ));
+            }
+        }
+        operators.insert(doc.id.clone(), doc.clone());
+    }
+    if !docs.operators.is_empty() && !docs.operators.iter().any(|(_, o)| o.enabled && o.roles.contains(&Role::Admin)) {
+        problems.push(Diagnostic::error(
+            "operators/",
+            "no enabled operator holds the role `admin`: at least one must, or nobody could manage the gateway",
+        ));
+    }
+    operators
+}
+
 /// A compiled service per service document, in the route table under `/{opd}/{name}/v{n}`. A service that does
 /// not compile is a placeholder, so that the indices of the route table stay aligned; its problems are added to
 /// `problems`. Upstream pools of the previous snapshot are reused when their spec is unchanged.
 fn compile_services(
     docs: &Documents,
     opds: &HashMap<String, OpdDoc>,
+    operators: &HashMap<String, OperatorDoc>,
     ctx: &BuildContext<'_>,
     limits: &mut LimitBuilder<'_>,
     problems: &mut Vec<Diagnostic>,
@@ -231,6 +271,9 @@ fn compile_services(
                 format!("route /{}/{}/v{} is defined twice", doc.opd, doc.name, doc.version),
             ));
             continue;
+        }
+        for problem in lifecycle::problems(doc, operators) {
+            problems.push(Diagnostic::error(origin, problem));
         }
         match compile_service(services.len(), origin, doc, &schemas, &mut compiler, ctx, &reusable) {
             Ok(mut service) => {
@@ -405,9 +448,6 @@ fn compile_service(
     let mut operations = Vec::with_capacity(doc.operations.len());
     let mut ids = HashSet::new();
     let mut signatures = HashSet::new();
-    for problem in lifecycle::problems(doc) {
-        problems.push(Diagnostic::error(origin, problem));
-    }
     let mut operation_policies = Vec::with_capacity(doc.operations.len());
     let mut operation_contracts = Vec::with_capacity(doc.operations.len());
     for (position, op) in doc.operations.iter().enumerate() {

@@ -1,4 +1,4 @@
-//! The typed documents kept in the store: `Opd`, `Service`, `Client`, `Grant`, `Tier`. Their shape is fixed by the
+//! The typed documents kept in the store: `Opd`, `Service`, `Client`, `Grant`, `Tier`, `Operator`. Their shape is fixed by the
 //! JSON Schemas in `schemas/documents/`; these types are what the snapshot compiles from.
 
 use serde::{Deserialize, Serialize};
@@ -126,6 +126,10 @@ pub struct ServiceDoc {
     /// Why the service is in its current status (kept for `suspended` and `retired`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
+    /// The operator id of who submitted the service for testing (that operator cannot give its security
+    /// approval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
     /// All callers of this service together (upstream protection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<QuotaDoc>,
@@ -176,6 +180,7 @@ impl Approvals {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
+    /// The id of the operator who gave it (`operators/{id}.toml`).
     pub by: String,
     /// RFC 3339 timestamp.
     pub at: String,
@@ -339,6 +344,80 @@ pub struct GrantDoc {
     pub not_after: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// What an operator of the management plane may do (the permission table of `penghubung-manage` is keyed by
+/// the operation and lists these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Diskominfo: OPDs, operators, tiers.
+    Admin,
+    /// Gives the operations approval (*kelaikan operasi*).
+    Operasi,
+    /// Gives the security approval (*kelaikan keamanan*); clearances, certificates, revocation.
+    Keamanan,
+    /// Scoped to the operator's own OPD (*Perangkat Daerah Mandiri TIK*): its services, clients and grants; can
+    /// submit but not approve.
+    OpdAdmin,
+    /// Read-only: audit search and verify, reports, explain.
+    Auditor,
+}
+
+impl Role {
+    /// Every role, in table order.
+    pub const ALL: [Role; 5] = [Role::Admin, Role::Operasi, Role::Keamanan, Role::OpdAdmin, Role::Auditor];
+
+    /// The name used in documents and messages (`"opd_admin"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operasi => "operasi",
+            Role::Keamanan => "keamanan",
+            Role::OpdAdmin => "opd_admin",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// Parses a document name (`"keamanan"`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A person of the Dinas or of an OPD who operates the gateway through the management plane.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorDoc {
+    /// A slug (`rudi-aptika`): the identity used everywhere (approvals, `submitted_by`, the audit trail's `who`).
+    pub id: String,
+    pub name: String,
+    /// *Nomor Induk Pegawai*.
+    pub nip: String,
+    /// The OPD the operator belongs to (an `opd_admin` manages this OPD only).
+    pub opd: String,
+    pub roles: Vec<Role>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub identity: OperatorIdentityDoc,
+    /// The console's password hash (never the password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+}
+
+/// What binds a certificate to an operator.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorIdentityDoc {
+    /// SHA-256 fingerprints of the operator's certificates (DER), lower-case hex without colons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprint_sha256: Vec<String>,
 }
 
 /// Most digits in a purpose: a purpose names a use (`penyaluran-bansos-2027`), it never carries a number long

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use penghubung::diagnostics::Diagnostic;
 use penghubung::store::validate::{parse_document, parse_schema};
 use penghubung::store::{
-    load_documents, ClientDoc, DocumentKind, DocumentStore, GrantDoc, OpdDoc, ServiceDoc, StoreError, StoredDocument,
-    TierDoc,
+    load_documents, ClientDoc, DocumentKind, DocumentStore, GrantDoc, OpdDoc, OperatorDoc, ServiceDoc, StoreError,
+    StoredDocument, TierDoc,
 };
 use penghubung_fuzz::seeded_input;
 
@@ -138,6 +138,7 @@ fn parse(kind: DocumentKind, origin: &str, text: &str) -> Vec<Diagnostic> {
         DocumentKind::Client => problems(parse_document::<ClientDoc>(kind, origin, text)),
         DocumentKind::Grant => problems(parse_document::<GrantDoc>(kind, origin, text)),
         DocumentKind::Tier => problems(parse_document::<TierDoc>(kind, origin, text)),
+        DocumentKind::Operator => problems(parse_document::<OperatorDoc>(kind, origin, text)),
         DocumentKind::Schema => problems(parse_schema(origin, text)),
     }
 }

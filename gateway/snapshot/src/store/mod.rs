@@ -1,4 +1,4 @@
-//! Documents (OPDs, services, clients, grants, rate tiers, and the JSON Schemas of service contracts) and where they are kept. The [`DocumentStore`] trait hides the
+//! Documents (OPDs, services, clients, grants, rate tiers, operators of the management plane, and the JSON Schemas of service contracts) and where they are kept. The [`DocumentStore`] trait hides the
 //! backend: the embedded directory store ([`DirStore`]) now, a Redis store later. The hot path never touches a
 //! store: documents are compiled into a [`crate::Snapshot`].
 
@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use dir::DirStore;
-pub use documents::{ClientDoc, GrantDoc, OpdDoc, ServiceDoc, TierDoc};
+pub use documents::{ClientDoc, GrantDoc, OpdDoc, OperatorDoc, ServiceDoc, TierDoc};
 
 use penghubung_types::diagnostics::Diagnostic;
 
@@ -23,18 +23,21 @@ pub enum DocumentKind {
     Grant,
     /// A rate tier that grants name (`tiers/bronze.toml`).
     Tier,
+    /// An operator of the management plane (`operators/rudi-aptika.toml`).
+    Operator,
     /// A JSON Schema of a service contract (`schemas/disdukcapil/penduduk.schema.json`), referenced by operations.
     Schema,
 }
 
 impl DocumentKind {
     /// Every kind, in load order.
-    pub const ALL: [DocumentKind; 6] = [
+    pub const ALL: [DocumentKind; 7] = [
         DocumentKind::Opd,
         DocumentKind::Service,
         DocumentKind::Client,
         DocumentKind::Grant,
         DocumentKind::Tier,
+        DocumentKind::Operator,
         DocumentKind::Schema,
     ];
 
@@ -46,6 +49,7 @@ impl DocumentKind {
             DocumentKind::Client => "clients",
             DocumentKind::Grant => "grants",
             DocumentKind::Tier => "tiers",
+            DocumentKind::Operator => "operators",
             DocumentKind::Schema => "schemas",
         }
     }
@@ -73,6 +77,7 @@ impl fmt::Display for DocumentKind {
             DocumentKind::Client => "Client",
             DocumentKind::Grant => "Grant",
             DocumentKind::Tier => "Tier",
+            DocumentKind::Operator => "Operator",
             DocumentKind::Schema => "Schema",
         })
     }
@@ -121,6 +126,8 @@ pub struct Documents {
     pub clients: Vec<(String, ClientDoc)>,
     pub grants: Vec<(String, GrantDoc)>,
     pub tiers: Vec<(String, TierDoc)>,
+    /// The operators of the management plane.
+    pub operators: Vec<(String, OperatorDoc)>,
     /// Contract schemas by their path under `schemas/` (`disdukcapil/penduduk.schema.json`).
     pub schemas: Vec<(String, String, serde_json::Value)>,
     /// SHA-256 of the text of every document read, by store key (for the audit's change records).
@@ -187,6 +194,13 @@ pub fn load_documents(store: &dyn DocumentStore) -> (Documents, Vec<Diagnostic>)
                 docs.tiers.push((origin.clone(), doc));
                 Ok(())
             }),
+            DocumentKind::Operator => {
+                validate::parse_document::<OperatorDoc>(d.kind, &origin, &d.text).and_then(|doc| {
+                    expect_key(&d, &format!("operators/{}.toml", doc.id), "id")?;
+                    docs.operators.push((origin.clone(), doc));
+                    Ok(())
+                })
+            }
             DocumentKind::Schema => validate::parse_schema(&origin, &d.text).map(|schema| {
                 let path = d.key.strip_prefix("schemas/").unwrap_or(&d.key).to_string();
                 docs.schemas.push((origin.clone(), path, schema));
@@ -220,8 +234,9 @@ pub fn check_key(key: &str) -> Result<DocumentKind, StoreError> {
     if key.contains('\\') || key.contains('\0') {
         return Err(invalid("it must not contain `\\` or NUL"));
     }
-    let kind = DocumentKind::of_key(key)
-        .ok_or_else(|| invalid("its first folder must be opds, services, clients, grants, tiers or schemas"))?;
+    let kind = DocumentKind::of_key(key).ok_or_else(|| {
+        invalid("its first folder must be opds, services, clients, grants, tiers, operators or schemas")
+    })?;
     if !key.ends_with(&format!(".{}", kind.extension())) {
         return Err(invalid("documents end in .toml, schemas (under schemas/) in .json"));
     }

@@ -24,6 +24,7 @@ struct Validators {
     client: Validator,
     grant: Validator,
     tier: Validator,
+    operator: Validator,
 }
 
 fn validators() -> &'static Validators {
@@ -56,6 +57,7 @@ fn validators() -> &'static Validators {
             client: compile("client"),
             grant: compile("grant"),
             tier: compile("tier"),
+            operator: compile("operator"),
         }
     })
 }
@@ -72,6 +74,7 @@ pub fn parse_document<T: DeserializeOwned>(kind: DocumentKind, origin: &str, tex
         DocumentKind::Client => &validators().client,
         DocumentKind::Grant => &validators().grant,
         DocumentKind::Tier => &validators().tier,
+        DocumentKind::Operator => &validators().operator,
         DocumentKind::Schema => return Err(vec![Diagnostic::error(origin, "a schema is JSON, not a TOML document")]),
     };
     if !validator.is_valid(&value) {

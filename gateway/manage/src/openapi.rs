@@ -889,7 +889,7 @@ mod tests {
 
     fn fixture() -> Value {
         let text =
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/openapi/dukcapil-verifikasi.json"));
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/openapi/dukcapil-verifikasi.json"));
         serde_json::from_str(text).expect("the fixture is JSON")
     }
 

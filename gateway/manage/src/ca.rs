@@ -69,6 +69,32 @@ impl Issued {
     }
 }
 
+/// Whom a certificate issued from a CSR is for.
+#[derive(Clone, Copy, Debug)]
+pub enum CsrSubject<'a> {
+    /// The client application `{opd}/{app}` (SPIFFE `…/opd/{opd}/app/{app}`).
+    Client { opd: &'a str, app: &'a str },
+    /// The operator `id` of `opd` (SPIFFE `…/operator/{id}`).
+    Operator { id: &'a str, opd: &'a str },
+}
+
+/// A certificate issued from a CSR: no private key here, the requester keeps it.
+#[derive(Clone, Debug)]
+pub struct SignedCsr {
+    pub cert_pem: String,
+    pub serial_hex: String,
+    /// SHA-256 of the certificate (DER), lower-case hex: what a Client or Operator document binds.
+    pub fingerprint_sha256: String,
+}
+
+/// The folder of the gateway's CA: that of the first client CA file of `[tls]` (where `ca.crt`, `ca.key` and
+/// the CRL are), or `None` without a `[tls]` section.
+pub fn ca_dir(config: &Config) -> Option<PathBuf> {
+    let tls = config.tls.as_ref()?;
+    let first = tls.client_ca_files.first()?;
+    config.resolve(first).parent().map(Path::to_path_buf)
+}
+
 /// The CA in a directory.
 pub struct CertificateAuthority {
     dir: PathBuf,
@@ -184,21 +210,59 @@ impl CertificateAuthority {
         self.sign(params, validity, Some(spiffe))
     }
 
-    /// An operator's certificate for the admin API (`penghubung init`, the demo): client authentication, the
-    /// operator id as common name, no SPIFFE id (it names no client application, so the data plane refuses it).
-    /// The Operator document binds its SHA-256 fingerprint.
-    pub fn issue_operator(&self, operator: &str, validity: Validity) -> Result<Issued, CaError> {
-        if operator.is_empty() || !operator.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    /// The SPIFFE id of an operator of the management plane.
+    pub fn operator_spiffe_id(&self, operator: &str) -> String {
+        format!("spiffe://{}/operator/{operator}", self.trust_domain)
+    }
+
+    /// An operator certificate (key generated here) for the operator `id` of `opd`: for `penghubung init`,
+    /// which creates the first admin before any admin API runs. Later operators send a CSR
+    /// ([`CertificateAuthority::sign_csr`]).
+    pub fn issue_operator(&self, id: &str, opd: &str, validity: Validity) -> Result<Issued, CaError> {
+        let params = self.subject_params(&CsrSubject::Operator { id, opd })?;
+        let spiffe = self.operator_spiffe_id(id);
+        self.sign(params, validity, Some(spiffe))
+    }
+
+    /// A certificate for the public key of a certificate signing request (PEM; its signature is verified, so
+    /// the requester holds the private key, which never leaves it). The subject and names come from `subject`,
+    /// never from the request.
+    pub fn sign_csr(&self, csr_pem: &str, subject: &CsrSubject<'_>, validity: Validity) -> Result<SignedCsr, CaError> {
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| CaError::Invalid(format!("not a valid certificate signing request (PEM): {e}")))?;
+        let mut params = self.subject_params(subject)?;
+        let serial = random_serial();
+        let serial_hex = hex(serial.as_ref());
+        params.serial_number = Some(serial);
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        params.use_authority_key_identifier_extension = true;
+        csr.params = params;
+        let cert = csr.signed_by(&self.issuer()?)?;
+        let fingerprint_sha256 = hex(ring::digest::digest(&ring::digest::SHA256, cert.der()).as_ref());
+        Ok(SignedCsr { cert_pem: cert.pem(), serial_hex, fingerprint_sha256 })
+    }
+
+    /// The subject, names and usages of a client or operator certificate.
+    fn subject_params(&self, subject: &CsrSubject<'_>) -> Result<CertificateParams, CaError> {
+        let slug =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let (common_name, unit, spiffe) = match *subject {
+            CsrSubject::Client { opd, app } => (app, opd, self.spiffe_id(opd, app)),
+            CsrSubject::Operator { id, opd } => (id, opd, self.operator_spiffe_id(id)),
+        };
+        if !slug(common_name) || !slug(unit) {
             return Err(CaError::Invalid(format!(
-                "`{operator}`: an operator id is lower-case letters, digits and '-'"
+                "`{unit}/{common_name}`: names must be lower-case letters, digits and '-'"
             )));
         }
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, operator);
-        params.distinguished_name.push(DnType::OrganizationalUnitName, "operator");
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.distinguished_name.push(DnType::OrganizationalUnitName, unit);
+        params.subject_alt_names = vec![SanType::URI(spiffe.try_into()?)];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        self.sign(params, validity, None)
+        Ok(params)
     }
 
     fn sign(

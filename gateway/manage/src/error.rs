@@ -1,0 +1,80 @@
+//! [`ManageError`]: why an operation of the management plane was refused, one stable code each. The admin API
+//! maps it to problem+json in one place; the CLI prints its detail.
+
+/// Why an operation was refused or failed. Nothing was written when an operation returns one of these.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ManageError {
+    /// No operator could be identified (no certificate, an unknown or disabled one).
+    #[error("{detail}")]
+    Unauthenticated { detail: String },
+    /// The operator's roles (or OPD scope) do not allow the operation, or a rule of the two approvals forbids it.
+    #[error("{detail}")]
+    Forbidden { detail: String },
+    #[error("{detail}")]
+    NotFound { detail: String },
+    /// The document exists already, or the lifecycle transition is not allowed from the current state.
+    #[error("{detail}")]
+    Conflict { detail: String },
+    /// The `If-Match` etag is not the document's current one: someone changed it since it was read.
+    #[error("{detail}")]
+    PreconditionFailed { detail: String },
+    /// A change of an existing document came without the etag it was read at.
+    #[error("{detail}")]
+    PreconditionRequired { detail: String },
+    /// The store after the change would not compile: every reason.
+    #[error("the change was not written; it would make the store invalid:\n{}", problems.join("\n"))]
+    InvalidStore { problems: Vec<String> },
+    #[error("{detail}")]
+    BadRequest { detail: String },
+    /// The store (or the CA, or the signing key) could not be read or written.
+    #[error("{detail}")]
+    Unavailable { detail: String },
+}
+
+impl ManageError {
+    /// The stable code (`admin.forbidden`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ManageError::Unauthenticated { .. } => "admin.unauthenticated",
+            ManageError::Forbidden { .. } => "admin.forbidden",
+            ManageError::NotFound { .. } => "admin.not_found",
+            ManageError::Conflict { .. } => "admin.conflict",
+            ManageError::PreconditionFailed { .. } => "admin.precondition_failed",
+            ManageError::PreconditionRequired { .. } => "admin.precondition_required",
+            ManageError::InvalidStore { .. } => "admin.invalid_store",
+            ManageError::BadRequest { .. } => "admin.bad_request",
+            ManageError::Unavailable { .. } => "admin.unavailable",
+        }
+    }
+
+    /// The HTTP status the admin API answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ManageError::Unauthenticated { .. } => 401,
+            ManageError::Forbidden { .. } => 403,
+            ManageError::NotFound { .. } => 404,
+            ManageError::Conflict { .. } => 409,
+            ManageError::PreconditionFailed { .. } => 412,
+            ManageError::PreconditionRequired { .. } => 428,
+            ManageError::InvalidStore { .. } => 422,
+            ManageError::BadRequest { .. } => 400,
+            ManageError::Unavailable { .. } => 503,
+        }
+    }
+
+    pub(crate) fn forbidden(detail: impl Into<String>) -> Self {
+        ManageError::Forbidden { detail: detail.into() }
+    }
+    pub(crate) fn not_found(detail: impl Into<String>) -> Self {
+        ManageError::NotFound { detail: detail.into() }
+    }
+    pub(crate) fn conflict(detail: impl Into<String>) -> Self {
+        ManageError::Conflict { detail: detail.into() }
+    }
+    pub(crate) fn bad_request(detail: impl Into<String>) -> Self {
+        ManageError::BadRequest { detail: detail.into() }
+    }
+    pub(crate) fn unavailable(detail: impl Into<String>) -> Self {
+        ManageError::Unavailable { detail: detail.into() }
+    }
+}

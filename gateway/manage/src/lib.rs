@@ -1,0 +1,26 @@
+//! Penghubung's management plane: the operations the Dinas's operators perform on the gateway's store
+//! ([`Manager`]), who may perform them ([`access`]: roles and the one permission table), the shapes of the
+//! changes ([`change`]), and the tooling they share with the command line: the whole-store check ([`check`]),
+//! the built-in CA ([`ca`]), OpenAPI import ([`openapi`]), `policy explain` ([`explain`]) and the command
+//! line's local store changes ([`workspace`]). The admin API (`penghubung-admin`) and the CLI are its clients;
+//! nothing on the data plane uses it.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod ca;
+pub mod change;
+pub mod check;
+pub mod error;
+pub mod explain;
+mod manager;
+pub mod openapi;
+pub mod stored;
+pub mod workspace;
+
+pub use access::{authorize, roles_for, Actor, Operation, PERMISSIONS};
+pub use change::{Applied, Change, ChangeRequest, HistoryEntry, Kind, Versioned};
+pub use error::ManageError;
+pub use manager::Manager;
+pub use penghubung_policy::lifecycle::ApprovalKind;
+pub use penghubung_types::config::Config;
+pub use penghubung_types::documents::{OperatorDoc, OperatorIdentityDoc, Role};
