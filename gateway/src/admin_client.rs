@@ -293,12 +293,27 @@ impl AdminClient {
         self.send(Method::GET, path, None, None).await
     }
 
-    /// Sends one request; a non-2xx answer becomes [`AdminError::Refused`].
+    /// Sends one request with a JSON body; a non-2xx answer becomes [`AdminError::Refused`].
     pub async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Answer, AdminError> {
+        let body = match body {
+            Some(value) => Some(Bytes::from(serde_json::to_vec(value).map_err(|e| AdminError::Setup(e.to_string()))?)),
+            None => None,
+        };
+        self.send_bytes(method, path, body, if_match).await
+    }
+
+    /// Sends one request whose body (JSON) is given as bytes, e.g. a store export as it was saved.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
         if_match: Option<&str>,
     ) -> Result<Answer, AdminError> {
         let connect = |e: &dyn std::fmt::Display| {
@@ -321,9 +336,9 @@ impl AdminClient {
             request = request.header(http::header::IF_MATCH, etag);
         }
         let payload = match body {
-            Some(value) => {
+            Some(bytes) => {
                 request = request.header(http::header::CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(value).map_err(|e| AdminError::Setup(e.to_string()))?)
+                bytes
             }
             None => Bytes::new(),
         };

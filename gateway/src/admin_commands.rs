@@ -380,6 +380,8 @@ pub enum OperatorCommand {
     },
     /// Generate a key here, have the API sign the operator's certificate, write both and a profile.
     IssueCert(IssueOperatorArgs),
+    /// Who the admin API sees: your operator id, roles and the operations they allow.
+    Whoami,
 }
 
 /// Where an operator's certificate goes.
@@ -499,10 +501,7 @@ async fn execute(api: &AdminClient, command: Management) -> Outcome {
             if json {
                 print_json(&value);
             } else {
-                match value.get("text").and_then(Value::as_str) {
-                    Some(text) => print!("{text}"),
-                    None => print_json(&value),
-                }
+                print!("{}", render_explanation(&value));
             }
             let allowed = value.get("code").is_none_or(Value::is_null);
             Ok(if allowed { 0 } else { 1 })
@@ -702,6 +701,10 @@ async fn operator(api: &AdminClient, command: OperatorCommand) -> Outcome {
         OperatorCommand::List { json } => list(api, "operators", json, &["name", "roles"]).await,
         OperatorCommand::Show { id } => show(api, &format!("/api/v1/operators/{}", segment(&id))).await,
         OperatorCommand::IssueCert(args) => issue_operator_certificate(api, &args).await,
+        OperatorCommand::Whoami => {
+            print_json(&api.get("/api/v1/whoami").await?.json()?);
+            Ok(0)
+        }
     }
 }
 
@@ -967,6 +970,29 @@ fn read_document(path: &Path) -> Result<Value, AdminError> {
         return serde_json::from_str(&text).map_err(|e| AdminError::Setup(format!("{}: {e}", path.display())));
     }
     toml::from_str::<Value>(&text).map_err(|e| AdminError::Setup(format!("{}: {e}", path.display())))
+}
+
+/// The API's explanation as the local `policy explain` prints it.
+fn render_explanation(value: &Value) -> String {
+    let text = |v: &Value, key: &str| v.get(key).map(render).unwrap_or_default();
+    let mut out = match value.get("code").and_then(Value::as_str) {
+        None => format!("decision: ALLOW (grant {})\n", value.get("grant").map_or("-".into(), render)),
+        Some(code) => format!("decision: DENY {} {code}\nreason:   {}\n", text(value, "status"), text(value, "reason")),
+    };
+    for check in value.get("checks").and_then(Value::as_array).into_iter().flatten() {
+        let mark = if check.get("passed").and_then(Value::as_bool) == Some(true) { "ok  " } else { "FAIL" };
+        let code = check.get("code").and_then(Value::as_str).map(|c| format!(" [{c}]")).unwrap_or_default();
+        out.push_str(&format!("  {mark} {:<13} {}{code}\n", text(check, "check"), text(check, "detail")));
+    }
+    let withheld: Vec<String> =
+        value.get("withheld").and_then(Value::as_array).into_iter().flatten().map(render).collect();
+    if !withheld.is_empty() {
+        out.push_str("withheld from responses (above the client's clearance):\n");
+        for w in withheld {
+            out.push_str(&format!("  {w}\n"));
+        }
+    }
+    out
 }
 
 fn print_applied(answer: &Answer, fallback: &str) {
