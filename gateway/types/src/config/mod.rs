@@ -57,6 +57,9 @@ pub struct Config {
     /// TLS of the data plane; required unless every listener is `plaintext = true`.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// The management plane's admin API listener. Absent: no admin listener.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
     /// Directory relative paths are resolved against (the config file's directory). Not read from the file.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -100,6 +103,81 @@ pub struct TlsConfig {
     /// default does this so `penghubung serve` starts on a bare machine).
     #[serde(default)]
     pub generate_if_missing: bool,
+}
+
+/// The admin API's listener (`[admin]`): its own TLS listener for operators, apart from the data plane.
+/// The certificate and key default to `[tls]`'s server certificate, the operators' CA to the gateway CA (the
+/// first of `[tls] client_ca_files`). A client certificate is requested, not required: a request without one
+/// is answered 401 by the API itself, which leaves room for other logins.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve the admin API (default `true` once the section is present).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `ip:port`; port 0 picks a free port.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain of the admin listener (default: `[tls] cert_file`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the admin listener (default: `[tls] key_file`).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// PEM bundle of the CA that issues operator certificates (default: the first `[tls] client_ca_files`).
+    #[serde(default)]
+    pub operator_ca_file: Option<PathBuf>,
+    /// A TLS handshake must complete within this.
+    #[serde(default = "d10s")]
+    pub handshake_timeout: HumanDuration,
+    /// Largest request body the API reads (a store import is the largest).
+    #[serde(default = "default_admin_max_body")]
+    pub max_body: ByteSize,
+}
+
+fn default_admin_listen() -> SocketAddr {
+    ([127, 0, 0, 1], 9443).into()
+}
+
+fn default_admin_max_body() -> ByteSize {
+    ByteSize(32 << 20)
+}
+
+/// The admin listener's TLS files, each resolved against the config's directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminTlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub operator_ca_file: PathBuf,
+}
+
+impl Config {
+    /// The admin section when the admin listener is on.
+    pub fn admin_enabled(&self) -> Option<&AdminConfig> {
+        self.admin.as_ref().filter(|admin| admin.enabled)
+    }
+
+    /// The admin listener's certificate, key and operator CA, with `[tls]`'s as defaults; `Err` names what is
+    /// missing.
+    pub fn admin_tls_files(&self) -> Result<AdminTlsFiles, String> {
+        let admin = self.admin.as_ref().ok_or("no [admin] section")?;
+        let tls = self.tls.as_ref();
+        let pick = |own: &Option<PathBuf>, fallback: Option<&PathBuf>, what: &str| {
+            own.as_ref()
+                .or(fallback)
+                .map(|p| self.resolve(p))
+                .ok_or_else(|| format!("[admin] {what} is not set and there is no [tls] section to take it from"))
+        };
+        Ok(AdminTlsFiles {
+            cert_file: pick(&admin.cert_file, tls.map(|t| &t.cert_file), "cert_file")?,
+            key_file: pick(&admin.key_file, tls.map(|t| &t.key_file), "key_file")?,
+            operator_ca_file: pick(
+                &admin.operator_ca_file,
+                tls.and_then(|t| t.client_ca_files.first()),
+                "operator_ca_file",
+            )?,
+        })
+    }
 }
 
 /// Where documents are kept.
@@ -503,6 +581,7 @@ impl Config {
         self.validate_limits_and_timeouts(&mut problems);
         self.validate_upstream_and_redis(&mut problems);
         self.validate_audit(&mut problems);
+        self.validate_admin(&mut problems);
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.at("level", format!("log level `{}`: {e}", self.log.level));
         }
@@ -627,6 +706,23 @@ impl Config {
                     ),
                 );
             }
+        }
+    }
+
+    /// A usable `[admin]` section when the admin listener is on: TLS files it can take, an address of its own.
+    fn validate_admin(&self, problems: &mut Problems<'_>) {
+        let Some(admin) = self.admin_enabled() else { return };
+        if let Err(e) = self.admin_tls_files() {
+            problems.at("admin", e);
+        }
+        if admin.listen.port() != 0 && self.listeners.iter().any(|l| l.address == admin.listen) {
+            problems.at("listen", format!("[admin] listen {} is also a data-plane listener", admin.listen));
+        }
+        if admin.handshake_timeout.0.is_zero() {
+            problems.at("handshake_timeout", "[admin] handshake_timeout must be above zero");
+        }
+        if admin.max_body.0 == 0 {
+            problems.at("max_body", "[admin] max_body must be above zero");
         }
     }
 
@@ -837,6 +933,25 @@ mod tests {
         assert_eq!(c.store_dir(), PathBuf::from("/tmp/policies"));
         assert!(c.audit.enabled, "the default keeps an audit trail");
         assert_eq!(c.resolve(&c.audit.dir), PathBuf::from("/tmp/audit"));
+        let admin = c.admin_enabled().expect("the default serves the admin API");
+        assert_eq!(admin.listen, default_admin_listen());
+        let files = c.admin_tls_files().unwrap();
+        assert_eq!(files.cert_file, PathBuf::from("/tmp/pki/server.crt"));
+        assert_eq!(files.operator_ca_file, PathBuf::from("/tmp/pki/ca.crt"));
+    }
+
+    #[test]
+    fn the_admin_section_needs_tls_files_and_its_own_address() {
+        let base = "[[listeners]]\naddress = \"127.0.0.1:7000\"\nplaintext = true\n";
+        let config = Config::parse(base, "p.toml", Path::new(".")).unwrap();
+        assert!(config.admin_enabled().is_none(), "no [admin] section, no admin listener");
+        let text = format!("{base}[admin]\nlisten = \"127.0.0.1:7000\"\n");
+        let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs.iter().any(|e| e.message.contains("cert_file")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.message.contains("data-plane listener")), "{errs:?}");
+        let text = format!("{base}[admin]\nenabled = false\n");
+        assert!(Config::parse(&text, "p.toml", Path::new(".")).unwrap().admin_enabled().is_none());
     }
 
     #[test]
