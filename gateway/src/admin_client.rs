@@ -176,10 +176,17 @@ fn from_config(path: &Path) -> Result<(Option<String>, Option<PathBuf>), String>
     Ok((url, ca))
 }
 
-/// The URL of the admin listener a config describes, when it has one.
+/// The URL of the admin listener a config describes, when it has one (a wildcard address is reached on
+/// loopback).
 pub fn admin_url_of(config: &Config) -> Option<String> {
-    let _ = config;
-    None
+    let admin = config.admin.as_ref().filter(|admin| admin.enabled)?;
+    let address = admin.listen;
+    let host = match address.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    Some(format!("https://{host}:{}", address.port()))
 }
 
 /// Why an admin API call failed.

@@ -59,6 +59,9 @@ enum Command {
         /// Gateway listen address.
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
+        /// Admin API listen address.
+        #[arg(long, default_value = "127.0.0.1:9443")]
+        admin_listen: SocketAddr,
     },
     /// Certificates: the built-in CA (init, issue-server: local files), and issuing or revoking client and
     /// operator certificates (through the admin API: the key is generated here, only a CSR is sent).
@@ -264,7 +267,9 @@ pub fn run() -> i32 {
         Command::Check { config } => check::report(&check::check(config.as_deref())),
         Command::Serve { config } => serve(config.as_deref()),
         Command::Init(args) => init::run(&args),
-        Command::Demo { workdir, listen } => runtime(0).block_on(demo::run(workdir, listen)),
+        Command::Demo { workdir, listen, admin_listen } => {
+            runtime(0).block_on(demo::run(workdir, listen, admin_listen))
+        }
         Command::Ca { connection, command } => run_ca(&connection, command),
         Command::Opd { connection, command } => admin_commands::run(&connection, Management::Opd(command)),
         Command::Service { connection, command } => admin_commands::run(&connection, Management::Service(command)),

@@ -9,6 +9,7 @@ pub mod admin_client;
 pub mod admin_commands;
 pub mod cli;
 pub mod demo;
+mod demo_admin;
 mod exit;
 pub mod init;
 
