@@ -14,12 +14,12 @@ use crate::admin_commands::{
     ServiceCommand, StoreCommand, TierCommand,
 };
 use crate::ca::{self, CertificateAuthority, Validity};
-use crate::exit::{exit_code, start_failed};
+use crate::exit::start_failed;
 use crate::explain::{self, OperationSpec};
 use crate::init::{self, InitArgs};
 use crate::manage::Workspace;
 use crate::{check, demo, telemetry};
-use penghubung_server::{Gateway, Signals, StartError};
+use penghubung_server::{Signals, StartError};
 use penghubung_types::config::Config;
 
 /// Penghubung: Sistem Penghubung Layanan (service integration gateway) for regional governments.
@@ -304,10 +304,7 @@ fn serve(config: Option<&Path>) -> i32 {
                 return 1;
             }
         };
-        match Gateway::start(config).await {
-            Ok(gateway) => exit_code(gateway.run_until_signal(signals).await),
-            Err(e) => start_failed(e),
-        }
+        crate::admin::serve(config, signals).await
     })
 }
 

@@ -89,9 +89,11 @@ pub async fn run(workdir: PathBuf, listen: SocketAddr, admin_listen: SocketAddr)
         }
     };
     match prepare_and_start(&workdir, listen, admin_listen).await {
-        Ok((gateway, url, admin_url, workdir)) => {
-            print_instructions(&url, &admin_url, &workdir);
-            exit_code(gateway.run_until_signal(signals).await)
+        Ok((gateway, admin, url, workdir)) => {
+            print_instructions(&url, &admin.url, &workdir);
+            let outcome = gateway.run_until_signal(signals).await;
+            admin.server.shutdown().await;
+            exit_code(outcome)
         }
         Err(DemoError::Start(StartError::Bind { address, source })) => {
             eprintln!(
@@ -116,7 +118,7 @@ async fn prepare_and_start(
     workdir: &Path,
     listen: SocketAddr,
     admin_listen: SocketAddr,
-) -> Result<(Gateway, String, String, PathBuf), DemoError> {
+) -> Result<(Gateway, demo_admin::RunningAdmin, String, PathBuf), DemoError> {
     let setup = |what: &str, e: &dyn std::fmt::Display| DemoError::Setup(format!("{what}: {e}"));
     std::fs::create_dir_all(workdir).map_err(|e| setup(&format!("cannot create {}", workdir.display()), &e))?;
     let workdir = workdir.canonicalize().map_err(|e| setup("workdir", &e))?;
@@ -156,7 +158,8 @@ async fn prepare_and_start(
     let config = Config::load(&config_path)
         .map_err(|p| DemoError::Setup(p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     telemetry::init_logging(&config.log);
-    let gateway = Gateway::start(config).await.map_err(DemoError::Start)?;
+    let gateway = Gateway::start(config.clone()).await.map_err(DemoError::Start)?;
+    let admin = demo_admin::start(&config, &gateway).await.map_err(|e| setup("the admin API", &e))?;
     let address = gateway.local_addrs()[0];
     let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
     let url = format!("https://{host}:{}", address.port());
@@ -176,12 +179,11 @@ async fn prepare_and_start(
     let _ = writeln!(env, "PENGHUBUNG_AUDIT_DIR={}", workdir.join("audit").display());
     let _ = writeln!(env, "PENGHUBUNG_AUDIT_PUBKEY={}", workdir.join("pki/audit-signing.pub").display());
     let _ = writeln!(env, "PENGHUBUNG_AUDIT_NIK_SECRET={}", workdir.join("pki/audit-nik.secret").display());
-    let admin_url = demo_admin::admin_url(&gateway, admin_listen);
-    demo_admin::write_profiles(&operators, &admin_url, &authority.cert_path())
+    demo_admin::write_profiles(&operators, &admin.url, &authority.cert_path())
         .map_err(|e| setup("operator profiles", &e))?;
-    env.push_str(&demo_admin::env_lines(&admin_url, &operators, &workdir.join("clients")));
+    env.push_str(&demo_admin::env_lines(&admin.url, &operators, &workdir.join("clients")));
     std::fs::write(workdir.join("demo.env"), env).map_err(|e| setup("writing demo.env", &e))?;
-    Ok((gateway, url, admin_url, workdir))
+    Ok((gateway, admin, url, workdir))
 }
 
 /// A certificate for every client document whose SPIFFE id this CA can vouch for, unless one exists already.

@@ -12,7 +12,9 @@ use http::{Method, StatusCode};
 
 use crate::admin_client::Profile;
 use crate::ca::{CertificateAuthority, Validity};
+use penghubung_server::Gateway;
 use penghubung_snapshot::store::{DirStore, DocumentStore};
+use penghubung_types::config::Config;
 
 /// The demo's operators (baseline `operators/` documents) and the `demo.env` name of each:
 /// `PENGHUBUNG_OPERATOR_{ROLE}_CERT` and `_KEY`.
@@ -99,11 +101,19 @@ pub fn write_profiles(identities: &[OperatorIdentity], admin_url: &str, cacert: 
     Ok(())
 }
 
-/// The admin API's URL (until the listener runs beside the gateway: the configured address).
-pub fn admin_url(gateway: &penghubung_server::Gateway, listen: SocketAddr) -> String {
-    let _ = gateway;
-    let host = if listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { listen.ip().to_string() };
-    format!("https://{host}:{}", listen.port())
+/// The demo's admin listener and the URL operators reach it on.
+pub struct RunningAdmin {
+    pub server: penghubung_admin::AdminServer,
+    pub url: String,
+}
+
+/// Starts the admin listener beside the demo's gateway (each change reloads the gateway at once).
+pub async fn start(config: &Config, gateway: &Gateway) -> Result<RunningAdmin, String> {
+    let server =
+        crate::admin::start_beside(config, gateway).await?.ok_or("the demo's config has no [admin] section")?;
+    let address = server.local_addr();
+    let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
+    Ok(RunningAdmin { url: format!("https://{host}:{}", address.port()), server })
 }
 
 /// The `demo.env` lines of the management plane (`clients`: the folder of the demo's client certificates).

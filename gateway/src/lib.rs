@@ -5,6 +5,7 @@
 //! embedding and tests; `ARCHITECTURE.md` at the repository root draws them and their order.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod admin_client;
 pub mod admin_commands;
 pub mod cli;

@@ -59,7 +59,11 @@ pub struct Reply {
 pub enum ReplyBody {
     Json(Value),
     /// A file to save (`Content-Disposition: attachment`).
-    Download { content_type: &'static str, file_name: String, bytes: Vec<u8> },
+    Download {
+        content_type: &'static str,
+        file_name: String,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Reply {
@@ -527,7 +531,8 @@ pub fn explain(call: &Call<'_>) -> Result<Reply, ApiError> {
     let snapshot = penghubung_manage::check::load_and_compile(config, &store).map_err(|problems| {
         ManageError::InvalidStore { problems: problems.iter().map(ToString::to_string).collect() }
     })?;
-    let explanation = explain::explain(&snapshot, &body.client, &body.service, &operation, body.purpose.as_deref(), now);
+    let explanation =
+        explain::explain(&snapshot, &body.client, &body.service, &operation, body.purpose.as_deref(), now);
     Ok(Reply::json(json!(explanation)))
 }
 
@@ -558,10 +563,8 @@ pub fn audit_search(call: &Call<'_>) -> Result<Reply, ApiError> {
     let dir = call.manager.config().resolve(&audit.dir);
     let mut out = Vec::new();
     search::search(&dir, &query, &mut out).map_err(|e| ApiError::unavailable(format!("audit trail: {e}")))?;
-    let records: Vec<Value> = String::from_utf8_lossy(&out)
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
+    let records: Vec<Value> =
+        String::from_utf8_lossy(&out).lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
     let skip = records.len().saturating_sub(limit);
     let truncated = skip > 0;
     Ok(Reply::json(json!({

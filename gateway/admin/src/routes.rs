@@ -113,6 +113,9 @@ impl Route {
     }
 }
 
+/// A service's path: `{version}` reads `v1`, `v2`, ...
+const SERVICE: &str = "/api/v1/services/{opd}/{name}/{version}";
+
 use handlers as h;
 use Method as M;
 use Operation as Op;
@@ -132,105 +135,371 @@ pub static ROUTES: &[Route] = &[
         .body("DocumentChange")
         .precondition(Required),
     Route::new(M::GET, "/api/v1/opds/{opd}/history", Some(Op::History), "opdHistory", "An OPD's versions", h::history),
-    Route::new(M::POST, "/api/v1/opds/{opd}/rollback", Some(Op::Rollback), "rollbackOpd", "Restore an OPD's version", h::rollback)
-        .body("Rollback"),
+    Route::new(
+        M::POST,
+        "/api/v1/opds/{opd}/rollback",
+        Some(Op::Rollback),
+        "rollbackOpd",
+        "Restore an OPD's version",
+        h::rollback,
+    )
+    .body("Rollback"),
     // Services
-    Route::new(M::GET, "/api/v1/services", Some(Op::ListServices), "listServices", "List services (id, status, ...)", h::list),
-    Route::new(M::POST, "/api/v1/services", Some(Op::CreateService), "createService", "Create a service (status draft)", h::create)
-        .body("DocumentChange"),
-    Route::new(M::POST, "/api/v1/services/import-openapi", Some(Op::ImportOpenApi), "importOpenApi", "Create a service from an OpenAPI document", h::import_openapi)
-        .body("ImportOpenApi"),
+    Route::new(
+        M::GET,
+        "/api/v1/services",
+        Some(Op::ListServices),
+        "listServices",
+        "List services (id, status, ...)",
+        h::list,
+    ),
+    Route::new(
+        M::POST,
+        "/api/v1/services",
+        Some(Op::CreateService),
+        "createService",
+        "Create a service (status draft)",
+        h::create,
+    )
+    .body("DocumentChange"),
+    Route::new(
+        M::POST,
+        "/api/v1/services/import-openapi",
+        Some(Op::ImportOpenApi),
+        "importOpenApi",
+        "Create a service from an OpenAPI document",
+        h::import_openapi,
+    )
+    .body("ImportOpenApi"),
     Route::new(M::GET, SERVICE, Some(Op::GetService), "getService", "Read a service", h::get),
-    Route::new(M::PUT, SERVICE, Some(Op::UpdateService), "updateService", "Replace a service (not its status or approvals)", h::update)
-        .body("DocumentChange")
-        .precondition(Required),
-    Route::new(M::POST, "/api/v1/services/{opd}/{name}/{version}/submit", Some(Op::SubmitService), "submitService", "Submit a service for approval (draft → testing)", h::submit)
-        .body("Reason")
-        .precondition(Optional),
-    Route::new(M::POST, "/api/v1/services/{opd}/{name}/{version}/approvals", Some(Op::ApproveOperations), "approveService", "Give the operations or the security approval", h::approve)
-        .body("Approval")
-        .precondition(Optional)
-        .also(&[Op::ApproveSecurity]),
-    Route::new(M::DELETE, "/api/v1/services/{opd}/{name}/{version}/approvals", Some(Op::WithdrawApproval), "withdrawApproval", "Withdraw an approval (active → testing)", h::withdraw)
-        .query(&["kind", "reason"])
-        .precondition(Optional),
-    Route::new(M::POST, "/api/v1/services/{opd}/{name}/{version}/suspend", Some(Op::SuspendService), "suspendService", "Suspend a service", h::suspend)
-        .body("Reason")
-        .precondition(Optional),
-    Route::new(M::POST, "/api/v1/services/{opd}/{name}/{version}/resume", Some(Op::ResumeService), "resumeService", "Resume a suspended service", h::resume)
-        .body("Reason")
-        .precondition(Optional),
-    Route::new(M::POST, "/api/v1/services/{opd}/{name}/{version}/retire", Some(Op::RetireService), "retireService", "Retire a service", h::retire)
-        .body("Reason")
-        .precondition(Optional),
-    Route::new(M::GET, "/api/v1/services/{opd}/{name}/{version}/history", Some(Op::History), "serviceHistory", "A service's versions", h::history),
-    Route::new(M::POST, "/api/v1/services/{opd}/{name}/{version}/rollback", Some(Op::Rollback), "rollbackService", "Restore a service's version", h::rollback)
-        .body("Rollback"),
+    Route::new(
+        M::PUT,
+        SERVICE,
+        Some(Op::UpdateService),
+        "updateService",
+        "Replace a service (not its status or approvals)",
+        h::update,
+    )
+    .body("DocumentChange")
+    .precondition(Required),
+    Route::new(
+        M::POST,
+        "/api/v1/services/{opd}/{name}/{version}/submit",
+        Some(Op::SubmitService),
+        "submitService",
+        "Submit a service for approval (draft → testing)",
+        h::submit,
+    )
+    .body("Reason")
+    .precondition(Optional),
+    Route::new(
+        M::POST,
+        "/api/v1/services/{opd}/{name}/{version}/approvals",
+        Some(Op::ApproveOperations),
+        "approveService",
+        "Give the operations or the security approval",
+        h::approve,
+    )
+    .body("Approval")
+    .precondition(Optional)
+    .also(&[Op::ApproveSecurity]),
+    Route::new(
+        M::DELETE,
+        "/api/v1/services/{opd}/{name}/{version}/approvals",
+        Some(Op::WithdrawApproval),
+        "withdrawApproval",
+        "Withdraw an approval (active → testing)",
+        h::withdraw,
+    )
+    .query(&["kind", "reason"])
+    .precondition(Optional),
+    Route::new(
+        M::POST,
+        "/api/v1/services/{opd}/{name}/{version}/suspend",
+        Some(Op::SuspendService),
+        "suspendService",
+        "Suspend a service",
+        h::suspend,
+    )
+    .body("Reason")
+    .precondition(Optional),
+    Route::new(
+        M::POST,
+        "/api/v1/services/{opd}/{name}/{version}/resume",
+        Some(Op::ResumeService),
+        "resumeService",
+        "Resume a suspended service",
+        h::resume,
+    )
+    .body("Reason")
+    .precondition(Optional),
+    Route::new(
+        M::POST,
+        "/api/v1/services/{opd}/{name}/{version}/retire",
+        Some(Op::RetireService),
+        "retireService",
+        "Retire a service",
+        h::retire,
+    )
+    .body("Reason")
+    .precondition(Optional),
+    Route::new(
+        M::GET,
+        "/api/v1/services/{opd}/{name}/{version}/history",
+        Some(Op::History),
+        "serviceHistory",
+        "A service's versions",
+        h::history,
+    ),
+    Route::new(
+        M::POST,
+        "/api/v1/services/{opd}/{name}/{version}/rollback",
+        Some(Op::Rollback),
+        "rollbackService",
+        "Restore a service's version",
+        h::rollback,
+    )
+    .body("Rollback"),
     // Clients
     Route::new(M::GET, "/api/v1/clients", Some(Op::ListClients), "listClients", "List clients", h::list),
-    Route::new(M::POST, "/api/v1/clients", Some(Op::CreateClient), "createClient", "Register a client application", h::create)
-        .body("DocumentChange"),
+    Route::new(
+        M::POST,
+        "/api/v1/clients",
+        Some(Op::CreateClient),
+        "createClient",
+        "Register a client application",
+        h::create,
+    )
+    .body("DocumentChange"),
     Route::new(M::GET, "/api/v1/clients/{opd}/{app}", Some(Op::GetClient), "getClient", "Read a client", h::get),
-    Route::new(M::POST, "/api/v1/clients/{opd}/{app}/clearance", Some(Op::SetClearance), "setClearance", "Set a client's clearance", h::set_clearance)
-        .body("Clearance")
-        .precondition(Optional),
-    Route::new(M::POST, "/api/v1/clients/{opd}/{app}/enabled", Some(Op::SetClientEnabled), "setClientEnabled", "Enable or disable a client", h::set_enabled)
-        .body("Enabled")
-        .precondition(Optional),
-    Route::new(M::POST, "/api/v1/clients/{opd}/{app}/certificates", Some(Op::IssueClientCertificate), "issueClientCertificate", "Issue a client certificate from a CSR", h::issue_client_certificate)
-        .body("CertificateRequest"),
-    Route::new(M::GET, "/api/v1/clients/{opd}/{app}/history", Some(Op::History), "clientHistory", "A client's versions", h::history),
-    Route::new(M::POST, "/api/v1/clients/{opd}/{app}/rollback", Some(Op::Rollback), "rollbackClient", "Restore a client's version", h::rollback)
-        .body("Rollback"),
-    Route::new(M::POST, "/api/v1/revocations", Some(Op::RevokeCertificate), "revokeCertificate", "Revoke a certificate by serial (CRL rewritten)", h::revoke_certificate)
-        .body("Revocation"),
+    Route::new(
+        M::POST,
+        "/api/v1/clients/{opd}/{app}/clearance",
+        Some(Op::SetClearance),
+        "setClearance",
+        "Set a client's clearance",
+        h::set_clearance,
+    )
+    .body("Clearance")
+    .precondition(Optional),
+    Route::new(
+        M::POST,
+        "/api/v1/clients/{opd}/{app}/enabled",
+        Some(Op::SetClientEnabled),
+        "setClientEnabled",
+        "Enable or disable a client",
+        h::set_enabled,
+    )
+    .body("Enabled")
+    .precondition(Optional),
+    Route::new(
+        M::POST,
+        "/api/v1/clients/{opd}/{app}/certificates",
+        Some(Op::IssueClientCertificate),
+        "issueClientCertificate",
+        "Issue a client certificate from a CSR",
+        h::issue_client_certificate,
+    )
+    .body("CertificateRequest"),
+    Route::new(
+        M::GET,
+        "/api/v1/clients/{opd}/{app}/history",
+        Some(Op::History),
+        "clientHistory",
+        "A client's versions",
+        h::history,
+    ),
+    Route::new(
+        M::POST,
+        "/api/v1/clients/{opd}/{app}/rollback",
+        Some(Op::Rollback),
+        "rollbackClient",
+        "Restore a client's version",
+        h::rollback,
+    )
+    .body("Rollback"),
+    Route::new(
+        M::POST,
+        "/api/v1/revocations",
+        Some(Op::RevokeCertificate),
+        "revokeCertificate",
+        "Revoke a certificate by serial (CRL rewritten)",
+        h::revoke_certificate,
+    )
+    .body("Revocation"),
     // Grants
     Route::new(M::GET, "/api/v1/grants", Some(Op::ListGrants), "listGrants", "List grants", h::list),
-    Route::new(M::POST, "/api/v1/grants", Some(Op::AddGrant), "addGrant", "Grant a client access to a service", h::create)
-        .body("DocumentChange"),
+    Route::new(
+        M::POST,
+        "/api/v1/grants",
+        Some(Op::AddGrant),
+        "addGrant",
+        "Grant a client access to a service",
+        h::create,
+    )
+    .body("DocumentChange"),
     Route::new(M::GET, "/api/v1/grants/{grant}", Some(Op::GetGrant), "getGrant", "Read a grant", h::get),
-    Route::new(M::DELETE, "/api/v1/grants/{grant}", Some(Op::RevokeGrant), "revokeGrant", "Revoke a grant", h::revoke_grant)
-        .query(&["reason"])
-        .precondition(Optional),
-    Route::new(M::GET, "/api/v1/grants/{grant}/history", Some(Op::History), "grantHistory", "A grant's versions", h::history),
-    Route::new(M::POST, "/api/v1/grants/{grant}/rollback", Some(Op::Rollback), "rollbackGrant", "Restore a grant's version", h::rollback)
-        .body("Rollback"),
+    Route::new(
+        M::DELETE,
+        "/api/v1/grants/{grant}",
+        Some(Op::RevokeGrant),
+        "revokeGrant",
+        "Revoke a grant",
+        h::revoke_grant,
+    )
+    .query(&["reason"])
+    .precondition(Optional),
+    Route::new(
+        M::GET,
+        "/api/v1/grants/{grant}/history",
+        Some(Op::History),
+        "grantHistory",
+        "A grant's versions",
+        h::history,
+    ),
+    Route::new(
+        M::POST,
+        "/api/v1/grants/{grant}/rollback",
+        Some(Op::Rollback),
+        "rollbackGrant",
+        "Restore a grant's version",
+        h::rollback,
+    )
+    .body("Rollback"),
     // Tiers
     Route::new(M::GET, "/api/v1/tiers", Some(Op::ListTiers), "listTiers", "List tiers", h::list),
     Route::new(M::GET, "/api/v1/tiers/{tier}", Some(Op::GetTier), "getTier", "Read a tier", h::get),
-    Route::new(M::PUT, "/api/v1/tiers/{tier}", Some(Op::PutTier), "putTier", "Create or replace a tier (If-Match to replace)", h::put_tier)
-        .body("DocumentChange")
-        .precondition(Optional),
+    Route::new(
+        M::PUT,
+        "/api/v1/tiers/{tier}",
+        Some(Op::PutTier),
+        "putTier",
+        "Create or replace a tier (If-Match to replace)",
+        h::put_tier,
+    )
+    .body("DocumentChange")
+    .precondition(Optional),
     Route::new(M::DELETE, "/api/v1/tiers/{tier}", Some(Op::DeleteTier), "deleteTier", "Delete a tier", h::delete_tier)
         .query(&["reason"])
         .precondition(Optional),
-    Route::new(M::GET, "/api/v1/tiers/{tier}/history", Some(Op::History), "tierHistory", "A tier's versions", h::history),
-    Route::new(M::POST, "/api/v1/tiers/{tier}/rollback", Some(Op::Rollback), "rollbackTier", "Restore a tier's version", h::rollback)
-        .body("Rollback"),
+    Route::new(
+        M::GET,
+        "/api/v1/tiers/{tier}/history",
+        Some(Op::History),
+        "tierHistory",
+        "A tier's versions",
+        h::history,
+    ),
+    Route::new(
+        M::POST,
+        "/api/v1/tiers/{tier}/rollback",
+        Some(Op::Rollback),
+        "rollbackTier",
+        "Restore a tier's version",
+        h::rollback,
+    )
+    .body("Rollback"),
     // Operators
     Route::new(M::GET, "/api/v1/operators", Some(Op::ListOperators), "listOperators", "List operators", h::list),
-    Route::new(M::POST, "/api/v1/operators", Some(Op::CreateOperator), "createOperator", "Create an operator", h::create)
-        .body("DocumentChange"),
-    Route::new(M::GET, "/api/v1/operators/{operator}", Some(Op::GetOperator), "getOperator", "Read an operator", h::get),
-    Route::new(M::PUT, "/api/v1/operators/{operator}", Some(Op::UpdateOperator), "updateOperator", "Replace an operator", h::update)
-        .body("DocumentChange")
-        .precondition(Required),
-    Route::new(M::POST, "/api/v1/operators/{operator}/certificates", Some(Op::IssueOperatorCertificate), "issueOperatorCertificate", "Issue an operator certificate from a CSR", h::issue_operator_certificate)
-        .body("CertificateRequest"),
-    Route::new(M::GET, "/api/v1/operators/{operator}/history", Some(Op::History), "operatorHistory", "An operator's versions", h::history),
-    Route::new(M::POST, "/api/v1/operators/{operator}/rollback", Some(Op::Rollback), "rollbackOperator", "Restore an operator's version", h::rollback)
-        .body("Rollback"),
+    Route::new(
+        M::POST,
+        "/api/v1/operators",
+        Some(Op::CreateOperator),
+        "createOperator",
+        "Create an operator",
+        h::create,
+    )
+    .body("DocumentChange"),
+    Route::new(
+        M::GET,
+        "/api/v1/operators/{operator}",
+        Some(Op::GetOperator),
+        "getOperator",
+        "Read an operator",
+        h::get,
+    ),
+    Route::new(
+        M::PUT,
+        "/api/v1/operators/{operator}",
+        Some(Op::UpdateOperator),
+        "updateOperator",
+        "Replace an operator",
+        h::update,
+    )
+    .body("DocumentChange")
+    .precondition(Required),
+    Route::new(
+        M::POST,
+        "/api/v1/operators/{operator}/certificates",
+        Some(Op::IssueOperatorCertificate),
+        "issueOperatorCertificate",
+        "Issue an operator certificate from a CSR",
+        h::issue_operator_certificate,
+    )
+    .body("CertificateRequest"),
+    Route::new(
+        M::GET,
+        "/api/v1/operators/{operator}/history",
+        Some(Op::History),
+        "operatorHistory",
+        "An operator's versions",
+        h::history,
+    ),
+    Route::new(
+        M::POST,
+        "/api/v1/operators/{operator}/rollback",
+        Some(Op::Rollback),
+        "rollbackOperator",
+        "Restore an operator's version",
+        h::rollback,
+    )
+    .body("Rollback"),
     // The store
-    Route::new(M::GET, "/api/v1/store/export", Some(Op::ExportStore), "exportStore", "A signed backup of every document", h::export),
-    Route::new(M::POST, "/api/v1/store/import", Some(Op::ImportStore), "importStore", "Verify a backup and replace the store with it", h::import)
-        .bundle()
-        .query(&["reason"]),
+    Route::new(
+        M::GET,
+        "/api/v1/store/export",
+        Some(Op::ExportStore),
+        "exportStore",
+        "A signed backup of every document",
+        h::export,
+    ),
+    Route::new(
+        M::POST,
+        "/api/v1/store/import",
+        Some(Op::ImportStore),
+        "importStore",
+        "Verify a backup and replace the store with it",
+        h::import,
+    )
+    .bundle()
+    .query(&["reason"]),
     // Policy and audit
-    Route::new(M::POST, "/api/v1/policy/explain", Some(Op::Explain), "explain", "What the gateway would decide for a call", h::explain)
-        .body("Explain"),
-    Route::new(M::GET, "/api/v1/audit/search", Some(Op::AuditSearch), "auditSearch", "Search the audit trail", h::audit_search)
-        .query(&["client", "service", "since", "until", "code", "changes", "security", "limit"]),
-    Route::new(M::POST, "/api/v1/audit/verify", Some(Op::AuditVerify), "auditVerify", "Verify the audit trail's chain and signatures", h::audit_verify),
+    Route::new(
+        M::POST,
+        "/api/v1/policy/explain",
+        Some(Op::Explain),
+        "explain",
+        "What the gateway would decide for a call",
+        h::explain,
+    )
+    .body("Explain"),
+    Route::new(
+        M::GET,
+        "/api/v1/audit/search",
+        Some(Op::AuditSearch),
+        "auditSearch",
+        "Search the audit trail",
+        h::audit_search,
+    )
+    .query(&["client", "service", "since", "until", "code", "changes", "security", "limit"]),
+    Route::new(
+        M::POST,
+        "/api/v1/audit/verify",
+        Some(Op::AuditVerify),
+        "auditVerify",
+        "Verify the audit trail's chain and signatures",
+        h::audit_verify,
+    ),
 ];
 
 /// The route with this method and path template.

@@ -76,8 +76,7 @@ impl AdminTls {
     pub fn load(config: &Config) -> Result<AdminTls, String> {
         let paths = config.admin_tls_files()?;
         let crls = config.tls.iter().flat_map(|t| &t.crl_files).map(|p| config.resolve(p)).collect();
-        let files =
-            Files { cert: paths.cert_file, key: paths.key_file, operator_ca: paths.operator_ca_file, crls };
+        let files = Files { cert: paths.cert_file, key: paths.key_file, operator_ca: paths.operator_ca_file, crls };
         let stamp = files.stamp();
         let server_config = Arc::new(files.load()?);
         Ok(AdminTls { files, current: Mutex::new((stamp, server_config)) })

@@ -199,6 +199,11 @@ impl Gateway {
         self.reloader.reload()
     }
 
+    /// The reloader, for what reloads from outside the gateway (the admin API after a change).
+    pub fn reloader(&self) -> Arc<Reloader> {
+        Arc::clone(&self.reloader)
+    }
+
     /// Stops accepting, waits for in-flight requests up to the grace period, and returns how it ended.
     pub async fn shutdown(self) -> ShutdownOutcome {
         let Gateway { shutdown, listeners, mut connections_done, connection_token, grace, shared, .. } = self;
