@@ -1,5 +1,6 @@
 //! Embeds the baseline policy set (`../policies`) and the document schemas (`../schemas/documents`) into the
 //! binary, so that `penghubung demo` and `penghubung serve` work on a machine with nothing else installed.
+//! (`schemas/documents` holds one schema per document kind: opd, service, client, grant, tier, operator.)
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

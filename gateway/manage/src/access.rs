@@ -228,6 +228,16 @@ pub fn authorize(actor: &Actor, op: Operation, target_opd: Option<&str>) -> Resu
     }))
 }
 
+/// Whether `actor` holds any role listed for `op` (the OPD scope is checked later, by [`authorize`], once the
+/// document the change touches is known).
+pub fn require_role(actor: &Actor, op: Operation) -> Result<(), ManageError> {
+    if roles_for(op).iter().any(|r| actor.has(*r)) {
+        Ok(())
+    } else {
+        authorize(actor, op, None)
+    }
+}
+
 /// Operations that change nothing (an `opd_admin` may read without a target; lists are filtered instead).
 pub(crate) fn is_read(op: Operation) -> bool {
     matches!(

@@ -66,6 +66,18 @@ pub fn load_and_compile(config: &Config, store: &dyn DocumentStore) -> Result<Sn
     })
 }
 
+/// Every problem of the documents of `store` (warnings included): those of each document on its own, then,
+/// with the documents that passed, those between documents. Unlike [`load_and_compile`], the second pass runs
+/// even when the first found errors, so that a refused change lists every reason at once.
+pub fn every_problem(config: &Config, store: &dyn DocumentStore) -> Vec<Diagnostic> {
+    let (docs, mut problems) = load_documents(store);
+    if let Err(mut found) = compile(config, &docs) {
+        problems.append(&mut found);
+    }
+    problems.dedup();
+    problems
+}
+
 /// Prints a report and returns the process exit code (1 when any error was found).
 pub fn report(problems: &[Diagnostic]) -> i32 {
     for p in problems {

@@ -7,20 +7,25 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod backup;
 pub mod ca;
 pub mod change;
 pub mod check;
 pub mod error;
 pub mod explain;
+mod history;
+pub mod import;
 mod manager;
 pub mod openapi;
+mod plan;
 pub mod stored;
 pub mod workspace;
 
 pub use access::{authorize, roles_for, Actor, Operation, PERMISSIONS};
 pub use change::{Applied, Change, ChangeRequest, HistoryEntry, Kind, Versioned};
 pub use error::ManageError;
-pub use manager::Manager;
+pub use manager::{now_rfc3339, Manager};
 pub use penghubung_policy::lifecycle::ApprovalKind;
 pub use penghubung_types::config::Config;
 pub use penghubung_types::documents::{OperatorDoc, OperatorIdentityDoc, Role};
+pub use plan::{operation_of, MAX_CERTIFICATE_DAYS};

@@ -61,7 +61,8 @@ impl Found {
             }
             Kind::Grant => {
                 let (d, v) = parse::<GrantDoc>(&stored.text)?;
-                let opd = d.client.split('/').next().map(str::to_string);
+                // A grant belongs to the OPD of the service it opens: the owner of the data decides.
+                let opd = d.service.split('/').next().map(str::to_string);
                 (d.id, opd, v)
             }
             Kind::Tier => {
@@ -96,14 +97,18 @@ pub fn find(documents: &[StoredDocument], kind: Kind, id: &str) -> Result<Found,
 }
 
 /// Whether an actor may see a document: everyone but an `opd_admin` without another role sees everything; an
-/// `opd_admin` sees its own OPD's documents, the OPDs and the tiers.
+/// `opd_admin` sees its own OPD's documents, the grants its clients hold, the OPDs and the tiers.
 pub fn visible_to(actor: &Actor, found: &Found) -> bool {
     if actor.roles.iter().any(|r| *r != Role::OpdAdmin) {
         return true;
     }
+    let own = found.opd.as_deref() == Some(actor.opd.as_str());
     match found.kind {
         Kind::Opd | Kind::Tier => true,
-        _ => found.opd.as_deref() == Some(actor.opd.as_str()),
+        Kind::Grant => {
+            own || found.document["client"].as_str().is_some_and(|c| c.starts_with(&format!("{}/", actor.opd)))
+        }
+        _ => own,
     }
 }
 

@@ -12,9 +12,9 @@ use penghubung_snapshot::store::{check_key, DirStore, DocumentStore, StoreError,
 use penghubung_snapshot::Snapshot;
 use penghubung_types::config::Config;
 use penghubung_types::diagnostics::{has_errors, Diagnostic};
-use penghubung_types::documents::{
-    Classification, GrantDoc, OperationDoc, RequestContractDoc, ResponseDoc, SchemaRefDoc, ServiceDoc,
-};
+use penghubung_types::documents::{Classification, GrantDoc, ServiceDoc};
+
+use crate::import::{self, ImportSpec};
 
 /// The store a config points at, opened for changes.
 pub struct Workspace {
@@ -79,45 +79,24 @@ impl Workspace {
     /// an existing one keeps its status, approvals, upstream and limits (its document is rewritten, so its
     /// comments are not kept). Returns a summary and the importer's warnings.
     pub fn import_openapi(&self, request: &ImportRequest<'_>) -> Result<String, String> {
-        let imported = read_openapi(request.file)?;
-        let key = format!("{}/{}/v{}", request.opd, request.name, request.version);
-        let existing = self.find_service(&key).ok();
-        let mut doc = match &existing {
-            Some((_, doc)) => doc.clone(),
-            None => new_service(request, &imported, &key)?,
+        let text = std::fs::read_to_string(request.file).map_err(|e| format!("{}: {e}", request.file.display()))?;
+        let document: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            format!("{}: not JSON ({e}); convert a YAML document to JSON first", request.file.display())
+        })?;
+        let id = format!("{}/{}/v{}", request.opd, request.name, request.version);
+        let existing = self.find_service(&id).ok();
+        let source = request.file.display().to_string();
+        let spec = ImportSpec {
+            opd: request.opd,
+            name: request.name,
+            version: request.version,
+            upstream: request.upstream,
+            classification: request.classification,
+            source: &source,
         };
-        doc.title = imported.title.clone();
-        doc.description = imported.description.clone().or(doc.description);
-        if let Some(c) = request.classification {
-            doc.classification = c;
-        }
-        let folder = format!("{}/{}/v{}", request.opd, request.name, request.version);
-        let mut changes: Vec<(String, Option<String>)> = Vec::new();
-        doc.operations = operation_docs(&imported, &folder, doc.classification, &mut changes)?;
-        let service_key = match &existing {
-            Some((stored, _)) => stored.key.clone(),
-            None => format!("services/{}/{}.toml", request.opd, request.name),
-        };
-        let body = toml::to_string(&doc).map_err(|e| e.to_string())?;
-        let header = format!(
-            "# Imported from {} (document version {}) on {}.\n",
-            request.file.display(),
-            imported.version,
-            now_rfc3339()
-        );
-        changes.push((service_key, Some(header + &body)));
-        self.commit_all(&changes)?;
-        let mut summary = format!(
-            "{key}: {} operation(s) imported ({}), {} schema file(s) under schemas/{folder}/; status {}",
-            doc.operations.len(),
-            doc.operations.iter().map(|o| o.id.as_str()).collect::<Vec<_>>().join(", "),
-            changes.len() - 1,
-            doc.status
-        );
-        for warning in &imported.warnings {
-            summary.push_str(&format!("\nwarning: {warning}"));
-        }
-        Ok(summary)
+        let plan = import::plan(&spec, &document, existing.as_ref().map(|(s, d)| (s.key.as_str(), d)), &now_rfc3339())?;
+        self.commit_all(&plan.writes)?;
+        Ok(plan.summary)
     }
 
     /// Adds a grant document `grants/{id}.toml`.
@@ -229,88 +208,8 @@ pub struct ImportRequest<'a> {
     pub classification: Option<Classification>,
 }
 
-/// Reads an OpenAPI document (JSON) and imports it.
-fn read_openapi(file: &Path) -> Result<crate::openapi::Imported, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let document: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not JSON ({e}); convert a YAML document to JSON first", file.display()))?;
-    crate::openapi::import(&document)
-        .map_err(|errors| format!("{} cannot be imported:\n  {}", file.display(), errors.join("\n  ")))
-}
-
-/// The document of a service the store does not have yet: its backend and classification must be given
-/// (the classification may come from the imported document).
-fn new_service(
-    request: &ImportRequest<'_>,
-    imported: &crate::openapi::Imported,
-    key: &str,
-) -> Result<ServiceDoc, String> {
-    let upstream = request
-        .upstream
-        .ok_or_else(|| format!("`{key}` is a new service: give its backend with --upstream http://host:port"))?;
-    let classification = request
-        .classification
-        .or(imported.classification)
-        .ok_or_else(|| format!("`{key}` is a new service: give its classification with --classification"))?;
-    let text = format!(
-        "opd = {:?}\nname = {:?}\nversion = {}\ntitle = \"t\"\nclassification = {:?}\n[upstream]\nendpoints = [{:?}]\n",
-        request.opd,
-        request.name,
-        request.version,
-        classification.as_str(),
-        upstream
-    );
-    toml::from_str::<ServiceDoc>(&text).map_err(|e| e.to_string())
-}
-
-/// The service's operations from the imported ones; each contract schema becomes a file under
-/// `schemas/{folder}/`, added to `changes`. An operation's classification is kept only when it raises the
-/// service's `classification`.
-fn operation_docs(
-    imported: &crate::openapi::Imported,
-    folder: &str,
-    classification: Classification,
-    changes: &mut Vec<(String, Option<String>)>,
-) -> Result<Vec<OperationDoc>, String> {
-    let mut schema = |file: String, value: &serde_json::Value| -> Result<String, String> {
-        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())? + "\n";
-        changes.push((format!("schemas/{file}"), Some(text)));
-        Ok(file)
-    };
-    let mut operations = Vec::new();
-    for op in &imported.operations {
-        let request_contract = match &op.request {
-            Some((content_type, value)) => Some(RequestContractDoc {
-                schema: schema(format!("{folder}/{}.request.json", op.id), value)?,
-                content_type: content_type.clone(),
-            }),
-            None => None,
-        };
-        let query = match &op.query {
-            Some(value) => Some(SchemaRefDoc { schema: schema(format!("{folder}/{}.query.json", op.id), value)? }),
-            None => None,
-        };
-        let mut responses = std::collections::BTreeMap::new();
-        for (status, value) in &op.responses {
-            let file = schema(format!("{folder}/{}.response-{status}.json", op.id), value)?;
-            responses.insert(status.clone(), ResponseDoc { schema: file, description: None });
-        }
-        operations.push(OperationDoc {
-            id: op.id.clone(),
-            method: op.method.clone(),
-            path: op.path.clone(),
-            summary: op.summary.clone(),
-            classification: op.classification.filter(|c| *c > classification),
-            request: request_contract,
-            query,
-            responses,
-        });
-    }
-    Ok(operations)
-}
-
 /// The store as it would be after a change (read-only).
-struct Proposed(Vec<StoredDocument>);
+pub(crate) struct Proposed(pub(crate) Vec<StoredDocument>);
 
 impl DocumentStore for Proposed {
     fn list(&self) -> Result<(Vec<StoredDocument>, Vec<Diagnostic>), StoreError> {

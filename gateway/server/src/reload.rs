@@ -2,7 +2,8 @@
 //! builds a new snapshot and swaps it in; any error keeps the previous snapshot serving and is reported.
 //! [`watch_store`] triggers it on file changes (debounced); SIGHUP triggers it too (see `server.rs`).
 //! Each published snapshot writes one audit change record per document added, changed or removed since the
-//! previous one (before/after SHA-256 of its text; on start, every document as `loaded`).
+//! previous one (before/after SHA-256 of its text; on start, every document as `loaded`), attributed to the
+//! operator and reason of the store journal's entry that explains it, or to `hand-edit` when none does.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use notify::{RecursiveMode, Watcher};
 
 use penghubung_audit::record::{ChangeAction, ChangeRecord, Record};
 use penghubung_audit::Auditor;
+use penghubung_snapshot::store::journal::{Journal, HAND_EDIT};
 use penghubung_snapshot::store::{load_documents, DocumentStore};
 use penghubung_snapshot::{BuildContext, Snapshot, SnapshotCell};
 use penghubung_tls::UpstreamTls;
@@ -91,7 +93,8 @@ impl Reloader {
         if let Some(auditor) = &self.audit {
             let current: HashMap<String, [u8; 32]> = docs.digests.iter().cloned().collect();
             let mut previous = self.last_digests.lock().unwrap_or_else(|p| p.into_inner());
-            for record in changes(previous.as_ref(), &current, generation) {
+            let journal = self.store.journal();
+            for record in changes(previous.as_ref(), &current, generation, journal.as_ref()) {
                 auditor.record_now(Record::Change(Box::new(record)));
             }
             *previous = Some(current);
@@ -129,21 +132,34 @@ impl Reloader {
 }
 
 /// The change records between two sets of document digests (sorted by key). `previous = None`: the first load,
-/// every document is `loaded`.
+/// every document is `loaded`. Each record names who made the change and why, from the `journal` entry whose
+/// digests match; a change without one is a hand edit (a document loaded at start without one is the store's
+/// content as found, `file`).
 fn changes(
     previous: Option<&HashMap<String, [u8; 32]>>,
     current: &HashMap<String, [u8; 32]>,
     generation: u64,
+    journal: Option<&Journal>,
 ) -> Vec<ChangeRecord> {
-    let record = |document: &str, action, before: Option<[u8; 32]>, after: Option<[u8; 32]>| ChangeRecord {
-        time: std::time::SystemTime::now(),
-        who: "file".into(),
-        document: document.to_string(),
-        action,
-        before,
-        after,
-        reason: None,
-        generation,
+    let record = |document: &str, action, before: Option<[u8; 32]>, after: Option<[u8; 32]>| {
+        let hex = |d: [u8; 32]| penghubung_tls::identity::hex(&d);
+        let entry =
+            journal.and_then(|j| j.attribution(document, before.map(hex).as_deref(), after.map(hex).as_deref()));
+        let (who, reason) = match entry {
+            Some(entry) => (entry.who, entry.reason),
+            None if action == ChangeAction::Loaded => ("file".to_string(), None),
+            None => (HAND_EDIT.to_string(), None),
+        };
+        ChangeRecord {
+            time: std::time::SystemTime::now(),
+            who,
+            document: document.to_string(),
+            action,
+            before,
+            after,
+            reason,
+            generation,
+        }
     };
     let mut out = Vec::new();
     let empty = HashMap::new();

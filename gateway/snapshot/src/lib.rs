@@ -308,25 +308,28 @@ fn compile_grants<'d>(
         if !grant_ids.insert(doc.id.clone()) {
             problems.push(Diagnostic::error(origin, format!("grant `{}` is defined twice", doc.id)));
         }
+        // Every unknown name is reported, not only the first.
         if !client_ids.contains(doc.client.as_str()) {
             problems.push(Diagnostic::error(
                 origin,
                 format!("grant names client `{}`, which is not registered", doc.client),
             ));
-            continue;
         }
-        let Some(&index) = service_index.get(doc.service.as_str()) else {
+        let index = service_index.get(doc.service.as_str()).copied();
+        if index.is_none() {
             problems.push(Diagnostic::error(
                 origin,
                 format!("grant names service `{}`, which is not registered", doc.service),
             ));
-            continue;
-        };
-        let Some(tier) = tiers.get(&doc.tier) else {
+        }
+        let tier = tiers.get(&doc.tier);
+        if tier.is_none() {
             problems.push(Diagnostic::error(
                 origin,
                 format!("grant names tier `{}`, which is not defined (add tiers/{}.toml)", doc.tier, doc.tier),
             ));
+        }
+        let (Some(index), Some(tier), true) = (index, tier, client_ids.contains(doc.client.as_str())) else {
             continue;
         };
         match CompiledGrant::compile(doc, &services[index].doc) {

@@ -142,6 +142,10 @@ impl DocumentStore for DirStore {
     fn describe(&self) -> String {
         format!("directory store {}", self.root.display())
     }
+
+    fn journal(&self) -> Option<super::journal::Journal> {
+        Some(super::journal::Journal::of_store(&self.root))
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! store: documents are compiled into a [`crate::Snapshot`].
 
 pub mod dir;
+pub mod journal;
 pub use penghubung_types::documents;
 pub mod validate;
 
@@ -116,6 +117,10 @@ pub trait DocumentStore: Send + Sync + 'static {
     fn watch_dir(&self) -> Option<PathBuf>;
     /// A short description for logs.
     fn describe(&self) -> String;
+    /// The store's journal of changes (who, when, why), if the backend keeps one.
+    fn journal(&self) -> Option<journal::Journal> {
+        None
+    }
 }
 
 /// All documents of a store, parsed and schema-checked.
