@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+pub use penghubung_admin as api;
 use penghubung_admin::AdminServer;
 use penghubung_manage::Manager;
 use penghubung_server::{Gateway, Signals};

@@ -1,5 +1,6 @@
 //! End-to-end tests of Penghubung over real sockets: one test binary, one module per capability.
 
+mod admin_api;
 mod audit;
 mod cli;
 mod connections;

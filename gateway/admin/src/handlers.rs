@@ -72,7 +72,7 @@ impl Reply {
     }
 
     fn document(versioned: Versioned) -> Reply {
-        Reply { etag: Some(versioned.etag), ..Reply::json(versioned.document) }
+        Reply { etag: Some(versioned.etag), ..Reply::json(redact(versioned.document)) }
     }
 
     fn applied(applied: Applied) -> Reply {
@@ -136,6 +136,17 @@ impl Call<'_> {
         let if_match = self.if_match.map(str::to_string);
         Ok(self.manager.apply(self.actor, ChangeRequest { change, reason, if_match })?)
     }
+}
+
+/// Removes what must never leave the server from a document in an answer: an operator's password hash (the
+/// console's credential) becomes `password_set`.
+fn redact(mut document: Value) -> Value {
+    if let Some(fields) = document.as_object_mut() {
+        if let Some(hash) = fields.remove("password_hash") {
+            fields.insert("password_set".into(), Value::Bool(!hash.is_null()));
+        }
+    }
+    document
 }
 
 /// `v1`, `v2`, ...
@@ -322,7 +333,7 @@ pub fn list(call: &Call<'_>) -> Result<Reply, ApiError> {
         .list(call.actor, call.kind()?)?
         .into_iter()
         .map(|v| {
-            let mut item = match v.document {
+            let mut item = match redact(v.document) {
                 Value::Object(fields) => fields,
                 other => [("document".to_string(), other)].into_iter().collect(),
             };
@@ -389,7 +400,10 @@ pub fn delete_tier(call: &Call<'_>) -> Result<Reply, ApiError> {
 
 /// `GET /api/v1/{kind}/{id...}/history`: every recorded version, oldest first.
 pub fn history(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let entries = call.manager.history(call.actor, call.kind()?, &call.document_id()?)?;
+    let mut entries = call.manager.history(call.actor, call.kind()?, &call.document_id()?)?;
+    for entry in &mut entries {
+        entry.document = entry.document.take().map(redact);
+    }
     Ok(Reply::json(json!(entries)))
 }
 
@@ -527,7 +541,7 @@ pub fn explain(call: &Call<'_>) -> Result<Reply, ApiError> {
         None => penghubung_policy::unix_now(),
     };
     let config = call.manager.config();
-    let store = penghubung_snapshot::store::DirStore::new(&config.store_dir());
+    let store = penghubung_snapshot::store::DirStore::new(config.store_dir());
     let snapshot = penghubung_manage::check::load_and_compile(config, &store).map_err(|problems| {
         ManageError::InvalidStore { problems: problems.iter().map(ToString::to_string).collect() }
     })?;
@@ -603,6 +617,12 @@ pub fn audit_verify(call: &Call<'_>) -> Result<Reply, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn password_hashes_never_leave() {
+        let doc = redact(json!({"id": "ani", "password_hash": "$argon2id$v=19$..."}));
+        assert_eq!(doc, json!({"id": "ani", "password_set": true}));
+    }
 
     #[test]
     fn versions_are_v_and_digits() {
