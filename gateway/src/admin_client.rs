@@ -295,6 +295,11 @@ impl AdminClient {
         &self.target.url
     }
 
+    /// The CA certificate file the connection trusts.
+    pub fn cacert(&self) -> &Path {
+        &self.target.cacert
+    }
+
     /// `GET path` (under the admin URL, e.g. `/api/v1/services`).
     pub async fn get(&self, path: &str) -> Result<Answer, AdminError> {
         self.send(Method::GET, path, None, None).await

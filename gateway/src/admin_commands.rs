@@ -196,6 +196,8 @@ pub enum ClientCommand {
         /// A test client may call services in `testing`.
         #[arg(long)]
         test_client: bool,
+        #[command(flatten)]
+        identity: IdentityArgs,
         #[arg(long)]
         reason: Option<String>,
     },
@@ -245,6 +247,22 @@ pub enum ClientCommand {
     },
     /// Revoke a certificate (by serial or file); open connections are refused on their next request.
     Revoke(RevokeArgs),
+}
+
+/// What binds a certificate to a client. None given: the SPIFFE id the built-in CA writes into the client's
+/// certificates (`spiffe://{trust domain}/opd/{opd}/app/{app}`, the trust domain read from `ca.toml` beside
+/// the CA certificate).
+#[derive(Debug, Default, clap::Args)]
+pub struct IdentityArgs {
+    /// A SPIFFE id the client's certificates carry (repeat).
+    #[arg(long = "spiffe")]
+    pub spiffe: Vec<String>,
+    /// A subject DN (RFC 4514) of the client's certificates, e.g. from BSrE (repeat).
+    #[arg(long = "subject")]
+    pub subject: Vec<String>,
+    /// A certificate's SHA-256 fingerprint, hex (repeat).
+    #[arg(long = "fingerprint")]
+    pub fingerprint: Vec<String>,
 }
 
 /// What to revoke.
@@ -484,7 +502,8 @@ async fn execute(api: &AdminClient, command: Management) -> Outcome {
             match api.get(&path).await {
                 Ok(_) => {}
                 Err(AdminError::Refused { status: 404, .. }) => {
-                    let document = client_document(&opd, &app, &clearance, false)?;
+                    let identity = identity_of(api, &opd, &app, IdentityArgs::default())?;
+                    let document = client_document(&opd, &app, &clearance, false, identity)?;
                     let answer =
                         api.send(Method::POST, "/api/v1/clients", Some(&with_reason(document, None)), None).await?;
                     print_applied(&answer, &format!("client {id} created"));
@@ -612,8 +631,9 @@ async fn service(api: &AdminClient, command: ServiceCommand) -> Outcome {
 
 async fn client(api: &AdminClient, command: ClientCommand) -> Outcome {
     match command {
-        ClientCommand::Create { opd, app, clearance, test_client, reason } => {
-            let document = client_document(&opd, &app, &clearance, test_client)?;
+        ClientCommand::Create { opd, app, clearance, test_client, identity, reason } => {
+            let identity = identity_of(api, &opd, &app, identity)?;
+            let document = client_document(&opd, &app, &clearance, test_client, identity)?;
             create(api, "clients", document, reason, &format!("client {opd}/{app} created")).await
         }
         ClientCommand::List { json } => list(api, "clients", json, &["clearance", "enabled"]).await,
@@ -906,12 +926,46 @@ pub fn key_and_csr(common_name: &str) -> Result<(String, String), AdminError> {
     Ok((key.serialize_pem(), csr.pem().map_err(fail)?))
 }
 
-fn client_document(opd: &str, app: &str, clearance: &str, test_client: bool) -> Result<Value, AdminError> {
+fn client_document(
+    opd: &str,
+    app: &str,
+    clearance: &str,
+    test_client: bool,
+    identity: Value,
+) -> Result<Value, AdminError> {
     Ok(json!({
         "id": format!("{opd}/{app}"), "opd": opd, "name": app,
         "clearance": classification_value(clearance)?, "enabled": true, "test_client": test_client,
-        "identity": {},
+        "identity": identity,
     }))
+}
+
+/// The client's `identity`: as given, or the built-in CA's SPIFFE id for it (see [`IdentityArgs`]).
+fn identity_of(api: &AdminClient, opd: &str, app: &str, given: IdentityArgs) -> Result<Value, AdminError> {
+    let mut identity = Map::new();
+    for (key, values) in
+        [("spiffe", given.spiffe), ("subject", given.subject), ("fingerprint_sha256", given.fingerprint)]
+    {
+        if !values.is_empty() {
+            identity.insert(key.into(), json!(values));
+        }
+    }
+    if identity.is_empty() {
+        let settings = api.cacert().with_file_name("ca.toml");
+        let trust_domain = std::fs::read_to_string(&settings)
+            .ok()
+            .and_then(|text| toml::from_str::<Value>(&text).ok())
+            .and_then(|v| v.get("trust_domain").and_then(Value::as_str).map(String::from))
+            .ok_or_else(|| {
+                AdminError::Setup(format!(
+                    "say what binds the client's certificates: --spiffe, --subject or --fingerprint (no {} \
+                     names the built-in CA's trust domain)",
+                    settings.display()
+                ))
+            })?;
+        identity.insert("spiffe".into(), json!([format!("spiffe://{trust_domain}/opd/{opd}/app/{app}")]));
+    }
+    Ok(Value::Object(identity))
 }
 
 /// A change's body: the document, with the reason beside it.
