@@ -511,23 +511,39 @@ fn ca_dir(connection: &ConnectionArgs, dir: Option<PathBuf>) -> Result<PathBuf, 
     if let Some(dir) = dir {
         return Ok(dir);
     }
-    let Some(config) = load_config(connection)? else { return Ok(PathBuf::from("pki")) };
-    let ca_file = config.tls.as_ref().and_then(|tls| tls.client_ca_files.first()).map(|f| config.resolve(f));
+    let ca_file = tls_files(connection)?.and_then(|files| files.client_ca);
     Ok(ca_file.and_then(|f| f.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("pki")))
 }
 
 /// The server certificate and key files the config names.
 fn server_files(connection: &ConnectionArgs) -> Result<Option<(PathBuf, PathBuf)>, ca::CaError> {
-    Ok(load_config(connection)?.and_then(|config| {
-        config.tls.as_ref().map(|tls| (config.resolve(&tls.cert_file), config.resolve(&tls.key_file)))
-    }))
+    Ok(tls_files(connection)?.and_then(|files| files.cert.zip(files.key)))
 }
 
-fn load_config(connection: &ConnectionArgs) -> Result<Option<Config>, ca::CaError> {
+/// The `[tls]` files a config names, resolved against its folder. Read from the TOML itself, not through
+/// [`Config::load`], which refuses a config whose TLS files do not exist yet: what these commands create.
+struct TlsFiles {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+}
+
+fn tls_files(connection: &ConnectionArgs) -> Result<Option<TlsFiles>, ca::CaError> {
     let Some(path) = &connection.config else { return Ok(None) };
-    Config::load(path).map(Some).map_err(|problems| {
-        ca::CaError::Invalid(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
-    })
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ca::CaError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+    let value: toml::Table =
+        toml::from_str(&text).map_err(|e| ca::CaError::Invalid(format!("{}: {e}", path.display())))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let tls = value.get("tls").and_then(toml::Value::as_table);
+    let file = |v: Option<&toml::Value>| v.and_then(toml::Value::as_str).map(|p| base.join(p));
+    Ok(Some(TlsFiles {
+        cert: file(tls.and_then(|t| t.get("cert_file"))),
+        key: file(tls.and_then(|t| t.get("key_file"))),
+        client_ca: file(
+            tls.and_then(|t| t.get("client_ca_files")).and_then(toml::Value::as_array).and_then(|a| a.first()),
+        ),
+    }))
 }
 
 /// The runtime: one thread per core by default. With exactly one worker the single-threaded scheduler is used:
