@@ -151,6 +151,7 @@ pub fn closed_port_url() -> String {
 }
 
 pub mod mtls;
+pub mod operators;
 pub mod redis;
 
 /// Document builders.
