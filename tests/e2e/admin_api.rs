@@ -281,6 +281,11 @@ async fn services_list_and_documents_carry_ids_statuses_and_etags() {
     assert_eq!(document["name"], "bansos");
     assert!(etag.starts_with('"') && etag.len() > 2, "{etag}");
     assert_eq!(bansos["etag"], etag.as_str());
+    // The summary report counts it and names the approvals it waits for.
+    let (summary, _) = admin.read("tono-auditor", "/api/v1/reports/summary").await;
+    assert_eq!(summary["services"]["by_status"]["testing"], 1, "{summary}");
+    assert_eq!(summary["services"]["awaiting_operations_approval"], json!(["dinsos/bansos/v1"]));
+    assert_eq!(summary["services"]["awaiting_security_approval"], json!(["dinsos/bansos/v1"]));
     // An operator's credential never leaves: the fingerprints do (public), no password hash.
     let (operators, _) = admin.read("sari-admin", "/api/v1/operators").await;
     assert_eq!(operators.as_array().unwrap().len(), OPERATORS.len());
@@ -433,4 +438,65 @@ async fn no_private_key_or_credential_appears_in_any_answer() {
             assert!(!answer.contains(secret), "a secret in an answer: {answer}");
         }
     }
+}
+
+#[tokio::test]
+async fn unknown_paths_methods_and_oversized_bodies_are_problems_too() {
+    let admin = Admin::start().await;
+    let answer = admin.call(Some("sari-admin"), Method::GET, "/api/v1/no-such-route", None, &[]).await;
+    assert_eq!((answer.status, answer.code()), (StatusCode::NOT_FOUND, "admin.no_route".to_string()));
+    let answer = admin.call(Some("sari-admin"), Method::PATCH, "/api/v1/opds", None, &[]).await;
+    assert_eq!((answer.status, answer.code()), (StatusCode::METHOD_NOT_ALLOWED, "admin.method_not_allowed".into()));
+    let answer = admin.call(Some("sari-admin"), Method::POST, "/api/v1/opds", Some(json!({"document": 1})), &[]).await;
+    assert_eq!((answer.status, answer.code()), (StatusCode::BAD_REQUEST, "admin.bad_request".to_string()));
+    let answer = admin.call(Some("sari-admin"), Method::GET, "/api/v1/services/dinsos/bansos/1", None, &[]).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "a version is v<n>: {}", answer.text());
+    let huge = vec![b' '; 33 << 20];
+    let answer =
+        admin.call_as(Some(&admin.certificates["sari-admin"]), Method::POST, "/api/v1/opds", Some(huge), &[]).await;
+    assert_eq!((answer.status, answer.code()), (StatusCode::PAYLOAD_TOO_LARGE, "admin.payload_too_large".into()));
+    admin.stop().await;
+}
+
+#[tokio::test]
+async fn penghubung_serve_starts_the_admin_listener_beside_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let operator = pki.client("diskominfo", "operator-sari");
+    let fingerprint = penghubung::management::stored::fingerprint(&der(&operator.cert_pem));
+    let documents = [docs::opd("diskominfo"), operator_doc("sari-admin", "diskominfo", &[Role::Admin], &fingerprint)];
+    let path = write_mtls_setup(dir.path(), &documents, &pki, "[admin]\nlisten = \"127.0.0.1:0\"\n");
+    let process = penghubung_tests::GatewayProcess::start(&path);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let admin_addr: SocketAddr = loop {
+        let log = process.log();
+        if let Some(addr) = log
+            .lines()
+            .find(|l| l.contains("admin API started"))
+            .and_then(|l| l.split("admin_address=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.trim_matches('"').parse().ok())
+        {
+            break addr;
+        }
+        assert!(std::time::Instant::now() < deadline, "no admin listener:\n{log}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let url = |path: &str| format!("https://127.0.0.1:{}{path}", admin_addr.port());
+    let anonymous = https_client(client_config(&pki.ca_pem(), None));
+    let answer = send(&anonymous, Request::get(url("/api/v1/whoami")).body(full("")).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text());
+
+    let client = https_client(client_config(&pki.ca_pem(), Some(&operator)));
+    let answer = send(&client, Request::get(url("/api/v1/whoami")).body(full("")).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.json()["id"], "sari-admin");
+    let body = json!({"document": {"id": "bappeda", "name": "Bappeda"}, "reason": "OPD baru"});
+    let request = Request::post(url("/api/v1/opds")).header("content-type", "application/json");
+    let answer = send(&client, request.body(full(body.to_string())).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    assert_eq!(answer.headers["location"], "/api/v1/opds/bappeda");
+    assert!(dir.path().join("policies/opds/bappeda.toml").is_file());
+    // The change reloaded the gateway, attributed to the operator.
+    assert!(process.log().contains("admin API"), "{}", process.log());
 }

@@ -279,16 +279,17 @@ pub fn write_setup(dir: &Path, documents: &[(String, String)], config_extra: &st
 /// The config section that turns the policy off.
 pub const POLICY_OFF: &str = "[policy]\nenforce = false\n\n";
 
-/// Writes documents and a config whose one listener has `listener_extra`. A store with OPDs but no operators
-/// gets the test operators ([`docs::operators`], in its first OPD), who gave [`docs::APPROVALS`].
+/// Writes documents and a config whose one listener has `listener_extra`. A store with OPDs gets the test
+/// operators it does not hold yet ([`docs::operators`], in its first OPD), who gave [`docs::APPROVALS`].
 pub fn write_config(dir: &Path, documents: &[(String, String)], listener_extra: &str, config_extra: &str) -> PathBuf {
     let store = dir.join("policies");
-    let has_operators = documents.iter().any(|(key, _)| key.starts_with("operators/"));
     let first_opd = documents.iter().find_map(|(key, _)| key.strip_prefix("opds/")?.strip_suffix(".toml"));
-    let operators = match first_opd {
-        Some(opd) if !has_operators => docs::operators(opd),
-        _ => Vec::new(),
-    };
+    let operators: Vec<(String, String)> = first_opd
+        .map(docs::operators)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| !documents.iter().any(|(k, _)| k == key))
+        .collect();
     for (key, text) in documents.iter().chain(&operators) {
         let path = store.join(key);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -550,6 +550,57 @@ pub fn explain(call: &Call<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::json(json!(explanation)))
 }
 
+/// Grants ending within this many days are listed by the summary report.
+pub const EXPIRY_WINDOW_DAYS: i64 = 30;
+
+/// `GET /api/v1/reports/summary`: services by status, the approvals they wait for, grants that end soon, and
+/// disabled clients, as far as the operator may see them.
+pub fn summary(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let documents = |kind| -> Result<Vec<Value>, ApiError> {
+        Ok(call.manager.list(call.actor, kind)?.into_iter().map(|v| v.document).collect())
+    };
+    let services = documents(Kind::Service)?;
+    let mut by_status: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let (mut awaiting_operations, mut awaiting_security) = (Vec::new(), Vec::new());
+    for service in &services {
+        let status = service["status"].as_str().unwrap_or("draft").to_string();
+        if status == "testing" {
+            let id = id_of(Kind::Service, service).unwrap_or_default();
+            if service["approvals"]["operations"].is_null() {
+                awaiting_operations.push(id.clone());
+            }
+            if service["approvals"]["security"].is_null() {
+                awaiting_security.push(id);
+            }
+        }
+        *by_status.entry(status).or_default() += 1;
+    }
+    let now = penghubung_policy::unix_now();
+    let horizon = now + EXPIRY_WINDOW_DAYS * 24 * 3600;
+    let grants_ending: Vec<Value> = documents(Kind::Grant)?
+        .iter()
+        .filter_map(|grant| {
+            let not_after = grant["not_after"].as_str()?;
+            let at = penghubung_policy::grants::parse_time(not_after).ok()?;
+            (now..=horizon).contains(&at).then(|| json!({"id": grant["id"], "not_after": not_after}))
+        })
+        .collect();
+    let clients = documents(Kind::Client)?;
+    let disabled: Vec<&Value> =
+        clients.iter().filter(|c| c["enabled"] == Value::Bool(false)).map(|c| &c["id"]).collect();
+    Ok(Reply::json(json!({
+        "services": {
+            "total": services.len(),
+            "by_status": by_status,
+            "awaiting_operations_approval": awaiting_operations,
+            "awaiting_security_approval": awaiting_security,
+        },
+        "grants_ending_within_days": EXPIRY_WINDOW_DAYS,
+        "grants_ending": grants_ending,
+        "clients": {"total": clients.len(), "disabled": disabled},
+    })))
+}
+
 /// `GET /api/v1/audit/search?client=&service=&since=&until=&code=&changes=&security=&limit=`: matching records,
 /// oldest first.
 pub fn audit_search(call: &Call<'_>) -> Result<Reply, ApiError> {

@@ -20,7 +20,7 @@ use crate::dispatch::PeerCertificate;
 use crate::tls::AdminTls;
 
 /// How long open admin requests may take to finish once the listener stops.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A request head must arrive within this.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);

@@ -346,13 +346,23 @@ fn record(
     journal.append(&mut entry).map_err(journal_error)
 }
 
-/// The trimmed reason, required for the operations that need one.
+/// The longest reason kept.
+const MAX_REASON: usize = 1000;
+
+/// The trimmed reason, required for the operations that need one. A reason goes into the journal and the audit
+/// trail, so it may not hold a NIK (or a number shaped like one).
 fn reason(operation: Operation, given: Option<&str>) -> Result<Option<String>, ManageError> {
     let reason = given.map(str::trim).filter(|r| !r.is_empty()).map(str::to_string);
-    if reason.is_none() && plan::needs_reason(operation) {
-        return Err(ManageError::bad_request(format!("`{operation}` needs a reason")));
+    match &reason {
+        None if plan::needs_reason(operation) => Err(ManageError::bad_request(format!("`{operation}` needs a reason"))),
+        Some(r) if r.len() > MAX_REASON => {
+            Err(ManageError::bad_request(format!("a reason has at most {MAX_REASON} bytes")))
+        }
+        Some(r) if penghubung_types::nik_shape::holds_nik_shape(r.as_bytes()) => Err(ManageError::bad_request(
+            "a reason must not hold a NIK (it is kept in the journal and the audit trail); describe the case instead",
+        )),
+        _ => Ok(reason),
     }
-    Ok(reason)
 }
 
 /// Every error of a store check as [`ManageError::InvalidStore`] (warnings do not refuse a change).
