@@ -288,7 +288,8 @@ async fn services_list_and_documents_carry_ids_statuses_and_etags() {
     assert_eq!(summary["services"]["awaiting_security_approval"], json!(["dinsos/bansos/v1"]));
     // An operator's credential never leaves: the fingerprints do (public), no password hash.
     let (operators, _) = admin.read("sari-admin", "/api/v1/operators").await;
-    assert_eq!(operators.as_array().unwrap().len(), OPERATORS.len());
+    let ids: Vec<&str> = operators.as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert!(OPERATORS.iter().all(|(id, _, _)| ids.contains(id)), "{ids:?}");
     assert!(operators.as_array().unwrap().iter().all(|o| o.get("password_hash").is_none()));
     admin.stop().await;
 }
@@ -499,4 +500,27 @@ async fn penghubung_serve_starts_the_admin_listener_beside_the_gateway() {
     assert!(dir.path().join("policies/opds/bappeda.toml").is_file());
     // The change reloaded the gateway, attributed to the operator.
     assert!(process.log().contains("admin API"), "{}", process.log());
+}
+
+#[tokio::test]
+async fn a_revoked_operator_certificate_no_longer_reaches_the_api() {
+    let admin = Admin::start().await;
+    let (whoami, _) = admin.read("rudi-aptika", "/api/v1/whoami").await;
+    assert_eq!(whoami["id"], "rudi-aptika");
+    let serial = admin.certificates["rudi-aptika"].serial_hex.clone();
+    let body = json!({"serial_hex": serial, "reason": "laptop hilang"});
+    let answer = admin.call(Some("dewi-persandian"), Method::POST, "/api/v1/revocations", Some(body), &[]).await;
+    assert!(answer.status.is_success(), "{}", answer.text());
+    // The CRL was rewritten: a new connection with the revoked certificate is refused at the handshake, or
+    // reaches no operator.
+    let addr: SocketAddr = admin.admin_url.trim_start_matches("https://").parse().unwrap();
+    let config = client_config(&admin.pki.ca_pem(), Some(&admin.certificates["rudi-aptika"]));
+    match penghubung_tests::mtls::request_status(addr, config, "/api/v1/whoami").await {
+        Ok(status) => assert_eq!(status, 401, "a revoked operator certificate was answered {status}"),
+        Err(refused) => assert!(!refused.is_empty()),
+    }
+    // Other operators are unaffected.
+    let (whoami, _) = admin.read("dewi-persandian", "/api/v1/whoami").await;
+    assert_eq!(whoami["id"], "dewi-persandian");
+    admin.stop().await;
 }
