@@ -889,14 +889,14 @@ async fn issue_operator_certificate(api: &AdminClient, args: &IssueOperatorArgs)
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let profile = crate::admin_client::Profile {
         admin_url: Some(api.url().to_string()),
-        cacert: None,
+        cacert: Some(absolute(api.cacert())),
         operator_cert: Some(absolute(&cert)),
         operator_key: Some(absolute(&key)),
     };
     crate::ca::write_file(&profile_path, profile.to_toml().as_bytes(), 0o600)
         .map_err(|e| AdminError::Setup(e.to_string()))?;
     println!("operator certificate {} (key {} with 0600) for {id}", cert.display(), key.display());
-    println!("profile {} (add `cacert`; give it to the operator with the key)", profile_path.display());
+    println!("profile {} (give it to the operator with the key and certificate)", profile_path.display());
     Ok(0)
 }
 
