@@ -737,12 +737,11 @@ async fn store(api: &AdminClient, command: StoreCommand) -> Outcome {
             Ok(0)
         }
         StoreCommand::Import { file, reason } => {
-            let text =
+            // The body is the export as it was saved: its signature covers those bytes.
+            let bundle =
                 std::fs::read(&file).map_err(|e| AdminError::Setup(format!("cannot read {}: {e}", file.display())))?;
-            let bundle: Value = serde_json::from_slice(&text)
-                .map_err(|e| AdminError::Setup(format!("{} is not a store export: {e}", file.display())))?;
-            let body = json!({"bundle": bundle, "reason": reason});
-            let answer = api.send(Method::POST, "/api/v1/store/import", Some(&body), None).await?;
+            let path = format!("/api/v1/store/import?reason={}", query_value(&reason));
+            let answer = api.send_bytes(Method::POST, &path, Some(bundle.into()), None).await?;
             print_applied(&answer, &format!("store replaced by {}", file.display()));
             Ok(0)
         }

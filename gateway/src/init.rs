@@ -237,3 +237,52 @@ fn instructions(args: &InitArgs, created: &Created) -> String {
         admin = url_host(args),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: InitArgs,
+    }
+
+    fn args(dir: &Path) -> InitArgs {
+        let dir = dir.to_str().unwrap();
+        Wrapper::parse_from(["init", "--dir", dir, "--admin-nip", "198503122010012003", "--admin-id", "sari-admin"])
+            .args
+    }
+
+    #[test]
+    fn init_writes_a_valid_setup_once_with_the_first_admin_bound_to_its_certificate() {
+        let root = tempfile::tempdir().unwrap();
+        let created = create(&args(&root.path().join("site"))).unwrap();
+        let problems = crate::check::check(Some(&created.config));
+        assert!(!penghubung_types::diagnostics::has_errors(&problems), "{problems:?}");
+        let operator = std::fs::read_to_string(root.path().join("site/policies/operators/sari-admin.toml")).unwrap();
+        let fingerprint = fingerprint_of(&std::fs::read_to_string(&created.operator_cert).unwrap()).unwrap();
+        assert!(operator.contains(&fingerprint) && operator.contains("roles = [\"admin\"]"), "{operator}");
+        let mode = |p: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions());
+        assert_eq!(mode(&created.operator_key) & 0o777, 0o600);
+        assert_eq!(mode(&root.path().join("site/pki/ca.key")) & 0o777, 0o600);
+        let profile = Profile::read(&created.profile).unwrap();
+        assert_eq!(profile.admin_url.as_deref(), Some("https://127.0.0.1:9443"));
+        assert!(!root.path().join("site/policies/services").exists(), "no sample data");
+        let again = create(&args(&root.path().join("site"))).unwrap_err();
+        assert!(again.contains("overwrites nothing"), "{again}");
+    }
+
+    #[test]
+    fn a_bad_nip_or_id_is_refused_before_anything_is_written() {
+        let root = tempfile::tempdir().unwrap();
+        let mut bad = args(&root.path().join("site"));
+        bad.admin_nip = "123".into();
+        assert!(create(&bad).unwrap_err().contains("18 digits"));
+        bad.admin_nip = "198503122010012003".into();
+        bad.admin_id = "Sari Admin".into();
+        assert!(create(&bad).unwrap_err().contains("--admin-id"));
+        assert!(!root.path().join("site").exists());
+    }
+}

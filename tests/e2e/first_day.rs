@@ -395,3 +395,28 @@ fn list_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+#[test]
+fn store_export_and_import_through_the_cli_refuse_a_tampered_backup() {
+    let root = tempfile::tempdir().unwrap();
+    let site = Site::init_and_serve(root.path());
+    let (code, text) = site.run(site.admin(), &["store", "export", "--out", "backup.json"]);
+    assert_eq!(code, 0, "{text}");
+    let backup = std::fs::read_to_string(site.file("backup.json")).unwrap();
+    assert!(backup.contains("opds/diskominfo.toml"), "every document is in the backup");
+    assert!(!backup.contains("PRIVATE KEY"), "no key in a backup");
+    let (code, text) = site.run(site.admin(), &["opd", "create", "--id", "dinsos", "--name", "Dinas Sosial"]);
+    assert_eq!(code, 0, "{text}");
+    // A tampered backup is refused and the live store is kept.
+    std::fs::write(site.file("tampered.json"), backup.replace("Dinas Komunikasi", "Dinas Komunikasi Palsu")).unwrap();
+    let (code, text) = site.run(site.admin(), &["store", "import", "tampered.json", "--reason", "pemulihan"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("signature does not verify"), "{text}");
+    let (_, listed) = site.run(site.admin(), &["opd", "list"]);
+    assert!(listed.contains("dinsos"), "the live store is kept: {listed}");
+    // The real one replaces the live store (the OPD created after the export is gone).
+    let (code, text) = site.run(site.admin(), &["store", "import", "backup.json", "--reason", "pemulihan"]);
+    assert_eq!(code, 0, "{text}");
+    let (_, listed) = site.run(site.admin(), &["opd", "list"]);
+    assert!(listed.contains("diskominfo") && !listed.contains("dinsos"), "{listed}");
+}
