@@ -162,6 +162,7 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
     }
     // The management plane: the admin API and three operators, one service left in testing to take live.
     demo_management_plane_works_from_demo_env(&env, &workdir);
+    demo_testing_sample_answers_once_live(&env, &url).await;
     // Without a client certificate the handshake is refused.
     let anonymous = https_client(client_config(&read("PENGHUBUNG_CACERT"), None));
     let refused =
@@ -231,6 +232,36 @@ fn demo_management_plane_works_from_demo_env(env: &std::collections::HashMap<Str
     let (code, text) = as_operator("OPERASI", &["service", "show", "--service", testing]);
     assert_eq!(code, Some(0), "{text}");
     assert!(!text.contains("approvals"), "no approval yet: {text}");
+    // A newcomer takes it live: the operations approval, then the security one by the other operator.
+    let (code, text) =
+        as_operator("OPERASI", &["service", "approve", "--service", testing, "--operations", "--reason", "uji fungsi"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = as_operator(
+        "KEAMANAN",
+        &["service", "approve", "--service", testing, "--security", "--reason", "uji keamanan"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let (_, text) = as_operator("ADMIN", &["service", "list"]);
+    assert!(text.contains(&format!("{testing}  active")), "{text}");
+}
+
+/// The demo's service taken live through the CLI answers its granted client.
+async fn demo_testing_sample_answers_once_live(env: &std::collections::HashMap<String, String>, url: &str) {
+    let read = |key: &str| std::fs::read_to_string(&env[key]).unwrap_or_else(|e| panic!("{key}: {e}"));
+    let identity = penghubung::ca::Issued {
+        cert_pem: read("PENGHUBUNG_TESTING_CERT"),
+        key_pem: read("PENGHUBUNG_TESTING_KEY"),
+        serial_hex: String::new(),
+        spiffe: None,
+    };
+    let client = https_client(client_config(&read("PENGHUBUNG_CACERT"), Some(&identity)));
+    let request = http::Request::get(format!("{url}{}", env["PENGHUBUNG_TESTING_PATH"]))
+        .header("x-penghubung-purpose", &env["PENGHUBUNG_TESTING_PURPOSE"])
+        .body(empty())
+        .unwrap();
+    let r = send(&client, request).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["terdaftar"], true, "{}", r.text());
 }
 
 #[test]
