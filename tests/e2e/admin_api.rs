@@ -286,6 +286,13 @@ async fn services_list_and_documents_carry_ids_statuses_and_etags() {
     assert_eq!(summary["services"]["by_status"]["testing"], 1, "{summary}");
     assert_eq!(summary["services"]["awaiting_operations_approval"], json!(["dinsos/bansos/v1"]));
     assert_eq!(summary["services"]["awaiting_security_approval"], json!(["dinsos/bansos/v1"]));
+    // Policy explain answers from the store as it is: the service in testing is not for this client yet.
+    let body = json!({"client": "dinsos/sikasos", "service": "dinsos/bansos/v1", "operation": "GET /status"});
+    let answer = admin.call(Some("tono-auditor"), Method::POST, "/api/v1/policy/explain", Some(body), &[]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let explanation = answer.json();
+    assert_eq!(explanation["decision"], "deny", "{explanation}");
+    assert!(!explanation["checks"].as_array().unwrap().is_empty());
     // An operator's credential never leaves: the fingerprints do (public), no password hash.
     let (operators, _) = admin.read("sari-admin", "/api/v1/operators").await;
     let ids: Vec<&str> = operators.as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
@@ -324,6 +331,23 @@ async fn an_approval_through_the_api_takes_a_service_live_and_a_withdrawal_takes
     assert_eq!(service["approvals"]["security"]["by"], "dewi-persandian");
     // The change reloaded the gateway before the answer left: the service answers at once.
     assert_eq!(admin.data_plane_status("/dinsos/bansos/v1/status").await, StatusCode::OK);
+
+    // Each change names its operator and reason: in the document's history and in the audit trail.
+    let (history, _) = admin.read("tono-auditor", "/api/v1/services/dinsos/bansos/v1/history").await;
+    let entries = history.as_array().unwrap();
+    let last = &entries[entries.len() - 1];
+    assert_eq!((last["who"].as_str(), last["reason"].as_str()), (Some("dewi-persandian"), Some("uji penetrasi lulus")));
+    let before = &entries[entries.len() - 2];
+    assert_eq!(before["who"], "dua-peran");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (found, _) = admin.read("tono-auditor", "/api/v1/audit/search?changes=true").await;
+        if found["records"].to_string().contains("dewi-persandian") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no change record names the operator: {found}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // A withdrawal takes it back to testing.
     let withdraw = format!("{approvals}?kind=security&reason=temuan%20baru");
@@ -498,8 +522,10 @@ async fn penghubung_serve_starts_the_admin_listener_beside_the_gateway() {
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
     assert_eq!(answer.headers["location"], "/api/v1/opds/bappeda");
     assert!(dir.path().join("policies/opds/bappeda.toml").is_file());
-    // The change reloaded the gateway, attributed to the operator.
-    assert!(process.log().contains("admin API"), "{}", process.log());
+    // The change reloaded the gateway; the log names the operator and holds no key.
+    let log = process.log();
+    assert!(log.contains("admin API") && log.contains("sari-admin"), "{log}");
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
 }
 
 #[tokio::test]
@@ -522,5 +548,54 @@ async fn a_revoked_operator_certificate_no_longer_reaches_the_api() {
     // Other operators are unaffected.
     let (whoami, _) = admin.read("dewi-persandian", "/api/v1/whoami").await;
     assert_eq!(whoami["id"], "dewi-persandian");
+    admin.stop().await;
+}
+
+#[tokio::test]
+async fn a_store_export_imports_back_in_both_forms_and_a_tampered_one_is_refused() {
+    let admin = Admin::start().await;
+    let exported = admin.call(Some("sari-admin"), Method::GET, "/api/v1/store/export", None, &[]).await;
+    assert_eq!(exported.status, StatusCode::OK, "{}", exported.text());
+    assert!(exported.headers["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let bundle = exported.body.to_vec();
+    let text = String::from_utf8(bundle.clone()).unwrap();
+    assert!(text.contains("OPD dinsos"), "the export holds the documents");
+
+    let tampered = text.replace("OPD dinsos", "OPD dinsoz").into_bytes();
+    let refused = admin
+        .call_as(
+            Some(&admin.certificates["sari-admin"]),
+            Method::POST,
+            "/api/v1/store/import?reason=uji",
+            Some(tampered),
+            &[],
+        )
+        .await;
+    assert!(refused.status.is_client_error(), "{} {}", refused.status, refused.text());
+    assert!(refused.code().starts_with("admin."), "{}", refused.text());
+    let (opd, _) = admin.read("sari-admin", "/api/v1/opds/dinsos").await;
+    assert_eq!(opd["name"], "OPD dinsos", "a refused import changes nothing");
+
+    let raw = admin
+        .call_as(
+            Some(&admin.certificates["sari-admin"]),
+            Method::POST,
+            "/api/v1/store/import?reason=pulih",
+            Some(bundle),
+            &[],
+        )
+        .await;
+    assert!(raw.status.is_success(), "{}", raw.text());
+    // The previous store is kept beside it, named by the second of the import: the next import comes a second on.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let wrapped = json!({"bundle": serde_json::from_str::<Value>(&text).unwrap(), "reason": "pulih lagi"});
+    let answer = admin.call(Some("sari-admin"), Method::POST, "/api/v1/store/import", Some(wrapped), &[]).await;
+    assert!(answer.status.is_success(), "{}", answer.text());
+    let (services, _) = admin.read("tono-auditor", "/api/v1/services").await;
+    assert!(services.as_array().unwrap().iter().any(|s| s["id"] == "dinsos/bansos/v1"));
+    // Only an admin imports.
+    let answer =
+        admin.call(Some("tono-auditor"), Method::POST, "/api/v1/store/import", Some(json!({"bundle": {}})), &[]).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
     admin.stop().await;
 }

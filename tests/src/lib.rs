@@ -279,16 +279,22 @@ pub fn write_setup(dir: &Path, documents: &[(String, String)], config_extra: &st
 /// The config section that turns the policy off.
 pub const POLICY_OFF: &str = "[policy]\nenforce = false\n\n";
 
-/// Writes documents and a config whose one listener has `listener_extra`. A store with OPDs gets the test
-/// operators it does not hold yet ([`docs::operators`], in its first OPD), who gave [`docs::APPROVALS`].
+/// Writes documents and a config whose one listener has `listener_extra`. The test operators who gave
+/// [`docs::APPROVALS`] ([`docs::operators`], in the store's first OPD) are added: all of them to a store with
+/// OPDs but no operators, and to a store with its own operators those its documents name.
 pub fn write_config(dir: &Path, documents: &[(String, String)], listener_extra: &str, config_extra: &str) -> PathBuf {
     let store = dir.join("policies");
     let first_opd = documents.iter().find_map(|(key, _)| key.strip_prefix("opds/")?.strip_suffix(".toml"));
+    let has_operators = documents.iter().any(|(key, _)| key.starts_with("operators/"));
+    let named = |key: &str| {
+        let id = key.trim_start_matches("operators/").trim_end_matches(".toml");
+        documents.iter().any(|(_, text)| text.contains(&format!("\"{id}\"")))
+    };
     let operators: Vec<(String, String)> = first_opd
         .map(docs::operators)
         .unwrap_or_default()
         .into_iter()
-        .filter(|(key, _)| !documents.iter().any(|(k, _)| k == key))
+        .filter(|(key, _)| !documents.iter().any(|(k, _)| k == key) && (!has_operators || named(key)))
         .collect();
     for (key, text) in documents.iter().chain(&operators) {
         let path = store.join(key);

@@ -524,12 +524,35 @@ pub fn export(call: &Call<'_>) -> Result<Reply, ApiError> {
     })
 }
 
-/// `POST /api/v1/store/import?reason=`: the body is the bundle as exported.
+/// `ImportStore`: a store export wrapped with why it is imported (the other form of the import's body).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportStoreBody {
+    pub bundle: Value,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/store/import`: the body is the bundle as exported (with `?reason=`), or
+/// `{"bundle": <the export>, "reason": "..."}`. The signature covers the bundle's contents, not its bytes.
 pub fn import(call: &Call<'_>) -> Result<Reply, ApiError> {
-    if call.body.is_empty() {
+    if call.body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the body must be a store export"));
     }
-    Ok(Reply::applied(call.manager.import(call.actor, call.body, call.query("reason"))?))
+    let wrapped = serde_json::from_slice::<Value>(call.body)
+        .ok()
+        .filter(|v| v.get("bundle").is_some())
+        .map(serde_json::from_value::<ImportStoreBody>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
+    let applied = match wrapped {
+        Some(body) => {
+            let bundle = serde_json::to_vec(&body.bundle).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            call.manager.import(call.actor, &bundle, body.reason.or_else(|| call.query("reason")))?
+        }
+        None => call.manager.import(call.actor, call.body, call.query("reason"))?,
+    };
+    Ok(Reply::applied(applied))
 }
 
 /// `POST /api/v1/policy/explain`: what the gateway would decide, from the store as it is now.

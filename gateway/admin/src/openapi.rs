@@ -107,7 +107,8 @@ fn operation(route: &Route) -> Value {
         Input::Bundle => {
             op["requestBody"] = json!({
                 "required": true,
-                "description": "A store export, as `GET /api/v1/store/export` wrote it.",
+                "description": "A store export, as `GET /api/v1/store/export` wrote it (reason in the query), or \
+                    `{\"bundle\": <the export>, \"reason\": \"...\"}`.",
                 "content": {"application/json": {}},
             });
         }

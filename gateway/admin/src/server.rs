@@ -1,7 +1,7 @@
 //! The admin listener: accepts TCP connections, completes the TLS handshake within `[admin]
 //! handshake_timeout` (a certificate is requested, not required), puts the verified client certificate on
-//! every request of the connection ([`PeerCertificate`]) and serves the router over HTTP/1.1 or HTTP/2. Stops
-//! accepting on shutdown and lets open requests finish.
+//! every request of the connection ([`PeerCertificate`]) and serves the router over HTTP/1.1 or HTTP/2, with at
+//! most [`MAX_CONNECTIONS`] open. Stops accepting on shutdown and lets open requests finish.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
@@ -21,6 +21,9 @@ use crate::tls::AdminTls;
 
 /// How long open admin requests may take to finish once the listener stops.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Open admin connections at most; a new one past it is closed at once (the admin plane serves a few operators).
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// A request head must arrive within this.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,6 +63,7 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
     token: mpsc::Sender<()>,
 ) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -67,7 +71,12 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    tracing::warn!(target: "penghubung::admin", %peer, "admin connection refused: {MAX_CONNECTIONS} open");
+                    continue;
+                };
                 let connection = Connection {
+                    _slot: slot,
                     acceptor: tls.acceptor(),
                     router: router.clone(),
                     handshake_timeout,
@@ -92,6 +101,8 @@ struct Connection {
     shutdown: watch::Receiver<bool>,
     /// Dropped when the connection ends; the shutdown waits for every token.
     _token: mpsc::Sender<()>,
+    /// One of [`MAX_CONNECTIONS`], released when the connection ends.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Connection {

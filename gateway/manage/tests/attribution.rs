@@ -91,3 +91,36 @@ async fn every_change_record_names_the_operator_or_a_hand_edit() {
     }
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_store_is_served_and_watched() {
+    let setup = Setup::new();
+    let path = setup.dir.path().join("penghubung.toml");
+    let text = std::fs::read_to_string(&path).unwrap() + AUDIT;
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap();
+    let admin = setup.actor("m-admin");
+    // The export carries a change the live store then loses again; importing brings it back.
+    let keamanan = setup.actor("m-keamanan");
+    let clearance = |level| ChangeRequest {
+        change: Change::SetClearance { client: "dinsos/sikasos".into(), clearance: level },
+        reason: None,
+        if_match: None,
+    };
+    setup.manager.apply(&keamanan, clearance(penghubung_types::documents::Classification::Rahasia)).unwrap();
+    let bundle = setup.manager.export(&admin).unwrap();
+    setup.manager.apply(&keamanan, clearance(penghubung_types::documents::Classification::Terbuka)).unwrap();
+
+    let gateway = Gateway::start(config).await.unwrap_or_else(|e| panic!("start: {e}"));
+    let clearance_now = |gateway: &Gateway| gateway.snapshot().clients["dinsos/sikasos"].doc.clearance.as_str();
+    assert_eq!(clearance_now(&gateway), "terbuka");
+    setup.manager.import(&admin, &bundle, Some("pemulihan".into())).unwrap();
+    // The swap of the store folder is seen without a signal.
+    wait_for_generation(&gateway, 2).await;
+    assert_eq!(clearance_now(&gateway), "rahasia");
+    // And a later change inside the new folder is picked up too.
+    setup.manager.apply(&keamanan, clearance(penghubung_types::documents::Classification::Terbatas)).unwrap();
+    wait_for_generation(&gateway, 3).await;
+    assert_eq!(clearance_now(&gateway), "terbatas");
+    gateway.shutdown().await;
+}

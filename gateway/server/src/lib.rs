@@ -72,7 +72,7 @@ pub struct Gateway {
     connections_done: mpsc::Receiver<()>,
     connection_token: mpsc::Sender<()>,
     grace: Duration,
-    _watcher: Option<notify::RecommendedWatcher>,
+    _watcher: Option<reload::StoreWatcher>,
     _tls_watch: Option<AbortOnDrop>,
     _idle_sweeper: AbortOnDrop,
 }

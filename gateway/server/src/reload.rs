@@ -183,12 +183,15 @@ fn changes(
     out
 }
 
-/// Watches the store directory and reloads after changes settle for `debounce`. The returned watcher must be
-/// kept alive.
-pub fn watch_store(
-    reloader: Arc<Reloader>,
-    debounce: Duration,
-) -> Result<Option<notify::RecommendedWatcher>, notify::Error> {
+/// The file watcher of the store; watching stops when it is dropped.
+pub struct StoreWatcher {
+    _watcher: Arc<Mutex<notify::RecommendedWatcher>>,
+}
+
+/// Watches the store directory and reloads after changes settle for `debounce`. The store folder's parent is
+/// watched too (not recursively): when the folder is replaced (a store import renames a new folder into its
+/// place), the new folder is watched from then on. The returned watcher must be kept alive.
+pub fn watch_store(reloader: Arc<Reloader>, debounce: Duration) -> Result<Option<StoreWatcher>, notify::Error> {
     let Some(dir) = reloader.store().watch_dir() else {
         return Ok(None);
     };
@@ -201,13 +204,37 @@ pub fn watch_store(
         }
     })?;
     watcher.watch(&dir, RecursiveMode::Recursive)?;
+    if let Some(parent) = dir.parent().filter(|p| p.is_dir()) {
+        watcher.watch(parent, RecursiveMode::NonRecursive)?;
+    }
+    let watcher = Arc::new(Mutex::new(watcher));
+    let rewatch = Arc::clone(&watcher);
+    let mut watched = folder_identity(&dir);
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             tokio::time::sleep(debounce).await;
             while rx.try_recv().is_ok() {}
+            let now = folder_identity(&dir);
+            if now.is_some() && now != watched {
+                let mut watcher = rewatch.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = watcher.unwatch(&dir);
+                match watcher.watch(&dir, RecursiveMode::Recursive) {
+                    Ok(()) => {
+                        watched = now;
+                        tracing::info!(store = %dir.display(), "the store folder was replaced; watching the new one");
+                    }
+                    Err(e) => tracing::error!(store = %dir.display(), "cannot watch the replaced store folder: {e}"),
+                }
+            }
             let r = Arc::clone(&reloader);
             let _ = tokio::task::spawn_blocking(move || r.reload_and_log("file change")).await;
         }
     });
-    Ok(Some(watcher))
+    Ok(Some(StoreWatcher { _watcher: watcher }))
+}
+
+/// The device and inode of a folder: which folder a path names now.
+fn folder_identity(dir: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
 }
