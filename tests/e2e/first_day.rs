@@ -263,6 +263,32 @@ async fn a_security_teams_first_day_takes_a_new_service_live_with_two_operators(
     }
     assert!(backend.hits() >= 1);
 
+    // What the gateway would decide, asked through the API (the same decision function as the data plane).
+    let (code, text) = site.run(
+        rudi(),
+        &[
+            "policy",
+            "explain",
+            "--remote",
+            "--client",
+            "dinsos/sipadu",
+            "--service",
+            "dinsos/bansos/v1",
+            "--operation",
+            "GET /penerima/1",
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("decision: ALLOW") && text.contains("sipadu-bansos"), "{text}");
+
+    // A tier of the Dinas's own, written and read back.
+    step(
+        site.admin(),
+        &["tier", "put", "--id", "perak-plus", "--rate", "30", "--burst", "60", "--reason", "tier baru"],
+    );
+    let (code, text) = site.run(rudi(), &["tier", "show", "--id", "perak-plus"]);
+    assert!(code == 0 && text.contains("\"rate\": 30") && text.contains("etag"), "{text}");
+
     // A laptop is lost: the keamanan operator revokes its certificate; the next request is refused.
     step(dewi(), &["client", "revoke", "--cert", "clients/dinsos.sipadu.crt", "--reason", "laptop hilang"]);
     let deadline = Instant::now() + Duration::from_secs(15);
