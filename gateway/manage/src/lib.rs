@@ -1,9 +1,12 @@
 //! Penghubung's management plane: the operations the Dinas's operators perform on the gateway's store
-//! ([`Manager`]), who may perform them ([`access`]: roles and the one permission table), the shapes of the
-//! changes ([`change`]), and the tooling they share with the command line: the whole-store check ([`check`]),
-//! the built-in CA ([`ca`]), OpenAPI import ([`openapi`]), `policy explain` ([`explain`]) and the command
-//! line's local store changes ([`workspace`]). The admin API (`penghubung-admin`) and the CLI are its clients;
-//! nothing on the data plane uses it.
+//! ([`Manager`]), who may perform them ([`access`]: the authenticated [`Actor`], every [`Operation`] and the one
+//! permission table), the shapes of the changes ([`change`]) and their errors ([`error`]). Every write is
+//! checked against the whole resulting store, recorded in the store's journal (who, when, why, the digests
+//! before and after) and can be looked back on and rolled back; [`backup`] exports the store as a signed
+//! bundle and verifies one before an import. The tooling shared with the command line lives here too: the
+//! whole-store check ([`check`]), the built-in CA ([`ca`]), OpenAPI import ([`openapi`], [`import`]),
+//! `policy explain` ([`explain`]) and the command line's local store changes ([`workspace`]). The admin API
+//! (`penghubung-admin`) and the CLI are its clients; nothing on the data plane uses it.
 #![forbid(unsafe_code)]
 
 pub mod access;
