@@ -204,3 +204,19 @@ pub struct HistoryEntry {
     /// The document after the change (none when it was removed).
     pub document: Option<serde_json::Value>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_named_by_their_url_segment_and_store_folder() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::from_segment(kind.segment()), Some(kind));
+            assert_eq!(kind.document_kind().folder(), kind.segment());
+            assert_eq!(Kind::of(kind.document_kind()), Some(kind));
+        }
+        assert_eq!(Kind::from_segment("schemas"), None);
+        assert_eq!(Kind::of(DocumentKind::Schema), None);
+    }
+}

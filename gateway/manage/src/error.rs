@@ -78,3 +78,29 @@ impl ManageError {
         ManageError::Unavailable { detail: detail.into() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_stable_code_and_status() {
+        let detail = || "x".to_string();
+        let table = [
+            (ManageError::Unauthenticated { detail: detail() }, "admin.unauthenticated", 401),
+            (ManageError::Forbidden { detail: detail() }, "admin.forbidden", 403),
+            (ManageError::NotFound { detail: detail() }, "admin.not_found", 404),
+            (ManageError::Conflict { detail: detail() }, "admin.conflict", 409),
+            (ManageError::PreconditionFailed { detail: detail() }, "admin.precondition_failed", 412),
+            (ManageError::PreconditionRequired { detail: detail() }, "admin.precondition_required", 428),
+            (ManageError::InvalidStore { problems: vec![detail(), "y".into()] }, "admin.invalid_store", 422),
+            (ManageError::BadRequest { detail: detail() }, "admin.bad_request", 400),
+            (ManageError::Unavailable { detail: detail() }, "admin.unavailable", 503),
+        ];
+        for (error, code, status) in table {
+            assert_eq!((error.code(), error.status()), (code, status), "{error:?}");
+        }
+        let invalid = ManageError::InvalidStore { problems: vec!["a: one".into(), "b: two".into()] };
+        assert!(invalid.to_string().ends_with("a: one\nb: two"), "every reason in the message: {invalid}");
+    }
+}
