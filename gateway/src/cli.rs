@@ -1,25 +1,35 @@
-//! The command line: `serve`, `check`, `demo`, `ca`, and the security team's `service`, `grant`, `client` and
-//! `policy explain`, and `audit`. `main.rs` only calls [`run`].
+//! The command line: the tree of commands and what each runs. Local commands: `serve`, `check`, `init`, `demo`,
+//! `ca init|issue-server`, `policy explain`, `audit`. The management commands (`opd`, `service`, `client`,
+//! `grant`, `tier`, `operator`, `store`, `ca issue-client|issue-operator|revoke`, `policy explain --remote`) are
+//! clients of the admin API ([`crate::admin_commands`]). `main.rs` only calls [`run`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
+use crate::admin_client::ConnectionArgs;
+use crate::admin_commands::{
+    self, ClientCommand, GrantCommand, IssueOperatorArgs, Management, OpdCommand, OperatorCommand, RevokeArgs,
+    ServiceCommand, StoreCommand, TierCommand,
+};
 use crate::ca::{self, CertificateAuthority, Validity};
 use crate::exit::start_failed;
 use crate::explain::{self, OperationSpec};
-use crate::manage::{now_rfc3339, Workspace};
+use crate::init::{self, InitArgs};
+use crate::manage::Workspace;
 use crate::{check, demo, telemetry};
-use penghubung_policy::lifecycle::{ApprovalKind, Transition};
 use penghubung_server::{Signals, StartError};
-use penghubung_snapshot::store::{DirStore, DocumentStore};
 use penghubung_types::config::Config;
-use penghubung_types::documents::{Approval, Classification, GrantDoc};
 
 /// Penghubung: Sistem Penghubung Layanan (service integration gateway) for regional governments.
+///
+/// Management commands (opd, service, client, grant, tier, operator, store, ca issue-*/revoke) act as an
+/// authenticated operator through the admin API: --admin-url, --cacert, --operator-cert, --operator-key, or
+/// PENGHUBUNG_ADMIN_URL, PENGHUBUNG_CACERT, PENGHUBUNG_OPERATOR_CERT, PENGHUBUNG_OPERATOR_KEY, or the operator
+/// profile (~/.config/penghubung/operator.toml, or --profile) that `penghubung init` writes.
 #[derive(Debug, Parser)]
-#[command(name = "penghubung", version, about)]
+#[command(name = "penghubung", version, about, long_about)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,7 +37,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the gateway.
+    /// Run the gateway (and the admin API when the config enables it).
     Serve {
         /// Config file (penghubung.toml); without it the embedded default is used.
         #[arg(long)]
@@ -38,6 +48,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Create a production setup in DIR: config, CA, server certificate, default tiers, the Dinas's OPD and the
+    /// first admin operator with its certificate, key and profile. No sample data.
+    Init(InitArgs),
     /// Start the gateway with demo OPD services on loopback and print commands to try it.
     Demo {
         /// Where the demo writes its config, documents and demo.env.
@@ -46,22 +59,75 @@ enum Command {
         /// Gateway listen address.
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
+        /// Admin API listen address.
+        #[arg(long, default_value = "127.0.0.1:9443")]
+        admin_listen: SocketAddr,
     },
-    /// The built-in certificate authority (for the demo and small deployments).
-    #[command(subcommand)]
-    Ca(CaCommand),
-    /// A service's lifecycle: submit for testing, the two approvals, suspend, resume, retire.
-    #[command(subcommand)]
-    Service(ServiceCommand),
+    /// Certificates: the built-in CA (init, issue-server: local files), and issuing or revoking client and
+    /// operator certificates (through the admin API: the key is generated here, only a CSR is sent).
+    Ca {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+    /// OPDs (regional agencies): create, list, show.
+    Opd {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[command(subcommand)]
+        command: OpdCommand,
+    },
+    /// Services and their lifecycle: create, update, submit, the two approvals, withdraw, suspend, resume,
+    /// retire, OpenAPI import, history and rollback.
+    Service {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+    /// Client applications: create, clearance, enable/disable, certificates, revocation.
+    Client {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
     /// Grants: which client may call which operations of which service, for which purposes.
-    #[command(subcommand)]
-    Grant(GrantCommand),
-    /// Client settings.
-    #[command(subcommand)]
-    Client(ClientCommand),
+    Grant {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[command(subcommand)]
+        command: GrantCommand,
+    },
+    /// Rate tiers that grants name.
+    Tier {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[command(subcommand)]
+        command: TierCommand,
+    },
+    /// Operators of the management plane and their roles (admin, operasi, keamanan, opd_admin, auditor).
+    Operator {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+    /// Backups: export the whole store signed, import one.
+    Store {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Explain the decision for a call without sending it (exit 0 allow, 1 deny, 2 error).
-    #[command(subcommand)]
-    Policy(PolicyCommand),
+    Policy {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// The audit trail: verify, search, keys.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -117,147 +183,13 @@ enum AuditCommand {
     },
 }
 
-/// Where the store is: the config's `[store] path` (embedded default: ./policies).
-#[derive(Debug, clap::Args)]
-struct StoreArgs {
-    #[arg(long)]
-    config: Option<PathBuf>,
-}
-
-#[derive(Debug, Subcommand)]
-enum ServiceCommand {
-    /// draft → testing: test clients may call it.
-    Submit {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// opd/name/v1
-        #[arg(long)]
-        service: String,
-    },
-    /// Record the operations (kelaikan operasi) or security (kelaikan keamanan) approval; with both, by
-    /// different people, the service becomes active.
-    Approve {
-        #[command(flatten)]
-        store: StoreArgs,
-        #[arg(long)]
-        service: String,
-        #[arg(long, conflicts_with = "security", required_unless_present = "security")]
-        operations: bool,
-        #[arg(long)]
-        security: bool,
-        /// Who gives the approval (name and position).
-        #[arg(long)]
-        by: String,
-        #[arg(long)]
-        reason: String,
-    },
-    /// active/testing → suspended: refused from the next request on.
-    Suspend {
-        #[command(flatten)]
-        store: StoreArgs,
-        #[arg(long)]
-        service: String,
-        #[arg(long)]
-        reason: String,
-    },
-    /// suspended → active.
-    Resume {
-        #[command(flatten)]
-        store: StoreArgs,
-        #[arg(long)]
-        service: String,
-    },
-    /// Create or update a service's operations and contracts from an OpenAPI 3.0/3.1 document (JSON).
-    ImportOpenapi {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// The OpenAPI document (JSON; convert YAML first).
-        file: PathBuf,
-        #[arg(long)]
-        opd: String,
-        /// The service name (the route is /{opd}/{service}/v{version}).
-        #[arg(long)]
-        service: String,
-        #[arg(long, default_value_t = 1)]
-        version: u32,
-        /// Backend base URL (required for a new service).
-        #[arg(long)]
-        upstream: Option<String>,
-        /// terbuka, terbatas, rahasia or sangat_rahasia (required for a new service unless the document has
-        /// info.x-klasifikasi).
-        #[arg(long)]
-        classification: Option<String>,
-    },
-    /// → retired, for good.
-    Retire {
-        #[command(flatten)]
-        store: StoreArgs,
-        #[arg(long)]
-        service: String,
-        #[arg(long)]
-        reason: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum GrantCommand {
-    /// Add a grant (deny by default: nothing is callable without one).
-    Add {
-        #[command(flatten)]
-        store: StoreArgs,
-        #[arg(long)]
-        id: String,
-        /// opd/app
-        #[arg(long)]
-        client: String,
-        /// opd/name/v1
-        #[arg(long)]
-        service: String,
-        /// Operation id, or `*` for all (repeat or comma-separate).
-        #[arg(long = "operation", required = true, value_delimiter = ',')]
-        operations: Vec<String>,
-        /// Allowed purpose of use (repeat; none: any purpose).
-        #[arg(long = "purpose", value_delimiter = ',')]
-        purposes: Vec<String>,
-        #[arg(long)]
-        tier: String,
-        /// RFC 3339
-        #[arg(long)]
-        not_before: Option<String>,
-        /// RFC 3339
-        #[arg(long)]
-        not_after: Option<String>,
-        #[arg(long)]
-        reason: Option<String>,
-    },
-    /// Remove a grant.
-    Revoke {
-        #[command(flatten)]
-        store: StoreArgs,
-        #[arg(long)]
-        id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ClientCommand {
-    /// Set a client's clearance (terbuka, terbatas, rahasia, sangat_rahasia).
-    SetClearance {
-        #[command(flatten)]
-        store: StoreArgs,
-        #[arg(long)]
-        client: String,
-        #[arg(long)]
-        clearance: String,
-    },
-}
-
 #[derive(Debug, Subcommand)]
 enum PolicyCommand {
     /// Print the decision and every reason for a call, without sending it.
     Explain {
-        #[command(flatten)]
-        store: StoreArgs,
+        /// Ask the admin API (as the operator) instead of reading the store named by --config.
+        #[arg(long)]
+        remote: bool,
         /// opd/app
         #[arg(long)]
         client: String,
@@ -282,8 +214,9 @@ enum PolicyCommand {
 enum CaCommand {
     /// Create a CA (ca.crt, ca.key with 0600, an empty CRL) in DIR.
     Init {
-        #[arg(long, default_value = "pki")]
-        dir: PathBuf,
+        /// Default: pki, or with --config the folder of the first tls.client_ca_files.
+        #[arg(long)]
+        dir: Option<PathBuf>,
         /// SPIFFE trust domain of client certificates.
         #[arg(long, default_value = ca::DEVELOPMENT_TRUST_DOMAIN)]
         trust_domain: String,
@@ -293,48 +226,38 @@ enum CaCommand {
     },
     /// Issue the gateway's server certificate for DNS names and IP addresses.
     IssueServer {
-        #[arg(long, default_value = "pki")]
-        dir: PathBuf,
+        /// The CA's folder (default: pki, or with --config the folder of the first tls.client_ca_files).
+        #[arg(long)]
+        dir: Option<PathBuf>,
         /// A DNS name or IP address (repeat for several).
         #[arg(long = "name", required = true)]
         names: Vec<String>,
-        /// Writes OUT.crt and OUT.key.
-        #[arg(long, default_value = "pki/server")]
-        out: PathBuf,
+        /// Writes OUT.crt and OUT.key (default: pki/server, or with --config tls.cert_file and tls.key_file).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[arg(long, default_value_t = 825)]
         days: i64,
     },
-    /// Issue a client certificate for OPD/APP and write the matching Client document into the store.
+    /// Issue a client certificate for OPD/APP through the admin API: the Client document is created first when
+    /// missing (refused, with nothing written, when the OPD does not exist), the key stays here.
     IssueClient {
-        #[arg(long, default_value = "pki")]
-        dir: PathBuf,
         #[arg(long)]
         opd: String,
         #[arg(long)]
         app: String,
         /// Writes OUT_DIR/{opd}.{app}.crt and .key.
-        #[arg(long, default_value = "pki/clients")]
+        #[arg(long, default_value = "clients")]
         out_dir: PathBuf,
-        /// Document store that receives clients/{opd}/{app}.toml.
-        #[arg(long, default_value = "policies")]
-        store: PathBuf,
-        /// Clearance written into a new Client document.
+        /// Clearance of a new Client document.
         #[arg(long, default_value = "terbuka")]
         clearance: String,
         #[arg(long, default_value_t = 365)]
-        days: i64,
+        days: u32,
     },
-    /// Revoke a certificate by serial or file and rewrite the CRL (the gateway picks it up without restart).
-    Revoke {
-        #[arg(long, default_value = "pki")]
-        dir: PathBuf,
-        /// Serial number in hex.
-        #[arg(long, conflicts_with = "cert", required_unless_present = "cert")]
-        serial: Option<String>,
-        /// A PEM certificate file.
-        #[arg(long)]
-        cert: Option<PathBuf>,
-    },
+    /// Issue an operator's certificate through the admin API (the key stays here), with a profile file.
+    IssueOperator(IssueOperatorArgs),
+    /// Revoke a certificate by serial or file; the CRL is rewritten and bites on the next request.
+    Revoke(RevokeArgs),
 }
 
 /// Parses the command line, runs the command, returns the exit code.
@@ -342,54 +265,71 @@ pub fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check::report(&check::check(config.as_deref())),
-        Command::Serve { config } => {
-            let config = match config {
-                Some(path) => match Config::load(&path) {
-                    Ok(c) => c,
-                    Err(problems) => return check::report(&problems),
-                },
-                None => Config::embedded_default(&std::env::current_dir().unwrap_or_default()),
-            };
-            telemetry::init_logging(&config.log);
-            if let Err(e) = ca::provision_development_pki(&config) {
-                return start_failed(StartError::Tls(e));
-            }
-            runtime(config.server.worker_threads).block_on(async move {
-                let signals = match Signals::install() {
-                    Ok(signals) => signals,
-                    Err(e) => {
-                        eprintln!("penghubung: cannot install signal handlers: {e}");
-                        return 1;
-                    }
-                };
-                crate::admin::serve(config, signals).await
-            })
+        Command::Serve { config } => serve(config.as_deref()),
+        Command::Init(args) => init::run(&args),
+        Command::Demo { workdir, listen, admin_listen } => {
+            runtime(0).block_on(demo::run(workdir, listen, admin_listen))
         }
-        Command::Demo { workdir, listen } => runtime(0).block_on(demo::run(workdir, listen)),
-        Command::Ca(command) => match run_ca(command) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("penghubung ca: {e}");
-                1
-            }
-        },
-        Command::Policy(PolicyCommand::Explain { store, client, service, operation, purpose, at, json }) => {
-            match run_explain(store, &client, &service, &operation, purpose.as_deref(), at.as_deref(), json) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("penghubung policy explain: {e}");
-                    2
-                }
-            }
-        }
+        Command::Ca { connection, command } => run_ca(&connection, command),
+        Command::Opd { connection, command } => admin_commands::run(&connection, Management::Opd(command)),
+        Command::Service { connection, command } => admin_commands::run(&connection, Management::Service(command)),
+        Command::Client { connection, command } => admin_commands::run(&connection, Management::Client(command)),
+        Command::Grant { connection, command } => admin_commands::run(&connection, Management::Grant(command)),
+        Command::Tier { connection, command } => admin_commands::run(&connection, Management::Tier(command)),
+        Command::Operator { connection, command } => admin_commands::run(&connection, Management::Operator(command)),
+        Command::Store { connection, command } => admin_commands::run(&connection, Management::Store(command)),
+        Command::Policy { connection, command } => run_policy(&connection, command),
         Command::Audit(command) => run_audit(command),
-        Command::Service(command) => report_change(run_service(command)),
-        Command::Grant(command) => report_change(run_grant(command)),
-        Command::Client(ClientCommand::SetClearance { store, client, clearance }) => report_change(
-            Classification::parse(&clearance)
-                .ok_or_else(|| format!("`{clearance}` is not a clearance (terbuka, terbatas, rahasia, sangat_rahasia)"))
-                .and_then(|c| Workspace::open(store.config.as_deref())?.set_clearance(&client, c)),
-        ),
+    }
+}
+
+/// `penghubung serve`: the gateway until a signal.
+fn serve(config: Option<&Path>) -> i32 {
+    let config = match config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(problems) => return check::report(&problems),
+        },
+        None => Config::embedded_default(&std::env::current_dir().unwrap_or_default()),
+    };
+    telemetry::init_logging(&config.log);
+    if let Err(e) = ca::provision_development_pki(&config) {
+        return start_failed(StartError::Tls(e));
+    }
+    runtime(config.server.worker_threads).block_on(async move {
+        let signals = match Signals::install() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("penghubung: cannot install signal handlers: {e}");
+                return 1;
+            }
+        };
+        crate::admin::serve(config, signals).await
+    })
+}
+
+fn run_policy(connection: &ConnectionArgs, command: PolicyCommand) -> i32 {
+    let PolicyCommand::Explain { remote, client, service, operation, purpose, at, json } = command;
+    if remote {
+        let body = serde_json::json!({
+            "client": client, "service": service, "operation": operation, "purpose": purpose, "at": at,
+        });
+        return admin_commands::run(connection, Management::Explain { body, json });
+    }
+    match run_explain(
+        connection.config.as_deref(),
+        &client,
+        &service,
+        &operation,
+        purpose.as_deref(),
+        at.as_deref(),
+        json,
+    ) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("penghubung policy explain: {e}");
+            2
+        }
     }
 }
 
@@ -503,59 +443,8 @@ fn audit_keygen(out: &Path) -> i32 {
     }
 }
 
-fn report_change(outcome: Result<String, String>) -> i32 {
-    match outcome {
-        Ok(summary) => {
-            println!("{summary}");
-            0
-        }
-        Err(e) => {
-            eprintln!("penghubung: {e}");
-            1
-        }
-    }
-}
-
-fn run_service(command: ServiceCommand) -> Result<String, String> {
-    let (store, service, transition) = match command {
-        ServiceCommand::ImportOpenapi { store, file, opd, service, version, upstream, classification } => {
-            let classification = classification
-                .map(|c| Classification::parse(&c).ok_or_else(|| format!("`{c}` is not a classification")))
-                .transpose()?;
-            let request = crate::manage::ImportRequest {
-                file: &file,
-                opd: &opd,
-                name: &service,
-                version,
-                upstream: upstream.as_deref(),
-                classification,
-            };
-            return Workspace::open(store.config.as_deref())?.import_openapi(&request);
-        }
-        ServiceCommand::Submit { store, service } => (store, service, Transition::Submit),
-        ServiceCommand::Approve { store, service, operations, security: _, by, reason } => {
-            let kind = if operations { ApprovalKind::Operations } else { ApprovalKind::Security };
-            (store, service, Transition::Approve { kind, approval: Approval { by, at: now_rfc3339(), reason } })
-        }
-        ServiceCommand::Suspend { store, service, reason } => (store, service, Transition::Suspend { reason }),
-        ServiceCommand::Resume { store, service } => (store, service, Transition::Resume),
-        ServiceCommand::Retire { store, service, reason } => (store, service, Transition::Retire { reason }),
-    };
-    Workspace::open(store.config.as_deref())?.transition(&service, &transition)
-}
-
-fn run_grant(command: GrantCommand) -> Result<String, String> {
-    match command {
-        GrantCommand::Add { store, id, client, service, operations, purposes, tier, not_before, not_after, reason } => {
-            let grant = GrantDoc { id, client, service, operations, purposes, tier, not_before, not_after, reason };
-            Workspace::open(store.config.as_deref())?.add_grant(&grant)
-        }
-        GrantCommand::Revoke { store, id } => Workspace::open(store.config.as_deref())?.revoke_grant(&id),
-    }
-}
-
 fn run_explain(
-    store: StoreArgs,
+    config: Option<&Path>,
     client: &str,
     service: &str,
     operation: &str,
@@ -563,7 +452,7 @@ fn run_explain(
     at: Option<&str>,
     json: bool,
 ) -> Result<i32, String> {
-    let snapshot = Workspace::open(store.config.as_deref())?.snapshot()?;
+    let snapshot = Workspace::open(config)?.snapshot()?;
     let operation = OperationSpec::parse(operation)?;
     let now = match at {
         Some(at) => penghubung_policy::grants::parse_time(at)?,
@@ -578,9 +467,16 @@ fn run_explain(
     Ok(if explanation.code.is_none() { 0 } else { 1 })
 }
 
-fn run_ca(command: CaCommand) -> Result<(), ca::CaError> {
+fn run_ca(connection: &ConnectionArgs, command: CaCommand) -> i32 {
+    let local = |outcome: Result<(), ca::CaError>| match outcome {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("penghubung ca: {e}");
+            1
+        }
+    };
     match command {
-        CaCommand::Init { dir, trust_domain, organisation } => {
+        CaCommand::Init { dir, trust_domain, organisation } => local(ca_dir(connection, dir).and_then(|dir| {
             let authority = CertificateAuthority::init(&dir, &trust_domain, &organisation)?;
             println!(
                 "CA created: {} (key {} with 0600)",
@@ -588,46 +484,66 @@ fn run_ca(command: CaCommand) -> Result<(), ca::CaError> {
                 dir.join("ca.key").display()
             );
             println!("CRL: {}", authority.crl_path().display());
-        }
-        CaCommand::IssueServer { dir, names, out, days } => {
+            Ok(())
+        })),
+        CaCommand::IssueServer { dir, names, out, days } => local(ca_dir(connection, dir).and_then(|dir| {
             let authority = CertificateAuthority::open(&dir)?;
             let issued = authority.issue_server(&names, Validity::days(days))?;
-            let (cert, key) = (out.with_extension("crt"), out.with_extension("key"));
+            let (cert, key) = match (out, server_files(connection)?) {
+                (Some(out), _) => (out.with_extension("crt"), out.with_extension("key")),
+                (None, Some(files)) => files,
+                (None, None) => (PathBuf::from("pki/server.crt"), PathBuf::from("pki/server.key")),
+            };
             issued.write(&cert, &key)?;
             println!("server certificate {} (serial {}), key {}", cert.display(), issued.serial_hex, key.display());
+            Ok(())
+        })),
+        CaCommand::IssueClient { opd, app, out_dir, clearance, days } => {
+            admin_commands::run(connection, Management::IssueClient { opd, app, clearance, out_dir, days })
         }
-        CaCommand::IssueClient { dir, opd, app, out_dir, store, clearance, days } => {
-            let authority = CertificateAuthority::open(&dir)?;
-            let issued = authority.issue_client(&opd, &app, Validity::days(days))?;
-            let (cert, key) = (out_dir.join(format!("{opd}.{app}.crt")), out_dir.join(format!("{opd}.{app}.key")));
-            issued.write(&cert, &key)?;
-            println!("client certificate {} (serial {}), key {}", cert.display(), issued.serial_hex, key.display());
-            let spiffe = issued.spiffe.unwrap_or_default();
-            let store = DirStore::new(store);
-            let doc_key = format!("clients/{opd}/{app}.toml");
-            if store.root().join(&doc_key).exists() {
-                println!("{} exists; make sure its [identity] lists {spiffe}", store.root().join(&doc_key).display());
-            } else {
-                store
-                    .put(&doc_key, &ca::client_document(&opd, &app, &spiffe, &clearance))
-                    .map_err(|e| ca::CaError::Invalid(e.to_string()))?;
-                println!("client document {}", store.root().join(&doc_key).display());
-            }
-        }
-        CaCommand::Revoke { dir, serial, cert } => {
-            let authority = CertificateAuthority::open(&dir)?;
-            let serial = match (serial, cert) {
-                (Some(serial), _) => {
-                    authority.revoke(&serial)?;
-                    serial
-                }
-                (None, Some(cert)) => authority.revoke_certificate_file(&cert)?,
-                (None, None) => return Err(ca::CaError::Invalid("give --serial or --cert".into())),
-            };
-            println!("revoked {serial}; CRL rewritten: {}", authority.crl_path().display());
-        }
+        CaCommand::IssueOperator(args) => admin_commands::run(connection, Management::IssueOperator(args)),
+        CaCommand::Revoke(args) => admin_commands::run(connection, Management::Revoke(args)),
     }
-    Ok(())
+}
+
+/// The CA's folder: `--dir`, else the folder of the config's first `tls.client_ca_files`, else `pki`.
+fn ca_dir(connection: &ConnectionArgs, dir: Option<PathBuf>) -> Result<PathBuf, ca::CaError> {
+    if let Some(dir) = dir {
+        return Ok(dir);
+    }
+    let ca_file = tls_files(connection)?.and_then(|files| files.client_ca);
+    Ok(ca_file.and_then(|f| f.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("pki")))
+}
+
+/// The server certificate and key files the config names.
+fn server_files(connection: &ConnectionArgs) -> Result<Option<(PathBuf, PathBuf)>, ca::CaError> {
+    Ok(tls_files(connection)?.and_then(|files| files.cert.zip(files.key)))
+}
+
+/// The `[tls]` files a config names, resolved against its folder. Read from the TOML itself, not through
+/// [`Config::load`], which refuses a config whose TLS files do not exist yet: what these commands create.
+struct TlsFiles {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+}
+
+fn tls_files(connection: &ConnectionArgs) -> Result<Option<TlsFiles>, ca::CaError> {
+    let Some(path) = &connection.config else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ca::CaError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+    let value: toml::Table =
+        toml::from_str(&text).map_err(|e| ca::CaError::Invalid(format!("{}: {e}", path.display())))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let tls = value.get("tls").and_then(toml::Value::as_table);
+    let file = |v: Option<&toml::Value>| v.and_then(toml::Value::as_str).map(|p| base.join(p));
+    Ok(Some(TlsFiles {
+        cert: file(tls.and_then(|t| t.get("cert_file"))),
+        key: file(tls.and_then(|t| t.get("key_file"))),
+        client_ca: file(
+            tls.and_then(|t| t.get("client_ca_files")).and_then(toml::Value::as_array).and_then(|a| a.first()),
+        ),
+    }))
 }
 
 /// The runtime: one thread per core by default. With exactly one worker the single-threaded scheduler is used:

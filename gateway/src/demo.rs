@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::ca::{CertificateAuthority, Validity, DEVELOPMENT_TRUST_DOMAIN};
+use crate::demo_admin;
 use crate::exit::{exit_code, start_failed};
 use penghubung_server::telemetry;
 use penghubung_server::{Gateway, Signals, StartError};
@@ -80,7 +81,7 @@ const DEMO_TIER: (&str, &str) = (
 );
 
 /// Runs the demo until SIGINT/SIGTERM; returns the exit code.
-pub async fn run(workdir: PathBuf, listen: SocketAddr) -> i32 {
+pub async fn run(workdir: PathBuf, listen: SocketAddr, admin_listen: SocketAddr) -> i32 {
     // Before `ready:` is printed, so that whoever reads it can stop the demo with SIGTERM at once.
     let signals = match Signals::install() {
         Ok(signals) => signals,
@@ -89,10 +90,12 @@ pub async fn run(workdir: PathBuf, listen: SocketAddr) -> i32 {
             return 1;
         }
     };
-    match prepare_and_start(&workdir, listen).await {
-        Ok((gateway, url, workdir)) => {
-            print_instructions(&url, &workdir);
-            exit_code(gateway.run_until_signal(signals).await)
+    match prepare_and_start(&workdir, listen, admin_listen).await {
+        Ok((gateway, admin, url, workdir)) => {
+            print_instructions(&url, &admin.url, &workdir);
+            let outcome = gateway.run_until_signal(signals).await;
+            admin.server.shutdown().await;
+            exit_code(outcome)
         }
         Err(DemoError::Start(StartError::Bind { address, source })) => {
             eprintln!(
@@ -113,7 +116,11 @@ enum DemoError {
     Start(StartError),
 }
 
-async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gateway, String, PathBuf), DemoError> {
+async fn prepare_and_start(
+    workdir: &Path,
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+) -> Result<(Gateway, demo_admin::RunningAdmin, String, PathBuf), DemoError> {
     let setup = |what: &str, e: &dyn std::fmt::Display| DemoError::Setup(format!("{what}: {e}"));
     std::fs::create_dir_all(workdir).map_err(|e| setup(&format!("cannot create {}", workdir.display()), &e))?;
     let workdir = workdir.canonicalize().map_err(|e| setup("workdir", &e))?;
@@ -125,6 +132,7 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
     }
     slow_down_limited_sample(&store).map_err(|e| setup("demo tier", &e))?;
     national::start(&store, &workdir).await.map_err(|e| setup("national doubles", &e))?;
+    demo_admin::start_testing_sample(&store).await.map_err(|e| setup("the sample in testing", &e))?;
     let pki = workdir.join("pki");
     let authority = if pki.join("ca.crt").is_file() {
         CertificateAuthority::open(&pki)
@@ -142,16 +150,20 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
         .map_err(|e| setup("demo server certificate", &e))?;
     issue_client_certificates(&authority, &store, &workdir.join("clients"))
         .map_err(|e| setup("demo client certificates", &e))?;
+    let operators = demo_admin::issue_operator_identities(&authority, &store, &workdir)
+        .map_err(|e| setup("demo operator certificates", &e))?;
     let config_path = workdir.join("penghubung.toml");
     let config_text = format!(
-        "# Written by `penghubung demo`.\n[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n[tls]\ncert_file = \"pki/server.crt\"\nkey_file = \"pki/server.key\"\nclient_ca_files = [\"pki/ca.crt\"]\ncrl_files = [\"pki/crl.pem\"]\n\n[store]\npath = \"policies\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n\n[audit]\nenabled = true\ndir = \"audit\"\nkey_file = \"pki/audit-signing.key\"\npublic_key_file = \"pki/audit-signing.pub\"\nnik_secret_file = \"pki/audit-nik.secret\"\n"
+        "# Written by `penghubung demo`.\n[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n[tls]\ncert_file = \"pki/server.crt\"\nkey_file = \"pki/server.key\"\nclient_ca_files = [\"pki/ca.crt\"]\ncrl_files = [\"pki/crl.pem\"]\n\n[store]\npath = \"policies\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n\n[audit]\nenabled = true\ndir = \"audit\"\nkey_file = \"pki/audit-signing.key\"\npublic_key_file = \"pki/audit-signing.pub\"\nnik_secret_file = \"pki/audit-nik.secret\"\n{}",
+        demo_admin::admin_section(admin_listen)
     );
     let config_text = config_text + national::SECRETS_CONFIG;
     std::fs::write(&config_path, config_text).map_err(|e| setup("writing penghubung.toml", &e))?;
     let config = Config::load(&config_path)
         .map_err(|p| DemoError::Setup(p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     telemetry::init_logging(&config.log);
-    let gateway = Gateway::start(config).await.map_err(DemoError::Start)?;
+    let gateway = Gateway::start(config.clone()).await.map_err(DemoError::Start)?;
+    let admin = demo_admin::start(&config, &gateway).await.map_err(|e| setup("the admin API", &e))?;
     let address = gateway.local_addrs()[0];
     let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
     let url = format!("https://{host}:{}", address.port());
@@ -172,8 +184,11 @@ async fn prepare_and_start(workdir: &Path, listen: SocketAddr) -> Result<(Gatewa
     let _ = writeln!(env, "PENGHUBUNG_AUDIT_DIR={}", workdir.join("audit").display());
     let _ = writeln!(env, "PENGHUBUNG_AUDIT_PUBKEY={}", workdir.join("pki/audit-signing.pub").display());
     let _ = writeln!(env, "PENGHUBUNG_AUDIT_NIK_SECRET={}", workdir.join("pki/audit-nik.secret").display());
+    demo_admin::write_profiles(&operators, &admin.url, &authority.cert_path())
+        .map_err(|e| setup("operator profiles", &e))?;
+    env.push_str(&demo_admin::env_lines(&admin.url, &operators, &workdir.join("clients")));
     std::fs::write(workdir.join("demo.env"), env).map_err(|e| setup("writing demo.env", &e))?;
-    Ok((gateway, url, workdir))
+    Ok((gateway, admin, url, workdir))
 }
 
 /// A certificate for every client document whose SPIFFE id this CA can vouch for, unless one exists already.
@@ -208,7 +223,7 @@ fn slow_down_limited_sample(store: &DirStore) -> Result<(), String> {
 }
 
 /// Rewrites the service's `upstream.endpoints` to the demo backend, keeping the rest of the document.
-fn point_service_at(store: &DirStore, key: &str, address: SocketAddr) -> Result<(), String> {
+pub(crate) fn point_service_at(store: &DirStore, key: &str, address: SocketAddr) -> Result<(), String> {
     let path = store.root().join(key);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
@@ -220,7 +235,7 @@ fn point_service_at(store: &DirStore, key: &str, address: SocketAddr) -> Result<
 
 /// Prints `ready: <url>` and the commands to try, in one write. A closed stdout (whoever started the demo stopped
 /// reading after `ready:`) is not an error: the demo keeps serving.
-fn print_instructions(url: &str, workdir: &Path) {
+fn print_instructions(url: &str, admin_url: &str, workdir: &Path) {
     use std::io::Write as _;
     let mut out = String::new();
     let (opd, app) = DEFAULT_CLIENT;
@@ -287,12 +302,15 @@ fn print_instructions(url: &str, workdir: &Path) {
         "Audit trail: penghubung audit verify {0}/audit --key {0}/pki/audit-signing.pub   (search: penghubung audit search {0}/audit --client dinkes/simpus)",
         workdir.display()
     );
+    out.push_str(&demo_admin::instructions(admin_url, workdir));
     let _ = writeln!(out, "Stop with Ctrl-C.");
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     let _ = std::io::stdout().flush();
 }
 
-async fn start_backend(handler: fn(&Method, &str, Bytes) -> (StatusCode, String)) -> std::io::Result<SocketAddr> {
+pub(crate) async fn start_backend(
+    handler: fn(&Method, &str, Bytes) -> (StatusCode, String),
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let address = listener.local_addr()?;
     tokio::spawn(async move {

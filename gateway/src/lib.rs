@@ -6,9 +6,13 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_client;
+pub mod admin_commands;
 pub mod cli;
 pub mod demo;
+mod demo_admin;
 mod exit;
+pub mod init;
 
 pub use penghubung_manage::workspace as manage;
 pub use penghubung_manage::{ca, check, explain, openapi};

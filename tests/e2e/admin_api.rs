@@ -217,6 +217,15 @@ async fn every_admin_route_answers_401_without_a_certificate() {
     let stranger = admin.pki.client("dinsos", "not-an-operator");
     let answer = admin.call_as(Some(&stranger), Method::GET, "/api/v1/services", None, &[]).await;
     assert_eq!((answer.status, answer.code()), (StatusCode::UNAUTHORIZED, "admin.unauthenticated".to_string()));
+    // A certificate from another CA is no operator certificate: refused at the handshake, or 401.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let foreign = Pki::new(elsewhere.path()).client("diskominfo", "operator-sari-admin");
+    let addr: SocketAddr = admin.admin_url.trim_start_matches("https://").parse().unwrap();
+    let config = client_config(&admin.pki.ca_pem(), Some(&foreign));
+    match penghubung_tests::mtls::request_status(addr, config, "/api/v1/whoami").await {
+        Ok(status) => assert_eq!(status, 401, "a foreign certificate was answered {status}"),
+        Err(refused) => assert!(!refused.is_empty()),
+    }
     // Whoever authenticates reaches the API.
     let (whoami, _) = admin.read("sari-admin", "/api/v1/whoami").await;
     assert_eq!(whoami["id"], "sari-admin");

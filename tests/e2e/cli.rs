@@ -2,6 +2,7 @@
 //! starts a working demo in one command and writes `demo.env`.
 
 use std::io::BufReader;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use penghubung_tests::mtls::{client_config, https_client};
@@ -76,7 +77,7 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
     let dir = tempfile::tempdir().unwrap();
     let workdir = dir.path().join("demo");
     let mut child = Command::new(penghubung_binary())
-        .args(["demo", "--listen", "127.0.0.1:0", "--workdir"])
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--workdir"])
         .arg(&workdir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -159,6 +160,9 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
         assert!(workdir.join("clients").join(format!("{name}.crt")).is_file(), "{name}");
         assert!(workdir.join("clients").join(format!("{name}.key")).is_file(), "{name}");
     }
+    // The management plane: the admin API and three operators, one service left in testing to take live.
+    demo_management_plane_works_from_demo_env(&env, &workdir);
+    demo_testing_sample_answers_once_live(&env, &url).await;
     // Without a client certificate the handshake is refused.
     let anonymous = https_client(client_config(&read("PENGHUBUNG_CACERT"), None));
     let refused =
@@ -189,8 +193,79 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
     assert!(redacted.is_some(), "the withheld fields are recorded: {records:?}");
 }
 
+/// What `demo.env` promises for the management plane: the admin URL, the three operators' certificates and
+/// keys, and a service in `testing` without approvals that the operators can take live through the CLI.
+fn demo_management_plane_works_from_demo_env(env: &std::collections::HashMap<String, String>, workdir: &Path) {
+    assert!(env["PENGHUBUNG_ADMIN_URL"].starts_with("https://127.0.0.1:"), "{env:?}");
+    let home = workdir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let as_operator = |role: &str, args: &[&str]| {
+        let output = Command::new(penghubung_binary())
+            .args(args)
+            .env("HOME", &home)
+            .env_remove("PENGHUBUNG_PROFILE")
+            .env("PENGHUBUNG_ADMIN_URL", &env["PENGHUBUNG_ADMIN_URL"])
+            .env("PENGHUBUNG_CACERT", &env["PENGHUBUNG_CACERT"])
+            .env("PENGHUBUNG_OPERATOR_CERT", &env[&format!("PENGHUBUNG_OPERATOR_{role}_CERT")])
+            .env("PENGHUBUNG_OPERATOR_KEY", &env[&format!("PENGHUBUNG_OPERATOR_{role}_KEY")])
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    };
+    let roles = [
+        ("ADMIN", "sari-admin", "admin"),
+        ("OPERASI", "rudi-aptika", "operasi"),
+        ("KEAMANAN", "dewi-persandian", "keamanan"),
+    ];
+    for (role, id, role_name) in roles {
+        let key = std::fs::read_to_string(&env[&format!("PENGHUBUNG_OPERATOR_{role}_KEY")]).unwrap();
+        assert!(key.contains("PRIVATE KEY"), "{role}");
+        let (code, text) = as_operator(role, &["operator", "whoami"]);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(text.contains(&format!("\"{id}\"")) && text.contains(&format!("\"{role_name}\"")), "{text}");
+    }
+    let testing = &env["PENGHUBUNG_TESTING_SERVICE"];
+    let (code, text) = as_operator("OPERASI", &["service", "list"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("{testing}  testing")), "{testing} waits in testing: {text}");
+    let (code, text) = as_operator("OPERASI", &["service", "show", "--service", testing]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("approvals"), "no approval yet: {text}");
+    // A newcomer takes it live: the operations approval, then the security one by the other operator.
+    let (code, text) =
+        as_operator("OPERASI", &["service", "approve", "--service", testing, "--operations", "--reason", "uji fungsi"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = as_operator(
+        "KEAMANAN",
+        &["service", "approve", "--service", testing, "--security", "--reason", "uji keamanan"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let (_, text) = as_operator("ADMIN", &["service", "list"]);
+    assert!(text.contains(&format!("{testing}  active")), "{text}");
+}
+
+/// The demo's service taken live through the CLI answers its granted client.
+async fn demo_testing_sample_answers_once_live(env: &std::collections::HashMap<String, String>, url: &str) {
+    let read = |key: &str| std::fs::read_to_string(&env[key]).unwrap_or_else(|e| panic!("{key}: {e}"));
+    let identity = penghubung::ca::Issued {
+        cert_pem: read("PENGHUBUNG_TESTING_CERT"),
+        key_pem: read("PENGHUBUNG_TESTING_KEY"),
+        serial_hex: String::new(),
+        spiffe: None,
+    };
+    let client = https_client(client_config(&read("PENGHUBUNG_CACERT"), Some(&identity)));
+    let request = http::Request::get(format!("{url}{}", env["PENGHUBUNG_TESTING_PATH"]))
+        .header("x-penghubung-purpose", &env["PENGHUBUNG_TESTING_PURPOSE"])
+        .body(empty())
+        .unwrap();
+    let r = send(&client, request).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["terdaftar"], true, "{}", r.text());
+}
+
 #[test]
-fn ca_commands_issue_certificates_with_documents_and_revoke_them() {
+fn ca_commands_create_a_ca_and_a_server_certificate_where_the_config_says() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         let output = Command::new(penghubung_binary()).args(args).current_dir(dir.path()).output().unwrap();
@@ -203,23 +278,23 @@ fn ca_commands_issue_certificates_with_documents_and_revoke_them() {
     assert_eq!(code, Some(1), "a second init must not overwrite the CA: {text}");
     let (code, text) = run(&["ca", "issue-server", "--name", "localhost", "--name", "127.0.0.1"]);
     assert_eq!(code, Some(0), "{text}");
-    let (code, text) = run(&["ca", "issue-client", "--opd", "dinsos", "--app", "sikasos", "--clearance", "terbatas"]);
-    assert_eq!(code, Some(0), "{text}");
     let mode = |p: &str| {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.path().join(p)).unwrap().permissions()) & 0o777
     };
     assert_eq!(mode("pki/ca.key"), 0o600);
     assert_eq!(mode("pki/server.key"), 0o600);
-    assert_eq!(mode("pki/clients/dinsos.sikasos.key"), 0o600);
-    let doc = std::fs::read_to_string(dir.path().join("policies/clients/dinsos/sikasos.toml")).unwrap();
-    assert!(doc.contains("spiffe://contoh.go.id/opd/dinsos/app/sikasos"), "{doc}");
-    assert!(doc.contains("clearance = \"terbatas\""), "{doc}");
-    let crl_before = std::fs::read(dir.path().join("pki/crl.pem")).unwrap();
-    let (code, text) = run(&["ca", "revoke", "--cert", "pki/clients/dinsos.sikasos.crt"]);
+    // With --config the CA goes where tls.client_ca_files says, the server certificate where [tls] says.
+    std::fs::write(
+        dir.path().join("site.toml"),
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[tls]\ncert_file = \"tls/gw.crt\"\nkey_file = \"tls/gw.key\"\nclient_ca_files = [\"ca-dinas/ca.crt\"]\n",
+    )
+    .unwrap();
+    let (code, text) = run(&["ca", "init", "--config", "site.toml"]);
     assert_eq!(code, Some(0), "{text}");
-    assert_ne!(std::fs::read(dir.path().join("pki/crl.pem")).unwrap(), crl_before, "the CRL was rewritten");
-    let (code, text) = run(&["ca", "revoke", "--serial", "not-hex"]);
-    assert_eq!(code, Some(1), "{text}");
+    assert!(dir.path().join("ca-dinas/ca.crt").is_file() && dir.path().join("ca-dinas/ca.key").is_file(), "{text}");
+    let (code, text) = run(&["ca", "issue-server", "--config", "site.toml", "--name", "localhost"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(dir.path().join("tls/gw.crt").is_file() && mode("tls/gw.key") == 0o600, "{text}");
 }
 
 #[test]

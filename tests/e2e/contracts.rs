@@ -11,6 +11,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use penghubung_tests::mtls::{client_config, https_client, write_mtls_setup, Pki};
+use penghubung_tests::operators::{OperatorCli, ADMIN_SECTION};
 use penghubung_tests::{docs, empty, full, http1_client, run_cli, send, Collected, TestBody, TestGateway, Upstream};
 use serde_json::{json, Value};
 
@@ -230,10 +231,12 @@ async fn an_imported_openapi_document_round_trips_through_discovery() {
         docs::client("dinsos", "sikasos", &spiffe, true),
         docs::unlimited_tier(),
     ];
-    let config = write_mtls_setup(dir.path(), &documents, &pki, "");
+    let config = write_mtls_setup(dir.path(), &documents, &pki, ADMIN_SECTION);
+    let gateway = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();
+    let operators = OperatorCli::start(dir.path(), &pki, &config, &gateway).await;
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/openapi/dukcapil-verifikasi.json");
-    let (code, text) = run_cli(
-        &config,
+    let (code, text) = operators.run(
+        "admin-uji",
         &[
             "service",
             "import-openapi",
@@ -250,29 +253,31 @@ async fn an_imported_openapi_document_round_trips_through_discovery() {
     );
     assert_eq!(code, 0, "{text}");
     let s = "disdukcapil/verifikasi/v1";
-    for args in [
-        vec!["service", "submit", "--service", s],
-        vec!["service", "approve", "--service", s, "--operations", "--by", "operasi-uji", "--reason", "uji fungsi"],
-        vec!["service", "approve", "--service", s, "--security", "--by", "keamanan-uji", "--reason", "uji keamanan"],
-        vec![
-            "grant",
-            "add",
-            "--id",
-            "sikasos-verifikasi",
-            "--client",
-            "dinsos/sikasos",
-            "--service",
-            s,
-            "--operation",
-            "*",
-            "--tier",
-            "unlimited",
-        ],
+    for (operator, args) in [
+        ("admin-uji", vec!["service", "submit", "--service", s]),
+        ("operasi-uji", vec!["service", "approve", "--service", s, "--operations", "--reason", "uji fungsi"]),
+        ("keamanan-uji", vec!["service", "approve", "--service", s, "--security", "--reason", "uji keamanan"]),
+        (
+            "keamanan-uji",
+            vec![
+                "grant",
+                "add",
+                "--id",
+                "sikasos-verifikasi",
+                "--client",
+                "dinsos/sikasos",
+                "--service",
+                s,
+                "--operation",
+                "*",
+                "--tier",
+                "unlimited",
+            ],
+        ),
     ] {
-        let (code, text) = run_cli(&config, &args);
+        let (code, text) = operators.run(operator, &args);
         assert_eq!(code, 0, "{args:?}: {text}");
     }
-    let gateway = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();
     let base = format!("https://{}", gateway.local_addrs()[0]);
     let client = https_client(client_config(&pki.ca_pem(), Some(&pki.client("dinsos", "sikasos"))));
 
@@ -312,6 +317,7 @@ async fn an_imported_openapi_document_round_trips_through_discovery() {
     };
     let r = post(r#"{"nik": "123"}"#).await;
     assert_eq!((r.status.as_u16(), r.code()), (400, "contract.request_invalid".to_string()), "{}", r.text());
+    operators.shutdown().await;
     gateway.shutdown().await;
 }
 

@@ -6,6 +6,7 @@ mod audit;
 mod cli;
 mod connections;
 mod contracts;
+mod first_day;
 mod forwarding;
 mod http1_server;
 mod jwt;

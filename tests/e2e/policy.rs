@@ -14,6 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use penghubung::explain::{explain, OperationSpec};
 use penghubung_tests::mtls::{client_config, https_client, write_mtls_setup, Pki};
+use penghubung_tests::operators::{OperatorCli, ADMIN_SECTION};
 use penghubung_tests::{docs, empty, full, run_cli, send, write_config, Collected, TestBody, TestGateway, Upstream};
 use serde_json::{json, Value};
 
@@ -71,7 +72,7 @@ async fn start_baseline_behind(upstream: Upstream, extra_documents: &[(String, S
     let mut documents = baseline_documents(&upstream.url());
     // `{UP}` in extra documents stands for the upstream's URL
     documents.extend(extra_documents.iter().map(|(k, t)| (k.clone(), t.replace("{UP}", &upstream.url()))));
-    let config = write_mtls_setup(dir.path(), &documents, &pki, "");
+    let config = write_mtls_setup(dir.path(), &documents, &pki, ADMIN_SECTION);
     let gateway = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();
     let addr = gateway.local_addrs()[0];
     let mut clients = HashMap::new();
@@ -590,9 +591,10 @@ async fn the_lifecycle_needs_two_approvals_by_different_people_and_suspension_bi
         docs::grant("dashboard-bansos", "diskominfo/dashboard", "dinsos/bansos/v1", &["*"]),
         docs::unlimited_tier(),
     ];
-    let config = write_mtls_setup(dir.path(), &documents, &pki, "");
+    let config = write_mtls_setup(dir.path(), &documents, &pki, ADMIN_SECTION);
     let running = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();
     let gateway = &running;
+    let operators = OperatorCli::start(dir.path(), &pki, &config, gateway).await;
     let url = format!("https://{}", gateway.local_addrs()[0]);
     let sikasos = https_client(client_config(&pki.ca_pem(), Some(&pki.client("dinsos", "sikasos"))));
     let dashboard = https_client(client_config(&pki.ca_pem(), Some(&pki.client("diskominfo", "dashboard"))));
@@ -601,80 +603,47 @@ async fn the_lifecycle_needs_two_approvals_by_different_people_and_suspension_bi
         let b = send(&dashboard, Request::get(format!("{url}/dinsos/bansos/v1/x")).body(empty()).unwrap()).await;
         (outcome(&a), outcome(&b))
     };
-    let step = |args: &[&str]| {
-        let generation = gateway.snapshot().generation;
-        let (code, text) = run_cli(&config, args);
-        (code, text, generation)
-    };
-    let wait = |generation: u64| async move {
-        for _ in 0..200 {
-            if gateway.snapshot().generation > generation {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the change was not picked up");
-    };
+    // Each change goes through the admin API, which reloads the gateway before it answers.
+    let step = |operator: &str, args: &[&str]| operators.run(operator, args);
 
     let draft_state = ("policy.service_not_active".to_string(), "policy.service_not_active".to_string());
     assert_eq!(both().await, draft_state);
     let s = "dinsos/bansos/v1";
-    let (code, text, g) = step(&["service", "submit", "--service", s]);
+    let (code, text) = step("admin-uji", &["service", "submit", "--service", s]);
     assert_eq!(code, 0, "{text}");
-    wait(g).await;
     assert_eq!(both().await, ("policy.service_testing".to_string(), "allow".to_string()), "testing: test clients only");
 
-    let (code, text, g) = step(&[
-        "service",
-        "approve",
-        "--service",
-        s,
-        "--operations",
-        "--by",
-        "operasi-uji",
-        "--reason",
-        "uji fungsi lulus",
-    ]);
+    let (code, text) =
+        step("operasi-uji", &["service", "approve", "--service", s, "--operations", "--reason", "uji fungsi lulus"]);
     assert_eq!(code, 0, "{text}");
-    wait(g).await;
     assert_eq!(both().await.0, "policy.service_testing", "one approval is not enough");
-    let (code, text, _) =
-        step(&["service", "approve", "--service", s, "--security", "--by", "operasi-uji", "--reason", "saya juga"]);
-    assert_eq!(code, 1, "the same operator cannot give both approvals: {text}");
-    assert!(text.contains("different operators"), "{text}");
-    let (code, text, g) = step(&[
-        "service",
-        "approve",
-        "--service",
-        s,
-        "--security",
-        "--by",
-        "keamanan-uji",
-        "--reason",
-        "uji keamanan lulus",
-    ]);
+    let (code, text) =
+        step("operasi-uji", &["service", "approve", "--service", s, "--security", "--reason", "saya juga"]);
+    assert_eq!(code, 1, "the operations approver cannot give the security approval: {text}");
+    assert!(text.contains("403") && text.contains("admin.forbidden"), "{text}");
+    let (code, text) =
+        step("keamanan-uji", &["service", "approve", "--service", s, "--security", "--reason", "uji keamanan lulus"]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("active"), "{text}");
-    wait(g).await;
     assert_eq!(both().await, ("allow".to_string(), "allow".to_string()));
     let stored = std::fs::read_to_string(dir.path().join("policies/services/dinsos/bansos.toml")).unwrap();
     assert!(stored.contains("[approvals.security]") && stored.contains("by = \"keamanan-uji\""), "{stored}");
 
     // suspension bites on the next request, on an already open keep-alive connection too
-    let (code, text, g) = step(&["service", "suspend", "--service", s, "--reason", "insiden keamanan"]);
+    let (code, text) = step("keamanan-uji", &["service", "suspend", "--service", s, "--reason", "insiden keamanan"]);
     assert_eq!(code, 0, "{text}");
-    wait(g).await;
     assert_eq!(both().await, draft_state);
-    let (code, text, g) = step(&["service", "resume", "--service", s]);
+    let (code, text) = step("keamanan-uji", &["service", "resume", "--service", s]);
+    assert_ne!(code, 0, "resume takes a reason: {text}");
+    let (code, text) = step("keamanan-uji", &["service", "resume", "--service", s, "--reason", "insiden selesai"]);
     assert_eq!(code, 0, "{text}");
-    wait(g).await;
     assert_eq!(both().await.0, "allow");
-    let (code, text, g) = step(&["service", "retire", "--service", s, "--reason", "diganti v2"]);
+    let (code, text) = step("admin-uji", &["service", "retire", "--service", s, "--reason", "diganti v2"]);
     assert_eq!(code, 0, "{text}");
-    wait(g).await;
     assert_eq!(both().await, draft_state);
-    let (code, text, _) = step(&["service", "resume", "--service", s]);
+    let (code, text) = step("keamanan-uji", &["service", "resume", "--service", s, "--reason", "coba lagi"]);
     assert_eq!(code, 1, "a retired service stays retired: {text}");
+    operators.shutdown().await;
 
     // a hand edit cannot skip the approvals: the reload is refused and the old state keeps serving
     let path = dir.path().join("policies/services/dinsos/bansos.toml");
@@ -689,13 +658,16 @@ async fn the_lifecycle_needs_two_approvals_by_different_people_and_suspension_bi
 async fn grants_and_clearances_change_by_cli_or_file_edit_without_restart() {
     let b = start_baseline(&[]).await;
     let config = b.config();
+    let operators = OperatorCli::start(b.gw.dir.path(), &b.pki, &config, b.gw.gateway()).await;
     let kesehatan_jiwa = "/dinkes/rekam-medis/v1/pasien/1/kesehatan-jiwa";
     assert_eq!(outcome(&b.call("dinkes/simpus", &Method::GET, kesehatan_jiwa, None).await), "policy.clearance");
 
     // raise the clearance: the next request passes
     let generation = b.gw.gateway().snapshot().generation;
-    let (code, text) =
-        run_cli(&config, &["client", "set-clearance", "--client", "dinkes/simpus", "--clearance", "sangat_rahasia"]);
+    let (code, text) = operators.run(
+        "dewi-persandian",
+        &["client", "clearance", "--client", "dinkes/simpus", "--clearance", "sangat_rahasia", "--reason", "rujukan"],
+    );
     assert_eq!(code, 0, "{text}");
     b.gw.wait_generation_above(generation).await;
     assert_eq!(outcome(&b.call("dinkes/simpus", &Method::GET, kesehatan_jiwa, None).await), "allow");
@@ -723,8 +695,8 @@ async fn grants_and_clearances_change_by_cli_or_file_edit_without_restart() {
 
     // add a grant from the CLI
     let generation = b.gw.gateway().snapshot().generation;
-    let (code, text) = run_cli(
-        &config,
+    let (code, text) = operators.run(
+        "dewi-persandian",
         &[
             "grant",
             "add",
@@ -766,8 +738,8 @@ async fn grants_and_clearances_change_by_cli_or_file_edit_without_restart() {
     assert!(text.contains("policy.clearance") && text.contains("sipd-rekam-medis"), "{text}");
 
     // a change that would break the store is refused and nothing is written
-    let (code, text) = run_cli(
-        &config,
+    let (code, text) = operators.run(
+        "dewi-persandian",
         &[
             "grant",
             "add",
@@ -784,12 +756,15 @@ async fn grants_and_clearances_change_by_cli_or_file_edit_without_restart() {
         ],
     );
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("not registered"), "{text}");
+    assert!(text.contains("admin.invalid_store") && text.contains("not registered"), "{text}");
     assert!(!b.gw.dir.path().join("policies/grants/salah.toml").exists());
 
     // revoke by CLI, then grant again by editing the file by hand
     let generation = b.gw.gateway().snapshot().generation;
-    let (code, text) = run_cli(&config, &["grant", "revoke", "--id", "simpus-rekam-medis"]);
+    let (code, text) = operators.run(
+        "dewi-persandian",
+        &["grant", "revoke", "--id", "simpus-rekam-medis", "--reason", "tidak diperlukan lagi"],
+    );
     assert_eq!(code, 0, "{text}");
     b.gw.wait_generation_above(generation).await;
     assert_eq!(

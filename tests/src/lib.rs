@@ -153,6 +153,7 @@ pub fn closed_port_url() -> String {
 pub mod jwt;
 pub mod mtls;
 pub mod national;
+pub mod operators;
 pub mod redis;
 
 /// Document builders.

@@ -2,6 +2,9 @@
 //! certificate (401 without), the operator it belongs to (401 when unknown or disabled), a role the route's
 //! operations allow (403), the `If-Match` the route requires (428), the body within `[admin] max_body` (413),
 //! the handler, and after a change the gateway's reload (`on_change`) before the answer leaves.
+//!
+//! Authentication is the certificate alone today; a console session (cookie) would be a second way to the same
+//! `Actor`, checked in `serve`'s first step, and its HTML pages' routes outside `/api/v1/` added to [`router`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -339,13 +339,14 @@ fn load_tls(config: &Config) -> Result<Option<Arc<TlsState>>, StartError> {
     })
 }
 
-/// The document store, seeded with the baseline policy set when configured and empty.
+/// The document store, seeded with the production skeleton (default tiers, the Dinas's OPD; no sample data)
+/// when configured and empty.
 fn open_store(config: &Config) -> Result<DirStore, StartError> {
     let store = DirStore::new(config.store_dir());
     if config.store.seed_baseline {
-        let written = store.seed_baseline_if_empty().map_err(|e| StartError::Store(e.to_string()))?;
+        let written = store.seed_skeleton_if_empty().map_err(|e| StartError::Store(e.to_string()))?;
         if written > 0 {
-            tracing::info!(store = %store.root().display(), documents = written, "seeded the store with the baseline policy set");
+            tracing::info!(store = %store.root().display(), documents = written, "seeded the store with the production skeleton");
         }
     }
     Ok(store)

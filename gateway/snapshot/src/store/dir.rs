@@ -25,15 +25,26 @@ impl DirStore {
         &self.root
     }
 
-    /// When the directory is missing or holds no document, writes the baseline policy set shipped in the binary.
-    /// Returns how many documents were written.
+    /// When the directory is missing or holds no document, writes the whole baseline policy set shipped in the
+    /// binary: the demo's sample data (`penghubung demo` only). Returns how many documents were written.
     pub fn seed_baseline_if_empty(&self) -> Result<usize, StoreError> {
+        self.seed_if_empty(embedded::baseline_policies().iter().copied())
+    }
+
+    /// When the directory is missing or holds no document, writes the production skeleton (default tiers, the
+    /// Dinas's OPD, shared schemas; see [`embedded::skeleton_policies`]): what `penghubung serve` seeds.
+    /// Returns how many documents were written.
+    pub fn seed_skeleton_if_empty(&self) -> Result<usize, StoreError> {
+        self.seed_if_empty(embedded::skeleton_policies())
+    }
+
+    fn seed_if_empty<'a>(&self, documents: impl Iterator<Item = (&'a str, &'a str)>) -> Result<usize, StoreError> {
         let has_documents = self.list().map(|(docs, _)| !docs.is_empty()).unwrap_or(false);
         if has_documents {
             return Ok(0);
         }
         let mut written = 0;
-        for (key, text) in embedded::baseline_policies() {
+        for (key, text) in documents {
             if check_key(key).is_ok() {
                 self.put(key, text)?;
                 written += 1;
@@ -180,5 +191,18 @@ mod tests {
         let n = store.seed_baseline_if_empty().unwrap();
         assert!(n >= 5, "baseline has documents");
         assert_eq!(store.seed_baseline_if_empty().unwrap(), 0);
+    }
+
+    #[test]
+    fn the_skeleton_seeds_no_sample_opd_and_compiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path().join("p"));
+        assert!(store.seed_skeleton_if_empty().unwrap() >= 4);
+        assert_eq!(store.seed_skeleton_if_empty().unwrap(), 0, "an existing store is left alone");
+        let (documents, _) = store.list().unwrap();
+        let keys: Vec<&str> = documents.iter().map(|d| d.key.as_str()).collect();
+        assert!(keys.contains(&"opds/diskominfo.toml") && keys.contains(&"tiers/bronze.toml"), "{keys:?}");
+        assert!(!keys.iter().any(|k| k.starts_with("services/") || k.starts_with("clients/")), "{keys:?}");
+        assert!(!store.root().join("opds/dinkes.toml").exists());
     }
 }

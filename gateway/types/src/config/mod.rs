@@ -199,7 +199,8 @@ pub struct StoreConfig {
     /// Directory of the embedded store (relative to the config file).
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
-    /// Fill an empty or missing store directory with the baseline policy set shipped in the binary.
+    /// Fill an empty or missing store directory with the production skeleton shipped in the binary (default
+    /// tiers, the Dinas's OPD, shared schemas; the demo's sample data only in `penghubung demo`).
     #[serde(default = "yes")]
     pub seed_baseline: bool,
 }
