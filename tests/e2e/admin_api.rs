@@ -554,6 +554,20 @@ async fn a_revoked_operator_certificate_no_longer_reaches_the_api() {
         Ok(status) => assert_eq!(status, 401, "a revoked operator certificate was answered {status}"),
         Err(refused) => assert!(!refused.is_empty()),
     }
+    // The revocation is in the audit trail, naming the operator and the reason.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (found, _) = admin.read("tono-auditor", "/api/v1/audit/search?changes=true").await;
+        let records = found["records"].as_array().unwrap();
+        let revocation = records.iter().find(|r| r.to_string().contains(&format!("ca/revocations/{serial}")));
+        if let Some(record) = revocation {
+            let text = record.to_string();
+            assert!(text.contains("dewi-persandian") && text.contains("laptop hilang"), "{record}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no change record of the revocation: {found}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     // Other operators are unaffected.
     let (whoami, _) = admin.read("dewi-persandian", "/api/v1/whoami").await;
     assert_eq!(whoami["id"], "dewi-persandian");

@@ -292,7 +292,7 @@ impl Manager {
             who: actor.id.clone(),
             reason: reason.map(str::to_string),
             action: Operation::RevokeCertificate.as_str().into(),
-            key: format!("ca/revocations/{serial}"),
+            key: format!("{}/{serial}", penghubung_snapshot::store::journal::REVOCATIONS),
             before: None,
             after: None,
             text: None,

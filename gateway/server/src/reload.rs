@@ -3,10 +3,12 @@
 //! [`watch_store`] triggers it on file changes (debounced); SIGHUP triggers it too (see `server.rs`).
 //! Each published snapshot writes one audit change record per document added, changed or removed since the
 //! previous one (before/after SHA-256 of its text; on start, every document as `loaded`), attributed to the
-//! operator and reason of the store journal's entry that explains it, or to `hand-edit` when none does.
+//! operator and reason of the store journal's entry that explains it, or to `hand-edit` when none does. A
+//! certificate revocation (the CA's CRL, not a store document) is recorded from its journal entry at the next
+//! reload, which the management plane triggers right after it.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +38,8 @@ pub struct Reloader {
     audit: Option<Arc<Auditor>>,
     /// Text digests of the documents last published (audit change records); `None` before the first load.
     last_digests: Mutex<Option<HashMap<String, [u8; 32]>>>,
+    /// The revocation journal entries (key, version) already recorded; `None` before the first load.
+    recorded_revocations: Mutex<Option<HashSet<(String, u64)>>>,
 }
 
 /// The outcome of a successful reload.
@@ -66,6 +70,7 @@ impl Reloader {
             last_fingerprint: Mutex::new(None),
             audit,
             last_digests: Mutex::new(None),
+            recorded_revocations: Mutex::new(None),
         });
         reloader.reload()?;
         Ok((reloader, cell))
@@ -74,6 +79,7 @@ impl Reloader {
     /// Reads the store and publishes a new snapshot, or returns every problem and keeps the current one.
     pub fn reload(&self) -> Result<Reloaded, Vec<Diagnostic>> {
         let mut last = self.last_fingerprint.lock().unwrap_or_else(|p| p.into_inner());
+        self.record_revocations();
         let (docs, problems) = load_documents(&*self.store);
         if has_errors(&problems) {
             return Err(problems);
@@ -132,6 +138,37 @@ impl Reloader {
                     generation = self.cell.load().generation,
                     "reload rejected; the previous snapshot keeps serving"
                 );
+            }
+        }
+    }
+
+    /// One audit change record per certificate revocation the store's journal gained since the last reload,
+    /// naming the operator and the reason. Those already in the journal at start are the state as found.
+    fn record_revocations(&self) {
+        let (Some(auditor), Some(journal)) = (&self.audit, self.store.journal()) else { return };
+        let entries = match journal.revocations() {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::error!("the store journal's revocations cannot be read: {e}");
+                return;
+            }
+        };
+        let mut recorded = self.recorded_revocations.lock().unwrap_or_else(|p| p.into_inner());
+        let first = recorded.is_none();
+        let recorded = recorded.get_or_insert_with(HashSet::new);
+        let generation = self.cell.load().generation;
+        for entry in entries {
+            if recorded.insert((entry.key.clone(), entry.version)) && !first {
+                auditor.record_now(Record::Change(Box::new(ChangeRecord {
+                    time: std::time::SystemTime::now(),
+                    who: entry.who,
+                    document: entry.key,
+                    action: ChangeAction::Added,
+                    before: None,
+                    after: None,
+                    reason: entry.reason,
+                    generation,
+                })));
             }
         }
     }

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 /// The journal's folder in a directory store.
 pub const JOURNAL_DIR: &str = ".history";
 
+/// The journal keys of certificate revocations: `ca/revocations/{serial}`.
+pub const REVOCATIONS: &str = "ca/revocations";
+
 /// Who a change no journal entry explains is attributed to.
 pub const HAND_EDIT: &str = "hand-edit";
 
@@ -123,6 +126,26 @@ impl Journal {
             Some(after) => e.after.as_deref() == Some(after),
             None => e.after.is_none() && (before.is_none() || e.before.as_deref() == before),
         })
+    }
+
+    /// Every certificate revocation the journal holds (entries under [`REVOCATIONS`], one key per revoked
+    /// serial), by key and version. The CRL is the CA's file, not a store document, so these entries are how a
+    /// revocation reaches the audit trail.
+    pub fn revocations(&self) -> std::io::Result<Vec<JournalEntry>> {
+        let listing = match fs::read_dir(self.dir.join(REVOCATIONS)) {
+            Ok(listing) => listing,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for item in listing {
+            let name = item?.file_name();
+            if let Some(serial) = name.to_str() {
+                out.extend(self.entries(&format!("{REVOCATIONS}/{serial}"))?);
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key).then(a.version.cmp(&b.version)));
+        Ok(out)
     }
 
     /// Every store key that has a journal, sorted.
