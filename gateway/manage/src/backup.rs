@@ -159,8 +159,18 @@ pub fn replace_store(
 ) -> Result<PathBuf, ManageError> {
     let name = live.file_name().and_then(|n| n.to_str()).unwrap_or("store").to_string();
     let parent = live.parent().map(Path::to_path_buf).unwrap_or_default();
-    let staging = parent.join(format!(".{name}.import-{stamp}"));
-    let kept = parent.join(format!("{name}.before-import-{stamp}"));
+    // Two imports within the same second keep two folders: the second gets a `-2` suffix, and so on.
+    let unique = |base: String| {
+        let mut candidate = parent.join(&base);
+        let mut n = 2;
+        while candidate.exists() {
+            candidate = parent.join(format!("{base}-{n}"));
+            n += 1;
+        }
+        candidate
+    };
+    let staging = unique(format!(".{name}.import-{stamp}"));
+    let kept = unique(format!("{name}.before-import-{stamp}"));
     let unavailable = |what: &str, e: &dyn std::fmt::Display| ManageError::unavailable(format!("{what}: {e}"));
     let result = (|| {
         fs::create_dir_all(&staging).map_err(|e| unavailable(&staging.display().to_string(), &e))?;
