@@ -25,7 +25,7 @@ pub fn check(config_path: Option<&Path>) -> Vec<Diagnostic> {
     if !store_dir.is_dir() {
         problems.push(Diagnostic::error(
             store_dir.display().to_string(),
-            "the store directory does not exist (`penghubung serve` seeds it with the baseline policy set)",
+            "the store directory does not exist (`penghubung serve` seeds it with the production skeleton; `penghubung init` writes a whole setup)",
         ));
         return problems;
     }
