@@ -59,6 +59,9 @@ fn operator_doc(id: &str, opd: &str, roles: &[Role], fingerprint: &str) -> (Stri
     )
 }
 
+/// The value of the credential the `dinsos/klaim/v1` service's adapter holds (never in an answer).
+const ADAPTER_SECRET: &str = "Klaim-Sandi-Uji-6b1f0e";
+
 /// The service the lifecycle tests take live: `dinsos/bansos/v1`, in testing, submitted by the OPD's admin.
 fn bansos(upstream: &str) -> (String, String) {
     let (key, text) =
@@ -91,7 +94,16 @@ impl Admin {
             documents.push(operator_doc(id, opd, roles, &fingerprint));
             certificates.insert(*id, issued);
         }
-        let extra = "[admin]\nlisten = \"127.0.0.1:0\"\n\n[audit]\nenabled = true\n";
+        // A service whose adapter holds a credential: its document names the secret, the file holds the value.
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir_all(&secrets).unwrap();
+        std::fs::write(secrets.join("klaim-password"), ADAPTER_SECRET).unwrap();
+        std::fs::set_permissions(secrets.join("klaim-password"), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let adapter = "[adapter]\nname = \"basic\"\n[adapter.settings]\nusername = \"dinsos\"\npassword = { secret = \"klaim-password\" }\n";
+        let (key, text) = docs::service("dinsos", "klaim", &[upstream.url()], "", adapter);
+        documents.push((key, text.replace("status = \"active\"", "status = \"draft\"").replace(docs::APPROVALS, "")));
+        let extra = "[admin]\nlisten = \"127.0.0.1:0\"\n\n[audit]\nenabled = true\n\n[secrets]\ndir = \"secrets\"\n";
         let path = write_mtls_setup(dir.path(), &documents, &pki, extra);
         let config = penghubung::Config::load(&path).unwrap_or_else(|p| panic!("config: {p:?}"));
         let gateway = penghubung::Gateway::start(config.clone()).await.unwrap_or_else(|e| panic!("start: {e}"));
@@ -451,6 +463,8 @@ async fn no_private_key_or_credential_appears_in_any_answer() {
         ("tono-auditor", "/api/v1/store/export"),
         ("tono-auditor", "/api/v1/clients"),
         ("tono-auditor", "/api/v1/audit/search?changes=true"),
+        ("sari-admin", "/api/v1/services"),
+        ("sari-admin", "/api/v1/services/dinsos/klaim/v1"),
     ] {
         let answer = admin.call(Some(operator), Method::GET, path, None, &[]).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text());
@@ -461,6 +475,7 @@ async fn no_private_key_or_credential_appears_in_any_answer() {
         std::fs::read_to_string(admin.pki.dir.join("audit-signing.key")).unwrap(),
         std::fs::read_to_string(admin.pki.dir.join("audit-nik.secret")).unwrap(),
         key.serialize_pem(),
+        ADAPTER_SECRET.to_string(),
     ];
     let seen = admin.stop().await;
     assert!(seen.len() >= 8);
