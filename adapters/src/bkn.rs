@@ -24,7 +24,7 @@ use crate::registry::AdapterFactory;
 use crate::secrets::Secrets;
 use crate::settings::Settings;
 use crate::token::{ClientAuth, TokenProvider, TokenSource};
-use crate::{Adapter, AdapterError, BoxFuture, InboundResponse, OutboundRequest};
+use crate::{Adapter, AdapterError, BoxFuture, OutboundRequest};
 
 const NAME: &str = "bkn-siasn";
 
@@ -68,9 +68,6 @@ impl Adapter for BknSiasn {
             request.head.headers.insert(SSO_HEADER, sensitive(NAME, &format!("bearer {}", sso.value()))?);
             Ok(())
         })
-    }
-    fn map_response<'a>(&'a self, _: &'a mut InboundResponse) -> BoxFuture<'a, Result<(), AdapterError>> {
-        Box::pin(async { Ok(()) })
     }
     fn unauthorized(&self) {
         self.api_manager.invalidate();

@@ -49,6 +49,9 @@ impl Adapter for Bsre {
             Ok(())
         })
     }
+    fn maps_response(&self) -> bool {
+        true
+    }
     fn map_response<'a>(&'a self, response: &'a mut InboundResponse) -> BoxFuture<'a, Result<(), AdapterError>> {
         Box::pin(async move {
             match response.head.status {

@@ -67,6 +67,9 @@ impl Adapter for Dukcapil {
             Ok(())
         })
     }
+    fn maps_response(&self) -> bool {
+        true
+    }
     fn map_response<'a>(&'a self, response: &'a mut InboundResponse) -> BoxFuture<'a, Result<(), AdapterError>> {
         Box::pin(async move {
             if !response.head.status.is_success() {

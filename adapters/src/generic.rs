@@ -21,7 +21,7 @@ use crate::registry::AdapterFactory;
 use crate::secrets::{Secret, Secrets};
 use crate::settings::Settings;
 use crate::token::{ClientAuth, TokenProvider, TokenSource};
-use crate::{Adapter, AdapterError, BoxFuture, InboundResponse, OutboundRequest};
+use crate::{Adapter, AdapterError, BoxFuture, OutboundRequest};
 
 /// Sends requests unchanged: an explicit "no adapter" (useful to compare with one).
 #[derive(Debug, Default, Clone, Copy)]
@@ -38,9 +38,6 @@ impl Adapter for Passthrough {
         false
     }
     fn prepare<'a>(&'a self, _: &'a mut OutboundRequest) -> BoxFuture<'a, Result<(), AdapterError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn map_response<'a>(&'a self, _: &'a mut InboundResponse) -> BoxFuture<'a, Result<(), AdapterError>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -114,9 +111,6 @@ impl Adapter for Basic {
             Ok(())
         })
     }
-    fn map_response<'a>(&'a self, _: &'a mut InboundResponse) -> BoxFuture<'a, Result<(), AdapterError>> {
-        Box::pin(async { Ok(()) })
-    }
     fn retry_on_unauthorized(&self) -> bool {
         true // the password may have been rotated in its file meanwhile
     }
@@ -172,9 +166,6 @@ impl Adapter for ApiKey {
             }
             Ok(())
         })
-    }
-    fn map_response<'a>(&'a self, _: &'a mut InboundResponse) -> BoxFuture<'a, Result<(), AdapterError>> {
-        Box::pin(async { Ok(()) })
     }
     fn retry_on_unauthorized(&self) -> bool {
         true
@@ -266,9 +257,6 @@ impl Adapter for OAuth2ClientCredentials {
             request.head.headers.insert(self.header.clone(), value);
             Ok(())
         })
-    }
-    fn map_response<'a>(&'a self, _: &'a mut InboundResponse) -> BoxFuture<'a, Result<(), AdapterError>> {
-        Box::pin(async { Ok(()) })
     }
     fn unauthorized(&self) {
         self.tokens.invalidate();

@@ -84,8 +84,19 @@ pub trait Adapter: Send + Sync + 'static {
     /// Prepares the request for the national system: credentials, headers, target, body.
     fn prepare<'a>(&'a self, request: &'a mut OutboundRequest) -> BoxFuture<'a, Result<(), AdapterError>>;
 
-    /// Maps the national system's answer into the shape the service's callers expect.
-    fn map_response<'a>(&'a self, response: &'a mut InboundResponse) -> BoxFuture<'a, Result<(), AdapterError>>;
+    /// Whether the adapter maps the answer at all ([`Adapter::map_response`]); when not, the pipeline passes the
+    /// answer on without calling it (no future per request for the adapters that only add credentials). An
+    /// adapter that implements `map_response` answers `true`.
+    fn maps_response(&self) -> bool {
+        false
+    }
+
+    /// Maps the national system's answer into the shape the service's callers expect. Called only when
+    /// [`Adapter::maps_response`]; the default leaves the answer as it is.
+    fn map_response<'a>(&'a self, response: &'a mut InboundResponse) -> BoxFuture<'a, Result<(), AdapterError>> {
+        let _ = response;
+        Box::pin(async { Ok(()) })
+    }
 
     /// The upstream answered 401: drop cached tokens. When [`Adapter::retry_on_unauthorized`], the pipeline then
     /// calls `prepare` and sends the request ONCE more.

@@ -16,7 +16,7 @@ use crate::registry::AdapterFactory;
 use crate::secrets::Secrets;
 use crate::settings::Settings;
 use crate::token::{ClientAuth, TokenProvider, TokenSource};
-use crate::{Adapter, AdapterError, BoxFuture, InboundResponse, OutboundRequest};
+use crate::{Adapter, AdapterError, BoxFuture, OutboundRequest};
 
 /// The SPLP adapter of one service.
 #[derive(Debug)]
@@ -52,9 +52,6 @@ impl Adapter for Splp {
             }
             Ok(())
         })
-    }
-    fn map_response<'a>(&'a self, _: &'a mut InboundResponse) -> BoxFuture<'a, Result<(), AdapterError>> {
-        Box::pin(async { Ok(()) })
     }
     fn unauthorized(&self) {
         self.tokens.invalidate();

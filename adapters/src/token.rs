@@ -13,7 +13,9 @@
 //!
 //! Neither a token nor a credential is ever logged or put into an error.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -94,7 +96,8 @@ pub struct TokenProvider {
     adapter: &'static str,
     source: TokenSource,
     http: HttpClient,
-    current: RwLock<Option<Token>>,
+    /// Read by every request without a lock (an `ArcSwap` load), written by the one fetching caller.
+    current: ArcSwapOption<Token>,
     /// Held while fetching: the single flight, and the breaker's state.
     flight: tokio::sync::Mutex<Breaker>,
     fetches: std::sync::atomic::AtomicU64,
@@ -119,7 +122,7 @@ impl TokenProvider {
             adapter: "token",
             source,
             http,
-            current: RwLock::new(None),
+            current: ArcSwapOption::const_empty(),
             flight: tokio::sync::Mutex::new(Breaker::default()),
             fetches: std::sync::atomic::AtomicU64::new(0),
         }
@@ -137,7 +140,7 @@ impl TokenProvider {
     }
 
     /// A usable token: the cached one, or a fresh one (see the module documentation).
-    pub async fn token(&self) -> Result<Token, AdapterError> {
+    pub async fn token(&self) -> Result<Arc<Token>, AdapterError> {
         let now = Instant::now();
         let cached = self.cached();
         match &cached {
@@ -157,15 +160,15 @@ impl TokenProvider {
 
     /// Drops the cached token (the national system answered 401 with it).
     pub fn invalidate(&self) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = None;
+        self.current.store(None);
     }
 
-    fn cached(&self) -> Option<Token> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    fn cached(&self) -> Option<Arc<Token>> {
+        self.current.load_full()
     }
 
     /// Under the flight lock: the token another caller fetched meanwhile, or a fetch unless the breaker is open.
-    async fn refresh(&self, breaker: &mut Breaker) -> Result<Token, AdapterError> {
+    async fn refresh(&self, breaker: &mut Breaker) -> Result<Arc<Token>, AdapterError> {
         let now = Instant::now();
         let cached = self.cached();
         if let Some(token) = cached.as_ref().filter(|t| now < t.refresh_at) {
@@ -182,7 +185,8 @@ impl TokenProvider {
         match self.fetch().await {
             Ok(token) => {
                 *breaker = Breaker::default();
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
+                let token = Arc::new(token);
+                self.current.store(Some(token.clone()));
                 Ok(token)
             }
             Err(error) => {

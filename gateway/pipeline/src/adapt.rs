@@ -6,13 +6,15 @@
 //! For a service naming an adapter, [`exchange`] replaces the plain forward (phase 7) with:
 //!
 //! 1. the request body read whole when the adapter needs it, at most `[adapter] max_body`: a larger body (by
-//!    `Content-Length`, or as it arrives) is refused with 413 **before anything is sent**;
+//!    `Content-Length`, or as it arrives) is refused with 413 **before anything is sent**; a request without a
+//!    body reads nothing;
 //! 2. [`Adapter::prepare`] on the head (its target relative to the upstream endpoint) and body;
 //! 3. the forward, as for any service;
 //! 4. on a 401 from an adapter that holds credentials: [`Adapter::unauthorized`] (cached tokens dropped), then
 //!    `prepare` and the forward ONCE more with the kept body; a second 401 is `adapter.upstream_refused`;
-//! 5. [`Adapter::map_response`] on the answer's head, and its body read whole (at most `max_body`) when the
-//!    adapter needs it.
+//! 5. for an adapter that [maps answers](Adapter::maps_response), [`Adapter::map_response`] on the answer's
+//!    head, and its body read whole (at most `max_body`) when the adapter needs it; any other answer passes on
+//!    as it came.
 //!
 //! The orchestration awaits [`exchange`] boxed, and only for a service that names an adapter: a plain request
 //! pays one branch and carries none of its state.
@@ -53,10 +55,11 @@ pub(super) async fn exchange(
     let limit = service.adapter_max_body;
     parts.uri = upstream_target(&parts.uri, rest_offset)?;
     // 1. the body, read whole when the adapter needs it (or to send it again after a 401)
-    let (bytes, mut stream) = if adapter.needs_request_body() {
-        (read_request_body(&parts, body, service, limit, downstream).await?, None)
-    } else if http_body::Body::is_end_stream(&body) {
+    // (a request without a body, the usual GET, reads nothing: no timer, no collect)
+    let (bytes, mut stream) = if http_body::Body::is_end_stream(&body) {
         (Bytes::new(), None)
+    } else if adapter.needs_request_body() {
+        (read_request_body(&parts, body, service, limit, downstream).await?, None)
     } else {
         (Bytes::new(), Some(body))
     };
@@ -177,6 +180,9 @@ async fn map_response(
     response: Response<penghubung_upstream::response::UpstreamBody>,
     limit: u64,
 ) -> Result<Response<ResponseBody>, GatewayError> {
+    if !adapter.maps_response() {
+        return Ok(response.map(ResponseBody::Upstream));
+    }
     let (head, body) = response.into_parts();
     if !adapter.needs_response_body() {
         let mut inbound = InboundResponse { head, body: Bytes::new() };
