@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use http::header::HeaderName;
-use http::{HeaderMap, Method};
+use http::Request;
 use opentelemetry::trace::{SpanBuilder, SpanContext, TraceContextExt, TraceFlags, TraceState, Tracer as _};
 use opentelemetry::Context;
 use opentelemetry_http::hyper::HyperClient;
@@ -108,9 +108,11 @@ impl Tracer {
         Ok(Some(Tracer { inner: Arc::new(Inner { tracer, provider, counters, stop, task: Mutex::new(Some(task)) }) }))
     }
 
-    /// The request's span (see the crate documentation), after the caller's `traceparent` in `headers`; sets
-    /// the `traceparent` the gateway forwards and records when it decides one.
-    pub fn request(&self, method: &Method, headers: &mut HeaderMap) -> Span {
+    /// The request's span (see the crate documentation), after the caller's `traceparent`; sets the
+    /// `traceparent` the gateway forwards and records when it decides one.
+    pub fn request<B>(&self, request: &mut Request<B>) -> Span {
+        let method = span::method_label(request.method());
+        let headers = request.headers_mut();
         let parent = headers.get(TRACEPARENT).and_then(|v| context::parse(v.as_bytes()));
         let parent_cx = match parent {
             // Parent-based: an unsampled caller's request is not traced, and its field travels unchanged.
@@ -124,9 +126,9 @@ impl Tracer {
             )),
             None => Context::new(),
         };
-        let builder = SpanBuilder::from_name(span::method_label(method))
+        let builder = SpanBuilder::from_name(method)
             .with_kind(opentelemetry::trace::SpanKind::Server)
-            .with_attributes([opentelemetry::KeyValue::new(attribute::METHOD, span::method_label(method))]);
+            .with_attributes([opentelemetry::KeyValue::new(attribute::METHOD, method)]);
         let span = self.inner.tracer.build_with_context(builder, &parent_cx);
         headers.insert(TRACEPARENT, context::traceparent(opentelemetry::trace::Span::span_context(&span)));
         if !opentelemetry::trace::Span::is_recording(&span) {
@@ -182,6 +184,7 @@ impl Tracer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::{HeaderMap, Method};
     use penghubung_types::config::HumanDuration;
 
     fn tracer(ratio: f64) -> Tracer {
@@ -196,6 +199,14 @@ mod tests {
         Tracer::start(&config).unwrap().unwrap()
     }
 
+    /// A request with `headers`; the tracer's answer and the headers it leaves.
+    fn request(tracer: &Tracer, method: Method, headers: HeaderMap) -> (Span, HeaderMap) {
+        let mut request = Request::builder().method(method).body(()).unwrap();
+        *request.headers_mut() = headers;
+        let span = tracer.request(&mut request);
+        (span, request.into_parts().0.headers)
+    }
+
     fn traceparent(headers: &HeaderMap) -> String {
         headers[TRACEPARENT].to_str().unwrap().to_string()
     }
@@ -208,8 +219,7 @@ mod tests {
     #[tokio::test]
     async fn the_ratio_decides_for_a_request_without_a_trace() {
         let (always, never) = (tracer(1.0), tracer(0.0));
-        let mut headers = HeaderMap::new();
-        let span = always.request(&Method::GET, &mut headers);
+        let (span, headers) = request(&always, Method::GET, HeaderMap::new());
         assert!(span.is_sampled());
         let sampled = traceparent(&headers);
         assert!(sampled.ends_with("-01") && context::parse(sampled.as_bytes()).is_some(), "{sampled}");
@@ -221,8 +231,7 @@ mod tests {
         assert_eq!(forwarded[..36], sampled[..36]);
         assert_ne!(forwarded[36..52], sampled[36..52]);
 
-        let mut headers = HeaderMap::new();
-        let span = never.request(&Method::GET, &mut headers);
+        let (span, headers) = request(&never, Method::GET, HeaderMap::new());
         assert!(!span.is_sampled());
         assert!(!never.phase(&span, Phase::Route).is_sampled());
         let unsampled = traceparent(&headers);
@@ -235,7 +244,7 @@ mod tests {
         let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, caller.parse().unwrap());
-        let span = never.request(&Method::POST, &mut headers);
+        let (span, headers) = request(&never, Method::POST, headers);
         assert!(span.is_sampled(), "a sampled parent is always followed");
         let own = traceparent(&headers);
         assert_eq!(own[..36], caller[..36], "the caller's trace");
@@ -245,12 +254,14 @@ mod tests {
         let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, unsampled.parse().unwrap());
-        assert!(!always.request(&Method::GET, &mut headers).is_sampled());
+        let (span, headers) = request(&always, Method::GET, headers);
+        assert!(!span.is_sampled());
         assert_eq!(traceparent(&headers), unsampled, "left as the caller sent it");
 
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, "00-3201010101010001a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
-        assert!(always.request(&Method::GET, &mut headers).is_sampled());
+        let (span, headers) = request(&always, Method::GET, headers);
+        assert!(span.is_sampled());
         assert!(!traceparent(&headers).contains("3201010101010001"), "a NIK-shaped trace is replaced");
     }
 
@@ -258,7 +269,7 @@ mod tests {
     async fn spans_for_a_closed_collector_are_dropped_and_counted() {
         let tracer = tracer(1.0);
         for _ in 0..40 {
-            let span = tracer.request(&Method::GET, &mut HeaderMap::new());
+            let (span, _) = request(&tracer, Method::GET, HeaderMap::new());
             drop(tracer.phase(&span, Phase::Route));
             span.finish(200, None);
         }

@@ -899,7 +899,9 @@ impl Config {
                 Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
                 Ok(_) => problems.at(
                     "endpoint",
-                    format!("[traces] endpoint `{endpoint}` must be an http:// URL, e.g. http://127.0.0.1:4318/v1/traces"),
+                    format!(
+                        "[traces] endpoint `{endpoint}` must be an http:// URL, e.g. http://127.0.0.1:4318/v1/traces"
+                    ),
                 ),
                 Err(e) => problems.at("endpoint", format!("[traces] endpoint `{endpoint}` is not a URL: {e}")),
             }
