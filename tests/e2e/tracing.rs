@@ -228,3 +228,53 @@ async fn spans_carry_no_path_query_header_value_or_nik() {
     }
     assert!(roots(&spans).iter().any(|s| attribute(s, "http.request.method").as_deref() == Some("_OTHER")));
 }
+
+#[tokio::test]
+async fn an_identified_callers_span_names_its_client_and_opd_and_its_audit_record_names_the_trace() {
+    let receiver = OtlpReceiver::start().await;
+    let up = Upstream::text("ok").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = penghubung_tests::mtls::Pki::new(dir.path());
+    let spiffe = format!("spiffe://{}/opd/bappeda/app/sipd", penghubung_tests::mtls::TRUST_DOMAIN);
+    let mut documents = documents(&up);
+    documents.extend([
+        docs::opd("bappeda"),
+        docs::client("bappeda", "sipd", &spiffe, true),
+        docs::grant("sipd-rm", "bappeda/sipd", "dinkes/rm/v1", &["baca-pasien"]),
+        docs::unlimited_tier(),
+    ]);
+    let extra = format!("[audit]\nenabled = true\n\n{}", traces(&receiver.endpoint(), 1.0, ""));
+    let config = penghubung_tests::mtls::write_mtls_setup(dir.path(), &documents, &pki, &extra);
+    let gateway = penghubung::Gateway::start(penghubung::Config::load(&config).unwrap()).await.unwrap();
+    let client = penghubung_tests::mtls::https_client(penghubung_tests::mtls::client_config(
+        &pki.ca_pem(),
+        Some(&pki.client("bappeda", "sipd")),
+    ));
+    let url = format!("https://{}/dinkes/rm/v1/pasien/3201010101010001", gateway.local_addrs()[0]);
+    assert_eq!(send(&client, Request::get(url).body(empty()).unwrap()).await.status, 200);
+
+    let spans = receiver.wait_for("the identified caller's request span", |s| !roots(s).is_empty()).await;
+    let root = roots(&spans)[0];
+    assert_eq!(attribute(root, "penghubung.client").as_deref(), Some("bappeda/sipd"));
+    assert_eq!(attribute(root, "penghubung.caller_opd").as_deref(), Some("bappeda"));
+    assert_eq!(attribute(root, "penghubung.provider_opd").as_deref(), Some("dinkes"));
+    assert_eq!(attribute(root, "penghubung.operation").as_deref(), Some("baca-pasien"));
+
+    // The exchange's audit record keeps the request's trace id.
+    let trace = format!("\"trace_id\":\"{}\"", hex(&root.trace_id));
+    let audit_dir = dir.path().join("audit");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text: String = std::fs::read_dir(&audit_dir)
+            .map(|entries| {
+                entries.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect::<Vec<_>>().join("\n")
+            })
+            .unwrap_or_default();
+        if text.contains(&trace) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no audit record names {trace}: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gateway.shutdown().await;
+}
