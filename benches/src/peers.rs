@@ -625,6 +625,39 @@ pub fn start_penghubung_full(
     client: &Arc<rustls::ClientConfig>,
     wrapper: &[String],
 ) -> Result<Peer, Error> {
+    start_penghubung_full_with(binary, threads, upstream, pki, client, wrapper, "")
+}
+
+/// `[traces]` sending spans to the OTLP/HTTP sink at `sink`, `percent` of the requests sampled.
+pub fn traces_section(sink: SocketAddr, percent: u32) -> String {
+    format!("[traces]\nendpoint = \"http://{sink}/v1/traces\"\nsample_ratio = {}\n", f64::from(percent) / 100.0)
+}
+
+/// Like [`start_penghubung`] (plaintext, policy, limits and audit off), with `extra` config (`[traces]`).
+pub fn start_penghubung_extra(binary: &Path, threads: usize, upstream: SocketAddr, extra: &str) -> Result<Peer, Error> {
+    start_penghubung_with(
+        binary,
+        threads,
+        upstream,
+        Listener::Plain,
+        false,
+        &BenchLimits::Off,
+        extra,
+        &BenchStore::default(),
+        &[],
+    )
+}
+
+/// Like [`start_penghubung_full`], with `extra` config after the audit section (`[traces]`).
+pub fn start_penghubung_full_with(
+    binary: &Path,
+    threads: usize,
+    upstream: SocketAddr,
+    pki: &Pki,
+    client: &Arc<rustls::ClientConfig>,
+    wrapper: &[String],
+    extra: &str,
+) -> Result<Peer, Error> {
     let store = BenchStore {
         service_extra: format!(
             "\n{CONTRACT_OPERATION}request.schema = \"{}\"\nrequest.content_type = \"application/json\"\n",
@@ -640,7 +673,7 @@ pub fn start_penghubung_full(
         Listener::Mtls { pki, client },
         true,
         &BenchLimits::Local,
-        &audit_section("async"),
+        &format!("{}\n{extra}", audit_section("async")),
         &store,
         wrapper,
     )

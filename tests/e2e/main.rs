@@ -19,6 +19,7 @@ mod routing;
 mod sanitise;
 mod shutdown;
 mod streaming;
+mod tracing;
 mod trust_boundary;
 mod upstream_failures;
 mod upstream_hygiene;

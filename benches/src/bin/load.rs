@@ -14,8 +14,13 @@
 //! cargo run -p penghubung-benches --release --bin load -- [--duration 10s] [--connections 64] [--threads 1]
 //!     [--body 1024] [--warmup 2s] [--rounds 1] [--load-threads 1] [--generator auto|wrk|hyper]
 //!     [--skip-nginx] [--skip-haproxy] [--gateway PATH] [--mode plain|mtls|ratelimit|audit|contract|adapter|full|memory]
-//!     [--handshake-connections N] [--request-body 1KiB] [--idle-connections 1000]
+//!     [--handshake-connections N] [--request-body 1KiB] [--idle-connections 1000] [--traces off,1,100]
 //! ```
+//!
+//! `--traces off,1,100` (with `--mode plain` or `--mode full`) adds, in the same run, a Penghubung target per
+//! listed setting that exports traces (`[traces]`) with 1% or 100% of the requests sampled, to a local OTLP/HTTP
+//! sink (a second harness upstream answering every export with 200), and prints each one's paired ratios to the
+//! same Penghubung without traces.
 //!
 //! Peers: `apt-get install -y nginx haproxy wrk` (Debian). Each is optional; a missing one is reported and
 //! skipped. In the plain mode nginx runs twice: stock (`nginx`), and `nginx+fields`, which also sends the
@@ -179,6 +184,8 @@ options:
   --gateway PATH      the penghubung binary (default: target/release/penghubung next to this program)
   --skip-nginx        do not run nginx
   --skip-haproxy      do not run haproxy
+  --traces LIST       plain, full: also measure Penghubung exporting traces to a local OTLP sink, for each of
+                      `off`, `1` and `100` (percent of requests sampled) listed, e.g. off,1,100 (default off)
   -h, --help          this text
 ";
 
@@ -222,6 +229,59 @@ struct Args {
     gateway: Option<PathBuf>,
     skip_nginx: bool,
     skip_haproxy: bool,
+    /// Percentages of requests traced, each an extra target (`--traces`); empty: tracing off only.
+    traces: Vec<u32>,
+}
+
+/// The extra targets of `--traces`, by the percentage they sample: plain mode's, then full mode's.
+const TRACED: [(u32, &str, &str); 2] =
+    [(1, "penghubung+traces1%", "full+traces1%"), (100, "penghubung+traces100%", "full+traces100%")];
+
+/// Reads `--traces`: `off`, `1` and `100`, comma-separated.
+fn parse_traces(text: &str) -> Result<Vec<u32>, String> {
+    let mut percents = Vec::new();
+    for setting in text.split(',').map(str::trim) {
+        match setting {
+            "off" => {}
+            "1" => percents.push(1),
+            "100" => percents.push(100),
+            other => return Err(format!("--traces takes off, 1 and 100 (comma-separated), not `{other}`")),
+        }
+    }
+    percents.dedup();
+    Ok(percents)
+}
+
+/// The OTLP/HTTP sink of `--traces`: a harness upstream with an empty body (an empty protobuf
+/// `ExportTraceServiceResponse`), started only when a traced target is asked for.
+fn trace_sink(args: &Args) -> Result<Option<Upstream>, String> {
+    if args.traces.is_empty() {
+        return Ok(None);
+    }
+    let sink = Upstream::start(0).map_err(|e| format!("cannot start the OTLP sink: {e}"))?;
+    println!("  OTLP/HTTP trace sink: http://{}/v1/traces", sink.addr());
+    Ok(Some(sink))
+}
+
+/// Per traced target, its paired ratios to `base` (the same Penghubung without traces).
+fn traced_ratios(targets: &[Target], results: &[Vec<Stats>], base: &str) -> Vec<String> {
+    let index = |name: &str| targets.iter().position(|t| t.name == name);
+    let mut lines = Vec::new();
+    for (_, plain, full) in TRACED {
+        for name in [plain, full] {
+            if let (Some(traced), Some(base)) = (index(name), index(base)) {
+                let (per_round, median) = paired_ratios(results, traced, base);
+                let per_round: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
+                let (_, p99) = paired_p99_ratios(results, traced, base);
+                lines.push(format!(
+                    "  {name} vs {base} per round: {} (median {median:.2}x, p99 {p99:.2}x)",
+                    per_round.join(", "),
+                    base = targets[base].name
+                ));
+            }
+        }
+    }
+    lines
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -242,6 +302,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         gateway: None,
         skip_nginx: false,
         skip_haproxy: false,
+        traces: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -291,12 +352,16 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--gateway" => args.gateway = Some(PathBuf::from(value()?)),
             "--skip-nginx" => args.skip_nginx = true,
             "--skip-haproxy" => args.skip_haproxy = true,
+            "--traces" => args.traces = parse_traces(&value()?)?,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
         }
     }
     if args.duration.is_zero() {
         return Err("--duration must be above zero".into());
+    }
+    if !args.traces.is_empty() && !matches!(args.mode, Mode::Plain | Mode::Full) {
+        return Err("--traces applies to --mode plain and --mode full".into());
     }
     Ok(Some(args))
 }
@@ -477,6 +542,14 @@ fn run_full(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         gateway.display()
     );
     targets.push(Target { name: FULL, addr: peer.addr, peer: Some(peer) });
+    let sink = if args.callgrind.is_none() { trace_sink(args)? } else { None };
+    for (percent, _, name) in TRACED.into_iter().filter(|(p, _, _)| sink.is_some() && args.traces.contains(p)) {
+        let traces = peers::traces_section(sink.as_ref().ok_or("no trace sink")?.addr(), percent);
+        let peer =
+            peers::start_penghubung_full_with(gateway, args.threads, upstream.addr(), &pki, &tls, &wrapper, &traces)?;
+        println!("  {name}: https://{} (as {FULL}, and traces: {percent}% sampled, exported to the sink)", peer.addr);
+        targets.push(Target { name, addr: peer.addr, peer: Some(peer) });
+    }
     if args.callgrind.is_none() {
         let peer = peers::start_penghubung(gateway, args.threads, upstream.addr())?;
         println!("  {BARE}: http://{} (plaintext, policy, limits and audit off, no contract)", peer.addr);
@@ -590,6 +663,7 @@ fn run_full(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
             ));
         }
     }
+    summary.extend(traced_ratios(&targets, &results, FULL));
     let cpu: Vec<Option<f64>> = (0..targets.len()).map(|i| median_cpu(&results, i)).collect();
     let errors: Vec<u64> = results.iter().map(|r| r.iter().map(|s| s.errors).sum()).collect();
     let rows = median_rows(&targets, results);
@@ -833,6 +907,18 @@ fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     let peer = peers::start_penghubung(gateway, args.threads, upstream.addr())?;
     println!("  penghubung: {} ({})", peer.addr, gateway.display());
     targets.push(Target { name: "penghubung", addr: peer.addr, peer: Some(peer) });
+    let sink = trace_sink(args)?;
+    for (percent, name, _) in TRACED.into_iter().filter(|(p, _, _)| args.traces.contains(p)) {
+        let sink = sink.as_ref().ok_or("no trace sink")?.addr();
+        let peer = peers::start_penghubung_extra(
+            gateway,
+            args.threads,
+            upstream.addr(),
+            &peers::traces_section(sink, percent),
+        )?;
+        println!("  {name}: {} (traces: {percent}% of the requests sampled, exported to the sink)", peer.addr);
+        targets.push(Target { name, addr: peer.addr, peer: Some(peer) });
+    }
 
     match (args.skip_nginx, peers::find_program("nginx")) {
         (true, _) => println!("  nginx: skipped (--skip-nginx)"),
@@ -895,6 +981,7 @@ fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         }
     }
 
+    paired.extend(traced_ratios(&targets, &results, "penghubung"));
     let rows = median_rows(&targets, results);
     println!();
     for line in &paired {

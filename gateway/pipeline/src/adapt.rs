@@ -17,7 +17,8 @@
 //!    as it came.
 //!
 //! The orchestration awaits [`exchange`] boxed, and only for a service that names an adapter: a plain request
-//! pays one branch and carries none of its state.
+//! pays one branch and carries none of its state. Traced, each upstream call (a retry too) gets its own span
+//! under the adapter's, and its context is the `traceparent` the national system receives.
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ use crate::error::GatewayError;
 use crate::forward;
 use penghubung_adapters::{Adapter, InboundResponse, OutboundRequest};
 use penghubung_snapshot::CompiledService;
+use penghubung_trace::{Phase, Span, Tracer};
 use penghubung_upstream::body::{RequestBody, RequestBodyError};
 use penghubung_upstream::Downstream;
 
@@ -42,7 +44,27 @@ pub(super) fn needed(service: &CompiledService) -> Option<&Arc<dyn Adapter>> {
     service.adapter.as_ref()
 }
 
+/// The adapter phase's span, under which each upstream call gets its own.
+#[derive(Clone, Copy)]
+pub(super) struct Trace<'a> {
+    pub tracer: Option<&'a Tracer>,
+    pub span: &'a Span,
+}
+
+impl Trace<'_> {
+    /// An upstream call's span, its context set on the request's `headers`.
+    fn upstream(&self, headers: &mut http::HeaderMap) -> Span {
+        let span = match self.tracer {
+            Some(tracer) => tracer.phase(self.span, Phase::Upstream),
+            None => Span::none(),
+        };
+        span.inject(headers);
+        span
+    }
+}
+
 /// Steps 1–5 of the module documentation: the upstream's answer, mapped back, and the endpoint used.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn exchange(
     adapter: &dyn Adapter,
     service: &CompiledService,
@@ -51,6 +73,7 @@ pub(super) async fn exchange(
     rest_offset: usize,
     downstream: &Downstream,
     authorization: &Authorization<'_>,
+    trace: Trace<'_>,
 ) -> Result<(Response<ResponseBody>, Arc<str>), GatewayError> {
     let limit = service.adapter_max_body;
     parts.uri = upstream_target(&parts.uri, rest_offset)?;
@@ -68,7 +91,7 @@ pub(super) async fn exchange(
     // 2.-3.
     let mut request = OutboundRequest { head: parts, body: bytes };
     adapter.prepare(&mut request).await?;
-    let (mut response, mut upstream) = send(service, request, stream.take(), downstream, authorization).await?;
+    let (mut response, mut upstream) = send(service, request, stream.take(), downstream, authorization, trace).await?;
     // 4. one more try with fresh credentials after a 401
     if response.status() == StatusCode::UNAUTHORIZED && adapter.retry_on_unauthorized() {
         adapter.unauthorized();
@@ -81,7 +104,7 @@ pub(super) async fn exchange(
         drop(response);
         let mut request = OutboundRequest { head, body };
         adapter.prepare(&mut request).await?;
-        (response, upstream) = send(service, request, None, downstream, authorization).await?;
+        (response, upstream) = send(service, request, None, downstream, authorization, trace).await?;
         if response.status() == StatusCode::UNAUTHORIZED {
             adapter.unauthorized();
             return Err(refused(adapter, "the national system answered 401 to fresh credentials"));
@@ -99,8 +122,10 @@ async fn send(
     stream: Option<RequestBody>,
     downstream: &Downstream,
     authorization: &Authorization<'_>,
+    trace: Trace<'_>,
 ) -> Result<(Response<penghubung_upstream::response::UpstreamBody>, Arc<str>), GatewayError> {
     let OutboundRequest { mut head, body } = request;
+    let span = trace.upstream(&mut head.headers);
     let body = match stream {
         Some(stream) => stream,
         None => {
@@ -112,7 +137,12 @@ async fn send(
         }
     };
     // The target is already relative to the endpoint: the rest starts at its first byte.
-    Ok(forward::forward(service, head, body, 0, downstream, authorization).await?)
+    let forwarded = forward::forward(service, head, body, 0, downstream, authorization).await;
+    forwarded.map_err(|error| {
+        let error = GatewayError::from(error);
+        span.fail(error.code());
+        error
+    })
 }
 
 fn refused(adapter: &dyn Adapter, detail: &str) -> GatewayError {

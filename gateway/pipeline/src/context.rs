@@ -2,6 +2,8 @@
 //! ([`crate::handle`]) records each into the context right after the phase that produced it, through the
 //! methods below, and nowhere else. The respond phase reads it for the access-log line, the account phase turns
 //! it into the audit record; with an audit trail the context also holds that record's facts ([`AuditFacts`]).
+//! A sampled request's span is here too, and the same methods give it its attributes (ids of the snapshot only).
+//! The span is started before the audit facts, so that the `traceparent` the record keeps names it.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -14,6 +16,7 @@ use penghubung_audit::tap::{RequestOutcome, SharedOutcome};
 use penghubung_audit::{AuditDurability, Auditor};
 use penghubung_routing::CompiledOperation;
 use penghubung_snapshot::{ClientEntry, CompiledService};
+use penghubung_trace::{Span, Tracer};
 use penghubung_upstream::body::Inbound;
 use penghubung_upstream::headers;
 
@@ -35,6 +38,8 @@ pub(super) struct RequestContext {
     pub purpose: Option<HeaderValue>,
     /// Set only when auditing: what the record needs beyond the access log.
     pub audit: Option<Box<AuditFacts>>,
+    /// The request's span: none unless tracing is on and the request sampled.
+    pub span: Span,
 }
 
 /// The audit record's facts gathered on the way in.
@@ -76,10 +81,14 @@ impl AuditFacts {
 }
 
 impl RequestContext {
-    /// The context of a request that just arrived; with an audit trail, its record's facts are started (the
-    /// arrival time, the trace, the NIKs of the path and query).
-    pub fn start(auditor: Option<&Auditor>, request: &mut Request<Inbound>) -> Self {
+    /// The context of a request that just arrived: with a tracer, the request's span (when sampled) and the
+    /// `traceparent` it decides; with an audit trail, its record's facts (the arrival time, the trace, the NIKs
+    /// of the path and query).
+    pub fn start(auditor: Option<&Auditor>, tracer: Option<&Tracer>, request: &mut Request<Inbound>) -> Self {
         let mut context = RequestContext::default();
+        if let Some(tracer) = tracer {
+            context.span = tracer.request(request);
+        }
         if let Some(auditor) = auditor {
             context.audit = Some(AuditFacts::start(auditor, request));
         }
@@ -94,6 +103,7 @@ impl RequestContext {
     /// The identify phase's client (none without a certificate).
     pub fn identified(&mut self, client: Option<&ClientEntry>) {
         if let Some(client) = client {
+            self.span.client(&client.client_header, &client.opd_header);
             self.client = Some(client.client_header.clone());
             if let Some(facts) = self.audit.as_mut() {
                 facts.opd = Some(client.opd_header.clone());
@@ -104,6 +114,7 @@ impl RequestContext {
     /// The route phase's service, and what its audit setting asks of the record.
     pub fn routed(&mut self, service: &CompiledService, auditor: Option<&Auditor>) {
         self.service = Some(Arc::clone(&service.key));
+        self.span.service(&service.key, &service.doc.opd);
         if let (Some(facts), Some(auditor)) = (self.audit.as_mut(), auditor) {
             facts.durability = service.doc.audit.unwrap_or(auditor.default_durability);
             facts.read_ahead_within = service.upstream.pool.spec.request_timeout;
@@ -114,6 +125,9 @@ impl RequestContext {
     /// the call.
     pub fn matched(&mut self, operation: Option<&CompiledOperation>) {
         self.operation = operation.map(|o| Arc::clone(&o.label));
+        if let Some(o) = operation {
+            self.span.operation(&o.id, &o.template, &o.label);
+        }
         if let Some(facts) = self.audit.as_mut() {
             facts.operation_id = operation.map(|o| Arc::clone(&o.id));
             facts.path = operation.map(|o| Arc::clone(&o.template)); // pass-through: the writer says `/{service}/*`

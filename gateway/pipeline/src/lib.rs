@@ -33,6 +33,11 @@
 //! The phases every request takes are awaited inline (their state is part of that future); the phases not every
 //! request takes (marked *boxed*, and the Redis limits and upstream connects inside theirs) are boxed where they
 //! are awaited, so that no request moves their state (see `future_sizes` below).
+//!
+//! Traces: with a tracer, the request's span starts with its context (`RequestContext::start`) and ends at the
+//! respond phase with the status and the error code; each phase's call site in `phases` is wrapped in a child
+//! span (`phase`: one branch and 8 bytes of state when the request is not sampled); the upstream span's
+//! context is the `traceparent` the upstream receives.
 #![forbid(unsafe_code)]
 
 pub mod body;
@@ -66,6 +71,7 @@ use hyper::body::Incoming;
 
 use crate::body::ResponseBody;
 use crate::error::GatewayError;
+use penghubung_trace::{Phase, Span};
 use penghubung_upstream::body::Inbound;
 use penghubung_upstream::Downstream;
 
@@ -126,7 +132,7 @@ async fn handle(
     let started = Instant::now();
     let request_id = respond::request_id(&mut request);
     let method = request.method().clone();
-    let mut context = RequestContext::start(shared.audit.as_deref(), &mut request);
+    let mut context = RequestContext::start(shared.audit.as_deref(), shared.trace.as_ref(), &mut request);
     let mut response = match phases(shared, downstream, request, &mut context).await {
         Ok(response) => response,
         Err(error) => {
@@ -136,6 +142,7 @@ async fn handle(
     };
     // 9. respond
     respond::respond(shared, downstream, &context, &mut response, &method, &request_id, started);
+    std::mem::take(&mut context.span).finish(response.status().as_u16(), context.code);
     // 10. account
     if let (Some(auditor), Some(facts)) = (&shared.audit, context.audit.take()) {
         // Boxed, like every step that not every request takes: an inline state would be moved with every request.
@@ -161,11 +168,13 @@ async fn phases(
 
     // 1. identify (a caller without a certificate on a listener that takes bearer tokens: by its token, boxed)
     let certificate = downstream.certificate.as_deref();
+    let span = phase(shared, &context.span, Phase::Identify);
     let client = if certificate.is_none() && downstream.bearer_tokens() {
-        Box::pin(identify::identify_by_token(shared, &snapshot, request.headers())).await?
+        traced(&span, Box::pin(identify::identify_by_token(shared, &snapshot, request.headers())).await)?
     } else {
-        identify::identify(shared, &snapshot, certificate)?
+        traced(&span, identify::identify(shared, &snapshot, certificate))?
     };
+    drop(span);
     if downstream.bearer_tokens() {
         identify::strip_credentials(request.headers_mut());
     }
@@ -180,17 +189,23 @@ async fn phases(
     }
     context.identified(client.map(|c| &**c));
     // 2. route
-    let route = route::route(&snapshot, path)?;
+    let span = phase(shared, &context.span, Phase::Route);
+    let route = traced(&span, route::route(&snapshot, path))?;
+    drop(span);
     let (service, rest_offset) = (route.service, route.rest_offset);
     context.routed(service, shared.audit.as_deref());
     // 3. authorize
+    let span = phase(shared, &context.span, Phase::Authorize);
     let (operation, decision) =
         authorize::authorize(shared.policy.enforce, client, &route, request.method(), request.headers());
     context.matched(operation);
-    let authorization = decision?;
+    let authorization = traced(&span, decision)?;
+    drop(span);
     context.authorized(&authorization);
     // 4. limit
-    let admission = limit::limit(shared, service, &authorization, &request).await?;
+    let span = phase(shared, &context.span, Phase::Limit);
+    let admission = traced(&span, limit::limit(shared, service, &authorization, &request).await)?;
+    drop(span);
     // (10. account: the request body's tap, or 503 for a `sync` service while the audit log is unavailable)
     let tap = account::tap(context.audit.as_deref(), shared.audit.as_deref(), service, request.body())?;
     // 5. check request
@@ -200,20 +215,27 @@ async fn phases(
     let body = match contract {
         Some(contract) => {
             let timeout = downstream.body_timeout();
-            Box::pin(check_request::check_request(contract, &mut parts, body, service, tap, timeout)).await?
+            let span = phase(shared, &context.span, Phase::ContractRequest);
+            let checked = Box::pin(check_request::check_request(contract, &mut parts, body, service, tap, timeout));
+            traced(&span, checked.await)?
         }
         None => check_request::unchecked(body, service, tap),
     };
     // 6. adapt around 7. forward (boxed, and only for a service that names an adapter); else 7. forward (inline)
     let (response, upstream) = match adapt::needed(service) {
         None => {
-            let (response, upstream) =
-                forward::forward(service, parts, body, rest_offset, downstream, &authorization).await?;
+            let span = phase(shared, &context.span, Phase::Upstream);
+            span.inject(&mut parts.headers);
+            let forwarded = forward::forward(service, parts, body, rest_offset, downstream, &authorization).await;
+            let (response, upstream) = traced(&span, forwarded)?;
             (response.map(ResponseBody::Upstream), upstream)
         }
         Some(adapter) => {
-            let exchange = adapt::exchange(&**adapter, service, parts, body, rest_offset, downstream, &authorization);
-            Box::pin(exchange).await?
+            let span = phase(shared, &context.span, Phase::Adapter);
+            let trace = adapt::Trace { tracer: shared.trace.as_ref(), span: &span };
+            let exchange =
+                adapt::exchange(&**adapter, service, parts, body, rest_offset, downstream, &authorization, trace);
+            traced(&span, Box::pin(exchange).await)?
         }
     };
     context.forwarded(upstream);
@@ -221,9 +243,32 @@ async fn phases(
     let mut response = admission.apply(response);
     // 8. check response
     if let Some(checks) = check_response::needed(contract, &authorization, &response, head) {
-        response = Box::pin(check_response::check_response(response, checks, shared, service, operation, head)).await?;
+        let span = phase(shared, &context.span, Phase::ContractResponse);
+        let checked = Box::pin(check_response::check_response(response, checks, shared, service, operation, head));
+        response = traced(&span, checked.await)?;
     }
     Ok(response)
+}
+
+/// A phase's span under the request's: none (one branch) without a tracer or for an unsampled request.
+#[inline(always)]
+fn phase(shared: &Shared, request: &Span, phase: Phase) -> Span {
+    match &shared.trace {
+        Some(tracer) => tracer.phase(request, phase),
+        None => Span::none(),
+    }
+}
+
+/// `result`, its error converted to the gateway's, with the phase's span marked failed by the error's code.
+#[inline(always)]
+fn traced<T, E: Into<GatewayError>>(span: &Span, result: Result<T, E>) -> Result<T, GatewayError> {
+    result.map_err(|error| {
+        let error = error.into();
+        if span.is_sampled() {
+            span.fail(error.code());
+        }
+        error
+    })
 }
 
 /// A boxed step's future is moved whole into its box, so a large state costs an allocation and a `memcpy` per

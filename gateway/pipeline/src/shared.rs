@@ -1,5 +1,5 @@
 //! What every connection shares: the snapshot, the limits checked on the request head, the policy settings, the
-//! TLS material, the bearer-token verifier, the rate limiter and the audit trail ([`Shared`], built once by the
+//! TLS material, the bearer-token verifier, the rate limiter, the audit trail and the tracer ([`Shared`], built once by the
 //! server).
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use penghubung_jwt::TokenVerifier;
 use penghubung_ratelimit::RateLimiter;
 use penghubung_snapshot::SnapshotCell;
 use penghubung_tls::material::TlsState;
+use penghubung_trace::Tracer;
 
 /// Limits checked on the request head.
 #[derive(Clone, Copy, Debug)]
@@ -34,6 +35,8 @@ pub struct Shared {
     pub ratelimit: RateLimiter,
     /// The audit trail, when on.
     pub audit: Option<Arc<Auditor>>,
+    /// Spans of sampled requests, exported over OTLP; `None` without a `[traces] endpoint`.
+    pub trace: Option<Tracer>,
 }
 
 /// How the policy step runs.

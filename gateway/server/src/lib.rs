@@ -63,6 +63,8 @@ pub enum StartError {
     Watch(String),
     #[error("audit trail: {0}")]
     Audit(String),
+    #[error("traces: {0}")]
+    Traces(String),
 }
 
 /// A running gateway.
@@ -134,7 +136,11 @@ impl Gateway {
         let snapshot = cell.load();
         tracing::info!(generation = snapshot.generation, services = snapshot.route_count(), "documents loaded");
 
-        let shared = Arc::new(shared_state(&config, cell, tls_state.clone(), tokens, audit));
+        let trace = penghubung_trace::Tracer::start(&config.traces).map_err(|e| StartError::Traces(e.to_string()))?;
+        if let (Some(endpoint), Some(_)) = (&config.traces.endpoint, &trace) {
+            tracing::info!(target: "penghubung::trace", %endpoint, sample_ratio = config.traces.sample_ratio, "exporting traces");
+        }
+        let shared = Arc::new(shared_state(&config, cell, tls_state.clone(), tokens, audit, trace));
         announce_modes(&config);
         let tls_watch = tls_state.as_ref().map(|state| tls::material::spawn_watch(Arc::clone(state)));
         let builder = Arc::new(connection_builder(&config));
@@ -203,6 +209,11 @@ impl Gateway {
         self.shared.snapshot.load()
     }
 
+    /// The tracer, when `[traces]` names an endpoint (its counters: spans exported and dropped).
+    pub fn tracer(&self) -> Option<&penghubung_trace::Tracer> {
+        self.shared.trace.as_ref()
+    }
+
     /// The audit trail, when on.
     pub fn auditor(&self) -> Option<&Arc<penghubung_audit::Auditor>> {
         self.shared.audit.as_ref()
@@ -239,6 +250,10 @@ impl Gateway {
             // Ship what is left (the closing checkpoint included) while Redis is reachable; a record not shipped
             // now is shipped by the next start.
             let _ = auditor.wait_shipped(Duration::from_secs(2)).await;
+        }
+        // Send the spans still queued, within the exporter's own timeout.
+        if let Some(tracer) = &shared.trace {
+            tracer.shutdown(Duration::from_secs(5)).await;
         }
         outcome
     }
@@ -353,13 +368,14 @@ fn open_store(config: &Config) -> Result<DirStore, StartError> {
 }
 
 /// What every request shares: the snapshot, the head limits, the TLS state, the policy settings, the rate
-/// limiter and the audit trail.
+/// limiter, the audit trail and the tracer.
 fn shared_state(
     config: &Config,
     cell: Arc<SnapshotCell>,
     tls_state: Option<Arc<TlsState>>,
     tokens: Option<Arc<penghubung_jwt::TokenVerifier>>,
     audit: Option<Arc<penghubung_audit::Auditor>>,
+    trace: Option<penghubung_trace::Tracer>,
 ) -> Shared {
     Shared {
         snapshot: cell,
@@ -374,6 +390,7 @@ fn shared_state(
         policy: PolicySettings { enforce: config.policy.enforce, max_redacted_body: config.policy.max_redacted_body.0 },
         ratelimit: RateLimiter::start(config),
         audit,
+        trace,
     }
 }
 

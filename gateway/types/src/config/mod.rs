@@ -68,6 +68,9 @@ pub struct Config {
     /// The management plane's admin API listener. Absent: no admin listener.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// OpenTelemetry traces sent to an OTLP/HTTP collector. Without an `endpoint`: no traces.
+    #[serde(default)]
+    pub traces: TracesConfig,
     /// Directory relative paths are resolved against (the config file's directory). Not read from the file.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -379,6 +382,50 @@ pub struct RedisConfig {
     pub max_reconnect_backoff: HumanDuration,
 }
 
+/// Traces (`[traces]`): one span per request and one per pipeline phase, sampled by ratio (a caller's sampled
+/// `traceparent` is always followed), exported over OTLP/HTTP with protobuf bodies.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracesConfig {
+    /// The collector's OTLP/HTTP traces URL, `http://host:port/v1/traces`. Absent: tracing is off.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The share of requests without a caller's trace context that are traced, 0.0 to 1.0.
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+    /// The `service.name` resource attribute of every span.
+    #[serde(default = "default_trace_service_name")]
+    pub service_name: String,
+    /// Finished spans waiting for export; past this, new spans are dropped and counted.
+    #[serde(default = "default_trace_queue")]
+    pub queue_size: usize,
+    /// One export request must finish within this; otherwise its spans are dropped and counted.
+    #[serde(default = "d5s")]
+    pub export_timeout: HumanDuration,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        TracesConfig {
+            endpoint: None,
+            sample_ratio: default_sample_ratio(),
+            service_name: default_trace_service_name(),
+            queue_size: default_trace_queue(),
+            export_timeout: d5s(),
+        }
+    }
+}
+
+fn default_sample_ratio() -> f64 {
+    0.01
+}
+fn default_trace_service_name() -> String {
+    "penghubung".to_string()
+}
+fn default_trace_queue() -> usize {
+    2048
+}
+
 /// A Redis URL without its password, for logs (`redis://***@host:port`).
 pub fn redacted_url(url: &str) -> String {
     match (url.split_once("://"), url.rfind('@')) {
@@ -608,6 +655,7 @@ impl Config {
         self.validate_audit(&mut problems);
         self.validate_jwt(&mut problems);
         self.validate_admin(&mut problems);
+        self.validate_traces(&mut problems);
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.at("level", format!("log level `{}`: {e}", self.log.level));
         }
@@ -839,6 +887,36 @@ impl Config {
         self.resolve(&self.store.path)
     }
 
+    /// A usable `[traces]` section when it names an endpoint: a plain `http://` URL with a host (the exporter
+    /// speaks to a collector on the internal network, without TLS), a ratio within 0–1, a queue and a timeout.
+    fn validate_traces(&self, problems: &mut Problems<'_>) {
+        let traces = &self.traces;
+        if !(0.0..=1.0).contains(&traces.sample_ratio) {
+            problems.at("sample_ratio", "[traces] sample_ratio must be between 0.0 and 1.0");
+        }
+        if let Some(endpoint) = &traces.endpoint {
+            match endpoint.parse::<http::Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
+                Ok(_) => problems.at(
+                    "endpoint",
+                    format!(
+                        "[traces] endpoint `{endpoint}` must be an http:// URL, e.g. http://127.0.0.1:4318/v1/traces"
+                    ),
+                ),
+                Err(e) => problems.at("endpoint", format!("[traces] endpoint `{endpoint}` is not a URL: {e}")),
+            }
+        }
+        if traces.queue_size == 0 {
+            problems.at("queue_size", "[traces] queue_size must be above zero");
+        }
+        if traces.export_timeout.0.is_zero() {
+            problems.at("export_timeout", "[traces] export_timeout must be above zero");
+        }
+        if traces.service_name.is_empty() {
+            problems.at("service_name", "[traces] service_name must not be empty");
+        }
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         self.server.shutdown_grace.0
     }
@@ -892,6 +970,9 @@ fn yes() -> bool {
 }
 fn d2s() -> HumanDuration {
     HumanDuration(Duration::from_secs(2))
+}
+fn d5s() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
 }
 fn d10s() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
@@ -1017,6 +1098,32 @@ mod tests {
         let files = c.admin_tls_files().unwrap();
         assert_eq!(files.cert_file, PathBuf::from("/tmp/pki/server.crt"));
         assert_eq!(files.operator_ca_file, PathBuf::from("/tmp/pki/ca.crt"));
+    }
+
+    #[test]
+    fn the_traces_section_is_off_by_default_and_checked_when_on() {
+        let base = "[[listeners]]\naddress = \"127.0.0.1:7000\"\nplaintext = true\n";
+        let config = Config::parse(base, "p.toml", Path::new(".")).unwrap();
+        assert!(config.traces.endpoint.is_none(), "no endpoint, no traces");
+        assert_eq!(config.traces.sample_ratio, 0.01);
+        assert_eq!(config.traces.service_name, "penghubung");
+        assert_eq!(config.traces.queue_size, 2048);
+        assert_eq!(config.traces.export_timeout.0, Duration::from_secs(5));
+        let text = format!("{base}[traces]\nendpoint = \"http://127.0.0.1:4318/v1/traces\"\nsample_ratio = 1.0\n");
+        let config = Config::parse(&text, "p.toml", Path::new(".")).unwrap();
+        assert_eq!(config.traces.endpoint.as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
+        assert_eq!(config.traces.sample_ratio, 1.0);
+        let text = format!(
+            "{base}[traces]\nendpoint = \"https://collector/v1/traces\"\nsample_ratio = 1.5\nqueue_size = 0\n\
+             export_timeout = \"0s\"\n"
+        );
+        let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        for key in ["http:// URL", "sample_ratio", "queue_size", "export_timeout"] {
+            assert!(errs.iter().any(|e| e.message.contains(key)), "{key}: {errs:?}");
+        }
+        let text = format!("{base}[traces]\nendpoint = \"http://collector:4318/v1/traces\"\nheaders = 1\n");
+        assert!(Config::parse(&text, "p.toml", Path::new(".")).is_err(), "unknown keys are errors");
     }
 
     #[test]
