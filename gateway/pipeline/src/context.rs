@@ -35,6 +35,20 @@ pub(super) struct RequestContext {
     pub purpose: Option<HeaderValue>,
     /// Set only when auditing: what the record needs beyond the access log.
     pub audit: Option<Box<AuditFacts>>,
+    /// Set only when metrics are on: the labels and measures the respond phase records.
+    pub metrics: Option<MetricFacts>,
+}
+
+/// What the metrics need beyond the access log: label values shared with the snapshot (an `Arc` clone each,
+/// nothing formatted), the upstream exchange's duration, the request body's declared length, a redaction.
+#[derive(Default)]
+pub(super) struct MetricFacts {
+    pub caller_opd: Option<Arc<str>>,
+    pub provider_opd: Option<Arc<str>>,
+    pub operation_id: Option<Arc<str>>,
+    pub upstream_elapsed: Option<std::time::Duration>,
+    pub bytes_in: u64,
+    pub redacted: bool,
 }
 
 /// The audit record's facts gathered on the way in.
@@ -78,8 +92,17 @@ impl AuditFacts {
 impl RequestContext {
     /// The context of a request that just arrived; with an audit trail, its record's facts are started (the
     /// arrival time, the trace, the NIKs of the path and query).
-    pub fn start(auditor: Option<&Auditor>, request: &mut Request<Inbound>) -> Self {
+    pub fn start(auditor: Option<&Auditor>, metrics: bool, request: &mut Request<Inbound>) -> Self {
         let mut context = RequestContext::default();
+        if metrics {
+            let bytes_in = request
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            context.metrics = Some(MetricFacts { bytes_in, ..MetricFacts::default() });
+        }
         if let Some(auditor) = auditor {
             context.audit = Some(AuditFacts::start(auditor, request));
         }
@@ -95,6 +118,9 @@ impl RequestContext {
     pub fn identified(&mut self, client: Option<&ClientEntry>) {
         if let Some(client) = client {
             self.client = Some(client.client_header.clone());
+            if let Some(metrics) = self.metrics.as_mut() {
+                metrics.caller_opd = Some(Arc::clone(&client.opd));
+            }
             if let Some(facts) = self.audit.as_mut() {
                 facts.opd = Some(client.opd_header.clone());
             }
@@ -104,6 +130,9 @@ impl RequestContext {
     /// The route phase's service, and what its audit setting asks of the record.
     pub fn routed(&mut self, service: &CompiledService, auditor: Option<&Auditor>) {
         self.service = Some(Arc::clone(&service.key));
+        if let Some(metrics) = self.metrics.as_mut() {
+            metrics.provider_opd = Some(Arc::clone(&service.opd));
+        }
         if let (Some(facts), Some(auditor)) = (self.audit.as_mut(), auditor) {
             facts.durability = service.doc.audit.unwrap_or(auditor.default_durability);
             facts.read_ahead_within = service.upstream.pool.spec.request_timeout;
@@ -114,6 +143,9 @@ impl RequestContext {
     /// the call.
     pub fn matched(&mut self, operation: Option<&CompiledOperation>) {
         self.operation = operation.map(|o| Arc::clone(&o.label));
+        if let Some(metrics) = self.metrics.as_mut() {
+            metrics.operation_id = operation.map(|o| Arc::clone(&o.id));
+        }
         if let Some(facts) = self.audit.as_mut() {
             facts.operation_id = operation.map(|o| Arc::clone(&o.id));
             facts.path = operation.map(|o| Arc::clone(&o.template)); // pass-through: the writer says `/{service}/*`
@@ -125,9 +157,24 @@ impl RequestContext {
         self.purpose = authorization.permit().and_then(|p| p.purpose.clone());
     }
 
-    /// The forward phase's upstream endpoint.
-    pub fn forwarded(&mut self, upstream: Arc<str>) {
+    /// The forward phase's upstream endpoint, and (with metrics) how long the exchange took since `started`.
+    pub fn forwarded(&mut self, upstream: Arc<str>, started: Option<std::time::Instant>) {
         self.upstream = Some(upstream);
+        if let (Some(metrics), Some(started)) = (self.metrics.as_mut(), started) {
+            metrics.upstream_elapsed = Some(started.elapsed());
+        }
+    }
+
+    /// The check response phase filtered the response for the caller's clearance.
+    pub fn redacted(&mut self) {
+        if let Some(metrics) = self.metrics.as_mut() {
+            metrics.redacted = true;
+        }
+    }
+
+    /// When the upstream exchange starts: now with metrics, else not measured.
+    pub fn upstream_clock(&self) -> Option<std::time::Instant> {
+        self.metrics.as_ref().map(|_| std::time::Instant::now())
     }
 
     /// The problem the request ended in (the respond phase's rescue).

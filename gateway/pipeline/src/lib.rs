@@ -126,7 +126,7 @@ async fn handle(
     let started = Instant::now();
     let request_id = respond::request_id(&mut request);
     let method = request.method().clone();
-    let mut context = RequestContext::start(shared.audit.as_deref(), &mut request);
+    let mut context = RequestContext::start(shared.audit.as_deref(), shared.metrics.is_some(), &mut request);
     let mut response = match phases(shared, downstream, request, &mut context).await {
         Ok(response) => response,
         Err(error) => {
@@ -134,8 +134,11 @@ async fn handle(
             respond::rescue(error, &request_id)
         }
     };
-    // 9. respond
+    // 9. respond (the access-log line and the metrics)
     respond::respond(shared, downstream, &context, &mut response, &method, &request_id, started);
+    if let Some(metrics) = &shared.metrics {
+        respond::observe(metrics, &context, &response, started);
+    }
     // 10. account
     if let (Some(auditor), Some(facts)) = (&shared.audit, context.audit.take()) {
         // Boxed, like every step that not every request takes: an inline state would be moved with every request.
@@ -205,6 +208,7 @@ async fn phases(
         None => check_request::unchecked(body, service, tap),
     };
     // 6. adapt around 7. forward (boxed, and only for a service that names an adapter); else 7. forward (inline)
+    let upstream_clock = context.upstream_clock();
     let (response, upstream) = match adapt::needed(service) {
         None => {
             let (response, upstream) =
@@ -216,11 +220,14 @@ async fn phases(
             Box::pin(exchange).await?
         }
     };
-    context.forwarded(upstream);
+    context.forwarded(upstream, upstream_clock);
     // the admission's headers and meter on the response
     let mut response = admission.apply(response);
     // 8. check response
     if let Some(checks) = check_response::needed(contract, &authorization, &response, head) {
+        if checks.redacts() {
+            context.redacted();
+        }
         response = Box::pin(check_response::check_response(response, checks, shared, service, operation, head)).await?;
     }
     Ok(response)

@@ -98,6 +98,8 @@ pub struct Cluster {
     url: String,
     /// Requests decided by the fallback because Redis was unreachable.
     fallback_requests: AtomicU64,
+    /// Times Redis went from reachable to unreachable (the fallback took over).
+    fallback_switches: AtomicU64,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -117,6 +119,7 @@ impl Cluster {
             sha: redis::Script::new(SCRIPT).get_hash().to_string(),
             url: redacted_url(&config.url),
             fallback_requests: AtomicU64::new(0),
+            fallback_switches: AtomicU64::new(0),
             task: Mutex::new(None),
         });
         let task = tokio::spawn(Arc::clone(&cluster).supervise());
@@ -135,6 +138,11 @@ impl Cluster {
     /// Requests decided by the fallback so far.
     pub fn fallback_requests(&self) -> u64 {
         self.fallback_requests.load(Ordering::Relaxed)
+    }
+
+    /// Times Redis became unreachable so far.
+    pub fn fallback_switches(&self) -> u64 {
+        self.fallback_switches.load(Ordering::Relaxed)
     }
 
     pub(crate) fn stop(&self) {
@@ -221,6 +229,7 @@ impl Cluster {
 
     fn mark_down(&self, reason: &str) {
         if self.up.swap(false, Ordering::AcqRel) {
+            self.fallback_switches.fetch_add(1, Ordering::Relaxed);
             self.connection.store(None);
             tracing::warn!(
                 redis = %self.url,
