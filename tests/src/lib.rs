@@ -154,6 +154,7 @@ pub mod jwt;
 pub mod mtls;
 pub mod national;
 pub mod operators;
+pub mod prometheus;
 pub mod redis;
 
 /// Document builders.
