@@ -8,7 +8,7 @@
 //! and `&'static str` codes, never a request's own strings. A request with no service (an unknown route) or no
 //! identified caller is recorded under `-`.
 //!
-//! **Cost.** The request path does one hash of its label values, one lock-free table read ([`table`]) and a few
+//! **Cost.** The request path does one hash of its label values, one lock-free table read (the `table` module) and a few
 //! relaxed atomic increments ([`histogram`]). Counters owned by other crates (the audit writer's, the rate
 //! limiter's, the trace exporter's dropped spans) are read at scrape time: the server hands them over as
 //! [`Facts`], or registers them once with [`Metrics::register_counter`].

@@ -8,9 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+/// Entries by the hash of their labels (colliding entries share a bucket).
+type Buckets<E> = HashMap<u64, Box<[Arc<E>]>, BuildHasherDefault<Prehashed>>;
+
 /// A series stored under a 64-bit hash of its labels; entries whose hashes collide share a bucket.
 pub(crate) struct Table<E> {
-    map: ArcSwap<HashMap<u64, Box<[Arc<E>]>, BuildHasherDefault<Prehashed>>>,
+    map: ArcSwap<Buckets<E>>,
     grow: Mutex<()>,
 }
 

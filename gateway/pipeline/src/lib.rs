@@ -16,7 +16,7 @@
 //!                                                  max_body, one retry after a 401, the answer mapped  [boxed]
 //!          7. forward          forward.rs          Authorization → the upstream call → response, endpoint
 //!          8. check response   check_response.rs   the contract, then the redaction release           [boxed]
-//!          9. respond          respond.rs          rescue: error → problem; HEAD; X-Request-Id; access log
+//!          9. respond          respond.rs          rescue: error → problem; HEAD; X-Request-Id; access log; metrics
 //!         10. account          account.rs          the audit record, completed when the body ends     [boxed]
 //!  response ◀─
 //! ```
