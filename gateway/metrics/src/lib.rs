@@ -527,14 +527,23 @@ fn register_facts(registry: &mut Registry, facts: &Facts) {
             Counters(vec![(Vec::new(), redis.fallback_requests)]),
         );
     }
-    let expiry =
-        facts.certificates.iter().map(|e| (labels(&[("kind", e.kind), ("name", &e.name)]), e.seconds_left)).collect();
+    let expiry = facts
+        .certificates
+        .iter()
+        .map(|e| (labels(&[("kind", e.kind), ("name", &certificate_name(&e.name))]), e.seconds_left))
+        .collect();
     registry.register_with_unit(
         "certificate_expiry",
         "Time left until a certificate expires or a CRL is due for its next update (negative: past it)",
         Unit::Seconds,
         Gauges(expiry),
     );
+}
+
+/// A certificate's name as a label value: its common name comes from a file, not a request, but may hold any
+/// character; what would need escaping becomes `_`, and it is cut at 64 characters.
+fn certificate_name(name: &str) -> String {
+    name.chars().take(64).map(|c| if c.is_ascii_alphanumeric() || " -_./:@".contains(c) { c } else { '_' }).collect()
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -697,6 +706,19 @@ mod tests {
         dropped.store(7, Ordering::Relaxed);
         let text = metrics.encode_prometheus(&Facts::default());
         assert!(text.contains("penghubung_trace_spans_dropped_total 7"), "{text}");
+    }
+
+    #[test]
+    fn certificate_names_need_no_escaping() {
+        let facts = Facts {
+            certificates: vec![Expiry { kind: "client_ca", name: "CA \"Dinas\"\\\n".into(), seconds_left: 5.0 }],
+            ..Facts::default()
+        };
+        let text = Metrics::new().encode_prometheus(&facts);
+        assert!(
+            text.contains(r#"penghubung_certificate_expiry_seconds{kind="client_ca",name="CA _Dinas___"} 5.0"#),
+            "{text}"
+        );
     }
 
     #[test]
