@@ -34,6 +34,21 @@ if ! command -v redis-server >/dev/null 2>&1; then
     fi
 fi
 
+# The observability tests start their own Prometheus on a free port and check the example alert rules with
+# promtool; Debian's prometheus package has both.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "test.sh: installing prometheus (the observability tests start their own, and run promtool)" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null 2>&1 \
+                && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+    fi
+    if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+        echo "test.sh: prometheus or promtool is missing; install them (e.g. apt-get install prometheus): the observability tests need them" >&2
+        exit 1
+    fi
+fi
+
 # The end-to-end tests also run the binary as a child process: build it first.
 cargo build --locked -p penghubung --bin penghubung
 # Unit tests of every crate, then the end-to-end tests.

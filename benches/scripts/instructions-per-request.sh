@@ -24,6 +24,9 @@
 # starts the gateway under callgrind, warms it up 3 s uninstrumented, counts 10 s of 16 keep-alive connections and
 # prints the requests; this script reads the totals. `nginx` is not accepted in the list then.
 #
+# EXTRA_CONFIG is appended to each Penghubung's config, e.g. to count what metrics cost (compare with and without):
+#   EXTRA_CONFIG=$'[ops]\nlisten = "127.0.0.1:0"' benches/scripts/instructions-per-request.sh
+#
 # With ROUNDS=N the same setup measures throughput instead: all the proxies run uninstrumented and N rounds
 # drive each in turn (wrk -t1 -c64, 5 s), printing requests/s and the machine's idle CPU share per run.
 # With SYSCALLS=1 it counts system calls per request instead (perf's syscall tracepoints, uninstrumented proxies).
@@ -162,6 +165,7 @@ enforce = false
 
 [ratelimit]
 enabled = false
+${EXTRA_CONFIG:-}
 CONFIG
     (cd "$work" && exec "$@" "${command[@]}" >"$work/proxy-$port.log" 2>&1) &
     proxy_pid=$!

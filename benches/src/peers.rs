@@ -468,6 +468,8 @@ pub fn start_penghubung_default(
         return Err(format!("the embedded default config no longer has `{listen}`; update the harness"));
     }
     config = config.replacen(listen, &format!("address = \"{addr}\""), 1);
+    // The ops listener on a free port (the default's 9090 may be taken).
+    config = config.replacen("listen = \"127.0.0.1:9090\"", "listen = \"127.0.0.1:0\"", 1);
     if !audit {
         let enabled = config
             .find("\n[audit]")
@@ -617,6 +619,25 @@ fn audit_section(durability: &str) -> String {
 /// [`start_penghubung_contract`] on `POST /anything`.
 ///
 /// With a `wrapper` (e.g. `valgrind --tool=callgrind ...`), the gateway is started as `wrapper... binary serve`.
+/// The `[ops]` section that turns metrics on (ops listener on a free port), for `--metrics on`.
+pub const METRICS_ON: &str = "\n[ops]\nlisten = \"127.0.0.1:0\"\nmetrics = true\n";
+
+/// Like [`start_penghubung`] (plaintext, policy, limits and audit off), with metrics recorded for every request
+/// (`--metrics on`).
+pub fn start_penghubung_metrics(binary: &Path, threads: usize, upstream: SocketAddr) -> Result<Peer, Error> {
+    start_penghubung_with(
+        binary,
+        threads,
+        upstream,
+        Listener::Plain,
+        false,
+        &BenchLimits::Off,
+        METRICS_ON,
+        &BenchStore::default(),
+        &[],
+    )
+}
+
 pub fn start_penghubung_full(
     binary: &Path,
     threads: usize,
@@ -648,7 +669,8 @@ pub fn start_penghubung_extra(binary: &Path, threads: usize, upstream: SocketAdd
     )
 }
 
-/// Like [`start_penghubung_full`], with `extra` config after the audit section (`[traces]`).
+/// Like [`start_penghubung_full`], with `extra` config after the audit section (`[traces]`, or `--metrics on`:
+/// [`METRICS_ON`]).
 pub fn start_penghubung_full_with(
     binary: &Path,
     threads: usize,

@@ -92,7 +92,8 @@ pub async fn run(workdir: PathBuf, listen: SocketAddr, admin_listen: SocketAddr)
     };
     match prepare_and_start(&workdir, listen, admin_listen).await {
         Ok((gateway, admin, url, workdir)) => {
-            print_instructions(&url, &admin.url, &workdir);
+            let ops_url = gateway.ops_addr().map(|a| format!("http://{a}"));
+            print_instructions(&url, &admin.url, ops_url.as_deref(), &workdir);
             let outcome = gateway.run_until_signal(signals).await;
             admin.server.shutdown().await;
             exit_code(outcome)
@@ -154,7 +155,7 @@ async fn prepare_and_start(
         .map_err(|e| setup("demo operator certificates", &e))?;
     let config_path = workdir.join("penghubung.toml");
     let config_text = format!(
-        "# Written by `penghubung demo`.\n[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n[tls]\ncert_file = \"pki/server.crt\"\nkey_file = \"pki/server.key\"\nclient_ca_files = [\"pki/ca.crt\"]\ncrl_files = [\"pki/crl.pem\"]\n\n[store]\npath = \"policies\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n\n[audit]\nenabled = true\ndir = \"audit\"\nkey_file = \"pki/audit-signing.key\"\npublic_key_file = \"pki/audit-signing.pub\"\nnik_secret_file = \"pki/audit-nik.secret\"\n{}",
+        "# Written by `penghubung demo`.\n[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n[tls]\ncert_file = \"pki/server.crt\"\nkey_file = \"pki/server.key\"\nclient_ca_files = [\"pki/ca.crt\"]\ncrl_files = [\"pki/crl.pem\"]\n\n[store]\npath = \"policies\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n\n[audit]\nenabled = true\ndir = \"audit\"\nkey_file = \"pki/audit-signing.key\"\npublic_key_file = \"pki/audit-signing.pub\"\nnik_secret_file = \"pki/audit-nik.secret\"\n\n[ops]\nlisten = \"127.0.0.1:0\"\n{}",
         demo_admin::admin_section(admin_listen)
     );
     let config_text = config_text + national::SECRETS_CONFIG;
@@ -181,6 +182,9 @@ async fn prepare_and_start(
     let _ = writeln!(env, "PENGHUBUNG_SAMPLE_REDACTED={SAMPLE_REDACTED}");
     let _ = writeln!(env, "PENGHUBUNG_SAMPLE_LIMITED={SAMPLE_LIMITED}");
     national::write_env(&mut env);
+    if let Some(ops) = gateway.ops_addr() {
+        let _ = writeln!(env, "PENGHUBUNG_OPS_URL=http://{ops}");
+    }
     let _ = writeln!(env, "PENGHUBUNG_AUDIT_DIR={}", workdir.join("audit").display());
     let _ = writeln!(env, "PENGHUBUNG_AUDIT_PUBKEY={}", workdir.join("pki/audit-signing.pub").display());
     let _ = writeln!(env, "PENGHUBUNG_AUDIT_NIK_SECRET={}", workdir.join("pki/audit-nik.secret").display());
@@ -235,7 +239,7 @@ pub(crate) fn point_service_at(store: &DirStore, key: &str, address: SocketAddr)
 
 /// Prints `ready: <url>` and the commands to try, in one write. A closed stdout (whoever started the demo stopped
 /// reading after `ready:`) is not an error: the demo keeps serving.
-fn print_instructions(url: &str, admin_url: &str, workdir: &Path) {
+fn print_instructions(url: &str, admin_url: &str, ops_url: Option<&str>, workdir: &Path) {
     use std::io::Write as _;
     let mut out = String::new();
     let (opd, app) = DEFAULT_CLIENT;
@@ -286,6 +290,13 @@ fn print_instructions(url: &str, admin_url: &str, workdir: &Path) {
         "  curl -s --cacert {} {url}/_penghubung/health   # no client certificate: the handshake is refused",
         workdir.join("pki/ca.crt").display()
     );
+    if let Some(ops) = ops_url {
+        let _ = writeln!(
+            out,
+            "  curl -s {ops}/metrics   # Prometheus metrics on the ops listener (plain HTTP, no certificate)"
+        );
+        let _ = writeln!(out, "  curl -s {ops}/health/ready   # readiness for load balancers");
+    }
     let _ = writeln!(out, "Every demo client's certificate is in {}/{{opd}}.{{app}}.crt and .key", clients.display());
     let _ = writeln!(out, "Or: source {}/demo.env && curl --cacert \"$PENGHUBUNG_CACERT\" --cert \"$PENGHUBUNG_CERT\" --key \"$PENGHUBUNG_KEY\" \"$PENGHUBUNG_URL$PENGHUBUNG_SAMPLE_REKAM_MEDIS\"", workdir.display());
     out.push('\n');

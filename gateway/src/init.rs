@@ -55,6 +55,9 @@ pub struct InitArgs {
     /// The admin API's listen address.
     #[arg(long, default_value = "127.0.0.1:9443")]
     pub admin_listen: std::net::SocketAddr,
+    /// The ops listener's address (metrics and probes, plain HTTP for the internal network).
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub ops_listen: std::net::SocketAddr,
     /// Validity of the operator's certificate, in days.
     #[arg(long, default_value_t = 365)]
     pub days: i64,
@@ -201,9 +204,13 @@ fn config_text(args: &InitArgs) -> String {
     )
 }
 
-/// The `[admin]` section: the admin API on its own listener, operators authenticated by certificates of this CA.
+/// The `[admin]` section (the admin API on its own listener, operators authenticated by certificates of this CA)
+/// and the `[ops]` section.
 fn admin_section(args: &InitArgs) -> String {
-    format!("[admin]\nlisten = \"{}\"\n", args.admin_listen)
+    format!(
+        "[admin]\nlisten = \"{}\"\n\n# Metrics (/metrics) and probes (/health/live, /health/ready): keep it on the internal network.\n[ops]\nlisten = \"{}\"\n",
+        args.admin_listen, args.ops_listen
+    )
 }
 
 fn instructions(args: &InitArgs, created: &Created) -> String {

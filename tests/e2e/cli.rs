@@ -168,6 +168,14 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
     let refused =
         anonymous.request(http::Request::get(format!("{url}/_penghubung/health")).body(empty()).unwrap()).await;
     assert!(refused.is_err(), "{refused:?}");
+    // The ops listener: plain HTTP, its address in demo.env; the demo's traffic is in the metrics, with the demo
+    // client's OPD among the callers.
+    let ops = &env["PENGHUBUNG_OPS_URL"];
+    let ready = penghubung_tests::get(&format!("{ops}/health/ready")).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    let metrics = penghubung_tests::get(&format!("{ops}/metrics")).await.text();
+    assert!(metrics.contains("caller_opd=\"dinkes\"") && metrics.contains("code=\"policy.clearance\""), "{metrics}");
+    assert!(metrics.contains("penghubung_ratelimit_refusals_total{"), "{metrics}");
     // Close our keep-alive connections first: an HTTP/2 connection drains only when its client answers.
     drop((client, anonymous));
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();

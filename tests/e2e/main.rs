@@ -12,6 +12,7 @@ mod http1_server;
 mod jwt;
 mod mtls;
 mod national;
+mod observability;
 mod policy;
 mod ratelimit;
 mod reload;

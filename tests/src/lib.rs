@@ -155,6 +155,7 @@ pub mod mtls;
 pub mod national;
 pub mod operators;
 pub mod otlp;
+pub mod prometheus;
 pub mod redis;
 
 /// Document builders.

@@ -117,6 +117,10 @@
 //! cargo run -p penghubung-benches --release --bin load -- --mode full [--duration 5s] [--rounds 3]
 //! ```
 //!
+//! With `--metrics on`, `--mode plain` and `--mode full` also start the same Penghubung with the ops listener and
+//! metrics on (`penghubung+metrics`, `full+metrics`), measure it interleaved with the one without, and print its
+//! requests/s as a ratio to it (the goal is at least 0.98x).
+//!
 //! With `--callgrind FILE`, `--mode full` runs only the `full` target, started under `valgrind --tool=callgrind
 //! --instr-atstart=no --callgrind-out-file=FILE`; after the uninstrumented warm-up it switches instrumentation
 //! on (`callgrind_control -i on`) for one measured run, then off, dumps the profile (`FILE.1`) and prints
@@ -177,6 +181,8 @@ options:
   --callgrind FILE    full: only the full target, run under valgrind's callgrind, instrumented during the
                       measured run only; its profile is dumped to FILE.1 and the requests are printed
                       (benches/scripts/instructions-per-request.sh with FULL=1)
+  --metrics on|off    plain, full: also measure the same Penghubung with [ops] metrics = true and print its
+                      ratio to the one without (default off)
   --rounds N          measure every target N times, interleaved (reverse order every other round); report each target's median round (default 1)
   --generator G       auto (wrk when on PATH, else hyper), wrk or hyper (default auto; mtls: always hyper)
   --handshake-connections N
@@ -231,6 +237,8 @@ struct Args {
     skip_haproxy: bool,
     /// Percentages of requests traced, each an extra target (`--traces`); empty: tracing off only.
     traces: Vec<u32>,
+    /// `--metrics on`: `--mode plain` and `--mode full` also measure the same Penghubung with metrics recorded.
+    metrics: bool,
 }
 
 /// The extra targets of `--traces`, by the percentage they sample: plain mode's, then full mode's.
@@ -303,6 +311,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         skip_nginx: false,
         skip_haproxy: false,
         traces: Vec::new(),
+        metrics: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -353,6 +362,13 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--skip-nginx" => args.skip_nginx = true,
             "--skip-haproxy" => args.skip_haproxy = true,
             "--traces" => args.traces = parse_traces(&value()?)?,
+            "--metrics" => {
+                args.metrics = match value()?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(format!("--metrics must be on or off, not `{other}`")),
+                }
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
         }
@@ -489,6 +505,10 @@ fn run_contract(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
 
 /// `--mode full`'s targets, by name.
 const FULL: &str = "full";
+/// `full` with metrics recorded (`--metrics on`).
+const FULL_METRICS: &str = "full+metrics";
+/// The plain mode's Penghubung with metrics recorded (`--metrics on`).
+const PLAIN_METRICS: &str = "penghubung+metrics";
 const BARE: &str = "bare";
 
 /// `--mode full`: Penghubung with every check, bare Penghubung and nginx with mTLS, the same POST on each.
@@ -549,6 +569,19 @@ fn run_full(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
             peers::start_penghubung_full_with(gateway, args.threads, upstream.addr(), &pki, &tls, &wrapper, &traces)?;
         println!("  {name}: https://{} (as {FULL}, and traces: {percent}% sampled, exported to the sink)", peer.addr);
         targets.push(Target { name, addr: peer.addr, peer: Some(peer) });
+    }
+    if args.metrics && args.callgrind.is_none() {
+        let peer = peers::start_penghubung_full_with(
+            gateway,
+            args.threads,
+            upstream.addr(),
+            &pki,
+            &tls,
+            &[],
+            peers::METRICS_ON,
+        )?;
+        println!("  {FULL_METRICS}: https://{} (the same, with [ops] metrics = true)", peer.addr);
+        targets.push(Target { name: FULL_METRICS, addr: peer.addr, peer: Some(peer) });
     }
     if args.callgrind.is_none() {
         let peer = peers::start_penghubung(gateway, args.threads, upstream.addr())?;
@@ -652,6 +685,15 @@ fn run_full(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         println!("{line}; CPU µs/req: {}", cpu.join(", "));
     }
     let mut summary = Vec::new();
+    if let Some(with) = index(FULL_METRICS) {
+        let (_, rate) = paired_ratios(&results, with, full);
+        let (_, p99) = paired_p99_ratios(&results, with, full);
+        let cpu =
+            paired_cpu_ratios(&results, with, full).map_or(String::new(), |c| format!(", CPU per request {c:.2}x"));
+        summary.push(format!(
+            "  {FULL_METRICS} vs {FULL} (metrics on vs off, median of the rounds' pairs; goal ≥ 0.98x): req/s {rate:.2}x, p99 {p99:.2}x{cpu}"
+        ));
+    }
     for peer in [report::NGINX, BARE] {
         if let Some(base) = index(peer) {
             let (_, rate) = paired_ratios(&results, full, base);
@@ -919,6 +961,11 @@ fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
         println!("  {name}: {} (traces: {percent}% of the requests sampled, exported to the sink)", peer.addr);
         targets.push(Target { name, addr: peer.addr, peer: Some(peer) });
     }
+    if args.metrics {
+        let peer = peers::start_penghubung_metrics(gateway, args.threads, upstream.addr())?;
+        println!("  {PLAIN_METRICS}: {} (the same, with [ops] metrics = true)", peer.addr);
+        targets.push(Target { name: PLAIN_METRICS, addr: peer.addr, peer: Some(peer) });
+    }
 
     match (args.skip_nginx, peers::find_program("nginx")) {
         (true, _) => println!("  nginx: skipped (--skip-nginx)"),
@@ -970,6 +1017,14 @@ fn run_plain(args: &Args, gateway: &std::path::Path) -> Result<(), String> {
     print_proxy_cpu(&targets, &results);
     let index = |name: &str| targets.iter().position(|t| t.name == name);
     let mut paired = Vec::new();
+    if let (Some(with), Some(without)) = (index(PLAIN_METRICS), index("penghubung")) {
+        let (per_round, median) = paired_ratios(&results, with, without);
+        let per_round: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
+        paired.push(format!(
+            "  {PLAIN_METRICS} vs penghubung (metrics on vs off; goal ≥ 0.98x) per round: {} (median {median:.2}x)",
+            per_round.join(", ")
+        ));
+    }
     for peer in [report::NGINX, NGINX_SAME_FIELDS] {
         if let (Some(gateway), Some(base)) = (index("penghubung"), index(peer)) {
             let (per_round, median) = paired_ratios(&results, gateway, base);

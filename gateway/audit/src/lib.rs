@@ -140,6 +140,21 @@ impl Auditor {
         }
     }
 
+    /// Records written and fsync latencies (the ops listener's metrics).
+    pub fn stats(&self) -> &Arc<writer::WriterStats> {
+        self.writer.stats()
+    }
+
+    /// Records waiting for the writer, and the queue's capacity.
+    pub fn queue(&self) -> (usize, usize) {
+        self.writer.queue()
+    }
+
+    /// The shipping to Redis's state (`up`, `down`, `conflict`), when the trail is shipped.
+    pub fn shipping_state(&self) -> Option<&'static str> {
+        self.shipper.as_ref().map(|s| s.redis_state())
+    }
+
     /// Whether the log cannot be written right now (sync services refuse requests).
     pub fn is_failed(&self) -> bool {
         self.writer.is_failed()

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use penghubung_metrics::LatencyHistogram;
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, hex, GENESIS};
@@ -101,12 +102,32 @@ impl Durable {
     }
 }
 
+/// What the writer has done, for the ops listener's metrics: records written and the latency of each fsync.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Records and checkpoints written (appended to a segment) since start.
+    pub written: AtomicU64,
+    /// Every fsync of a segment (and of the directory when a segment starts).
+    pub fsync: LatencyHistogram,
+}
+
+impl WriterStats {
+    /// Runs `sync` and records how long it took.
+    fn timed<T>(&self, sync: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+        let started = Instant::now();
+        let result = sync();
+        self.fsync.observe(started.elapsed());
+        result
+    }
+}
+
 /// The handle the gateway holds.
 #[derive(Debug)]
 pub struct AuditWriter {
     tx: mpsc::Sender<Job>,
     failed: Arc<AtomicBool>,
     durable: Arc<Durable>,
+    stats: Arc<WriterStats>,
 }
 
 impl AuditWriter {
@@ -116,7 +137,9 @@ impl AuditWriter {
         std::fs::create_dir_all(&settings.dir).map_err(|e| format!("{}: {e}", settings.dir.display()))?;
         let resumed = resume(&settings.dir)?;
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
+        let stats = Arc::new(WriterStats::default());
         let mut writer = Writer {
+            stats: Arc::clone(&stats),
             segment: None,
             seq: resumed.seq,
             synced_seq: resumed.seq,
@@ -141,7 +164,18 @@ impl AuditWriter {
             .name("penghubung-audit".into())
             .spawn(move || run(writer, rx, flag, published, relay))
             .map_err(|e| format!("audit writer thread: {e}"))?;
-        Ok(AuditWriter { tx, failed, durable })
+        Ok(AuditWriter { tx, failed, durable, stats })
+    }
+
+    /// Records written and fsync latencies.
+    pub fn stats(&self) -> &Arc<WriterStats> {
+        &self.stats
+    }
+
+    /// Jobs waiting in the queue, and the queue's capacity.
+    pub fn queue(&self) -> (usize, usize) {
+        let capacity = self.tx.max_capacity();
+        (capacity - self.tx.capacity(), capacity)
     }
 
     /// How far the log is durable.
@@ -236,6 +270,7 @@ fn resume(dir: &Path) -> Result<Resumed, String> {
 }
 
 struct Segment {
+    stats: Arc<WriterStats>,
     file: File,
     size: u64,
     opened: Instant,
@@ -251,7 +286,8 @@ impl Segment {
     /// back to where it was before this append.
     fn append_with(&mut self, bytes: &[u8], sync: bool) -> std::io::Result<()> {
         let written = self.file.write_all(bytes);
-        match written.and_then(|()| if sync { self.file.sync_data() } else { Ok(()) }) {
+        let file = &self.file;
+        match written.and_then(|()| if sync { self.stats.timed(|| file.sync_data()) } else { Ok(()) }) {
             Ok(()) => {
                 self.size += bytes.len() as u64;
                 Ok(())
@@ -265,6 +301,7 @@ impl Segment {
 }
 
 struct Writer {
+    stats: Arc<WriterStats>,
     settings: WriterSettings,
     key: SigningKey,
     segment: Option<Segment>,
@@ -351,9 +388,12 @@ impl Writer {
         }
         let hash = hex(&chain::seal(&mut self.buf, start));
         file.write_all(&self.buf)?;
-        file.sync_all()?;
-        File::open(&self.settings.dir)?.sync_all()?;
-        self.segment = Some(Segment { file, size: self.buf.len() as u64, opened: Instant::now() });
+        self.stats.timed(|| file.sync_all())?;
+        let dir = File::open(&self.settings.dir)?;
+        self.stats.timed(|| dir.sync_all())?;
+        self.stats.written.fetch_add(1, Ordering::Relaxed);
+        self.segment =
+            Some(Segment { stats: Arc::clone(&self.stats), file, size: self.buf.len() as u64, opened: Instant::now() });
         (self.seq, self.prev) = (seq, hash);
         (self.synced_seq, self.unsynced_since) = (seq, None);
         self.since_checkpoint += 1;
@@ -419,6 +459,7 @@ impl Writer {
             self.prev = durable_prev;
             return Err(e);
         }
+        self.stats.written.fetch_add(count + u64::from(checkpoint), Ordering::Relaxed);
         (self.seq, self.prev) = (seq, prev);
         if sync {
             (self.synced_seq, self.unsynced_since) = (seq, None);
@@ -438,7 +479,8 @@ impl Writer {
     fn sync_if_due(&mut self) -> std::io::Result<()> {
         if self.unsynced_since.is_some_and(|t| t.elapsed() >= ASYNC_FSYNC_WITHIN) {
             if let Some(segment) = self.segment.as_mut() {
-                segment.file.sync_data()?;
+                let file = &segment.file;
+                self.stats.timed(|| file.sync_data())?;
             }
             (self.synced_seq, self.unsynced_since) = (self.seq, None);
         }

@@ -27,6 +27,13 @@ pub(super) struct ResponseChecks<'s> {
     release: Option<(Classification, &'s OperationPolicy)>,
 }
 
+impl ResponseChecks<'_> {
+    /// Whether the response is filtered for the caller's clearance.
+    pub fn redacts(&self) -> bool {
+        self.release.is_some()
+    }
+}
+
 /// The checks `response` needs, or `None` (the plain path).
 pub(super) fn needed<'s>(
     contract: Option<&'s OperationContract>,

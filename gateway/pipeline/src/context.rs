@@ -40,6 +40,20 @@ pub(super) struct RequestContext {
     pub audit: Option<Box<AuditFacts>>,
     /// The request's span: none unless tracing is on and the request sampled.
     pub span: Span,
+    /// Set only when metrics are on: the labels and measures the respond phase records.
+    pub metrics: Option<MetricFacts>,
+}
+
+/// What the metrics need beyond the access log: label values shared with the snapshot (an `Arc` clone each,
+/// nothing formatted), the upstream exchange's duration, the request body's declared length, a redaction.
+#[derive(Default)]
+pub(super) struct MetricFacts {
+    pub caller_opd: Option<Arc<str>>,
+    pub provider_opd: Option<Arc<str>>,
+    pub operation_id: Option<Arc<str>>,
+    pub upstream_elapsed: Option<std::time::Duration>,
+    pub bytes_in: u64,
+    pub redacted: bool,
 }
 
 /// The audit record's facts gathered on the way in.
@@ -82,12 +96,26 @@ impl AuditFacts {
 
 impl RequestContext {
     /// The context of a request that just arrived: with a tracer, the request's span (when sampled) and the
-    /// `traceparent` it decides; with an audit trail, its record's facts (the arrival time, the trace, the NIKs
-    /// of the path and query).
-    pub fn start(auditor: Option<&Auditor>, tracer: Option<&Tracer>, request: &mut Request<Inbound>) -> Self {
+    /// `traceparent` it decides; with metrics, the facts they record; with an audit trail, its record's facts
+    /// (the arrival time, the trace, the NIKs of the path and query).
+    pub fn start(
+        auditor: Option<&Auditor>,
+        tracer: Option<&Tracer>,
+        metrics: bool,
+        request: &mut Request<Inbound>,
+    ) -> Self {
         let mut context = RequestContext::default();
         if let Some(tracer) = tracer {
             context.span = tracer.request(request);
+        }
+        if metrics {
+            let bytes_in = request
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            context.metrics = Some(MetricFacts { bytes_in, ..MetricFacts::default() });
         }
         if let Some(auditor) = auditor {
             context.audit = Some(AuditFacts::start(auditor, request));
@@ -105,6 +133,9 @@ impl RequestContext {
         if let Some(client) = client {
             self.span.client(&client.client_header, &client.opd_header);
             self.client = Some(client.client_header.clone());
+            if let Some(metrics) = self.metrics.as_mut() {
+                metrics.caller_opd = Some(Arc::clone(&client.opd));
+            }
             if let Some(facts) = self.audit.as_mut() {
                 facts.opd = Some(client.opd_header.clone());
             }
@@ -115,6 +146,9 @@ impl RequestContext {
     pub fn routed(&mut self, service: &CompiledService, auditor: Option<&Auditor>) {
         self.service = Some(Arc::clone(&service.key));
         self.span.service(&service.key, &service.doc.opd);
+        if let Some(metrics) = self.metrics.as_mut() {
+            metrics.provider_opd = Some(Arc::clone(&service.opd));
+        }
         if let (Some(facts), Some(auditor)) = (self.audit.as_mut(), auditor) {
             facts.durability = service.doc.audit.unwrap_or(auditor.default_durability);
             facts.read_ahead_within = service.upstream.pool.spec.request_timeout;
@@ -128,6 +162,9 @@ impl RequestContext {
         if let Some(o) = operation {
             self.span.operation(&o.id, &o.template, &o.label);
         }
+        if let Some(metrics) = self.metrics.as_mut() {
+            metrics.operation_id = operation.map(|o| Arc::clone(&o.id));
+        }
         if let Some(facts) = self.audit.as_mut() {
             facts.operation_id = operation.map(|o| Arc::clone(&o.id));
             facts.path = operation.map(|o| Arc::clone(&o.template)); // pass-through: the writer says `/{service}/*`
@@ -139,9 +176,24 @@ impl RequestContext {
         self.purpose = authorization.permit().and_then(|p| p.purpose.clone());
     }
 
-    /// The forward phase's upstream endpoint.
-    pub fn forwarded(&mut self, upstream: Arc<str>) {
+    /// The forward phase's upstream endpoint, and (with metrics) how long the exchange took since `started`.
+    pub fn forwarded(&mut self, upstream: Arc<str>, started: Option<std::time::Instant>) {
         self.upstream = Some(upstream);
+        if let (Some(metrics), Some(started)) = (self.metrics.as_mut(), started) {
+            metrics.upstream_elapsed = Some(started.elapsed());
+        }
+    }
+
+    /// The check response phase filtered the response for the caller's clearance.
+    pub fn redacted(&mut self) {
+        if let Some(metrics) = self.metrics.as_mut() {
+            metrics.redacted = true;
+        }
+    }
+
+    /// When the upstream exchange starts: now with metrics, else not measured.
+    pub fn upstream_clock(&self) -> Option<std::time::Instant> {
+        self.metrics.as_ref().map(|_| std::time::Instant::now())
     }
 
     /// The problem the request ended in (the respond phase's rescue).

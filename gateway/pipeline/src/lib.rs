@@ -16,7 +16,7 @@
 //!                                                  max_body, one retry after a 401, the answer mapped  [boxed]
 //!          7. forward          forward.rs          Authorization → the upstream call → response, endpoint
 //!          8. check response   check_response.rs   the contract, then the redaction release           [boxed]
-//!          9. respond          respond.rs          rescue: error → problem; HEAD; X-Request-Id; access log
+//!          9. respond          respond.rs          rescue: error → problem; HEAD; X-Request-Id; access log; metrics
 //!         10. account          account.rs          the audit record, completed when the body ends     [boxed]
 //!  response ◀─
 //! ```
@@ -132,7 +132,8 @@ async fn handle(
     let started = Instant::now();
     let request_id = respond::request_id(&mut request);
     let method = request.method().clone();
-    let mut context = RequestContext::start(shared.audit.as_deref(), shared.trace.as_ref(), &mut request);
+    let mut context =
+        RequestContext::start(shared.audit.as_deref(), shared.trace.as_ref(), shared.metrics.is_some(), &mut request);
     let mut response = match phases(shared, downstream, request, &mut context).await {
         Ok(response) => response,
         Err(error) => {
@@ -140,9 +141,12 @@ async fn handle(
             respond::rescue(error, &request_id)
         }
     };
-    // 9. respond
+    // 9. respond (the access-log line and the metrics)
     respond::respond(shared, downstream, &context, &mut response, &method, &request_id, started);
     std::mem::take(&mut context.span).finish(response.status().as_u16(), context.code);
+    if let Some(metrics) = &shared.metrics {
+        respond::observe(metrics, &context, &response, started);
+    }
     // 10. account
     if let (Some(auditor), Some(facts)) = (&shared.audit, context.audit.take()) {
         // Boxed, like every step that not every request takes: an inline state would be moved with every request.
@@ -222,6 +226,7 @@ async fn phases(
         None => check_request::unchecked(body, service, tap),
     };
     // 6. adapt around 7. forward (boxed, and only for a service that names an adapter); else 7. forward (inline)
+    let upstream_clock = context.upstream_clock();
     let (response, upstream) = match adapt::needed(service) {
         None => {
             let span = phase(shared, &context.span, Phase::Upstream);
@@ -238,11 +243,14 @@ async fn phases(
             traced(&span, Box::pin(exchange).await)?
         }
     };
-    context.forwarded(upstream);
+    context.forwarded(upstream, upstream_clock);
     // the admission's headers and meter on the response
     let mut response = admission.apply(response);
     // 8. check response
     if let Some(checks) = check_response::needed(contract, &authorization, &response, head) {
+        if checks.redacts() {
+            context.redacted();
+        }
         let span = phase(shared, &context.span, Phase::ContractResponse);
         let checked = Box::pin(check_response::check_response(response, checks, shared, service, operation, head));
         response = traced(&span, checked.await)?;

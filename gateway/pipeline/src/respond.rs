@@ -14,6 +14,7 @@ use http::{Method, Request, Response};
 use crate::body::{ResponseBody, ResponseBodyError};
 use crate::error::GatewayError;
 use penghubung_audit::sanitise as redact;
+use penghubung_metrics::{Metrics, Observation};
 use penghubung_upstream::body::Inbound;
 use penghubung_upstream::headers::{self, X_REQUEST_ID};
 use penghubung_upstream::Downstream;
@@ -71,6 +72,35 @@ pub(super) fn respond(
             upstream = context.upstream.as_deref().unwrap_or("-"),
         );
     }
+}
+
+/// A label value, `-` for what the request never reached.
+fn label(value: &Option<std::sync::Arc<str>>) -> &str {
+    value.as_deref().unwrap_or(penghubung_metrics::NONE)
+}
+
+/// Records the finished request in the metrics: one table read and a few atomic increments, with label values
+/// the snapshot knows (`-` for what the request never reached) and the problem's static code.
+pub(super) fn observe(
+    metrics: &Metrics,
+    context: &RequestContext,
+    response: &Response<ResponseBody>,
+    started: Instant,
+) {
+    let Some(facts) = context.metrics.as_ref() else { return };
+    metrics.observe(&Observation {
+        service: label(&context.service),
+        provider_opd: label(&facts.provider_opd),
+        caller_opd: label(&facts.caller_opd),
+        operation: label(&facts.operation_id),
+        status: response.status().as_u16(),
+        code: context.code,
+        duration: started.elapsed(),
+        upstream: facts.upstream_elapsed,
+        bytes_in: facts.bytes_in,
+        bytes_out: http_body::Body::size_hint(response.body()).exact().unwrap_or(0),
+        redacted: facts.redacted,
+    });
 }
 
 /// Drops the body of one of the gateway's own responses, keeping the length it would have had.

@@ -1,11 +1,12 @@
 //! What every connection shares: the snapshot, the limits checked on the request head, the policy settings, the
-//! TLS material, the bearer-token verifier, the rate limiter, the audit trail and the tracer ([`Shared`], built once by the
-//! server).
+//! TLS material, the bearer-token verifier, the rate limiter, the audit trail, the metrics and the tracer
+//! ([`Shared`], built once by the server).
 
 use std::sync::Arc;
 
 use penghubung_audit::Auditor;
 use penghubung_jwt::TokenVerifier;
+use penghubung_metrics::Metrics;
 use penghubung_ratelimit::RateLimiter;
 use penghubung_snapshot::SnapshotCell;
 use penghubung_tls::material::TlsState;
@@ -37,6 +38,8 @@ pub struct Shared {
     pub audit: Option<Arc<Auditor>>,
     /// Spans of sampled requests, exported over OTLP; `None` without a `[traces] endpoint`.
     pub trace: Option<Tracer>,
+    /// The metrics, when `[ops] metrics` is on (recorded once per request by the respond phase).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// How the policy step runs.

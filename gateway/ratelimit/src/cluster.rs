@@ -85,6 +85,9 @@ end
 return out
 "#;
 
+/// How often a reachable Redis is checked with `PING` while no request uses it.
+const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(1);
+
 /// The shared limit store and its health.
 pub struct Cluster {
     client: redis::Client,
@@ -98,6 +101,8 @@ pub struct Cluster {
     url: String,
     /// Requests decided by the fallback because Redis was unreachable.
     fallback_requests: AtomicU64,
+    /// Times Redis went from reachable to unreachable (the fallback took over).
+    fallback_switches: AtomicU64,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -117,6 +122,7 @@ impl Cluster {
             sha: redis::Script::new(SCRIPT).get_hash().to_string(),
             url: redacted_url(&config.url),
             fallback_requests: AtomicU64::new(0),
+            fallback_switches: AtomicU64::new(0),
             task: Mutex::new(None),
         });
         let task = tokio::spawn(Arc::clone(&cluster).supervise());
@@ -135,6 +141,11 @@ impl Cluster {
     /// Requests decided by the fallback so far.
     pub fn fallback_requests(&self) -> u64 {
         self.fallback_requests.load(Ordering::Relaxed)
+    }
+
+    /// Times Redis became unreachable so far.
+    pub fn fallback_switches(&self) -> u64 {
+        self.fallback_switches.load(Ordering::Relaxed)
     }
 
     pub(crate) fn stop(&self) {
@@ -220,7 +231,16 @@ impl Cluster {
     }
 
     fn mark_down(&self, reason: &str) {
-        if self.up.swap(false, Ordering::AcqRel) {
+        if self.set_down(reason) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Marks Redis unreachable; true when it was up until now.
+    fn set_down(&self, reason: &str) -> bool {
+        let was_up = self.up.swap(false, Ordering::AcqRel);
+        if was_up {
+            self.fallback_switches.fetch_add(1, Ordering::Relaxed);
             self.connection.store(None);
             tracing::warn!(
                 redis = %self.url,
@@ -228,8 +248,17 @@ impl Cluster {
                 fallback = fallback_name(self.on_unavailable),
                 "Redis is unreachable: cluster-wide rate limits are suspended, the fallback applies until it is back"
             );
-            self.wake.notify_one();
         }
+        was_up
+    }
+
+    /// Whether the current connection answers `PING` within the timeout (at least a second).
+    async fn ping(&self) -> bool {
+        let Some(connection) = self.connection.load_full() else { return false };
+        let mut connection = (*connection).clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        matches!(tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), ping).await, Ok(Ok(_)))
     }
 
     /// Connects, and reconnects with backoff after every loss.
@@ -250,8 +279,19 @@ impl Cluster {
                     ever_connected = true;
                     reported = false;
                     backoff = Duration::from_millis(50);
-                    // Sleep until a request finds Redis gone.
-                    self.wake.notified().await;
+                    // Until a request finds Redis gone, or a periodic PING does (so that the ops listener's
+                    // readiness and metrics follow Redis without traffic).
+                    loop {
+                        tokio::select! {
+                            _ = self.wake.notified() => break,
+                            _ = tokio::time::sleep(HEALTH_CHECK_EVERY) => {
+                                if !self.ping().await {
+                                    self.set_down("PING unanswered");
+                                    break;
+                                }
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     if !ever_connected && !reported {

@@ -92,6 +92,13 @@ impl RateLimiter {
         }
     }
 
+    /// The shared store's state for the ops listener, in cluster mode: reachable, fallback switches, requests the
+    /// fallback decided.
+    pub fn cluster_state(&self) -> Option<(bool, u64, u64)> {
+        let cluster = self.cluster.as_ref().filter(|_| self.enabled)?;
+        Some((cluster.is_up(), cluster.fallback_switches(), cluster.fallback_requests()))
+    }
+
     /// Checks (and counts) a request against its limits. `request_bytes` is charged to a byte limit.
     /// `Ok(None)`: no limit applied.
     pub async fn check<'a>(

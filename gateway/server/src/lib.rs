@@ -14,6 +14,7 @@
 //! `server.request_body_timeout`.
 #![forbid(unsafe_code)]
 
+mod ops;
 pub mod reload;
 pub mod telemetry;
 
@@ -74,12 +75,17 @@ pub struct Gateway {
     reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
+    /// The ops listener's address, when `[ops]` is on.
+    ops_addr: Option<SocketAddr>,
+    /// False once shutdown starts (`/health/ready` then answers 503).
+    serving: Arc<std::sync::atomic::AtomicBool>,
     connections_done: mpsc::Receiver<()>,
     connection_token: mpsc::Sender<()>,
     grace: Duration,
     _watcher: Option<reload::StoreWatcher>,
     _tls_watch: Option<AbortOnDrop>,
     _idle_sweeper: AbortOnDrop,
+    _ops: Option<AbortOnDrop>,
 }
 
 /// Stops a background task when the gateway goes away.
@@ -140,7 +146,15 @@ impl Gateway {
         if let (Some(endpoint), Some(_)) = (&config.traces.endpoint, &trace) {
             tracing::info!(target: "penghubung::trace", %endpoint, sample_ratio = config.traces.sample_ratio, "exporting traces");
         }
-        let shared = Arc::new(shared_state(&config, cell, tls_state.clone(), tokens, audit, trace));
+        let metrics = config.metrics_enabled().then(|| Arc::new(penghubung_metrics::Metrics::new()));
+        if let (Some(metrics), Some(trace)) = (&metrics, &trace) {
+            metrics.register_counter(
+                "penghubung_trace_spans_dropped",
+                "Finished spans dropped instead of exported (queue full, collector down or refusing).",
+                trace.dropped_counter(),
+            );
+        }
+        let shared = Arc::new(shared_state(&config, cell, tls_state.clone(), tokens, audit, trace, metrics));
         announce_modes(&config);
         let tls_watch = tls_state.as_ref().map(|state| tls::material::spawn_watch(Arc::clone(state)));
         let builder = Arc::new(connection_builder(&config));
@@ -184,8 +198,26 @@ impl Gateway {
             None
         };
         let idle_sweeper = AbortOnDrop(tokio::spawn(sweep_idle_connections(Arc::clone(&shared))));
+        let serving = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (ops_addr, ops_task) = match config.ops_enabled() {
+            Some(ops_config) => {
+                let state = ops::OpsState {
+                    shared: Arc::clone(&shared),
+                    reloader: Arc::clone(&reloader),
+                    serving: Arc::clone(&serving),
+                    redis_required: ops::redis_required(&config),
+                };
+                let (address, task) = ops::start(ops_config.listen, state)
+                    .await
+                    .map_err(|source| StartError::Bind { address: ops_config.listen, source })?;
+                (Some(address), Some(AbortOnDrop(task)))
+            }
+            None => (None, None),
+        };
         Ok(Gateway {
             addrs,
+            ops_addr,
+            serving,
             shared,
             reloader,
             shutdown,
@@ -196,12 +228,24 @@ impl Gateway {
             _watcher: watcher,
             _tls_watch: tls_watch.map(AbortOnDrop),
             _idle_sweeper: idle_sweeper,
+            _ops: ops_task,
         })
     }
 
     /// The bound addresses, in listener order.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The ops listener's bound address, when `[ops]` is on.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops_addr
+    }
+
+    /// The metrics, when `[ops] metrics` is on: e.g. to show another component's counter
+    /// ([`penghubung_metrics::Metrics::register_counter`]).
+    pub fn metrics(&self) -> Option<&Arc<penghubung_metrics::Metrics>> {
+        self.shared.metrics.as_ref()
     }
 
     /// The snapshot currently serving.
@@ -231,7 +275,8 @@ impl Gateway {
 
     /// Stops accepting, waits for in-flight requests up to the grace period, and returns how it ended.
     pub async fn shutdown(self) -> ShutdownOutcome {
-        let Gateway { shutdown, listeners, mut connections_done, connection_token, grace, shared, .. } = self;
+        let Gateway { shutdown, listeners, mut connections_done, connection_token, grace, shared, serving, .. } = self;
+        serving.store(false, std::sync::atomic::Ordering::Release);
         let _ = shutdown.send(true);
         for l in listeners {
             let _ = l.await;
@@ -368,7 +413,7 @@ fn open_store(config: &Config) -> Result<DirStore, StartError> {
 }
 
 /// What every request shares: the snapshot, the head limits, the TLS state, the policy settings, the rate
-/// limiter, the audit trail and the tracer.
+/// limiter, the audit trail, the tracer and the metrics.
 fn shared_state(
     config: &Config,
     cell: Arc<SnapshotCell>,
@@ -376,6 +421,7 @@ fn shared_state(
     tokens: Option<Arc<penghubung_jwt::TokenVerifier>>,
     audit: Option<Arc<penghubung_audit::Auditor>>,
     trace: Option<penghubung_trace::Tracer>,
+    metrics: Option<Arc<penghubung_metrics::Metrics>>,
 ) -> Shared {
     Shared {
         snapshot: cell,
@@ -391,6 +437,7 @@ fn shared_state(
         ratelimit: RateLimiter::start(config),
         audit,
         trace,
+        metrics,
     }
 }
 
@@ -506,7 +553,7 @@ async fn connection(
         }
         return;
     };
-    let Some((stream, certificate)) = handshake(&tls, stream, peer, shared.audit.as_ref()).await else { return };
+    let Some((stream, certificate)) = handshake(&tls, stream, peer, &shared).await else { return };
     // A caller without a certificate (bearer-token listeners) is counted by its address.
     let key = match &certificate {
         Some(certificate) => ClientKey::Certificate(certificate.fingerprint.clone()),
@@ -546,33 +593,52 @@ async fn handshake(
     tls: &ListenerTls,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    audit: Option<&Arc<penghubung_audit::Auditor>>,
+    shared: &Shared,
 ) -> Option<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Option<Arc<PeerCertificate>>)> {
+    let (audit, metrics) = (shared.audit.as_ref(), shared.metrics.as_deref());
     let acceptor = tls.state.acceptor(tls.client_certificate);
     let accepted = tokio::time::timeout(tls.state.handshake_timeout, acceptor.accept(stream)).await;
     let stream = match accepted {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             tracing::info!(target: "penghubung::tls", %peer, error = %e, "TLS handshake refused");
-            if let (Some(audit), Some(reason)) = (audit, TlsRefusal::of_handshake_error(&e)) {
+            let reason = TlsRefusal::of_handshake_error(&e);
+            if let Some(metrics) = metrics {
+                metrics.handshake_refused(reason.unwrap_or(TlsRefusal::Protocol).code());
+            }
+            if let (Some(audit), Some(reason)) = (audit, reason) {
                 audit.tls_refused(reason, peer);
             }
             return None;
         }
         Err(_) => {
             tracing::info!(target: "penghubung::tls", %peer, "TLS handshake timed out");
+            if let Some(metrics) = metrics {
+                metrics.handshake_refused(TlsRefusal::Timeout.code());
+            }
             if let Some(audit) = audit {
                 audit.tls_refused(TlsRefusal::Timeout, peer);
             }
             return None;
         }
     };
+    if let Some(metrics) = metrics {
+        metrics.handshake_accepted();
+    }
     let Some(der) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
         // rustls let the handshake complete without a certificate: only the optional mode does.
         return (tls.client_certificate == ClientCertificateMode::Optional).then_some((stream, None));
     };
     match PeerCertificate::parse(der.as_ref()) {
-        Ok(certificate) => Some((stream, Some(Arc::new(certificate)))),
+        Ok(certificate) => {
+            if let Some(metrics) = metrics {
+                // Once per connection: the expiry of the certificates the store's clients present.
+                if let Some(client) = shared.snapshot.load().client_for(&certificate) {
+                    metrics.client_certificate(&client.doc.id, certificate.not_after);
+                }
+            }
+            Some((stream, Some(Arc::new(certificate))))
+        }
         Err(e) => {
             tracing::warn!(target: "penghubung::tls", %peer, error = %e, "verified certificate could not be parsed");
             None

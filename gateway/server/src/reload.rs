@@ -10,6 +10,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ pub struct Reloader {
     last_digests: Mutex<Option<HashMap<String, [u8; 32]>>>,
     /// The revocation journal entries (key, version) already recorded; `None` before the first load.
     recorded_revocations: Mutex<Option<HashSet<(String, u64)>>>,
+    /// Reloads rejected since start.
+    failures: AtomicU64,
 }
 
 /// The outcome of a successful reload.
@@ -71,6 +74,7 @@ impl Reloader {
             audit,
             last_digests: Mutex::new(None),
             recorded_revocations: Mutex::new(None),
+            failures: AtomicU64::new(0),
         });
         reloader.reload()?;
         Ok((reloader, cell))
@@ -78,6 +82,19 @@ impl Reloader {
 
     /// Reads the store and publishes a new snapshot, or returns every problem and keeps the current one.
     pub fn reload(&self) -> Result<Reloaded, Vec<Diagnostic>> {
+        let reloaded = self.try_reload();
+        if reloaded.is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        reloaded
+    }
+
+    /// Reloads rejected since start (the previous snapshot kept serving).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn try_reload(&self) -> Result<Reloaded, Vec<Diagnostic>> {
         let mut last = self.last_fingerprint.lock().unwrap_or_else(|p| p.into_inner());
         self.record_revocations();
         let (docs, problems) = load_documents(&*self.store);

@@ -41,6 +41,8 @@ pub struct ClientEntry {
     pub client_header: HeaderValue,
     /// `X-Penghubung-Opd`.
     pub opd_header: HeaderValue,
+    /// Its OPD's id, shared (a metric label taken without allocating).
+    pub opd: Arc<str>,
     /// The limits on all of this client's calls: its own, and its OPD's bandwidth.
     pub limits: ClientLimits,
 }
@@ -72,6 +74,8 @@ struct IdentityIndex {
 pub struct CompiledService {
     /// `{opd}/{name}/v{version}`.
     pub key: Arc<str>,
+    /// The providing OPD's id, shared (a metric label taken without allocating).
+    pub opd: Arc<str>,
     pub doc: ServiceDoc,
     pub operations: OperationTable,
     /// What the policy decision reads: position in the snapshot's `services` (grants are keyed by it),
@@ -404,6 +408,7 @@ fn compile_clients(
             doc: doc.clone(),
             client_header: HeaderValue::from_str(&doc.id).expect("client ids are checked by the schema"),
             opd_header: HeaderValue::from_str(&doc.opd).expect("OPD ids are checked by the schema"),
+            opd: doc.opd.as_str().into(),
         });
         if clients.insert(doc.id.clone(), Arc::clone(&entry)).is_some() {
             problems.push(Diagnostic::error(origin, format!("client `{}` is defined twice", doc.id)));
@@ -548,6 +553,7 @@ fn compile_service(
         return Err(problems);
     }
     Ok(CompiledService {
+        opd: doc.opd.as_str().into(),
         access: ServiceAccess::new(index, Arc::clone(&key), doc.status, doc.classification, operation_policies),
         upstream: UpstreamRoute { service: Arc::clone(&key), pool, caller_headers: caller_headers.into_boxed_slice() },
         key,
@@ -714,6 +720,7 @@ fn placeholder(index: usize, origin: &str, doc: &ServiceDoc, ctx: &BuildContext<
     let pool =
         UpstreamPool::new(spec, ctx.upstream_tls.default_config()).expect("a pool without endpoints always builds");
     CompiledService {
+        opd: doc.opd.as_str().into(),
         access: ServiceAccess::new(index, Arc::clone(&key), doc.status, doc.classification, Vec::new()),
         upstream: UpstreamRoute { service: Arc::clone(&key), pool: Arc::new(pool), caller_headers: Box::default() },
         key,

@@ -27,6 +27,8 @@ pub struct PeerCertificate {
     /// Raw DER of the issuer name and the serial number, to match CRL entries.
     pub issuer: Box<[u8]>,
     pub serial: Box<[u8]>,
+    /// The end of its validity, in seconds since the Unix epoch.
+    pub not_after: i64,
 }
 
 impl PeerCertificate {
@@ -53,6 +55,7 @@ impl PeerCertificate {
             subject,
             issuer: cert.issuer().as_raw().into(),
             serial: cert.raw_serial().into(),
+            not_after: cert.validity().not_after.timestamp(),
         })
     }
 

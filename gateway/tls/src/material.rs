@@ -33,6 +33,34 @@ pub struct ServerTls {
     pub optional_client_config: Arc<rustls::ServerConfig>,
     /// serial → issuer names (raw DER) of revoked certificates.
     revoked: HashMap<Box<[u8]>, Vec<Box<[u8]>>>,
+    /// When the material runs out: the server certificate, each client CA, each CRL's next update.
+    pub expiry: Vec<Expiry>,
+}
+
+/// When one piece of the TLS material expires (a CRL: when its next update is due).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    /// `server`, `client_ca` or `crl`.
+    pub kind: &'static str,
+    /// The certificate's subject common name (the CRL's issuer's), or its file name when it has none.
+    pub name: String,
+    /// Seconds since the Unix epoch.
+    pub not_after: i64,
+}
+
+/// The common name of a distinguished name, or `fallback`.
+fn common_name(name: &x509_parser::x509::X509Name<'_>, fallback: &std::path::Path) -> String {
+    name.iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| fallback.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default())
+}
+
+/// The validity end of a DER certificate, with its subject's common name.
+fn certificate_expiry(kind: &'static str, der: &[u8], path: &std::path::Path) -> Option<Expiry> {
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+    Some(Expiry { kind, name: common_name(cert.subject(), path), not_after: cert.validity().not_after.timestamp() })
 }
 
 impl ServerTls {
@@ -78,9 +106,12 @@ impl TlsFiles {
     fn load(&self) -> Result<ServerTls, String> {
         let chain = read_certificates(&self.cert)?;
         let key = read_private_key(&self.key)?;
+        let mut expiry: Vec<Expiry> =
+            chain.first().and_then(|c| certificate_expiry("server", c.as_ref(), &self.cert)).into_iter().collect();
         let mut roots = RootCertStore::empty();
         for path in &self.client_cas {
             for cert in read_certificates(path)? {
+                expiry.extend(certificate_expiry("client_ca", cert.as_ref(), path));
                 roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
             }
         }
@@ -90,6 +121,10 @@ impl TlsFiles {
             for crl in read_crls(path)? {
                 let (_, parsed) = CertificateRevocationList::from_der(crl.as_ref())
                     .map_err(|e| format!("{}: unreadable CRL: {e}", path.display()))?;
+                if let Some(next) = parsed.next_update() {
+                    let name = common_name(parsed.issuer(), path);
+                    expiry.push(Expiry { kind: "crl", name, not_after: next.timestamp() });
+                }
                 for entry in parsed.iter_revoked_certificates() {
                     revoked.entry(entry.raw_serial().into()).or_default().push(parsed.issuer().as_raw().into());
                 }
@@ -100,7 +135,7 @@ impl TlsFiles {
         let server_config = self.server_config(&roots, &crls, &chain, &key, ClientCertificateMode::Required)?;
         let optional_client_config =
             self.server_config(&roots, &crls, &chain, &key, ClientCertificateMode::Optional)?;
-        Ok(ServerTls { server_config, optional_client_config, revoked })
+        Ok(ServerTls { server_config, optional_client_config, revoked, expiry })
     }
 
     /// A rustls config over the material: client certificates verified against `roots` and `crls`, required or

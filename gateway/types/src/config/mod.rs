@@ -71,6 +71,10 @@ pub struct Config {
     /// OpenTelemetry traces sent to an OTLP/HTTP collector. Without an `endpoint`: no traces.
     #[serde(default)]
     pub traces: TracesConfig,
+    /// The ops listener (`/metrics`, `/health/live`, `/health/ready`): plain HTTP for the internal network.
+    /// Absent: no ops listener (the embedded default, `init` and the demo write the section).
+    #[serde(default)]
+    pub ops: Option<OpsConfig>,
     /// Directory relative paths are resolved against (the config file's directory). Not read from the file.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -150,6 +154,32 @@ pub struct AdminConfig {
     pub max_body: ByteSize,
 }
 
+/// The ops listener (`[ops]`): Prometheus metrics and the liveness and readiness probes, over plain HTTP, for
+/// scrapers and load balancers on the internal network (no client certificate).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsConfig {
+    /// Serve the ops listener (default `true` once the section is present).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `ip:port` (default `127.0.0.1:9090`); port 0 picks a free port.
+    #[serde(default = "default_ops_listen")]
+    pub listen: SocketAddr,
+    /// Collect and serve metrics (`/metrics`); `false` leaves the probes alone and the request path untouched.
+    #[serde(default = "yes")]
+    pub metrics: bool,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig { enabled: true, listen: default_ops_listen(), metrics: true }
+    }
+}
+
+fn default_ops_listen() -> SocketAddr {
+    ([127, 0, 0, 1], 9090).into()
+}
+
 fn default_admin_listen() -> SocketAddr {
     ([127, 0, 0, 1], 9443).into()
 }
@@ -170,6 +200,16 @@ impl Config {
     /// The admin section when the admin listener is on.
     pub fn admin_enabled(&self) -> Option<&AdminConfig> {
         self.admin.as_ref().filter(|admin| admin.enabled)
+    }
+
+    /// The ops section when the ops listener is on.
+    pub fn ops_enabled(&self) -> Option<&OpsConfig> {
+        self.ops.as_ref().filter(|ops| ops.enabled)
+    }
+
+    /// Whether metrics are collected (an ops listener with `metrics = true`).
+    pub fn metrics_enabled(&self) -> bool {
+        self.ops_enabled().is_some_and(|ops| ops.metrics)
     }
 
     /// The admin listener's certificate, key and operator CA, with `[tls]`'s as defaults; `Err` names what is
