@@ -5,6 +5,7 @@ mod admin_api;
 mod audit;
 mod cli;
 mod connections;
+mod console_http;
 mod contracts;
 mod first_day;
 mod forwarding;
