@@ -23,6 +23,9 @@ use crate::tally::{Exchange, Tally};
 /// `,"hash":"` + 64 hex digits + `"}`.
 const HASH_MEMBER: &[u8] = b",\"hash\":\"";
 const SEAL_LEN: usize = HASH_MEMBER.len() + 64 + 2;
+/// How long after its arrival a record may be written (the longest request): segments opened up to this long
+/// after the month are read too.
+const WRITTEN_WITHIN: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 /// A segment that did not verify.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -73,14 +76,15 @@ pub fn scan(
 ) -> std::io::Result<Scanned> {
     let files = segment_files(dir)?;
     let (start, end) = month.bounds(offset);
-    let (start, end) = (format_time(start), format_time(end));
-    let starts: Vec<Option<String>> = files.iter().map(|f| first_time(f)).collect();
-    // Segment i holds records from its first time to the next segment's first time.
+    // A record is written after it arrived (its `time`): up to a request's duration later.
+    let (start, end) = (format_time(start), format_time(end + WRITTEN_WITHIN));
+    let spans: Vec<Option<(String, String)>> = files.iter().map(|f| first_times(f)).collect();
+    // Segment i holds records written from its start to the next segment's start.
     let included: Vec<usize> = (0..files.len())
         .filter(|&i| {
-            let begins_before_end = starts[i].as_deref().is_none_or(|t| t < end.as_str());
+            let begins_before_end = spans[i].as_ref().is_none_or(|(early, _)| early.as_str() < end.as_str());
             let ends_after_start =
-                i + 1 == files.len() || starts[i + 1].as_deref().is_none_or(|t| t >= start.as_str());
+                i + 1 == files.len() || spans[i + 1].as_ref().is_none_or(|(_, late)| late.as_str() >= start.as_str());
             begins_before_end && ends_after_start
         })
         .collect();
@@ -160,11 +164,23 @@ fn name(path: &Path) -> String {
     path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string()
 }
 
-/// The `time` of a segment's first record.
-fn first_time(path: &Path) -> Option<String> {
+/// The earliest and the latest `time` of a segment's first two lines (its `segment` record, written when the
+/// segment was opened, and the first record in it).
+fn first_times(path: &Path) -> Option<(String, String)> {
+    let mut reader = BufReader::new(File::open(path).ok()?).take(128 * 1024);
+    let mut times = Vec::with_capacity(2);
     let mut line = Vec::new();
-    BufReader::new(File::open(path).ok()?).take(64 * 1024).read_until(b'\n', &mut line).ok()?;
-    members(&line).flatten().find(|(k, _)| *k == b"time").and_then(|(_, v)| v.text()).map(|t| t.into_owned())
+    for _ in 0..2 {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).ok()? == 0 {
+            break;
+        }
+        let time = members(&line).flatten().find(|(k, _)| *k == b"time").and_then(|(_, v)| v.text());
+        times.extend(time.map(|t| t.into_owned()));
+    }
+    let early = times.iter().min()?.clone();
+    let late = times.iter().max()?.clone();
+    Some((early, late))
 }
 
 /// The `seq` and stored hash of a segment's last whole record.
