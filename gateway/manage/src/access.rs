@@ -71,6 +71,8 @@ pub enum Operation {
     AuditSearch,
     AuditVerify,
     Reports,
+    /// The monthly usage report per OPD, computed from the audit trail (what the trail says, in sum).
+    UsageReport,
 }
 
 use Role::{Admin, Auditor, Keamanan, OpdAdmin, Operasi};
@@ -127,6 +129,7 @@ pub const PERMISSIONS: &[(Operation, &[Role])] = &[
     (Operation::AuditSearch, &[Admin, Keamanan, Auditor]),
     (Operation::AuditVerify, &[Admin, Keamanan, Auditor]),
     (Operation::Reports, &[Admin, Operasi, Keamanan, Auditor]),
+    (Operation::UsageReport, &[Admin, Keamanan, Auditor]),
 ];
 
 impl Operation {
@@ -182,6 +185,7 @@ impl Operation {
             Operation::AuditSearch => "audit_search",
             Operation::AuditVerify => "audit_verify",
             Operation::Reports => "reports",
+            Operation::UsageReport => "usage_report",
         }
     }
 }
@@ -259,6 +263,7 @@ pub(crate) fn is_read(op: Operation) -> bool {
             | Operation::AuditSearch
             | Operation::AuditVerify
             | Operation::Reports
+            | Operation::UsageReport
             | Operation::ExportStore
     )
 }

@@ -21,6 +21,7 @@ pub mod trail;
 use std::path::Path;
 
 use penghubung_audit::keys::PublicKey;
+use penghubung_types::config::Config;
 use penghubung_types::documents::OpdDoc;
 
 pub use model::UsageReport;
@@ -32,6 +33,10 @@ pub use render::{render, render_html, Format};
 pub enum ReportError {
     #[error("audit trail {dir}: {source}")]
     Trail { dir: String, source: std::io::Error },
+    #[error("the audit trail is off ([audit] enabled = false): there is nothing to report from")]
+    AuditOff,
+    #[error("audit public key {path}: {message}")]
+    Key { path: String, message: String },
 }
 
 /// What to report on.
@@ -56,4 +61,15 @@ pub fn usage(audit_dir: &Path, key: &PublicKey, query: Query<'_>, opds: &[OpdDoc
     let scanned = trail::scan(audit_dir, key, query.month, query.offset, query.opd)
         .map_err(|source| ReportError::Trail { dir: audit_dir.display().to_string(), source })?;
     Ok(model::build(&scanned.tally, scanned.verification, query.month, query.offset, query.opd, opds))
+}
+
+/// [`usage`] of the audit trail a config names (`[audit] dir`, verified with `[audit] public_key_file`).
+pub fn usage_of_config(config: &Config, query: Query<'_>, opds: &[OpdDoc]) -> Result<UsageReport, ReportError> {
+    if !config.audit.enabled {
+        return Err(ReportError::AuditOff);
+    }
+    let path = config.resolve(&config.audit.public_key_file);
+    let key = PublicKey::read(&path)
+        .map_err(|e| ReportError::Key { path: path.display().to_string(), message: e.to_string() })?;
+    usage(&config.resolve(&config.audit.dir), &key, query, opds)
 }

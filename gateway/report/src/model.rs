@@ -193,10 +193,8 @@ pub(crate) fn build(
 ) -> UsageReport {
     let doc = |id: &str| opds.iter().find(|d| d.id == id);
     let list = |map: &std::collections::HashMap<String, Usage>, caller: bool| {
-        let mut list: Vec<OpdUsage> = map
-            .iter()
-            .map(|(id, usage)| opd_usage(id, usage, month, doc(id), caller))
-            .collect();
+        let mut list: Vec<OpdUsage> =
+            map.iter().map(|(id, usage)| opd_usage(id, usage, month, doc(id), caller)).collect();
         list.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.opd.cmp(&b.opd)));
         list
     };

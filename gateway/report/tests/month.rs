@@ -17,7 +17,8 @@ use penghubung_types::documents::{BandwidthDoc, OpdDoc};
 use penghubung_types::units::ByteSize;
 
 const CALLERS: [&str; 6] = ["dinsos", "dinkes", "disdik", "bappeda", "dpmptsp", "bpbd"];
-const SERVICES: [&str; 4] = ["disdukcapil/kependudukan/v1", "dinkes/rekam-medis/v2", "bpkad/anggaran/v1", "dinsos/dtks/v1"];
+const SERVICES: [&str; 4] =
+    ["disdukcapil/kependudukan/v1", "dinkes/rekam-medis/v2", "bpkad/anggaran/v1", "dinsos/dtks/v1"];
 const CODES: [Option<&str>; 6] =
     [None, None, None, Some("policy.no_grant"), Some("ratelimit.exceeded"), Some("upstream.timeout")];
 

@@ -165,9 +165,16 @@ fn daily_chart(out: &mut String, r: &UsageReport) {
         );
     }
     for d in (0..days).step_by(if days > 16 { 2 } else { 1 }) {
-        let _ = writeln!(out, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", x(d), h - bottom + 16.0, d + 1);
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            x(d),
+            h - bottom + 16.0,
+            d + 1
+        );
     }
-    let _ = writeln!(out, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">tanggal</text>", left + plot_w / 2.0, h - 4.0);
+    let _ =
+        writeln!(out, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">tanggal</text>", left + plot_w / 2.0, h - 4.0);
     for (i, (name, values)) in series.iter().enumerate() {
         let colour = COLOURS[i.min(COLOURS.len() - 1)];
         let points: Vec<String> = values.iter().enumerate().map(|(d, v)| format!("{:.1},{:.1}", x(d), y(*v))).collect();
@@ -189,7 +196,12 @@ fn daily_chart(out: &mut String, r: &UsageReport) {
         );
     }
     if series.is_empty() {
-        let _ = writeln!(out, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">Tidak ada permintaan bulan ini</text>", w / 2.0, h / 2.0);
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">Tidak ada permintaan bulan ini</text>",
+            w / 2.0,
+            h / 2.0
+        );
     }
     let _ = writeln!(out, "</svg>");
 }
@@ -226,7 +238,10 @@ fn bandwidth_chart(out: &mut String, r: &UsageReport) {
         let (fraction, note) = match allocation {
             Some(total) => {
                 let pct = used as f64 / total as f64;
-                (pct.min(1.0), format!("{} dari {} ({:.2} %)", bytes(used), bytes(total), pct * 100.0).replace('.', ","))
+                (
+                    pct.min(1.0),
+                    format!("{} dari {} ({:.2} %)", bytes(used), bytes(total), pct * 100.0).replace('.', ","),
+                )
             }
             None => (used as f64 / max_used as f64, format!("{} (tanpa alokasi)", bytes(used))),
         };
@@ -289,7 +304,12 @@ fn table(out: &mut String, list: &[OpdUsage]) {
             millis(u.latency_ms.p99)
         );
         let list = |items: &[crate::model::Ranked]| {
-            items.iter().take(5).map(|s| format!("{} ({})", esc(&s.name), number(s.requests))).collect::<Vec<_>>().join(", ")
+            items
+                .iter()
+                .take(5)
+                .map(|s| format!("{} ({})", esc(&s.name), number(s.requests)))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let codes: Vec<String> = u
             .denials_by_code

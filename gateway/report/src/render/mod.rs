@@ -172,14 +172,25 @@ fn render_text(r: &UsageReport) -> String {
         let _ = writeln!(
             out,
             "  {:<28} {:>10} {:>9} {:>8} {:>8} {:>8} {:>11} {:>11} {:>8} {:>8} {:>8}  alokasi",
-            "OPD", "permintaan", "diizinkan", "ditolak", "galat", "dibatasi", "masuk", "keluar", "p50 ms", "p95 ms",
+            "OPD",
+            "permintaan",
+            "diizinkan",
+            "ditolak",
+            "galat",
+            "dibatasi",
+            "masuk",
+            "keluar",
+            "p50 ms",
+            "p95 ms",
             "p99 ms"
         );
         for u in list.iter() {
             let allocation = u
                 .allocation
                 .as_ref()
-                .and_then(|a| a.bytes_used_percent.map(|p| format!("{p:.2} % dari {}", bytes(a.month_bytes.unwrap_or(0)))))
+                .and_then(|a| {
+                    a.bytes_used_percent.map(|p| format!("{p:.2} % dari {}", bytes(a.month_bytes.unwrap_or(0))))
+                })
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
@@ -201,7 +212,8 @@ fn render_text(r: &UsageReport) -> String {
             if !codes.is_empty() {
                 let _ = writeln!(out, "      kode: {}", codes.join(", "));
             }
-            let top: Vec<String> = u.top_services.iter().take(3).map(|s| format!("{} {}", s.name, s.requests)).collect();
+            let top: Vec<String> =
+                u.top_services.iter().take(3).map(|s| format!("{} {}", s.name, s.requests)).collect();
             let _ = writeln!(out, "      layanan teratas: {}", top.join(", "));
             let top: Vec<String> = u.top_callers.iter().take(3).map(|s| format!("{} {}", s.name, s.requests)).collect();
             let _ = writeln!(out, "      pemanggil teratas: {}", top.join(", "));
@@ -239,7 +251,8 @@ fn render_csv(r: &UsageReport) -> String {
     );
     let opt = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
     let tail = format!("{},{}", r.month, r.verification.verified);
-    let groups = [("total", std::slice::from_ref(&r.total)), ("caller", &r.callers[..]), ("provider", &r.providers[..])];
+    let groups =
+        [("total", std::slice::from_ref(&r.total)), ("caller", &r.callers[..]), ("provider", &r.providers[..])];
     for (role, list) in groups {
         for u in list {
             let a = u.allocation.as_ref();
