@@ -200,9 +200,18 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
     for r in records.iter().filter(|r| r["kind"] == "exchange") {
         assert!(r["caller_opd"].is_string() && r["provider_opd"].is_string(), "{r}");
     }
-    let health = records.iter().find(|r| r["path"].is_null() && r["service"].is_null() && r["code"].is_null());
+    // Health is answered before identify: no client, no service. Discovery: the client, no service.
     let marked = |r: &serde_json::Value| (r["caller_opd"].clone(), r["provider_opd"].clone());
-    assert!(records.iter().any(|r| marked(r) == ("-".into(), "-".into())), "health: {health:?} {records:?}");
+    let own = |identified: bool| {
+        records.iter().find(|r| {
+            r["kind"] == "exchange"
+                && r["service"].is_null()
+                && r["code"].is_null()
+                && r["client"].is_null() != identified
+        })
+    };
+    assert_eq!(own(false).map(marked), Some(("-".into(), "-".into())), "health: {records:?}");
+    assert_eq!(own(true).map(marked), Some(("dinkes".into(), "-".into())), "discovery: {records:?}");
     let unknown = records.iter().find(|r| r["code"] == "route.not_found").unwrap();
     assert_eq!(marked(unknown), ("dinkes".into(), "-".into()), "an unknown route: no provider");
     let limited = records.iter().find(|r| r["code"] == "ratelimit.exceeded").unwrap();

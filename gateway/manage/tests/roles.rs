@@ -166,6 +166,7 @@ fn is_write(op: Operation) -> bool {
                 | Operation::AuditSearch
                 | Operation::AuditVerify
                 | Operation::Reports
+                | Operation::UsageReport
         ))
 }
 
@@ -217,9 +218,11 @@ fn run(setup: &Setup, actor: &Actor, op: Operation, prepared: Prepared) -> Resul
             setup.manager.import(actor, &bundle, Some("pemulihan uji".into())).map(|_| ())
         }
         // Not store operations: the admin API answers them from the audit log and the snapshot after this check.
-        Operation::Explain | Operation::AuditSearch | Operation::AuditVerify | Operation::Reports => {
-            authorize(actor, op, None)
-        }
+        Operation::Explain
+        | Operation::AuditSearch
+        | Operation::AuditVerify
+        | Operation::Reports
+        | Operation::UsageReport => authorize(actor, op, None),
         _ => {
             let Prepared::Write(request) = prepared else { unreachable!() };
             setup.manager.apply(actor, *request).map(|_| ())
@@ -265,6 +268,7 @@ fn every_role_against_every_operation() {
                     | Operation::AuditSearch
                     | Operation::AuditVerify
                     | Operation::Reports
+                    | Operation::UsageReport
                     | Operation::ExportStore
                     | Operation::History
             ) && !op.as_str().starts_with("list_")
