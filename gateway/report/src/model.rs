@@ -109,7 +109,7 @@ fn percent(used: u64, of: u64) -> f64 {
     (used as f64 * 10_000.0 / of as f64).round() / 100.0
 }
 
-fn ranked(map: &std::collections::HashMap<String, u64>) -> Vec<Ranked> {
+fn ranked(map: &crate::tally::HashMap<String, u64>) -> Vec<Ranked> {
     let mut list: Vec<Ranked> = map.iter().map(|(name, n)| Ranked { name: name.clone(), requests: *n }).collect();
     list.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.name.cmp(&b.name)));
     list.truncate(TOP);
@@ -124,7 +124,7 @@ fn opd_usage(opd: &str, usage: &Usage, month: Month, doc: Option<&OpdDoc>, calle
     let classes = ["other", "1xx", "2xx", "3xx", "4xx", "5xx"];
     let status_classes =
         classes.iter().zip(usage.classes).filter(|(_, n)| *n > 0).map(|(c, n)| (c.to_string(), n)).collect();
-    let sorted = |map: &std::collections::HashMap<String, u64>| map.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let sorted = |map: &crate::tally::HashMap<String, u64>| map.iter().map(|(k, v)| (k.clone(), *v)).collect();
     let daily: Vec<DayUsage> = usage
         .daily
         .iter()
@@ -192,7 +192,7 @@ pub(crate) fn build(
     opds: &[OpdDoc],
 ) -> UsageReport {
     let doc = |id: &str| opds.iter().find(|d| d.id == id);
-    let list = |map: &std::collections::HashMap<String, Usage>, caller: bool| {
+    let list = |map: &crate::tally::HashMap<String, Usage>, caller: bool| {
         let mut list: Vec<OpdUsage> =
             map.iter().map(|(id, usage)| opd_usage(id, usage, month, doc(id), caller)).collect();
         list.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.opd.cmp(&b.opd)));

@@ -65,22 +65,18 @@ impl<'a> Members<'a> {
     /// The bytes of a string whose opening quote is at `self.i`; leaves `self.i` after the closing quote.
     fn string(&mut self) -> Result<(&'a [u8], bool), Malformed> {
         let start = self.i + 1;
-        let mut j = start;
+        let rest = self.b.get(start..).ok_or(Malformed)?;
+        let mut from = 0;
         let mut escaped = false;
-        while j < self.b.len() {
-            match self.b[j] {
-                b'"' => {
-                    self.i = j + 1;
-                    return Ok((&self.b[start..j], escaped));
-                }
-                b'\\' => {
-                    escaped = true;
-                    j += 2;
-                }
-                _ => j += 1,
+        loop {
+            let at = from + memchr::memchr2(b'"', b'\\', rest.get(from..).ok_or(Malformed)?).ok_or(Malformed)?;
+            if rest[at] == b'"' {
+                self.i = start + at + 1;
+                return Ok((&rest[..at], escaped));
             }
+            escaped = true;
+            from = at + 2;
         }
-        Err(Malformed)
     }
 
     fn value(&mut self) -> Result<Value<'a>, Malformed> {

@@ -91,7 +91,7 @@ pub fn scan(
     let mut verification = Verification { segments: included.len(), ..Verification::default() };
     let mut tally = Tally::new(month.days());
     let mut days = DayOf::new(month, offset);
-    let mut link: Option<(u64, String)> = None;
+    let mut link: Option<(u64, [u8; 64])> = None;
     if let Some(&first) = included.first() {
         if first > 0 {
             link = last_record(&files[first - 1]);
@@ -184,7 +184,7 @@ fn first_times(path: &Path) -> Option<(String, String)> {
 }
 
 /// The `seq` and stored hash of a segment's last whole record.
-fn last_record(path: &Path) -> Option<(u64, String)> {
+fn last_record(path: &Path) -> Option<(u64, [u8; 64])> {
     let mut file = File::open(path).ok()?;
     let size = file.metadata().ok()?.len();
     let from = size.saturating_sub(256 * 1024);
@@ -196,7 +196,7 @@ fn last_record(path: &Path) -> Option<(u64, String)> {
     let line = &line[line.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1)..];
     let (_, hash) = split(line)?;
     let seq = members(line).flatten().find(|(k, _)| *k == b"seq").and_then(|(_, v)| v.num())?;
-    Some((seq, String::from_utf8_lossy(hash).into_owned()))
+    Some((seq, hash.try_into().ok()?))
 }
 
 /// The sealed part (without its closing brace) and the stored hash of a line.
@@ -225,7 +225,7 @@ struct SegmentReader<'k, 'd> {
     opd: Option<&'k str>,
     tally: Tally,
     /// The `seq` and hash of the record before the next line.
-    link: Option<(u64, String)>,
+    link: Option<(u64, [u8; 64])>,
     /// The first segment read (its chain may start here when older segments were archived).
     first: bool,
     line_no: u64,
@@ -293,13 +293,15 @@ impl SegmentReader<'_, '_> {
                 _ => exchange.set(k, v),
             }
         }
-        let in_month = kind == b"exchange" && self.days.day(exchange.time).is_some();
+        let day = if kind == b"exchange" { self.days.day(exchange.time) } else { None };
+        let in_month = day.is_some();
         let sealed = split(line);
         if let Some((_, hash)) = sealed {
             // The next segment links to this line's stored hash even when this segment failed.
             if let Some(seq) = seq {
                 let check = self.problem.is_none();
-                let link = self.link.replace((seq, String::from_utf8_lossy(hash).into_owned()));
+                let stored: [u8; 64] = hash.try_into().unwrap_or([0; 64]);
+                let link = self.link.replace((seq, stored));
                 if check {
                     self.check(line, seq, prev, kind, sig, link, readable);
                 }
@@ -313,8 +315,7 @@ impl SegmentReader<'_, '_> {
             return;
         }
         self.records += 1;
-        if in_month {
-            let day = self.days.day(exchange.time).unwrap_or_default();
+        if let Some(day) = day {
             self.tally.add(&exchange, day, self.opd);
         }
     }
@@ -327,7 +328,7 @@ impl SegmentReader<'_, '_> {
         prev: &[u8],
         kind: &[u8],
         sig: &[u8],
-        link: Option<(u64, String)>,
+        link: Option<(u64, [u8; 64])>,
         readable: bool,
     ) {
         let Some((sealed, stored)) = split(line) else { return };
@@ -352,7 +353,7 @@ impl SegmentReader<'_, '_> {
         }
         match &link {
             Some((last, hash)) => {
-                if seq != last + 1 || prev != hash.as_bytes() {
+                if seq != last + 1 || prev != &hash[..] {
                     let (kind, message) = if seq > last + 1 {
                         let tamper = if self.line_no == 1 { Tamper::Truncated } else { Tamper::Deleted };
                         (tamper, format!("records {}..={} are missing before this one", last + 1, seq - 1))
