@@ -352,28 +352,24 @@ impl SegmentReader<'_, '_> {
             return self.fail(Tamper::Inserted, Some(seq), "a `segment` record inside a segment".into());
         }
         match &link {
-            Some((last, hash)) => {
-                if seq != last + 1 || prev != &hash[..] {
-                    let (kind, message) = if seq > last + 1 {
-                        let tamper = if self.line_no == 1 { Tamper::Truncated } else { Tamper::Deleted };
-                        (tamper, format!("records {}..={} are missing before this one", last + 1, seq - 1))
-                    } else if seq <= *last {
-                        (Tamper::Inserted, format!("seq {seq} after seq {last}: this record does not belong here"))
-                    } else {
-                        (Tamper::Inserted, "its `prev` is not the hash of the record before it".to_string())
-                    };
-                    return self.fail(kind, Some(seq), message);
-                }
+            Some((last, hash)) if seq != last + 1 || prev != &hash[..] => {
+                let (kind, message) = if seq > last + 1 {
+                    let tamper = if self.line_no == 1 { Tamper::Truncated } else { Tamper::Deleted };
+                    (tamper, format!("records {}..={} are missing before this one", last + 1, seq - 1))
+                } else if seq <= *last {
+                    (Tamper::Inserted, format!("seq {seq} after seq {last}: this record does not belong here"))
+                } else {
+                    (Tamper::Inserted, "its `prev` is not the hash of the record before it".to_string())
+                };
+                return self.fail(kind, Some(seq), message);
             }
-            None if self.first && self.line_no == 1 => {
-                if prev != GENESIS.as_bytes() {
-                    self.warnings.push(format!(
-                        "{}:1: the trail starts at seq {seq} (older segments are not in this directory)",
-                        self.name
-                    ));
-                }
+            None if self.first && self.line_no == 1 && prev != GENESIS.as_bytes() => {
+                self.warnings.push(format!(
+                    "{}:1: the trail starts at seq {seq} (older segments are not in this directory)",
+                    self.name
+                ));
             }
-            None => {}
+            _ => {}
         }
         self.since_checkpoint += 1;
         if kind == b"checkpoint" {
