@@ -195,7 +195,8 @@ async fn nik_lookup_finds_the_exchanges_and_the_log_never_holds_a_nik() {
     assert_eq!(by_sikasos["nik"].as_array().unwrap().len(), 1, "path and query: one NIK");
     let denied = found.iter().find(|r| r["request_id"] == "ditolak").unwrap();
     assert_eq!((&denied["decision"], &denied["code"]), (&"error".into(), &"route.not_found".into()));
-    assert_eq!(denied["provider_opd"], "-", "an unknown route has no provider OPD: the marker");
+    // An unknown operation of a known service: the service's OPD is the provider.
+    assert_eq!((&denied["caller_opd"], &denied["provider_opd"]), (&"dinsos".into(), &"disdukcapil".into()));
     let other = search(&["--nik", "3201010101010001", "--secret-file", secret.to_str().unwrap()]);
     assert_eq!(other.len(), 1);
     assert_eq!(other[0]["request_id"], "lain");

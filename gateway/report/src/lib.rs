@@ -3,7 +3,7 @@
 //! report is computed from it alone: [`usage`] streams the segments of the month ([`trail`]), verifying each
 //! one's chain and signatures as it reads it, counts every exchange by caller OPD and by provider OPD
 //! ([`tally`]; latency quantiles from a fixed log-bucket histogram, [`sketch`]), and builds a [`UsageReport`]
-//! ([`model`]) that renders as text, CSV, JSON or a self-contained HTML page with SVG charts ([`render`]).
+//! ([`model`]) that renders as text, CSV, JSON or a self-contained HTML page with SVG charts ([`mod@render`]).
 //!
 //! Memory grows with the number of OPDs, services, clients and error codes, never with the number of records;
 //! each record is read from its line without building a JSON tree ([`scan`]). `penghubung report usage` and the

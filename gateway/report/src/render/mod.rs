@@ -1,5 +1,5 @@
 //! The report's forms: text (a terminal), CSV (a spreadsheet), JSON (the [`UsageReport`] as is) and HTML (a
-//! self-contained page for a head of office, [`html`]). Labels are Indonesian; codes and ids stay as they are.
+//! self-contained page for a head of office, [`render_html`]). Labels are Indonesian; codes and ids stay as they are.
 
 mod html;
 
