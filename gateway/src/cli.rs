@@ -1,5 +1,5 @@
 //! The command line: the tree of commands and what each runs. Local commands: `serve`, `check`, `init`, `demo`,
-//! `ca init|issue-server`, `policy explain`, `audit`. The management commands (`opd`, `service`, `client`,
+//! `ca init|issue-server`, `policy explain`, `audit`, `report`. The management commands (`opd`, `service`, `client`,
 //! `grant`, `tier`, `operator`, `store`, `ca issue-client|issue-operator|revoke`, `policy explain --remote`) are
 //! clients of the admin API ([`crate::admin_commands`]). `main.rs` only calls [`run`].
 
@@ -131,6 +131,16 @@ enum Command {
     /// The audit trail: verify, search, keys.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Reports from the audit trail: the monthly usage per OPD.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Usage per caller OPD and per provider OPD in a month (Perbup 16/2023 Pasal 21), computed from the audit
+    /// trail after verifying it. Exit code 0, or 3 when a segment did not verify (the report flags it).
+    Usage(crate::report::UsageArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,6 +290,7 @@ pub fn run() -> i32 {
         Command::Store { connection, command } => admin_commands::run(&connection, Management::Store(command)),
         Command::Policy { connection, command } => run_policy(&connection, command),
         Command::Audit(command) => run_audit(command),
+        Command::Report(ReportCommand::Usage(args)) => crate::report::usage(&args),
     }
 }
 

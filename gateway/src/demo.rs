@@ -306,6 +306,11 @@ fn print_instructions(url: &str, admin_url: &str, ops_url: Option<&str>, workdir
     let _ = writeln!(out, "Variables: source {}/demo.env", workdir.display());
     let _ = writeln!(
         out,
+        "Monthly usage per OPD: penghubung report usage --config {}/penghubung.toml --format html --out usage.html",
+        workdir.display()
+    );
+    let _ = writeln!(
+        out,
         "Policy dry run: penghubung policy explain --config {}/penghubung.toml --client dinsos/sikasos --service disdukcapil/kependudukan/v1 --operation \"POST /verifikasi\" --purpose penyaluran-bansos",
         workdir.display()
     );

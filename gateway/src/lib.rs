@@ -13,6 +13,7 @@ pub mod demo;
 mod demo_admin;
 mod exit;
 pub mod init;
+pub mod report;
 
 pub use penghubung_manage::workspace as manage;
 pub use penghubung_manage::{ca, check, explain, openapi};
@@ -26,6 +27,8 @@ pub use penghubung_pipeline as pipeline;
 pub use penghubung_pipeline::{body, discovery, error};
 pub use penghubung_policy as policy;
 pub use penghubung_ratelimit as ratelimit;
+/// The usage report library (`penghubung report usage` is [`report`]).
+pub use penghubung_report as reports;
 pub use penghubung_routing as routing;
 pub use penghubung_server as server;
 pub use penghubung_server::{reload, telemetry};

@@ -278,6 +278,58 @@ async fn the_route_table_walked_role_by_role() {
 }
 
 #[tokio::test]
+async fn the_usage_report_is_served_to_the_auditor_and_refused_to_operasi() {
+    let admin = Admin::start().await;
+    // One call on the data plane: refused (the service is still in testing), recorded with both OPDs.
+    assert_ne!(admin.data_plane_status("/dinsos/bansos/v1/status").await, StatusCode::OK);
+    let month = penghubung::reports::Month::of(std::time::SystemTime::now(), penghubung::reports::UtcOffset::WIB);
+    let path = format!("/api/v1/reports/usage?month={month}&format=json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let report = loop {
+        let answer = admin.call(Some("tono-auditor"), Method::GET, &path, None, &[]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let report = answer.json();
+        let called = report["callers"].as_array().unwrap().iter().any(|c| c["opd"] == "dinsos");
+        if called || std::time::Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(report["month"], month.to_string());
+    assert_eq!(report["verification"]["verified"], true, "{report}");
+    let dinsos = report["callers"].as_array().unwrap().iter().find(|c| c["opd"] == "dinsos").expect("dinsos called");
+    assert!(dinsos["requests"].as_u64().unwrap() >= 1);
+    assert!(dinsos["denied"].as_u64().unwrap() >= 1, "{dinsos}");
+    let provider = report["providers"].as_array().unwrap().iter().find(|p| p["opd"] == "dinsos").expect("provider");
+    assert!(provider["top_callers"].as_array().unwrap().iter().any(|c| c["name"] == "dinsos/sikasos"), "{provider}");
+    // The page for a head of office, as it is (not a download), with nothing to fetch.
+    let html = admin
+        .call(Some("tono-auditor"), Method::GET, &format!("/api/v1/reports/usage?month={month}&format=html"), None, &[])
+        .await;
+    assert_eq!(html.status, StatusCode::OK);
+    assert_eq!(html.headers["content-type"], "text/html; charset=utf-8");
+    assert!(html.text().contains("<svg") && !html.text().contains("<script"));
+    // Keamanan and admin may; operasi and an OPD's admin may not.
+    for (operator, allowed) in
+        [("dewi-persandian", true), ("sari-admin", true), ("rudi-aptika", false), ("agus-dinsos", false)]
+    {
+        let answer = admin.call(Some(operator), Method::GET, &path, None, &[]).await;
+        if allowed {
+            assert_eq!(answer.status, StatusCode::OK, "{operator}: {}", answer.text());
+        } else {
+            assert_eq!((answer.status, answer.code()), (StatusCode::FORBIDDEN, "admin.forbidden".into()), "{operator}");
+        }
+    }
+    // Bad input: a clear error.
+    for bad in ["month=2026-13", "format=pdf", "utc_offset=7"] {
+        let answer =
+            admin.call(Some("tono-auditor"), Method::GET, &format!("/api/v1/reports/usage?{bad}"), None, &[]).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}: {}", answer.text());
+    }
+    admin.stop().await;
+}
+
+#[tokio::test]
 async fn the_openapi_document_is_3_1_and_lists_every_route() {
     let admin = Admin::start().await;
     let (doc, _) = admin.read("tono-auditor", "/api/v1/openapi.json").await;

@@ -173,7 +173,8 @@ async fn nik_lookup_finds_the_exchanges_and_the_log_never_holds_a_nik() {
     assert_eq!(ids, HashSet::from(["lihat-sikasos", "verifikasi-simpus", "ditolak"]), "{found:#?}");
     let by_simpus = found.iter().find(|r| r["request_id"] == "verifikasi-simpus").unwrap();
     assert_eq!(by_simpus["client"], "dinkes/simpus");
-    assert_eq!(by_simpus["opd"], "dinkes");
+    assert_eq!(by_simpus["caller_opd"], "dinkes");
+    assert_eq!(by_simpus["provider_opd"], by_simpus["service"].as_str().unwrap().split('/').next().unwrap());
     assert_eq!(by_simpus["purpose"], "pelayanan-kesehatan");
     assert_eq!(by_simpus["operation"], "verifikasi-nik");
     assert_eq!(by_simpus["path"], "/verifikasi");
@@ -194,6 +195,8 @@ async fn nik_lookup_finds_the_exchanges_and_the_log_never_holds_a_nik() {
     assert_eq!(by_sikasos["nik"].as_array().unwrap().len(), 1, "path and query: one NIK");
     let denied = found.iter().find(|r| r["request_id"] == "ditolak").unwrap();
     assert_eq!((&denied["decision"], &denied["code"]), (&"error".into(), &"route.not_found".into()));
+    // An unknown operation of a known service: the service's OPD is the provider.
+    assert_eq!((&denied["caller_opd"], &denied["provider_opd"]), (&"dinsos".into(), &"disdukcapil".into()));
     let other = search(&["--nik", "3201010101010001", "--secret-file", secret.to_str().unwrap()]);
     assert_eq!(other.len(), 1);
     assert_eq!(other[0]["request_id"], "lain");

@@ -120,6 +120,11 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
     }
     let r = send(&client, http::Request::get(format!("{url}/dinkes/tidak-ada/v1/x")).body(empty()).unwrap()).await;
     assert_eq!(r.code(), "route.not_found");
+    // The gateway's own endpoints: health and discovery (recorded with the OPD marker where there is none).
+    for own in ["/_penghubung/health", "/_penghubung/services"] {
+        let r = send(&client, http::Request::get(format!("{url}{own}")).body(empty()).unwrap()).await;
+        assert_eq!(r.status, 200, "{own}: {}", r.text());
+    }
     // The policy at work: one call denied for clearance, one response with fields withheld.
     let denied = &env["PENGHUBUNG_SAMPLE_DENIED"];
     let r = send(&client, http::Request::get(format!("{url}{denied}")).body(empty()).unwrap()).await;
@@ -200,6 +205,57 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
     assert!(records.iter().any(|r| r["code"] == "route.not_found"), "{records:?}");
     let redacted = records.iter().find(|r| r["withheld"].as_str().is_some_and(|w| w.contains("/nama_ibu_kandung")));
     assert!(redacted.is_some(), "the withheld fields are recorded: {records:?}");
+    // Every exchange names its caller OPD and its provider OPD, or the marker `-` where there is none.
+    for r in records.iter().filter(|r| r["kind"] == "exchange") {
+        assert!(r["caller_opd"].is_string() && r["provider_opd"].is_string(), "{r}");
+    }
+    // Health is answered before identify: no client, no service. Discovery: the client, no service.
+    let marked = |r: &serde_json::Value| (r["caller_opd"].clone(), r["provider_opd"].clone());
+    let own = |identified: bool| {
+        records.iter().find(|r| {
+            r["kind"] == "exchange"
+                && r["service"].is_null()
+                && r["code"].is_null()
+                && r["client"].is_null() != identified
+        })
+    };
+    assert_eq!(own(false).map(marked), Some(("-".into(), "-".into())), "health: {records:?}");
+    assert_eq!(own(true).map(marked), Some(("dinkes".into(), "-".into())), "discovery: {records:?}");
+    let unknown = records.iter().find(|r| r["code"] == "route.not_found").unwrap();
+    assert_eq!(marked(unknown), ("dinkes".into(), "-".into()), "an unknown route: no provider");
+    let limited = records.iter().find(|r| r["code"] == "ratelimit.exceeded").unwrap();
+    assert_eq!(limited["provider_opd"], limited["service"].as_str().unwrap().split('/').next().unwrap());
+
+    // The monthly usage report of this month reports the calls, with the demo client's OPD among the callers.
+    let month = penghubung::reports::Month::of(std::time::SystemTime::now(), penghubung::reports::UtcOffset::WIB);
+    let config = workdir.join("penghubung.toml");
+    let output = Command::new(penghubung_binary())
+        .args(["report", "usage", "--config", config.to_str().unwrap(), "--month", &month.to_string()])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verification"]["verified"], true, "{report}");
+    let exchanges = records.iter().filter(|r| r["kind"] == "exchange").count() as u64;
+    assert_eq!(report["total"]["requests"], exchanges, "every exchange of the demo is counted");
+    let callers = report["callers"].as_array().unwrap();
+    let dinkes = callers.iter().find(|c| c["opd"] == "dinkes").unwrap_or_else(|| panic!("{callers:?}"));
+    assert_eq!(dinkes["name"].as_str().map(|n| !n.is_empty()), Some(true), "{dinkes}");
+    assert!(dinkes["rate_limited"].as_u64().unwrap() >= 1, "{dinkes}");
+    assert_eq!(dinkes["denials_by_code"]["policy.clearance"], 1, "{dinkes}");
+    assert!(dinkes["top_callers"].as_array().unwrap().iter().any(|c| c["name"] == "dinkes/simpus"), "{dinkes}");
+    assert!(callers.iter().any(|c| c["opd"] == "-"), "health is under the marker: {callers:?}");
+    // The same as a page for a head of office.
+    let page = workdir.join("usage.html");
+    let output = Command::new(penghubung_binary())
+        .args(["report", "usage", "--config", config.to_str().unwrap(), "--format", "html", "--out"])
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<svg") && html.contains("dinkes") && html.contains("Jejak audit terverifikasi"));
 }
 
 /// What `demo.env` promises for the management plane: the admin URL, the three operators' certificates and

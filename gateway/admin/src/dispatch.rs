@@ -226,6 +226,17 @@ fn render(reply: Reply) -> Response {
             response
         }
         ReplyBody::Empty => reply.status.into_response(),
+        ReplyBody::Inline { content_type, bytes } => {
+            let mut response = (reply.status, bytes).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            // A report page holds its own style and nothing else: no script, no fetch.
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+            );
+            response
+        }
         ReplyBody::Download { content_type, file_name, bytes } => {
             let mut response = (reply.status, bytes).into_response();
             let headers = response.headers_mut();

@@ -60,6 +60,11 @@ pub enum ReplyBody {
     Json(Value),
     /// No body (204).
     Empty,
+    /// A document shown as it is (a report as text, CSV or HTML).
+    Inline {
+        content_type: &'static str,
+        bytes: Vec<u8>,
+    },
     /// A file to save (`Content-Disposition: attachment`).
     Download {
         content_type: &'static str,
@@ -681,6 +686,47 @@ pub fn audit_search(call: &Call<'_>) -> Result<Reply, ApiError> {
         "records": records[skip..],
         "truncated": truncated,
     })))
+}
+
+/// `GET /api/v1/reports/usage?month=YYYY-MM&opd=&format=json|text|csv|html&utc_offset=+07:00`: the monthly
+/// usage report ([`penghubung_report`]) of the audit trail, verified first; this month by default.
+pub fn usage_report(call: &Call<'_>) -> Result<Reply, ApiError> {
+    use penghubung_report::{Format, Month, Query, ReportError, UtcOffset};
+    let offset: UtcOffset = match call.query("utc_offset") {
+        Some(text) => text.parse().map_err(ApiError::bad_request)?,
+        None => UtcOffset::default(),
+    };
+    let month: Month = match call.query("month") {
+        Some(text) => text.parse().map_err(ApiError::bad_request)?,
+        None => Month::of(std::time::SystemTime::now(), offset),
+    };
+    let format: Format = match call.query("format") {
+        Some(text) => text.parse().map_err(ApiError::bad_request)?,
+        None => Format::Json,
+    };
+    let opd = call.query("opd");
+    let opds: Vec<penghubung_types::documents::OpdDoc> = call
+        .manager
+        .list(call.actor, Kind::Opd)?
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v.document).ok())
+        .collect();
+    let query = Query { month, opd: opd.as_deref(), offset };
+    let report = penghubung_report::usage_of_config(call.manager.config(), query, &opds).map_err(|e| match e {
+        ReportError::AuditOff | ReportError::Key { .. } | ReportError::Trail { .. } => {
+            ApiError::unavailable(e.to_string())
+        }
+    })?;
+    Ok(match format {
+        Format::Json => Reply::json(serde_json::to_value(&report).unwrap_or_default()),
+        other => Reply {
+            body: ReplyBody::Inline {
+                content_type: other.content_type(),
+                bytes: penghubung_report::render(&report, other).into_bytes(),
+            },
+            ..Reply::json(Value::Null)
+        },
+    })
 }
 
 /// `POST /api/v1/audit/verify`: the chain and the signed checkpoints of the whole trail.

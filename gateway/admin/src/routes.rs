@@ -518,6 +518,15 @@ pub static ROUTES: &[Route] = &[
         h::summary,
     ),
     Route::new(
+        M::GET,
+        "/api/v1/reports/usage",
+        Some(Op::UsageReport),
+        "usageReport",
+        "Monthly usage per caller and provider OPD, from the verified audit trail",
+        h::usage_report,
+    )
+    .query(&["month", "opd", "format", "utc_offset"]),
+    Route::new(
         M::POST,
         "/api/v1/audit/verify",
         Some(Op::AuditVerify),

@@ -73,8 +73,11 @@ pub struct ExchangeRecord {
     /// The W3C `traceparent` sent upstream (the trace id is taken from it).
     pub traceparent: Option<HeaderValue>,
     pub client: Option<HeaderValue>,
-    pub opd: Option<HeaderValue>,
-    /// `{opd}/{name}/v{n}`.
+    /// The caller's OPD (of the identified client); written as `caller_opd`, [`NO_OPD`] when no client was
+    /// identified.
+    pub caller_opd: Option<HeaderValue>,
+    /// `{opd}/{name}/v{n}`. Its first segment is the provider OPD (the service's owner), written as
+    /// `provider_opd` ([`NO_OPD`] without a service: health, discovery, unknown routes).
     pub service: Option<Arc<str>>,
     /// Operation id.
     pub operation: Option<Arc<str>>,
@@ -132,6 +135,15 @@ pub enum ChangeAction {
     Added,
     Changed,
     Removed,
+}
+
+/// The `caller_opd` / `provider_opd` of an exchange that has none: a health check, discovery (no provider), an
+/// unknown route, an unidentified caller. Never an OPD id (those are lower-case letters, digits and `-` words).
+pub const NO_OPD: &str = "-";
+
+/// The provider OPD of a service key (`{opd}/{name}/v{n}`): its first segment.
+pub fn provider_opd(service: &str) -> &str {
+    service.split_once('/').map_or(service, |(opd, _)| opd)
 }
 
 /// `allow` (forwarded), `deny` (refused by identity, policy or the audit itself) or `error` (anything else).
@@ -311,7 +323,8 @@ impl Record {
                     m.clean_str("trace_id", trace_id, nik_key);
                 }
                 m.opt_header("client", &r.client);
-                m.opt_header("opd", &r.opd);
+                m.str("caller_opd", r.caller_opd.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(NO_OPD));
+                m.str("provider_opd", r.service.as_deref().map_or(NO_OPD, provider_opd));
                 m.opt_str("service", r.service.as_deref());
                 m.opt_str("operation", r.operation.as_deref());
                 m.str("method", sanitise::method_label(&r.method));
@@ -473,7 +486,7 @@ mod tests {
             request_id: HeaderValue::from_str(&format!("id-{nik}")).unwrap(),
             traceparent: Some(HeaderValue::from_str(&format!("00-aaaa{nik}aaaaaaaaaaaa-00f067aa0ba902b7-01")).unwrap()),
             client: None,
-            opd: None,
+            caller_opd: None,
             service: None,
             operation: None,
             method: Method::from_bytes(nik.as_bytes()).unwrap(),
@@ -505,6 +518,15 @@ mod tests {
         assert_eq!(members["request_id"], format!("id-{tag}"));
         assert_eq!(members["trace_id"], format!("aaaa{tag}aaaaaaaaaaaa"));
         assert_eq!(members["purpose"], format!("cek-{tag}"));
+        // No client, no service: the explicit marker on both sides.
+        assert_eq!((&members["caller_opd"], &members["provider_opd"]), (&NO_OPD.into(), &NO_OPD.into()));
+        let mut routed = record.clone();
+        routed.caller_opd = Some(HeaderValue::from_static("dinsos"));
+        routed.service = Some(Arc::from("disdukcapil/kependudukan/v1"));
+        let mut line = Vec::new();
+        Record::Exchange(Box::new(routed)).write_members(&mut line, &key);
+        let members: serde_json::Value = serde_json::from_slice(&[b"{", &line[1..], b"}"].concat()).unwrap();
+        assert_eq!((&members["caller_opd"], &members["provider_opd"]), (&"dinsos".into(), &"disdukcapil".into()));
     }
 
     #[test]

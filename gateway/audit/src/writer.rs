@@ -646,7 +646,7 @@ mod tests {
             request_id: HeaderValue::from_str(&format!("req-{i}")).unwrap(),
             traceparent: Some(HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")),
             client: Some(HeaderValue::from_static("dinsos/sikasos")),
-            opd: Some(HeaderValue::from_static("dinsos")),
+            caller_opd: Some(HeaderValue::from_static("dinsos")),
             service: Some(Arc::from("disdukcapil/kependudukan/v1")),
             operation: Some(Arc::from("ambil-penduduk")),
             method: Method::GET,

@@ -75,6 +75,8 @@ pub enum Operation {
     AuditSearch,
     AuditVerify,
     Reports,
+    /// The monthly usage report per OPD, computed from the audit trail (what the trail says, in sum).
+    UsageReport,
 }
 
 use Role::{Admin, Auditor, Keamanan, OpdAdmin, Operasi};
@@ -134,6 +136,7 @@ pub const PERMISSIONS: &[(Operation, &[Role])] = &[
     (Operation::AuditSearch, &[Admin, Keamanan, Auditor]),
     (Operation::AuditVerify, &[Admin, Keamanan, Auditor]),
     (Operation::Reports, &[Admin, Operasi, Keamanan, Auditor]),
+    (Operation::UsageReport, &[Admin, Keamanan, Auditor]),
 ];
 
 impl Operation {
@@ -191,6 +194,7 @@ impl Operation {
             Operation::AuditSearch => "audit_search",
             Operation::AuditVerify => "audit_verify",
             Operation::Reports => "reports",
+            Operation::UsageReport => "usage_report",
         }
     }
 }
@@ -281,6 +285,7 @@ pub(crate) fn is_read(op: Operation) -> bool {
             | Operation::AuditSearch
             | Operation::AuditVerify
             | Operation::Reports
+            | Operation::UsageReport
             | Operation::ExportStore
     )
 }

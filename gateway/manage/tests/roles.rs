@@ -168,6 +168,7 @@ fn is_write(op: Operation) -> bool {
                 | Operation::Reports
                 | Operation::SetOperatorPassword
                 | Operation::EnrolTotp
+                | Operation::UsageReport
         ))
 }
 
@@ -219,9 +220,11 @@ fn run(setup: &Setup, actor: &Actor, op: Operation, prepared: Prepared) -> Resul
             setup.manager.import(actor, &bundle, Some("pemulihan uji".into())).map(|_| ())
         }
         // Not store operations: the admin API answers them from the audit log and the snapshot after this check.
-        Operation::Explain | Operation::AuditSearch | Operation::AuditVerify | Operation::Reports => {
-            authorize(actor, op, None)
-        }
+        Operation::Explain
+        | Operation::AuditSearch
+        | Operation::AuditVerify
+        | Operation::Reports
+        | Operation::UsageReport => authorize(actor, op, None),
         // Console credentials: every role for its own (an admin's for anyone's: see the test below).
         Operation::SetOperatorPassword => setup.manager.set_password(actor, &actor.id, "kata-sandi-uji-panjang"),
         Operation::EnrolTotp => setup.manager.enrol_totp(actor, &actor.id).map(|_| ()),
@@ -270,6 +273,7 @@ fn every_role_against_every_operation() {
                     | Operation::AuditSearch
                     | Operation::AuditVerify
                     | Operation::Reports
+                    | Operation::UsageReport
                     | Operation::ExportStore
                     | Operation::History
                     | Operation::SetOperatorPassword

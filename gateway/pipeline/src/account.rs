@@ -76,7 +76,7 @@ pub(super) async fn audited(
         request_id,
         traceparent: facts.traceparent,
         client: context.client,
-        opd: facts.opd,
+        caller_opd: facts.opd,
         service: context.service,
         operation: facts.operation_id,
         method,

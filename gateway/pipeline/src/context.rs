@@ -123,9 +123,9 @@ impl RequestContext {
         context
     }
 
-    /// Discovery identified `client` (its record names the client only).
+    /// Discovery identified `client` (its record names the client and its OPD; no provider OPD).
     pub fn discovering(&mut self, client: Option<&ClientEntry>) {
-        self.client = client.map(|c| c.client_header.clone());
+        self.identified(client);
     }
 
     /// The identify phase's client (none without a certificate).
