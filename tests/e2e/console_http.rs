@@ -568,6 +568,51 @@ async fn a_service_created_in_the_console_goes_through_its_whole_lifecycle() {
     console.stop().await;
 }
 
+/// The monthly usage report in the console: the same report the API gives, performed as the viewer. The data
+/// plane's exchanges of this month are counted, the trail verified, both charts shown as SVG images (the page's
+/// CSP allows no inline style); a role the report is not for is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usage_report_page_counts_this_months_exchanges_with_its_charts() {
+    let console = Console::start("").await;
+    let gateway = *console.gateway.as_ref().unwrap().local_addrs().first().expect("a data-plane listener");
+    // Calls the store does not grant (an operator's certificate is no client): each is an exchange record all the
+    // same, the caller unidentified.
+    let client = https_client(client_config(&console.pki.ca_pem(), Some(&console.certificates["rudi-aptika"])));
+    for _ in 0..3 {
+        let request = Request::get(format!("https://127.0.0.1:{}/dinsos/bansos/v1/status", gateway.port()));
+        let answer = send(&client, request.body(full("")).unwrap()).await;
+        assert!(answer.status.is_client_error(), "{}", answer.text());
+    }
+    let month =
+        &penghubung::reports::month::Month::of(std::time::SystemTime::now(), penghubung::reports::UtcOffset::default())
+            .to_string();
+    let mut counted = 0;
+    for _ in 0..50 {
+        // The audit writer is asynchronous: the records reach the segment shortly after the answers.
+        let answer =
+            console.call(Some("dewi-persandian"), Method::GET, &format!("/reports?month={month}"), "", None, &[]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert_html_with_headers(&answer);
+        let html = answer.text();
+        assert!(html.contains("id=\"usage-report\""), "{html}");
+        assert!(html.contains("id=\"report-verification\" role=\"status\""), "the trail verified: {html}");
+        assert_eq!(html.matches("src=\"data:image/svg+xml;base64,").count(), 2, "both charts");
+        assert!(html.contains("id=\"report-callers\"") && html.contains("id=\"report-providers\""));
+        let total = html.split("<dd>").nth(1).and_then(|r| r.split('<').next()).and_then(|n| n.parse::<u64>().ok());
+        counted = total.expect("the total requests");
+        if counted >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(counted >= 3, "the three calls are counted, got {counted}");
+    // `operasi` is not among the report's roles (admin, keamanan, auditor).
+    let refused = console.call(Some("rudi-aptika"), Method::GET, "/reports", "", None, &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    assert!(refused.text().contains("admin.forbidden"), "{}", refused.text());
+    console.stop().await;
+}
+
 /// Every visible field of every page has a label (`<label for>` naming its id, or `aria-label`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_field_of_every_page_has_a_label_in_both_languages() {

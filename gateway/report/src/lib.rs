@@ -26,7 +26,7 @@ use penghubung_types::documents::OpdDoc;
 
 pub use model::UsageReport;
 pub use month::{Month, UtcOffset};
-pub use render::{render, render_html, Format};
+pub use render::{bandwidth_chart_svg, daily_chart_svg, render, render_html, Format};
 
 /// What went wrong before a report could be made.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use penghubung_types::documents::OpdDoc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::month::{Month, UtcOffset};
 use crate::tally::{Tally, Usage};
@@ -14,7 +14,7 @@ use crate::trail::Verification;
 pub const TOP: usize = 10;
 
 /// The monthly usage report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UsageReport {
     /// `2026-11`.
     pub month: String,
@@ -37,7 +37,7 @@ pub struct UsageReport {
 }
 
 /// One OPD's usage (or the total, as `*`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OpdUsage {
     pub opd: String,
     /// The OPD's name from its document.
@@ -62,7 +62,7 @@ pub struct OpdUsage {
     pub allocation: Option<Allocation>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Latency {
     pub p50: Option<f64>,
     pub p95: Option<f64>,
@@ -70,13 +70,13 @@ pub struct Latency {
     pub max: Option<f64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Ranked {
     pub name: String,
     pub requests: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DayUsage {
     /// `2026-11-05`.
     pub date: String,
@@ -87,7 +87,7 @@ pub struct DayUsage {
 }
 
 /// An OPD's allocation over the month (`[bandwidth]` rates times the month's seconds) and its use of it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Allocation {
     pub requests_per_second: Option<u32>,
     pub bytes_per_second: Option<u64>,

@@ -28,7 +28,7 @@ const SEAL_LEN: usize = HASH_MEMBER.len() + 64 + 2;
 const WRITTEN_WITHIN: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 /// A segment that did not verify.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Flagged {
     pub file: String,
     /// `modified`, `deleted`, `inserted`, `reordered`, `truncated`, `forged`, `malformed`.
@@ -42,7 +42,7 @@ pub struct Flagged {
 }
 
 /// What the verification found, as the report states it.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Verification {
     /// Every segment read verified (chain and signatures).
     pub verified: bool,

@@ -127,6 +127,21 @@ fn verification(out: &mut String, r: &UsageReport) {
     }
 }
 
+/// The daily requests per caller OPD as one SVG document (the HTML page's first chart), for a page that shows
+/// the chart on its own (the web console, as an image).
+pub fn daily_chart_svg(r: &UsageReport) -> String {
+    let mut out = String::new();
+    daily_chart(&mut out, r);
+    out
+}
+
+/// The bandwidth used against each OPD's allocation as one SVG document (the HTML page's second chart).
+pub fn bandwidth_chart_svg(r: &UsageReport) -> String {
+    let mut out = String::new();
+    bandwidth_chart(&mut out, r);
+    out
+}
+
 fn daily_chart(out: &mut String, r: &UsageReport) {
     let (w, h, left, bottom, top, right) = (960.0, 300.0, 60.0, 40.0, 20.0, 170.0);
     let days = r.days.max(1) as usize;

@@ -3,7 +3,7 @@
 
 mod html;
 
-pub use html::render_html;
+pub use html::{bandwidth_chart_svg, daily_chart_svg, render_html};
 
 use std::fmt::Write;
 
