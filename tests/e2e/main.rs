@@ -3,6 +3,7 @@
 mod adapters;
 mod admin_api;
 mod audit;
+mod browser;
 mod cli;
 mod connections;
 mod contracts;

@@ -150,6 +150,7 @@ pub fn closed_port_url() -> String {
     format!("http://{addr}")
 }
 
+pub mod browser;
 pub mod jwt;
 pub mod mtls;
 pub mod national;

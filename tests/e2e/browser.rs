@@ -1,0 +1,75 @@
+//! The browser harness proved on a page served here (no gateway): chromedriver starts on a free port, headless
+//! Chromium loads a page from a real hyper server, types into a form, posts it, reads the answer, its status
+//! and cookies, takes a screenshot, and is gone after the session closes.
+
+use std::time::Duration;
+
+use http::{Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use penghubung_tests::browser::{artifacts_dir, Browser};
+use penghubung_tests::{full, Upstream};
+
+const FORM: &str = "<!doctype html><html lang=\"id\"><head><title>Uji</title></head><body>\
+<form id=\"f\" method=\"post\" action=\"/echo\"><label for=\"nama\">Nama</label>\
+<input id=\"nama\" name=\"nama\"><button type=\"submit\" id=\"kirim\">Kirim</button></form></body></html>";
+
+async fn page_server() -> Upstream {
+    Upstream::start(|request: hyper::Request<hyper::body::Incoming>| async move {
+        match (request.method().clone(), request.uri().path()) {
+            (Method::GET, "/") => Response::builder()
+                .header("content-type", "text/html; charset=utf-8")
+                .header("set-cookie", "uji=1; Path=/; HttpOnly; SameSite=Strict")
+                .body(full(FORM))
+                .unwrap(),
+            (Method::POST, "/echo") => {
+                let body = request.into_body().collect().await.unwrap().to_bytes();
+                let text = String::from_utf8_lossy(&body).replace('+', " ");
+                let html = format!("<!doctype html><html lang=\"en\"><body><p id=\"seen\">{text}</p></body></html>");
+                Response::builder()
+                    .status(StatusCode::ACCEPTED)
+                    .header("content-type", "text/html; charset=utf-8")
+                    .body(full(html))
+                    .unwrap()
+            }
+            _ => Response::builder().status(StatusCode::NOT_FOUND).body(full("")).unwrap(),
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_harness_drives_a_page_served_here() {
+    let server = page_server().await;
+    let browser = Browser::start().await;
+    browser.goto(&format!("{}/", server.url())).await;
+    assert_eq!(browser.status().await, 200);
+    assert_eq!(browser.execute("return document.documentElement.lang;", vec![]).await, "id");
+    // The window is the laptop screen the console must fit.
+    let size = browser.execute("return [window.innerWidth, window.innerHeight];", vec![]).await;
+    assert_eq!(size[0], 1366, "{size}");
+    // An HttpOnly cookie is invisible to the page's script but visible to WebDriver.
+    assert_eq!(browser.execute("return document.cookie;", vec![]).await, "");
+    let cookie = browser.client().get_named_cookie("uji").await.unwrap();
+    assert_eq!((cookie.value(), cookie.http_only()), ("1", Some(true)));
+
+    browser.fill("#nama", "Sari Dewi").await;
+    browser.click_and_wait("#kirim").await;
+    assert_eq!(browser.path().await, "/echo");
+    assert_eq!(browser.status().await, 202);
+    assert_eq!(browser.text_of("#seen").await.as_deref(), Some("nama=Sari Dewi"));
+    assert!(!browser.has("#nama").await);
+
+    let shot = browser.screenshot("harness-self-test.png").await;
+    assert!(shot.starts_with(artifacts_dir()));
+    assert!(std::fs::metadata(&shot).unwrap().len() > 100);
+    let seen: Vec<String> = server.seen().iter().map(|r| format!("{} {}", r.method, r.uri)).collect();
+    assert!(seen.contains(&"GET /".to_string()) && seen.contains(&"POST /echo".to_string()), "{seen:?}");
+    let port = browser.client().current_url().await.unwrap().port();
+    browser.close().await;
+    assert!(port.is_some());
+    // The session is over: a new one still starts (chromedriver and Chromium were cleaned up, not left holding
+    // the permit or the profile).
+    let again = tokio::time::timeout(Duration::from_secs(60), Browser::start()).await.expect("a second session");
+    again.goto(&format!("{}/", server.url())).await;
+    assert!(again.has("#f").await);
+}
