@@ -6,6 +6,7 @@ mod audit;
 mod browser;
 mod cli;
 mod connections;
+mod console;
 mod contracts;
 mod first_day;
 mod forwarding;
