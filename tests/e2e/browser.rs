@@ -10,8 +10,15 @@ use penghubung_tests::browser::{artifacts_dir, Browser};
 use penghubung_tests::{full, Upstream};
 
 const FORM: &str = "<!doctype html><html lang=\"id\"><head><title>Uji</title></head><body>\
-<form id=\"f\" method=\"post\" action=\"/echo\"><label for=\"nama\">Nama</label>\
-<input id=\"nama\" name=\"nama\"><button type=\"submit\" id=\"kirim\">Kirim</button></form></body></html>";
+<form id=\"f\" method=\"post\" action=\"/echo\"><input type=\"hidden\" name=\"csrf\" value=\"t0k3n\">\
+<label for=\"nama\">Nama</label><input id=\"nama\" name=\"nama\">\
+<select aria-label=\"Peran\" name=\"peran\"><option>a</option></select>\
+<button type=\"submit\" id=\"kirim\">Kirim</button></form></body></html>";
+
+/// A page with a field nobody labelled, a label pointing nowhere, and a block wider than the window.
+const FLAWED: &str = "<!doctype html><html lang=\"en\"><body><label for=\"lain\">Lain</label>\
+<input id=\"tanpa\" name=\"tanpa\"><textarea name=\"isi\"></textarea>\
+<div style=\"width: 2000px\">lebar</div></body></html>";
 
 async fn page_server() -> Upstream {
     Upstream::start(|request: hyper::Request<hyper::body::Incoming>| async move {
@@ -21,6 +28,9 @@ async fn page_server() -> Upstream {
                 .header("set-cookie", "uji=1; Path=/; HttpOnly; SameSite=Strict")
                 .body(full(FORM))
                 .unwrap(),
+            (Method::GET, "/flawed") => {
+                Response::builder().header("content-type", "text/html; charset=utf-8").body(full(FLAWED)).unwrap()
+            }
             (Method::POST, "/echo") => {
                 let body = request.into_body().collect().await.unwrap().to_bytes();
                 let text = String::from_utf8_lossy(&body).replace('+', " ");
@@ -52,12 +62,31 @@ async fn the_browser_harness_drives_a_page_served_here() {
     let cookie = browser.client().get_named_cookie("uji").await.unwrap();
     assert_eq!((cookie.value(), cookie.http_only()), ("1", Some(true)));
 
+    assert_eq!(browser.unlabelled_fields().await, Vec::<String>::new());
+    assert_eq!(browser.sideways_overflow().await, None);
+
     browser.fill("#nama", "Sari Dewi").await;
     browser.click_and_wait("#kirim").await;
     assert_eq!(browser.path().await, "/echo");
     assert_eq!(browser.status().await, 202);
-    assert_eq!(browser.text_of("#seen").await.as_deref(), Some("nama=Sari Dewi"));
+    assert_eq!(browser.text_of("#seen").await.as_deref(), Some("csrf=t0k3n&nama=Sari Dewi&peran=a"));
     assert!(!browser.has("#nama").await);
+
+    // A form posted by script carries the page's token unless told otherwise.
+    browser.goto(&format!("{}/", server.url())).await;
+    browser.post_form("/echo", serde_json::json!({"aksi": "setuju"})).await;
+    assert_eq!(browser.text_of("#seen").await.as_deref(), Some("aksi=setuju&csrf=t0k3n"));
+    browser.goto(&format!("{}/", server.url())).await;
+    browser.post_form("/echo", serde_json::json!({"csrf": ""})).await;
+    assert_eq!(browser.text_of("#seen").await.as_deref(), Some("csrf="));
+
+    // The checks the console's pages go through find what is wrong.
+    browser.goto(&format!("{}/flawed", server.url())).await;
+    let unlabelled = browser.unlabelled_fields().await;
+    assert_eq!(unlabelled.len(), 2, "{unlabelled:?}");
+    assert!(unlabelled[0].contains("tanpa") && unlabelled[1].starts_with("<textarea"), "{unlabelled:?}");
+    let (scroll, inner) = browser.sideways_overflow().await.expect("the page scrolls sideways");
+    assert!(scroll >= 2000 && inner == 1366, "{scroll} {inner}");
 
     let shot = browser.screenshot("harness-self-test.png").await;
     assert!(shot.starts_with(artifacts_dir()));

@@ -233,26 +233,6 @@ async fn log_out(browser: &Browser) {
     assert!(!browser.has("#whoami").await);
 }
 
-/// Posts a form to `action` from the page shown, with the page's own CSRF token (the first `csrf` input on it)
-/// and `fields`: what a person could do by editing the page. Waits for the answer.
-async fn post_by_script(browser: &Browser, action: &str, fields: Value) {
-    let script = "const [action, fields] = arguments;
-        const token = document.querySelector('input[name=csrf]');
-        const form = document.createElement('form');
-        form.method = 'post';
-        form.action = action;
-        const all = Object.assign({}, fields);
-        if (token && !('csrf' in all)) { all.csrf = token.value; }
-        for (const [name, value] of Object.entries(all)) {
-            const input = document.createElement('input');
-            input.type = 'hidden'; input.name = name; input.value = value;
-            form.appendChild(input);
-        }
-        document.body.appendChild(form);
-        form.submit();";
-    browser.navigate_by_script(script, vec![json!(action), fields]).await;
-}
-
 /// Fills the `reason` field of the form `button` belongs to, when that form has one.
 async fn fill_reason(browser: &Browser, button: &str, reason: &str) {
     let script = "const button = document.querySelector(arguments[0]);
@@ -478,7 +458,7 @@ async fn a_self_approval_is_refused_with_the_reason_on_the_page() {
         fill_reason(&browser, "#action-approve-security", "saya sendiri").await;
         browser.click_and_wait("#action-approve-security").await;
     } else {
-        post_by_script(&browser, &format!("{page}/approve-security"), json!({"reason": "saya sendiri"})).await;
+        browser.post_form(&format!("{page}/approve-security"), json!({"reason": "saya sendiri"})).await;
     }
     let status = browser.status().await;
     assert!((400..500).contains(&status), "a self-approval is a 4xx, not {status}");
@@ -513,7 +493,7 @@ async fn a_role_sees_only_the_actions_it_may_take_and_is_refused_when_it_posts_o
     assert!(text.contains("cek") && text.contains("terbatas"), "operations and classification: {text}");
     assert_eq!(action_buttons(&browser).await, Vec::<String>::new());
     // Posting the submit form anyway (with a valid CSRF token) is refused by the role table.
-    post_by_script(&browser, &format!("{page}/submit"), json!({})).await;
+    browser.post_form(&format!("{page}/submit"), json!({})).await;
     assert_eq!(browser.status().await, 403);
     let error = browser.text_of("#error[role=alert]").await.expect("the refusal is on the page");
     assert!(error.contains("admin.forbidden"), "{error}");
@@ -527,7 +507,7 @@ async fn a_role_sees_only_the_actions_it_may_take_and_is_refused_when_it_posts_o
     for hidden in ["action-approve-operations", "action-submit", "action-retire"] {
         assert!(!buttons.contains(&hidden.to_string()), "{hidden} shown to keamanan: {buttons:?}");
     }
-    post_by_script(&browser, &format!("{page}/approve-operations"), json!({"reason": "bukan wewenang"})).await;
+    browser.post_form(&format!("{page}/approve-operations"), json!({"reason": "bukan wewenang"})).await;
     assert_eq!(browser.status().await, 403);
     let error = browser.text_of("#error[role=alert]").await.expect("the refusal is on the page");
     assert!(error.contains("admin.forbidden"), "{error}");
@@ -646,27 +626,11 @@ async fn check_page(browser: &Browser, path: &str, logged_in: bool, lang: &str) 
     if !browser.has("a[href^='#']").await {
         problems.push(format!("{path}: no skip link"));
     }
-    let unlabelled = browser
-        .execute(
-            "const skip = ['hidden', 'submit', 'button', 'reset', 'image'];
-            return Array.from(document.querySelectorAll('input, select, textarea'))
-                .filter(e => !(e.tagName === 'INPUT' && skip.includes(e.type)))
-                .filter(e => {
-                    const aria = (e.getAttribute('aria-label') || '').trim();
-                    const byFor = e.id && Array.from(document.querySelectorAll('label[for]'))
-                        .some(l => l.htmlFor === e.id && l.textContent.trim() !== '');
-                    return !aria && !byFor;
-                })
-                .map(e => e.outerHTML);",
-            vec![],
-        )
-        .await;
-    for field in unlabelled.as_array().unwrap() {
-        problems.push(format!("{path}: a field without a label: {}", field.as_str().unwrap()));
+    for field in browser.unlabelled_fields().await {
+        problems.push(format!("{path}: a field without a label: {field}"));
     }
-    let widths = browser.execute("return [document.scrollingElement.scrollWidth, window.innerWidth];", vec![]).await;
-    if widths[0].as_u64() > widths[1].as_u64() {
-        problems.push(format!("{path}: scrolls sideways at 1366×768 (scrollWidth {} > {})", widths[0], widths[1]));
+    if let Some((scroll, inner)) = browser.sideways_overflow().await {
+        problems.push(format!("{path}: scrolls sideways at 1366×768 (scrollWidth {scroll} > {inner})"));
     }
     problems
 }

@@ -257,6 +257,51 @@ impl Browser {
         }
     }
 
+    /// Posts a form to `action` from the page shown, as a person editing the page could: `fields` as hidden
+    /// inputs, plus the page's own CSRF token (the first `input[name=csrf]`) unless `fields` has one. Waits for
+    /// the answer.
+    pub async fn post_form(&self, action: &str, fields: Value) {
+        let script = "const [action, fields] = arguments;
+            const token = document.querySelector('input[name=csrf]');
+            const form = document.createElement('form');
+            form.method = 'post';
+            form.action = action;
+            const all = Object.assign({}, fields);
+            if (token && !('csrf' in all)) { all.csrf = token.value; }
+            for (const [name, value] of Object.entries(all)) {
+                const input = document.createElement('input');
+                input.type = 'hidden'; input.name = name; input.value = value;
+                form.appendChild(input);
+            }
+            document.body.appendChild(form);
+            form.submit();";
+        self.navigate_by_script(script, vec![json!(action), fields]).await;
+    }
+
+    /// The fields of the page shown (`input` other than hidden and buttons, `select`, `textarea`) that have
+    /// neither a non-empty `<label for=…>` nor an `aria-label`: their HTML.
+    pub async fn unlabelled_fields(&self) -> Vec<String> {
+        let script = "const skip = ['hidden', 'submit', 'button', 'reset', 'image'];
+            return Array.from(document.querySelectorAll('input, select, textarea'))
+                .filter(e => !(e.tagName === 'INPUT' && skip.includes(e.type)))
+                .filter(e => {
+                    const aria = (e.getAttribute('aria-label') || '').trim();
+                    const byFor = e.id && Array.from(document.querySelectorAll('label[for]'))
+                        .some(l => l.htmlFor === e.id && l.textContent.trim() !== '');
+                    return !aria && !byFor;
+                })
+                .map(e => e.outerHTML);";
+        let found = self.execute(script, vec![]).await;
+        found.as_array().unwrap().iter().map(|f| f.as_str().unwrap_or_default().to_string()).collect()
+    }
+
+    /// `Some((scrollWidth, innerWidth))` when the page shown scrolls sideways, `None` when it fits.
+    pub async fn sideways_overflow(&self) -> Option<(u64, u64)> {
+        let widths = self.execute("return [document.scrollingElement.scrollWidth, window.innerWidth];", vec![]).await;
+        let (scroll, inner) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+        (scroll > inner).then_some((scroll, inner))
+    }
+
     /// Saves a PNG screenshot of the viewport as `target/test-artifacts/{name}`; returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client().screenshot().await.unwrap();
