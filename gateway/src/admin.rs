@@ -1,6 +1,7 @@
 //! `penghubung serve` with the admin API beside the gateway: when `[admin]` is on, the management plane
 //! ([`Manager`]) opens the same store and the admin listener starts next to the data plane; each change made
-//! through it reloads the gateway at once, before its answer is sent.
+//! through it reloads the gateway at once, before its answer is sent. The web console (`penghubung-console`)
+//! is served on the same listener, beside the API.
 
 use std::sync::Arc;
 
@@ -43,5 +44,8 @@ pub async fn start_beside(config: &Config, gateway: &Gateway) -> Result<Option<A
     let manager = Arc::new(Manager::open(config).map_err(|e| e.to_string())?);
     let reloader = gateway.reloader();
     let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || reloader.reload_and_log("admin API"));
-    penghubung_admin::start(config, manager, on_change).await.map(Some).map_err(|e| e.to_string())
+    let auditor = gateway.auditor().cloned();
+    let console = penghubung_console::Console::new(config, Arc::clone(&manager), Arc::clone(&on_change), auditor)?;
+    let pages = penghubung_console::router(Arc::new(console));
+    penghubung_admin::start_with(config, manager, on_change, Some(pages)).await.map(Some).map_err(|e| e.to_string())
 }

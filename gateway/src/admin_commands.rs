@@ -400,6 +400,18 @@ pub enum OperatorCommand {
     IssueCert(IssueOperatorArgs),
     /// Who the admin API sees: your operator id, roles and the operations they allow.
     Whoami,
+    /// Set an operator's web console password (your own, or as admin anyone's). The password is read from
+    /// standard input (one line; at least 12 characters), never from the command line.
+    SetPassword {
+        /// The operator's id.
+        id: String,
+    },
+    /// Enrol a new TOTP secret for an operator's web console sign-in (your own, or as admin anyone's),
+    /// replacing any before. The secret and its otpauth:// URI are printed once and never shown again.
+    EnrolTotp {
+        /// The operator's id.
+        id: String,
+    },
 }
 
 /// Where an operator's certificate goes.
@@ -723,6 +735,28 @@ async fn operator(api: &AdminClient, command: OperatorCommand) -> Outcome {
         OperatorCommand::IssueCert(args) => issue_operator_certificate(api, &args).await,
         OperatorCommand::Whoami => {
             print_json(&api.get("/api/v1/whoami").await?.json()?);
+            Ok(0)
+        }
+        OperatorCommand::SetPassword { id } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| AdminError::Setup(format!("cannot read the password from standard input: {e}")))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err(AdminError::Setup("give the new password on standard input (one line)".into()));
+            }
+            let path = format!("/api/v1/operators/{}/password", segment(&id));
+            api.send(Method::PUT, &path, Some(&json!({"password": password})), None).await?;
+            println!("console password of operator {id} set (stored as an argon2id hash)");
+            Ok(0)
+        }
+        OperatorCommand::EnrolTotp { id } => {
+            let path = format!("/api/v1/operators/{}/totp", segment(&id));
+            let answer = api.send(Method::POST, &path, None, None).await?.json()?;
+            println!("TOTP secret of operator {id} enrolled; it is shown this once only.");
+            println!("secret: {}", answer["secret"].as_str().unwrap_or_default());
+            println!("uri:    {}", answer["uri"].as_str().unwrap_or_default());
             Ok(0)
         }
     }

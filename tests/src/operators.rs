@@ -1,6 +1,7 @@
 //! The CLI as an operator in tests: certificates for the store's operators (issued by the test's CA, their
 //! fingerprints bound into the operator documents), the admin listener started beside an in-process gateway,
-//! and `penghubung` commands run as one of those operators against it.
+//! and `penghubung` commands run as one of those operators against it; console credentials (a password and a
+//! TOTP secret) given to an operator directly, and the TOTP code of a secret now.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -103,4 +104,21 @@ pub fn fingerprint_of(cert_pem: &str) -> String {
     use rustls::pki_types::pem::PemObject;
     let der = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes()).next().unwrap().unwrap();
     penghubung::management::stored::fingerprint(&der)
+}
+
+/// Gives operator `id` a console password and a fresh TOTP secret directly in the credentials folder of the
+/// store at `store` (the default `[console] credentials_dir`: `console-credentials` beside the store folder);
+/// returns the secret in base32, as an authenticator app takes it.
+pub fn with_password(store: &Path, id: &str, password: &str) -> String {
+    let dir = store.parent().unwrap_or(store).join("console-credentials");
+    let credentials = penghubung::management::Credentials::new(dir);
+    credentials.set_password(id, password).unwrap_or_else(|e| panic!("console password of {id}: {e}"));
+    credentials.enrol_totp(id).unwrap_or_else(|e| panic!("TOTP secret of {id}: {e}")).secret
+}
+
+/// The TOTP code (six digits) of a base32 secret now.
+pub fn totp_now(secret: &str) -> String {
+    let secret = penghubung::management::totp::base32_decode(secret).expect("a base32 TOTP secret");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    penghubung::management::totp::code_at(&secret, now)
 }

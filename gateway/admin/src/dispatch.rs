@@ -3,8 +3,8 @@
 //! operations allow (403), the `If-Match` the route requires (428), the body within `[admin] max_body` (413),
 //! the handler, and after a change the gateway's reload (`on_change`) before the answer leaves.
 //!
-//! Authentication is the certificate alone today; a console session (cookie) would be a second way to the same
-//! `Actor`, checked in `serve`'s first step, and its HTML pages' routes outside `/api/v1/` added to [`router`].
+//! The API authenticates by certificate alone. The web console authenticates its own way (certificate or
+//! session) and performs the same routes through [`perform`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,6 +27,11 @@ use crate::routes::{Precondition, Route, ROUTES};
 /// sent no certificate). Put on every request of the connection by the listener.
 #[derive(Clone, Debug, Default)]
 pub struct PeerCertificate(pub Option<Arc<[u8]>>);
+
+/// The address of the connection's peer. Put on every request of the connection by the listener (the
+/// console counts failed sign-ins per address).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddress(pub std::net::SocketAddr);
 
 /// What every request's dispatch shares.
 pub struct AdminState {
@@ -145,6 +150,33 @@ async fn serve(state: Arc<AdminState>, route: &'static Route, request: Request) 
     .await
 }
 
+/// Performs the route named `name` (its `operationId`) for an operator authenticated by other means, as a
+/// request of the API would be: the route's role check, its handler, and the gateway's reload after a change.
+/// The web console acts through this, so that its pages perform the API's operations under the same table.
+/// Blocking (store work): call it from a blocking thread.
+pub fn perform(
+    state: &AdminState,
+    actor: &Actor,
+    name: &str,
+    params: &[(String, String)],
+    query: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let route = ROUTES
+        .iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| ApiError::NoRoute { path: format!("(operation {name})") })?;
+    permitted(actor, route)?;
+    let call =
+        Call { route, manager: &state.manager, actor, params, query, body, if_match: None, openapi: &state.openapi };
+    let reply = (route.handler)(&call)?;
+    if reply.changed {
+        (state.on_change)();
+    }
+    tracing::info!(target: "penghubung::admin", operation = name, operator = %actor.id, "console request");
+    Ok(reply)
+}
+
 /// The route admits an operator holding a role any of its operations allows (deny unless listed). The
 /// management plane then checks the operation itself, with its OPD scope.
 fn permitted(actor: &Actor, route: &Route) -> Result<(), ApiError> {
@@ -193,6 +225,7 @@ fn render(reply: Reply) -> Response {
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response
         }
+        ReplyBody::Empty => reply.status.into_response(),
         ReplyBody::Download { content_type, file_name, bytes } => {
             let mut response = (reply.status, bytes).into_response();
             let headers = response.headers_mut();

@@ -58,6 +58,8 @@ pub struct Reply {
 #[derive(Debug)]
 pub enum ReplyBody {
     Json(Value),
+    /// No body (204).
+    Empty,
     /// A file to save (`Content-Disposition: attachment`).
     Download {
         content_type: &'static str,
@@ -500,6 +502,26 @@ pub fn issue_operator_certificate(call: &Call<'_>) -> Result<Reply, ApiError> {
     let days = body.days.unwrap_or(DEFAULT_CERTIFICATE_DAYS);
     let change = Change::IssueOperatorCertificate { operator: call.document_id()?, csr_pem: body.csr_pem, days };
     Ok(Reply { status: StatusCode::CREATED, ..Reply::applied(call.apply(change, body.reason)?) })
+}
+
+/// `PUT /api/v1/operators/{operator}/password` `{"password": "..."}`: 204, nothing answered.
+pub fn set_password(call: &Call<'_>) -> Result<Reply, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        password: String,
+    }
+    // The body is never echoed: a parse error names the problem, not the text.
+    let body: Body = serde_json::from_slice(call.body)
+        .map_err(|_| ApiError::bad_request("the body must be {\"password\": \"...\"} (JSON, nothing else)"))?;
+    call.manager.set_password(call.actor, &call.document_id()?, &body.password)?;
+    Ok(Reply { status: StatusCode::NO_CONTENT, body: ReplyBody::Empty, ..Reply::json(Value::Null) })
+}
+
+/// `POST /api/v1/operators/{operator}/totp`: `{"secret", "uri"}`, the only time the secret is answered.
+pub fn enrol_totp(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let enrolment = call.manager.enrol_totp(call.actor, &call.document_id()?)?;
+    Ok(Reply::json(json!({"secret": enrolment.secret, "uri": enrolment.uri})))
 }
 
 /// `POST /api/v1/revocations` `{"serial_hex": "...", "reason": "..."}`.

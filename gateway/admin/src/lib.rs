@@ -1,5 +1,6 @@
 //! Penghubung's admin API: the management plane's own TLS listener (`[admin]`, default `127.0.0.1:9443`) with
-//! JSON under `/api/v1/`, for the CLI, scripts and (later) the web console.
+//! JSON under `/api/v1/`, for the CLI and scripts; the web console's pages (`penghubung-console`) are served
+//! beside it ([`start_with`]).
 //!
 //! - [`routes`]: the ONE route table: method, path, the management operation (its roles come from
 //!   `penghubung_manage::PERMISSIONS`), body and handler. Deny unless listed.
@@ -65,6 +66,17 @@ pub async fn start(
     manager: Arc<Manager>,
     on_change: Arc<dyn Fn() + Send + Sync>,
 ) -> Result<AdminServer, AdminError> {
+    start_with(config, manager, on_change, None).await
+}
+
+/// [`start`], with more routes served beside the API's (the web console's pages, outside `/api/v1/`). The
+/// API's fallback (problem+json) answers what neither knows.
+pub async fn start_with(
+    config: &Config,
+    manager: Arc<Manager>,
+    on_change: Arc<dyn Fn() + Send + Sync>,
+    beside: Option<axum::Router>,
+) -> Result<AdminServer, AdminError> {
     let admin = config.admin_enabled().ok_or(AdminError::Disabled)?;
     let tls = Arc::new(tls::AdminTls::load(config).map_err(AdminError::Tls)?);
     let address = admin.listen;
@@ -73,7 +85,10 @@ pub async fn start(
     let bound = listener.local_addr().map_err(|source| AdminError::Bind { address, source })?;
     let max_body = usize::try_from(admin.max_body.0).unwrap_or(usize::MAX);
     let state = Arc::new(dispatch::AdminState { manager, on_change, openapi: openapi::document(), max_body });
-    let router = dispatch::router(state);
+    let router = match beside {
+        Some(beside) => dispatch::router(state).merge(beside),
+        None => dispatch::router(state),
+    };
     tracing::info!(target: "penghubung::admin", admin_address = %bound, "admin API started (TLS, operator certificates)");
     Ok(AdminServer { listener: server::Listener::start(listener, tls, router, admin.handshake_timeout.0) })
 }

@@ -71,7 +71,11 @@ fn operation(route: &Route) -> Value {
     });
     let creates = ["create", "add", "issue", "importOpenApi"].iter().any(|p| route.name.starts_with(p));
     let success = if creates { "201" } else { "200" };
-    responses[success] = json!({"description": "Done", "content": {"application/json": {}}});
+    if route.name == "setOperatorPassword" {
+        responses["204"] = json!({"description": "Done (the password is stored as argon2id; nothing is answered)"});
+    } else {
+        responses[success] = json!({"description": "Done", "content": {"application/json": {}}});
+    }
     if route.name == "putTier" {
         responses["201"] = json!({"description": "Created", "content": {"application/json": {}}});
     }
@@ -187,6 +191,12 @@ fn components() -> Value {
                     "days": {"type": "integer", "minimum": 1, "default": 365},
                     "reason": reason,
                 },
+            },
+            "Password": {
+                "type": "object",
+                "required": ["password"],
+                "additionalProperties": false,
+                "properties": {"password": {"type": "string", "minLength": 12, "maxLength": 1024}},
             },
             "Revocation": {
                 "type": "object",

@@ -438,6 +438,23 @@ pub static ROUTES: &[Route] = &[
     )
     .body("CertificateRequest"),
     Route::new(
+        M::PUT,
+        "/api/v1/operators/{operator}/password",
+        Some(Op::SetOperatorPassword),
+        "setOperatorPassword",
+        "Set an operator's console password (their own, or an admin for anyone)",
+        h::set_password,
+    )
+    .body("Password"),
+    Route::new(
+        M::POST,
+        "/api/v1/operators/{operator}/totp",
+        Some(Op::EnrolTotp),
+        "enrolTotp",
+        "Enrol a new console TOTP secret (answered once; their own, or an admin for anyone)",
+        h::enrol_totp,
+    ),
+    Route::new(
         M::GET,
         "/api/v1/operators/{operator}/history",
         Some(Op::History),

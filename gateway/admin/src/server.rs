@@ -1,6 +1,6 @@
 //! The admin listener: accepts TCP connections, completes the TLS handshake within `[admin]
-//! handshake_timeout` (a certificate is requested, not required), puts the verified client certificate on
-//! every request of the connection ([`PeerCertificate`]) and serves the router over HTTP/1.1 or HTTP/2, with at
+//! handshake_timeout` (a certificate is requested, not required), puts the verified client certificate and the
+//! peer's address on every request of the connection ([`PeerCertificate`], [`PeerAddress`]) and serves the router over HTTP/1.1 or HTTP/2, with at
 //! most [`MAX_CONNECTIONS`] open. Stops accepting on shutdown and lets open requests finish.
 
 use std::net::SocketAddr;
@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-use crate::dispatch::PeerCertificate;
+use crate::dispatch::{PeerAddress, PeerCertificate};
 use crate::tls::AdminTls;
 
 /// How long open admin requests may take to finish once the listener stops.
@@ -124,6 +124,7 @@ impl Connection {
         let router = self.router.clone();
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(certificate.clone());
+            request.extensions_mut().insert(PeerAddress(peer));
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());

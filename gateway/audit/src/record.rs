@@ -37,6 +37,29 @@ pub struct SecurityRecord {
     pub peer: Option<std::net::SocketAddr>,
     /// A summary: how many refusals of this code were not written since when.
     pub suppressed: Option<(u64, SystemTime)>,
+    /// A web console sign-in, failed sign-in or sign-out instead of a refused handshake.
+    pub console: Option<ConsoleEvent>,
+}
+
+/// A web console event: `console.login` (allowed), `console.login_failed` and `console.login_locked` (denied,
+/// with the reason), `console.logout` (allowed). Never the password or the TOTP code.
+#[derive(Debug)]
+pub struct ConsoleEvent {
+    /// `console.login`, `console.login_failed`, `console.login_locked`, `console.logout`.
+    pub event: &'static str,
+    /// The operator id, or the username attempted (sanitised when written).
+    pub who: String,
+    /// Why a sign-in failed (`wrong_password`, `wrong_totp`, `unknown_user`, ...).
+    pub reason: Option<&'static str>,
+    /// `password` or `certificate`.
+    pub method: &'static str,
+}
+
+impl SecurityRecord {
+    /// A web console event from `peer` now.
+    pub fn console(event: ConsoleEvent, peer: Option<std::net::SocketAddr>) -> SecurityRecord {
+        SecurityRecord { time: SystemTime::now(), code: event.event, peer, suppressed: None, console: Some(event) }
+    }
 }
 
 /// One exchange, as the gateway saw it. Built on the hot path from values it already holds (cheap clones);
@@ -345,9 +368,22 @@ impl Record {
             }
             Record::Security(r) => {
                 m.time("time", r.time);
-                m.str("event", "tls.handshake_refused");
-                m.str("decision", "deny");
-                m.str("code", r.code);
+                match &r.console {
+                    Some(console) => {
+                        let allowed = matches!(console.event, "console.login" | "console.logout");
+                        m.str("event", console.event);
+                        m.str("decision", if allowed { "allow" } else { "deny" });
+                        m.str("code", r.code);
+                        m.clean_str("who", &console.who, nik_key);
+                        m.str("method", console.method);
+                        m.opt_str("reason", console.reason);
+                    }
+                    None => {
+                        m.str("event", "tls.handshake_refused");
+                        m.str("decision", "deny");
+                        m.str("code", r.code);
+                    }
+                }
                 if let Some(peer) = r.peer {
                     m.str("peer", &peer.to_string());
                 }

@@ -136,6 +136,7 @@ impl SecurityEvents {
                 code: reason.code(),
                 peer: Some(peer),
                 suppressed: None,
+                console: None,
             })));
         } else {
             window.suppressed += 1;
@@ -175,6 +176,7 @@ impl SecurityEvents {
                 code: reason.code(),
                 peer: None,
                 suppressed: Some((window.suppressed, since)),
+                console: None,
             }))),
             _ => None,
         };

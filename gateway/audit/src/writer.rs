@@ -666,8 +666,13 @@ mod tests {
         for (peer, suppressed) in
             [(Some("192.0.2.1:4433".parse().unwrap()), None), (None, Some((7, SystemTime::now())))]
         {
-            let event =
-                crate::record::SecurityRecord { time: SystemTime::now(), code: "tls.unknown_ca", peer, suppressed };
+            let event = crate::record::SecurityRecord {
+                time: SystemTime::now(),
+                code: "tls.unknown_ca",
+                peer,
+                suppressed,
+                console: None,
+            };
             writer.sender().send(Job::Record(Record::Security(Box::new(event)), None)).await.unwrap();
         }
         assert!(writer.checkpoint().await);

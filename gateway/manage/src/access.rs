@@ -63,6 +63,10 @@ pub enum Operation {
     CreateOperator,
     UpdateOperator,
     IssueOperatorCertificate,
+    /// The console password of an operator (an admin's for anyone, everyone's own: [`authorize_own`]).
+    SetOperatorPassword,
+    /// The console TOTP secret of an operator (as [`Operation::SetOperatorPassword`]).
+    EnrolTotp,
     History,
     Rollback,
     ExportStore,
@@ -119,6 +123,9 @@ pub const PERMISSIONS: &[(Operation, &[Role])] = &[
     (Operation::CreateOperator, &[Admin]),
     (Operation::UpdateOperator, &[Admin]),
     (Operation::IssueOperatorCertificate, &[Admin]),
+    // Every role for the operator's own credentials; an admin's for anyone's ([`authorize_own`]).
+    (Operation::SetOperatorPassword, ALL),
+    (Operation::EnrolTotp, ALL),
     (Operation::History, READERS),
     (Operation::Rollback, &[Admin]),
     (Operation::ExportStore, &[Admin, Auditor]),
@@ -174,6 +181,8 @@ impl Operation {
             Operation::CreateOperator => "create_operator",
             Operation::UpdateOperator => "update_operator",
             Operation::IssueOperatorCertificate => "issue_operator_certificate",
+            Operation::SetOperatorPassword => "set_operator_password",
+            Operation::EnrolTotp => "enrol_totp",
             Operation::History => "history",
             Operation::Rollback => "rollback",
             Operation::ExportStore => "export_store",
@@ -226,6 +235,19 @@ pub fn authorize(actor: &Actor, op: Operation, target_opd: Option<&str>) -> Resu
     } else {
         format!("operator `{}` lacks the role for `{op}` (needs one of: {needed})", actor.id)
     }))
+}
+
+/// Whether `actor` may perform `op`, an operation on an operator's own credentials, for `operator`: the
+/// operator themself with any role listed, or an admin for anyone.
+pub fn authorize_own(actor: &Actor, op: Operation, operator: &str) -> Result<(), ManageError> {
+    let listed = roles_for(op).iter().any(|r| actor.has(*r));
+    if listed && (actor.id == operator || actor.has(Role::Admin)) {
+        return Ok(());
+    }
+    Err(ManageError::forbidden(format!(
+        "operator `{}` may `{op}` for themself only (an admin may for anyone), not for `{operator}`",
+        actor.id
+    )))
 }
 
 /// Whether `actor` holds any role listed for `op` (the OPD scope is checked later, by [`authorize`], once the

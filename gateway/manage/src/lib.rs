@@ -5,7 +5,7 @@
 //! before and after) and can be looked back on and rolled back; [`backup`] exports the store as a signed
 //! bundle and verifies one before an import. The tooling shared with the command line lives here too: the
 //! whole-store check ([`check`]), the built-in CA ([`ca`]), OpenAPI import ([`openapi`], [`import`]),
-//! `policy explain` ([`explain`]) and the command line's local store changes ([`workspace`]). The admin API
+//! `policy explain` ([`explain`]), the console's sign-in credentials ([`credentials`], [`totp`]) and the command line's local store changes ([`workspace`]). The admin API
 //! (`penghubung-admin`) and the CLI are its clients; nothing on the data plane uses it.
 #![forbid(unsafe_code)]
 
@@ -14,6 +14,7 @@ pub mod backup;
 pub mod ca;
 pub mod change;
 pub mod check;
+pub mod credentials;
 pub mod error;
 pub mod explain;
 mod history;
@@ -22,10 +23,12 @@ mod manager;
 pub mod openapi;
 mod plan;
 pub mod stored;
+pub mod totp;
 pub mod workspace;
 
-pub use access::{authorize, roles_for, Actor, Operation, PERMISSIONS};
+pub use access::{authorize, authorize_own, roles_for, Actor, Operation, PERMISSIONS};
 pub use change::{Applied, Change, ChangeRequest, HistoryEntry, Kind, Versioned};
+pub use credentials::{Credentials, LoginFailure, TotpEnrolment};
 pub use error::ManageError;
 pub use manager::{now_rfc3339, Manager};
 pub use penghubung_policy::lifecycle::ApprovalKind;

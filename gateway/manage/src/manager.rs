@@ -11,8 +11,9 @@ use penghubung_snapshot::store::{check_key, DirStore, DocumentStore, StoredDocum
 use penghubung_types::config::Config;
 use penghubung_types::diagnostics::Diagnostic;
 
-use crate::access::{authorize, Actor, Operation};
+use crate::access::{authorize, authorize_own, Actor, Operation};
 use crate::change::{Applied, ChangeRequest, HistoryEntry, Kind, Versioned};
+use crate::credentials::{Credentials, LoginFailure, TotpEnrolment};
 use crate::error::ManageError;
 use crate::plan::{self, Plan, Precondition};
 use crate::workspace::Proposed;
@@ -25,6 +26,8 @@ pub struct Manager {
     journal: Journal,
     /// Held for the whole of a write (read, check, journal, write).
     writing: Mutex<()>,
+    /// The console's sign-in credentials (outside the store).
+    credentials: Credentials,
 }
 
 impl Manager {
@@ -39,6 +42,7 @@ impl Manager {
             journal: Journal::of_store(&dir),
             store: DirStore::new(dir),
             writing: Mutex::new(()),
+            credentials: Credentials::new(config.console_credentials_dir()),
         })
     }
 
@@ -70,6 +74,74 @@ impl Manager {
             }
         }
         Ok(Actor { id: operator.id, name: operator.name, opd: operator.opd, roles: operator.roles })
+    }
+
+    /// The operator a console sign-in names, when its password and TOTP code (at `unix_seconds`) are right and
+    /// it is enabled. Every failure costs one argon2id verification, known operator or not.
+    pub fn authenticate_password(
+        &self,
+        username: &str,
+        password: &str,
+        code: &str,
+        unix_seconds: u64,
+    ) -> Result<Actor, LoginFailure> {
+        let documents = self.documents().map_err(|_| LoginFailure::Unavailable)?;
+        let Some(operator) = stored::operators(&documents).into_iter().find(|o| o.id == username) else {
+            Credentials::burn(password);
+            return Err(LoginFailure::UnknownUser);
+        };
+        if !operator.enabled {
+            Credentials::burn(password);
+            return Err(LoginFailure::Disabled);
+        }
+        self.credentials.verify(&operator.id, password, code, unix_seconds)?;
+        Ok(Actor { id: operator.id, name: operator.name, opd: operator.opd, roles: operator.roles })
+    }
+
+    /// The actor of an operator id, when the operator exists and is enabled (a console session re-checks its
+    /// operator on every request: a disabled operator's session ends at once, a changed role shows at once).
+    pub fn operator_actor(&self, id: &str) -> Result<Actor, ManageError> {
+        let operator = stored::operators(&self.documents()?)
+            .into_iter()
+            .find(|o| o.id == id)
+            .ok_or_else(|| ManageError::Unauthenticated { detail: format!("there is no operator `{id}`") })?;
+        if !operator.enabled {
+            return Err(ManageError::Unauthenticated { detail: format!("operator `{}` is disabled", operator.id) });
+        }
+        Ok(Actor { id: operator.id, name: operator.name, opd: operator.opd, roles: operator.roles })
+    }
+
+    /// Sets an operator's console password (themself, or an admin for anyone); stored as argon2id, outside the
+    /// store (see [`crate::credentials`]).
+    pub fn set_password(&self, actor: &Actor, operator: &str, password: &str) -> Result<(), ManageError> {
+        authorize_own(actor, Operation::SetOperatorPassword, operator)?;
+        self.existing_operator(operator)?;
+        self.credentials.set_password(operator, password)?;
+        tracing::info!(target: "penghubung::manage", by = %actor.id, operator, "console password set");
+        Ok(())
+    }
+
+    /// Enrols a new TOTP secret for an operator (themself, or an admin for anyone), replacing any before. The
+    /// answer is the only time the secret leaves the server.
+    pub fn enrol_totp(&self, actor: &Actor, operator: &str) -> Result<TotpEnrolment, ManageError> {
+        authorize_own(actor, Operation::EnrolTotp, operator)?;
+        self.existing_operator(operator)?;
+        let enrolment = self.credentials.enrol_totp(operator)?;
+        tracing::info!(target: "penghubung::manage", by = %actor.id, operator, "console TOTP secret enrolled");
+        Ok(enrolment)
+    }
+
+    /// The console credentials (the test harness and the demo set them directly).
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    fn existing_operator(&self, id: &str) -> Result<(), ManageError> {
+        if stored::operators(&self.documents()?).iter().any(|o| o.id == id) {
+            Ok(())
+        } else {
+            Err(ManageError::not_found(format!("there is no operator `{id}`")))
+        }
     }
 
     /// Every document of `kind` the actor may see (an `opd_admin` sees its own OPD's only), ordered by id.

@@ -68,6 +68,9 @@ pub struct Config {
     /// The management plane's admin API listener. Absent: no admin listener.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// The web console on the admin listener: sign-in limits, sessions, where operators' credentials live.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// Directory relative paths are resolved against (the config file's directory). Not read from the file.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -145,6 +148,57 @@ pub struct AdminConfig {
     /// Largest request body the API reads (a store import is the largest).
     #[serde(default = "default_admin_max_body")]
     pub max_body: ByteSize,
+}
+
+/// The web console (`[console]`), served on the admin listener beside the API.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Failed sign-ins of one username within `lockout_window` before it is locked for the rest of the window.
+    #[serde(default = "default_failures_per_user")]
+    pub max_failures_per_user: u32,
+    /// Failed sign-ins from one address within `lockout_window` before it is locked.
+    #[serde(default = "default_failures_per_address")]
+    pub max_failures_per_address: u32,
+    #[serde(default = "d15m")]
+    pub lockout_window: HumanDuration,
+    /// A session unused this long ends.
+    #[serde(default = "d15m")]
+    pub session_idle_timeout: HumanDuration,
+    /// A session ends this long after its sign-in, used or not.
+    #[serde(default = "d8h")]
+    pub session_absolute_timeout: HumanDuration,
+    /// Where the operators' console credentials (argon2id password hashes, TOTP secrets) are kept, one 0600 file
+    /// each (default: `console-credentials` beside the store directory). Never inside the store: the store is
+    /// journaled and exported in clear.
+    #[serde(default)]
+    pub credentials_dir: Option<PathBuf>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            max_failures_per_user: default_failures_per_user(),
+            max_failures_per_address: default_failures_per_address(),
+            lockout_window: d15m(),
+            session_idle_timeout: d15m(),
+            session_absolute_timeout: d8h(),
+            credentials_dir: None,
+        }
+    }
+}
+
+fn default_failures_per_user() -> u32 {
+    5
+}
+fn default_failures_per_address() -> u32 {
+    20
+}
+fn d15m() -> HumanDuration {
+    HumanDuration(Duration::from_secs(15 * 60))
+}
+fn d8h() -> HumanDuration {
+    HumanDuration(Duration::from_secs(8 * 3600))
 }
 
 fn default_admin_listen() -> SocketAddr {
@@ -608,6 +662,7 @@ impl Config {
         self.validate_audit(&mut problems);
         self.validate_jwt(&mut problems);
         self.validate_admin(&mut problems);
+        self.validate_console(&mut problems);
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.at("level", format!("log level `{}`: {e}", self.log.level));
         }
@@ -783,6 +838,32 @@ impl Config {
         self.jwt_issuers.iter().find(|i| i.name == name)
     }
 
+    /// `[console]`: limits above zero, timeouts above zero, the absolute lifetime not below the idle one.
+    fn validate_console(&self, problems: &mut Problems<'_>) {
+        let console = &self.console;
+        if console.max_failures_per_user == 0 {
+            problems.at("max_failures_per_user", "[console] max_failures_per_user must be above zero");
+        }
+        if console.max_failures_per_address == 0 {
+            problems.at("max_failures_per_address", "[console] max_failures_per_address must be above zero");
+        }
+        for (key, value) in [
+            ("lockout_window", console.lockout_window),
+            ("session_idle_timeout", console.session_idle_timeout),
+            ("session_absolute_timeout", console.session_absolute_timeout),
+        ] {
+            if value.0.is_zero() {
+                problems.at(key, format!("[console] {key} must be above zero"));
+            }
+        }
+        if console.session_absolute_timeout.0 < console.session_idle_timeout.0 {
+            problems.at(
+                "session_absolute_timeout",
+                "[console] session_absolute_timeout must not be below session_idle_timeout",
+            );
+        }
+    }
+
     /// A usable `[admin]` section when the admin listener is on: TLS files it can take, an address of its own.
     fn validate_admin(&self, problems: &mut Problems<'_>) {
         let Some(admin) = self.admin_enabled() else { return };
@@ -837,6 +918,18 @@ impl Config {
     /// The store directory, resolved.
     pub fn store_dir(&self) -> PathBuf {
         self.resolve(&self.store.path)
+    }
+
+    /// The console credentials folder, resolved (`[console] credentials_dir`, or `console-credentials` beside
+    /// the store directory).
+    pub fn console_credentials_dir(&self) -> PathBuf {
+        match &self.console.credentials_dir {
+            Some(dir) => self.resolve(dir),
+            None => {
+                let store = self.store_dir();
+                store.parent().map_or_else(|| PathBuf::from("console-credentials"), |p| p.join("console-credentials"))
+            }
+        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {
