@@ -187,6 +187,7 @@ async fn prepare_and_start(
     demo_admin::write_profiles(&operators, &admin.url, &authority.cert_path())
         .map_err(|e| setup("operator profiles", &e))?;
     env.push_str(&demo_admin::env_lines(&admin.url, &operators, &workdir.join("clients")));
+    env.push_str(&demo_admin::console_env_lines(&config, &admin.url).map_err(|e| setup("console credentials", &e))?);
     std::fs::write(workdir.join("demo.env"), env).map_err(|e| setup("writing demo.env", &e))?;
     Ok((gateway, admin, url, workdir))
 }

@@ -116,6 +116,24 @@ pub async fn start(config: &Config, gateway: &Gateway) -> Result<RunningAdmin, S
     Ok(RunningAdmin { url: format!("https://{host}:{}", address.port()), server })
 }
 
+/// The demo operator who signs in to the web console with a password and a TOTP code.
+pub const CONSOLE_OPERATOR: &str = "rudi-aptika";
+
+/// Gives [`CONSOLE_OPERATOR`] a fresh random console password and TOTP secret (each demo run); the `demo.env`
+/// lines naming them (`PENGHUBUNG_CONSOLE_USER`, `_PASSWORD`, `_TOTP_SECRET`) and the console's URL.
+pub fn console_env_lines(config: &Config, admin_url: &str) -> Result<String, String> {
+    use ring::rand::SecureRandom;
+    let mut random = [0u8; 15];
+    ring::rand::SystemRandom::new().fill(&mut random).map_err(|_| "no randomness for the console password")?;
+    let password = penghubung_manage::totp::base32_encode(&random).to_ascii_lowercase();
+    let credentials = penghubung_manage::Credentials::new(config.console_credentials_dir());
+    credentials.set_password(CONSOLE_OPERATOR, &password).map_err(|e| e.to_string())?;
+    let secret = credentials.enrol_totp(CONSOLE_OPERATOR).map_err(|e| e.to_string())?.secret;
+    Ok(format!(
+        "PENGHUBUNG_CONSOLE_URL={admin_url}/\nPENGHUBUNG_CONSOLE_USER={CONSOLE_OPERATOR}\nPENGHUBUNG_CONSOLE_PASSWORD={password}\nPENGHUBUNG_CONSOLE_TOTP_SECRET={secret}\n"
+    ))
+}
+
 /// The `demo.env` lines of the management plane (`clients`: the folder of the demo's client certificates).
 pub fn env_lines(admin_url: &str, identities: &[OperatorIdentity], clients: &Path) -> String {
     let mut env = format!("PENGHUBUNG_ADMIN_URL={admin_url}\n");
@@ -136,6 +154,12 @@ pub fn env_lines(admin_url: &str, identities: &[OperatorIdentity], clients: &Pat
 pub fn instructions(admin_url: &str, workdir: &Path) -> String {
     let env = workdir.join("demo.env");
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Web console: {admin_url}/ (sign in as {CONSOLE_OPERATOR}: PENGHUBUNG_CONSOLE_PASSWORD and a code of \
+         PENGHUBUNG_CONSOLE_TOTP_SECRET from {}; an operator certificate in the browser signs in at once)",
+        env.display()
+    );
     let _ = writeln!(
         out,
         "Admin API: {admin_url} (operators sari-admin: admin, rudi-aptika: operasi, dewi-persandian: keamanan)"

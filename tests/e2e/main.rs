@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod connections;
 mod console;
+mod console_http;
 mod contracts;
 mod first_day;
 mod forwarding;

@@ -34,4 +34,4 @@ pub use manager::{now_rfc3339, Manager};
 pub use penghubung_policy::lifecycle::ApprovalKind;
 pub use penghubung_types::config::Config;
 pub use penghubung_types::documents::{OperatorDoc, OperatorIdentityDoc, Role};
-pub use plan::{operation_of, MAX_CERTIFICATE_DAYS};
+pub use plan::{needs_reason, operation_of, MAX_CERTIFICATE_DAYS};

@@ -166,6 +166,8 @@ fn is_write(op: Operation) -> bool {
                 | Operation::AuditSearch
                 | Operation::AuditVerify
                 | Operation::Reports
+                | Operation::SetOperatorPassword
+                | Operation::EnrolTotp
         ))
 }
 
@@ -220,6 +222,9 @@ fn run(setup: &Setup, actor: &Actor, op: Operation, prepared: Prepared) -> Resul
         Operation::Explain | Operation::AuditSearch | Operation::AuditVerify | Operation::Reports => {
             authorize(actor, op, None)
         }
+        // Console credentials: every role for its own (an admin's for anyone's: see the test below).
+        Operation::SetOperatorPassword => setup.manager.set_password(actor, &actor.id, "kata-sandi-uji-panjang"),
+        Operation::EnrolTotp => setup.manager.enrol_totp(actor, &actor.id).map(|_| ()),
         _ => {
             let Prepared::Write(request) = prepared else { unreachable!() };
             setup.manager.apply(actor, *request).map(|_| ())
@@ -267,6 +272,8 @@ fn every_role_against_every_operation() {
                     | Operation::Reports
                     | Operation::ExportStore
                     | Operation::History
+                    | Operation::SetOperatorPassword
+                    | Operation::EnrolTotp
             ) && !op.as_str().starts_with("list_")
                 && !op.as_str().starts_with("get_")
         })
@@ -285,7 +292,7 @@ fn an_opd_admin_is_held_to_its_own_opd() {
         if op.as_str().starts_with("list_") || op.as_str().starts_with("get_") || op == Operation::History {
             continue;
         }
-        if matches!(op, Operation::Explain) {
+        if matches!(op, Operation::Explain | Operation::SetOperatorPassword | Operation::EnrolTotp) {
             continue;
         }
         let outcome = setup.manager.apply(&outsider, request(&setup, op, Role::OpdAdmin));
@@ -333,4 +340,34 @@ fn a_certificate_names_an_enabled_operator_or_nobody() {
     setup.manager.apply(&keamanan, revoke).unwrap();
     let der = support::der(&setup.certificate("m-opd").cert_pem);
     assert_eq!(setup.manager.authenticate_certificate(&der).unwrap_err().code(), "admin.unauthenticated");
+}
+
+#[test]
+fn console_credentials_are_an_operators_own_or_an_admins_to_set() {
+    let setup = Setup::new();
+    let (admin, keamanan) = (setup.actor("m-admin"), setup.actor("m-keamanan"));
+    let refused = setup.manager.set_password(&keamanan, "m-opd", "kata-sandi-uji-panjang").unwrap_err();
+    assert_eq!(refused.code(), "admin.forbidden", "{refused}");
+    assert_eq!(setup.manager.enrol_totp(&keamanan, "m-opd").unwrap_err().code(), "admin.forbidden");
+    setup.manager.set_password(&admin, "m-opd", "kata-sandi-uji-panjang").unwrap();
+    let enrolment = setup.manager.enrol_totp(&admin, "m-opd").unwrap();
+    assert_eq!(
+        setup.manager.set_password(&admin, "nobody", "kata-sandi-uji-panjang").unwrap_err().code(),
+        "admin.not_found"
+    );
+    assert_eq!(setup.manager.set_password(&admin, "m-opd", "pendek").unwrap_err().code(), "admin.bad_request");
+    // The sign-in through the management plane: the operator, then the code is spent.
+    let secret = penghubung_manage::totp::base32_decode(&enrolment.secret).unwrap();
+    let now = 1_800_000_000;
+    let code = penghubung_manage::totp::code_at(&secret, now);
+    let actor = setup.manager.authenticate_password("m-opd", "kata-sandi-uji-panjang", &code, now).unwrap();
+    assert_eq!(actor.id, "m-opd");
+    let again = setup.manager.authenticate_password("m-opd", "kata-sandi-uji-panjang", &code, now);
+    assert_eq!(again.unwrap_err(), penghubung_manage::LoginFailure::ReplayedTotp);
+    let unknown = setup.manager.authenticate_password("nobody", "kata-sandi-uji-panjang", &code, now);
+    assert_eq!(unknown.unwrap_err(), penghubung_manage::LoginFailure::UnknownUser);
+    // Nothing of it in the store.
+    for (_, text) in setup.files() {
+        assert!(!text.contains("argon2") && !text.contains(&enrolment.secret));
+    }
 }

@@ -12,7 +12,7 @@ use axum::response::Response;
 use http::request::Parts;
 use http::StatusCode;
 use maud::{html, Markup};
-use penghubung_manage::Operation;
+use penghubung_manage::{needs_reason, Operation};
 use serde_json::{json, Value};
 
 use super::{context, fail, items, params, pretty, text};
@@ -144,12 +144,12 @@ pub async fn create(State(console): State<Arc<Console>>, parts: Parts, Form(fiel
     }
 }
 
-/// The lifecycle actions: path segment, button id, operation, the API route, whether a reason is asked for.
+/// The lifecycle actions: path segment (and button id `action-{segment}`), operation, label. Each form has a
+/// reason field, required where the management plane needs one (`needs_reason`).
 struct Action {
     segment: &'static str,
     operation: Operation,
     label: (&'static str, &'static str),
-    reason: bool,
 }
 
 const ACTIONS: &[Action] = &[
@@ -157,34 +157,25 @@ const ACTIONS: &[Action] = &[
         segment: "submit",
         operation: Operation::SubmitService,
         label: ("Ajukan untuk pengujian", "Submit for testing"),
-        reason: false,
     },
     Action {
         segment: "approve-operations",
         operation: Operation::ApproveOperations,
         label: ("Setujui (operasi)", "Approve (operations)"),
-        reason: false,
     },
     Action {
         segment: "approve-security",
         operation: Operation::ApproveSecurity,
         label: ("Setujui (keamanan)", "Approve (security)"),
-        reason: false,
     },
     Action {
         segment: "withdraw",
         operation: Operation::WithdrawApproval,
         label: ("Tarik persetujuan", "Withdraw approval"),
-        reason: true,
     },
-    Action {
-        segment: "suspend",
-        operation: Operation::SuspendService,
-        label: ("Hentikan sementara", "Suspend"),
-        reason: true,
-    },
-    Action { segment: "resume", operation: Operation::ResumeService, label: ("Lanjutkan", "Resume"), reason: false },
-    Action { segment: "retire", operation: Operation::RetireService, label: ("Pensiunkan", "Retire"), reason: true },
+    Action { segment: "suspend", operation: Operation::SuspendService, label: ("Hentikan sementara", "Suspend") },
+    Action { segment: "resume", operation: Operation::ResumeService, label: ("Lanjutkan", "Resume") },
+    Action { segment: "retire", operation: Operation::RetireService, label: ("Pensiunkan", "Retire") },
 ];
 
 /// Whether `action` makes sense in the service's status (the management plane decides all the same).
@@ -224,11 +215,12 @@ fn action_forms(ctx: &Ctx, base: &str, service: &Value) -> Markup {
                             }
                         }
                     }
-                    @if action.reason {
-                        div.field {
-                            label for={ (action.segment) "-reason" } { (lang.pick("Alasan", "Reason")) }
-                            input type="text" id={ (action.segment) "-reason" } name="reason" required;
+                    div.field {
+                        label for={ (action.segment) "-reason" } {
+                            (lang.pick("Alasan", "Reason"))
+                            @if !needs_reason(action.operation) { " " (lang.pick("(opsional)", "(optional)")) }
                         }
+                        input type="text" id={ (action.segment) "-reason" } name="reason" required[needs_reason(action.operation)];
                     }
                     button type="submit" id={ "action-" (action.segment) } { (lang.pick(action.label.0, action.label.1)) }
                 }

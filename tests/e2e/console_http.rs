@@ -1,0 +1,480 @@
+//! The web console over real TLS, at the HTTP level (the browser flows are in `console.rs`): a gateway and its
+//! admin listener in this process, operators with certificates issued by the test's CA. The dashboard for an
+//! operator certificate with its security headers; the credential API and CLI; a password + TOTP sign-in into
+//! a session, a code not accepted twice, sign-out; credentials in no journal, export, answer or audit record;
+//! a form without its CSRF token or from another origin refused; lockout after repeated failures.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use http::{Method, Request, StatusCode};
+use penghubung::management::ca::Issued;
+use penghubung::management::Role;
+use penghubung_tests::mtls::{client_config, https_client, write_mtls_setup, Pki};
+use penghubung_tests::operators::{totp_now, with_password};
+use penghubung_tests::{docs, full, penghubung_binary, send, Collected, Upstream};
+use serde_json::{json, Value};
+
+const OPERATORS: &[(&str, &str, &[Role])] = &[
+    ("sari-admin", "diskominfo", &[Role::Admin]),
+    ("rudi-aptika", "diskominfo", &[Role::Operasi]),
+    ("dewi-persandian", "diskominfo", &[Role::Keamanan]),
+    ("agus-dinsos", "dinsos", &[Role::OpdAdmin]),
+];
+
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+fn der(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).next().unwrap().unwrap().to_vec()
+}
+
+struct Console {
+    _upstream: Upstream,
+    gateway: Option<penghubung::Gateway>,
+    admin: Option<penghubung::admin::api::AdminServer>,
+    dir: tempfile::TempDir,
+    pki: Pki,
+    url: String,
+    certificates: HashMap<&'static str, Issued>,
+}
+
+impl Console {
+    async fn start(console_section: &str) -> Console {
+        let upstream = Upstream::text("bansos ok").await;
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path());
+        let (key, text) =
+            docs::service("dinsos", "bansos", &[upstream.url()], "", &docs::operation("cek", "GET", "/status"));
+        let bansos = (
+            key,
+            text.replace("status = \"active\"", "status = \"testing\"\nsubmitted_by = \"agus-dinsos\"")
+                .replace(docs::APPROVALS, ""),
+        );
+        let mut documents = vec![docs::opd("diskominfo"), docs::opd("dinsos"), docs::unlimited_tier(), bansos];
+        let mut certificates = HashMap::new();
+        for (id, opd, roles) in OPERATORS {
+            let issued = pki.client(opd, &format!("operator-{id}"));
+            let fingerprint = penghubung::management::stored::fingerprint(&der(&issued.cert_pem));
+            let roles = roles.iter().map(|r| format!("\"{}\"", r.as_str())).collect::<Vec<_>>().join(", ");
+            documents.push((
+                format!("operators/{id}.toml"),
+                format!(
+                    "id = \"{id}\"\nname = \"Operator {id}\"\nnip = \"198001012005011001\"\nopd = \"{opd}\"\nroles = [{roles}]\n\n[identity]\nfingerprint_sha256 = [\"{fingerprint}\"]\n"
+                ),
+            ));
+            certificates.insert(*id, issued);
+        }
+        let extra = format!("[admin]\nlisten = \"127.0.0.1:0\"\n\n[audit]\nenabled = true\n\n{console_section}");
+        let path = write_mtls_setup(dir.path(), &documents, &pki, &extra);
+        let config = penghubung::Config::load(&path).unwrap_or_else(|p| panic!("config: {p:?}"));
+        let gateway = penghubung::Gateway::start(config.clone()).await.unwrap_or_else(|e| panic!("start: {e}"));
+        let admin = penghubung::admin::start_beside(&config, &gateway).await.unwrap().expect("[admin] is on");
+        Console {
+            _upstream: upstream,
+            url: format!("https://127.0.0.1:{}", admin.local_addr().port()),
+            gateway: Some(gateway),
+            admin: Some(admin),
+            dir,
+            pki,
+            certificates,
+        }
+    }
+
+    /// A request as `operator` (its certificate) or with no certificate, with `cookies` and a body.
+    async fn call(
+        &self,
+        operator: Option<&str>,
+        method: Method,
+        path: &str,
+        cookies: &str,
+        form: Option<&[(&str, &str)]>,
+        headers: &[(&str, &str)],
+    ) -> Collected {
+        let identity = operator.map(|id| &self.certificates[id]);
+        let client = https_client(client_config(&self.pki.ca_pem(), identity));
+        let mut request = Request::builder().method(method).uri(format!("{}{path}", self.url));
+        if !cookies.is_empty() {
+            request = request.header("cookie", cookies);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = match form {
+            Some(fields) => {
+                request = request.header("content-type", "application/x-www-form-urlencoded");
+                fields.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
+            }
+            None => String::new(),
+        };
+        send(&client, request.body(full(body)).unwrap()).await
+    }
+
+    async fn api(&self, operator: &str, method: Method, path: &str, body: Option<Value>) -> Collected {
+        let client = https_client(client_config(&self.pki.ca_pem(), Some(&self.certificates[operator])));
+        let mut request = Request::builder().method(method).uri(format!("{}{path}", self.url));
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        send(&client, request.body(full(body.map(|b| b.to_string()).unwrap_or_default())).unwrap()).await
+    }
+
+    fn store(&self) -> std::path::PathBuf {
+        self.dir.path().join("policies")
+    }
+
+    /// `GET /login` without a certificate: the pre-session cookie and the form's CSRF token.
+    async fn login_form(&self) -> (String, String) {
+        let answer = self.call(None, Method::GET, "/login", "", None, &[]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let cookie = set_cookie(&answer, "penghubung_login").expect("a pre-session cookie");
+        (format!("penghubung_login={cookie}"), csrf_of(&answer.text()))
+    }
+
+    /// A sign-in attempt (a fresh form each time).
+    async fn sign_in(&self, username: &str, password: &str, code: &str) -> Collected {
+        let (cookie, csrf) = self.login_form().await;
+        let fields = [("csrf", csrf.as_str()), ("username", username), ("password", password), ("totp", code)];
+        self.call(None, Method::POST, "/login", &cookie, Some(&fields), &[]).await
+    }
+
+    async fn stop(mut self) {
+        if let Some(admin) = self.admin.take() {
+            admin.shutdown().await;
+        }
+        if let Some(gateway) = self.gateway.take() {
+            gateway.shutdown().await;
+        }
+    }
+}
+
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of the `Set-Cookie` named `name`, and that its attributes are the strict ones.
+fn set_cookie(answer: &Collected, name: &str) -> Option<String> {
+    answer.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+        let (pair, attributes) = v.split_once(';').unwrap_or((v, ""));
+        let (k, value) = pair.split_once('=')?;
+        (k == name).then(|| {
+            for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+                assert!(attributes.contains(attribute), "{name} cookie without {attribute}: {v}");
+            }
+            value.to_string()
+        })
+    })
+}
+
+/// The first hidden `csrf` input's value of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf input") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+fn assert_html_with_headers(answer: &Collected) {
+    let header = |name: &str| answer.headers.get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert!(header("content-type").starts_with("text/html"), "{:?}", answer.headers);
+    assert_eq!(header("content-security-policy"), CSP);
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("cache-control"), "no-store");
+    let text = answer.text();
+    assert!(!text.contains("<script") && !text.contains("style="), "no inline script or style");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_answers_an_operator_certificate_with_html_and_its_security_headers() {
+    let console = Console::start("").await;
+    let answer = console.call(Some("dewi-persandian"), Method::GET, "/", "", None, &[]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_html_with_headers(&answer);
+    let page = answer.text();
+    assert!(page.contains("<html lang=\"id\">"), "Indonesian by default");
+    for id in ["whoami", "services-by-status", "approvals-waiting", "expiring", "recent-denials", "health", "logout"] {
+        assert!(page.contains(&format!("id=\"{id}\"")), "#{id} missing");
+    }
+    assert!(page.contains("dewi-persandian") && page.contains("keamanan"), "who and roles in the header");
+    assert!(page.contains("dinsos/bansos/v1"), "the security approval waits for dewi");
+
+    let english = console.call(Some("rudi-aptika"), Method::GET, "/?lang=en", "", None, &[]).await;
+    assert!(english.text().contains("<html lang=\"en\">") && english.text().contains("Dashboard"));
+
+    // Without a certificate or a session: to the sign-in page.
+    let anonymous = console.call(None, Method::GET, "/", "", None, &[]).await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.headers["location"], "/login");
+
+    // The stylesheet is embedded and cached long.
+    let css_path = page.split("href=\"/assets/console-").nth(1).unwrap().split('"').next().unwrap();
+    let css = console.call(None, Method::GET, &format!("/assets/console-{css_path}"), "", None, &[]).await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css.headers["content-type"].to_str().unwrap().starts_with("text/css"));
+    assert!(css.headers["cache-control"].to_str().unwrap().contains("max-age=31536000"));
+
+    // The API beside it is unchanged.
+    let whoami = console.api("rudi-aptika", Method::GET, "/api/v1/whoami", None).await;
+    assert_eq!(whoami.status, StatusCode::OK);
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_and_a_totp_code_start_a_session_that_signs_out() {
+    let console = Console::start("").await;
+    // Through the API: the operator's own password and TOTP secret.
+    let short = console
+        .api("rudi-aptika", Method::PUT, "/api/v1/operators/rudi-aptika/password", Some(json!({"password": "pendek"})))
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST, "{}", short.text());
+    let password = "kata-sandi-rudi-2026";
+    let set = console
+        .api("rudi-aptika", Method::PUT, "/api/v1/operators/rudi-aptika/password", Some(json!({"password": password})))
+        .await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.text());
+    assert!(set.body.is_empty());
+    let other = console
+        .api(
+            "rudi-aptika",
+            Method::PUT,
+            "/api/v1/operators/dewi-persandian/password",
+            Some(json!({"password": password})),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN, "another operator's password: {}", other.text());
+    assert_eq!(other.json()["code"], "admin.forbidden");
+    let enrolled = console.api("rudi-aptika", Method::POST, "/api/v1/operators/rudi-aptika/totp", None).await;
+    assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.text());
+    let secret = enrolled.json()["secret"].as_str().unwrap().to_string();
+    assert!(enrolled.json()["uri"].as_str().unwrap().starts_with("otpauth://totp/Penghubung:rudi-aptika?secret="));
+
+    // Signed in: 303 to the dashboard with a strict session cookie, the pre-session dropped.
+    let code = totp_now(&secret);
+    let signed_in = console.sign_in("rudi-aptika", password, &code).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.text());
+    assert_eq!(signed_in.headers["location"], "/");
+    let session = set_cookie(&signed_in, "penghubung_session").expect("a session cookie");
+    assert_eq!(session.len(), 64, "256 random bits");
+    assert_eq!(set_cookie(&signed_in, "penghubung_login").as_deref(), Some(""), "the pre-session is dropped");
+    let cookie = format!("penghubung_session={session}");
+    let dashboard = console.call(None, Method::GET, "/", &cookie, None, &[]).await;
+    assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.text());
+    assert_html_with_headers(&dashboard);
+    assert!(dashboard.text().contains("rudi-aptika"));
+
+    // The same code again: refused like any failure.
+    let replayed = console.sign_in("rudi-aptika", password, &code).await;
+    assert_eq!(replayed.status, StatusCode::UNAUTHORIZED);
+    assert!(replayed.text().contains("id=\"login-error\"") && replayed.text().contains("console.login_failed"));
+    // Each cause answers the same words.
+    let wrong_password = console.sign_in("rudi-aptika", "salah-salah-salah", &totp_now(&secret)).await;
+    let unknown = console.sign_in("tidak-ada", password, &totp_now(&secret)).await;
+    let error_of = |a: &Collected| {
+        a.text().split("id=\"login-error\"").nth(1).unwrap().split("</div>").next().unwrap().to_string()
+    };
+    assert_eq!(wrong_password.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_of(&wrong_password), error_of(&unknown), "no user enumeration");
+
+    // Sign-out needs the CSRF token; then the session is gone.
+    let refused = console.call(None, Method::POST, "/logout", &cookie, Some(&[]), &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.text().contains("console.csrf_rejected"));
+    let csrf = csrf_of(&dashboard.text());
+    let out = console.call(None, Method::POST, "/logout", &cookie, Some(&[("csrf", csrf.as_str())]), &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.headers["location"], "/login");
+    let after = console.call(None, Method::GET, "/", &cookie, None, &[]).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER, "the session ended");
+
+    // Every sign-in, failure and sign-out is in the audit trail, with the reason and never the secret.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let trail = audit_text(&console);
+    for needle in [
+        "\"console.login\"",
+        "\"console.login_failed\"",
+        "\"replayed_totp\"",
+        "\"wrong_password\"",
+        "\"unknown_user\"",
+        "\"console.logout\"",
+    ] {
+        assert!(trail.contains(needle), "{needle} not in the trail");
+    }
+    assert!(!trail.contains(password) && !trail.contains(&secret) && !trail.contains(&code));
+    console.stop().await;
+}
+
+fn audit_text(console: &Console) -> String {
+    let mut text = String::new();
+    for entry in walk(&console.dir.path().join("audit")) {
+        text.push_str(&String::from_utf8_lossy(&std::fs::read(entry).unwrap()));
+    }
+    text
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_in_no_journal_export_answer_or_store_file() {
+    let console = Console::start("").await;
+    let password = "kata-sandi-admin-rahasia";
+    let set = console
+        .api("sari-admin", Method::PUT, "/api/v1/operators/agus-dinsos/password", Some(json!({"password": password})))
+        .await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "an admin sets anyone's: {}", set.text());
+    let enrolled = console.api("sari-admin", Method::POST, "/api/v1/operators/agus-dinsos/totp", None).await;
+    let secret = enrolled.json()["secret"].as_str().unwrap().to_string();
+    // A change through the API, so that the journal has entries.
+    let submit = console.api("sari-admin", Method::GET, "/api/v1/operators/agus-dinsos", None).await;
+    let export = console.api("sari-admin", Method::GET, "/api/v1/store/export", None).await;
+    assert_eq!(export.status, StatusCode::OK);
+    let list = console.api("sari-admin", Method::GET, "/api/v1/operators", None).await;
+    let mut seen = vec![submit.text(), export.text(), list.text()];
+    for path in walk(&console.store()) {
+        seen.push(String::from_utf8_lossy(&std::fs::read(path).unwrap()).to_string());
+    }
+    seen.push(audit_text(&console));
+    for text in &seen {
+        assert!(!text.contains(password), "the password leaked");
+        assert!(!text.contains(&secret), "the TOTP secret leaked");
+        assert!(!text.contains("$argon2id$"), "the hash leaked");
+    }
+    // It is kept beside the store, 0600, as argon2id.
+    let file = console.dir.path().join("console-credentials/agus-dinsos.json");
+    let stored = std::fs::read_to_string(&file).unwrap();
+    assert!(stored.contains("$argon2id$v=19$") && !stored.contains(password));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    // The secret works once for a sign-in.
+    let signed_in = console.sign_in("agus-dinsos", password, &totp_now(&secret)).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.text());
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sets_a_password_and_enrols_totp() {
+    let console = Console::start("").await;
+    let files = console.dir.path().join("cli");
+    std::fs::create_dir_all(&files).unwrap();
+    let issued = &console.certificates["sari-admin"];
+    std::fs::write(files.join("op.crt"), &issued.cert_pem).unwrap();
+    std::fs::write(files.join("op.key"), &issued.key_pem).unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(penghubung_binary())
+            .args(args)
+            .args(["--admin-url", &console.url, "--cacert"])
+            .arg(console.pki.dir.join("ca.crt"))
+            .arg("--operator-cert")
+            .arg(files.join("op.crt"))
+            .arg("--operator-key")
+            .arg(files.join("op.key"))
+            .env("HOME", &files)
+            .env_remove("PENGHUBUNG_PROFILE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let output = tokio::task::block_in_place(|| child.wait_with_output().unwrap());
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code().unwrap_or(-1), text)
+    };
+    let password = "kata-sandi-dari-cli-01";
+    let (code, text) = run(&["operator", "set-password", "dewi-persandian"], &format!("{password}\n"));
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains(password));
+    let (code, text) = run(&["operator", "set-password", "dewi-persandian"], "pendek\n");
+    assert_ne!(code, 0, "too short: {text}");
+    let (code, text) = run(&["operator", "enrol-totp", "dewi-persandian"], "");
+    assert_eq!(code, 0, "{text}");
+    let secret = text.lines().find_map(|l| l.strip_prefix("secret: ")).expect("the secret printed").trim().to_string();
+    assert!(text.contains("otpauth://totp/Penghubung:dewi-persandian?"), "{text}");
+    let signed_in = console.sign_in("dewi-persandian", password, &totp_now(&secret)).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.text());
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_without_its_csrf_token_or_from_another_origin_is_refused() {
+    let console = Console::start("").await;
+    let page = console.call(Some("rudi-aptika"), Method::GET, "/services/dinsos/bansos/v1", "", None, &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    assert!(page.text().contains("id=\"action-approve-operations\""), "operasi may approve for operations");
+    assert!(!page.text().contains("id=\"action-approve-security\""), "but not for security");
+    let csrf = csrf_of(&page.text());
+    let path = "/services/dinsos/bansos/v1/approve-operations";
+    for (fields, headers) in [
+        (vec![], vec![]),
+        (vec![("csrf", "00ff")], vec![]),
+        (vec![("csrf", csrf.as_str())], vec![("origin", "https://evil.example")]),
+    ] {
+        let refused = console.call(Some("rudi-aptika"), Method::POST, path, "", Some(&fields), &headers).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{fields:?} {headers:?}");
+        assert!(refused.text().contains("id=\"error\"") && refused.text().contains("console.csrf_rejected"));
+    }
+    // Nothing was approved; with the token it is.
+    let service = console.api("rudi-aptika", Method::GET, "/api/v1/services/dinsos/bansos/v1", None).await.json();
+    assert!(service["approvals"]["operations"].is_null(), "{service}");
+    let fields = [("csrf", csrf.as_str()), ("reason", "uji fungsi lulus")];
+    let done = console.call(Some("rudi-aptika"), Method::POST, path, "", Some(&fields), &[]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+    let service = console.api("rudi-aptika", Method::GET, "/api/v1/services/dinsos/bansos/v1", None).await.json();
+    assert_eq!(service["approvals"]["operations"]["by"], "rudi-aptika", "{service}");
+    // Posted anyway by a role the table does not allow: the management plane's 403.
+    let auditor_page =
+        console.call(Some("agus-dinsos"), Method::GET, "/services/dinsos/bansos/v1", "", None, &[]).await;
+    let theirs = csrf_of(&auditor_page.text());
+    let forbidden = console
+        .call(
+            Some("agus-dinsos"),
+            Method::POST,
+            "/services/dinsos/bansos/v1/approve-security",
+            "",
+            Some(&[("csrf", theirs.as_str()), ("reason", "saya sendiri")]),
+            &[],
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN, "{}", forbidden.text());
+    assert!(forbidden.text().contains("admin.forbidden"));
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failures_lock_the_username_even_for_the_right_password() {
+    let console = Console::start("[console]\nmax_failures_per_user = 3\nlockout_window = \"1m\"\n").await;
+    let password = "kata-sandi-dewi-2026";
+    let secret = with_password(&console.store(), "dewi-persandian", password);
+    for _ in 0..3 {
+        let failed = console.sign_in("dewi-persandian", "salah-salah-salah", &totp_now(&secret)).await;
+        assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+    }
+    let locked = console.sign_in("dewi-persandian", password, &totp_now(&secret)).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "{}", locked.text());
+    assert!(locked.text().contains("id=\"login-error\"") && locked.text().contains("console.login_locked"));
+    // Another operator is not locked out.
+    let secret_other = with_password(&console.store(), "rudi-aptika", password);
+    let other = console.sign_in("rudi-aptika", password, &totp_now(&secret_other)).await;
+    assert_eq!(other.status, StatusCode::SEE_OTHER, "{}", other.text());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(audit_text(&console).contains("\"console.login_locked\""));
+    console.stop().await;
+}
