@@ -102,3 +102,32 @@ async fn the_browser_harness_drives_a_page_served_here() {
     again.goto(&format!("{}/", server.url())).await;
     assert!(again.has("#f").await);
 }
+
+/// What a console that checks `Origin` on its forms must know: Chromium sends `Origin: null` on a page's own
+/// same-origin form POST when the page was answered with `Referrer-Policy: no-referrer`, and the real origin
+/// under `same-origin`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_sends_origin_null_on_form_posts_under_no_referrer() {
+    let server = Upstream::start(|request: hyper::Request<hyper::body::Incoming>| async move {
+        let policy = if request.uri().path().contains("same-origin") { "same-origin" } else { "no-referrer" };
+        let origin = request.headers().get("origin").map(|o| o.to_str().unwrap().to_string()).unwrap_or_default();
+        let html = format!(
+            "<!doctype html><html><body><p id=\"origin\">{origin}</p>\
+             <form method=\"post\" action=\"\"><button id=\"post\">kirim</button></form></body></html>"
+        );
+        Response::builder()
+            .header("content-type", "text/html; charset=utf-8")
+            .header("referrer-policy", policy)
+            .body(full(html))
+            .unwrap()
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.goto(&format!("{}/no-referrer", server.url())).await;
+    browser.click_and_wait("#post").await;
+    assert_eq!(browser.text_of("#origin").await.as_deref(), Some("null"));
+    browser.goto(&format!("{}/same-origin", server.url())).await;
+    browser.click_and_wait("#post").await;
+    assert_eq!(browser.text_of("#origin").await, Some(server.url()));
+    browser.close().await;
+}

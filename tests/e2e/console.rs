@@ -220,7 +220,7 @@ async fn submit_login(browser: &Browser, console: &Console, username: &str, pass
 async fn log_in(browser: &Browser, console: &Console, login: &Login, next_step: bool) {
     let code = if next_step { totp_at(&login.secret, unix_now() + 30) } else { totp_now(&login.secret) };
     let status = submit_login(browser, console, login.id, &login.password, &code).await;
-    let error = browser.text_of("#login-error").await;
+    let error = format!("{:?} {:?}", browser.text_of("#login-error").await, browser.text_of("#error").await);
     assert_eq!((status, browser.path().await.as_str()), (200, "/"), "{} not logged in: {error:?}", login.id);
     let whoami = browser.text_of("header #whoami").await.unwrap_or_else(|| panic!("no #whoami in the header"));
     assert!(whoami.contains(login.id) || whoami.contains(&format!("Operator {}", login.id)), "{whoami}");
