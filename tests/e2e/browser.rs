@@ -18,7 +18,8 @@ const FORM: &str = "<!doctype html><html lang=\"id\"><head><title>Uji</title></h
 /// A page with a field nobody labelled, a label pointing nowhere, and a block wider than the window.
 const FLAWED: &str = "<!doctype html><html lang=\"en\"><body><label for=\"lain\">Lain</label>\
 <input id=\"tanpa\" name=\"tanpa\"><textarea name=\"isi\"></textarea>\
-<div style=\"width: 2000px\">lebar</div></body></html>";
+<div style=\"width: 2000px\">lebar</div><p style=\"color: #aaa\">pucat</p>\
+<div style=\"background: #003\"><p style=\"color: #fff\">kontras</p></div></body></html>";
 
 async fn page_server() -> Upstream {
     Upstream::start(|request: hyper::Request<hyper::body::Incoming>| async move {
@@ -64,6 +65,11 @@ async fn the_browser_harness_drives_a_page_served_here() {
 
     assert_eq!(browser.unlabelled_fields().await, Vec::<String>::new());
     assert_eq!(browser.sideways_overflow().await, None);
+    assert_eq!(browser.low_contrast_text().await, Vec::<String>::new());
+    // The keyboard reaches the field and the button; the browser's default focus ring shows.
+    assert!(browser.tab_to("#nama", 5).await);
+    assert!(browser.tab_to("#kirim", 5).await);
+    assert!(browser.focus_is_visible().await);
 
     browser.fill("#nama", "Sari Dewi").await;
     browser.click_and_wait("#kirim").await;
@@ -87,6 +93,9 @@ async fn the_browser_harness_drives_a_page_served_here() {
     assert!(unlabelled[0].contains("tanpa") && unlabelled[1].starts_with("<textarea"), "{unlabelled:?}");
     let (scroll, inner) = browser.sideways_overflow().await.expect("the page scrolls sideways");
     assert!(scroll >= 2000 && inner == 1366, "{scroll} {inner}");
+    let pale = browser.low_contrast_text().await;
+    assert_eq!(pale.len(), 1, "{pale:?}");
+    assert!(pale[0].starts_with("pucat (2.3"), "{pale:?}");
 
     let shot = browser.screenshot("harness-self-test.png").await;
     assert!(shot.starts_with(artifacts_dir()));

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use http::{Method, Request, StatusCode};
 use penghubung::ca::Issued;
 use penghubung::management::Role;
-use penghubung_tests::browser::{artifacts_dir, Browser};
+use penghubung_tests::browser::{artifacts_dir, Browser, ENTER};
 use penghubung_tests::console_credentials::{enrol, totp_at, totp_now, unix_now, wrong_totp};
 use penghubung_tests::mtls::{client_config, https_client, write_mtls_setup, Pki};
 use penghubung_tests::{docs, full, operators, send, Collected, Upstream};
@@ -86,6 +86,11 @@ struct Console {
 
 impl Console {
     async fn start() -> Console {
+        Console::start_with("").await
+    }
+
+    /// Like [`Console::start`], with `extra` appended to the config (e.g. a `[console]` section).
+    async fn start_with(extra: &str) -> Console {
         let upstream = Upstream::text(UPSTREAM_TEXT).await;
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new(dir.path());
@@ -106,8 +111,8 @@ impl Console {
             documents.push(operators::document(id, opd, roles, &operators::fingerprint_of(&issued.cert_pem)));
             certificates.insert(*id, issued);
         }
-        let extra = "[admin]\nlisten = \"127.0.0.1:0\"\n\n[audit]\nenabled = true\n";
-        let path = write_mtls_setup(dir.path(), &documents, &pki, extra);
+        let extra = format!("[admin]\nlisten = \"127.0.0.1:0\"\n\n[audit]\nenabled = true\n\n{extra}");
+        let path = write_mtls_setup(dir.path(), &documents, &pki, &extra);
         let config = penghubung::Config::load(&path).unwrap_or_else(|p| panic!("config: {p:?}"));
         let gateway = penghubung::Gateway::start(config.clone()).await.unwrap_or_else(|e| panic!("start: {e}"));
         let admin = penghubung::admin::start_beside(&config, &gateway).await.unwrap().expect("[admin] is on");
@@ -566,6 +571,7 @@ async fn a_form_posted_without_its_csrf_token_is_refused() {
     assert!(error.contains("console.csrf_rejected"), "{error}");
     // With a forged token.
     browser.goto(&console.page(page)).await;
+    fill_reason(&browser, "#action-approve-operations", "uji fungsi lulus").await;
     browser
         .execute(
             "document.querySelector('#action-approve-operations').form.querySelector('input[name=csrf]').value = 'palsu';",
@@ -610,7 +616,7 @@ async fn a_form_posted_without_its_csrf_token_is_refused() {
 }
 
 /// Checks the page shown: status 200, `<html lang>`, the logged-in header, a skip link, every field labelled,
-/// no horizontal scroll at 1366×768. Returns what is wrong, one line each.
+/// no horizontal scroll at 1366×768, text contrast of WCAG AA. Returns what is wrong, one line each.
 async fn check_page(browser: &Browser, path: &str, logged_in: bool, lang: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let status = browser.status().await;
@@ -637,11 +643,14 @@ async fn check_page(browser: &Browser, path: &str, logged_in: bool, lang: &str) 
     if let Some((scroll, inner)) = browser.sideways_overflow().await {
         problems.push(format!("{path}: scrolls sideways at 1366×768 (scrollWidth {scroll} > {inner})"));
     }
+    for text in browser.low_contrast_text().await {
+        problems.push(format!("{path}: contrast below WCAG AA: {text}"));
+    }
     problems
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_page_labels_its_fields_and_fits_a_laptop_screen() {
+async fn every_page_is_labelled_readable_and_fits_a_laptop_screen() {
     let console = Console::start().await;
     let browser = Browser::start().await;
     let mut problems = Vec::new();
@@ -781,5 +790,70 @@ async fn an_operator_certificate_opens_the_dashboard_without_a_session() {
         "{}",
         anonymous.status
     );
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_and_an_approval_work_by_keyboard_alone() {
+    let console = Console::start().await;
+    let browser = Browser::start().await;
+    let rudi = console.login("rudi-aptika");
+    browser.goto(&console.page("/login")).await;
+    // The first Tab reaches the skip link.
+    browser.press(penghubung_tests::browser::TAB).await;
+    let first = browser.execute("return document.activeElement.getAttribute('href');", vec![]).await;
+    assert!(first.as_str().is_some_and(|h| h.starts_with('#')), "the first Tab stop is no skip link: {first}");
+    assert!(browser.focus_is_visible().await, "the skip link shows no focus");
+    // Username, password and code in tab order, Enter submits.
+    assert!(browser.tab_to("#username", 10).await, "Tab never reaches the username");
+    browser.press(rudi.id).await;
+    assert!(browser.tab_to("#password", 1).await, "the password does not follow the username");
+    browser.press(&rudi.password).await;
+    assert!(browser.tab_to("#totp", 1).await, "the code does not follow the password");
+    assert!(browser.focus_is_visible().await, "the code field shows no focus");
+    browser.press(&totp_now(&rudi.secret)).await;
+    let old = browser.client().find(fantoccini::Locator::Css("html")).await.unwrap();
+    browser.press(ENTER).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while old.tag_name().await.is_ok() {
+        assert!(Instant::now() < deadline, "Enter did not submit the login");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    browser.goto(&console.page("/services/dinsos/bansos/v1")).await;
+    assert!(browser.has("#whoami").await, "not logged in by keyboard: {:?}", browser.text_of("#error").await);
+
+    // The approval: its reason field and its button by Tab, the button pressed with Enter.
+    assert!(browser.tab_to("#approve-operations-reason", 60).await, "Tab never reaches the approval's reason");
+    browser.press("diuji dengan papan ketik").await;
+    assert!(browser.tab_to("#action-approve-operations", 3).await, "Tab never reaches the approval button");
+    assert!(browser.focus_is_visible().await, "the approval button shows no focus");
+    let old = browser.client().find(fantoccini::Locator::Css("html")).await.unwrap();
+    browser.press(ENTER).await;
+    while old.tag_name().await.is_ok() {
+        assert!(Instant::now() < deadline, "Enter did not press the approval button");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(browser.has("#notice[role=status]").await, "{:?}", browser.text_of("#error").await);
+    assert_eq!(console.service("dinsos/bansos/v1").await["approvals"]["operations"]["by"], "rudi-aptika");
+    browser.close().await;
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_ends_and_each_request_keeps_it_alive() {
+    let console = Console::start_with("[console]\nsession_idle_timeout = \"4s\"\n").await;
+    let browser = Browser::start().await;
+    log_in(&browser, &console, &console.login("tono-auditor"), false).await;
+    // Two requests 2.5 s apart: 5 s after the login, alive, since each one refreshed the idle clock.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        browser.goto(&console.page("/services")).await;
+        assert!(browser.has("#whoami").await, "the session ended while in use");
+    }
+    // Unused longer than the idle timeout: over.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    browser.goto(&console.page("/services")).await;
+    assert!(!browser.has("#whoami").await, "an idle session still opens pages");
+    browser.close().await;
     console.stop().await;
 }

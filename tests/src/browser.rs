@@ -21,6 +21,11 @@ use crate::{empty, http1_client};
 /// worth of start-up, and the machine running the suite may have two cores.
 static BROWSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
+/// The WebDriver code of the Tab key.
+pub const TAB: &str = "\u{e004}";
+/// The WebDriver code of the Enter key.
+pub const ENTER: &str = "\u{e007}";
+
 /// The Chromium command-line switches of every session.
 pub const CHROMIUM_ARGS: &[&str] =
     &["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1366,768", "--lang=id-ID"];
@@ -300,6 +305,65 @@ impl Browser {
         let widths = self.execute("return [document.scrollingElement.scrollWidth, window.innerWidth];", vec![]).await;
         let (scroll, inner) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
         (scroll > inner).then_some((scroll, inner))
+    }
+
+    /// The text of the page shown whose contrast with its background is below WCAG AA (4.5:1, or 3:1 for large
+    /// text: 24 px, or 18.66 px bold): one line each, the text and its ratio. The background is the first
+    /// opaque `background-color` up the tree (white when none); colours are the computed ones.
+    pub async fn low_contrast_text(&self) -> Vec<String> {
+        let script = "const parse = c => { const m = c.match(/[\\d.]+/g) || [0, 0, 0, 0];
+                return [+m[0], +m[1], +m[2], m.length > 3 ? +m[3] : 1]; };
+            const lum = ([r, g, b]) => { const f = v => { v /= 255;
+                return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+                return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+            const background = e => { for (; e; e = e.parentElement) {
+                const c = parse(getComputedStyle(e).backgroundColor); if (c[3] > 0.99) return c; }
+                return [255, 255, 255, 1]; };
+            const out = [];
+            for (const e of document.body.querySelectorAll('*')) {
+                const own = Array.from(e.childNodes).filter(n => n.nodeType === 3).map(n => n.data).join('').trim();
+                if (!own || e.getClientRects().length === 0) continue;
+                const style = getComputedStyle(e);
+                if (style.visibility === 'hidden' || +style.opacity === 0) continue;
+                const fg = parse(style.color), bg = background(e);
+                const mix = fg.slice(0, 3).map((v, i) => v * fg[3] + bg[i] * (1 - fg[3]));
+                const [a, b] = [lum(mix), lum(bg)];
+                const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+                const size = parseFloat(style.fontSize), bold = +style.fontWeight >= 700;
+                const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+                if (ratio < need) out.push(own.slice(0, 40) + ' (' + ratio.toFixed(2) + ':1, ' + style.color
+                    + ' on rgb(' + bg.slice(0, 3).join(', ') + '))');
+            }
+            return out;";
+        let found = self.execute(script, vec![]).await;
+        found.as_array().unwrap().iter().map(|f| f.as_str().unwrap_or_default().to_string()).collect()
+    }
+
+    /// Presses Tab until the element `css` has the focus (`limit` presses at most); whether it got there.
+    pub async fn tab_to(&self, css: &str, limit: usize) -> bool {
+        for pressed in 0..=limit {
+            let here = self.execute("return document.activeElement.matches(arguments[0]);", vec![json!(css)]).await;
+            if here == true {
+                return true;
+            }
+            if pressed < limit {
+                self.press(TAB).await;
+            }
+        }
+        false
+    }
+
+    /// Sends `keys` to the element that has the focus (the body when none).
+    pub async fn press(&self, keys: &str) {
+        let element = self.client().active_element().await.unwrap();
+        element.send_keys(keys).await.unwrap();
+    }
+
+    /// Whether the focused element shows a visible focus indicator (an outline or a box shadow).
+    pub async fn focus_is_visible(&self) -> bool {
+        let script = "const s = getComputedStyle(document.activeElement);
+            return (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none';";
+        self.execute(script, vec![]).await == true
     }
 
     /// Saves a PNG screenshot of the viewport as `target/test-artifacts/{name}`; returns its path.
