@@ -163,6 +163,7 @@ async fn demo_runs_with_mtls_in_one_command_and_its_samples_work() {
     // The management plane: the admin API and three operators, one service left in testing to take live.
     demo_management_plane_works_from_demo_env(&env, &workdir);
     demo_testing_sample_answers_once_live(&env, &url).await;
+    demo_console_signs_in_from_demo_env(&env).await;
     // Without a client certificate the handshake is refused.
     let anonymous = https_client(client_config(&read("PENGHUBUNG_CACERT"), None));
     let refused =
@@ -246,6 +247,54 @@ fn demo_management_plane_works_from_demo_env(env: &std::collections::HashMap<Str
 }
 
 /// The demo's service taken live through the CLI answers its granted client.
+/// What `demo.env` promises for the web console: the dashboard for an operator certificate (200 text/html), and
+/// a sign-in with the console user, password and a code of the TOTP secret.
+async fn demo_console_signs_in_from_demo_env(env: &std::collections::HashMap<String, String>) {
+    let console = &env["PENGHUBUNG_CONSOLE_URL"];
+    assert_eq!(console, &format!("{}/", env["PENGHUBUNG_ADMIN_URL"]));
+    let ca = std::fs::read_to_string(&env["PENGHUBUNG_CACERT"]).unwrap();
+    let operator = penghubung::ca::Issued {
+        cert_pem: std::fs::read_to_string(&env["PENGHUBUNG_OPERATOR_KEAMANAN_CERT"]).unwrap(),
+        key_pem: std::fs::read_to_string(&env["PENGHUBUNG_OPERATOR_KEAMANAN_KEY"]).unwrap(),
+        serial_hex: String::new(),
+        spiffe: None,
+    };
+    let with_certificate = https_client(client_config(&ca, Some(&operator)));
+    let dashboard = send(&with_certificate, http::Request::get(console.as_str()).body(empty()).unwrap()).await;
+    assert_eq!(dashboard.status, 200, "{}", dashboard.text());
+    assert!(dashboard.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(dashboard.text().contains("dewi-persandian"));
+
+    let browser = https_client(client_config(&ca, None));
+    let form = send(&browser, http::Request::get(format!("{console}login")).body(empty()).unwrap()).await;
+    let cookie = form.headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = form.text();
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    let code = penghubung_tests::operators::totp_now(&env["PENGHUBUNG_CONSOLE_TOTP_SECRET"]);
+    let body = format!(
+        "csrf={csrf}&username={}&password={}&totp={code}",
+        env["PENGHUBUNG_CONSOLE_USER"], env["PENGHUBUNG_CONSOLE_PASSWORD"]
+    );
+    let login = http::Request::post(format!("{console}login"))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(penghubung_tests::full(body))
+        .unwrap();
+    let signed_in = send(&browser, login).await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text());
+    let session = signed_in.headers.get_all("set-cookie").iter().find_map(|v| {
+        v.to_str()
+            .ok()
+            .filter(|v| v.starts_with("penghubung_session="))
+            .map(|v| v.split(';').next().unwrap().to_string())
+    });
+    let home =
+        http::Request::get(console.as_str()).header("cookie", session.expect("a session")).body(empty()).unwrap();
+    let home = send(&browser, home).await;
+    assert_eq!(home.status, 200, "{}", home.text());
+    assert!(home.text().contains(&env["PENGHUBUNG_CONSOLE_USER"]));
+}
+
 async fn demo_testing_sample_answers_once_live(env: &std::collections::HashMap<String, String>, url: &str) {
     let read = |key: &str| std::fs::read_to_string(&env[key]).unwrap_or_else(|e| panic!("{key}: {e}"));
     let identity = penghubung::ca::Issued {

@@ -21,6 +21,7 @@ const OPERATORS: &[(&str, &str, &[Role])] = &[
     ("rudi-aptika", "diskominfo", &[Role::Operasi]),
     ("dewi-persandian", "diskominfo", &[Role::Keamanan]),
     ("agus-dinsos", "dinsos", &[Role::OpdAdmin]),
+    ("dua-peran", "diskominfo", &[Role::Operasi, Role::Keamanan]),
 ];
 
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; \
@@ -477,4 +478,154 @@ async fn repeated_failures_lock_the_username_even_for_the_right_password() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(audit_text(&console).contains("\"console.login_locked\""));
     console.stop().await;
+}
+
+async fn service_status(console: &Console) -> String {
+    let service = console.api("sari-admin", Method::GET, "/api/v1/services/dinsos/bantuan/v1", None).await.json();
+    service["status"].as_str().unwrap().to_string()
+}
+
+/// Posts a console form as `operator` (its certificate): the page's CSRF token is read first from `page`.
+async fn post_form(console: &Console, operator: &str, page: &str, action: &str, fields: &[(&str, &str)]) -> Collected {
+    let html = console.call(Some(operator), Method::GET, page, "", None, &[]).await;
+    assert_eq!(html.status, StatusCode::OK, "{page}: {}", html.text());
+    let csrf = csrf_of(&html.text());
+    let mut all = vec![("csrf", csrf.as_str())];
+    all.extend_from_slice(fields);
+    console.call(Some(operator), Method::POST, action, "", Some(&all), &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_created_in_the_console_goes_through_its_whole_lifecycle() {
+    let console = Console::start("").await;
+    let document = "title = \"<script>alert(1)</script>\"\nclassification = \"terbatas\"\n\n[upstream]\nendpoints = [\"http://127.0.0.1:9\"]\n";
+    let fields = [("opd", "dinsos"), ("name", "bantuan"), ("version", "v1"), ("document", document)];
+    let created = post_form(&console, "dua-peran", "/services/new", "/services", &fields).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text());
+    let page = "/services/dinsos/bantuan/v1";
+    assert_eq!(created.headers["location"], format!("{page}?done=created"));
+    let shown = console.call(Some("dua-peran"), Method::GET, &format!("{page}?done=created"), "", None, &[]).await;
+    let text = shown.text();
+    assert!(text.contains("id=\"notice\" role=\"status\""), "{text}");
+    assert!(text.contains("&lt;script&gt;") && !text.contains("<script>"), "values are escaped");
+    assert!(text.contains("id=\"action-submit\""));
+
+    let act = |operator: &'static str, action: &'static str, reason: &'static str| {
+        let console = &console;
+        async move {
+            let path = format!("{page}/{action}");
+            post_form(console, operator, page, &path, &[("reason", reason)]).await
+        }
+    };
+    assert_eq!(act("dua-peran", "submit", "siap diuji").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(service_status(&console).await, "testing");
+    // The submitter may not give the security approval: the page again, with the reason and its code.
+    let refused = act("dua-peran", "approve-security", "saya sendiri").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    let alert = refused
+        .text()
+        .split("id=\"error\" role=\"alert\">")
+        .nth(1)
+        .unwrap()
+        .split("</div>")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(alert.contains("submitted") && alert.contains("admin.forbidden"), "{alert}");
+    // An opd_admin of the OPD sees no approval button, and is refused when it posts one anyway.
+    let agus = console.call(Some("agus-dinsos"), Method::GET, page, "", None, &[]).await.text();
+    assert!(!agus.contains("action-approve") && !agus.contains("action-suspend"), "{agus}");
+    assert_eq!(act("agus-dinsos", "approve-operations", "boleh?").await.status, StatusCode::FORBIDDEN);
+    // Two approvals by two others: active.
+    assert_eq!(act("rudi-aptika", "approve-operations", "uji fungsi lulus").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(act("dewi-persandian", "approve-security", "uji keamanan lulus").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(service_status(&console).await, "active");
+    // Withdraw with a reason (back to testing), approve again, suspend, resume, retire.
+    let withdrawn = post_form(
+        &console,
+        "dewi-persandian",
+        page,
+        &format!("{page}/withdraw"),
+        &[("kind", "security"), ("reason", "temuan baru")],
+    )
+    .await;
+    assert_eq!(withdrawn.status, StatusCode::SEE_OTHER, "{}", withdrawn.text());
+    assert_eq!(service_status(&console).await, "testing");
+    assert_eq!(act("dewi-persandian", "approve-security", "temuan ditutup").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(act("dewi-persandian", "suspend", "insiden").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(service_status(&console).await, "suspended");
+    assert_eq!(act("dewi-persandian", "resume", "insiden selesai").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(service_status(&console).await, "active");
+    assert_eq!(act("rudi-aptika", "retire", "diganti v2").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(service_status(&console).await, "retired");
+    // The history shows every step, by whom and why.
+    let history =
+        console.call(Some("dewi-persandian"), Method::GET, "/history/services/dinsos/bantuan/v1", "", None, &[]).await;
+    assert_eq!(history.status, StatusCode::OK);
+    for needle in ["dua-peran", "rudi-aptika", "dewi-persandian", "temuan baru", "diganti v2"] {
+        assert!(history.text().contains(needle), "{needle} not in the history");
+    }
+    console.stop().await;
+}
+
+/// Every visible field of every page has a label (`<label for>` naming its id, or `aria-label`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_field_of_every_page_has_a_label_in_both_languages() {
+    let console = Console::start("").await;
+    let pages = [
+        "/",
+        "/opds",
+        "/opds/dinsos",
+        "/services",
+        "/services/new",
+        "/services/dinsos/bansos/v1",
+        "/clients",
+        "/grants",
+        "/audit",
+        "/audit?from=2026-01-01&kind=exchange",
+        "/history/services/dinsos/bansos/v1",
+        "/explain",
+        "/reports",
+    ];
+    for lang in ["id", "en"] {
+        for page in pages {
+            let separator = if page.contains('?') { '&' } else { '?' };
+            let answer = console
+                .call(Some("dua-peran"), Method::GET, &format!("{page}{separator}lang={lang}"), "", None, &[])
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{page}: {}", answer.text());
+            assert_html_with_headers(&answer);
+            let html = answer.text();
+            assert!(html.contains(&format!("<html lang=\"{lang}\">")), "{page}");
+            assert!(
+                html.contains("class=\"skip\" href=\"#main\"") && html.contains("id=\"main\""),
+                "{page}: skip link"
+            );
+            assert_labelled(page, &html);
+            let cookie = answer
+                .headers
+                .get_all("set-cookie")
+                .iter()
+                .any(|c| c.to_str().unwrap().starts_with(&format!("penghubung_lang={lang}")));
+            assert!(cookie, "?lang= is kept in a cookie");
+        }
+    }
+    let login = console.call(None, Method::GET, "/login?lang=en", "", None, &[]).await;
+    assert_labelled("/login", &login.text());
+    assert!(login.text().contains("id=\"login-form\"") && login.text().contains("inputmode=\"numeric\""));
+    console.stop().await;
+}
+
+fn assert_labelled(page: &str, html: &str) {
+    for tag in ["<input", "<select", "<textarea"] {
+        for element in html.split(tag).skip(1) {
+            let element = element.split('>').next().unwrap();
+            if element.contains("type=\"hidden\"") || element.contains("aria-label=") {
+                continue;
+            }
+            let id = element.split("id=\"").nth(1).map(|r| r.split('"').next().unwrap().to_string());
+            let id = id.unwrap_or_else(|| panic!("{page}: {tag}{element}> has no id"));
+            assert!(html.contains(&format!("<label for=\"{id}\"")), "{page}: #{id} has no label");
+        }
+    }
 }

@@ -108,6 +108,6 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/history/{kind}/{*id}", get(pages::history::page).post(pages::history::rollback))
         .route("/explain", get(pages::explain::page))
         .route("/reports", get(pages::reports::page))
-        .layer(axum::middleware::map_response(web::security_headers))
+        .layer(axum::middleware::from_fn(web::security_headers))
         .with_state(console)
 }

@@ -98,16 +98,6 @@ pub async fn form(State(console): State<Arc<Console>>, parts: Parts) -> Response
     if fresh {
         response.headers_mut().append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, &pre));
     }
-    if let Some(lang_code) = web::query(&parts).get("lang") {
-        let lang = Lang::parse(lang_code);
-        if let Ok(value) = http::HeaderValue::from_str(&format!(
-            "{}={}; Secure; SameSite=Strict; Path=/",
-            web::LANG_COOKIE,
-            lang.code()
-        )) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
     response
 }
 

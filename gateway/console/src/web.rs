@@ -1,6 +1,6 @@
 //! What every console request goes through: its language, its viewer (an operator certificate, or a session
 //! cookie whose operator is still enabled), the CSRF token and `Origin` of a form posted, and the security
-//! headers of every answer. The admin API's routes are performed from here ([`Console::perform`]).
+//! headers of every answer. The admin API's routes are performed from here ([`Ctx::perform`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -30,15 +30,29 @@ pub const LANG_COOKIE: &str = "penghubung_lang";
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' \
                                            data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Adds the security headers to every console answer (`Cache-Control: no-store` unless an asset set its own).
-pub async fn security_headers(mut response: Response) -> Response {
+/// Adds the security headers to every console answer (`Cache-Control: no-store` unless an asset set its own),
+/// and keeps a `?lang=` choice in the language cookie.
+pub async fn security_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let chosen = axum::extract::Query::<HashMap<String, String>>::try_from_uri(request.uri())
+        .ok()
+        .and_then(|q| q.0.get("lang").map(|l| Lang::parse(l)));
+    let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    if let Some(lang) = chosen {
+        headers.append(header::SET_COOKIE, lang_cookie(lang));
+    }
     response
+}
+
+/// The language cookie (not `HttpOnly`: it holds no secret; `SameSite=Strict` all the same).
+pub fn lang_cookie(lang: Lang) -> HeaderValue {
+    HeaderValue::from_str(&format!("{LANG_COOKIE}={}; Secure; SameSite=Strict; Path=/", lang.code()))
+        .unwrap_or_else(|_| HeaderValue::from_static("penghubung_lang=id; Path=/"))
 }
 
 /// How the viewer signed in.
@@ -248,9 +262,7 @@ pub async fn language(State(_console): State<Arc<Console>>, parts: Parts, Form(f
         _ => "/".to_string(),
     };
     let mut response = see_other(&back);
-    let value = HeaderValue::from_str(&format!("{LANG_COOKIE}={}; Secure; SameSite=Strict; Path=/", lang.code()))
-        .unwrap_or_else(|_| HeaderValue::from_static("penghubung_lang=id; Path=/"));
-    response.headers_mut().append(header::SET_COOKIE, value);
+    response.headers_mut().append(header::SET_COOKIE, lang_cookie(lang));
     response
 }
 

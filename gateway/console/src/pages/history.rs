@@ -30,7 +30,15 @@ fn routes(kind: Kind) -> (&'static str, &'static str, &'static [&'static str]) {
     }
 }
 
-fn parse(kind: &str, id: &str) -> Result<(Kind, Vec<(String, String)>, &'static str, &'static str), ConsoleError> {
+/// A document the history page names: its kind, the routes' path parameters, the history and rollback routes.
+struct Target {
+    kind: Kind,
+    params: Vec<(String, String)>,
+    history: &'static str,
+    rollback: &'static str,
+}
+
+fn parse(kind: &str, id: &str) -> Result<Target, ConsoleError> {
     let kind = Kind::from_segment(kind).ok_or(ConsoleError::NotFound)?;
     let (history, rollback, names) = routes(kind);
     let values: Vec<&str> = id.split('/').collect();
@@ -38,7 +46,7 @@ fn parse(kind: &str, id: &str) -> Result<(Kind, Vec<(String, String)>, &'static 
         return Err(ConsoleError::NotFound);
     }
     let params = names.iter().zip(values).map(|(n, v)| (n.to_string(), v.to_string())).collect();
-    Ok((kind, params, history, rollback))
+    Ok(Target { kind, params, history, rollback })
 }
 
 pub async fn page(
@@ -51,7 +59,7 @@ pub async fn page(
         Err(response) => return response,
     };
     let lang = ctx.lang;
-    let (kind_value, params, history, _) = match parse(&kind, &id) {
+    let Target { kind: kind_value, params, history, .. } = match parse(&kind, &id) {
         Ok(p) => p,
         Err(e) => return fail(&ctx, e),
     };
@@ -103,7 +111,7 @@ pub async fn rollback(
         Ok(ctx) => ctx,
         Err((ctx, e)) => return error::page(ctx.as_ref(), web::lang(&parts), e),
     };
-    let (_, params, _, rollback) = match parse(&kind, &id) {
+    let Target { params, rollback, .. } = match parse(&kind, &id) {
         Ok(p) => p,
         Err(e) => return fail(&ctx, e),
     };
