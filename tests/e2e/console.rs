@@ -859,3 +859,22 @@ async fn an_idle_session_ends_and_each_request_keeps_it_alive() {
     browser.close().await;
     console.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_from_one_address_lock_every_username_there() {
+    let console = Console::start_with("[console]\nmax_failures_per_address = 3\n").await;
+    let browser = Browser::start().await;
+    for (attempt, user) in ["tidak-ada-1", "tidak-ada-2", "tidak-ada-3"].iter().enumerate() {
+        let status = submit_login(&browser, &console, user, "Tebakan-2026-salah", "123456").await;
+        assert_eq!(status, 401, "failure {}", attempt + 1);
+    }
+    // An operator who never failed, with the right password and code, from the same address.
+    let sari = console.login("sari-admin");
+    let status = submit_login(&browser, &console, sari.id, &sari.password, &totp_now(&sari.secret)).await;
+    assert_eq!(status, 429, "the address is locked out");
+    let text = browser.text_of("#login-error[role=alert]").await.expect("an alert says why");
+    assert!(text.contains("console.login_locked"), "{text}");
+    assert!(browser.client().get_named_cookie("penghubung_session").await.is_err());
+    browser.close().await;
+    console.stop().await;
+}
