@@ -629,3 +629,79 @@ fn assert_labelled(page: &str, html: &str) {
         }
     }
 }
+
+/// The real binary's log through a password change, an enrolment and sign-ins, right and wrong: the operator
+/// ids and the events are there, no password, secret, code or hash is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_binarys_log_holds_no_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let operator = pki.client("diskominfo", "operator-sari");
+    let fingerprint = penghubung::management::stored::fingerprint(&der(&operator.cert_pem));
+    let documents = [
+        docs::opd("diskominfo"),
+        (
+            "operators/sari-admin.toml".to_string(),
+            format!(
+                "id = \"sari-admin\"\nname = \"Sari\"\nnip = \"198001012005011001\"\nopd = \"diskominfo\"\nroles = [\"admin\"]\n\n[identity]\nfingerprint_sha256 = [\"{fingerprint}\"]\n"
+            ),
+        ),
+    ];
+    let path = write_mtls_setup(dir.path(), &documents, &pki, "[admin]\nlisten = \"127.0.0.1:0\"\n");
+    let process = penghubung_tests::GatewayProcess::start(&path);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let port = loop {
+        let log = process.log();
+        if let Some(port) = log
+            .lines()
+            .find(|l| l.contains("admin API started"))
+            .and_then(|l| l.split("admin_address=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.trim_matches('"').parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.port())
+        {
+            break port;
+        }
+        assert!(std::time::Instant::now() < deadline, "no admin listener:\n{log}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let url = format!("https://127.0.0.1:{port}");
+    let admin = https_client(client_config(&pki.ca_pem(), Some(&operator)));
+    let password = "kata-sandi-di-log-tidak-ada";
+    let put = Request::put(format!("{url}/api/v1/operators/sari-admin/password"))
+        .header("content-type", "application/json")
+        .body(full(json!({"password": password}).to_string()))
+        .unwrap();
+    assert_eq!(send(&admin, put).await.status, StatusCode::NO_CONTENT);
+    let enrol = Request::post(format!("{url}/api/v1/operators/sari-admin/totp")).body(full("")).unwrap();
+    let secret = send(&admin, enrol).await.json()["secret"].as_str().unwrap().to_string();
+
+    let browser = https_client(client_config(&pki.ca_pem(), None));
+    let mut codes = Vec::new();
+    for attempt in [("salah-salah-salah-salah", false), (password, true)] {
+        let form = send(&browser, Request::get(format!("{url}/login")).body(full("")).unwrap()).await;
+        let cookie = form.headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let csrf = csrf_of(&form.text());
+        let code = totp_now(&secret);
+        let body = format!("csrf={csrf}&username=sari-admin&password={}&totp={code}", encode(attempt.0));
+        let login = Request::post(format!("{url}/login"))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(full(body))
+            .unwrap();
+        let answer = send(&browser, login).await;
+        let expected = if attempt.1 { StatusCode::SEE_OTHER } else { StatusCode::UNAUTHORIZED };
+        assert_eq!(answer.status, expected, "{}", answer.text());
+        codes.push(code);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let log = process.log();
+    assert!(log.contains("console.login_failed") && log.contains("console.login"), "{log}");
+    assert!(log.contains("sari-admin"), "{log}");
+    for secret_text in [password, "salah-salah-salah-salah", secret.as_str(), "$argon2id$"] {
+        assert!(!log.contains(secret_text), "{secret_text} in the log:\n{log}");
+    }
+    for code in codes {
+        assert!(!log.contains(&format!("totp={code}")) && !log.contains(&format!("\"{code}\"")), "{log}");
+    }
+}

@@ -1113,6 +1113,27 @@ mod tests {
     }
 
     #[test]
+    fn the_console_section_has_safe_defaults_and_refuses_zero_and_inverted_timeouts() {
+        let base = "[[listeners]]\naddress = \"127.0.0.1:7000\"\nplaintext = true\n";
+        let config = Config::parse(base, "p.toml", Path::new("/etc/penghubung")).unwrap();
+        assert_eq!((config.console.max_failures_per_user, config.console.max_failures_per_address), (5, 20));
+        assert_eq!(config.console.lockout_window.0, Duration::from_secs(900));
+        assert_eq!(config.console.session_idle_timeout.0, Duration::from_secs(900));
+        assert_eq!(config.console.session_absolute_timeout.0, Duration::from_secs(8 * 3600));
+        assert_eq!(config.console_credentials_dir(), Path::new("/etc/penghubung/console-credentials"));
+        let text = format!(
+            "{base}[console]\nmax_failures_per_user = 0\nsession_idle_timeout = \"1h\"\nsession_absolute_timeout = \"30m\"\n"
+        );
+        let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs.iter().any(|e| e.message.contains("max_failures_per_user")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.message.contains("session_absolute_timeout")), "{errs:?}");
+        let text = format!("{base}[console]\ncredentials_dir = \"/var/lib/penghubung/console\"\n");
+        let config = Config::parse(&text, "p.toml", Path::new(".")).unwrap();
+        assert_eq!(config.console_credentials_dir(), Path::new("/var/lib/penghubung/console"));
+    }
+
+    #[test]
     fn the_admin_section_needs_tls_files_and_its_own_address() {
         let base = "[[listeners]]\naddress = \"127.0.0.1:7000\"\nplaintext = true\n";
         let config = Config::parse(base, "p.toml", Path::new(".")).unwrap();
