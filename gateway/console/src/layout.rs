@@ -93,6 +93,7 @@ pub fn page(ctx: &Ctx, status: StatusCode, title: &str, body: Markup) -> Respons
                         }
                         form.lang method="post" action="/language" {
                             input type="hidden" name="csrf" value=(ctx.viewer.csrf);
+                            input type="hidden" name="back" value=(ctx.path);
                             label for="lang-select" { (lang.pick("Bahasa", "Language")) }
                             select #lang-select name="lang" {
                                 option value="id" selected[lang == Lang::Id] { "Bahasa Indonesia" }
@@ -108,7 +109,8 @@ pub fn page(ctx: &Ctx, status: StatusCode, title: &str, body: Markup) -> Respons
                     nav aria-label=(lang.pick("Navigasi utama", "Main navigation")) {
                         ul {
                             @for (path, id, en) in NAV {
-                                li { a href=(path) { (lang.pick(id, en)) } }
+                                @let current = ctx.path == *path || (*path != "/" && ctx.path.starts_with(&format!("{path}/")));
+                                li { a href=(path) aria-current=[current.then_some("page")] { (lang.pick(id, en)) } }
                             }
                         }
                     }

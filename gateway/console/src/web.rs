@@ -77,6 +77,8 @@ pub struct Viewer {
 pub struct Ctx {
     pub lang: Lang,
     pub viewer: Viewer,
+    /// The request's path (the navigation marks it; the language switch returns to it).
+    pub path: String,
     pub(crate) console: Arc<Console>,
 }
 
@@ -183,7 +185,7 @@ impl Console {
     /// The context of a page: the viewer (or the sign-in page) and the language.
     pub async fn context(self: &Arc<Self>, parts: &Parts) -> Result<Ctx, ConsoleError> {
         let viewer = self.viewer(parts).await?;
-        Ok(Ctx { lang: lang(parts), viewer, console: Arc::clone(self) })
+        Ok(Ctx { lang: lang(parts), viewer, path: parts.uri.path().to_string(), console: Arc::clone(self) })
     }
 
     /// The context of a form posted: the viewer, then the form's `Origin` and its CSRF token.
@@ -272,4 +274,42 @@ pub fn redis_address(url: &str) -> Option<String> {
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     let host = rest.split('/').next()?;
     (!host.is_empty()).then(|| if host.contains(':') { host.to_string() } else { format!("{host}:6379") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)], uri: &str) -> Parts {
+        let mut request = http::Request::builder().uri(uri);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn a_foreign_origin_is_refused_and_none_is_allowed() {
+        assert!(same_origin(&parts(&[("host", "127.0.0.1:9443")], "/x")));
+        assert!(same_origin(&parts(&[("host", "127.0.0.1:9443"), ("origin", "https://127.0.0.1:9443")], "/x")));
+        assert!(!same_origin(&parts(&[("host", "127.0.0.1:9443"), ("origin", "https://evil.example")], "/x")));
+        assert!(!same_origin(&parts(&[("host", "127.0.0.1:9443"), ("origin", "http://127.0.0.1:9443")], "/x")));
+        assert!(!same_origin(&parts(&[("host", "127.0.0.1:9443"), ("origin", "null")], "/x")));
+        // HTTP/2: the authority instead of Host.
+        assert!(same_origin(&parts(&[("origin", "https://127.0.0.1:9443")], "https://127.0.0.1:9443/x")));
+    }
+
+    #[test]
+    fn cookies_the_language_and_redis_addresses() {
+        let p = parts(&[("cookie", "a=1; penghubung_session=abc; penghubung_lang=en")], "/x");
+        assert_eq!(cookie(&p, SESSION_COOKIE), Some("abc"));
+        assert_eq!(lang(&p), Lang::En);
+        assert_eq!(lang(&parts(&[("cookie", "penghubung_lang=en")], "/x?lang=id")), Lang::Id, "the query first");
+        assert_eq!(lang(&parts(&[], "/x")), Lang::Id, "Indonesian by default");
+        let set = set_cookie(SESSION_COOKIE, "abc");
+        assert_eq!(set, "penghubung_session=abc; Secure; HttpOnly; SameSite=Strict; Path=/");
+        assert!(set_cookie(SESSION_COOKIE, "").to_str().unwrap().ends_with("Max-Age=0"));
+        assert_eq!(redis_address("redis://:geheim@10.0.0.9:6380/0").as_deref(), Some("10.0.0.9:6380"));
+        assert_eq!(redis_address("redis://cache").as_deref(), Some("cache:6379"));
+    }
 }
