@@ -49,6 +49,19 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
     fi
 fi
 
+# The console's browser tests drive Debian's headless Chromium through chromedriver (started on a free port).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "test.sh: installing chromium and chromium-driver (the console's browser tests drive them)" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+    fi
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        echo "test.sh: chromium or chromedriver is missing; install them (e.g. apt-get install chromium chromium-driver): the console's browser tests need them" >&2
+        exit 1
+    fi
+fi
+
 # The end-to-end tests also run the binary as a child process: build it first.
 cargo build --locked -p penghubung --bin penghubung
 # Unit tests of every crate, then the end-to-end tests.

@@ -11,7 +11,7 @@ use penghubung::admin::api::routes::{Input, Route, ROUTES};
 use penghubung::management::ca::Issued;
 use penghubung::management::Role;
 use penghubung_tests::mtls::{client_config, https_client, write_mtls_setup, Pki};
-use penghubung_tests::{docs, full, send, Collected, Upstream};
+use penghubung_tests::{docs, full, operators, send, Collected, Upstream};
 use serde_json::{json, Value};
 
 /// The operators of the test store: id, OPD, roles.
@@ -42,21 +42,6 @@ struct Admin {
     app: Issued,
     /// Every answer body seen, for the no-secret check.
     seen: std::sync::Mutex<Vec<String>>,
-}
-
-fn der(pem: &str) -> Vec<u8> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).next().unwrap().unwrap().to_vec()
-}
-
-fn operator_doc(id: &str, opd: &str, roles: &[Role], fingerprint: &str) -> (String, String) {
-    let roles = roles.iter().map(|r| format!("\"{}\"", r.as_str())).collect::<Vec<_>>().join(", ");
-    (
-        format!("operators/{id}.toml"),
-        format!(
-            "id = \"{id}\"\nname = \"Operator {id}\"\nnip = \"198001012005011001\"\nopd = \"{opd}\"\nroles = [{roles}]\n\n[identity]\nfingerprint_sha256 = [\"{fingerprint}\"]\n"
-        ),
-    )
 }
 
 /// The value of the credential the `dinsos/klaim/v1` service's adapter holds (never in an answer).
@@ -90,8 +75,8 @@ impl Admin {
         documents.push(docs::client("dinsos", "sikasos", app.spiffe.as_deref().unwrap(), true));
         for (id, opd, roles) in OPERATORS {
             let issued = pki.client(opd, &format!("operator-{id}"));
-            let fingerprint = penghubung::management::stored::fingerprint(&der(&issued.cert_pem));
-            documents.push(operator_doc(id, opd, roles, &fingerprint));
+            let fingerprint = operators::fingerprint_of(&issued.cert_pem);
+            documents.push(operators::document(id, opd, roles, &fingerprint));
             certificates.insert(*id, issued);
         }
         // A service whose adapter holds a credential: its document names the secret, the file holds the value.
@@ -564,8 +549,9 @@ async fn penghubung_serve_starts_the_admin_listener_beside_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let operator = pki.client("diskominfo", "operator-sari");
-    let fingerprint = penghubung::management::stored::fingerprint(&der(&operator.cert_pem));
-    let documents = [docs::opd("diskominfo"), operator_doc("sari-admin", "diskominfo", &[Role::Admin], &fingerprint)];
+    let fingerprint = operators::fingerprint_of(&operator.cert_pem);
+    let documents =
+        [docs::opd("diskominfo"), operators::document("sari-admin", "diskominfo", &[Role::Admin], &fingerprint)];
     let path = write_mtls_setup(dir.path(), &documents, &pki, "[admin]\nlisten = \"127.0.0.1:0\"\n");
     let process = penghubung_tests::GatewayProcess::start(&path);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

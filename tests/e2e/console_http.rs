@@ -186,7 +186,7 @@ fn assert_html_with_headers(answer: &Collected) {
     assert!(header("content-type").starts_with("text/html"), "{:?}", answer.headers);
     assert_eq!(header("content-security-policy"), CSP);
     assert_eq!(header("x-content-type-options"), "nosniff");
-    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("referrer-policy"), "same-origin");
     assert_eq!(header("cache-control"), "no-store");
     let text = answer.text();
     assert!(!text.contains("<script") && !text.contains("style="), "no inline script or style");

@@ -3,8 +3,10 @@
 mod adapters;
 mod admin_api;
 mod audit;
+mod browser;
 mod cli;
 mod connections;
+mod console;
 mod console_http;
 mod contracts;
 mod first_day;

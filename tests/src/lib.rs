@@ -150,6 +150,8 @@ pub fn closed_port_url() -> String {
     format!("http://{addr}")
 }
 
+pub mod browser;
+pub mod console_credentials;
 pub mod jwt;
 pub mod mtls;
 pub mod national;

@@ -87,6 +87,25 @@ impl OperatorCli {
     }
 }
 
+/// An operator document (`operators/{id}.toml`) of `opd` with `roles`, bound to a certificate's SHA-256
+/// `fingerprint` ([`fingerprint_of`]).
+pub fn document(id: &str, opd: &str, roles: &[penghubung::management::Role], fingerprint: &str) -> (String, String) {
+    let roles = roles.iter().map(|r| format!("\"{}\"", r.as_str())).collect::<Vec<_>>().join(", ");
+    (
+        format!("operators/{id}.toml"),
+        format!(
+            "id = \"{id}\"\nname = \"Operator {id}\"\nnip = \"198001012005011001\"\nopd = \"{opd}\"\nroles = [{roles}]\n\n[identity]\nfingerprint_sha256 = [\"{fingerprint}\"]\n"
+        ),
+    )
+}
+
+/// The SHA-256 fingerprint an operator document binds, of the first certificate in `cert_pem`.
+pub fn fingerprint_of(cert_pem: &str) -> String {
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes()).next().unwrap().unwrap();
+    penghubung::management::stored::fingerprint(&der)
+}
+
 /// Gives operator `id` a console password and a fresh TOTP secret directly in the credentials folder of the
 /// store at `store` (the default `[console] credentials_dir`: `console-credentials` beside the store folder);
 /// returns the secret in base32, as an authenticator app takes it.
