@@ -4,7 +4,7 @@
 //! are never NIK-shaped either ([`NeverNikIds`]).
 
 use http::header::HeaderValue;
-use opentelemetry::trace::{SpanContext, SpanId, TraceId};
+use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use opentelemetry_sdk::trace::IdGenerator;
 use penghubung_types::nik_shape::holds_nik_shape;
 
@@ -56,6 +56,18 @@ pub(crate) fn traceparent(context: &SpanContext) -> HeaderValue {
     hex_into(u128::from(u64::from_be_bytes(context.span_id().to_bytes())), &mut out[36..52]);
     hex_into(u128::from(context.trace_flags().to_u8()), &mut out[53..55]);
     HeaderValue::from_bytes(&out).expect("hex is a valid header value")
+}
+
+/// `traceparent` of a trace the gateway starts and does not sample: new ids (never NIK-shaped), flags `00`.
+pub(crate) fn unsampled_root() -> HeaderValue {
+    let ids = NeverNikIds;
+    traceparent(&SpanContext::new(
+        ids.new_trace_id(),
+        ids.new_span_id(),
+        TraceFlags::default(),
+        false,
+        TraceState::NONE,
+    ))
 }
 
 /// Writes the low `out.len() * 4` bits of `value` as lower-case hex.

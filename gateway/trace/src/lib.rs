@@ -59,6 +59,9 @@ pub struct Tracer {
 
 #[derive(Debug)]
 struct Inner {
+    /// The share of traces the gateway starts that are sampled (`[traces] sample_ratio`), decided here before
+    /// any SDK work, so that an unsampled request costs two random numbers and one header value.
+    sample_ratio: f64,
     tracer: SdkTracer,
     provider: SdkTracerProvider,
     counters: Arc<export::Counters>,
@@ -98,14 +101,25 @@ impl Tracer {
         };
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sample_ratio))))
+            // Parent-based: a caller's sampled trace is always recorded (an unsampled one never reaches the SDK); a
+            // trace the gateway starts reaches the SDK only once `request` has sampled it by the ratio.
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
             .with_id_generator(context::NeverNikIds)
             .with_resource(resource)
             .build();
         let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "penghubung");
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(export::run(exporter, queue, Arc::clone(&counters), wake, stopped, timeout));
-        Ok(Some(Tracer { inner: Arc::new(Inner { tracer, provider, counters, stop, task: Mutex::new(Some(task)) }) }))
+        Ok(Some(Tracer {
+            inner: Arc::new(Inner {
+                sample_ratio: config.sample_ratio,
+                tracer,
+                provider,
+                counters,
+                stop,
+                task: Mutex::new(Some(task)),
+            }),
+        }))
     }
 
     /// The request's span (see the crate documentation), after the caller's `traceparent`; sets the
@@ -124,6 +138,11 @@ impl Tracer {
                 true,
                 TraceState::NONE,
             )),
+            // A trace the gateway starts, not sampled: its ids and `-00` forwarded, no span built.
+            None if fastrand::f64() >= self.inner.sample_ratio => {
+                headers.insert(TRACEPARENT, context::unsampled_root());
+                return Span::none();
+            }
             None => Context::new(),
         };
         let builder = SpanBuilder::from_name(method)
