@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use tokio::sync::Notify;
 
 use super::chain;
@@ -66,7 +65,7 @@ struct State {
 impl Shipper {
     /// Starts shipping the records of `dir` (as far as `durable` says) to `stream` on its own thread.
     pub fn start(redis: &RedisConfig, stream: String, dir: PathBuf, durable: Arc<Durable>) -> Result<Shipper, String> {
-        let client = redis::Client::open(redis.url.as_str()).map_err(|e| format!("[redis] url: {e}"))?;
+        let connector = penghubung_redis::Connector::of_config(redis)?;
         let state = Arc::new(State {
             stream,
             url: redacted_url(&redis.url),
@@ -76,7 +75,7 @@ impl Shipper {
             stop: Notify::new(),
         });
         let settings = Settings {
-            client,
+            connector,
             connect_timeout: redis.timeout.0.max(Duration::from_secs(1)),
             max_backoff: redis.max_reconnect_backoff.0.max(Duration::from_millis(50)),
         };
@@ -140,7 +139,7 @@ impl Drop for Shipper {
 }
 
 struct Settings {
-    client: redis::Client,
+    connector: penghubung_redis::Connector,
     connect_timeout: Duration,
     max_backoff: Duration,
 }
@@ -262,10 +261,7 @@ impl State {
     }
 
     async fn connect(&self, settings: &Settings) -> Result<MultiplexedConnection, String> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(settings.connect_timeout)
-            .set_response_timeout(BATCH_TIMEOUT);
-        let attempt = settings.client.get_multiplexed_async_connection_with_config(&config);
+        let attempt = settings.connector.connect(settings.connect_timeout, BATCH_TIMEOUT);
         tokio::select! {
             result = tokio::time::timeout(settings.connect_timeout * 2, attempt) => match result {
                 Ok(Ok(connection)) => Ok(connection),

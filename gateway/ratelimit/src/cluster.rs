@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Cmd, ErrorKind};
+use redis::{Cmd, ErrorKind};
 use tokio::sync::Notify;
 
 use crate::error::LimitError;
@@ -90,7 +90,7 @@ const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The shared limit store and its health.
 pub struct Cluster {
-    client: redis::Client,
+    connector: penghubung_redis::Connector,
     connection: ArcSwapOption<MultiplexedConnection>,
     up: AtomicBool,
     wake: Notify,
@@ -110,9 +110,9 @@ impl Cluster {
     /// Starts the supervisor, which connects in the background. Redis starts out as down.
     pub fn start(config: &RedisConfig) -> Arc<Cluster> {
         // The URL was checked with the config.
-        let client = redis::Client::open(config.url.as_str()).expect("[redis] url is checked with the config");
+        let connector = penghubung_redis::Connector::of_config(config).expect("[redis] url is checked with the config");
         let cluster = Arc::new(Cluster {
-            client,
+            connector,
             connection: ArcSwapOption::empty(),
             up: AtomicBool::new(false),
             wake: Notify::new(),
@@ -314,10 +314,8 @@ impl Cluster {
 
     async fn connect(&self) -> Result<MultiplexedConnection, String> {
         let connect_timeout = self.timeout.max(Duration::from_secs(1));
-        let config =
-            AsyncConnectionConfig::new().set_connection_timeout(connect_timeout).set_response_timeout(connect_timeout);
         let attempt = async {
-            let mut connection = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+            let mut connection = self.connector.connect(connect_timeout, connect_timeout).await?;
             redis::cmd("SCRIPT").arg("LOAD").arg(SCRIPT).query_async::<String>(&mut connection).await?;
             Ok::<_, redis::RedisError>(connection)
         };
