@@ -151,6 +151,7 @@ pub fn closed_port_url() -> String {
 }
 
 pub mod browser;
+pub mod cluster;
 pub mod console_credentials;
 pub mod jwt;
 pub mod mtls;

@@ -426,6 +426,8 @@ pub struct Facts {
     pub reload_failures: u64,
     pub audit: Option<AuditFacts>,
     pub redis: Option<RedisFacts>,
+    /// The shared document store, when this replica follows one (`[store] backend = "redis"`).
+    pub store: Option<StoreFacts>,
     /// Certificates and CRLs the gateway relies on, with the seconds left until they expire (negative: expired).
     pub certificates: Vec<Expiry>,
     /// Readiness, as `/health/ready` answers it.
@@ -454,6 +456,17 @@ pub struct RedisFacts {
     pub fallback_switches: u64,
     /// Requests the fallback decided.
     pub fallback_requests: u64,
+}
+
+/// The shared document store as this replica follows it.
+#[derive(Debug, Default)]
+pub struct StoreFacts {
+    /// Whether the replica is connected to the store and following its changes.
+    pub up: bool,
+    /// The store generation of the documents this replica serves.
+    pub generation: u64,
+    /// Full reloads after a reconnect or a gap in the change stream.
+    pub resyncs: u64,
 }
 
 /// One certificate (or CRL) and the time left until it expires.
@@ -525,6 +538,23 @@ fn register_facts(registry: &mut Registry, facts: &Facts) {
             "redis_fallback_requests",
             "Requests the fallback decided while the shared rate-limit store was unreachable",
             Counters(vec![(Vec::new(), redis.fallback_requests)]),
+        );
+    }
+    if let Some(store) = &facts.store {
+        registry.register(
+            "store_up",
+            "1 while this replica follows the shared document store",
+            Gauges(vec![(Vec::new(), f64::from(u8::from(store.up)))]),
+        );
+        registry.register(
+            "store_generation",
+            "Store generation of the documents this replica serves",
+            Gauges(vec![(Vec::new(), store.generation as f64)]),
+        );
+        registry.register(
+            "store_resyncs",
+            "Full reloads of the shared store after a reconnect or a gap in its change stream",
+            Counters(vec![(Vec::new(), store.resyncs)]),
         );
     }
     let expiry = facts

@@ -14,6 +14,7 @@
 //! `server.request_body_timeout`.
 #![forbid(unsafe_code)]
 
+pub mod follow;
 mod ops;
 pub mod reload;
 pub mod telemetry;
@@ -206,6 +207,7 @@ impl Gateway {
                     reloader: Arc::clone(&reloader),
                     serving: Arc::clone(&serving),
                     redis_required: ops::redis_required(&config),
+                    store: None,
                 };
                 let (address, task) = ops::start(ops_config.listen, state)
                     .await

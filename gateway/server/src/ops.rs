@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /metrics` | the Prometheus text format 0.0.4, or OpenMetrics 1.0 when `Accept` asks for `application/openmetrics-text` |
 //! | `GET /health/live` | 200 while the process serves (nothing is checked) |
-//! | `GET /health/ready` | 200 when a snapshot is loaded, the data-plane listeners are bound, the audit trail is writable and Redis is reachable where the config makes it required (`on_unavailable = "fail_closed"`); else 503 with a JSON body naming each check that failed |
+//! | `GET /health/ready` | 200 when a snapshot is loaded, the data-plane listeners are bound, the audit trail is writable and Redis is reachable where the config makes it required (`on_unavailable = "fail_closed"`); else 503 with a JSON body naming each check that failed. A replica of a shared store (`[store] backend = "redis"`) adds `store`: `following generation N`, or `unavailable (serving generation N)` while it cannot reach the store (still ready: it serves its last snapshot) |
 //!
 //! Anything else is 404 (405 for another method on a known path). The ops listener serves no request of the
 //! data plane and reads nothing a caller sent beyond the method, the path and `Accept`.
@@ -25,8 +25,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::follow::FollowState;
 use crate::reload::Reloader;
-use penghubung_metrics::{AuditFacts, Expiry, Facts, Metrics, RedisFacts};
+use penghubung_metrics::{AuditFacts, Expiry, Facts, Metrics, RedisFacts, StoreFacts};
 use penghubung_pipeline::Shared;
 use penghubung_types::config::{Config, OnUnavailable};
 
@@ -38,6 +39,8 @@ pub(crate) struct OpsState {
     pub serving: Arc<AtomicBool>,
     /// Redis must be reachable for requests to be served (`[redis] on_unavailable = "fail_closed"`).
     pub redis_required: bool,
+    /// The follower of the shared document store, when the store is in Redis.
+    pub store: Option<Arc<FollowState>>,
 }
 
 /// Whether the config makes Redis required for serving.
@@ -100,12 +103,15 @@ fn answer(state: &OpsState, request: &Request<Incoming>) -> Response<Full<Bytes>
         "/health/live" => text(StatusCode::OK, "application/json", "{\"status\":\"live\"}\n"),
         "/health/ready" => {
             let problems = readiness(state);
-            if problems.is_empty() {
-                text(StatusCode::OK, "application/json", "{\"status\":\"ready\"}\n")
+            let (status, mut body) = if problems.is_empty() {
+                (StatusCode::OK, serde_json::json!({ "status": "ready" }))
             } else {
-                let body = serde_json::json!({ "status": "not_ready", "not_ready": problems });
-                text(StatusCode::SERVICE_UNAVAILABLE, "application/json", format!("{body}\n"))
+                (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "status": "not_ready", "not_ready": problems }))
+            };
+            if let Some(store) = &state.store {
+                body["store"] = serde_json::Value::String(store_status(store));
             }
+            text(status, "application/json", format!("{body}\n"))
         }
         _ => metrics(state, request.headers().get(ACCEPT)),
     };
@@ -161,6 +167,15 @@ fn readiness(state: &OpsState) -> Vec<serde_json::Value> {
     problems
 }
 
+/// How the replica follows the shared store, for `/health/ready`.
+fn store_status(store: &FollowState) -> String {
+    if store.up() {
+        format!("following generation {}", store.generation())
+    } else {
+        format!("unavailable (serving generation {})", store.generation())
+    }
+}
+
 /// What the metrics read at scrape time beyond the request path's counters.
 fn facts(state: &OpsState, metrics: &Metrics) -> Facts {
     let shared = &state.shared;
@@ -196,6 +211,11 @@ fn facts(state: &OpsState, metrics: &Metrics) -> Facts {
         reload_failures: state.reloader.failures(),
         audit,
         redis,
+        store: state.store.as_ref().map(|s| StoreFacts {
+            up: s.up(),
+            generation: s.generation(),
+            resyncs: s.resyncs(),
+        }),
         certificates,
         ready: readiness(state).is_empty(),
     }
