@@ -465,7 +465,9 @@ pub fn penghubung_binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+            // A test binary runs from `target/<profile>/deps`, a harness binary from `target/<profile>`.
+            let dir = exe.parent().unwrap();
+            let profile_dir = if dir.ends_with("deps") { dir.parent().unwrap() } else { dir }.to_path_buf();
             let binary = profile_dir.join("penghubung");
             let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
             build.args(["build", "--quiet", "-p", "penghubung", "--bin", "penghubung"]);
