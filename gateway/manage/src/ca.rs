@@ -22,6 +22,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
+use penghubung_snapshot::store::CaLists;
 use penghubung_tls::identity::hex;
 use penghubung_types::config::{Config, TlsConfig};
 
@@ -284,16 +285,26 @@ impl CertificateAuthority {
 
     /// Revokes a serial (hex, as printed at issue time or by `openssl x509 -serial`) and rewrites the CRL.
     pub fn revoke(&self, serial_hex: &str) -> Result<(), CaError> {
-        let serial = serial_hex.trim().trim_start_matches("0x").replace(':', "").to_ascii_lowercase();
-        if serial.is_empty() || serial.len() % 2 != 0 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(CaError::Invalid(format!("`{serial_hex}` is not a hexadecimal serial number")));
-        }
-        let mut revoked = self.revoked()?;
+        let lists = self.revocation(&self.revoked()?, serial_hex)?;
+        self.write_lists(&lists)
+    }
+
+    /// The revocation list and the CRL (signed with this CA's key) once `serial_hex` is added to `revoked`,
+    /// without writing them (a shared store commits them first, see `Manager`).
+    pub fn revocation(&self, revoked: &[String], serial_hex: &str) -> Result<CaLists, CaError> {
+        let serial = normalise_serial(serial_hex)?;
+        let mut revoked = revoked.to_vec();
         if !revoked.contains(&serial) {
             revoked.push(serial);
         }
-        write_file(&self.dir.join("revoked.txt"), (revoked.join("\n") + "\n").as_bytes(), 0o644)?;
-        self.write_crl()
+        let crl_pem = self.crl_of(&revoked)?;
+        Ok(CaLists { revoked: revoked.join("\n") + "\n", crl_pem })
+    }
+
+    /// Writes `revoked.txt` and `crl.pem`.
+    pub fn write_lists(&self, lists: &CaLists) -> Result<(), CaError> {
+        write_file(&self.dir.join("revoked.txt"), lists.revoked.as_bytes(), 0o644)?;
+        write_file(&self.crl_path(), lists.crl_pem.as_bytes(), 0o644)
     }
 
     /// Revokes the certificate in a PEM file.
@@ -305,10 +316,11 @@ impl CertificateAuthority {
         Ok(serial)
     }
 
-    fn revoked(&self) -> Result<Vec<String>, CaError> {
+    /// The serials of `revoked.txt`.
+    pub fn revoked(&self) -> Result<Vec<String>, CaError> {
         let path = self.dir.join("revoked.txt");
         match fs::read_to_string(&path) {
-            Ok(text) => Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()),
+            Ok(text) => Ok(serials(&text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(CaError::Io { path, source: e }),
         }
@@ -316,14 +328,19 @@ impl CertificateAuthority {
 
     /// Writes `crl.pem` listing every revoked serial (valid for 30 days; rewritten on each revocation).
     pub fn write_crl(&self) -> Result<(), CaError> {
+        let crl = self.crl_of(&self.revoked()?)?;
+        write_file(&self.crl_path(), crl.as_bytes(), 0o644)
+    }
+
+    /// The CRL (PEM) listing `revoked`, valid for 30 days.
+    fn crl_of(&self, revoked: &[String]) -> Result<String, CaError> {
         let now = OffsetDateTime::now_utc();
-        let revoked = self.revoked()?;
         let revoked_certs = revoked
             .iter()
             .map(|s| {
                 let bytes = (0..s.len())
                     .step_by(2)
-                    .map(|i| u8::from_str_radix(&s[i..i + 2], 16))
+                    .map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or("zz"), 16))
                     .collect::<Result<Vec<u8>, _>>();
                 bytes.map(|b| RevokedCertParams {
                     serial_number: SerialNumber::from(b),
@@ -333,7 +350,7 @@ impl CertificateAuthority {
                 })
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| CaError::Invalid("revoked.txt holds a serial that is not hexadecimal".into()))?;
+            .map_err(|_| CaError::Invalid("the revocation list holds a serial that is not hexadecimal".into()))?;
         let params = CertificateRevocationListParams {
             this_update: now - Duration::minutes(5),
             next_update: now + Duration::days(30),
@@ -343,8 +360,22 @@ impl CertificateAuthority {
             key_identifier_method: KeyIdMethod::Sha256,
         };
         let crl = params.signed_by(&self.issuer()?)?;
-        write_file(&self.crl_path(), crl.pem()?.as_bytes(), 0o644)
+        Ok(crl.pem()?)
     }
+}
+
+/// The serials of a revocation list's text (one per line, blank lines skipped).
+pub fn serials(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_ascii_lowercase).collect()
+}
+
+/// A serial as the revocation list keeps it: lower-case hex without `0x` or colons.
+fn normalise_serial(serial_hex: &str) -> Result<String, CaError> {
+    let serial = serial_hex.trim().trim_start_matches("0x").replace(':', "").to_ascii_lowercase();
+    if serial.is_empty() || serial.len() % 2 != 0 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CaError::Invalid(format!("`{serial_hex}` is not a hexadecimal serial number")));
+    }
+    Ok(serial)
 }
 
 /// The `Client` document for a certificate issued by [`CertificateAuthority::issue_client`].

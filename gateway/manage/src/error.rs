@@ -1,5 +1,8 @@
 //! [`ManageError`]: why an operation of the management plane was refused, one stable code each. The admin API
-//! maps it to problem+json in one place; the CLI prints its detail.
+//! maps it to problem+json in one place; the CLI prints its detail. A store failure ([`StoreError`]) becomes
+//! one of these in one place too (`From`).
+
+use penghubung_snapshot::store::StoreError;
 
 /// Why an operation was refused or failed. Nothing was written when an operation returns one of these.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +32,30 @@ pub enum ManageError {
     /// The store (or the CA, or the signing key) could not be read or written.
     #[error("{detail}")]
     Unavailable { detail: String },
+    /// The store changed on another replica while this change was prepared: nothing was written.
+    #[error("{detail}")]
+    StoreConflict { detail: String },
+    /// The shared store (Redis) cannot be reached: nothing was written.
+    #[error("{detail}")]
+    StoreUnavailable { detail: String },
+}
+
+impl From<StoreError> for ManageError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { expected, found } => ManageError::StoreConflict {
+                detail: format!(
+                    "the store changed on another replica while this change was prepared (generation {expected}, \
+                     now {found}); nothing was written: read it again and retry"
+                ),
+            },
+            StoreError::Unavailable(detail) => ManageError::StoreUnavailable {
+                detail: format!("the shared store cannot be reached, nothing was written: {detail}"),
+            },
+            StoreError::InvalidKey { .. } => ManageError::BadRequest { detail: e.to_string() },
+            StoreError::Io { .. } => ManageError::Unavailable { detail: format!("the store: {e}") },
+        }
+    }
 }
 
 impl ManageError {
@@ -44,6 +71,8 @@ impl ManageError {
             ManageError::InvalidStore { .. } => "admin.invalid_store",
             ManageError::BadRequest { .. } => "admin.bad_request",
             ManageError::Unavailable { .. } => "admin.unavailable",
+            ManageError::StoreConflict { .. } => "store.conflict",
+            ManageError::StoreUnavailable { .. } => "store.unavailable",
         }
     }
 
@@ -59,6 +88,8 @@ impl ManageError {
             ManageError::InvalidStore { .. } => 422,
             ManageError::BadRequest { .. } => 400,
             ManageError::Unavailable { .. } => 503,
+            ManageError::StoreConflict { .. } => 409,
+            ManageError::StoreUnavailable { .. } => 503,
         }
     }
 
@@ -96,6 +127,8 @@ mod tests {
             (ManageError::InvalidStore { problems: vec![detail(), "y".into()] }, "admin.invalid_store", 422),
             (ManageError::BadRequest { detail: detail() }, "admin.bad_request", 400),
             (ManageError::Unavailable { detail: detail() }, "admin.unavailable", 503),
+            (ManageError::StoreConflict { detail: detail() }, "store.conflict", 409),
+            (ManageError::StoreUnavailable { detail: detail() }, "store.unavailable", 503),
         ];
         for (error, code, status) in table {
             assert_eq!((error.code(), error.status()), (code, status), "{error:?}");

@@ -1,14 +1,18 @@
 //! [`Manager`]: the management plane's operations over one store. Every write is authorized against the
 //! permission table (and an `opd_admin`'s OPD), checked against the whole resulting store with the gateway's
 //! own compiler (every reason listed when refused, nothing written), recorded in the store's journal with the
-//! operator, the reason and the before/after digests, and written atomically. Reads return each document with
-//! its etag. Writes are serialised: an etag checked is the etag overwritten.
+//! operator, the reason and the before/after digests, and committed with its journal entries in one step on
+//! the store generation it was prepared at ([`DocumentStore::commit`]). Reads return each document with its
+//! etag. Writes are serialised within a process; between replicas sharing a Redis store, the commit's
+//! compare-and-set lets exactly one of two concurrent changes win (the other is `store.conflict`, nothing
+//! written). A certificate revocation on a shared store commits the CA's new revocation list and CRL with the
+//! change, starting from the shared list, so two replicas revoking never lose each other's serials.
 
 use std::sync::Mutex;
 
-use penghubung_snapshot::store::journal::{digest_hex, Journal, JournalEntry};
-use penghubung_snapshot::store::{check_key, DirStore, DocumentStore, StoredDocument};
-use penghubung_types::config::Config;
+use penghubung_snapshot::store::journal::{digest_hex, DirJournal, Journal, JournalEntry};
+use penghubung_snapshot::store::{check_key, CaLists, ChangeMeta, DocumentStore, Listing, StoredDocument};
+use penghubung_types::config::{Config, StoreBackend};
 use penghubung_types::diagnostics::Diagnostic;
 
 use crate::access::{authorize, authorize_own, Actor, Operation};
@@ -22,8 +26,7 @@ use crate::{backup, ca, check, history, stored};
 /// The management plane over the store of one config.
 pub struct Manager {
     config: Config,
-    store: DirStore,
-    journal: Journal,
+    store: Box<dyn DocumentStore>,
     /// Held for the whole of a write (read, check, journal, write).
     writing: Mutex<()>,
     /// The console's sign-in credentials (outside the store).
@@ -31,16 +34,18 @@ pub struct Manager {
 }
 
 impl Manager {
-    /// Opens the store the config points at (it must exist: `penghubung init` or `serve` creates it).
+    /// Opens the store the config points at (a directory store must exist: `penghubung init` or `serve`
+    /// creates it; a Redis store is reached on first use).
     pub fn open(config: &Config) -> Result<Manager, ManageError> {
-        let dir = config.store_dir();
-        if !dir.is_dir() {
-            return Err(ManageError::unavailable(format!("the store {} does not exist", dir.display())));
+        if config.store.backend == StoreBackend::Dir {
+            let dir = config.store_dir();
+            if !dir.is_dir() {
+                return Err(ManageError::unavailable(format!("the store {} does not exist", dir.display())));
+            }
         }
         Ok(Manager {
             config: config.clone(),
-            journal: Journal::of_store(&dir),
-            store: DirStore::new(dir),
+            store: penghubung_snapshot::store::open(config)?,
             writing: Mutex::new(()),
             credentials: Credentials::new(config.console_credentials_dir()),
         })
@@ -68,7 +73,10 @@ impl Manager {
         }
         if let Some(dir) = ca::ca_dir(&self.config) {
             let serial = penghubung_tls::identity::PeerCertificate::parse(cert_der).map(|c| c.serial_hex());
-            let revoked = std::fs::read_to_string(dir.join("revoked.txt")).unwrap_or_default();
+            let mut revoked = std::fs::read_to_string(dir.join("revoked.txt")).unwrap_or_default();
+            if let Some(shared) = self.store.shared_ca()? {
+                revoked.push_str(&shared.revoked);
+            }
             if serial.is_ok_and(|s| revoked.lines().any(|l| l.trim().eq_ignore_ascii_case(&s))) {
                 return Err(ManageError::Unauthenticated { detail: "the certificate is revoked".into() });
             }
@@ -174,7 +182,8 @@ impl Manager {
         crate::access::require_role(actor, operation)?;
         let reason = reason(operation, request.reason.as_deref())?;
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let documents = self.documents()?;
+        let Listing { documents, generation, .. } = self.store.list_with_generation()?;
+        let journal = self.journal()?;
         let now = now_rfc3339();
         let version_text = |kind: Kind, id: &str, version: u64| self.version_text(&documents, kind, id, version);
         let ctx = plan::Context {
@@ -189,10 +198,18 @@ impl Manager {
         authorize(actor, plan.operation, plan.target_opd.as_deref())?;
         check_precondition(&plan, request.if_match.as_deref())?;
         self.check_whole_store(&documents, &plan.writes)?;
-        if let Some(serial) = &plan.revoke_serial {
-            self.revoke(actor, serial, reason.as_deref(), &now)?;
+        let by = Attribution { actor, action: plan.operation.as_str(), reason: reason.as_deref(), now: &now };
+        let mut entries = Vec::new();
+        for (key, text) in &plan.writes {
+            record(&journal, &by, &documents, key, text.as_deref(), &mut entries)?;
         }
-        self.write(actor, &documents, &plan, reason.as_deref(), &now)?;
+        let mut meta = ChangeMeta { who: actor.id.clone(), action: by.action.to_string(), at: now.clone(), ca: None };
+        match &plan.revoke_serial {
+            Some(serial) => self.revoke(serial, &by, generation, &plan.writes, &mut entries, &mut meta)?,
+            None => {
+                self.store.commit(generation, &plan.writes, &entries, &meta)?;
+            }
+        }
         let etag = plan
             .main_key
             .as_ref()
@@ -207,9 +224,10 @@ impl Manager {
     pub fn history(&self, actor: &Actor, kind: Kind, id: &str) -> Result<Vec<HistoryEntry>, ManageError> {
         authorize(actor, Operation::History, None)?;
         let documents = self.documents()?;
-        let key = history::key_of(&self.journal, &documents, kind, id)?;
+        let journal = self.journal()?;
+        let key = history::key_of(&journal, &documents, kind, id)?;
         let current = documents.iter().find(|d| d.key == key);
-        let entries = history::versions(&self.journal, &key, current)?;
+        let entries = history::versions(&journal, &key, current)?;
         let answered: Vec<HistoryEntry> = entries.iter().map(|e| history::answer(kind, e)).collect();
         let last_opd = entries.iter().rev().find_map(|e| {
             let stored = StoredDocument {
@@ -229,9 +247,8 @@ impl Manager {
     /// The whole store as one signed bundle (see [`crate::backup`]).
     pub fn export(&self, actor: &Actor) -> Result<Vec<u8>, ManageError> {
         authorize(actor, Operation::ExportStore, None)?;
-        let documents = self.documents()?;
-        let generation = self.journal.len().map_err(|e| ManageError::unavailable(format!("the journal: {e}")))?;
-        backup::export(&self.config, &documents, &actor.id, generation as u64, &now_rfc3339())
+        let Listing { documents, generation, .. } = self.store.list_with_generation()?;
+        backup::export(&self.config, &documents, &actor.id, generation, &now_rfc3339())
     }
 
     /// Replaces the live store with a verified bundle: its signature, its manifest and the whole store it holds
@@ -241,13 +258,14 @@ impl Manager {
         let reason = self::reason(Operation::ImportStore, reason.as_deref())?;
         let contents = backup::verify(&self.config, bundle)?;
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let current = self.documents()?;
+        let Listing { documents: current, generation, .. } = self.store.list_with_generation()?;
+        let journal = self.journal()?;
         let imported: Vec<StoredDocument> = contents
             .documents
             .iter()
             .filter_map(|d| {
                 let kind = check_key(&d.key).ok()?;
-                let origin = self.store.root().join(&d.key).display().to_string();
+                let origin = self.store.origin(&d.key);
                 Some(StoredDocument { kind, key: d.key.clone(), origin, text: d.text.clone() })
             })
             .collect();
@@ -262,24 +280,37 @@ impl Manager {
         for c in current.iter().filter(|c| !imported.iter().any(|d| d.key == c.key)) {
             changed.push((c.key.clone(), None));
         }
-        let stamp = now.replace([':', '-'], "");
-        let kept = backup::replace_store(self.store.root(), &contents.documents, &stamp, |staging| {
-            let journal = Journal::of_store(staging);
-            for (key, text) in &changed {
-                let by = Attribution { actor, action: "import_store", reason: reason.as_deref(), now: &now };
-                record(&journal, &by, &current, key, text.as_deref())?;
-            }
-            Ok(())
-        })?;
+        let by = Attribution { actor, action: "import_store", reason: reason.as_deref(), now: &now };
+        let mut entries = Vec::new();
+        for (key, text) in &changed {
+            record(&journal, &by, &current, key, text.as_deref(), &mut entries)?;
+        }
+        let kept = if self.config.store.backend == StoreBackend::Dir {
+            // The folder is swapped whole, the previous one kept beside it.
+            let stamp = now.replace([':', '-'], "");
+            let kept = backup::replace_store(&self.config.store_dir(), &contents.documents, &stamp, |staging| {
+                let staged = DirJournal::of_store(staging);
+                for entry in &entries {
+                    staged
+                        .append(&mut entry.clone())
+                        .map_err(|e| ManageError::unavailable(format!("the journal: {e}")))?;
+                }
+                Ok(())
+            })?;
+            format!("the previous store is kept at {}", kept.display())
+        } else {
+            // One commit replaces every document; the journal keeps every previous version.
+            let meta = ChangeMeta { who: actor.id.clone(), action: by.action.into(), at: now.clone(), ca: None };
+            let generation = self.store.commit(generation, &changed, &entries, &meta)?;
+            format!("the previous versions stay in the journal (store generation {generation})")
+        };
         Ok(Applied {
             summary: format!(
-                "store imported: {} document(s) from the export of {} by `{}`, {} changed; the previous store is \
-                 kept at {}",
+                "store imported: {} document(s) from the export of {} by `{}`, {} changed; {kept}",
                 imported.len(),
                 contents.exported_at,
                 contents.exported_by,
                 changed.len(),
-                kept.display()
             ),
             id: "store".into(),
             etag: None,
@@ -288,7 +319,19 @@ impl Manager {
     }
 
     fn documents(&self) -> Result<Vec<StoredDocument>, ManageError> {
-        self.store.list().map(|(docs, _)| docs).map_err(|e| ManageError::unavailable(e.to_string()))
+        Ok(self.store.list().map(|(docs, _)| docs)?)
+    }
+
+    /// The store's journal (both backends keep one).
+    fn journal(&self) -> Result<Journal, ManageError> {
+        self.store
+            .journal()
+            .ok_or_else(|| ManageError::unavailable(format!("{} keeps no journal", self.store.describe())))
+    }
+
+    /// The store this manager writes.
+    pub fn store(&self) -> &dyn DocumentStore {
+        &*self.store
     }
 
     /// The store key and text of version `version` of a document (for a rollback).
@@ -299,9 +342,10 @@ impl Manager {
         id: &str,
         version: u64,
     ) -> Result<(String, Option<String>), ManageError> {
-        let key = history::key_of(&self.journal, documents, kind, id)?;
+        let journal = self.journal()?;
+        let key = history::key_of(&journal, documents, kind, id)?;
         let current = documents.iter().find(|d| d.key == key);
-        let entries = history::versions(&self.journal, &key, current)?;
+        let entries = history::versions(&journal, &key, current)?;
         let entry = entries
             .into_iter()
             .find(|e| e.version == version)
@@ -320,63 +364,72 @@ impl Manager {
         for (key, text) in writes {
             let kind = check_key(key).map_err(|e| ManageError::bad_request(e.to_string()))?;
             if let Some(text) = text {
-                let origin = self.store.root().join(key).display().to_string();
+                let origin = self.store.origin(key);
                 proposed.push(StoredDocument { kind, key: key.clone(), origin, text: text.clone() });
             }
         }
         invalid_store(Some(check::every_problem(&self.config, &Proposed(proposed))))
     }
 
-    /// Records and writes the plan's documents in order; a write that fails takes its journal entry back.
-    fn write(
+    /// Revokes `serial` with the gateway's CA and commits the change with its journal entry. A directory store
+    /// leaves the revocation list to the CA's files: they are written first (a failed commit after that leaves
+    /// the certificate revoked, never admitted). A shared store commits the new list and CRL with the change,
+    /// built from the shared list (and this replica's file), then this replica's files are written too (the
+    /// others write theirs when they follow the change).
+    fn revoke(
         &self,
-        actor: &Actor,
-        documents: &[StoredDocument],
-        plan: &Plan,
-        reason: Option<&str>,
-        now: &str,
+        serial: &str,
+        by: &Attribution<'_>,
+        generation: u64,
+        writes: &[(String, Option<String>)],
+        entries: &mut Vec<JournalEntry>,
+        meta: &mut ChangeMeta,
     ) -> Result<(), ManageError> {
-        for (key, text) in &plan.writes {
-            let by = Attribution { actor, action: plan.operation.as_str(), reason, now };
-            let entry = record(&self.journal, &by, documents, key, text.as_deref())?;
-            let written = match text {
-                Some(text) => self.store.put(key, text),
-                None => self.store.delete(key),
-            };
-            if let Err(e) = written {
-                let _ = self.journal.remove(&entry);
-                return Err(ManageError::unavailable(format!("the store: {e}")));
-            }
-        }
-        Ok(())
-    }
-
-    /// Revokes a serial with the gateway's CA (CRL rewritten) and records it in the journal.
-    fn revoke(&self, actor: &Actor, serial: &str, reason: Option<&str>, now: &str) -> Result<(), ManageError> {
         let dir = ca::ca_dir(&self.config).ok_or_else(|| {
             ManageError::unavailable("the config has no [tls] client CA: there is no CA to revoke with")
         })?;
         let authority = ca::CertificateAuthority::open(&dir)
             .map_err(|e| ManageError::unavailable(format!("the gateway's CA cannot be opened: {e}")))?;
-        let mut entry = JournalEntry {
-            version: 0,
-            at: now.to_string(),
-            who: actor.id.clone(),
-            reason: reason.map(str::to_string),
+        let ca_error = |e: ca::CaError| match e {
+            ca::CaError::Invalid(detail) => ManageError::bad_request(detail),
+            other => ManageError::unavailable(other.to_string()),
+        };
+        let key = format!("{}/{serial}", penghubung_snapshot::store::journal::REVOCATIONS);
+        let journal = self.journal()?;
+        let version = journal.entries(&key).map_err(|e| ManageError::unavailable(format!("the journal: {e}")))?.len();
+        entries.push(JournalEntry {
+            version: version as u64 + 1,
+            at: by.now.to_string(),
+            who: by.actor.id.clone(),
+            reason: by.reason.map(str::to_string),
             action: Operation::RevokeCertificate.as_str().into(),
-            key: format!("{}/{serial}", penghubung_snapshot::store::journal::REVOCATIONS),
+            key,
             before: None,
             after: None,
             text: None,
-        };
-        let path =
-            self.journal.append(&mut entry).map_err(|e| ManageError::unavailable(format!("the journal: {e}")))?;
-        authority.revoke(serial).map_err(|e| {
-            let _ = self.journal.remove(&path);
-            match e {
-                ca::CaError::Invalid(detail) => ManageError::bad_request(detail),
-                other => ManageError::unavailable(other.to_string()),
+        });
+        let mut revoked = authority.revoked().map_err(ca_error)?;
+        let shared = self.store.shared_ca()?;
+        if let Some(shared) = &shared {
+            for serial in ca::serials(&shared.revoked) {
+                if !revoked.contains(&serial) {
+                    revoked.push(serial);
+                }
             }
+        }
+        let lists: CaLists = authority.revocation(&revoked, serial).map_err(ca_error)?;
+        if self.config.store.backend == StoreBackend::Dir {
+            authority.write_lists(&lists).map_err(ca_error)?;
+            self.store.commit(generation, writes, entries, meta)?;
+            return Ok(());
+        }
+        meta.ca = Some(lists.clone());
+        self.store.commit(generation, writes, entries, meta)?;
+        authority.write_lists(&lists).map_err(|e| {
+            ManageError::unavailable(format!(
+                "the revocation is committed to the shared store, but this replica's CRL file could not be written \
+                 ({e}); it is written again when the replica follows the change"
+            ))
         })
     }
 }
@@ -389,23 +442,27 @@ struct Attribution<'a> {
     now: &'a str,
 }
 
-/// Appends the journal entry of one document's change (after a `hand-edit` entry for its current text when no
-/// entry explains it, so that version stays in the history). Returns the entry's file.
+/// Adds to `pending` the journal entry of one document's change (after a `hand-edit` entry for its current text
+/// when no entry explains it, so that version stays in the history), numbered after the journal's and the
+/// pending entries of the same key. The commit writes them with the change.
 fn record(
     journal: &Journal,
     by: &Attribution<'_>,
     documents: &[StoredDocument],
     key: &str,
     text: Option<&str>,
-) -> Result<std::path::PathBuf, ManageError> {
+    pending: &mut Vec<JournalEntry>,
+) -> Result<(), ManageError> {
     let journal_error = |e: std::io::Error| ManageError::unavailable(format!("the journal: {e}"));
     let current = documents.iter().find(|d| d.key == key);
-    let entries = journal.entries(key).map_err(journal_error)?;
-    if let Some(mut hand_edit) = history::unexplained(&entries, key, current) {
-        journal.append(&mut hand_edit).map_err(journal_error)?;
+    let mut entries = journal.entries(key).map_err(journal_error)?;
+    entries.extend(pending.iter().filter(|e| e.key == key).cloned());
+    if let Some(hand_edit) = history::unexplained(&entries, key, current) {
+        entries.push(hand_edit.clone());
+        pending.push(hand_edit);
     }
-    let mut entry = JournalEntry {
-        version: 0,
+    let entry = JournalEntry {
+        version: entries.last().map_or(1, |e| e.version + 1),
         at: by.now.to_string(),
         who: by.actor.id.clone(),
         reason: by.reason.map(str::to_string),
@@ -415,7 +472,8 @@ fn record(
         after: text.map(digest_hex),
         text: text.map(str::to_string),
     };
-    journal.append(&mut entry).map_err(journal_error)
+    pending.push(entry);
+    Ok(())
 }
 
 /// The longest reason kept.

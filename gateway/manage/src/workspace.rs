@@ -8,7 +8,8 @@ use std::path::Path;
 
 use crate::check;
 use penghubung_policy::lifecycle::{self, Transition};
-use penghubung_snapshot::store::{check_key, DirStore, DocumentStore, StoreError, StoredDocument};
+use penghubung_snapshot::store::journal::JournalEntry;
+use penghubung_snapshot::store::{check_key, ChangeMeta, DirStore, DocumentStore, Listing, StoreError, StoredDocument};
 use penghubung_snapshot::Snapshot;
 use penghubung_types::config::Config;
 use penghubung_types::diagnostics::{has_errors, Diagnostic};
@@ -214,6 +215,22 @@ pub(crate) struct Proposed(pub(crate) Vec<StoredDocument>);
 impl DocumentStore for Proposed {
     fn list(&self) -> Result<(Vec<StoredDocument>, Vec<Diagnostic>), StoreError> {
         Ok((self.0.clone(), Vec::new()))
+    }
+    fn list_with_generation(&self) -> Result<Listing, StoreError> {
+        Ok(Listing { documents: self.0.clone(), notes: Vec::new(), generation: 0 })
+    }
+    fn generation(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    fn commit(
+        &self,
+        _: u64,
+        writes: &[(String, Option<String>)],
+        _: &[JournalEntry],
+        _: &ChangeMeta,
+    ) -> Result<u64, StoreError> {
+        let key = writes.first().map_or_else(String::new, |(k, _)| k.clone());
+        Err(StoreError::InvalidKey { key, reason: "a proposed store is read-only" })
     }
     fn put(&self, key: &str, _: &str) -> Result<(), StoreError> {
         Err(StoreError::InvalidKey { key: key.into(), reason: "a proposed store is read-only" })

@@ -39,7 +39,7 @@ use connections::{Admitted, ClientKey, ConnectionLimits, Maxima};
 use penghubung_audit::security::TlsRefusal;
 use penghubung_pipeline::{GatewayService, HeadLimits, PolicySettings, Shared};
 use penghubung_ratelimit::RateLimiter;
-use penghubung_snapshot::store::DirStore;
+use penghubung_snapshot::store::DocumentStore;
 use penghubung_snapshot::{Snapshot, SnapshotCell};
 use penghubung_tls as tls;
 use penghubung_tls::identity::PeerCertificate;
@@ -138,8 +138,8 @@ impl Gateway {
         let tokens = penghubung_jwt::TokenVerifier::start(&config, &upstream_tls).await.map_err(StartError::Tokens)?;
         let store = open_store(&config)?;
         let audit = penghubung_audit::Auditor::start(&config).map_err(StartError::Audit)?;
-        let (reloader, cell) = Reloader::start(Box::new(store), Arc::clone(&config), upstream_tls, audit.clone())
-            .map_err(StartError::Documents)?;
+        let (reloader, cell) =
+            Reloader::start(store, Arc::clone(&config), upstream_tls, audit.clone()).map_err(StartError::Documents)?;
         let snapshot = cell.load();
         tracing::info!(generation = snapshot.generation, services = snapshot.route_count(), "documents loaded");
 
@@ -403,12 +403,13 @@ fn load_tls(config: &Config) -> Result<Option<Arc<TlsState>>, StartError> {
 
 /// The document store, seeded with the production skeleton (default tiers, the Dinas's OPD; no sample data)
 /// when configured and empty.
-fn open_store(config: &Config) -> Result<DirStore, StartError> {
-    let store = DirStore::new(config.store_dir());
+fn open_store(config: &Config) -> Result<Box<dyn DocumentStore>, StartError> {
+    let store = penghubung_snapshot::store::open(config).map_err(|e| StartError::Store(e.to_string()))?;
     if config.store.seed_baseline {
-        let written = store.seed_skeleton_if_empty().map_err(|e| StartError::Store(e.to_string()))?;
+        let skeleton: Vec<(&str, &str)> = penghubung_types::embedded::skeleton_policies().collect();
+        let written = store.seed_if_empty(&skeleton).map_err(|e| StartError::Store(e.to_string()))?;
         if written > 0 {
-            tracing::info!(store = %store.root().display(), documents = written, "seeded the store with the production skeleton");
+            tracing::info!(store = %store.describe(), documents = written, "seeded the store with the production skeleton");
         }
     }
     Ok(store)

@@ -1,12 +1,16 @@
 //! The embedded store: one TOML file per document under a directory
 //! (`opds/dinkes.toml`, `services/dinkes/rekam-medis.toml`, `clients/dinsos/sikasos.toml`, `grants/x.toml`).
-//! Writes are atomic: temp file in the same folder, fsync, rename, fsync of the folder.
+//! Writes are atomic: temp file in the same folder, fsync, rename, fsync of the folder. Its journal is the
+//! `.history/` folder ([`DirJournal`]) and its generation the number of journal entries; a commit appends the
+//! journal entries, then writes the documents (one process writes a directory store: the management plane
+//! serialises its writes).
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{check_key, DocumentKind, DocumentStore, StoreError, StoredDocument};
+use super::journal::{DirJournal, Journal, JournalEntry};
+use super::{check_key, ChangeMeta, DocumentKind, DocumentStore, Listing, StoreError, StoredDocument};
 use penghubung_types::diagnostics::Diagnostic;
 use penghubung_types::embedded;
 
@@ -28,29 +32,20 @@ impl DirStore {
     /// When the directory is missing or holds no document, writes the whole baseline policy set shipped in the
     /// binary: the demo's sample data (`penghubung demo` only). Returns how many documents were written.
     pub fn seed_baseline_if_empty(&self) -> Result<usize, StoreError> {
-        self.seed_if_empty(embedded::baseline_policies().iter().copied())
+        self.seed_if_empty(embedded::baseline_policies())
     }
 
     /// When the directory is missing or holds no document, writes the production skeleton (default tiers, the
     /// Dinas's OPD, shared schemas; see [`embedded::skeleton_policies`]): what `penghubung serve` seeds.
     /// Returns how many documents were written.
     pub fn seed_skeleton_if_empty(&self) -> Result<usize, StoreError> {
-        self.seed_if_empty(embedded::skeleton_policies())
+        let documents: Vec<(&str, &str)> = embedded::skeleton_policies().collect();
+        self.seed_if_empty(&documents)
     }
 
-    fn seed_if_empty<'a>(&self, documents: impl Iterator<Item = (&'a str, &'a str)>) -> Result<usize, StoreError> {
-        let has_documents = self.list().map(|(docs, _)| !docs.is_empty()).unwrap_or(false);
-        if has_documents {
-            return Ok(0);
-        }
-        let mut written = 0;
-        for (key, text) in documents {
-            if check_key(key).is_ok() {
-                self.put(key, text)?;
-                written += 1;
-            }
-        }
-        Ok(written)
+    /// The journal of this store.
+    pub fn dir_journal(&self) -> DirJournal {
+        DirJournal::of_store(&self.root)
     }
 
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -104,6 +99,68 @@ impl DocumentStore for DirStore {
         Ok((docs, notes))
     }
 
+    fn list_with_generation(&self) -> Result<Listing, StoreError> {
+        let generation = self.generation()?;
+        let (documents, notes) = self.list()?;
+        Ok(Listing { documents, notes, generation })
+    }
+
+    fn generation(&self) -> Result<u64, StoreError> {
+        let journal = self.dir_journal();
+        Journal::Dir(journal.clone())
+            .len()
+            .map(|n| n as u64)
+            .map_err(|source| StoreError::Io { path: journal.dir().to_path_buf(), source })
+    }
+
+    fn commit(
+        &self,
+        expected: u64,
+        writes: &[(String, Option<String>)],
+        journal: &[JournalEntry],
+        _meta: &ChangeMeta,
+    ) -> Result<u64, StoreError> {
+        for (key, _) in writes {
+            check_key(key)?;
+        }
+        let found = self.generation()?;
+        if found != expected {
+            return Err(StoreError::Conflict { expected, found });
+        }
+        let history = self.dir_journal();
+        let journal_error = |source| StoreError::Io { path: history.dir().to_path_buf(), source };
+        let mut appended: Vec<(String, PathBuf)> = Vec::new();
+        for entry in journal {
+            let mut entry = entry.clone();
+            match history.append(&mut entry) {
+                Ok(path) => appended.push((entry.key.clone(), path)),
+                Err(e) => {
+                    for (_, path) in &appended {
+                        let _ = history.remove(path);
+                    }
+                    return Err(journal_error(e));
+                }
+            }
+        }
+        for (done, (key, text)) in writes.iter().enumerate() {
+            let written = match text {
+                Some(text) => self.put(key, text),
+                None => self.delete(key),
+            };
+            if let Err(e) = written {
+                // Take back the entries of the documents not written (this one and the rest).
+                let unwritten: Vec<&String> = writes[done..].iter().map(|(k, _)| k).collect();
+                for (key, path) in &appended {
+                    if unwritten.contains(&key) {
+                        let _ = history.remove(path);
+                    }
+                }
+                return Err(e);
+            }
+        }
+        Ok(expected + journal.len() as u64)
+    }
+
     fn put(&self, key: &str, text: &str) -> Result<(), StoreError> {
         check_key(key)?;
         let target = self.root.join(key);
@@ -143,8 +200,12 @@ impl DocumentStore for DirStore {
         format!("directory store {}", self.root.display())
     }
 
-    fn journal(&self) -> Option<super::journal::Journal> {
-        Some(super::journal::Journal::of_store(&self.root))
+    fn origin(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
+    }
+
+    fn journal(&self) -> Option<Journal> {
+        Some(Journal::Dir(self.dir_journal()))
     }
 }
 

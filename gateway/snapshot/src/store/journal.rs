@@ -1,8 +1,10 @@
 //! The store's journal: who changed which document, when, why, and the text it had after. The management plane
-//! appends one [`JournalEntry`] per document it writes, **before** writing the document, under
-//! `<store>/.history/<store key>/<version>.json` (the loaders skip dot-folders); a document's history and its
-//! rollbacks read them back. The reload attributes each change record to the entry whose after-digest matches
-//! the document's new text ([`Journal::attribution`]); a change no entry explains is a hand edit.
+//! hands one [`JournalEntry`] per document it writes to the store's commit, which keeps it with the change: a
+//! directory store under `<store>/.history/<store key>/<version>.json` ([`DirJournal`]; the loaders skip
+//! dot-folders), a Redis store in the list `{prefix}journal:<store key>` (written by the same script as the
+//! documents). A document's history and its rollbacks read them back through [`Journal`], whichever the
+//! backend. The reload attributes each change record to the entry whose after-digest matches the document's
+//! new text ([`Journal::attribution`]); a change no entry explains is a hand edit.
 
 use std::fs;
 use std::io::Write;
@@ -50,16 +52,99 @@ pub fn digest_hex(text: &str) -> String {
     penghubung_tls::identity::hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
 }
 
-/// The journal of one directory store.
-#[derive(Clone, Debug)]
-pub struct Journal {
-    dir: PathBuf,
+/// The journal of a store, whichever its backend.
+#[derive(Clone)]
+pub enum Journal {
+    /// The `.history/` folder of a directory store.
+    Dir(DirJournal),
+    /// The `{prefix}journal:<key>` lists of a Redis store.
+    Redis(super::redis::RedisJournal),
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Journal::Dir(dir) => dir.fmt(f),
+            Journal::Redis(redis) => f.write_str(&redis.describe()),
+        }
+    }
 }
 
 impl Journal {
     /// The journal of the directory store at `store_root`.
     pub fn of_store(store_root: &Path) -> Journal {
-        Journal { dir: store_root.join(JOURNAL_DIR) }
+        Journal::Dir(DirJournal::of_store(store_root))
+    }
+
+    /// Every entry of the document at `key`, oldest first (none when it has no journal).
+    pub fn entries(&self, key: &str) -> std::io::Result<Vec<JournalEntry>> {
+        match self {
+            Journal::Dir(dir) => dir.entries(key),
+            Journal::Redis(redis) => redis.entries(key),
+        }
+    }
+
+    /// Every store key that has a journal, sorted.
+    pub fn keys(&self) -> std::io::Result<Vec<String>> {
+        match self {
+            Journal::Dir(dir) => dir.keys(),
+            Journal::Redis(redis) => redis.keys(),
+        }
+    }
+
+    /// The latest entry of `key` that explains its change to `after` (the hex digest of the new text; none: the
+    /// document was removed, and then the entry's before-digest must be `before`).
+    pub fn attribution(&self, key: &str, before: Option<&str>, after: Option<&str>) -> Option<JournalEntry> {
+        let entries = self.entries(key).ok()?;
+        entries.into_iter().rev().find(|e| match after {
+            Some(after) => e.after.as_deref() == Some(after),
+            None => e.after.is_none() && (before.is_none() || e.before.as_deref() == before),
+        })
+    }
+
+    /// Every certificate revocation the journal holds (entries under [`REVOCATIONS`], one key per revoked
+    /// serial), by key and version. The CRL is the CA's, not a store document, so these entries are how a
+    /// revocation reaches the audit trail.
+    pub fn revocations(&self) -> std::io::Result<Vec<JournalEntry>> {
+        let mut out = Vec::new();
+        let prefix = format!("{REVOCATIONS}/");
+        match self {
+            Journal::Dir(dir) => out = dir.revocations()?,
+            Journal::Redis(redis) => {
+                for key in redis.keys()?.into_iter().filter(|k| k.starts_with(&prefix)) {
+                    out.extend(redis.entries(&key)?);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key).then(a.version.cmp(&b.version)));
+        Ok(out)
+    }
+
+    /// How many entries the journal holds in all.
+    pub fn len(&self) -> std::io::Result<usize> {
+        let mut n = 0;
+        for key in self.keys()? {
+            n += self.entries(&key)?.len();
+        }
+        Ok(n)
+    }
+
+    /// Whether the journal holds no entry.
+    pub fn is_empty(&self) -> std::io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// The journal of one directory store.
+#[derive(Clone, Debug)]
+pub struct DirJournal {
+    dir: PathBuf,
+}
+
+impl DirJournal {
+    /// The journal of the directory store at `store_root`.
+    pub fn of_store(store_root: &Path) -> DirJournal {
+        DirJournal { dir: store_root.join(JOURNAL_DIR) }
     }
 
     /// Its folder.
@@ -96,7 +181,7 @@ impl Journal {
     }
 
     /// Appends `entry` as the document's next version (its `version` is set here); returns the file written, so
-    /// that a write that then fails can take it back ([`Journal::remove`]).
+    /// that a write that then fails can take it back ([`DirJournal::remove`]).
     pub fn append(&self, entry: &mut JournalEntry) -> std::io::Result<PathBuf> {
         let folder = self.folder(&entry.key);
         fs::create_dir_all(&folder)?;
@@ -118,20 +203,8 @@ impl Journal {
         fs::remove_file(path)
     }
 
-    /// The latest entry of `key` that explains its change to `after` (the hex digest of the new text; none: the
-    /// document was removed, and then the entry's before-digest must be `before`).
-    pub fn attribution(&self, key: &str, before: Option<&str>, after: Option<&str>) -> Option<JournalEntry> {
-        let entries = self.entries(key).ok()?;
-        entries.into_iter().rev().find(|e| match after {
-            Some(after) => e.after.as_deref() == Some(after),
-            None => e.after.is_none() && (before.is_none() || e.before.as_deref() == before),
-        })
-    }
-
-    /// Every certificate revocation the journal holds (entries under [`REVOCATIONS`], one key per revoked
-    /// serial), by key and version. The CRL is the CA's file, not a store document, so these entries are how a
-    /// revocation reaches the audit trail.
-    pub fn revocations(&self) -> std::io::Result<Vec<JournalEntry>> {
+    /// Every certificate revocation the journal holds, unsorted.
+    fn revocations(&self) -> std::io::Result<Vec<JournalEntry>> {
         let listing = match fs::read_dir(self.dir.join(REVOCATIONS)) {
             Ok(listing) => listing,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -144,7 +217,6 @@ impl Journal {
                 out.extend(self.entries(&format!("{REVOCATIONS}/{serial}"))?);
             }
         }
-        out.sort_by(|a, b| a.key.cmp(&b.key).then(a.version.cmp(&b.version)));
         Ok(out)
     }
 
@@ -154,20 +226,6 @@ impl Journal {
         collect_keys(&self.dir, &self.dir, &mut out)?;
         out.sort();
         Ok(out)
-    }
-
-    /// How many entries the journal holds in all.
-    pub fn len(&self) -> std::io::Result<usize> {
-        let mut n = 0;
-        for key in self.keys()? {
-            n += self.entries(&key)?.len();
-        }
-        Ok(n)
-    }
-
-    /// Whether the journal holds no entry.
-    pub fn is_empty(&self) -> std::io::Result<bool> {
-        Ok(self.len()? == 0)
     }
 }
 
@@ -216,13 +274,14 @@ mod tests {
     #[test]
     fn entries_are_numbered_and_attributed_by_digest() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::of_store(dir.path());
+        let dir_journal = DirJournal::of_store(dir.path());
         let key = "services/dinsos/bansos.toml";
-        journal.append(&mut entry(key, Some("a = 1\n"), "andi")).unwrap();
-        journal.append(&mut entry(key, Some("a = 2\n"), "budi")).unwrap();
+        dir_journal.append(&mut entry(key, Some("a = 1\n"), "andi")).unwrap();
+        dir_journal.append(&mut entry(key, Some("a = 2\n"), "budi")).unwrap();
         let mut removal = entry(key, None, "citra");
         removal.before = Some(digest_hex("a = 2\n"));
-        journal.append(&mut removal).unwrap();
+        dir_journal.append(&mut removal).unwrap();
+        let journal = Journal::Dir(dir_journal);
         let entries = journal.entries(key).unwrap();
         assert_eq!(entries.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(journal.attribution(key, None, Some(&digest_hex("a = 1\n"))).unwrap().who, "andi");

@@ -1,10 +1,14 @@
-//! Documents (OPDs, services, clients, grants, rate tiers, operators of the management plane, and the JSON Schemas of service contracts) and where they are kept. The [`DocumentStore`] trait hides the
-//! backend: the embedded directory store ([`DirStore`]) now, a Redis store later. The hot path never touches a
+//! Documents (OPDs, services, clients, grants, rate tiers, operators of the management plane, and the JSON
+//! Schemas of service contracts) and where they are kept. The [`DocumentStore`] trait hides the backend: the
+//! embedded directory store ([`DirStore`]) or the Redis store every replica shares ([`RedisStore`]); [`open`]
+//! picks the one the config names. A change is one [`DocumentStore::commit`]: its documents and their journal
+//! entries together, compared-and-set on the store generation it was prepared at. The hot path never touches a
 //! store: documents are compiled into a [`crate::Snapshot`].
 
 pub mod dir;
 pub mod journal;
 pub use penghubung_types::documents;
+pub mod redis;
 pub mod validate;
 
 use std::fmt;
@@ -12,6 +16,7 @@ use std::path::PathBuf;
 
 pub use dir::DirStore;
 pub use documents::{ClientDoc, GrantDoc, OpdDoc, OperatorDoc, ServiceDoc, TierDoc};
+pub use redis::RedisStore;
 
 use penghubung_types::diagnostics::Diagnostic;
 
@@ -102,24 +107,110 @@ pub enum StoreError {
     InvalidKey { key: String, reason: &'static str },
     #[error("store I/O on {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// The store moved on since the change was prepared (another replica committed first): nothing was written.
+    #[error("the store is at generation {found}, the change was prepared at {expected}: nothing was written")]
+    Conflict { expected: u64, found: u64 },
+    /// The backend cannot be reached (Redis down): nothing was written.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
-/// A place documents are kept. Implementations must make `put` atomic: a reader sees the old or the new text,
-/// never a mix.
+/// What a commit is, for the change stream: who made it, what it was, when.
+#[derive(Clone, Debug, Default)]
+pub struct ChangeMeta {
+    /// The operator id (or `hand-edit`, `system`).
+    pub who: String,
+    /// The action (`approve_security`, `revoke_certificate`, `store_push`, ...).
+    pub action: String,
+    /// RFC 3339 (UTC).
+    pub at: String,
+    /// The CA's revocation list and CRL after this change, when it revokes a certificate (kept by a shared
+    /// backend so that every replica refuses the certificate; a directory store leaves the CA's files to it).
+    pub ca: Option<CaLists>,
+}
+
+/// The CA's revocation state as text: `revoked.txt` (revoked serials, hex, one per line) and `crl.pem`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaLists {
+    pub revoked: String,
+    pub crl_pem: String,
+}
+
+/// The documents of a store as read at one generation.
+#[derive(Clone, Debug)]
+pub struct Listing {
+    pub documents: Vec<StoredDocument>,
+    /// Findings about entries that are not documents.
+    pub notes: Vec<Diagnostic>,
+    /// The store generation the documents were read at.
+    pub generation: u64,
+}
+
+/// A place documents are kept. Implementations must make `put` and `commit` atomic: a reader sees the old or
+/// the new text, never a mix.
 pub trait DocumentStore: Send + Sync + 'static {
     /// Every document, in a stable order, plus findings about entries that are not documents.
     fn list(&self) -> Result<(Vec<StoredDocument>, Vec<Diagnostic>), StoreError>;
-    /// Writes (creates or replaces) one document atomically.
+    /// Every document and the generation they were read at, consistently.
+    fn list_with_generation(&self) -> Result<Listing, StoreError>;
+    /// The store generation: it grows with every commit (0: nothing committed yet).
+    fn generation(&self) -> Result<u64, StoreError>;
+    /// Writes `writes` (key, new text or `None` to remove) and appends `journal` (each entry's `version` is the
+    /// next of its key's) in one step, when the store is still at generation `expected`; otherwise
+    /// [`StoreError::Conflict`] and nothing is written. Returns the new generation.
+    fn commit(
+        &self,
+        expected: u64,
+        writes: &[(String, Option<String>)],
+        journal: &[journal::JournalEntry],
+        meta: &ChangeMeta,
+    ) -> Result<u64, StoreError>;
+    /// Writes (creates or replaces) one document atomically, unrecorded (seeding, `init`).
     fn put(&self, key: &str, text: &str) -> Result<(), StoreError>;
-    /// Removes one document.
+    /// Removes one document, unrecorded.
     fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// The directory to watch for changes, if the backend is file based.
     fn watch_dir(&self) -> Option<PathBuf>;
     /// A short description for logs.
     fn describe(&self) -> String;
+    /// Where the document at `key` is, for messages (a file path for the directory store).
+    fn origin(&self, key: &str) -> String {
+        key.to_string()
+    }
     /// The store's journal of changes (who, when, why), if the backend keeps one.
     fn journal(&self) -> Option<journal::Journal> {
         None
+    }
+    /// The CA's revocation state the store shares between replicas (`None`: the backend leaves it to the CA's
+    /// own files).
+    fn shared_ca(&self) -> Result<Option<CaLists>, StoreError> {
+        Ok(None)
+    }
+    /// Seeds an empty store with `documents` (key, text), unrecorded; returns how many were written (0 when the
+    /// store already holds a document).
+    fn seed_if_empty(&self, documents: &[(&str, &str)]) -> Result<usize, StoreError> {
+        let has_documents = self.list().map(|(docs, _)| !docs.is_empty())?;
+        if has_documents {
+            return Ok(0);
+        }
+        let mut written = 0;
+        for (key, text) in documents {
+            if check_key(key).is_ok() {
+                self.put(key, text)?;
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// The document store the config names: the folder `[store] path`, or the Redis store of `[redis]` with
+/// `[store] redis_prefix`. Opening a Redis store does not connect: an unreachable Redis shows on first use.
+pub fn open(config: &penghubung_types::config::Config) -> Result<Box<dyn DocumentStore>, StoreError> {
+    use penghubung_types::config::StoreBackend;
+    match config.store.backend {
+        StoreBackend::Dir => Ok(Box::new(DirStore::new(config.store_dir()))),
+        StoreBackend::Redis => Ok(Box::new(RedisStore::of_config(config)?)),
     }
 }
 

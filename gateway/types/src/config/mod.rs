@@ -300,6 +300,28 @@ pub struct StoreConfig {
     /// tiers, the Dinas's OPD, shared schemas; the demo's sample data only in `penghubung demo`).
     #[serde(default = "yes")]
     pub seed_baseline: bool,
+    /// Where the documents live: the folder `path` (`dir`), or Redis (`redis`, shared by every replica; needs
+    /// `[redis]`).
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// With `backend = "redis"`: the prefix of every key of the store (`{prefix}docs`, `{prefix}generation`, ...).
+    #[serde(default = "default_store_redis_prefix")]
+    pub redis_prefix: String,
+}
+
+/// The backend of the document store.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// One file per document under `[store] path` (the embedded store).
+    #[default]
+    Dir,
+    /// A Redis hash shared by every replica, with a change stream they follow.
+    Redis,
+}
+
+fn default_store_redis_prefix() -> String {
+    "penghubung:store:".to_string()
 }
 
 /// Connection handling of the data plane.
@@ -849,6 +871,14 @@ impl Config {
                 problems.at("replicas", "[redis] replicas must be at least 1");
             }
         }
+        if self.store.backend == StoreBackend::Redis {
+            if self.redis.is_none() {
+                problems.at("backend", "[store] backend = \"redis\" needs a [redis] section with the server's url");
+            }
+            if self.store.redis_prefix.trim().is_empty() {
+                problems.at("redis_prefix", "[store] redis_prefix must not be empty");
+            }
+        }
     }
 
     /// A usable `[audit]` section when the audit trail is on.
@@ -1160,7 +1190,12 @@ fn default_level() -> String {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { path: default_store_path(), seed_baseline: true }
+        Self {
+            path: default_store_path(),
+            seed_baseline: true,
+            backend: StoreBackend::Dir,
+            redis_prefix: default_store_redis_prefix(),
+        }
     }
 }
 impl Default for ServerConfig {
@@ -1231,6 +1266,27 @@ mod tests {
         let files = c.admin_tls_files().unwrap();
         assert_eq!(files.cert_file, PathBuf::from("/tmp/pki/server.crt"));
         assert_eq!(files.operator_ca_file, PathBuf::from("/tmp/pki/ca.crt"));
+    }
+
+    #[test]
+    fn a_redis_store_needs_a_redis_section() {
+        let base = "[[listeners]]\naddress = \"127.0.0.1:7000\"\nplaintext = true\n";
+        let config = Config::parse(base, "p.toml", Path::new(".")).unwrap();
+        assert_eq!(config.store.backend, StoreBackend::Dir);
+        assert_eq!(config.store.redis_prefix, "penghubung:store:");
+        let text = format!("{base}[store]\nbackend = \"redis\"\n");
+        let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].message.contains("needs a [redis] section"), "{errs:?}");
+        assert!(errs[0].line > 0, "located at the key: {errs:?}");
+        let text = format!(
+            "{base}[store]\nbackend = \"redis\"\nredis_prefix = \"dinas:\"\n[redis]\nurl = \"redis://127.0.0.1:6379\"\n"
+        );
+        let config = Config::parse(&text, "p.toml", Path::new(".")).unwrap();
+        assert_eq!(config.store.backend, StoreBackend::Redis);
+        assert_eq!(config.store.redis_prefix, "dinas:");
+        let text = format!("{base}[store]\nbackend = \"etcd\"\n");
+        assert!(Config::parse(&text, "p.toml", Path::new(".")).is_err(), "unknown backends are errors");
     }
 
     #[test]
