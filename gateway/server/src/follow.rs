@@ -23,6 +23,7 @@ use redis::aio::MultiplexedConnection;
 use redis::Value;
 
 use penghubung_redis::Connector;
+use penghubung_snapshot::store::redis::StoreKeys;
 use penghubung_tls::material::TlsState;
 
 use crate::reload::{Reloaded, Reloader};
@@ -65,8 +66,8 @@ impl FollowState {
 /// Where the follower reads and what it updates.
 pub struct Follower {
     pub connector: Connector,
-    /// `[store] redis_prefix`.
-    pub prefix: String,
+    /// The store's keys (`[store] redis_prefix`).
+    pub keys: StoreKeys,
     pub reloader: Arc<Reloader>,
     /// This replica's CRL files (`[tls] crl_files`, and the CA's `crl.pem` when it keeps a CA).
     pub crl_files: Vec<PathBuf>,
@@ -150,7 +151,6 @@ impl Follower {
         if !state.up.swap(true, Ordering::AcqRel) {
             tracing::info!(store = self.connector.describe(), generation = *last, "following the shared store again");
         }
-        let stream = format!("{}changes", self.prefix);
         loop {
             let read = redis::cmd("XREAD")
                 .arg("COUNT")
@@ -158,7 +158,7 @@ impl Follower {
                 .arg("BLOCK")
                 .arg(BLOCK_MILLIS)
                 .arg("STREAMS")
-                .arg(&stream)
+                .arg(&self.keys.changes)
                 .arg(format!("{}-0", *last))
                 .query_async::<Value>(connection)
                 .await;
@@ -194,8 +194,7 @@ impl Follower {
         state: &FollowState,
         last: &mut u64,
     ) -> Result<(), Lost> {
-        let generation: Option<u64> =
-            redis::cmd("GET").arg(format!("{}generation", self.prefix)).query_async(connection).await?;
+        let generation: Option<u64> = redis::cmd("GET").arg(&self.keys.generation).query_async(connection).await?;
         let generation = generation.unwrap_or(0);
         self.reload(connection, "store resync").await?;
         if state.loaded.swap(true, Ordering::AcqRel) {
@@ -237,11 +236,8 @@ impl Follower {
         if self.crl_files.is_empty() && self.revoked_file.is_none() {
             return Ok(());
         }
-        let (crl, revoked): (Option<String>, Option<String>) = redis::cmd("MGET")
-            .arg(format!("{}crl", self.prefix))
-            .arg(format!("{}revoked", self.prefix))
-            .query_async(connection)
-            .await?;
+        let (crl, revoked): (Option<String>, Option<String>) =
+            redis::cmd("MGET").arg(&self.keys.crl).arg(&self.keys.revoked).query_async(connection).await?;
         let mut changed = false;
         if let Some(crl) = crl {
             for path in &self.crl_files {

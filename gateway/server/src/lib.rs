@@ -20,6 +20,7 @@ pub mod reload;
 pub mod telemetry;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +45,7 @@ use penghubung_snapshot::{Snapshot, SnapshotCell};
 use penghubung_tls as tls;
 use penghubung_tls::identity::PeerCertificate;
 use penghubung_tls::material::TlsState;
-use penghubung_types::config::{ClientCertificateMode, Config};
+use penghubung_types::config::{ClientCertificateMode, Config, StoreBackend};
 use penghubung_types::diagnostics::Diagnostic;
 use penghubung_upstream::Downstream;
 
@@ -84,6 +85,8 @@ pub struct Gateway {
     connection_token: mpsc::Sender<()>,
     grace: Duration,
     _watcher: Option<reload::StoreWatcher>,
+    /// The follower of a store kept in Redis (instead of the folder watcher).
+    _follow: Option<AbortOnDrop>,
     _tls_watch: Option<AbortOnDrop>,
     _idle_sweeper: AbortOnDrop,
     _ops: Option<AbortOnDrop>,
@@ -192,7 +195,8 @@ impl Gateway {
                 connection_token.clone(),
             )));
         }
-        let watcher = if config.reload.watch {
+        let follow = follow_store(&config, &reloader, tls_state.as_ref())?;
+        let watcher = if config.reload.watch && follow.is_none() {
             reload::watch_store(Arc::clone(&reloader), config.reload.debounce.0)
                 .map_err(|e| StartError::Watch(e.to_string()))?
         } else {
@@ -207,7 +211,7 @@ impl Gateway {
                     reloader: Arc::clone(&reloader),
                     serving: Arc::clone(&serving),
                     redis_required: ops::redis_required(&config),
-                    store: None,
+                    store: follow.as_ref().map(|(state, _)| Arc::clone(state)),
                 };
                 let (address, task) = ops::start(ops_config.listen, state)
                     .await
@@ -228,6 +232,7 @@ impl Gateway {
             connection_token,
             grace: config.shutdown_grace(),
             _watcher: watcher,
+            _follow: follow.map(|(_, task)| task),
             _tls_watch: tls_watch.map(AbortOnDrop),
             _idle_sweeper: idle_sweeper,
             _ops: ops_task,
@@ -413,6 +418,47 @@ fn open_store(config: &Config) -> Result<Box<dyn DocumentStore>, StartError> {
         }
     }
     Ok(store)
+}
+
+/// With `[store] backend = "redis"`: the follower of the store's change stream, started in the background.
+fn follow_store(
+    config: &Config,
+    reloader: &Arc<Reloader>,
+    tls: Option<&Arc<TlsState>>,
+) -> Result<Option<(Arc<follow::FollowState>, AbortOnDrop)>, StartError> {
+    if config.store.backend != StoreBackend::Redis {
+        return Ok(None);
+    }
+    let redis = config
+        .redis
+        .as_ref()
+        .ok_or_else(|| StartError::Store("[store] backend = \"redis\" needs a [redis] section".into()))?;
+    let connector = penghubung_redis::Connector::of_config(redis).map_err(StartError::Store)?;
+    let mut crl_files: Vec<PathBuf> = config.tls.iter().flat_map(|t| &t.crl_files).map(|p| config.resolve(p)).collect();
+    // The CA's folder (beside the first client CA), when this replica keeps one: its CRL and revoked serials.
+    let ca_dir = config
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_ca_files.first())
+        .and_then(|ca| config.resolve(ca).parent().map(Path::to_path_buf))
+        .filter(|dir| dir.join("revoked.txt").is_file() || dir.join("crl.pem").is_file());
+    if let Some(crl) = ca_dir.as_ref().map(|dir| dir.join("crl.pem")) {
+        if !crl_files.contains(&crl) {
+            crl_files.push(crl);
+        }
+    }
+    let follower = follow::Follower {
+        connector,
+        keys: penghubung_snapshot::store::redis::StoreKeys::new(&config.store.redis_prefix),
+        reloader: Arc::clone(reloader),
+        crl_files,
+        revoked_file: ca_dir.map(|dir| dir.join("revoked.txt")),
+        tls: tls.cloned(),
+        max_backoff: redis.max_reconnect_backoff.0,
+    };
+    tracing::info!(store = follower.connector.describe(), "following the shared store's changes");
+    let (state, task) = follower.spawn();
+    Ok(Some((state, AbortOnDrop(task))))
 }
 
 /// What every request shares: the snapshot, the head limits, the TLS state, the policy settings, the rate

@@ -122,7 +122,7 @@ async fn the_follower_reloads_on_changes_resyncs_on_gaps_and_outages_and_copies_
     let revoked = dir.path().join("revoked.txt");
     let follower = Follower {
         connector: penghubung_redis::Connector::new(&redis.url()).unwrap(),
-        prefix: PREFIX.to_string(),
+        keys: penghubung_snapshot::store::redis::StoreKeys::new(PREFIX),
         reloader: Arc::clone(&reloader),
         crl_files: vec![crl.clone()],
         revoked_file: Some(revoked.clone()),
