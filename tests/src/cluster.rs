@@ -4,8 +4,8 @@
 //! certificate and CRL, as separate machines would. Its config sets `[store] backend = "redis"`, and its data,
 //! admin and ops listeners are on ports fixed at start, so a restarted replica comes back on the same URLs.
 //!
-//! The store is filled once from the test's documents with `penghubung store push`, attributed to the
-//! harness's admin operator. The operators (`admin-uji`, `operasi-uji`, `keamanan-uji` of OPD `diskominfo`) have
+//! The store is filled once from the test's documents, in one commit of the real Redis store attributed to
+//! the harness's admin operator. The operators (`admin-uji`, `operasi-uji`, `keamanan-uji` of OPD `diskominfo`) have
 //! certificates issued by the test's CA and bound into their documents, so a test can change the store through
 //! any replica's admin API ([`Cluster::admin_call`]).
 
@@ -163,29 +163,22 @@ impl Cluster {
         Replica { dir, config: path, data_port, admin_port, ops_port, process: None, starts: 0 }
     }
 
-    /// Fills the Redis store from a folder of `documents` with `penghubung store push`, as `admin-uji`.
+    /// Fills the empty Redis store with `documents` in one commit of the real Redis store, attributed to
+    /// `admin-uji` (as `store push` records it).
     fn push_store(&self, documents: &[(String, String)]) {
-        let seed = self.dir.path().join("seed");
-        for (key, text) in documents {
-            let path = seed.join("policies").join(key);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        let config = seed.join("penghubung.toml");
-        let text = std::fs::read_to_string(&self.replicas[0].config).unwrap();
-        std::fs::write(&config, text.replace("pki/", &format!("{}/", self.replicas[0].dir.join("pki").display())))
-            .unwrap();
-        let output = Command::new(penghubung_binary())
-            .args(["store", "push", "--operator", "admin-uji", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "store push failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        use penghubung::store::DocumentStore;
+        let config = penghubung::Config::load(&self.replicas[0].config).unwrap_or_else(|p| panic!("config: {p:?}"));
+        let store = penghubung::store::redis::RedisStore::of_config(&config).unwrap();
+        let writes: Vec<(String, Option<String>)> =
+            documents.iter().map(|(key, text)| (key.clone(), Some(text.clone()))).collect();
+        let meta = penghubung::store::ChangeMeta {
+            who: "admin-uji".into(),
+            action: "store_push".into(),
+            at: "2026-01-01T00:00:00Z".into(),
+            ca: None,
+        };
+        let generation = store.commit(0, &writes, &[], &meta).unwrap_or_else(|e| panic!("filling the store: {e}"));
+        assert_eq!(generation, 1);
     }
 
     /// Starts replica `i` (again) and waits until it is ready.
