@@ -84,6 +84,9 @@ pub struct Follower {
 enum Lost {
     /// Redis did not answer.
     Connection(redis::RedisError),
+    /// The reload was rejected (the store's own read failed, or its documents do not form a valid snapshot):
+    /// the previous snapshot keeps serving and the whole store is read again after the backoff.
+    Rejected,
 }
 
 impl From<redis::RedisError> for Lost {
@@ -115,7 +118,12 @@ impl Follower {
                 }
                 Err(e) => Lost::Connection(e),
             };
-            let Lost::Connection(e) = outcome;
+            let Lost::Connection(e) = outcome else {
+                resync_needed = true;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(self.max_backoff.max(FIRST_BACKOFF));
+                continue;
+            };
             if state.up.swap(false, Ordering::AcqRel) {
                 tracing::warn!(
                     store = self.connector.describe(),
@@ -206,9 +214,9 @@ impl Follower {
         Ok(())
     }
 
-    /// One full reload through the reloader, then the CRL. A reload the reloader rejects (its documents do not
-    /// form a valid snapshot) keeps the previous snapshot serving and is logged; only a lost connection ends
-    /// following.
+    /// One full reload through the reloader, then the CRL. A reload the reloader rejects keeps the previous
+    /// snapshot serving, is logged, and is tried again (as a resync) after the backoff: the store's own
+    /// connection may have failed while this one still answers.
     async fn reload(&self, connection: &mut MultiplexedConnection, trigger: &'static str) -> Result<(), Lost> {
         let reloader = Arc::clone(&self.reloader);
         let reloaded = tokio::task::spawn_blocking(move || reloader.reload()).await;
@@ -223,7 +231,8 @@ impl Follower {
                 for p in &problems {
                     tracing::error!(trigger, "{p}");
                 }
-                tracing::error!(trigger, "reload rejected; the previous snapshot keeps serving");
+                tracing::error!(trigger, "reload rejected; the previous snapshot keeps serving, reading again shortly");
+                return Err(Lost::Rejected);
             }
             Err(e) => tracing::error!(trigger, "the reload task failed: {e}"),
         }
