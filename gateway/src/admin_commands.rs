@@ -443,6 +443,95 @@ pub enum StoreCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Local: copy the folder store (`[store] path`) into the Redis store of the config (`[redis]`,
+    /// `[store] redis_prefix`) in one commit, journal included. Refused when Redis already holds documents,
+    /// unless --force.
+    Push {
+        /// Config file (penghubung.toml) naming the folder and Redis.
+        #[arg(long)]
+        config: PathBuf,
+        /// The operator the push is recorded as (an enabled operator of the folder store).
+        #[arg(long)]
+        operator: String,
+        /// Replace the documents Redis holds.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Local: write the Redis store of the config to a new folder store DIR, with its journal.
+    Pull {
+        /// Config file (penghubung.toml) naming Redis.
+        #[arg(long)]
+        config: PathBuf,
+        /// The new folder store (missing or empty).
+        #[arg(long)]
+        to: PathBuf,
+        /// The operator pulling (an enabled operator of the Redis store).
+        #[arg(long)]
+        operator: String,
+    },
+}
+
+impl StoreCommand {
+    /// Whether the command runs locally on the config (push, pull) rather than through the admin API.
+    pub fn is_local(&self) -> bool {
+        matches!(self, StoreCommand::Push { .. } | StoreCommand::Pull { .. })
+    }
+}
+
+/// Runs `store push` / `store pull`; returns the exit code (0 done, 1 refused, 2 unusable config).
+pub fn run_local_store(command: StoreCommand) -> i32 {
+    let load = |path: &PathBuf| {
+        penghubung_types::config::Config::load(path).map_err(|problems| {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            2
+        })
+    };
+    let result = match command {
+        StoreCommand::Push { config, operator, force } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            penghubung_manage::migrate::push(&config, &operator, force).map(|pushed| {
+                println!(
+                    "pushed {} to Redis: {} document(s) written, {} removed, {} journal entries; store generation {}",
+                    config.store_dir().display(),
+                    pushed.written,
+                    pushed.removed,
+                    pushed.journal_entries,
+                    pushed.generation
+                );
+            })
+        }
+        StoreCommand::Pull { config, to, operator } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            penghubung_manage::migrate::pull(&config, &to, &operator).map(|pulled| {
+                println!(
+                    "pulled the Redis store (generation {}) to {}: {} document(s), {} journal entries",
+                    pulled.generation,
+                    to.display(),
+                    pulled.documents,
+                    pulled.journal_entries
+                );
+            })
+        }
+        other => {
+            eprintln!("penghubung store: {other:?} goes through the admin API");
+            return 2;
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("penghubung store: {} ({})", e, e.code());
+            1
+        }
+    }
 }
 
 /// One management command, ready to run against the admin API.
@@ -779,6 +868,7 @@ async fn store(api: &AdminClient, command: StoreCommand) -> Outcome {
             print_applied(&answer, &format!("store replaced by {}", file.display()));
             Ok(0)
         }
+        local @ (StoreCommand::Push { .. } | StoreCommand::Pull { .. }) => Ok(run_local_store(local)),
     }
 }
 

@@ -114,7 +114,7 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
-    /// Backups: export the whole store signed, import one.
+    /// Backups: export the whole store signed, import one; push a folder store to Redis, pull it back.
     Store {
         #[command(flatten)]
         connection: ConnectionArgs,
@@ -287,6 +287,7 @@ pub fn run() -> i32 {
         Command::Grant { connection, command } => admin_commands::run(&connection, Management::Grant(command)),
         Command::Tier { connection, command } => admin_commands::run(&connection, Management::Tier(command)),
         Command::Operator { connection, command } => admin_commands::run(&connection, Management::Operator(command)),
+        Command::Store { command, .. } if command.is_local() => admin_commands::run_local_store(command),
         Command::Store { connection, command } => admin_commands::run(&connection, Management::Store(command)),
         Command::Policy { connection, command } => run_policy(&connection, command),
         Command::Audit(command) => run_audit(command),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use penghubung_report::{Format, Month, Query, UtcOffset};
-use penghubung_snapshot::store::{load_documents, DirStore};
+use penghubung_snapshot::store::load_documents;
 use penghubung_types::config::Config;
 use penghubung_types::documents::OpdDoc;
 
@@ -37,7 +37,8 @@ pub struct UsageArgs {
 
 /// The store's OPD documents (names and allocations); none when the store cannot be read.
 pub fn opd_documents(config: &Config) -> Vec<OpdDoc> {
-    let (documents, _) = load_documents(&DirStore::new(config.store_dir()));
+    let Ok(store) = penghubung_snapshot::store::open(config) else { return Vec::new() };
+    let (documents, _) = load_documents(&*store);
     documents.opds.into_iter().map(|(_, doc)| doc).collect()
 }
 

@@ -23,6 +23,7 @@ mod reload;
 mod routing;
 mod sanitise;
 mod shutdown;
+mod store_redis;
 mod streaming;
 mod tracing;
 mod trust_boundary;

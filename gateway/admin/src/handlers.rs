@@ -591,8 +591,7 @@ pub fn explain(call: &Call<'_>) -> Result<Reply, ApiError> {
         None => penghubung_policy::unix_now(),
     };
     let config = call.manager.config();
-    let store = penghubung_snapshot::store::DirStore::new(config.store_dir());
-    let snapshot = penghubung_manage::check::load_and_compile(config, &store).map_err(|problems| {
+    let snapshot = penghubung_manage::check::load_and_compile(config, call.manager.store()).map_err(|problems| {
         ManageError::InvalidStore { problems: problems.iter().map(ToString::to_string).collect() }
     })?;
     let explanation =

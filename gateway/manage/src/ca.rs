@@ -297,7 +297,12 @@ impl CertificateAuthority {
         if !revoked.contains(&serial) {
             revoked.push(serial);
         }
-        let crl_pem = self.crl_of(&revoked)?;
+        self.lists(&revoked)
+    }
+
+    /// The revocation list of `revoked` and its CRL (signed with this CA's key).
+    pub fn lists(&self, revoked: &[String]) -> Result<CaLists, CaError> {
+        let crl_pem = self.crl_of(revoked)?;
         Ok(CaLists { revoked: revoked.join("\n") + "\n", crl_pem })
     }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use penghubung_snapshot::store::{load_documents, DirStore, DocumentStore};
+use penghubung_snapshot::store::{load_documents, DocumentStore};
 use penghubung_snapshot::{BuildContext, Snapshot};
 use penghubung_tls as tls;
 use penghubung_types::config::Config;
@@ -21,16 +21,19 @@ pub fn check(config_path: Option<&Path>) -> Vec<Diagnostic> {
         Err(problems) => return problems,
     };
     let mut problems = Vec::new();
+    let store: Box<dyn DocumentStore> = match penghubung_snapshot::store::open(&config) {
+        Ok(store) => store,
+        Err(e) => return vec![Diagnostic::error("[store]", e.to_string())],
+    };
     let store_dir = config.store_dir();
-    if !store_dir.is_dir() {
+    if store.watch_dir().is_some() && !store_dir.is_dir() {
         problems.push(Diagnostic::error(
             store_dir.display().to_string(),
             "the store directory does not exist (`penghubung serve` seeds it with the production skeleton; `penghubung init` writes a whole setup)",
         ));
         return problems;
     }
-    let store = DirStore::new(&store_dir);
-    let (docs, mut found) = load_documents(&store);
+    let (docs, mut found) = load_documents(&*store);
     problems.append(&mut found);
     let config_name = config_path.map_or_else(|| "<embedded default>".to_string(), |p| p.display().to_string());
     problems.extend(config.warnings(&config_name));

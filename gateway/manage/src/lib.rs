@@ -3,7 +3,7 @@
 //! permission table), the shapes of the changes ([`change`]) and their errors ([`error`]). Every write is
 //! checked against the whole resulting store, recorded in the store's journal (who, when, why, the digests
 //! before and after) and can be looked back on and rolled back; [`backup`] exports the store as a signed
-//! bundle and verifies one before an import. The tooling shared with the command line lives here too: the
+//! bundle and verifies one before an import; [`migrate`] moves a folder store into Redis and back. The tooling shared with the command line lives here too: the
 //! whole-store check ([`check`]), the built-in CA ([`ca`]), OpenAPI import ([`openapi`], [`import`]),
 //! `policy explain` ([`explain`]), the console's sign-in credentials ([`credentials`], [`totp`]) and the command line's local store changes ([`workspace`]). The admin API
 //! (`penghubung-admin`) and the CLI are its clients; nothing on the data plane uses it.
@@ -20,6 +20,7 @@ pub mod explain;
 mod history;
 pub mod import;
 mod manager;
+pub mod migrate;
 pub mod openapi;
 mod plan;
 pub mod stored;
