@@ -107,10 +107,7 @@ impl DocumentStore for DirStore {
 
     fn generation(&self) -> Result<u64, StoreError> {
         let journal = self.dir_journal();
-        Journal::Dir(journal.clone())
-            .len()
-            .map(|n| n as u64)
-            .map_err(|source| StoreError::Io { path: journal.dir().to_path_buf(), source })
+        journal.count().map(|n| n as u64).map_err(|source| StoreError::Io { path: journal.dir().to_path_buf(), source })
     }
 
     fn commit(
@@ -225,6 +222,38 @@ mod tests {
         assert_eq!(docs[0].key, "opds/dinkes.toml");
         let leftovers: Vec<_> = fs::read_dir(dir.path().join("opds")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file is left behind");
+    }
+
+    #[test]
+    fn a_commit_writes_documents_and_journal_on_the_generation_it_was_prepared_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        assert_eq!(store.generation().unwrap(), 0);
+        let text = "id = \"dinkes\"\nname = \"Dinas Kesehatan\"\n";
+        let entry = JournalEntry {
+            version: 1,
+            at: "2026-12-06T10:00:00Z".into(),
+            who: "andi".into(),
+            reason: None,
+            action: "create_opd".into(),
+            key: "opds/dinkes.toml".into(),
+            before: None,
+            after: Some(super::super::journal::digest_hex(text)),
+            text: Some(text.into()),
+        };
+        let writes = vec![("opds/dinkes.toml".to_string(), Some(text.to_string()))];
+        let meta = ChangeMeta::default();
+        assert_eq!(store.commit(0, &writes, std::slice::from_ref(&entry), &meta).unwrap(), 1);
+        assert_eq!(store.list_with_generation().unwrap().generation, 1);
+        assert_eq!(store.list().unwrap().0[0].text, text);
+        // Prepared at 0 again: refused, nothing written.
+        let stale = vec![("opds/dinkes.toml".to_string(), None)];
+        match store.commit(0, &stale, &[entry], &meta) {
+            Err(StoreError::Conflict { expected: 0, found: 1 }) => {}
+            other => panic!("a conflict, not {other:?}"),
+        }
+        assert_eq!(store.list().unwrap().0.len(), 1);
+        assert_eq!(store.generation().unwrap(), 1);
     }
 
     #[test]

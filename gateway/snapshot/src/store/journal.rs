@@ -227,6 +227,25 @@ impl DirJournal {
         out.sort();
         Ok(out)
     }
+
+    /// How many entries the journal holds, counted by their files (none read).
+    pub fn count(&self) -> std::io::Result<usize> {
+        let mut n = 0;
+        for key in self.keys()? {
+            match fs::read_dir(self.folder(&key)) {
+                Ok(listing) => {
+                    for item in listing {
+                        let name = item?.file_name();
+                        let name = name.to_string_lossy();
+                        n += usize::from(name.ends_with(".json") && !name.starts_with('.'));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// A folder whose name ends like a document (`.toml`, `.json`) is a document's journal.
@@ -290,5 +309,7 @@ mod tests {
         assert!(journal.attribution(key, None, Some(&digest_hex("a = 3\n"))).is_none(), "a hand edit");
         assert_eq!(journal.keys().unwrap(), vec![key.to_string()]);
         assert_eq!(journal.len().unwrap(), 3);
+        let Journal::Dir(files) = &journal else { unreachable!("a folder journal") };
+        assert_eq!(files.count().unwrap(), 3, "counted without reading");
     }
 }
