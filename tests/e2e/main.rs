@@ -5,6 +5,7 @@ mod admin_api;
 mod audit;
 mod browser;
 mod cli;
+mod cluster_audit;
 mod connections;
 mod console;
 mod console_http;
