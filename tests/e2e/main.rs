@@ -10,6 +10,7 @@ mod connections;
 mod console;
 mod console_http;
 mod contracts;
+mod deployment;
 mod first_day;
 mod forwarding;
 mod http1_server;
