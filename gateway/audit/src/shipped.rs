@@ -295,7 +295,7 @@ pub fn find_streams(connection: &mut Connection, pattern: &str) -> Result<Vec<Sh
     Ok(found)
 }
 
-/// Reads every entry of `stream` in id order, [`BATCH`] per round trip, handing each to `each`.
+/// Reads every entry of `stream` in id order, 1,000 per round trip, handing each to `each`.
 pub fn read_stream(connection: &mut Connection, stream: &str, each: &mut dyn FnMut(&Entry)) -> Result<(), String> {
     let mut start = "-".to_string();
     loop {
