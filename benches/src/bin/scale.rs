@@ -3,8 +3,8 @@
 //!
 //! * **snapshot build**: compiling the parsed documents into a snapshot (what every reload does after reading
 //!   the store), the median of `--rounds` builds;
-//! * **resident memory** after the build, with the snapshot alone held (the corpus text and the parsed
-//!   documents dropped), and the process peak;
+//! * **resident memory**: what one build adds to the process (the snapshot's own size), and the process's
+//!   resident size with the corpus text, the parsed documents and the snapshot held;
 //! * **a policy decision**: `policy::authorize` as the pipeline runs it once the client is identified and the
 //!   service found (allowed, listed operation and purpose), a tight loop of `--decisions` calls through
 //!   `black_box`;
@@ -78,6 +78,11 @@ fn median(mut values: Vec<Duration>) -> Duration {
 fn corpus_files() -> Vec<CorpusFile> {
     let mut files = corpus::generate(OPDS, SERVICES_PER_OPD);
     files.extend(corpus::clients_and_grants(OPDS, SERVICES_PER_OPD, CLIENTS_PER_OPD, GRANTS_PER_CLIENT));
+    // The tier every generated grant names.
+    files.push(CorpusFile {
+        key: "tiers/silver.toml".into(),
+        text: "id = \"silver\"\nrate = 100\nperiod = \"1s\"\nburst = 20\n".into(),
+    });
     files
 }
 
@@ -217,6 +222,14 @@ fn main() {
     );
     assert_eq!((docs.services.len(), docs.clients.len(), docs.grants.len()), (10_000, 20_000, 100_000));
     println!("parse + schema check (load_documents): {wall:.2?} wall, {cpu:.2?} CPU");
+    let parsed_rss = mib("VmRSS");
+    let first = build(&docs);
+    println!(
+        "resident with the corpus, the documents and one snapshot: {:.1} MiB ({:.1} MiB more than before the build)",
+        mib("VmRSS"),
+        mib("VmRSS") - parsed_rss
+    );
+    drop(first);
 
     let mut walls = Vec::new();
     let mut cpus = Vec::new();
@@ -236,7 +249,8 @@ fn main() {
     drop(docs);
     drop(store);
     println!(
-        "resident with the snapshot alone held: {:.1} MiB (process peak so far {:.1} MiB)",
+        "resident after dropping the corpus and the documents (freed pages stay with the allocator): {:.1} MiB \
+         (process peak so far {:.1} MiB)",
         mib("VmRSS"),
         mib("VmHWM")
     );
