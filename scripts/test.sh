@@ -62,6 +62,25 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     fi
 fi
 
+# The deployment tests run haproxy (deploy/haproxy.cfg in front of two gateways) and check the systemd unit with
+# systemd-analyze (Debian's systemd package ships it; nothing is installed or started as a service).
+for pair in haproxy:haproxy systemd-analyze:systemd; do
+    tool=${pair%%:*}
+    package=${pair##*:}
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+            echo "test.sh: installing $package (the deployment tests run $tool)" >&2
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >/dev/null 2>&1 \
+                || { apt-get update -qq >/dev/null 2>&1 \
+                    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >/dev/null; }
+        fi
+        if ! command -v "$tool" >/dev/null 2>&1; then
+            echo "test.sh: $tool is missing; install it (e.g. apt-get install $package): the deployment tests need it" >&2
+            exit 1
+        fi
+    fi
+done
+
 # The end-to-end tests also run the binary as a child process: build it first.
 cargo build --locked -p penghubung --bin penghubung
 # Unit tests of every crate, then the end-to-end tests.

@@ -147,12 +147,23 @@ enum ReportCommand {
 enum AuditCommand {
     /// Check the hash chain and the checkpoint signatures of a log; report the first record modified, deleted,
     /// inserted or reordered, and truncations. Exit code 1 on any problem.
+    ///
+    /// With `--redis URL`: every replica's shipped stream instead of a folder; per replica its records, first and
+    /// last seq and gaps. Exit code 1 when any replica's stream fails or none is found.
     Verify {
-        /// Directory of the segment files (seg-*.jsonl).
-        dir: PathBuf,
-        /// The gateway's audit public key (PEM).
+        /// Directory of the segment files (seg-*.jsonl); not with `--redis`.
+        #[arg(required_unless_present = "redis", conflicts_with = "redis")]
+        dir: Option<PathBuf>,
+        /// The gateway's audit public key (PEM). With `--redis`, once per replica key (each checkpoint is verified
+        /// with the key it names).
+        #[arg(long, required = true)]
+        key: Vec<PathBuf>,
+        /// Verify what every replica shipped to this Redis (`redis://…` or `redis+sentinel://…`).
         #[arg(long)]
-        key: PathBuf,
+        redis: Option<String>,
+        /// The streams' key pattern (`[audit] redis_stream`).
+        #[arg(long, default_value = penghubung_audit::shipped::DEFAULT_PATTERN, requires = "redis")]
+        stream_pattern: String,
     },
     /// Print the records (JSON lines) that match every given filter.
     Search {
@@ -348,7 +359,17 @@ fn run_policy(connection: &ConnectionArgs, command: PolicyCommand) -> i32 {
 fn run_audit(command: AuditCommand) -> i32 {
     use penghubung_audit::{keys, search};
     match command {
-        AuditCommand::Verify { dir, key } => audit_verify(&dir, &key),
+        AuditCommand::Verify { dir, key, redis, stream_pattern } => match (dir, redis) {
+            (_, Some(url)) => crate::shipped::verify(&url, &stream_pattern, &key),
+            (Some(dir), None) => match key.as_slice() {
+                [key] => audit_verify(&dir, key),
+                _ => {
+                    eprintln!("penghubung audit verify: a folder is verified with exactly one --key");
+                    1
+                }
+            },
+            (None, None) => 1,
+        },
         AuditCommand::Search { dir, client, service, since, until, code, nik, secret_file, changes, security } => {
             let fail = |e: String| {
                 eprintln!("penghubung audit search: {e}");

@@ -14,6 +14,7 @@ mod demo_admin;
 mod exit;
 pub mod init;
 pub mod report;
+pub mod shipped;
 
 pub use penghubung_manage::workspace as manage;
 pub use penghubung_manage::{ca, check, explain, openapi};

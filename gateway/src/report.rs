@@ -1,5 +1,6 @@
 //! `penghubung report usage`: the monthly usage report ([`penghubung_report`]) of the audit trail the config
-//! names, with the OPDs' names and `[bandwidth]` allocations read from its store. Written to stdout or `--out`.
+//! names (or, with `--redis`, of every replica's shipped records), with the OPDs' names and `[bandwidth]`
+//! allocations read from its store. Written to stdout or `--out`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -33,6 +34,17 @@ pub struct UsageArgs {
     /// Write the report to this file instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Report over every replica's records shipped to this Redis (`redis://…` or `redis+sentinel://…`), each
+    /// replica's stream verified, instead of the config's own audit folder.
+    #[arg(long)]
+    redis: Option<String>,
+    /// With `--redis`: the streams' key pattern (`[audit] redis_stream`).
+    #[arg(long, default_value = penghubung_audit::shipped::DEFAULT_PATTERN, requires = "redis")]
+    stream_pattern: String,
+    /// With `--redis`: an audit public key (PEM), once per replica key. Default: the config's
+    /// `[audit] public_key_file`.
+    #[arg(long, requires = "redis")]
+    key: Vec<PathBuf>,
 }
 
 /// The store's OPD documents (names and allocations); none when the store cannot be read.
@@ -71,9 +83,29 @@ pub fn usage(args: &UsageArgs) -> i32 {
         Err(e) => return fail(e),
     };
     let query = Query { month, opd: args.opd.as_deref(), offset };
-    let report = match penghubung_report::usage_of_config(&config, query, &opd_documents(&config)) {
+    let made = match &args.redis {
+        Some(url) => {
+            let key_files = if args.key.is_empty() {
+                vec![config.resolve(&config.audit.public_key_file)]
+            } else {
+                args.key.clone()
+            };
+            match crate::shipped::read_keys(&key_files) {
+                Ok(keys) => penghubung_report::usage_of_replicas(
+                    url,
+                    &args.stream_pattern,
+                    &keys,
+                    query,
+                    &opd_documents(&config),
+                ),
+                Err(e) => Err(e),
+            }
+        }
+        None => penghubung_report::usage_of_config(&config, query, &opd_documents(&config)).map_err(|e| e.to_string()),
+    };
+    let report = match made {
         Ok(r) => r,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return fail(e),
     };
     let text = penghubung_report::render(&report, format);
     let written = match &args.out {
@@ -87,7 +119,8 @@ pub fn usage(args: &UsageArgs) -> i32 {
         0
     } else {
         eprintln!(
-            "penghubung report usage: {} segment(s) of the audit trail did not verify; flagged in the report and not counted",
+            "penghubung report usage: {} segment(s) or replica stream(s) of the audit trail did not verify; flagged in \
+             the report and not counted",
             report.verification.flagged.len()
         );
         EXIT_UNVERIFIED

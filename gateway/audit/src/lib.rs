@@ -3,7 +3,8 @@
 //! writer ([`writer`]) into rotating segment files, verifiable by a third party with only the public key
 //! ([`verify`]), searchable, including by keyed hashes of NIKs ([`search`], [`nik`]). [`record`] is what a
 //! record says; [`tap`] watches bodies while they stream. [`Auditor`] is what the request pipeline holds. With
-//! `[redis]` configured, [`ship`] copies every durable record to a Redis Stream for central collection.
+//! `[redis]` configured, [`ship`] copies every durable record to a Redis Stream for central collection, and
+//! [`shipped`] reads every replica's stream back and verifies it.
 //! [`sanitise`] is the one sanitiser of caller values before they are logged or recorded (also by the access log).
 //!
 //! Durability per service (`audit = "sync" | "async"` on the Service document, default `[audit] durability`):
@@ -20,6 +21,7 @@ pub mod sanitise;
 pub mod search;
 pub mod security;
 pub mod ship;
+pub mod shipped;
 pub mod tap;
 pub mod verify;
 pub mod writer;

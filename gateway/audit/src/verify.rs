@@ -98,13 +98,13 @@ impl Report {
     }
 }
 
-struct Line<'a> {
-    at: String,
-    seq: u64,
-    prev: String,
-    kind: String,
-    hash: &'a str,
-    value: serde_json::Value,
+pub(crate) struct Line<'a> {
+    pub(crate) at: String,
+    pub(crate) seq: u64,
+    pub(crate) prev: String,
+    pub(crate) kind: String,
+    pub(crate) hash: &'a str,
+    pub(crate) value: serde_json::Value,
 }
 
 /// Verifies every segment of `dir` against `key`.
@@ -192,7 +192,7 @@ pub fn verify_dir(dir: &Path, key: &PublicKey) -> std::io::Result<Report> {
     Ok(report)
 }
 
-fn parse(raw: &str, at: String) -> Result<Line<'_>, Problem> {
+pub(crate) fn parse(raw: &str, at: String) -> Result<Line<'_>, Problem> {
     let malformed =
         |at: String, message: &str| Problem { kind: Tamper::Malformed, at, seq: None, message: message.into() };
     let Some((sealed, hash)) = chain::split(raw) else {

@@ -6,13 +6,15 @@
 //! ([`model`]) that renders as text, CSV, JSON or a self-contained HTML page with SVG charts ([`mod@render`]).
 //!
 //! Memory grows with the number of OPDs, services, clients and error codes, never with the number of records;
-//! each record is read from its line without building a JSON tree ([`scan`]). `penghubung report usage` and the
+//! each record is read from its line without building a JSON tree ([`scan`]). With several replicas,
+//! [`replicas`] reports over every replica's records shipped to Redis, each replica's stream verified. `penghubung report usage` and the
 //! admin API (`GET /api/v1/reports/usage`) call [`usage`] and [`render::render`]; so can the web console.
 #![forbid(unsafe_code)]
 
 pub mod model;
 pub mod month;
 pub mod render;
+pub mod replicas;
 pub mod scan;
 pub mod sketch;
 pub mod tally;
@@ -27,6 +29,7 @@ use penghubung_types::documents::OpdDoc;
 pub use model::UsageReport;
 pub use month::{Month, UtcOffset};
 pub use render::{bandwidth_chart_svg, daily_chart_svg, render, render_html, Format};
+pub use replicas::usage_of_replicas;
 
 /// What went wrong before a report could be made.
 #[derive(Debug, thiserror::Error)]
