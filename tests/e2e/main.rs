@@ -18,6 +18,7 @@ mod national;
 mod observability;
 mod policy;
 mod ratelimit;
+mod redis_ha;
 mod reload;
 mod routing;
 mod sanitise;
