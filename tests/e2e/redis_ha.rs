@@ -1,5 +1,5 @@
 //! Redis high availability: a real primary, a replica and a sentinel (`redis-server --sentinel`) on free ports;
-//! a gateway in this process reaches Redis through `redis+sentinel://`. A forced failover (`SENTINEL FAILOVER`:
+//! a gateway process reaches Redis through `redis+sentinel://`. A forced failover (`SENTINEL FAILOVER`:
 //! the old primary lives on, demoted, and answers writes with `READONLY`) and then a failover after the new
 //! primary is killed: the gateway serves every request throughout, and its rate limits and its audit shipping
 //! continue on whichever server is the primary now.
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use http::Request;
 use penghubung_tests::redis::{sentinel_url, RedisServer, SentinelServer};
-use penghubung_tests::{docs, empty, http1_client, send, TestGateway, Upstream};
+use penghubung_tests::{docs, empty, http1_client, send, write_setup, GatewayProcess, Upstream};
 
 const STREAM: &str = "penghubung:audit:gw-ha";
 
@@ -28,7 +28,7 @@ async fn served(url: &str, path: &str) {
 
 /// Whether `server` has a rate-limit key of the service `name`.
 fn has_limit_key(server: &RedisServer, name: &str) -> bool {
-    server.command("KEYS penghubung:rl:*").contains(&format!("dinkes/{name}:"))
+    server.command("KEYS penghubung:rl:*").contains(&format!("dinkes/{name}"))
 }
 
 /// The audit stream's length on `server`.
@@ -46,11 +46,25 @@ fn wait_primary(sentinel: &SentinelServer, server: &RedisServer) {
 }
 
 /// Serves a request to `service` every 20 ms until `done` holds (at most 20 s); every one must be served.
-async fn serve_until(url: &str, service: &str, mut done: impl FnMut() -> bool) -> usize {
+async fn serve_until(
+    gateway: &GatewayProcess,
+    service: &str,
+    server: &RedisServer,
+    mut done: impl FnMut() -> bool,
+) -> usize {
+    let url = &gateway.url;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut sent = 0;
     while !done() {
-        assert!(Instant::now() < deadline, "{service}: the gateway never used the new primary");
+        assert!(
+            Instant::now() < deadline,
+            "{service}: the gateway never used the primary on {}: keys {:?}, stream {:?}, health {}, log {}",
+            server.port,
+            server.command("KEYS *"),
+            server.command(&format!("XINFO STREAM {STREAM}")),
+            health(url).await,
+            gateway.log()
+        );
         served(url, &format!("/dinkes/{service}/v1/x")).await;
         sent += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -75,7 +89,8 @@ async fn after_sentinel_failovers_the_gateway_keeps_serving_and_limits_and_shipp
          [redis]\nurl = \"{}\"\ntimeout = \"200ms\"\nmax_reconnect_backoff = \"200ms\"\n",
         sentinel_url(&[&sentinel])
     );
-    let gateway = TestGateway::start(&documents, &config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = GatewayProcess::start(&write_setup(dir.path(), &documents, &config));
     let url = gateway.url.clone();
     let deadline = Instant::now() + Duration::from_secs(10);
     while health(&url).await["ratelimit"]["redis"] != "up" {
@@ -84,14 +99,14 @@ async fn after_sentinel_failovers_the_gateway_keeps_serving_and_limits_and_shipp
     }
 
     // Through the sentinel, the first server is the primary: the limits and the audit records are there.
-    serve_until(&url, "satu", || has_limit_key(&first, "satu") && stream_len(&first) > 0).await;
+    serve_until(&gateway, "satu", &first, || has_limit_key(&first, "satu") && stream_len(&first) > 0).await;
     let before = stream_len(&first);
 
     // A forced failover: the first server is demoted (it lives on, read-only); the second is the primary.
     let answer = sentinel.command(&format!("SENTINEL FAILOVER {}", SentinelServer::MASTER_NAME));
     assert!(answer.starts_with("+OK"), "{answer}");
     wait_primary(&sentinel, &second);
-    let sent = serve_until(&url, "dua", || has_limit_key(&second, "dua") && stream_len(&second) > before + 2).await;
+    let sent = serve_until(&gateway, "dua", &second, || has_limit_key(&second, "dua") && stream_len(&second) > before + 2).await;
     assert!(sent > 0);
     let state = health(&url).await;
     assert_eq!(state["ratelimit"]["redis"], "up", "{state}");
@@ -105,7 +120,7 @@ async fn after_sentinel_failovers_the_gateway_keeps_serving_and_limits_and_shipp
     let before = stream_len(&second);
     second.kill();
     // Served all along, through the fallback while no primary answers.
-    let sent = serve_until(&url, "tiga", || {
+    let sent = serve_until(&gateway, "tiga", &first, || {
         sentinel.primary_port() == Some(first.port) && has_limit_key(&first, "tiga") && stream_len(&first) > before + 2
     })
     .await;
@@ -114,4 +129,6 @@ async fn after_sentinel_failovers_the_gateway_keeps_serving_and_limits_and_shipp
     assert_eq!(state["ratelimit"]["redis"], "up", "{state}");
     assert_eq!(state["audit"]["shipping"]["redis"], "up", "{state}");
     assert!(upstream.hits() >= 3, "every request reached the upstream");
+    let log = gateway.log();
+    assert!(log.contains("Redis is reachable again"), "{log}");
 }

@@ -17,6 +17,9 @@ pub struct RedisServer {
     child: Option<Child>,
     /// Where a persistent server keeps its append-only file.
     data: Option<tempfile::TempDir>,
+    /// Its working directory (a replica writes the primary's snapshot there): never the test's own, where a
+    /// later server would load it.
+    work: tempfile::TempDir,
     /// The primary this server replicates (`--replicaof`), when it is a replica.
     replica_of: Option<u16>,
 }
@@ -28,7 +31,7 @@ impl RedisServer {
     /// Starts `redis-server` on a free port and waits until it answers `PING`.
     pub fn start() -> RedisServer {
         let port = free_port();
-        let mut server = RedisServer { port, child: None, data: None, replica_of: None };
+        let mut server = RedisServer { port, child: None, data: None, replica_of: None, work: tempfile::tempdir().unwrap() };
         server.spawn();
         server
     }
@@ -37,7 +40,7 @@ impl RedisServer {
     /// that a [`RedisServer::restart`] after a [`RedisServer::kill`] comes back with the data.
     pub fn start_persistent() -> RedisServer {
         let port = free_port();
-        let mut server = RedisServer { port, child: None, data: Some(tempfile::tempdir().unwrap()), replica_of: None };
+        let mut server = RedisServer { port, child: None, data: Some(tempfile::tempdir().unwrap()), replica_of: None, work: tempfile::tempdir().unwrap() };
         server.spawn();
         server
     }
@@ -46,7 +49,7 @@ impl RedisServer {
     /// is up.
     pub fn start_replica_of(primary_port: u16) -> RedisServer {
         let port = free_port();
-        let mut server = RedisServer { port, child: None, data: None, replica_of: Some(primary_port) };
+        let mut server = RedisServer { port, child: None, data: None, replica_of: Some(primary_port), work: tempfile::tempdir().unwrap() };
         server.spawn();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !server.command("INFO replication").contains("master_link_status:up") {
@@ -100,7 +103,7 @@ impl RedisServer {
         }
         match &self.data {
             Some(dir) => command.args(["--appendonly", "yes", "--appendfsync", "always", "--dir"]).arg(dir.path()),
-            None => command.args(["--appendonly", "no"]),
+            None => command.args(["--appendonly", "no", "--dir"]).arg(self.work.path()),
         };
         let child = command
             .stdout(Stdio::null())
