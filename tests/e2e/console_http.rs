@@ -757,7 +757,8 @@ async fn the_served_binarys_log_holds_no_credential() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_in_redis_is_valid_on_another_console_and_signing_out_there_ends_it_on_both() {
     let mut redis = penghubung_tests::redis::RedisServer::start();
-    let section = format!("[console]\nsessions = \"redis\"\nsession_idle_timeout = \"10m\"\n\n{}", redis.config_section(""));
+    let section =
+        format!("[console]\nsessions = \"redis\"\nsession_idle_timeout = \"10m\"\n\n{}", redis.config_section(""));
     let first = Console::start(&section).await;
     let second = Console::start(&section).await;
     let password = "kata-sandi-rudi-2026";
@@ -799,8 +800,9 @@ async fn a_session_in_redis_is_valid_on_another_console_and_signing_out_there_en
     // A new session (another operator: a TOTP code counts once), then Redis is gone: no session on either
     // console.
     let path = "/api/v1/operators/dewi-persandian";
-    let set =
-        first.api("dewi-persandian", Method::PUT, &format!("{path}/password"), Some(json!({"password": password}))).await;
+    let set = first
+        .api("dewi-persandian", Method::PUT, &format!("{path}/password"), Some(json!({"password": password})))
+        .await;
     assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.text());
     let enrolled = first.api("dewi-persandian", Method::POST, &format!("{path}/totp"), None).await;
     let secret = enrolled.json()["secret"].as_str().unwrap().to_string();

@@ -532,7 +532,9 @@ async fn flapping_redis_under_load_admits_no_more_than_the_allowance_plus_one_fa
     let allowed = allowance(50, 50, elapsed);
     // One replica's fallback share: 50/3 per second, burst 50/3.
     let share = 16.0;
-    eprintln!("flapping Redis, 3 replicas, 50/s burst 50: admitted {admitted} of {allowed:.1} allowed in {elapsed:.2?}");
+    eprintln!(
+        "flapping Redis, 3 replicas, 50/s burst 50: admitted {admitted} of {allowed:.1} allowed in {elapsed:.2?}"
+    );
     assert!(admitted as f64 <= allowed + share + 2.0, "admitted {admitted}, allowed {allowed:.1} + share {share}");
     assert!(admitted as f64 >= allowed * 0.7, "the fallback kept admitting: {admitted} of {allowed:.1}");
     let fallback_decided: u64 = {

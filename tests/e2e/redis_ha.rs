@@ -106,7 +106,9 @@ async fn after_sentinel_failovers_the_gateway_keeps_serving_and_limits_and_shipp
     let answer = sentinel.command(&format!("SENTINEL FAILOVER {}", SentinelServer::MASTER_NAME));
     assert!(answer.starts_with("+OK"), "{answer}");
     wait_primary(&sentinel, &second);
-    let sent = serve_until(&gateway, "dua", &second, || has_limit_key(&second, "dua") && stream_len(&second) > before + 2).await;
+    let sent =
+        serve_until(&gateway, "dua", &second, || has_limit_key(&second, "dua") && stream_len(&second) > before + 2)
+            .await;
     assert!(sent > 0);
     let state = health(&url).await;
     assert_eq!(state["ratelimit"]["redis"], "up", "{state}");

@@ -31,7 +31,8 @@ impl RedisServer {
     /// Starts `redis-server` on a free port and waits until it answers `PING`.
     pub fn start() -> RedisServer {
         let port = free_port();
-        let mut server = RedisServer { port, child: None, data: None, replica_of: None, work: tempfile::tempdir().unwrap() };
+        let mut server =
+            RedisServer { port, child: None, data: None, replica_of: None, work: tempfile::tempdir().unwrap() };
         server.spawn();
         server
     }
@@ -40,7 +41,13 @@ impl RedisServer {
     /// that a [`RedisServer::restart`] after a [`RedisServer::kill`] comes back with the data.
     pub fn start_persistent() -> RedisServer {
         let port = free_port();
-        let mut server = RedisServer { port, child: None, data: Some(tempfile::tempdir().unwrap()), replica_of: None, work: tempfile::tempdir().unwrap() };
+        let mut server = RedisServer {
+            port,
+            child: None,
+            data: Some(tempfile::tempdir().unwrap()),
+            replica_of: None,
+            work: tempfile::tempdir().unwrap(),
+        };
         server.spawn();
         server
     }
@@ -49,7 +56,13 @@ impl RedisServer {
     /// is up.
     pub fn start_replica_of(primary_port: u16) -> RedisServer {
         let port = free_port();
-        let mut server = RedisServer { port, child: None, data: None, replica_of: Some(primary_port), work: tempfile::tempdir().unwrap() };
+        let mut server = RedisServer {
+            port,
+            child: None,
+            data: None,
+            replica_of: Some(primary_port),
+            work: tempfile::tempdir().unwrap(),
+        };
         server.spawn();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !server.command("INFO replication").contains("master_link_status:up") {

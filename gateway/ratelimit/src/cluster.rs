@@ -287,8 +287,8 @@ impl Cluster {
                     ever_connected = true;
                     reported = false;
                     backoff = Duration::from_millis(50);
-                    // Until a request finds Redis gone, or a periodic ROLE does (gone, or demoted to a replica) (so that the ops listener's
-                    // readiness and metrics follow Redis without traffic).
+                    // Until a request finds Redis gone, or a periodic ROLE does (gone, or demoted to a replica),
+                    // so that the ops listener's readiness and metrics follow Redis without traffic.
                     loop {
                         tokio::select! {
                             _ = self.wake.notified() => break,

@@ -42,9 +42,9 @@ impl Connector {
     pub fn new(url: &str) -> Result<Connector, String> {
         let display = redacted_url(url);
         let target = match RedisTarget::parse(url).map_err(|e| format!("[redis] url {e}"))? {
-            RedisTarget::Direct(url) => Target::Direct(
-                redis::Client::open(url.as_str()).map_err(|e| format!("[redis] url `{display}`: {e}"))?,
-            ),
+            RedisTarget::Direct(url) => {
+                Target::Direct(redis::Client::open(url.as_str()).map_err(|e| format!("[redis] url `{display}`: {e}"))?)
+            }
             RedisTarget::Sentinel(sentinel) => sentinel_target(sentinel),
         };
         Ok(Connector { target, display })

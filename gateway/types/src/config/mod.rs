@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::diagnostics::Diagnostic;
 pub mod jwt;
 pub mod redis_url;
-pub use redis_url::{redacted_url, RedisTarget, SentinelTarget};
 pub use jwt::{ClientCertificateMode, JwtAlgorithm, JwtIssuerConfig};
+pub use redis_url::{redacted_url, RedisTarget, SentinelTarget};
 // The units sit below both the config and the documents; `config::units` and `config::ByteSize` stay valid paths.
 pub use crate::units::{self, ByteSize, HumanDuration};
 
@@ -538,7 +538,6 @@ fn default_trace_service_name() -> String {
 fn default_trace_queue() -> usize {
     2048
 }
-
 
 /// What a rate-limited request meets while Redis is unreachable.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -1293,7 +1292,10 @@ mod tests {
         assert_eq!(config.console.sessions, SessionsBackend::Memory);
         let text = format!("{base}[console]\nsessions = \"redis\"\n");
         let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
-        assert!(errs.len() == 1 && errs[0].message.contains("needs a [redis] section") && errs[0].line == 5, "{errs:?}");
+        assert!(
+            errs.len() == 1 && errs[0].message.contains("needs a [redis] section") && errs[0].line == 5,
+            "{errs:?}"
+        );
         let text = format!("{base}[console]\nsessions = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:6379\"\n");
         let config = Config::parse(&text, "p.toml", Path::new(".")).unwrap();
         assert_eq!(config.console.sessions, SessionsBackend::Redis);
@@ -1305,10 +1307,14 @@ mod tests {
     #[test]
     fn the_redis_url_may_name_sentinels_and_a_malformed_one_is_a_located_problem() {
         let base = "[[listeners]]\naddress = \"127.0.0.1:7000\"\nplaintext = true\n";
-        let text = format!("{base}[redis]\nurl = \"redis+sentinel://:pw@127.0.0.1:26379,127.0.0.1:26380/mymaster/1\"\n");
+        let text =
+            format!("{base}[redis]\nurl = \"redis+sentinel://:pw@127.0.0.1:26379,127.0.0.1:26380/mymaster/1\"\n");
         let config = Config::parse(&text, "p.toml", Path::new(".")).unwrap();
         let target = RedisTarget::parse(&config.redis.unwrap().url).unwrap();
-        assert!(matches!(target, RedisTarget::Sentinel(ref s) if s.master_name == "mymaster" && s.db == 1), "{target:?}");
+        assert!(
+            matches!(target, RedisTarget::Sentinel(ref s) if s.master_name == "mymaster" && s.db == 1),
+            "{target:?}"
+        );
         let text = format!("{base}[redis]\nurl = \"redis+sentinel://:hunter2@127.0.0.1:26379\"\n");
         let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
         assert_eq!(errs.len(), 1, "{errs:?}");

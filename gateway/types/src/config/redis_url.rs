@@ -52,10 +52,7 @@ impl RedisTarget {
             Some(rest) => parse_sentinel(rest).map(RedisTarget::Sentinel),
             None => match ::redis::Client::open(url) {
                 Ok(_) => Ok(RedisTarget::Direct(url.to_string())),
-                Err(e) => Err(format!(
-                    "`{}` is not a redis:// or {SENTINEL_SCHEME} URL ({e})",
-                    redacted_url(url)
-                )),
+                Err(e) => Err(format!("`{}` is not a redis:// or {SENTINEL_SCHEME} URL ({e})", redacted_url(url))),
             },
         }
     }
@@ -90,7 +87,10 @@ fn parse_sentinel(rest: &str) -> Result<SentinelTarget, String> {
         return Err(format!("`{}` names no primary: add `/master_name` after the sentinels", shown()));
     }
     if !master_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-        return Err(format!("`{}`: the primary's name `{master_name}` has characters other than A-Z a-z 0-9 - _ .", shown()));
+        return Err(format!(
+            "`{}`: the primary's name `{master_name}` has characters other than A-Z a-z 0-9 - _ .",
+            shown()
+        ));
     }
     let db = match parts.next() {
         None | Some("") => 0,
@@ -180,8 +180,8 @@ mod tests {
 
     #[test]
     fn a_sentinel_url_names_sentinels_primary_db_and_credentials() {
-        let target = RedisTarget::parse("redis+sentinel://:p%40ss@10.0.0.1:26379,[::1]:26380,sentinel-c/mymaster/3")
-            .unwrap();
+        let target =
+            RedisTarget::parse("redis+sentinel://:p%40ss@10.0.0.1:26379,[::1]:26380,sentinel-c/mymaster/3").unwrap();
         let RedisTarget::Sentinel(target) = target else { panic!("not a sentinel target") };
         assert_eq!(
             target.sentinels,
