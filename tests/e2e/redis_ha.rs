@@ -103,8 +103,7 @@ async fn after_sentinel_failovers_the_gateway_keeps_serving_and_limits_and_shipp
     let before = stream_len(&first);
 
     // A forced failover: the first server is demoted (it lives on, read-only); the second is the primary.
-    let answer = sentinel.command(&format!("SENTINEL FAILOVER {}", SentinelServer::MASTER_NAME));
-    assert!(answer.starts_with("+OK"), "{answer}");
+    sentinel.fail_over();
     wait_primary(&sentinel, &second);
     let sent =
         serve_until(&gateway, "dua", &second, || has_limit_key(&second, "dua") && stream_len(&second) > before + 2)
@@ -133,4 +132,57 @@ async fn after_sentinel_failovers_the_gateway_keeps_serving_and_limits_and_shipp
     assert!(upstream.hits() >= 3, "every request reached the upstream");
     let log = gateway.log();
     assert!(log.contains("Redis is reachable again"), "{log}");
+}
+
+/// Console sessions through `redis+sentinel://`: two replicas' session stores share them, and after a forced
+/// failover new sessions are made on the new primary and seen by both (what reached the replica before the
+/// failover survives it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sessions_through_sentinel_are_shared_and_survive_a_failover() {
+    use penghubung::console::{RedisSessions, SessionStore};
+
+    let first = RedisServer::start();
+    let second = RedisServer::start_replica_of(first.port);
+    let sentinel = SentinelServer::start(first.port, 1);
+    let text = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nplaintext = true\n[redis]\nurl = \"{}\"\n",
+        sentinel_url(&[&sentinel])
+    );
+    let config = penghubung::Config::parse(&text, "c.toml", std::path::Path::new(".")).unwrap();
+    let redis = config.redis.as_ref().unwrap();
+    let (idle, absolute) = (Duration::from_secs(600), Duration::from_secs(3600));
+    let a = RedisSessions::of_config(redis, idle, absolute).unwrap();
+    let b = RedisSessions::of_config(redis, idle, absolute).unwrap();
+
+    let session = a.create("ani").expect("a session on the primary");
+    assert_eq!(b.touch(&session.id).expect("seen by the other replica").operator, "ani");
+    let key = format!("penghubung:console:session:{}", session.id);
+    assert!(first.command(&format!("EXISTS {key}")).starts_with(":1"), "written to the primary");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !second.command(&format!("EXISTS {key}")).starts_with(":1") {
+        assert!(Instant::now() < deadline, "the replica never had the session");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    sentinel.fail_over();
+    wait_primary(&sentinel, &second);
+    // The stores reconnect to the new primary (a call on a lost or demoted connection finds no session, once).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let renewed = loop {
+        if let Some(renewed) = a.create("budi") {
+            if second.command(&format!("EXISTS penghubung:console:session:{}", renewed.id)).starts_with(":1") {
+                break renewed;
+            }
+        }
+        assert!(Instant::now() < deadline, "sessions never moved to the new primary");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while b.touch(&renewed.id).is_none() {
+        assert!(Instant::now() < deadline, "the other replica never read the new primary");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.touch(&session.id).expect("the replicated session survived").operator, "ani");
+    b.remove(&session.id);
+    assert!(a.touch(&session.id).is_none(), "signed out on one, gone on the other");
 }

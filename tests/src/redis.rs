@@ -192,12 +192,29 @@ impl SentinelServer {
         let sentinel = SentinelServer { port, child: Some(child), _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
+            // Known, and good to promote: flags exactly `slave` (not down or disconnected), its link up.
             let known = sentinel.command(&format!("SENTINEL REPLICAS {name}"));
-            if known.matches("\r\nip\r\n").count() >= replicas || known.starts_with(&format!("*{replicas}\r\n")) {
+            let good = known.matches("\r\nflags\r\n$5\r\nslave\r\n").count();
+            let linked = known.matches("\r\nmaster-link-status\r\n$2\r\nok\r\n").count();
+            if good >= replicas && linked >= replicas {
                 return sentinel;
             }
-            assert!(Instant::now() < deadline, "the sentinel never saw {replicas} replica(s): {known}");
+            assert!(Instant::now() < deadline, "the sentinel never saw {replicas} good replica(s): {known}");
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `SENTINEL FAILOVER`, retried while the sentinel finds no replica good to promote yet (its view of a
+    /// replica is refreshed periodically).
+    pub fn fail_over(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let answer = self.command(&format!("SENTINEL FAILOVER {}", Self::MASTER_NAME));
+            if answer.starts_with("+OK") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no failover: {answer}");
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 

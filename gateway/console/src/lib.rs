@@ -67,10 +67,7 @@ impl Console {
         };
         let (idle, absolute) = (settings.session_idle_timeout.0, settings.session_absolute_timeout.0);
         let sessions: Arc<dyn SessionStore> = match (settings.sessions, &config.redis) {
-            (SessionsBackend::Redis, Some(redis)) => {
-                let connector = penghubung_redis::Connector::of_config(redis)?;
-                Arc::new(RedisSessions::new(connector, idle, absolute, redis.timeout.0))
-            }
+            (SessionsBackend::Redis, Some(redis)) => Arc::new(RedisSessions::of_config(redis, idle, absolute)?),
             (SessionsBackend::Redis, None) => return Err("[console] sessions = \"redis\" needs [redis]".into()),
             (SessionsBackend::Memory, _) => Arc::new(MemorySessions::new(idle, absolute)),
         };

@@ -75,6 +75,15 @@ impl RedisSessions {
         }
     }
 
+    /// Sessions through the `[redis]` section (its URL, direct or Sentinel, and its timeout).
+    pub fn of_config(
+        redis: &penghubung_types::config::RedisConfig,
+        idle: Duration,
+        absolute: Duration,
+    ) -> Result<Self, String> {
+        Ok(RedisSessions::new(penghubung_redis::Connector::of_config(redis)?, idle, absolute, redis.timeout.0))
+    }
+
     /// Runs `call` on this store's connection (made, or remade after an error, through the connector); `None`
     /// when Redis cannot be reached or answers with an error.
     fn with_connection<T>(&self, what: &str, call: impl FnOnce(&mut Connection) -> redis::RedisResult<T>) -> Option<T> {
@@ -109,8 +118,16 @@ impl RedisSessions {
         }
     }
 
+    /// A connection to the current primary. On a runtime (inside `block_in_place`) the primary is looked up with
+    /// the async client under the timeout, so that an unreachable sentinel cannot hold a request for long.
     fn connect(&self) -> redis::RedisResult<Connection> {
-        let connection = self.connector.blocking_client()?.get_connection_with_timeout(self.timeout)?;
+        let client = match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => handle
+                .block_on(async { tokio::time::timeout(self.timeout, self.connector.client()).await })
+                .map_err(|_| redis::RedisError::from((redis::ErrorKind::IoError, "no primary named in time")))??,
+            _ => self.connector.blocking_client()?,
+        };
+        let connection = client.get_connection_with_timeout(self.timeout)?;
         connection.set_read_timeout(Some(self.timeout))?;
         connection.set_write_timeout(Some(self.timeout))?;
         Ok(connection)
