@@ -21,6 +21,7 @@ pub use penghubung_manage::{ca, check, explain, openapi};
 
 pub use penghubung_adapters as adapters;
 pub use penghubung_audit as audit;
+pub use penghubung_console as console;
 pub use penghubung_contract as contract;
 pub use penghubung_http1 as http1;
 pub use penghubung_manage as management;

@@ -750,3 +750,75 @@ async fn the_served_binarys_log_holds_no_credential() {
         assert!(!log.contains(&format!("totp={code}")) && !log.contains(&format!("\"{code}\"")), "{log}");
     }
 }
+
+/// `[console] sessions = "redis"`: two consoles (two gateways with their own stores, the same operators) share
+/// one real `redis-server`. A session signed in on one is valid on the other; signing out on the other ends it
+/// on both; with Redis gone there is no session (fail closed), and the id is never in a log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_in_redis_is_valid_on_another_console_and_signing_out_there_ends_it_on_both() {
+    let mut redis = penghubung_tests::redis::RedisServer::start();
+    let section =
+        format!("[console]\nsessions = \"redis\"\nsession_idle_timeout = \"10m\"\n\n{}", redis.config_section(""));
+    let first = Console::start(&section).await;
+    let second = Console::start(&section).await;
+    let password = "kata-sandi-rudi-2026";
+    let set = first
+        .api("rudi-aptika", Method::PUT, "/api/v1/operators/rudi-aptika/password", Some(json!({"password": password})))
+        .await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.text());
+    let enrolled = first.api("rudi-aptika", Method::POST, "/api/v1/operators/rudi-aptika/totp", None).await;
+    let secret = enrolled.json()["secret"].as_str().unwrap().to_string();
+    let signed_in = first.sign_in("rudi-aptika", password, &totp_now(&secret)).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.text());
+    let session = set_cookie(&signed_in, "penghubung_session").expect("a session cookie");
+    let cookie = format!("penghubung_session={session}");
+
+    // The session is one key in Redis, with the idle timeout as its TTL.
+    let key = format!("penghubung:console:session:{session}");
+    let ttl = redis.command(&format!("PTTL {key}"));
+    let ttl: i64 = ttl.trim().trim_start_matches(':').parse().unwrap_or_else(|_| panic!("PTTL: {ttl}"));
+    assert!((590_000..=600_000).contains(&ttl), "idle timeout of 10 min: {ttl}");
+
+    // Valid on both consoles.
+    for console in [&first, &second] {
+        let dashboard = console.call(None, Method::GET, "/", &cookie, None, &[]).await;
+        assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.text());
+        assert!(dashboard.text().contains("rudi-aptika"));
+    }
+    // Signed out on the second (with its own CSRF token): gone on both.
+    let dashboard = second.call(None, Method::GET, "/", &cookie, None, &[]).await;
+    let csrf = csrf_of(&dashboard.text());
+    let out = second.call(None, Method::POST, "/logout", &cookie, Some(&[("csrf", csrf.as_str())]), &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(redis.command(&format!("EXISTS {key}")).starts_with(":0"), "the key is deleted");
+    for console in [&first, &second] {
+        let after = console.call(None, Method::GET, "/", &cookie, None, &[]).await;
+        assert_eq!(after.status, StatusCode::SEE_OTHER, "the session ended everywhere");
+        assert_eq!(after.headers["location"], "/login");
+    }
+
+    // A new session (another operator: a TOTP code counts once), then Redis is gone: no session on either
+    // console.
+    let path = "/api/v1/operators/dewi-persandian";
+    let set = first
+        .api("dewi-persandian", Method::PUT, &format!("{path}/password"), Some(json!({"password": password})))
+        .await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.text());
+    let enrolled = first.api("dewi-persandian", Method::POST, &format!("{path}/totp"), None).await;
+    let secret = enrolled.json()["secret"].as_str().unwrap().to_string();
+    let again = first.sign_in("dewi-persandian", password, &totp_now(&secret)).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.text());
+    let cookie = format!("penghubung_session={}", set_cookie(&again, "penghubung_session").unwrap());
+    assert_eq!(second.call(None, Method::GET, "/", &cookie, None, &[]).await.status, StatusCode::OK);
+    redis.kill();
+    for console in [&first, &second] {
+        let started = std::time::Instant::now();
+        let refused = console.call(None, Method::GET, "/", &cookie, None, &[]).await;
+        assert_eq!(refused.status, StatusCode::SEE_OTHER, "fail closed: {}", refused.text());
+        assert_eq!(refused.headers["location"], "/login");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+    // Back with an empty Redis: the old session is not there; signing in works again.
+    redis.restart();
+    assert_eq!(first.call(None, Method::GET, "/", &cookie, None, &[]).await.status, StatusCode::SEE_OTHER);
+}

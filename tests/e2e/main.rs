@@ -21,6 +21,7 @@ mod national;
 mod observability;
 mod policy;
 mod ratelimit;
+mod redis_ha;
 mod reload;
 mod routing;
 mod sanitise;

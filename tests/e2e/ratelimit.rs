@@ -424,3 +424,130 @@ async fn fail_open_and_fail_closed_apply_at_once_while_redis_is_unreachable() {
         }
     }
 }
+
+/// Sends requests from `workers` tasks, round robin over `urls`, for `duration`. Returns the admitted count
+/// and the time from the first request sent to the last one answered.
+async fn load_for(urls: &[String], workers: usize, duration: Duration) -> (usize, Duration) {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let urls = urls.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let client = http1_client();
+            let mut ok = 0;
+            let mut i = w;
+            while started.elapsed() < duration {
+                let r = get_within(&client, &urls[i % urls.len()], Duration::from_secs(5)).await;
+                match r.status.as_u16() {
+                    200 => ok += 1,
+                    429 => assert_eq!(r.code(), "ratelimit.exceeded"),
+                    other => panic!("unexpected {other}: {}", r.text()),
+                }
+                i += 1;
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    (ok, started.elapsed())
+}
+
+/// What a GCRA of `rate` per second with `burst` allows in `elapsed`, starting full.
+fn allowance(rate: u32, burst: u32, elapsed: Duration) -> f64 {
+    f64::from(burst) + f64::from(rate) * elapsed.as_secs_f64()
+}
+
+/// Three in-process gateways (each with its own limiter and Redis connection) sharing one `redis-server` and
+/// one service limit of 50/s, burst 50, under load spread over all three. Also the measurement of the limit
+/// accuracy: `cargo test -p penghubung-tests --test e2e limit_accuracy -- --nocapture` prints the figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_accuracy_three_replicas_admit_within_five_percent_of_the_allowance() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::text("ok").await;
+    let documents = vec![
+        docs::opd("dinkes"),
+        docs::service("dinkes", "rm", &[upstream.url()], "", &docs::rate_limit(50, "1s", 50)),
+    ];
+    let section = redis.config_section("timeout = \"2s\"\nreplicas = 3\n");
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(TestGateway::start(&documents, &section).await);
+    }
+    for gw in &replicas {
+        wait_redis(&gw.url, "up").await;
+    }
+    let urls: Vec<String> = replicas.iter().map(|gw| format!("{}/dinkes/rm/v1/x", gw.url)).collect();
+    let (admitted, elapsed) = load_for(&urls, 9, Duration::from_secs(4)).await;
+    let allowed = allowance(50, 50, elapsed);
+    let ratio = admitted as f64 / allowed;
+    eprintln!(
+        "limit accuracy, 3 replicas, 50/s burst 50: admitted {admitted} of {allowed:.1} allowed in {elapsed:.2?}: \
+         {ratio:.4}"
+    );
+    assert!((0.95..=1.05).contains(&ratio), "admitted {admitted} of {allowed:.1} allowed: {ratio:.4}");
+    assert_eq!(upstream.hits(), admitted, "a refused request never reaches the upstream");
+    for gw in &replicas {
+        let health =
+            get_within(&http1_client(), &format!("{}/_penghubung/health", gw.url), Duration::from_secs(5)).await;
+        assert_eq!(health.json()["ratelimit"]["fallback_requests"], 0, "Redis decided every request");
+    }
+}
+
+/// Redis stopped and started again (with its data) three times under load over three replicas: the local
+/// fallback, kept warm while Redis decided, never hands out a fresh burst at a switch, and what it admitted is
+/// charged to Redis on its return; in all, no more than the allowance plus one replica's fallback share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flapping_redis_under_load_admits_no_more_than_the_allowance_plus_one_fallback_share() {
+    let mut redis = RedisServer::start_persistent();
+    let upstream = Upstream::text("ok").await;
+    let documents = vec![
+        docs::opd("dinkes"),
+        docs::service("dinkes", "rm", &[upstream.url()], "", &docs::rate_limit(50, "1s", 50)),
+    ];
+    let section = redis.config_section(
+        // A killed Redis fails calls at once (the connection is reset), so a generous timeout loses nothing
+        // here; it keeps a busy machine's slow answers from counting as outages (each one a switch).
+        "timeout = \"1s\"\non_unavailable = \"local_fallback\"\nreplicas = 3\nmax_reconnect_backoff = \"200ms\"\n",
+    );
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(TestGateway::start(&documents, &section).await);
+    }
+    for gw in &replicas {
+        wait_redis(&gw.url, "up").await;
+    }
+    let urls: Vec<String> = replicas.iter().map(|gw| format!("{}/dinkes/rm/v1/x", gw.url)).collect();
+    let flapper = std::thread::spawn(move || {
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(900));
+            redis.kill();
+            std::thread::sleep(Duration::from_millis(600));
+            redis.restart();
+        }
+        redis
+    });
+    let (admitted, elapsed) = load_for(&urls, 9, Duration::from_secs(5)).await;
+    let redis = flapper.join().unwrap();
+    let allowed = allowance(50, 50, elapsed);
+    // One replica's fallback share: 50/3 per second, burst 50/3.
+    let share = 16.0;
+    eprintln!(
+        "flapping Redis, 3 replicas, 50/s burst 50: admitted {admitted} of {allowed:.1} allowed in {elapsed:.2?}"
+    );
+    assert!(admitted as f64 <= allowed + share + 2.0, "admitted {admitted}, allowed {allowed:.1} + share {share}");
+    assert!(admitted as f64 >= allowed * 0.7, "the fallback kept admitting: {admitted} of {allowed:.1}");
+    let fallback_decided: u64 = {
+        let mut total = 0;
+        for gw in &replicas {
+            let health =
+                get_within(&http1_client(), &format!("{}/_penghubung/health", gw.url), Duration::from_secs(5)).await;
+            total += health.json()["ratelimit"]["fallback_requests"].as_u64().unwrap();
+        }
+        total
+    };
+    assert!(fallback_decided > 0, "the fallback decided requests while Redis was down");
+    drop(redis);
+}

@@ -5,6 +5,7 @@
 //!
 //! - [`web`]: the request's context (the viewer, the language, CSRF and `Origin` checks), the security headers
 //!   every answer carries, and the one place an error becomes a page ([`error`]).
+//! - [`redis_sessions`]: sessions shared by every replica (`[console] sessions = "redis"`).
 //! - [`login`]: sign-in with a certificate (no session) or a password and a TOTP code (a session), lockout,
 //!   sign-out, and their audit records; [`session`], [`lockout`], [`csrf`] hold the pieces.
 //! - [`layout`]: the page frame (header with the viewer and sign-out, skip link, navigation) and the two
@@ -20,6 +21,7 @@ pub mod layout;
 pub mod lockout;
 pub mod login;
 pub mod pages;
+pub mod redis_sessions;
 pub mod session;
 pub mod web;
 
@@ -30,8 +32,9 @@ use axum::Router;
 use penghubung_admin::dispatch::AdminState;
 use penghubung_audit::Auditor;
 use penghubung_manage::Manager;
-use penghubung_types::config::Config;
+use penghubung_types::config::{Config, SessionsBackend};
 
+pub use redis_sessions::RedisSessions;
 pub use session::{MemorySessions, Session, SessionStore};
 
 /// What every console request shares.
@@ -62,13 +65,16 @@ impl Console {
             openapi: penghubung_admin::openapi::document(),
             max_body: usize::try_from(config.admin.as_ref().map_or(1 << 20, |a| a.max_body.0)).unwrap_or(1 << 20),
         };
+        let (idle, absolute) = (settings.session_idle_timeout.0, settings.session_absolute_timeout.0);
+        let sessions: Arc<dyn SessionStore> = match (settings.sessions, &config.redis) {
+            (SessionsBackend::Redis, Some(redis)) => Arc::new(RedisSessions::of_config(redis, idle, absolute)?),
+            (SessionsBackend::Redis, None) => return Err("[console] sessions = \"redis\" needs [redis]".into()),
+            (SessionsBackend::Memory, _) => Arc::new(MemorySessions::new(idle, absolute)),
+        };
         Ok(Console {
             admin,
             auditor,
-            sessions: Arc::new(MemorySessions::new(
-                settings.session_idle_timeout.0,
-                settings.session_absolute_timeout.0,
-            )),
+            sessions,
             lockout: lockout::Lockout::new(
                 settings.max_failures_per_user,
                 settings.max_failures_per_address,

@@ -1,5 +1,5 @@
-//! Console sessions: the [`SessionStore`] trait (in memory now, [`MemorySessions`]; a cluster shares one in
-//! Redis later) with an idle timeout and an absolute lifetime. A session id is 256 random bits, sent only in the
+//! Console sessions: the [`SessionStore`] trait (in this process, [`MemorySessions`]; shared by a cluster's
+//! replicas, [`crate::redis_sessions::RedisSessions`]) with an idle timeout and an absolute lifetime. A session id is 256 random bits, sent only in the
 //! `penghubung_session` cookie (`Secure; HttpOnly; SameSite=Strict`); every request of a session refreshes its
 //! idle clock.
 

@@ -272,7 +272,7 @@ pub async fn language(State(_console): State<Arc<Console>>, parts: Parts, Form(f
 pub fn redis_address(url: &str) -> Option<String> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    let host = rest.split('/').next()?;
+    let host = rest.split('/').next()?.split(',').next()?; // a Sentinel URL: its first sentinel
     (!host.is_empty()).then(|| if host.contains(':') { host.to_string() } else { format!("{host}:6379") })
 }
 

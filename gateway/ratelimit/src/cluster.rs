@@ -85,7 +85,7 @@ end
 return out
 "#;
 
-/// How often a reachable Redis is checked with `PING` while no request uses it.
+/// How often a reachable Redis is checked with `ROLE` while no request uses it.
 const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The shared limit store and its health.
@@ -191,6 +191,7 @@ impl Cluster {
                     }
                 }
                 let reason = match failed {
+                    Ok(Err(e)) if penghubung_redis::is_demoted(&e) => format!("no longer the primary: {e}"),
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("no answer within {:?}", self.timeout),
                 };
@@ -252,13 +253,20 @@ impl Cluster {
         was_up
     }
 
-    /// Whether the current connection answers `PING` within the timeout (at least a second).
+    /// Whether the current connection answers `ROLE` within the timeout (at least a second), as the primary:
+    /// after a Sentinel failover the old primary answers as a replica, and its connection counts as lost so
+    /// that the supervisor reconnects to the new primary.
     async fn ping(&self) -> bool {
         let Some(connection) = self.connection.load_full() else { return false };
         let mut connection = (*connection).clone();
-        let command = redis::cmd("PING");
-        let ping = command.query_async::<String>(&mut connection);
-        matches!(tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), ping).await, Ok(Ok(_)))
+        let command = redis::cmd("ROLE");
+        let role = command.query_async::<redis::Value>(&mut connection);
+        match tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), role).await {
+            Ok(Ok(redis::Value::Array(parts))) => {
+                parts.first().and_then(|role| redis::from_redis_value::<String>(role).ok()).as_deref() == Some("master")
+            }
+            _ => false,
+        }
     }
 
     /// Connects, and reconnects with backoff after every loss.
@@ -279,14 +287,14 @@ impl Cluster {
                     ever_connected = true;
                     reported = false;
                     backoff = Duration::from_millis(50);
-                    // Until a request finds Redis gone, or a periodic PING does (so that the ops listener's
-                    // readiness and metrics follow Redis without traffic).
+                    // Until a request finds Redis gone, or a periodic ROLE does (gone, or demoted to a replica),
+                    // so that the ops listener's readiness and metrics follow Redis without traffic.
                     loop {
                         tokio::select! {
                             _ = self.wake.notified() => break,
                             _ = tokio::time::sleep(HEALTH_CHECK_EVERY) => {
                                 if !self.ping().await {
-                                    self.set_down("PING unanswered");
+                                    self.set_down("ROLE unanswered, or no longer the primary");
                                     break;
                                 }
                             }

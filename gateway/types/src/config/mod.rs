@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::Diagnostic;
 pub mod jwt;
+pub mod redis_url;
 pub use jwt::{ClientCertificateMode, JwtAlgorithm, JwtIssuerConfig};
+pub use redis_url::{redacted_url, RedisTarget, SentinelTarget};
 // The units sit below both the config and the documents; `config::units` and `config::ByteSize` stay valid paths.
 pub use crate::units::{self, ByteSize, HumanDuration};
 
@@ -206,6 +208,21 @@ pub struct ConsoleConfig {
     /// journaled and exported in clear.
     #[serde(default)]
     pub credentials_dir: Option<PathBuf>,
+    /// Where signed-in sessions are kept: `memory` (this process only) or `redis` (shared by every replica
+    /// through `[redis]`, so a session made on one replica is valid on the others).
+    #[serde(default)]
+    pub sessions: SessionsBackend,
+}
+
+/// Where the console keeps its sessions (`[console] sessions`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionsBackend {
+    /// In this process: lost on restart, not seen by other replicas.
+    #[default]
+    Memory,
+    /// In Redis (`[redis]`), shared by every replica.
+    Redis,
 }
 
 impl Default for ConsoleConfig {
@@ -217,6 +234,7 @@ impl Default for ConsoleConfig {
             session_idle_timeout: d15m(),
             session_absolute_timeout: d8h(),
             credentials_dir: None,
+            sessions: SessionsBackend::Memory,
         }
     }
 }
@@ -478,7 +496,8 @@ impl Default for RateLimitConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` (or `redis://:password@host:port`).
+    /// `redis://host:port/db` (or `redis://:password@host:port`), or a Sentinel deployment:
+    /// `redis+sentinel://[:password@]host:port[,host:port...]/master_name[/db]` ([`RedisTarget`]).
     pub url: String,
     /// Every Redis call must answer within this; otherwise the fallback applies to that request.
     #[serde(default = "default_redis_timeout")]
@@ -540,14 +559,6 @@ fn default_trace_service_name() -> String {
 }
 fn default_trace_queue() -> usize {
     2048
-}
-
-/// A Redis URL without its password, for logs (`redis://***@host:port`).
-pub fn redacted_url(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
-        _ => url.to_string(),
-    }
 }
 
 /// What a rate-limited request meets while Redis is unreachable.
@@ -861,8 +872,8 @@ impl Config {
             }
         }
         if let Some(redis) = &self.redis {
-            if ::redis::Client::open(redis.url.as_str()).is_err() {
-                problems.at("url", format!("[redis] url `{}` is not a redis:// URL", redis.url));
+            if let Err(e) = RedisTarget::parse(&redis.url) {
+                problems.at("url", format!("[redis] url {e}"));
             }
             if redis.timeout.0.is_zero() {
                 problems.at("timeout", "[redis] timeout must be above zero");
@@ -979,6 +990,9 @@ impl Config {
                 "session_absolute_timeout",
                 "[console] session_absolute_timeout must not be below session_idle_timeout",
             );
+        }
+        if console.sessions == SessionsBackend::Redis && self.redis.is_none() {
+            problems.at("sessions", "[console] sessions = \"redis\" needs a [redis] section (its url)");
         }
     }
 
@@ -1331,9 +1345,41 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs.iter().any(|e| e.message.contains("max_failures_per_user")), "{errs:?}");
         assert!(errs.iter().any(|e| e.message.contains("session_absolute_timeout")), "{errs:?}");
+        assert_eq!(config.console.sessions, SessionsBackend::Memory);
+        let text = format!("{base}[console]\nsessions = \"redis\"\n");
+        let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
+        assert!(
+            errs.len() == 1 && errs[0].message.contains("needs a [redis] section") && errs[0].line == 5,
+            "{errs:?}"
+        );
+        let text = format!("{base}[console]\nsessions = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:6379\"\n");
+        let config = Config::parse(&text, "p.toml", Path::new(".")).unwrap();
+        assert_eq!(config.console.sessions, SessionsBackend::Redis);
         let text = format!("{base}[console]\ncredentials_dir = \"/var/lib/penghubung/console\"\n");
         let config = Config::parse(&text, "p.toml", Path::new(".")).unwrap();
         assert_eq!(config.console_credentials_dir(), Path::new("/var/lib/penghubung/console"));
+    }
+
+    #[test]
+    fn the_redis_url_may_name_sentinels_and_a_malformed_one_is_a_located_problem() {
+        let base = "[[listeners]]\naddress = \"127.0.0.1:7000\"\nplaintext = true\n";
+        let text =
+            format!("{base}[redis]\nurl = \"redis+sentinel://:pw@127.0.0.1:26379,127.0.0.1:26380/mymaster/1\"\n");
+        let config = Config::parse(&text, "p.toml", Path::new(".")).unwrap();
+        let target = RedisTarget::parse(&config.redis.unwrap().url).unwrap();
+        assert!(
+            matches!(target, RedisTarget::Sentinel(ref s) if s.master_name == "mymaster" && s.db == 1),
+            "{target:?}"
+        );
+        let text = format!("{base}[redis]\nurl = \"redis+sentinel://:hunter2@127.0.0.1:26379\"\n");
+        let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].line, 5, "{errs:?}");
+        assert!(errs[0].message.contains("names no primary"), "{errs:?}");
+        assert!(!errs[0].message.contains("hunter2"), "{errs:?}");
+        let text = format!("{base}[redis]\nurl = \"mysql://:hunter2@db\"\n");
+        let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
+        assert!(errs.len() == 1 && !errs[0].message.contains("hunter2"), "{errs:?}");
     }
 
     #[test]
