@@ -66,7 +66,7 @@ impl Console {
             max_body: usize::try_from(config.admin.as_ref().map_or(1 << 20, |a| a.max_body.0)).unwrap_or(1 << 20),
         };
         let (idle, absolute) = (settings.session_idle_timeout.0, settings.session_absolute_timeout.0);
-        let sessions: Arc<dyn SessionStore> = match (settings.sessions, &config.redis) {
+        let sessions: Arc<dyn SessionStore> = match (config.console_sessions(), &config.redis) {
             (SessionsBackend::Redis, Some(redis)) => Arc::new(RedisSessions::of_config(redis, idle, absolute)?),
             (SessionsBackend::Redis, None) => return Err("[console] sessions = \"redis\" needs [redis]".into()),
             (SessionsBackend::Memory, _) => Arc::new(MemorySessions::new(idle, absolute)),

@@ -209,9 +209,11 @@ pub struct ConsoleConfig {
     #[serde(default)]
     pub credentials_dir: Option<PathBuf>,
     /// Where signed-in sessions are kept: `memory` (this process only) or `redis` (shared by every replica
-    /// through `[redis]`, so a session made on one replica is valid on the others).
-    #[serde(default)]
-    pub sessions: SessionsBackend,
+    /// through `[redis]`, so a session made on one replica is valid on the others). Absent: `redis` when the
+    /// store is on Redis (`[store] backend = "redis"`: replicas behind one balancer), else `memory`; see
+    /// [`Config::console_sessions`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionsBackend>,
 }
 
 /// Where the console keeps its sessions (`[console] sessions`).
@@ -234,7 +236,7 @@ impl Default for ConsoleConfig {
             session_idle_timeout: d15m(),
             session_absolute_timeout: d8h(),
             credentials_dir: None,
-            sessions: SessionsBackend::Memory,
+            sessions: None,
         }
     }
 }
@@ -991,7 +993,7 @@ impl Config {
                 "[console] session_absolute_timeout must not be below session_idle_timeout",
             );
         }
-        if console.sessions == SessionsBackend::Redis && self.redis.is_none() {
+        if console.sessions == Some(SessionsBackend::Redis) && self.redis.is_none() {
             problems.at("sessions", "[console] sessions = \"redis\" needs a [redis] section (its url)");
         }
     }
@@ -1045,6 +1047,15 @@ impl Config {
         } else {
             self.base_dir.join(path)
         }
+    }
+
+    /// Where the console keeps its sessions: `[console] sessions`, or when absent `redis` for a store on Redis
+    /// (every replica must know a session made on another) and `memory` otherwise.
+    pub fn console_sessions(&self) -> SessionsBackend {
+        self.console.sessions.unwrap_or(match self.store.backend {
+            StoreBackend::Redis => SessionsBackend::Redis,
+            StoreBackend::Dir => SessionsBackend::Memory,
+        })
     }
 
     /// The store directory, resolved.
@@ -1345,7 +1356,7 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs.iter().any(|e| e.message.contains("max_failures_per_user")), "{errs:?}");
         assert!(errs.iter().any(|e| e.message.contains("session_absolute_timeout")), "{errs:?}");
-        assert_eq!(config.console.sessions, SessionsBackend::Memory);
+        assert_eq!(config.console_sessions(), SessionsBackend::Memory);
         let text = format!("{base}[console]\nsessions = \"redis\"\n");
         let errs = Config::parse(&text, "p.toml", Path::new(".")).unwrap_err();
         assert!(
@@ -1354,7 +1365,7 @@ mod tests {
         );
         let text = format!("{base}[console]\nsessions = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:6379\"\n");
         let config = Config::parse(&text, "p.toml", Path::new(".")).unwrap();
-        assert_eq!(config.console.sessions, SessionsBackend::Redis);
+        assert_eq!(config.console_sessions(), SessionsBackend::Redis);
         let text = format!("{base}[console]\ncredentials_dir = \"/var/lib/penghubung/console\"\n");
         let config = Config::parse(&text, "p.toml", Path::new(".")).unwrap();
         assert_eq!(config.console_credentials_dir(), Path::new("/var/lib/penghubung/console"));
