@@ -8,7 +8,7 @@
 //! * **a policy decision**: `policy::authorize` as the pipeline runs it once the client is identified and the
 //!   service found (allowed, listed operation and purpose), a tight loop of `--decisions` calls through
 //!   `black_box`;
-//! * **a full reload from Redis**: every document read from the store's docs hash (`HGETALL
+//! * **a full reload from Redis**: every document read by the Redis store (`RedisStore`: `HGETALL
 //!   penghubung:store:docs`, the Redis store's data model), parsed and schema-checked (`load_documents`) and
 //!   compiled, against a `redis-server` this program starts on a free port (or `--redis URL`; the hash is
 //!   written first).
@@ -25,7 +25,11 @@ use std::time::{Duration, Instant};
 use http::{HeaderValue, Method};
 use penghubung::policy;
 use penghubung::snapshot::{BuildContext, Snapshot};
-use penghubung::store::{load_documents, DocumentKind, DocumentStore, Documents, StoreError, StoredDocument};
+use penghubung::store::journal::JournalEntry;
+use penghubung::store::redis::RedisStore;
+use penghubung::store::{
+    load_documents, ChangeMeta, DocumentKind, DocumentStore, Documents, Listing, StoreError, StoredDocument,
+};
 use penghubung::tls::UpstreamTls;
 use penghubung::types::diagnostics::Diagnostic;
 use penghubung::Config;
@@ -86,47 +90,6 @@ fn corpus_files() -> Vec<CorpusFile> {
     files
 }
 
-/// The documents of the docs hash, as the Redis store lists them.
-struct HashStore {
-    url: String,
-}
-
-impl DocumentStore for HashStore {
-    fn list(&self) -> Result<(Vec<StoredDocument>, Vec<Diagnostic>), StoreError> {
-        let io =
-            |e: redis::RedisError| StoreError::Io { path: PathBuf::from(&self.url), source: std::io::Error::other(e) };
-        let client = redis::Client::open(self.url.as_str()).map_err(io)?;
-        let mut connection = client.get_connection().map_err(io)?;
-        let mut entries: Vec<(String, String)> =
-            redis::cmd("HGETALL").arg(DOCS_HASH).query(&mut connection).map_err(io)?;
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let documents = entries
-            .into_iter()
-            .filter_map(|(key, text)| {
-                let kind = DocumentKind::of_key(&key)?;
-                Some(StoredDocument { kind, origin: format!("redis:{key}"), key, text })
-            })
-            .collect();
-        Ok((documents, Vec::new()))
-    }
-
-    fn put(&self, key: &str, _text: &str) -> Result<(), StoreError> {
-        Err(StoreError::InvalidKey { key: key.into(), reason: "the benchmark's store is read-only" })
-    }
-
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
-        Err(StoreError::InvalidKey { key: key.into(), reason: "the benchmark's store is read-only" })
-    }
-
-    fn watch_dir(&self) -> Option<PathBuf> {
-        None
-    }
-
-    fn describe(&self) -> String {
-        format!("redis {}", self.url)
-    }
-}
-
 /// Every document of the corpus in memory, listed as a store would.
 struct MemoryStore(Vec<CorpusFile>);
 
@@ -157,6 +120,25 @@ impl DocumentStore for MemoryStore {
 
     fn describe(&self) -> String {
         "memory".into()
+    }
+
+    fn list_with_generation(&self) -> Result<Listing, StoreError> {
+        let (documents, notes) = self.list()?;
+        Ok(Listing { documents, notes, generation: 0 })
+    }
+
+    fn generation(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    fn commit(
+        &self,
+        _: u64,
+        _: &[(String, Option<String>)],
+        _: &[JournalEntry],
+        _: &ChangeMeta,
+    ) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable("the benchmark's store is read-only".into()))
     }
 }
 
@@ -309,7 +291,8 @@ fn main() {
             let _: u64 = command.query(&mut connection).expect("HSET");
         }
     }
-    let redis_store = HashStore { url: url.clone() };
+    let connector = penghubung_redis::Connector::new(&url).expect("redis url");
+    let redis_store = RedisStore::new(connector, "penghubung:store:", Duration::from_secs(60));
     let (listed, wall, cpu) = timed(|| redis_store.list().expect("HGETALL").0.len());
     println!("HGETALL of {listed} documents: {wall:.2?} wall, {cpu:.2?} CPU (this thread)");
     let mut walls = Vec::new();

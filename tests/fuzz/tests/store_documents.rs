@@ -109,6 +109,21 @@ impl DocumentStore for MemoryStore {
     fn describe(&self) -> String {
         "memory".into()
     }
+    fn list_with_generation(&self) -> Result<penghubung::store::Listing, StoreError> {
+        Ok(penghubung::store::Listing { documents: self.0.clone(), notes: Vec::new(), generation: 0 })
+    }
+    fn generation(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    fn commit(
+        &self,
+        _: u64,
+        _: &[(String, Option<String>)],
+        _: &[penghubung::store::journal::JournalEntry],
+        _: &penghubung::store::ChangeMeta,
+    ) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable("the fuzz target's store is read-only".into()))
+    }
 }
 
 /// Every problem names `origin`'s file (or another document of the store), with a line inside its text.
