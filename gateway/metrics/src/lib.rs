@@ -130,6 +130,26 @@ impl RequestSeries {
             && same_text(&self.service.provider_opd, o.provider_opd)
     }
 
+    /// Adds `o` (of status class `class_index`) to shard `shard`.
+    fn add(&self, o: &Observation<'_>, class_index: usize, shard: usize) {
+        let counters = &self.shards[shard];
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        if o.bytes_in > 0 {
+            counters.bytes_in.fetch_add(o.bytes_in, Ordering::Relaxed);
+        }
+        if o.bytes_out > 0 {
+            counters.bytes_out.fetch_add(o.bytes_out, Ordering::Relaxed);
+        }
+        let service = &self.service.shards[shard];
+        service.duration[class_index].observe(o.duration);
+        if let Some(upstream) = o.upstream {
+            service.upstream.observe(upstream);
+        }
+        if o.redacted {
+            service.redactions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn total(&self, counter: impl Fn(&RequestShard) -> &AtomicU64) -> u64 {
         self.shards.iter().map(|s| counter(s).load(Ordering::Relaxed)).sum()
     }
@@ -205,30 +225,20 @@ impl Metrics {
         let class_index = class_index(o.status);
         let class = CLASSES[class_index];
         let code = o.code.unwrap_or(NONE);
-        Recent::with(|recent| {
+        let kept = Recent::with(|recent| {
             let shard = recent.shard();
             let at = match recent.find(self.id, |s| s.counts(o, class, code)) {
                 Some(at) => at,
                 None => recent.keep(self.id, self.series(o, class, code)),
             };
-            let Some(series) = recent.get(at) else { return };
-            let counters = &series.shards[shard];
-            counters.requests.fetch_add(1, Ordering::Relaxed);
-            if o.bytes_in > 0 {
-                counters.bytes_in.fetch_add(o.bytes_in, Ordering::Relaxed);
-            }
-            if o.bytes_out > 0 {
-                counters.bytes_out.fetch_add(o.bytes_out, Ordering::Relaxed);
-            }
-            let service = &series.service.shards[shard];
-            service.duration[class_index].observe(o.duration);
-            if let Some(upstream) = o.upstream {
-                service.upstream.observe(upstream);
-            }
-            if o.redacted {
-                service.redactions.fetch_add(1, Ordering::Relaxed);
+            if let Some(series) = recent.get(at) {
+                series.add(o, class_index, shard);
             }
         });
+        if kept.is_none() {
+            // The thread is ending (its cache is gone): the shared table, and the first shard.
+            self.series(o, class, code).add(o, class_index, 0);
+        }
     }
 
     /// The series of `o`'s labels from the shared table (made when new): a thread's first request with them.
@@ -798,6 +808,16 @@ mod tests {
         let text = second.encode_prometheus(&Facts::default());
         assert!(text.contains(&format!("{ok} 1\n")), "{text}");
         assert!(!text.contains("policy.no_grant"), "{text}");
+    }
+
+    #[test]
+    fn a_request_is_counted_when_its_thread_cannot_reach_its_cache() {
+        let metrics = Metrics::new();
+        // Inside the cache's borrow (as while the thread's cache is being dropped): the shared table serves.
+        Recent::with(|_| metrics.observe(&request("dinkes/pasien/v1", "rsud", 200, None))).unwrap();
+        metrics.observe(&request("dinkes/pasien/v1", "rsud", 200, None));
+        let text = metrics.encode_prometheus(&Facts::default());
+        assert!(text.contains(r#"penghubung_requests_total{service="dinkes/pasien/v1",provider_opd="dinkes",caller_opd="rsud",operation="get-pasien",status_class="2xx",code="-"} 2"#), "{text}");
     }
 
     #[test]

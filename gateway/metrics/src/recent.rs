@@ -40,9 +40,10 @@ impl Recent {
         Recent { kept: [const { None }; KEPT], next: 0, shard: SHARDS }
     }
 
-    /// Runs `f` with this thread's recent series.
-    pub fn with<R>(f: impl FnOnce(&mut Recent) -> R) -> R {
-        RECENT.with(|recent| f(&mut recent.borrow_mut()))
+    /// Runs `f` with this thread's recent series; `None` while the thread is ending (its cache dropped) or
+    /// should `f` reach it again.
+    pub fn with<R>(f: impl FnOnce(&mut Recent) -> R) -> Option<R> {
+        RECENT.try_with(|recent| recent.try_borrow_mut().ok().map(|mut recent| f(&mut recent))).ok().flatten()
     }
 
     /// Where a kept series of the `Metrics` with id `metrics` for which `counts` holds is.
