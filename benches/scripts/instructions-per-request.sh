@@ -101,8 +101,15 @@ else
     pids+=($!)
 fi
 
-mkdir -p "$work/policies/opds" "$work/policies/services/bench"
+mkdir -p "$work/policies/opds" "$work/policies/services/bench" "$work/policies/operators"
 printf 'id = "bench"\nname = "Bench"\n' > "$work/policies/opds/bench.toml"
+# The operators who gave the service's approvals (and the admin every store with operators needs).
+n=0
+for operator in bench-owner:admin bench-operasi:operasi bench-keamanan:keamanan; do
+    n=$((n + 1))
+    printf 'id = "%s"\nname = "%s"\nnip = "19800101200601100%s"\nopd = "bench"\nroles = ["%s"]\n\n[identity]\n' \
+        "${operator%%:*}" "${operator%%:*}" "$n" "${operator#*:}" > "$work/policies/operators/${operator%%:*}.toml"
+done
 cat > "$work/policies/services/bench/echo.toml" <<SERVICE
 opd = "bench"
 name = "echo"
@@ -112,12 +119,12 @@ classification = "terbuka"
 status = "active"
 
 [approvals.operations]
-by = "Bench Operasi"
+by = "bench-operasi"
 at = "2026-01-01T00:00:00Z"
 reason = "bench"
 
 [approvals.security]
-by = "Bench Keamanan"
+by = "bench-keamanan"
 at = "2026-01-01T00:00:00Z"
 reason = "bench"
 

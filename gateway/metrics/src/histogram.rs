@@ -74,6 +74,26 @@ impl LatencyHistogram {
     }
 }
 
+impl HistogramValue {
+    /// The counts of several histograms added up (the shards of one series).
+    pub fn sum<'h>(histograms: impl IntoIterator<Item = &'h LatencyHistogram>) -> HistogramValue {
+        let mut total = HistogramValue::default();
+        for histogram in histograms {
+            let value = histogram.value();
+            if total.buckets.is_empty() {
+                total = value;
+                continue;
+            }
+            for (into, (_, count)) in total.buckets.iter_mut().zip(value.buckets) {
+                into.1 += count;
+            }
+            total.sum += value.sum;
+            total.count += value.count;
+        }
+        total
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +112,10 @@ mod tests {
         assert_eq!(v.buckets[6], (0.05, 1));
         assert_eq!(v.buckets[14], (f64::MAX, 1));
         assert!((v.sum - 60.0313).abs() < 1e-9, "{}", v.sum);
+        let other = LatencyHistogram::default();
+        other.observe(Duration::from_millis(1));
+        let both = HistogramValue::sum([&h, &other]);
+        assert_eq!((both.count, both.buckets[1], both.buckets[14]), (5, (0.001, 2), (f64::MAX, 1)));
+        assert!((both.sum - 60.0323).abs() < 1e-9, "{}", both.sum);
     }
 }

@@ -8,13 +8,18 @@
 //! and `&'static str` codes, never a request's own strings. A request with no service (an unknown route) or no
 //! identified caller is recorded under `-`.
 //!
-//! **Cost.** The request path does one hash of its label values, one lock-free table read (the `table` module) and a few
-//! relaxed atomic increments ([`histogram`]). Counters owned by other crates (the audit writer's, the rate
-//! limiter's, the trace exporter's dropped spans) are read at scrape time: the server hands them over as
-//! [`Facts`], or registers them once with [`Metrics::register_counter`].
+//! **Cost.** The request path normally touches no shared table: each thread keeps its last few series (the
+//! `recent` module), found by comparing the observation's label values with the cached series' own, so a
+//! request does a few short comparisons and relaxed atomic adds on counters it already holds. Only a label
+//! combination the thread has not seen lately hashes its labels and reads the lock-free series table (the
+//! `table` module). The counters are sharded: each thread adds to its own cache-line-aligned shard of a
+//! series, so two cores never contend for one line, and a scrape sums the shards. Counters owned by other
+//! crates (the audit writer's, the rate limiter's, the trace exporter's dropped spans) are read at scrape time:
+//! the server hands them over as [`Facts`], or registers them once with [`Metrics::register_counter`].
 #![forbid(unsafe_code)]
 
 pub mod histogram;
+mod recent;
 mod table;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +31,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use histogram::{HistogramValue, LatencyHistogram};
+use recent::{Recent, SHARDS};
 use table::{LabelHash, Table};
 
 /// The label value of an absent fact (no service, no identified caller, no operation, no code).
@@ -59,32 +65,35 @@ pub struct Observation<'a> {
 
 /// The status class label of a status code.
 pub fn status_class(status: u16) -> &'static str {
-    match status / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        _ => "5xx",
-    }
+    CLASSES[class_index(status)]
 }
 
-fn class_index(class: &str) -> usize {
-    match class {
-        "1xx" => 0,
-        "2xx" => 1,
-        "3xx" => 2,
-        "4xx" => 3,
+/// The index of a status code's class in [`CLASSES`] (anything outside 1xx–4xx counts as `5xx`).
+fn class_index(status: u16) -> usize {
+    match status / 100 {
+        1 => 0,
+        2 => 1,
+        3 => 2,
+        4 => 3,
         _ => 4,
     }
 }
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-/// The series of one service (and its provider OPD): latency by status class, upstream latency, redactions.
+/// The series of one service (and its provider OPD): latency by status class, upstream latency, redactions,
+/// each thread adding to its own shard.
 #[derive(Debug)]
 struct ServiceSeries {
     service: Arc<str>,
     provider_opd: Arc<str>,
+    shards: Box<[ServiceShard; SHARDS]>,
+}
+
+/// One thread's share of a service's series, on cache lines of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct ServiceShard {
     duration: [LatencyHistogram; 5],
     upstream: LatencyHistogram,
     redactions: AtomicU64,
@@ -98,9 +107,74 @@ struct RequestSeries {
     class: &'static str,
     code: &'static str,
     service: Arc<ServiceSeries>,
+    shards: Box<[RequestShard; SHARDS]>,
+}
+
+/// One thread's share of a request series' counters, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct RequestShard {
     requests: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+}
+
+impl RequestSeries {
+    /// Whether this series counts `o` (with its status class and code).
+    fn counts(&self, o: &Observation<'_>, class: &'static str, code: &'static str) -> bool {
+        same_static(self.class, class)
+            && same_static(self.code, code)
+            && same_text(&self.service.service, o.service)
+            && same_text(&self.caller_opd, o.caller_opd)
+            && same_text(&self.operation, o.operation)
+            && same_text(&self.service.provider_opd, o.provider_opd)
+    }
+
+    /// Adds `o` (of status class `class_index`) to shard `shard`.
+    fn add(&self, o: &Observation<'_>, class_index: usize, shard: usize) {
+        let counters = &self.shards[shard];
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        if o.bytes_in > 0 {
+            counters.bytes_in.fetch_add(o.bytes_in, Ordering::Relaxed);
+        }
+        if o.bytes_out > 0 {
+            counters.bytes_out.fetch_add(o.bytes_out, Ordering::Relaxed);
+        }
+        let service = &self.service.shards[shard];
+        service.duration[class_index].observe(o.duration);
+        if let Some(upstream) = o.upstream {
+            service.upstream.observe(upstream);
+        }
+        if o.redacted {
+            service.redactions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn total(&self, counter: impl Fn(&RequestShard) -> &AtomicU64) -> u64 {
+        self.shards.iter().map(|s| counter(s).load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// Two label values are equal, compared a word at a time in line (they are short: a library call to compare
+/// them cost more than the comparison).
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).fold(true, |same, (x, y)| same & (x == y));
+    }
+    let word = |s: &[u8], at: usize| s[at..at + 8].iter().fold(0u64, |w, byte| w << 8 | u64::from(*byte));
+    // Whole words, then the last eight bytes (overlapping the words before when `n` is not a multiple of 8).
+    (0..n / 8).all(|i| word(a, 8 * i) == word(b, 8 * i)) && word(a, n - 8) == word(b, n - 8)
+}
+
+/// Two static strings are equal: the same bytes in the same place, or (for one code spelled in two crates) the
+/// same text.
+fn same_static(a: &'static str, b: &'static str) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
 }
 
 /// A counter owned by another crate, shown on `/metrics`.
@@ -112,8 +186,10 @@ struct External {
 }
 
 /// Every metric family of the gateway.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
+    /// Names this value in the threads' caches of recent series (never reused within the process).
+    id: u64,
     requests: Table<RequestSeries>,
     services: Table<ServiceSeries>,
     handshakes_accepted: AtomicU64,
@@ -124,6 +200,21 @@ pub struct Metrics {
     client_certificates: Mutex<Vec<(Arc<str>, i64)>>,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Metrics {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            requests: Table::default(),
+            services: Table::default(),
+            handshakes_accepted: AtomicU64::new(0),
+            handshakes_refused: Mutex::default(),
+            external: Mutex::default(),
+            client_certificates: Mutex::default(),
+        }
+    }
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         Metrics::default()
@@ -131,8 +222,27 @@ impl Metrics {
 
     /// Records a finished request.
     pub fn observe(&self, o: &Observation<'_>) {
-        let class = status_class(o.status);
+        let class_index = class_index(o.status);
+        let class = CLASSES[class_index];
         let code = o.code.unwrap_or(NONE);
+        let kept = Recent::with(|recent| {
+            let shard = recent.shard();
+            let at = match recent.find(self.id, |s| s.counts(o, class, code)) {
+                Some(at) => at,
+                None => recent.keep(self.id, self.series(o, class, code)),
+            };
+            if let Some(series) = recent.get(at) {
+                series.add(o, class_index, shard);
+            }
+        });
+        if kept.is_none() {
+            // The thread is ending (its cache is gone): the shared table, and the first shard.
+            self.series(o, class, code).add(o, class_index, 0);
+        }
+    }
+
+    /// The series of `o`'s labels from the shared table (made when new): a thread's first request with them.
+    fn series(&self, o: &Observation<'_>, class: &'static str, code: &'static str) -> Arc<RequestSeries> {
         let hash = LabelHash::new()
             .add(o.service)
             .add(o.provider_opd)
@@ -141,42 +251,18 @@ impl Metrics {
             .add(class)
             .add(code)
             .finish();
-        let series = self.requests.get_or_insert(
+        self.requests.get_or_insert(
             hash,
-            |s| {
-                s.class == class
-                    && s.code == code
-                    && *s.caller_opd == *o.caller_opd
-                    && *s.operation == *o.operation
-                    && *s.service.service == *o.service
-                    && *s.service.provider_opd == *o.provider_opd
-            },
+            |s| s.counts(o, class, code),
             || RequestSeries {
                 caller_opd: o.caller_opd.into(),
                 operation: o.operation.into(),
                 class,
                 code,
                 service: self.service(o.service, o.provider_opd),
-                requests: AtomicU64::new(0),
-                bytes_in: AtomicU64::new(0),
-                bytes_out: AtomicU64::new(0),
+                shards: Box::default(),
             },
-        );
-        series.requests.fetch_add(1, Ordering::Relaxed);
-        if o.bytes_in > 0 {
-            series.bytes_in.fetch_add(o.bytes_in, Ordering::Relaxed);
-        }
-        if o.bytes_out > 0 {
-            series.bytes_out.fetch_add(o.bytes_out, Ordering::Relaxed);
-        }
-        let service = &series.service;
-        service.duration[class_index(class)].observe(o.duration);
-        if let Some(upstream) = o.upstream {
-            service.upstream.observe(upstream);
-        }
-        if o.redacted {
-            service.redactions.fetch_add(1, Ordering::Relaxed);
-        }
+        )
     }
 
     fn service(&self, service: &str, provider_opd: &str) -> Arc<ServiceSeries> {
@@ -184,13 +270,7 @@ impl Metrics {
         self.services.get_or_insert(
             hash,
             |s| *s.service == *service && *s.provider_opd == *provider_opd,
-            || ServiceSeries {
-                service: service.into(),
-                provider_opd: provider_opd.into(),
-                duration: Default::default(),
-                upstream: LatencyHistogram::default(),
-                redactions: AtomicU64::new(0),
-            },
+            || ServiceSeries { service: service.into(), provider_opd: provider_opd.into(), shards: Box::default() },
         )
     }
 
@@ -318,7 +398,7 @@ impl Metrics {
         let mut bytes_in: Vec<(Labels, u64)> = Vec::new();
         let mut bytes_out: Vec<(Labels, u64)> = Vec::new();
         for r in &requests {
-            let count = r.requests.load(Ordering::Relaxed);
+            let count = r.total(|s| &s.requests);
             let (service, provider) = (&*r.service.service, &*r.service.provider_opd);
             totals.push((
                 labels(&[
@@ -332,8 +412,8 @@ impl Metrics {
                 count,
             ));
             let by_caller = labels(&[("service", service), ("provider_opd", provider), ("caller_opd", &r.caller_opd)]);
-            add(&mut bytes_in, &by_caller, r.bytes_in.load(Ordering::Relaxed));
-            add(&mut bytes_out, &by_caller, r.bytes_out.load(Ordering::Relaxed));
+            add(&mut bytes_in, &by_caller, r.total(|s| &s.bytes_in));
+            add(&mut bytes_out, &by_caller, r.total(|s| &s.bytes_out));
             let by_code = || labels(&[("service", service), ("caller_opd", &r.caller_opd), ("code", r.code)]);
             if is_denial(r.code) {
                 add(&mut denials, &by_code(), count);
@@ -379,18 +459,21 @@ impl Metrics {
         let mut upstream = Vec::new();
         let mut redactions = Vec::new();
         for s in &services {
-            for (class, histogram) in CLASSES.iter().zip(&s.duration) {
-                if histogram.count() > 0 {
+            for (index, class) in CLASSES.iter().enumerate() {
+                let histogram = HistogramValue::sum(s.shards.iter().map(|shard| &shard.duration[index]));
+                if histogram.count > 0 {
                     let l =
                         labels(&[("service", &s.service), ("provider_opd", &s.provider_opd), ("status_class", class)]);
-                    durations.push((l, histogram.value()));
+                    durations.push((l, histogram));
                 }
             }
             let by_service = labels(&[("service", &s.service), ("provider_opd", &s.provider_opd)]);
-            if s.upstream.count() > 0 {
-                upstream.push((by_service.clone(), s.upstream.value()));
+            let upstream_value = HistogramValue::sum(s.shards.iter().map(|shard| &shard.upstream));
+            if upstream_value.count > 0 {
+                upstream.push((by_service.clone(), upstream_value));
             }
-            redactions.push((by_service, s.redactions.load(Ordering::Relaxed)));
+            let redacted = s.shards.iter().map(|shard| shard.redactions.load(Ordering::Relaxed)).sum();
+            redactions.push((by_service, redacted));
         }
         registry.register_with_unit(
             "request_duration",
@@ -726,6 +809,68 @@ mod tests {
         assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
         let open = metrics.encode_openmetrics(&Facts::default());
         assert!(open.ends_with("# EOF\n") && open.contains("# TYPE penghubung_requests counter"), "{open}");
+    }
+
+    #[test]
+    fn every_thread_and_every_metrics_value_counts_apart() {
+        let (first, second) = (Arc::new(Metrics::new()), Metrics::new());
+        let threads: Vec<_> = (0..SHARDS + 2)
+            .map(|_| {
+                let metrics = Arc::clone(&first);
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        // More label combinations than a thread keeps, so kept series are replaced too.
+                        let code = [None, Some("policy.no_grant"), Some("upstream.timeout"), Some("x.y"), Some("y.z")];
+                        metrics.observe(&request("dinkes/pasien/v1", "rsud", 200, code[i % 5]));
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        // The same labels on this thread for two `Metrics` values: each counts its own.
+        first.observe(&request("dinkes/pasien/v1", "rsud", 200, None));
+        second.observe(&request("dinkes/pasien/v1", "rsud", 200, None));
+        let text = first.encode_prometheus(&Facts::default());
+        let ok = r#"penghubung_requests_total{service="dinkes/pasien/v1",provider_opd="dinkes",caller_opd="rsud",operation="get-pasien",status_class="2xx",code="-"}"#;
+        assert!(text.contains(&format!("{ok} {}\n", (SHARDS + 2) * 20 + 1)), "{text}");
+        assert!(text.contains(&format!(r#"penghubung_request_bytes_total{{service="dinkes/pasien/v1",provider_opd="dinkes",caller_opd="rsud"}} {}"#, ((SHARDS + 2) * 100 + 1) * 10)), "{text}");
+        assert!(text.contains(&format!(r#"penghubung_request_duration_seconds_count{{service="dinkes/pasien/v1",provider_opd="dinkes",status_class="2xx"}} {}"#, (SHARDS + 2) * 100 + 1)), "{text}");
+        let text = second.encode_prometheus(&Facts::default());
+        assert!(text.contains(&format!("{ok} 1\n")), "{text}");
+        assert!(!text.contains("policy.no_grant"), "{text}");
+    }
+
+    #[test]
+    fn a_request_is_counted_when_its_thread_cannot_reach_its_cache() {
+        let metrics = Metrics::new();
+        // Inside the cache's borrow (as while the thread's cache is being dropped): the shared table serves.
+        Recent::with(|_| metrics.observe(&request("dinkes/pasien/v1", "rsud", 200, None))).unwrap();
+        metrics.observe(&request("dinkes/pasien/v1", "rsud", 200, None));
+        let text = metrics.encode_prometheus(&Facts::default());
+        assert!(text.contains(r#"penghubung_requests_total{service="dinkes/pasien/v1",provider_opd="dinkes",caller_opd="rsud",operation="get-pasien",status_class="2xx",code="-"} 2"#), "{text}");
+    }
+
+    #[test]
+    fn label_values_compare_by_every_byte() {
+        for (a, b) in [
+            ("", ""),
+            ("-", "-"),
+            ("rsud", "rsud"),
+            ("dinkes/pasien/v1", "dinkes/pasien/v1"),
+            ("abcdefghi", "abcdefghi"),
+        ] {
+            assert!(same_text(a, b), "{a} {b}");
+        }
+        for (a, b) in [
+            ("-", "x"),
+            ("rsud", "rsuD"),
+            ("dinkes/pasien/v1", "dinkes/pasien/v2"),
+            ("abcdefghi", "abcdefgh"),
+            ("xbcdefghi", "abcdefghi"),
+            ("abcdefghijklmnopq", "abcdefghXjklmnopq"),
+        ] {
+            assert!(!same_text(a, b), "{a} {b}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The request path's series table: a copy-on-write map read through an `ArcSwap` (no lock, no allocation on
+//! The series table, read by a thread's first request with a label combination (later ones find the series in
+//! the thread's own cache, the `recent` module): a copy-on-write map read through an `ArcSwap` (no lock, no allocation on
 //! a hit). A label combination seen for the first time copies the map once under a mutex; since every label
 //! value comes from a set the snapshot knows (or a static code), the table stops growing after warm-up.
 

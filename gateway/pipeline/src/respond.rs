@@ -79,8 +79,9 @@ fn label(value: &Option<std::sync::Arc<str>>) -> &str {
     value.as_deref().unwrap_or(penghubung_metrics::NONE)
 }
 
-/// Records the finished request in the metrics: one table read and a few atomic increments, with label values
-/// the snapshot knows (`-` for what the request never reached) and the problem's static code.
+/// Records the finished request in the metrics (the series found in the thread's recent ones, then a few
+/// relaxed atomic increments on the thread's shard), with label values the snapshot knows (`-` for what the
+/// request never reached) and the problem's static code.
 pub(super) fn observe(
     metrics: &Metrics,
     context: &RequestContext,

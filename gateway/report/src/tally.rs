@@ -1,8 +1,11 @@
-//! Counting exchanges: [`Exchange`] is what the report reads of one exchange record (borrowed from its line),
-//! [`Tally`] adds it to the month's totals, to its caller OPD's and to its provider OPD's [`Usage`]. Memory grows
-//! with the number of OPDs, services, clients and error codes, never with the number of records.
+//! Counting exchanges: [`Exchange`] is what the report reads of one exchange record (its values borrowed from
+//! the line, not yet decoded), [`SegmentTally`] counts a segment's exchanges into its totals, its caller OPD's
+//! and its provider OPD's counts, and [`Tally`] holds the month's [`Usage`] once each verified segment's counts
+//! joined it. A segment's counts are kept by name id ([`Names`]: each OPD, service, client, decision and code
+//! text is looked up once per record, by one hash of its bytes, and stored once), so counting a record
+//! allocates nothing; they become text only when the segment joins the month. Memory grows with the number of
+//! OPDs, services, clients and error codes, never with the number of records.
 
-use std::borrow::Cow;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use penghubung_audit::record::{provider_opd, NO_OPD};
@@ -10,8 +13,8 @@ use penghubung_audit::record::{provider_opd, NO_OPD};
 use crate::scan::{members, Malformed, Value};
 use crate::sketch::Histogram;
 
-/// FNV-1a: the maps are keyed by short ids (OPDs, services, clients, codes) looked up several times per record,
-/// where SipHash cost a tenth of the scan. The keys come from verified records, not from a request.
+/// FNV-1a: the month's maps are keyed by short ids (OPDs, services, clients, codes). The keys come from
+/// verified records, not from a request.
 #[derive(Default)]
 pub struct Fnv(u64);
 
@@ -29,21 +32,52 @@ impl Hasher for Fnv {
     }
 }
 
+/// A word-at-a-time (FxHash-style) hash of a name's bytes, for [`Names`], looked up several times per record.
+#[derive(Default)]
+pub struct Words(u64);
+
+impl Words {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for Words {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let tail = words.remainder().iter().enumerate().fold(0u64, |w, (i, b)| w | u64::from(*b) << (8 * i));
+        self.mix(tail);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+}
+
 /// The report's maps.
 pub type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<Fnv>>;
 
-/// The members of an exchange record the report uses.
+/// The members of an exchange record the report uses, as they stand in the line.
 #[derive(Debug, Default)]
 pub struct Exchange<'a> {
     pub time: &'a [u8],
-    pub caller_opd: Option<Cow<'a, str>>,
-    pub provider_opd: Option<Cow<'a, str>>,
+    pub caller_opd: Option<Value<'a>>,
+    pub provider_opd: Option<Value<'a>>,
     /// Older records' name for the caller OPD.
-    pub opd: Option<Cow<'a, str>>,
-    pub client: Option<Cow<'a, str>>,
-    pub service: Option<Cow<'a, str>>,
-    pub decision: Option<Cow<'a, str>>,
-    pub code: Option<Cow<'a, str>>,
+    pub opd: Option<Value<'a>>,
+    pub client: Option<Value<'a>>,
+    pub service: Option<Value<'a>>,
+    pub decision: Option<Value<'a>>,
+    pub code: Option<Value<'a>>,
     pub status: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -64,42 +98,83 @@ impl<'a> Exchange<'a> {
     /// Takes `key`'s value when it is one the report uses.
     pub fn set(&mut self, key: &[u8], value: Value<'a>) {
         let e = self;
-        let text = |v: Value<'a>| v.text();
-        {
-            match key {
-                b"time" => {
-                    if let Value::Str { raw, .. } = value {
-                        e.time = raw;
-                    }
+        match key {
+            b"time" => {
+                if let Value::Str { raw, .. } = value {
+                    e.time = raw;
                 }
-                b"caller_opd" => e.caller_opd = text(value),
-                b"provider_opd" => e.provider_opd = text(value),
-                b"opd" => e.opd = text(value),
-                b"client" => e.client = text(value),
-                b"service" => e.service = text(value),
-                b"decision" => e.decision = text(value),
-                b"code" => e.code = text(value),
-                b"status" => e.status = value.num().unwrap_or_default(),
-                b"bytes_in" => e.bytes_in = value.num().unwrap_or_default(),
-                b"bytes_out" => e.bytes_out = value.num().unwrap_or_default(),
-                b"latency_us" => e.latency_us = value.num().unwrap_or_default(),
-                _ => {}
             }
+            b"caller_opd" => e.caller_opd = Some(value),
+            b"provider_opd" => e.provider_opd = Some(value),
+            b"opd" => e.opd = Some(value),
+            b"client" => e.client = Some(value),
+            b"service" => e.service = Some(value),
+            b"decision" => e.decision = Some(value),
+            b"code" => e.code = Some(value),
+            b"status" => e.status = value.num().unwrap_or_default(),
+            b"bytes_in" => e.bytes_in = value.num().unwrap_or_default(),
+            b"bytes_out" => e.bytes_out = value.num().unwrap_or_default(),
+            b"latency_us" => e.latency_us = value.num().unwrap_or_default(),
+            _ => {}
+        }
+    }
+}
+
+/// A name's id in [`Names`].
+pub type NameId = u32;
+
+/// No provider known yet for a service id.
+const UNKNOWN: NameId = NameId::MAX;
+
+/// The names a segment's records use (OPDs, services, clients, decisions, codes), each stored once and known
+/// by an id. A name is its decoded text: a string value with escapes is decoded first, so one text always has
+/// one id; a value that is not a string or not UTF-8 has none (the record counts it as absent).
+#[derive(Default)]
+pub struct Names {
+    ids: std::collections::HashMap<Box<[u8]>, NameId, BuildHasherDefault<Words>>,
+    texts: Vec<Box<str>>,
+    /// The provider OPD of a service key, by the service's id (found on its first use).
+    providers: Vec<NameId>,
+}
+
+impl Names {
+    /// The id of a member's value.
+    pub fn of(&mut self, value: Option<Value<'_>>) -> Option<NameId> {
+        match value? {
+            Value::Str { raw, escaped: false } => self.of_text(raw),
+            decoded @ Value::Str { escaped: true, .. } => self.of_text(decoded.text()?.as_bytes()),
+            _ => None,
         }
     }
 
-    /// The caller OPD: `caller_opd`, or an older record's `opd`, or the marker.
-    pub fn caller(&self) -> &str {
-        self.caller_opd.as_deref().or(self.opd.as_deref()).unwrap_or(NO_OPD)
+    /// The id of a text (`None` for bytes that are not UTF-8).
+    pub fn of_text(&mut self, text: &[u8]) -> Option<NameId> {
+        if let Some(id) = self.ids.get(text) {
+            return Some(*id);
+        }
+        let valid = std::str::from_utf8(text).ok()?;
+        let id = self.texts.len() as NameId;
+        self.texts.push(valid.into());
+        self.ids.insert(text.into(), id);
+        Some(id)
     }
 
-    /// The provider OPD: `provider_opd`, or an older record's service key's first segment, or the marker.
-    pub fn provider(&self) -> &str {
-        match (&self.provider_opd, &self.service) {
-            (Some(p), _) => p,
-            (None, Some(service)) => provider_opd(service),
-            (None, None) => NO_OPD,
+    /// The text of `id`.
+    pub fn text(&self, id: NameId) -> &str {
+        self.texts.get(id as usize).map_or(NO_OPD, |t| t)
+    }
+
+    /// The provider OPD of the service key `service`: its first segment.
+    fn provider_of(&mut self, service: NameId) -> NameId {
+        let at = service as usize;
+        if self.providers.len() <= at {
+            self.providers.resize(at + 1, UNKNOWN);
         }
+        if self.providers[at] == UNKNOWN {
+            let opd = provider_opd(self.text(service)).to_string();
+            self.providers[at] = self.of_text(opd.as_bytes()).unwrap_or(UNKNOWN);
+        }
+        self.providers[at]
     }
 }
 
@@ -140,15 +215,6 @@ pub struct Usage {
 /// The rate-limit refusal code.
 pub const RATE_LIMITED: &str = "ratelimit.exceeded";
 
-fn bump(map: &mut HashMap<String, u64>, key: &str) {
-    match map.get_mut(key) {
-        Some(n) => *n += 1,
-        None => {
-            map.insert(key.to_string(), 1);
-        }
-    }
-}
-
 fn add_map(into: &mut HashMap<String, u64>, from: &HashMap<String, u64>) {
     for (key, n) in from {
         match into.get_mut(key.as_str()) {
@@ -163,39 +229,6 @@ fn add_map(into: &mut HashMap<String, u64>, from: &HashMap<String, u64>) {
 impl Usage {
     fn new(days: u32) -> Usage {
         Usage { daily: vec![Day::default(); days as usize], ..Usage::default() }
-    }
-
-    fn add(&mut self, e: &Exchange<'_>, day: u32) {
-        self.requests += 1;
-        let decision = e.decision.as_deref().unwrap_or("error");
-        let code = e.code.as_deref();
-        match decision {
-            "allow" => self.allowed += 1,
-            "deny" => {
-                self.denied += 1;
-                bump(&mut self.denials, code.unwrap_or("-"));
-            }
-            _ => {
-                self.errors += 1;
-                bump(&mut self.failures, code.unwrap_or("-"));
-            }
-        }
-        if code == Some(RATE_LIMITED) {
-            self.rate_limited += 1;
-        }
-        self.bytes_in += e.bytes_in;
-        self.bytes_out += e.bytes_out;
-        let class = (e.status / 100) as usize;
-        self.classes[if (1..=5).contains(&class) { class } else { 0 }] += 1;
-        self.latency.record(e.latency_us);
-        if let Some(d) = self.daily.get_mut(day as usize) {
-            d.requests += 1;
-            d.bytes_in += e.bytes_in;
-            d.bytes_out += e.bytes_out;
-            d.errors += u64::from(decision != "allow");
-        }
-        bump(&mut self.services, e.service.as_deref().unwrap_or(NO_OPD));
-        bump(&mut self.clients, e.client.as_deref().unwrap_or(NO_OPD));
     }
 
     fn merge(&mut self, other: &Usage) {
@@ -226,7 +259,6 @@ impl Usage {
 /// The month's counts: in total, by caller OPD and by provider OPD.
 #[derive(Debug)]
 pub struct Tally {
-    days: u32,
     pub total: Usage,
     pub callers: HashMap<String, Usage>,
     pub providers: HashMap<String, Usage>,
@@ -234,28 +266,7 @@ pub struct Tally {
 
 impl Tally {
     pub fn new(days: u32) -> Tally {
-        Tally { days, total: Usage::new(days), callers: HashMap::default(), providers: HashMap::default() }
-    }
-
-    /// Counts `e` on local day `day` (0-based) when it concerns `opd` (as caller or provider; every record
-    /// without a filter).
-    pub fn add(&mut self, e: &Exchange<'_>, day: u32, opd: Option<&str>) {
-        let (caller, provider) = (e.caller(), e.provider());
-        if opd.is_some_and(|o| o != caller && o != provider) {
-            return;
-        }
-        self.total.add(e, day);
-        let days = self.days;
-        for (map, key) in [(&mut self.callers, caller), (&mut self.providers, provider)] {
-            match map.get_mut(key) {
-                Some(usage) => usage.add(e, day),
-                None => {
-                    let mut usage = Usage::new(days);
-                    usage.add(e, day);
-                    map.insert(key.to_string(), usage);
-                }
-            }
-        }
+        Tally { total: Usage::new(days), callers: HashMap::default(), providers: HashMap::default() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -278,25 +289,258 @@ impl Tally {
     }
 }
 
+/// How a record's `decision` counts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Allow,
+    Deny,
+    /// `error`, or any other value, or none.
+    Error,
+}
+
+/// One record's names and measures, resolved to ids.
+struct Counted {
+    service: NameId,
+    client: NameId,
+    /// The code (`-` when none).
+    code: NameId,
+    decision: Decision,
+    rate_limited: bool,
+    status: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    latency_us: u64,
+}
+
+/// What one OPD (or the whole gateway) used in a segment: [`Usage`] with names by id.
+#[derive(Clone)]
+struct Counts {
+    requests: u64,
+    allowed: u64,
+    denied: u64,
+    errors: u64,
+    rate_limited: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    classes: [u64; 6],
+    /// Requests by name id: denials and errors by code, requests by service and by client.
+    denials: Vec<u64>,
+    failures: Vec<u64>,
+    services: Vec<u64>,
+    clients: Vec<u64>,
+    latency: Histogram,
+    daily: Vec<Day>,
+}
+
+fn bump(counts: &mut Vec<u64>, id: NameId) {
+    let at = id as usize;
+    if counts.len() <= at {
+        counts.resize(at + 1, 0);
+    }
+    counts[at] += 1;
+}
+
+impl Counts {
+    fn new(days: u32) -> Counts {
+        Counts {
+            requests: 0,
+            allowed: 0,
+            denied: 0,
+            errors: 0,
+            rate_limited: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            classes: [0; 6],
+            denials: Vec::new(),
+            failures: Vec::new(),
+            services: Vec::new(),
+            clients: Vec::new(),
+            latency: Histogram::default(),
+            daily: vec![Day::default(); days as usize],
+        }
+    }
+
+    fn add(&mut self, r: &Counted, day: u32) {
+        self.requests += 1;
+        match r.decision {
+            Decision::Allow => self.allowed += 1,
+            Decision::Deny => {
+                self.denied += 1;
+                bump(&mut self.denials, r.code);
+            }
+            Decision::Error => {
+                self.errors += 1;
+                bump(&mut self.failures, r.code);
+            }
+        }
+        self.rate_limited += u64::from(r.rate_limited);
+        self.bytes_in += r.bytes_in;
+        self.bytes_out += r.bytes_out;
+        let class = (r.status / 100) as usize;
+        self.classes[if (1..=5).contains(&class) { class } else { 0 }] += 1;
+        self.latency.record(r.latency_us);
+        if let Some(d) = self.daily.get_mut(day as usize) {
+            d.requests += 1;
+            d.bytes_in += r.bytes_in;
+            d.bytes_out += r.bytes_out;
+            d.errors += u64::from(r.decision != Decision::Allow);
+        }
+        bump(&mut self.services, r.service);
+        bump(&mut self.clients, r.client);
+    }
+
+    /// The counts with their names as text.
+    fn usage(&self, names: &Names) -> Usage {
+        let map = |counts: &[u64]| -> HashMap<String, u64> {
+            (0..).zip(counts).filter(|(_, n)| **n > 0).map(|(id, n)| (names.text(id).to_string(), *n)).collect()
+        };
+        Usage {
+            requests: self.requests,
+            allowed: self.allowed,
+            denied: self.denied,
+            errors: self.errors,
+            rate_limited: self.rate_limited,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            classes: self.classes,
+            denials: map(&self.denials),
+            failures: map(&self.failures),
+            latency: self.latency.clone(),
+            daily: self.daily.clone(),
+            services: map(&self.services),
+            clients: map(&self.clients),
+        }
+    }
+}
+
+/// The names the counting compares with, by id.
+struct Known {
+    none: NameId,
+    allow: NameId,
+    deny: NameId,
+    rate_limited: NameId,
+    /// The OPD the report is limited to.
+    only: Option<NameId>,
+}
+
+/// One segment's counts (kept apart until the segment verified): in total, by caller OPD and by provider OPD,
+/// with every name by id.
+pub struct SegmentTally {
+    days: u32,
+    names: Names,
+    known: Known,
+    total: Counts,
+    /// By the OPD's name id.
+    callers: Vec<Option<Counts>>,
+    providers: Vec<Option<Counts>>,
+}
+
+impl SegmentTally {
+    /// Counts of a month of `days` days, of every record, or of those concerning `opd` (as caller or provider).
+    pub fn new(days: u32, opd: Option<&str>) -> SegmentTally {
+        let mut names = Names::default();
+        let mut id = |text: &str| names.of_text(text.as_bytes()).unwrap_or(UNKNOWN);
+        let known = Known {
+            none: id(NO_OPD),
+            allow: id("allow"),
+            deny: id("deny"),
+            rate_limited: id(RATE_LIMITED),
+            only: opd.map(&mut id),
+        };
+        SegmentTally { days, names, known, total: Counts::new(days), callers: Vec::new(), providers: Vec::new() }
+    }
+
+    /// Counts `e` on local day `day` (0-based) when it concerns the OPD the counts are limited to, if any.
+    pub fn add(&mut self, e: &Exchange<'_>, day: u32) {
+        let names = &mut self.names;
+        let known = &self.known;
+        let caller = names.of(e.caller_opd).or_else(|| names.of(e.opd)).unwrap_or(known.none);
+        let service = names.of(e.service);
+        let provider = match (names.of(e.provider_opd), service) {
+            (Some(provider), _) => provider,
+            (None, Some(service)) => names.provider_of(service),
+            (None, None) => known.none,
+        };
+        if known.only.is_some_and(|o| o != caller && o != provider) {
+            return;
+        }
+        let code = names.of(e.code);
+        let decision = match names.of(e.decision) {
+            Some(d) if d == known.allow => Decision::Allow,
+            Some(d) if d == known.deny => Decision::Deny,
+            _ => Decision::Error,
+        };
+        let counted = Counted {
+            service: service.unwrap_or(known.none),
+            client: names.of(e.client).unwrap_or(known.none),
+            code: code.unwrap_or(known.none),
+            decision,
+            rate_limited: code == Some(known.rate_limited),
+            status: e.status,
+            bytes_in: e.bytes_in,
+            bytes_out: e.bytes_out,
+            latency_us: e.latency_us,
+        };
+        self.total.add(&counted, day);
+        let days = self.days;
+        for (by_opd, opd) in [(&mut self.callers, caller), (&mut self.providers, provider)] {
+            let at = opd as usize;
+            if by_opd.len() <= at {
+                by_opd.resize(at + 1, None);
+            }
+            by_opd[at].get_or_insert_with(|| Counts::new(days)).add(&counted, day);
+        }
+    }
+
+    /// Adds these counts (a verified segment's) to the month's.
+    pub fn merge_into(&self, month: &mut Tally) {
+        let mut segment = Tally::new(self.days);
+        segment.total = self.total.usage(&self.names);
+        for (into, from) in [(&mut segment.callers, &self.callers), (&mut segment.providers, &self.providers)] {
+            for (id, counts) in (0..).zip(from) {
+                if let Some(counts) = counts {
+                    into.insert(self.names.text(id).to_string(), counts.usage(&self.names));
+                }
+            }
+        }
+        month.merge(&segment);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn old_records_name_their_opds_too() {
+        let counted = |line: &[u8], opd: Option<&str>| {
+            let mut segment = SegmentTally::new(30, opd);
+            segment.add(&Exchange::read(line).unwrap(), 3);
+            let mut month = Tally::new(30);
+            segment.merge_into(&mut month);
+            let mut callers: Vec<String> = month.callers.keys().cloned().collect();
+            let mut providers: Vec<String> = month.providers.keys().cloned().collect();
+            callers.sort();
+            providers.sort();
+            (month, callers, providers)
+        };
         let new = br#"{"seq":5,"prev":"x","kind":"exchange","time":"2026-11-01T00:00:00.000000000Z","client":"dinsos/sikasos","caller_opd":"dinsos","provider_opd":"disdukcapil","service":"disdukcapil/kependudukan/v1","decision":"deny","code":"policy.no_grant","status":403,"bytes_in":1,"bytes_out":2,"latency_us":3,"nik":["ab"],"complete":true"#;
-        let e = Exchange::read(&[&new[..], b"}"].concat()).unwrap().caller().to_string();
-        assert_eq!(e, "dinsos");
+        let (month, callers, providers) = counted(&[&new[..], b"}"].concat(), None);
+        assert_eq!((callers, providers), (vec!["dinsos".to_string()], vec!["disdukcapil".to_string()]));
+        assert_eq!((month.total.denied, month.total.denials["policy.no_grant"]), (1, 1));
         let old = br#"{"kind":"exchange","opd":"dinkes","service":"disdukcapil/kependudukan/v1","status":200}"#;
-        let e = Exchange::read(old).unwrap();
-        assert_eq!((e.caller(), e.provider()), ("dinkes", "disdukcapil"));
+        let (month, callers, providers) = counted(old, None);
+        assert_eq!((callers, providers), (vec!["dinkes".to_string()], vec!["disdukcapil".to_string()]));
+        assert_eq!((month.total.errors, month.total.failures["-"]), (1, 1), "no decision counts as an error");
         let health = br#"{"kind":"exchange","status":200}"#;
-        let e = Exchange::read(health).unwrap();
-        assert_eq!((e.caller(), e.provider()), (NO_OPD, NO_OPD));
-        let mut tally = Tally::new(30);
-        tally.add(&e, 3, Some("dinsos"));
-        assert!(tally.is_empty());
-        tally.add(&e, 3, None);
-        assert_eq!((tally.total.requests, tally.callers[NO_OPD].daily[3].requests), (1, 1));
+        let (month, _, _) = counted(health, Some("dinsos"));
+        assert!(month.is_empty());
+        let (month, callers, providers) = counted(health, None);
+        assert_eq!((callers, providers), (vec![NO_OPD.to_string()], vec![NO_OPD.to_string()]));
+        assert_eq!((month.total.requests, month.callers[NO_OPD].daily[3].requests), (1, 1));
+        // An escaped name is its decoded text; a name that is not a string counts as absent.
+        let escaped = br#"{"kind":"exchange","caller_opd":"din\u0073os","client":7,"decision":"allow","status":200}"#;
+        let (month, callers, _) = counted(escaped, Some("dinsos"));
+        assert_eq!((callers, month.total.allowed, month.total.clients[NO_OPD]), (vec!["dinsos".to_string()], 1, 1));
     }
 }

@@ -18,7 +18,7 @@ use ring::digest::{Context, SHA256};
 
 use crate::month::{DayOf, Month, UtcOffset};
 use crate::scan::{members, Value};
-use crate::tally::{Exchange, Tally};
+use crate::tally::{Exchange, SegmentTally, Tally};
 
 /// `,"hash":"` + 64 hex digits + `"}`.
 const HASH_MEMBER: &[u8] = b",\"hash\":\"";
@@ -109,8 +109,7 @@ pub fn scan(
             name: name(&files[i]),
             key,
             days: &mut days,
-            opd,
-            tally: Tally::new(month.days()),
+            tally: SegmentTally::new(month.days(), opd),
             link: link.take(),
             first: n == 0,
             line_no: 0,
@@ -128,7 +127,7 @@ pub fn scan(
         match reader.problem.take() {
             None => {
                 verification.segments_verified += 1;
-                tally.merge(&reader.tally);
+                reader.tally.merge_into(&mut tally);
                 if last_file {
                     verification.unsigned_records = reader.since_checkpoint;
                 } else if reader.since_checkpoint > 0 {
@@ -206,8 +205,9 @@ fn split(line: &[u8]) -> Option<(&[u8], &[u8])> {
     }
     let at = line.len() - SEAL_LEN;
     let hash = &line[at + HASH_MEMBER.len()..line.len() - 2];
-    (line[at..].starts_with(HASH_MEMBER) && hash.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
-        .then(|| (&line[..at], hash))
+    // Without an early exit, the check of the 64 digits is vectorised.
+    let hex = hash.iter().fold(true, |hex, c| hex & (c.is_ascii_digit() | (b'a'..=b'f').contains(c)));
+    (line[at..].starts_with(HASH_MEMBER) && hex).then(|| (&line[..at], hash))
 }
 
 fn hex_of(digest: &[u8], out: &mut [u8; 64]) {
@@ -222,8 +222,8 @@ struct SegmentReader<'k, 'd> {
     name: String,
     key: &'k PublicKey,
     days: &'d mut DayOf,
-    opd: Option<&'k str>,
-    tally: Tally,
+    /// The segment's exchanges of the month, counted apart until the segment verified.
+    tally: SegmentTally,
     /// The `seq` and hash of the record before the next line.
     link: Option<(u64, [u8; 64])>,
     /// The first segment read (its chain may start here when older segments were archived).
@@ -238,30 +238,48 @@ struct SegmentReader<'k, 'd> {
 }
 
 impl SegmentReader<'_, '_> {
+    /// Reads the segment in large blocks and hands each whole line to [`Self::line`] where it lies in the
+    /// block (a line is never copied, except the one a block cuts, moved to the front of the next read).
     fn read(&mut self, path: &Path, last_file: bool) -> std::io::Result<()> {
-        let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
-        let mut line = Vec::with_capacity(4096);
+        let mut file = File::open(path)?;
+        let mut block = vec![0u8; 1 << 20];
+        // The bytes read and not yet handed over: `block[start..end]`.
+        let (mut start, mut end) = (0, 0);
         loop {
-            line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
-                break;
+            while let Some(at) = memchr::memchr(b'\n', &block[start..end]) {
+                self.line_no += 1;
+                self.line(&block[start..start + at]);
+                start += at + 1;
             }
-            self.line_no += 1;
-            if line.last() != Some(&b'\n') {
-                if last_file {
-                    self.warnings.push(format!(
-                        "{}:{}: incomplete last record ({} bytes without a newline): a crash while writing; ignored",
-                        self.name,
-                        self.line_no,
-                        line.len()
-                    ));
-                } else {
-                    self.fail(Tamper::Truncated, None, "the segment ends in the middle of a record".into());
+            block.copy_within(start..end, 0);
+            (start, end) = (0, end - start);
+            if end == block.len() {
+                // One line longer than the block: the block grows.
+                block.resize(block.len() * 2, 0);
+            }
+            let read = loop {
+                match file.read(&mut block[end..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    result => break result?,
                 }
+            };
+            if read == 0 {
                 break;
             }
-            line.pop();
-            self.line(&line);
+            end += read;
+        }
+        if end > start {
+            self.line_no += 1;
+            if last_file {
+                self.warnings.push(format!(
+                    "{}:{}: incomplete last record ({} bytes without a newline): a crash while writing; ignored",
+                    self.name,
+                    self.line_no,
+                    end - start
+                ));
+            } else {
+                self.fail(Tamper::Truncated, None, "the segment ends in the middle of a record".into());
+            }
         }
         if self.line_no == 0 && !last_file {
             self.fail(Tamper::Truncated, None, "the segment is empty".into());
@@ -295,15 +313,14 @@ impl SegmentReader<'_, '_> {
         }
         let day = if kind == b"exchange" { self.days.day(exchange.time) } else { None };
         let in_month = day.is_some();
-        let sealed = split(line);
-        if let Some((_, hash)) = sealed {
+        if let Some((sealed, hash)) = split(line) {
             // The next segment links to this line's stored hash even when this segment failed.
             if let Some(seq) = seq {
                 let check = self.problem.is_none();
                 let stored: [u8; 64] = hash.try_into().unwrap_or([0; 64]);
                 let link = self.link.replace((seq, stored));
                 if check {
-                    self.check(line, seq, prev, kind, sig, link, readable);
+                    self.check((sealed, hash), seq, prev, kind, sig, link, readable);
                 }
             }
         } else {
@@ -316,14 +333,14 @@ impl SegmentReader<'_, '_> {
         }
         self.records += 1;
         if let Some(day) = day {
-            self.tally.add(&exchange, day, self.opd);
+            self.tally.add(&exchange, day);
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     fn check(
         &mut self,
-        line: &[u8],
+        (sealed, stored): (&[u8], &[u8]),
         seq: u64,
         prev: &[u8],
         kind: &[u8],
@@ -331,7 +348,6 @@ impl SegmentReader<'_, '_> {
         link: Option<(u64, [u8; 64])>,
         readable: bool,
     ) {
-        let Some((sealed, stored)) = split(line) else { return };
         let mut context = Context::new(&SHA256);
         context.update(sealed);
         context.update(b"}");
