@@ -12,7 +12,7 @@ use penghubung_types::documents::OpdDoc;
 
 use crate::month::DayOf;
 use crate::scan::{members, Value};
-use crate::tally::{Exchange, Tally};
+use crate::tally::{Exchange, SegmentTally, Tally};
 use crate::trail::{Flagged, Verification};
 use crate::{model, Query, UsageReport};
 
@@ -48,7 +48,7 @@ pub fn usage_of_replicas(
         match report.failure() {
             None => {
                 verification.segments_verified += 1;
-                tally.merge(&replica_tally);
+                replica_tally.merge_into(&mut tally);
             }
             Some(message) => {
                 let (problem, at, seq) = match &report.problem {
@@ -74,22 +74,20 @@ pub fn usage_of_replicas(
 }
 
 /// Verifies one replica's entries and counts the month's exchanges among them.
-struct ReplicaCounter<'k, 'q> {
+struct ReplicaCounter<'k> {
     verifier: StreamVerifier<'k>,
     days: DayOf,
-    opd: Option<&'q str>,
-    tally: Tally,
+    tally: SegmentTally,
     /// The month's exchanges seen (counted or not).
     seen: u64,
 }
 
-impl<'k, 'q> ReplicaCounter<'k, 'q> {
-    fn new(stream: &str, keys: &'k [PublicKey], query: Query<'q>) -> ReplicaCounter<'k, 'q> {
+impl<'k> ReplicaCounter<'k> {
+    fn new(stream: &str, keys: &'k [PublicKey], query: Query<'_>) -> ReplicaCounter<'k> {
         ReplicaCounter {
             verifier: StreamVerifier::new(stream, keys),
             days: DayOf::new(query.month, query.offset),
-            opd: query.opd,
-            tally: Tally::new(query.month.days()),
+            tally: SegmentTally::new(query.month.days(), query.opd),
             seen: 0,
         }
     }
@@ -112,12 +110,12 @@ impl<'k, 'q> ReplicaCounter<'k, 'q> {
         let Some(day) = self.days.day(exchange.time) else { return };
         self.seen += 1;
         if verified {
-            self.tally.add(&exchange, day, self.opd);
+            self.tally.add(&exchange, day);
         }
     }
 
     /// The replica's tally, the month's exchanges it saw, and its verification.
-    fn finish(self) -> (Tally, u64, shipped::StreamReport) {
+    fn finish(self) -> (SegmentTally, u64, shipped::StreamReport) {
         (self.tally, self.seen, self.verifier.finish())
     }
 }
