@@ -28,10 +28,6 @@ fn require(tool: &str, package: &str) -> PathBuf {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[test]
 fn the_systemd_unit_passes_systemd_analyze_verify() {
     let analyze = require("systemd-analyze", "systemd");
@@ -152,11 +148,11 @@ async fn haproxy_in_tcp_mode_passes_mtls_through_to_every_replica() {
     let (one, two) = (dir.path().join("gw1"), dir.path().join("gw2"));
     std::fs::create_dir_all(&one).unwrap();
     std::fs::create_dir_all(&two).unwrap();
-    let (ops1, ops2) = (free_port(), free_port());
+    let (ops1, ops2) = (penghubung_tests::free_port(), penghubung_tests::free_port());
     let gw1 = replica(&pki, &one, &documents, ops1);
     let mut gw2 = replica(&pki, &two, &documents, ops2);
     let ops = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let front = free_port();
+    let front = penghubung_tests::free_port();
     let haproxy = start_haproxy(&haproxy_config(front, &[(gw1.addr, ops(ops1)), (gw2.addr, ops(ops2))]), dir.path());
     let url = format!("https://127.0.0.1:{front}/dinkes/layanan/v1/data");
     let simpus = pki.client("dinkes", "simpus");

@@ -186,3 +186,57 @@ async fn console_sessions_through_sentinel_are_shared_and_survive_a_failover() {
     b.remove(&session.id);
     assert!(a.touch(&session.id).is_none(), "signed out on one, gone on the other");
 }
+
+/// Store writes go to the primary Sentinel names. After a failover the store's next write finds the new primary
+/// (a demoted primary answers writes with `READONLY`, which counts as a lost connection), and what was committed
+/// before the failover is still there.
+#[test]
+fn store_writes_resume_on_the_new_primary_after_a_sentinel_failover() {
+    use penghubung::store::redis::RedisStore;
+    use penghubung::store::{ChangeMeta, DocumentStore, StoreError};
+
+    let first = RedisServer::start();
+    let second = RedisServer::start_replica_of(first.port);
+    let sentinel = SentinelServer::start(first.port, 1);
+    let text = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nplaintext = true\n[store]\nbackend = \"redis\"\n[redis]\nurl = \"{}\"\n",
+        sentinel_url(&[&sentinel])
+    );
+    let config = penghubung::Config::parse(&text, "c.toml", std::path::Path::new(".")).unwrap();
+    let store = RedisStore::of_config(&config).unwrap();
+    let meta = ChangeMeta {
+        who: "admin-uji".into(),
+        action: "create_tier".into(),
+        at: "2026-12-06T00:00:00Z".into(),
+        ca: None,
+    };
+    let tier = |id: &str| vec![(format!("tiers/{id}.toml"), Some(format!("id = \"{id}\"\nrate = 10\nburst = 10\n")))];
+
+    assert_eq!(store.commit(0, &tier("sebelum"), &[], &meta).expect("a write on the first primary"), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while second.command("GET penghubung:store:generation") != "$1\r\n1\r\n" {
+        assert!(Instant::now() < deadline, "the replica never had generation 1");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    sentinel.fail_over();
+    wait_primary(&sentinel, &second);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let generation = loop {
+        match store.commit(1, &tier("sesudah"), &[], &meta) {
+            Ok(generation) => break generation,
+            Err(StoreError::Unavailable(e)) => {
+                assert!(Instant::now() < deadline, "store writes never resumed after the failover: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(other) => panic!("the write after the failover: {other}"),
+        }
+    };
+    assert_eq!(generation, 2, "one commit after the failover, on top of the replicated one");
+    assert!(second.command("HEXISTS penghubung:store:docs tiers/sesudah.toml").starts_with(":1"), "on the new primary");
+    let keys: Vec<String> = store.list().expect("the store reads").0.into_iter().map(|d| d.key).collect();
+    assert!(
+        keys.contains(&"tiers/sebelum.toml".to_string()) && keys.contains(&"tiers/sesudah.toml".to_string()),
+        "{keys:?}"
+    );
+}

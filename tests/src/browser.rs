@@ -42,11 +42,6 @@ fn chromium_binary() -> Option<PathBuf> {
         .or_else(|| ["/usr/lib/chromium/chromium", "/usr/bin/chromium"].iter().map(PathBuf::from).find(|p| p.exists()))
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for chromedriver to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// The directory test artifacts (screenshots) are kept in: `target/test-artifacts/` of the workspace.
 pub fn artifacts_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -70,7 +65,7 @@ impl Driver {
     async fn start() -> Driver {
         let mut last = String::new();
         for _ in 0..3 {
-            let port = free_port();
+            let port = crate::free_port();
             let log_dir = tempfile::tempdir().unwrap();
             let log = log_dir.path().join("chromedriver.log");
             let child = Command::new(chromedriver_path())

@@ -87,11 +87,6 @@ pub struct Cluster {
     pub prefix: String,
 }
 
-/// A free loopback port (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 impl Cluster {
     /// Starts Redis, fills the store with `documents` (plus the harness's operators), and starts `n` replicas;
     /// returns once every replica answers `/health/ready` with 200. `config_extra` is appended to every
@@ -146,7 +141,7 @@ impl Cluster {
             }
         }
         std::fs::create_dir_all(dir.join("policies")).unwrap();
-        let (data_port, admin_port, ops_port) = (free_port(), free_port(), free_port());
+        let (data_port, admin_port, ops_port) = (crate::free_port(), crate::free_port(), crate::free_port());
         let config = format!(
             "[[listeners]]\naddress = \"127.0.0.1:{data_port}\"\n\n\
              [tls]\ncert_file = \"pki/server.crt\"\nkey_file = \"pki/server.key\"\nclient_ca_files = [\"pki/ca.crt\"]\ncrl_files = [\"pki/crl.pem\"]\nreload_interval = \"100ms\"\nhandshake_timeout = \"2s\"\n\n\

@@ -150,6 +150,23 @@ pub fn closed_port_url() -> String {
     format!("http://{addr}")
 }
 
+/// A loopback port for a server that must be started on a port chosen beforehand (a child process, a replica
+/// that restarts on the same port). Picked at random below the kernel's ephemeral range (32768 and up), so that
+/// no socket another test binds to port 0, and no outgoing connection, can take it between this check and the
+/// server's own bind; never the same port twice in one test process.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..1000 {
+        let port = fastrand::u16(20_000..32_000);
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
+}
+
 pub mod browser;
 pub mod cluster;
 pub mod console_credentials;

@@ -30,7 +30,7 @@ pub type StreamEntry = (String, Vec<(String, String)>);
 impl RedisServer {
     /// Starts `redis-server` on a free port and waits until it answers `PING`.
     pub fn start() -> RedisServer {
-        let port = free_port();
+        let port = crate::free_port();
         let mut server =
             RedisServer { port, child: None, data: None, replica_of: None, work: tempfile::tempdir().unwrap() };
         server.spawn();
@@ -40,7 +40,7 @@ impl RedisServer {
     /// Like [`RedisServer::start`], but every write is in an fsynced append-only file (`appendfsync always`), so
     /// that a [`RedisServer::restart`] after a [`RedisServer::kill`] comes back with the data.
     pub fn start_persistent() -> RedisServer {
-        let port = free_port();
+        let port = crate::free_port();
         let mut server = RedisServer {
             port,
             child: None,
@@ -55,7 +55,7 @@ impl RedisServer {
     /// A replica of the server on `primary_port` (not persistent), on a free port, once its link to the primary
     /// is up.
     pub fn start_replica_of(primary_port: u16) -> RedisServer {
-        let port = free_port();
+        let port = crate::free_port();
         let mut server = RedisServer {
             port,
             child: None,
@@ -128,11 +128,6 @@ impl RedisServer {
     }
 }
 
-/// A free loopback port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Waits until something on `port` answers `PING`.
 fn wait_for_ping(port: u16) {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
@@ -167,7 +162,7 @@ impl SentinelServer {
     /// Starts a sentinel monitoring the primary on `primary_port`, and waits until it knows the primary's
     /// replicas (`replicas` of them).
     pub fn start(primary_port: u16, replicas: usize) -> SentinelServer {
-        let port = free_port();
+        let port = crate::free_port();
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("sentinel.conf");
         let name = Self::MASTER_NAME;

@@ -151,7 +151,13 @@ impl Shared {
         match f(connection) {
             Ok(value) => Ok(value),
             Err(e) => {
-                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                // A demoted primary (after a Sentinel failover) refuses writes with READONLY: as good as lost.
+                if e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_unrecoverable_error()
+                    || penghubung_redis::is_demoted(&e)
+                {
                     *slot = None;
                 }
                 Err(unavailable(e))
