@@ -82,7 +82,7 @@ const DEMO_TIER: (&str, &str) = (
 );
 
 /// Runs the demo until SIGINT/SIGTERM; returns the exit code. With `cluster` (`--cluster N`): a `redis-server`
-/// and N replicas sharing it ([`cluster`]).
+/// and N replicas sharing it (`demo/cluster.rs`).
 pub async fn run(workdir: PathBuf, listen: SocketAddr, admin_listen: SocketAddr, cluster: Option<usize>) -> i32 {
     // Before `ready:` is printed, so that whoever reads it can stop the demo with SIGTERM at once.
     let signals = match Signals::install() {

@@ -558,3 +558,18 @@ async fn demo_cluster_starts_redis_and_three_replicas_that_follow_one_change() {
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "{url} is closed");
     }
 }
+
+#[test]
+fn demo_cluster_without_redis_server_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(penghubung_binary())
+        .args(["demo", "--cluster", "3", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--workdir"])
+        .arg(dir.path().join("demo"))
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("redis-server") && text.contains("apt-get install redis-server"), "{text}");
+    assert!(!dir.path().join("demo").exists(), "nothing is prepared without Redis");
+}
