@@ -434,7 +434,10 @@ fn redis_server_runs(port: &str) -> bool {
     processes.flatten().any(|p| {
         let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
-        cmdline.contains("redis-server") && cmdline.contains(&format!(":{port}"))
+        let words: Vec<&str> = cmdline.split(['\0', ' ']).filter(|w| !w.is_empty()).collect();
+        let serves = words.contains(&format!("127.0.0.1:{port}").as_str())
+            || words.windows(2).any(|pair| pair[0] == "--port" && pair[1] == port);
+        words.first().is_some_and(|w| w.ends_with("redis-server")) && serves
     })
 }
 
