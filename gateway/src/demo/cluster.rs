@@ -359,3 +359,41 @@ impl Drop for RedisServer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_take_the_following_ports_or_free_ones() {
+        let listen: SocketAddr = "127.0.0.1:8443".parse().unwrap();
+        assert_eq!(offset(listen, 0), listen);
+        assert_eq!(offset(listen, 2).port(), 8445);
+        let free: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        assert_eq!(offset(free, 2).port(), 0);
+        let last: SocketAddr = "127.0.0.1:65535".parse().unwrap();
+        assert_eq!(offset(last, 1).port(), 65535, "no overflow: the bind then reports the taken port");
+    }
+
+    #[test]
+    fn a_replica_config_puts_the_store_in_redis_under_its_own_gateway_id() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pki")).unwrap();
+        for file in ["server.crt", "server.key", "ca.crt", "crl.pem"] {
+            std::fs::write(dir.path().join("pki").join(file), "").unwrap();
+        }
+        let path = dir.path().join("penghubung.toml");
+        let text = replica_config(
+            "127.0.0.1:8444".parse().unwrap(),
+            "127.0.0.1:9444".parse().unwrap(),
+            "redis://127.0.0.1:6390",
+            "demo-2",
+        );
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load(&path).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(config.audit.gateway_id(), "demo-2");
+        assert_eq!(config.redis.as_ref().map(|r| r.url.as_str()), Some("redis://127.0.0.1:6390"));
+        assert_eq!(config.console_credentials_dir(), dir.path().join("console-credentials"));
+        assert!(!config.store.seed_baseline);
+    }
+}
