@@ -62,6 +62,10 @@ enum Command {
         /// Admin API listen address.
         #[arg(long, default_value = "127.0.0.1:9443")]
         admin_listen: SocketAddr,
+        /// Cluster mode: start a redis-server (from PATH) and N replicas sharing it, on the listen and admin
+        /// ports and the N-1 following ones (or free ports with port 0).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=9))]
+        cluster: Option<u8>,
     },
     /// Certificates: the built-in CA (init, issue-server: local files), and issuing or revoking client and
     /// operator certificates (through the admin API: the key is generated here, only a CSR is sent).
@@ -288,8 +292,8 @@ pub fn run() -> i32 {
         Command::Check { config } => check::report(&check::check(config.as_deref())),
         Command::Serve { config } => serve(config.as_deref()),
         Command::Init(args) => init::run(&args),
-        Command::Demo { workdir, listen, admin_listen } => {
-            runtime(0).block_on(demo::run(workdir, listen, admin_listen))
+        Command::Demo { workdir, listen, admin_listen, cluster } => {
+            runtime(0).block_on(demo::run(workdir, listen, admin_listen, cluster.map(usize::from)))
         }
         Command::Ca { connection, command } => run_ca(&connection, command),
         Command::Opd { connection, command } => admin_commands::run(&connection, Management::Opd(command)),

@@ -26,6 +26,7 @@ use penghubung_snapshot::store::{DirStore, DocumentStore};
 use penghubung_types::config::Config;
 use penghubung_types::documents::ClientDoc;
 
+mod cluster;
 mod national;
 
 /// A demo backend and the service document it stands behind.
@@ -80,8 +81,9 @@ const DEMO_TIER: (&str, &str) = (
     "# Written by `penghubung demo`: a slow tier so that rate limiting shows (5 requests per second, burst 5).\nid = \"demo-lambat\"\ntitle = \"Demo: lambat\"\nrate = 5\nperiod = \"1s\"\nburst = 5\n",
 );
 
-/// Runs the demo until SIGINT/SIGTERM; returns the exit code.
-pub async fn run(workdir: PathBuf, listen: SocketAddr, admin_listen: SocketAddr) -> i32 {
+/// Runs the demo until SIGINT/SIGTERM; returns the exit code. With `cluster` (`--cluster N`): a `redis-server`
+/// and N replicas sharing it (`demo/cluster.rs`).
+pub async fn run(workdir: PathBuf, listen: SocketAddr, admin_listen: SocketAddr, cluster: Option<usize>) -> i32 {
     // Before `ready:` is printed, so that whoever reads it can stop the demo with SIGTERM at once.
     let signals = match Signals::install() {
         Ok(signals) => signals,
@@ -90,10 +92,13 @@ pub async fn run(workdir: PathBuf, listen: SocketAddr, admin_listen: SocketAddr)
             return 1;
         }
     };
+    if let Some(replicas) = cluster {
+        return cluster::run(&workdir, listen, admin_listen, replicas, signals).await;
+    }
     match prepare_and_start(&workdir, listen, admin_listen).await {
         Ok((gateway, admin, url, workdir)) => {
             let ops_url = gateway.ops_addr().map(|a| format!("http://{a}"));
-            print_instructions(&url, &admin.url, ops_url.as_deref(), &workdir);
+            print_instructions(&url, &admin.url, ops_url.as_deref(), &workdir, None);
             let outcome = gateway.run_until_signal(signals).await;
             admin.server.shutdown().await;
             exit_code(outcome)
@@ -117,12 +122,21 @@ enum DemoError {
     Start(StartError),
 }
 
-async fn prepare_and_start(
-    workdir: &Path,
-    listen: SocketAddr,
-    admin_listen: SocketAddr,
-) -> Result<(Gateway, demo_admin::RunningAdmin, String, PathBuf), DemoError> {
-    let setup = |what: &str, e: &dyn std::fmt::Display| DemoError::Setup(format!("{what}: {e}"));
+/// The demo's workdir once prepared: the sample store (its services pointed at the running backends), the CA,
+/// the server and client certificates, and the operators' identities.
+struct Prepared {
+    workdir: PathBuf,
+    authority: CertificateAuthority,
+    operators: Vec<demo_admin::OperatorIdentity>,
+}
+
+/// `what: e` as a setup failure.
+fn setup(what: &str, e: &dyn std::fmt::Display) -> DemoError {
+    DemoError::Setup(format!("{what}: {e}"))
+}
+
+/// Starts the sample backends and prepares the workdir (kept from an earlier run where it can be).
+async fn prepare(workdir: &Path, listen: SocketAddr) -> Result<Prepared, DemoError> {
     std::fs::create_dir_all(workdir).map_err(|e| setup(&format!("cannot create {}", workdir.display()), &e))?;
     let workdir = workdir.canonicalize().map_err(|e| setup("workdir", &e))?;
     let store = DirStore::new(workdir.join("policies"));
@@ -153,12 +167,17 @@ async fn prepare_and_start(
         .map_err(|e| setup("demo client certificates", &e))?;
     let operators = demo_admin::issue_operator_identities(&authority, &store, &workdir)
         .map_err(|e| setup("demo operator certificates", &e))?;
+    Ok(Prepared { workdir, authority, operators })
+}
+
+async fn prepare_and_start(
+    workdir: &Path,
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+) -> Result<(Gateway, demo_admin::RunningAdmin, String, PathBuf), DemoError> {
+    let Prepared { workdir, authority, operators } = prepare(workdir, listen).await?;
     let config_path = workdir.join("penghubung.toml");
-    let config_text = format!(
-        "# Written by `penghubung demo`.\n[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n[tls]\ncert_file = \"pki/server.crt\"\nkey_file = \"pki/server.key\"\nclient_ca_files = [\"pki/ca.crt\"]\ncrl_files = [\"pki/crl.pem\"]\n\n[store]\npath = \"policies\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n\n[audit]\nenabled = true\ndir = \"audit\"\nkey_file = \"pki/audit-signing.key\"\npublic_key_file = \"pki/audit-signing.pub\"\nnik_secret_file = \"pki/audit-nik.secret\"\n\n[ops]\nlisten = \"127.0.0.1:0\"\n{}",
-        demo_admin::admin_section(admin_listen)
-    );
-    let config_text = config_text + national::SECRETS_CONFIG;
+    let config_text = config_text(listen, admin_listen, "[store]\npath = \"policies\"\n", "");
     std::fs::write(&config_path, config_text).map_err(|e| setup("writing penghubung.toml", &e))?;
     let config = Config::load(&config_path)
         .map_err(|p| DemoError::Setup(p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
@@ -168,6 +187,34 @@ async fn prepare_and_start(
     let address = gateway.local_addrs()[0];
     let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
     let url = format!("https://{host}:{}", address.port());
+    let mut env = sample_env(&url, &authority, &workdir);
+    if let Some(ops) = gateway.ops_addr() {
+        let _ = writeln!(env, "PENGHUBUNG_OPS_URL=http://{ops}");
+    }
+    let _ = writeln!(env, "PENGHUBUNG_AUDIT_DIR={}", workdir.join("audit").display());
+    let _ = writeln!(env, "PENGHUBUNG_AUDIT_PUBKEY={}", workdir.join("pki/audit-signing.pub").display());
+    let _ = writeln!(env, "PENGHUBUNG_AUDIT_NIK_SECRET={}", workdir.join("pki/audit-nik.secret").display());
+    demo_admin::write_profiles(&operators, &admin.url, &authority.cert_path())
+        .map_err(|e| setup("operator profiles", &e))?;
+    env.push_str(&demo_admin::env_lines(&admin.url, &operators, &workdir.join("clients")));
+    env.push_str(&demo_admin::console_env_lines(&config, &admin.url).map_err(|e| setup("console credentials", &e))?);
+    std::fs::write(workdir.join("demo.env"), env).map_err(|e| setup("writing demo.env", &e))?;
+    Ok((gateway, admin, url, workdir))
+}
+
+/// The demo's config: one listener on `listen`, mTLS with the demo CA, the admin API on `admin_listen`, the
+/// audit trail, the ops listener on a free port and the adapters' secrets. `store`: the `[store]` section (and
+/// what goes with it); `audit_extra`: more keys of `[audit]`.
+fn config_text(listen: SocketAddr, admin_listen: SocketAddr, store: &str, audit_extra: &str) -> String {
+    format!(
+        "# Written by `penghubung demo`.\n[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n[tls]\ncert_file = \"pki/server.crt\"\nkey_file = \"pki/server.key\"\nclient_ca_files = [\"pki/ca.crt\"]\ncrl_files = [\"pki/crl.pem\"]\n\n{store}\n[log]\nformat = \"human\"\nlevel = \"info\"\n\n[audit]\nenabled = true\ndir = \"audit\"\nkey_file = \"pki/audit-signing.key\"\npublic_key_file = \"pki/audit-signing.pub\"\nnik_secret_file = \"pki/audit-nik.secret\"\n{audit_extra}\n[ops]\nlisten = \"127.0.0.1:0\"\n{}",
+        demo_admin::admin_section(admin_listen)
+    ) + national::SECRETS_CONFIG
+}
+
+/// The first lines of `demo.env`: the data plane's URL, the CA, the default client's certificate and key, and
+/// the sample paths.
+fn sample_env(url: &str, authority: &CertificateAuthority, workdir: &Path) -> String {
     let (opd, app) = DEFAULT_CLIENT;
     let mut env = format!(
         "PENGHUBUNG_URL={url}\nPENGHUBUNG_CACERT={}\nPENGHUBUNG_CERT={}\nPENGHUBUNG_KEY={}\n",
@@ -182,18 +229,7 @@ async fn prepare_and_start(
     let _ = writeln!(env, "PENGHUBUNG_SAMPLE_REDACTED={SAMPLE_REDACTED}");
     let _ = writeln!(env, "PENGHUBUNG_SAMPLE_LIMITED={SAMPLE_LIMITED}");
     national::write_env(&mut env);
-    if let Some(ops) = gateway.ops_addr() {
-        let _ = writeln!(env, "PENGHUBUNG_OPS_URL=http://{ops}");
-    }
-    let _ = writeln!(env, "PENGHUBUNG_AUDIT_DIR={}", workdir.join("audit").display());
-    let _ = writeln!(env, "PENGHUBUNG_AUDIT_PUBKEY={}", workdir.join("pki/audit-signing.pub").display());
-    let _ = writeln!(env, "PENGHUBUNG_AUDIT_NIK_SECRET={}", workdir.join("pki/audit-nik.secret").display());
-    demo_admin::write_profiles(&operators, &admin.url, &authority.cert_path())
-        .map_err(|e| setup("operator profiles", &e))?;
-    env.push_str(&demo_admin::env_lines(&admin.url, &operators, &workdir.join("clients")));
-    env.push_str(&demo_admin::console_env_lines(&config, &admin.url).map_err(|e| setup("console credentials", &e))?);
-    std::fs::write(workdir.join("demo.env"), env).map_err(|e| setup("writing demo.env", &e))?;
-    Ok((gateway, admin, url, workdir))
+    env
 }
 
 /// A certificate for every client document whose SPIFFE id this CA can vouch for, unless one exists already.
@@ -239,8 +275,9 @@ pub(crate) fn point_service_at(store: &DirStore, key: &str, address: SocketAddr)
 }
 
 /// Prints `ready: <url>` and the commands to try, in one write. A closed stdout (whoever started the demo stopped
-/// reading after `ready:`) is not an error: the demo keeps serving.
-fn print_instructions(url: &str, admin_url: &str, ops_url: Option<&str>, workdir: &Path) {
+/// reading after `ready:`) is not an error: the demo keeps serving. `cluster`: the cluster demo's lines about its
+/// replicas and Redis (the store is then in Redis, the audit trails per replica).
+fn print_instructions(url: &str, admin_url: &str, ops_url: Option<&str>, workdir: &Path, cluster: Option<&str>) {
     use std::io::Write as _;
     let mut out = String::new();
     let (opd, app) = DEFAULT_CLIENT;
@@ -253,6 +290,10 @@ fn print_instructions(url: &str, admin_url: &str, ops_url: Option<&str>, workdir
     );
     let _ = writeln!(out, "ready: {url}");
     out.push('\n');
+    if let Some(cluster) = cluster {
+        out.push_str(cluster);
+        out.push('\n');
+    }
     let _ = writeln!(out, "Penghubung demo is serving with mTLS (client `{opd}/{app}`). Try:");
     let _ = writeln!(out, "  curl -s {tls} {url}/_penghubung/health");
     for b in BACKENDS {
@@ -301,24 +342,29 @@ fn print_instructions(url: &str, admin_url: &str, ops_url: Option<&str>, workdir
     let _ = writeln!(out, "Every demo client's certificate is in {}/{{opd}}.{{app}}.crt and .key", clients.display());
     let _ = writeln!(out, "Or: source {}/demo.env && curl --cacert \"$PENGHUBUNG_CACERT\" --cert \"$PENGHUBUNG_CERT\" --key \"$PENGHUBUNG_KEY\" \"$PENGHUBUNG_URL$PENGHUBUNG_SAMPLE_REKAM_MEDIS\"", workdir.display());
     out.push('\n');
-    let _ =
-        writeln!(out, "Documents: {}/policies (edit one: the gateway reloads it without a restart)", workdir.display());
-    let _ = writeln!(out, "Variables: source {}/demo.env", workdir.display());
-    let _ = writeln!(
-        out,
-        "Monthly usage per OPD: penghubung report usage --config {}/penghubung.toml --format html --out usage.html",
-        workdir.display()
-    );
-    let _ = writeln!(
-        out,
-        "Policy dry run: penghubung policy explain --config {}/penghubung.toml --client dinsos/sikasos --service disdukcapil/kependudukan/v1 --operation \"POST /verifikasi\" --purpose penyaluran-bansos",
-        workdir.display()
-    );
-    let _ = writeln!(
-        out,
-        "Audit trail: penghubung audit verify {0}/audit --key {0}/pki/audit-signing.pub   (search: penghubung audit search {0}/audit --client dinkes/simpus)",
-        workdir.display()
-    );
+    if cluster.is_none() {
+        let _ = writeln!(
+            out,
+            "Documents: {}/policies (edit one: the gateway reloads it without a restart)",
+            workdir.display()
+        );
+        let _ = writeln!(out, "Variables: source {}/demo.env", workdir.display());
+        let _ = writeln!(
+            out,
+            "Monthly usage per OPD: penghubung report usage --config {}/penghubung.toml --format html --out usage.html",
+            workdir.display()
+        );
+        let _ = writeln!(
+            out,
+            "Policy dry run: penghubung policy explain --config {}/penghubung.toml --client dinsos/sikasos --service disdukcapil/kependudukan/v1 --operation \"POST /verifikasi\" --purpose penyaluran-bansos",
+            workdir.display()
+        );
+        let _ = writeln!(
+            out,
+            "Audit trail: penghubung audit verify {0}/audit --key {0}/pki/audit-signing.pub   (search: penghubung audit search {0}/audit --client dinkes/simpus)",
+            workdir.display()
+        );
+    }
     out.push_str(&demo_admin::instructions(admin_url, workdir));
     let _ = writeln!(out, "Stop with Ctrl-C.");
     let _ = std::io::stdout().lock().write_all(out.as_bytes());

@@ -122,13 +122,25 @@ pub const CONSOLE_OPERATOR: &str = "rudi-aptika";
 /// Gives [`CONSOLE_OPERATOR`] a fresh random console password and TOTP secret (each demo run); the `demo.env`
 /// lines naming them (`PENGHUBUNG_CONSOLE_USER`, `_PASSWORD`, `_TOTP_SECRET`) and the console's URL.
 pub fn console_env_lines(config: &Config, admin_url: &str) -> Result<String, String> {
+    console_env_lines_of_replicas(std::slice::from_ref(config), admin_url)
+}
+
+/// Like [`console_env_lines`], with the same password and TOTP secret in the console credentials of every
+/// config (the cluster demo's replicas each keep their own credentials folder, as separate machines would).
+pub fn console_env_lines_of_replicas(configs: &[Config], admin_url: &str) -> Result<String, String> {
     use ring::rand::SecureRandom;
-    let mut random = [0u8; 15];
-    ring::rand::SystemRandom::new().fill(&mut random).map_err(|_| "no randomness for the console password")?;
-    let password = penghubung_manage::totp::base32_encode(&random).to_ascii_lowercase();
-    let credentials = penghubung_manage::Credentials::new(config.console_credentials_dir());
-    credentials.set_password(CONSOLE_OPERATOR, &password).map_err(|e| e.to_string())?;
-    let secret = credentials.enrol_totp(CONSOLE_OPERATOR).map_err(|e| e.to_string())?.secret;
+    let random = ring::rand::SystemRandom::new();
+    let mut password = [0u8; 15];
+    random.fill(&mut password).map_err(|_| "no randomness for the console password")?;
+    let password = penghubung_manage::totp::base32_encode(&password).to_ascii_lowercase();
+    let mut secret = [0u8; penghubung_manage::totp::SECRET_BYTES];
+    random.fill(&mut secret).map_err(|_| "no randomness for the console TOTP secret")?;
+    for config in configs {
+        let credentials = penghubung_manage::Credentials::new(config.console_credentials_dir());
+        credentials.set_password(CONSOLE_OPERATOR, &password).map_err(|e| e.to_string())?;
+        credentials.set_totp_secret(CONSOLE_OPERATOR, &secret).map_err(|e| e.to_string())?;
+    }
+    let secret = penghubung_manage::totp::base32_encode(&secret);
     Ok(format!(
         "PENGHUBUNG_CONSOLE_URL={admin_url}/\nPENGHUBUNG_CONSOLE_USER={CONSOLE_OPERATOR}\nPENGHUBUNG_CONSOLE_PASSWORD={password}\nPENGHUBUNG_CONSOLE_TOTP_SECRET={secret}\n"
     ))

@@ -1,5 +1,6 @@
 //! The command line: `penghubung check` reports every problem at once with file and line; `penghubung demo`
-//! starts a working demo in one command and writes `demo.env`.
+//! starts a working demo in one command and writes `demo.env`; `penghubung demo --cluster 3` starts Redis and three
+//! replicas that share it.
 
 use std::io::BufReader;
 use std::path::Path;
@@ -425,4 +426,153 @@ fn check_warns_about_plaintext_listeners() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("[tls]"), "{text}");
+}
+
+/// Whether a `redis-server` serving `port` still runs (its process title names its address).
+fn redis_server_runs(port: &str) -> bool {
+    let Ok(processes) = std::fs::read_dir("/proc") else { return false };
+    processes.flatten().any(|p| {
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let words: Vec<&str> = cmdline.split(['\0', ' ']).filter(|w| !w.is_empty()).collect();
+        let serves = words.contains(&format!("127.0.0.1:{port}").as_str())
+            || words.windows(2).any(|pair| pair[0] == "--port" && pair[1] == port);
+        words.first().is_some_and(|w| w.ends_with("redis-server")) && serves
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_cluster_starts_redis_and_three_replicas_that_follow_one_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().join("demo");
+    let mut child = Command::new(penghubung_binary())
+        .args(["demo", "--cluster", "3", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--workdir"])
+        .arg(&workdir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(wait_for_line(&mut stdout, "ready: "));
+        std::io::copy(&mut stdout, &mut std::io::sink()).ok();
+    });
+    let ready = rx.await.unwrap();
+    let env: std::collections::HashMap<String, String> = std::fs::read_to_string(workdir.join("demo.env"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    let urls: Vec<&str> = env["PENGHUBUNG_URLS"].split(',').collect();
+    let admin_urls: Vec<&str> = env["PENGHUBUNG_ADMIN_URLS"].split(',').collect();
+    assert_eq!(urls.len(), 3, "{env:?}");
+    assert_eq!(admin_urls.len(), 3, "{env:?}");
+    assert_eq!(ready.trim_start_matches("ready: "), urls[0]);
+    assert_eq!(env["PENGHUBUNG_URL"], urls[0], "the single demo's variables name the first replica");
+    assert_eq!(env["PENGHUBUNG_ADMIN_URL"], admin_urls[0]);
+    let unique: std::collections::HashSet<&&str> = urls.iter().chain(admin_urls.iter()).collect();
+    assert_eq!(unique.len(), 6, "each replica has its own data and admin ports: {env:?}");
+    let redis_port = env["PENGHUBUNG_REDIS_URL"].rsplit(':').next().unwrap().to_string();
+    assert!(redis_server_runs(&redis_port), "the demo's redis-server runs on {redis_port}");
+
+    let read = |key: &str| std::fs::read_to_string(&env[key]).unwrap_or_else(|e| panic!("{key}: {e}"));
+    let identity = penghubung::ca::Issued {
+        cert_pem: read("PENGHUBUNG_CERT"),
+        key_pem: read("PENGHUBUNG_KEY"),
+        serial_hex: String::new(),
+        spiffe: None,
+    };
+    let client = https_client(client_config(&read("PENGHUBUNG_CACERT"), Some(&identity)));
+    let sample = &env["PENGHUBUNG_SAMPLE_REKAM_MEDIS"];
+    let call = |url: &str| {
+        let request = http::Request::get(format!("{url}{sample}")).body(empty()).unwrap();
+        send(&client, request)
+    };
+    for url in &urls {
+        let r = call(url).await;
+        assert_eq!(r.status, 200, "{url}: {}", r.text());
+        assert_eq!(r.json()["id"], "RM-000123", "{url}");
+    }
+
+    // The security operator revokes SIMPUS's grant to the medical records through the second replica.
+    let operator = penghubung::ca::Issued {
+        cert_pem: read("PENGHUBUNG_OPERATOR_KEAMANAN_CERT"),
+        key_pem: read("PENGHUBUNG_OPERATOR_KEAMANAN_KEY"),
+        serial_hex: String::new(),
+        spiffe: None,
+    };
+    let admin = https_client(client_config(&read("PENGHUBUNG_CACERT"), Some(&operator)));
+    let revoke =
+        http::Request::delete(format!("{}/api/v1/grants/simpus-rekam-medis?reason=uji%20klaster", admin_urls[1]))
+            .body(empty())
+            .unwrap();
+    let answer = send(&admin, revoke).await;
+    assert!(answer.status.is_success(), "revoking through replica 2: {} {}", answer.status, answer.text());
+    let revoked = std::time::Instant::now();
+    for url in &urls {
+        loop {
+            let r = call(url).await;
+            if r.status == 403 {
+                assert_eq!(r.code(), "policy.no_grant", "{url}: {}", r.text());
+                break;
+            }
+            assert_eq!(r.status, 200, "{url}: {}", r.text());
+            assert!(
+                revoked.elapsed() < std::time::Duration::from_secs(1),
+                "{url} still serves the revoked grant after {:?}",
+                revoked.elapsed()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    // Every replica shipped its own audit chain to the demo's Redis, verified with the one public key.
+    let verify_started = std::time::Instant::now();
+    loop {
+        let verify = Command::new(penghubung_binary())
+            .args([
+                "audit",
+                "verify",
+                "--redis",
+                &env["PENGHUBUNG_REDIS_URL"],
+                "--key",
+                &env["PENGHUBUNG_AUDIT_PUBKEY"],
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&verify.stdout).into_owned();
+        let all = ["demo-1", "demo-2", "demo-3"].iter().all(|id| text.contains(&format!("replica {id} ")));
+        if verify.status.code() == Some(0) && all {
+            break;
+        }
+        assert!(verify_started.elapsed() < std::time::Duration::from_secs(10), "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // SIGTERM stops every replica and the redis-server the demo started.
+    drop((client, admin));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM drains and exits 0");
+    assert!(!redis_server_runs(&redis_port), "the demo's redis-server is gone");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", redis_port.parse::<u16>().unwrap())).is_err());
+    for url in &urls {
+        let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "{url} is closed");
+    }
+}
+
+#[test]
+fn demo_cluster_without_redis_server_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(penghubung_binary())
+        .args(["demo", "--cluster", "3", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--workdir"])
+        .arg(dir.path().join("demo"))
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("redis-server") && text.contains("apt-get install redis-server"), "{text}");
+    assert!(!dir.path().join("demo").exists(), "nothing is prepared without Redis");
 }

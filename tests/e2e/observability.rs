@@ -308,6 +308,7 @@ fn the_example_alert_rules_pass_promtool() {
         "PenghubungAuditUnavailable",
         "PenghubungReloadFailing",
         "PenghubungRedisFallback",
+        "PenghubungStoreUnreachable",
     ] {
         assert!(yaml.contains(&format!("alert: {alert}")), "{alert} is in the example rules");
     }

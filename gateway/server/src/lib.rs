@@ -314,25 +314,41 @@ impl Gateway {
     /// `signals` must have been installed before the gateway announced itself (so that a signal sent right after
     /// `ready` is never handled by the default action, which would kill the process without draining).
     pub async fn run_until_signal(self, signals: Signals) -> ShutdownOutcome {
+        Gateway::run_all_until_signal(vec![self], signals).await
+    }
+
+    /// Like [`Gateway::run_until_signal`] for several gateways in one process (the cluster demo's replicas):
+    /// SIGHUP reloads each, SIGTERM or SIGINT shuts them all down at once. The outcome is
+    /// [`ShutdownOutcome::DeadlineReached`] when any of them had to cut connections.
+    pub async fn run_all_until_signal(gateways: Vec<Gateway>, signals: Signals) -> ShutdownOutcome {
         let Signals { mut term, mut int, mut hup } = signals;
         loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: draining in-flight requests"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: draining in-flight requests"); break; }
                 _ = hup.recv() => {
-                    let r = Arc::clone(&self.reloader);
-                    let tls = self.shared.tls.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        r.reload_and_log("SIGHUP");
-                        if let Some(tls) = tls {
-                            tls.reload_and_log("SIGHUP");
-                        }
-                    })
-                    .await;
+                    for gateway in &gateways {
+                        let r = Arc::clone(&gateway.reloader);
+                        let tls = gateway.shared.tls.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            r.reload_and_log("SIGHUP");
+                            if let Some(tls) = tls {
+                                tls.reload_and_log("SIGHUP");
+                            }
+                        })
+                        .await;
+                    }
                 }
             }
         }
-        let outcome = self.shutdown().await;
+        let draining: Vec<JoinHandle<ShutdownOutcome>> =
+            gateways.into_iter().map(|gateway| tokio::spawn(gateway.shutdown())).collect();
+        let mut outcome = ShutdownOutcome::Drained;
+        for handle in draining {
+            if !matches!(handle.await, Ok(ShutdownOutcome::Drained)) {
+                outcome = ShutdownOutcome::DeadlineReached;
+            }
+        }
         match outcome {
             ShutdownOutcome::Drained => tracing::info!("all connections drained; bye"),
             ShutdownOutcome::DeadlineReached => {
