@@ -221,6 +221,14 @@ fn store_writes_resume_on_the_new_primary_after_a_sentinel_failover() {
 
     sentinel.fail_over();
     wait_primary(&sentinel, &second);
+    // Until the old primary is told to follow the new one it still takes writes, which its resync then drops
+    // (Redis replicates asynchronously; docs/deployment.md says so). Write once it is a replica: its READONLY
+    // answer must send the store to the new primary.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !first.command("ROLE").contains("slave") {
+        assert!(Instant::now() < deadline, "the old primary never became a replica");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     let generation = loop {
         match store.commit(1, &tier("sesudah"), &[], &meta) {

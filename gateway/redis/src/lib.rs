@@ -18,9 +18,22 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisConnectionInfo, RedisResult};
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, RedisConnectionInfo, RedisError, RedisResult,
+};
 
 use penghubung_types::config::{redacted_url, RedisConfig, RedisTarget, SentinelTarget};
+
+/// The longest a Sentinel lookup (the sentinels asked for the primary, the primary's `ROLE`) may take.
+pub const SENTINEL_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn no_answer() -> RedisError {
+    RedisError::from((
+        ErrorKind::IoError,
+        "no answer from the sentinels",
+        format!("no primary named within {SENTINEL_LOOKUP_TIMEOUT:?}"),
+    ))
+}
 
 /// Where Redis is, and how to reach it.
 pub struct Connector {
@@ -57,22 +70,39 @@ impl Connector {
 
     /// A client for the current primary (ask again after every lost connection). With Sentinel this asks the
     /// sentinels (and the primary they name, with `ROLE`), so it takes a round trip or two: call it to
-    /// (re)connect, not per command.
+    /// (re)connect, not per command. A lookup that gets no answer within [`SENTINEL_LOOKUP_TIMEOUT`] fails.
     pub async fn client(&self) -> RedisResult<redis::Client> {
         match &self.target {
             Target::Direct(client) => Ok(client.clone()),
             Target::Sentinel { sentinels, master_name, primary } => {
-                Sentinel::build(sentinels.clone())?.async_master_for(master_name, Some(primary)).await
+                let lookup =
+                    async { Sentinel::build(sentinels.clone())?.async_master_for(master_name, Some(primary)).await };
+                tokio::time::timeout(SENTINEL_LOOKUP_TIMEOUT, lookup).await.unwrap_or_else(|_| Err(no_answer()))
             }
         }
     }
 
-    /// A client for the current primary, from synchronous code (not on a runtime thread).
+    /// A client for the current primary, from synchronous code (not on a runtime thread). The Sentinel lookup
+    /// runs on its own thread, so that a sentinel or primary that accepts but never answers (the redis crate's
+    /// synchronous lookup has no timeout) fails the call after [`SENTINEL_LOOKUP_TIMEOUT`] instead of blocking
+    /// a management write forever.
     pub fn blocking_client(&self) -> RedisResult<redis::Client> {
         match &self.target {
             Target::Direct(client) => Ok(client.clone()),
             Target::Sentinel { sentinels, master_name, primary } => {
-                Sentinel::build(sentinels.clone())?.master_for(master_name, Some(primary))
+                let (sentinels, master_name, primary) = (sentinels.clone(), master_name.clone(), primary.clone());
+                let (answer, answered) = std::sync::mpsc::channel();
+                std::thread::Builder::new()
+                    .name("sentinel-lookup".into())
+                    .spawn(move || {
+                        let found =
+                            Sentinel::build(sentinels).and_then(|mut s| s.master_for(&master_name, Some(&primary)));
+                        let _ = answer.send(found);
+                    })
+                    .map_err(|e| {
+                        RedisError::from((ErrorKind::IoError, "cannot start the Sentinel lookup", e.to_string()))
+                    })?;
+                answered.recv_timeout(SENTINEL_LOOKUP_TIMEOUT).unwrap_or_else(|_| Err(no_answer()))
             }
         }
     }
