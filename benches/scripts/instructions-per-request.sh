@@ -11,7 +11,8 @@
 # Each binary serves `GET /bench/echo/v1/x` (plaintext listener, policy off, no limits, access log off, one worker
 # thread) in front of nginx returning a 1 KiB file with keep-alive; wrk drives 16 connections, 3 s of warm-up
 # uninstrumented, then 10 s counted. Prints requests, instructions and instructions per request. With
-# KEEP_PROFILE_DIR=DIR the callgrind profiles are kept there (read them with `callgrind_annotate`).
+# KEEP_PROFILE_DIR=DIR the callgrind profiles are kept there (read them with `callgrind_annotate`); CALLGRIND_OPTS adds
+# options to callgrind (e.g. `--dump-instr=yes`, to read a function instruction by instruction).
 #
 # With UPSTREAM=harness the upstream is the load harness's own (hyper, 1 KiB, `content-type`, `content-length`
 # and `date` only: `target/release/load --mode upstream`, build it first) instead of nginx serving a file, so the
@@ -234,7 +235,8 @@ for binary in "${binaries[@]}"; do
     port=$(free_port)
     out="$work/callgrind.out"
     rm -f "$out"*
-    start_proxy "$binary" "$port" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out"
+    # shellcheck disable=SC2086 # CALLGRIND_OPTS is a list of options
+    start_proxy "$binary" "$port" valgrind --tool=callgrind --instr-atstart=no ${CALLGRIND_OPTS:-} --callgrind-out-file="$out"
     gateway=$proxy_pid
     url="http://127.0.0.1:$port/bench/echo/v1/x"
     wrk -t1 -c16 -d3s "$url" >/dev/null

@@ -31,23 +31,25 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use histogram::{HistogramValue, LatencyHistogram};
-use recent::{Recent, SHARDS};
+use recent::{Key, Recent, SHARDS};
 use table::{LabelHash, Table};
 
 /// The label value of an absent fact (no service, no identified caller, no operation, no code).
 pub const NONE: &str = "-";
 
-/// What one finished request contributes, recorded once at the end of the request.
+/// What one finished request contributes, recorded once at the end of the request. The label values are the
+/// snapshot's own shared strings (`None` for what the request never reached, recorded as `-`): a thread that
+/// recorded the same strings lately finds their series by address (see the `recent` module).
 #[derive(Clone, Copy, Debug)]
 pub struct Observation<'a> {
-    /// The compiled service's id (`-` before routing).
-    pub service: &'a str,
+    /// The compiled service's id.
+    pub service: Option<&'a Arc<str>>,
     /// The OPD that provides the service.
-    pub provider_opd: &'a str,
+    pub provider_opd: Option<&'a Arc<str>>,
     /// The identified client's OPD.
-    pub caller_opd: &'a str,
+    pub caller_opd: Option<&'a Arc<str>>,
     /// The matched operation's id.
-    pub operation: &'a str,
+    pub operation: Option<&'a Arc<str>>,
     pub status: u16,
     /// The gateway's stable error code, for a refused or failed request.
     pub code: Option<&'static str>,
@@ -55,12 +57,17 @@ pub struct Observation<'a> {
     pub duration: Duration,
     /// The upstream exchange, when one took place.
     pub upstream: Option<Duration>,
-    /// The request body's declared length (`Content-Length`).
+    /// The request body's declared length.
     pub bytes_in: u64,
     /// The response body's length, when known when the head leaves.
     pub bytes_out: u64,
     /// The response was filtered for the caller's clearance.
     pub redacted: bool,
+}
+
+/// A label's value: its text, or `-` when absent.
+fn text(label: Option<&Arc<str>>) -> &str {
+    label.map_or(NONE, |l| &**l)
 }
 
 /// The status class label of a status code.
@@ -124,10 +131,10 @@ impl RequestSeries {
     fn counts(&self, o: &Observation<'_>, class: &'static str, code: &'static str) -> bool {
         same_static(self.class, class)
             && same_static(self.code, code)
-            && same_text(&self.service.service, o.service)
-            && same_text(&self.caller_opd, o.caller_opd)
-            && same_text(&self.operation, o.operation)
-            && same_text(&self.service.provider_opd, o.provider_opd)
+            && same_text(&self.service.service, text(o.service))
+            && same_text(&self.caller_opd, text(o.caller_opd))
+            && same_text(&self.operation, text(o.operation))
+            && same_text(&self.service.provider_opd, text(o.provider_opd))
     }
 
     /// Adds `o` (of status class `class_index`) to shard `shard`.
@@ -223,31 +230,35 @@ impl Metrics {
     /// Records a finished request.
     pub fn observe(&self, o: &Observation<'_>) {
         let class_index = class_index(o.status);
-        let class = CLASSES[class_index];
-        let code = o.code.unwrap_or(NONE);
+        let key = Key::of(self.id, o, class_index);
         let kept = Recent::with(|recent| {
             let shard = recent.shard();
-            let at = match recent.find(self.id, |s| s.counts(o, class, code)) {
-                Some(at) => at,
-                None => recent.keep(self.id, self.series(o, class, code)),
-            };
-            if let Some(series) = recent.get(at) {
-                series.add(o, class_index, shard);
+            match recent.find(&key) {
+                Some(series) => series.add(o, class_index, shard),
+                None => {
+                    let series = self.series(o, class_index);
+                    series.add(o, class_index, shard);
+                    recent.keep(key, o, series);
+                }
             }
         });
         if kept.is_none() {
             // The thread is ending (its cache is gone): the shared table, and the first shard.
-            self.series(o, class, code).add(o, class_index, 0);
+            self.series(o, class_index).add(o, class_index, 0);
         }
     }
 
-    /// The series of `o`'s labels from the shared table (made when new): a thread's first request with them.
-    fn series(&self, o: &Observation<'_>, class: &'static str, code: &'static str) -> Arc<RequestSeries> {
+    /// The series of `o`'s labels from the shared table, by their text (made when new): a thread's first
+    /// request with them.
+    fn series(&self, o: &Observation<'_>, class_index: usize) -> Arc<RequestSeries> {
+        let (class, code) = (CLASSES[class_index], o.code.unwrap_or(NONE));
+        let (service, provider_opd) = (text(o.service), text(o.provider_opd));
+        let (caller_opd, operation) = (text(o.caller_opd), text(o.operation));
         let hash = LabelHash::new()
-            .add(o.service)
-            .add(o.provider_opd)
-            .add(o.caller_opd)
-            .add(o.operation)
+            .add(service)
+            .add(provider_opd)
+            .add(caller_opd)
+            .add(operation)
             .add(class)
             .add(code)
             .finish();
@@ -255,11 +266,11 @@ impl Metrics {
             hash,
             |s| s.counts(o, class, code),
             || RequestSeries {
-                caller_opd: o.caller_opd.into(),
-                operation: o.operation.into(),
+                caller_opd: caller_opd.into(),
+                operation: operation.into(),
                 class,
                 code,
-                service: self.service(o.service, o.provider_opd),
+                service: self.service(service, provider_opd),
                 shards: Box::default(),
             },
         )
@@ -762,6 +773,18 @@ fn fix_counter_help(text: String) -> String {
 mod tests {
     use super::*;
 
+    /// One shared string per text, as a snapshot holds it (the same address each time).
+    fn label(text: &'static str) -> &'static Arc<str> {
+        static LABELS: Mutex<Vec<&'static Arc<str>>> = Mutex::new(Vec::new());
+        let mut labels = LABELS.lock().unwrap();
+        if let Some(label) = labels.iter().find(|l| ****l == *text) {
+            return label;
+        }
+        let label: &'static Arc<str> = Box::leak(Box::new(Arc::from(text)));
+        labels.push(label);
+        label
+    }
+
     fn request(
         service: &'static str,
         caller: &'static str,
@@ -769,10 +792,10 @@ mod tests {
         code: Option<&'static str>,
     ) -> Observation<'static> {
         Observation {
-            service,
-            provider_opd: "dinkes",
-            caller_opd: caller,
-            operation: "get-pasien",
+            service: Some(label(service)),
+            provider_opd: Some(label("dinkes")),
+            caller_opd: Some(label(caller)),
+            operation: Some(label("get-pasien")),
             status,
             code,
             duration: Duration::from_millis(3),
@@ -838,6 +861,31 @@ mod tests {
         let text = second.encode_prometheus(&Facts::default());
         assert!(text.contains(&format!("{ok} 1\n")), "{text}");
         assert!(!text.contains("policy.no_grant"), "{text}");
+    }
+
+    #[test]
+    fn a_reloaded_snapshot_counts_into_the_same_series() {
+        let metrics = Metrics::new();
+        metrics.observe(&request("dinkes/pasien/v1", "rsud", 200, None));
+        // The same texts at other addresses (a new snapshot's strings), while the old ones are still kept.
+        let (service, provider, caller) = (Arc::from("dinkes/pasien/v1"), Arc::from("dinkes"), Arc::from("rsud"));
+        let reloaded = Observation {
+            service: Some(&service),
+            provider_opd: Some(&provider),
+            caller_opd: Some(&caller),
+            ..request("dinkes/pasien/v1", "rsud", 200, None)
+        };
+        metrics.observe(&reloaded);
+        metrics.observe(&reloaded);
+        // Absent labels are `-`, and a code spelled at another address is the same code.
+        let code = String::from("policy.no_grant").leak();
+        let unrouted = Observation { service: None, provider_opd: None, operation: None, ..reloaded };
+        metrics.observe(&Observation { status: 403, code: Some("policy.no_grant"), ..unrouted });
+        metrics.observe(&Observation { status: 403, code: Some(code), ..unrouted });
+        let text = metrics.encode_prometheus(&Facts::default());
+        assert!(text.contains(r#"penghubung_requests_total{service="dinkes/pasien/v1",provider_opd="dinkes",caller_opd="rsud",operation="get-pasien",status_class="2xx",code="-"} 3"#), "{text}");
+        assert!(text.contains(r#"penghubung_requests_total{service="-",provider_opd="-",caller_opd="rsud",operation="-",status_class="4xx",code="policy.no_grant"} 2"#), "{text}");
+        assert_eq!(text.matches("penghubung_requests_total{").count(), 2, "{text}");
     }
 
     #[test]

@@ -137,7 +137,8 @@ async fn send(
         }
     };
     // The target is already relative to the endpoint: the rest starts at its first byte.
-    let forwarded = forward::forward(service, head, body, 0, downstream, authorization).await;
+    let forwarded =
+        forward::forward(service, head, body, 0, downstream, authorization, tokio::time::Instant::now()).await;
     forwarded.map_err(|error| {
         let error = GatewayError::from(error);
         span.fail(error.code());

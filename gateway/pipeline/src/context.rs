@@ -6,7 +6,7 @@
 //! The span is started before the audit facts, so that the `traceparent` the record keeps names it.
 
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use http::header::HeaderValue;
 use http::Request;
@@ -52,8 +52,19 @@ pub(super) struct MetricFacts {
     pub provider_opd: Option<Arc<str>>,
     pub operation_id: Option<Arc<str>>,
     pub upstream_elapsed: Option<std::time::Duration>,
+    /// When the upstream's response head arrived, while that is also when the response head is ready: no
+    /// response check ran after it (only the admission's headers were added, which takes no measurable time).
+    /// The request's duration then ends at this reading instead of another one.
+    pub head_ready: Option<Instant>,
     pub bytes_in: u64,
     pub redacted: bool,
+}
+
+impl MetricFacts {
+    /// The end of the request's duration: when its response head was ready.
+    pub fn head_ready(&self) -> Instant {
+        self.head_ready.unwrap_or_else(Instant::now)
+    }
 }
 
 /// The audit record's facts gathered on the way in.
@@ -109,12 +120,8 @@ impl RequestContext {
             context.span = tracer.request(request);
         }
         if metrics {
-            let bytes_in = request
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            // The body's own length (its `Content-Length`, already parsed; none for a chunked body).
+            let bytes_in = http_body::Body::size_hint(request.body()).exact().unwrap_or(0);
             context.metrics = Some(MetricFacts { bytes_in, ..MetricFacts::default() });
         }
         if let Some(auditor) = auditor {
@@ -177,23 +184,22 @@ impl RequestContext {
     }
 
     /// The forward phase's upstream endpoint, and (with metrics) how long the exchange took since `started`.
-    pub fn forwarded(&mut self, upstream: Arc<str>, started: Option<std::time::Instant>) {
+    pub fn forwarded(&mut self, upstream: Arc<str>, started: tokio::time::Instant) {
         self.upstream = Some(upstream);
-        if let (Some(metrics), Some(started)) = (self.metrics.as_mut(), started) {
-            metrics.upstream_elapsed = Some(started.elapsed());
-        }
-    }
-
-    /// The check response phase filtered the response for the caller's clearance.
-    pub fn redacted(&mut self) {
         if let Some(metrics) = self.metrics.as_mut() {
-            metrics.redacted = true;
+            let arrived = tokio::time::Instant::now();
+            metrics.upstream_elapsed = Some(arrived.saturating_duration_since(started));
+            metrics.head_ready = Some(arrived.into_std());
         }
     }
 
-    /// When the upstream exchange starts: now with metrics, else not measured.
-    pub fn upstream_clock(&self) -> Option<std::time::Instant> {
-        self.metrics.as_ref().map(|_| std::time::Instant::now())
+    /// The check response phase runs (and filters the response for the caller's clearance when `redacts`):
+    /// the response head is ready only when it is done.
+    pub fn checking_response(&mut self, redacts: bool) {
+        if let Some(metrics) = self.metrics.as_mut() {
+            metrics.redacted = redacts;
+            metrics.head_ready = None;
+        }
     }
 
     /// The problem the request ended in (the respond phase's rescue).

@@ -21,8 +21,9 @@ use penghubung_upstream::{self as upstream, Caller, Downstream, UpstreamError};
 use crate::authorize::Authorization;
 
 /// Sends `parts` + `body` to `service`'s upstream; on success the upstream's response and the endpoint used.
-/// `rest_offset` is where the path after `/v{n}` starts in the request path. The caller's `?` turns an
-/// [`UpstreamError`] into the gateway's error (no wrapper future: it would store the upstream call twice).
+/// `rest_offset` is where the path after `/v{n}` starts in the request path; `started` is when the exchange
+/// began (its request timeout counts from it). The caller's `?` turns an [`UpstreamError`] into the gateway's
+/// error (no wrapper future: it would store the upstream call twice).
 pub(super) fn forward<'a>(
     service: &'a CompiledService,
     parts: Parts,
@@ -30,6 +31,7 @@ pub(super) fn forward<'a>(
     rest_offset: usize,
     downstream: &'a Downstream,
     authorization: &'a Authorization<'a>,
+    started: tokio::time::Instant,
 ) -> impl Future<Output = Result<(Response<UpstreamBody>, Arc<str>), UpstreamError>> + Send + 'a {
     let caller = match authorization {
         Authorization::Permitted(permit, client) => {
@@ -38,5 +40,5 @@ pub(super) fn forward<'a>(
         }
         Authorization::Undecided(client) => Caller::undecided(client.map(|c| (&c.client_header, &c.opd_header))),
     };
-    upstream::forward(&service.upstream, parts, body, rest_offset, downstream, caller)
+    upstream::forward(&service.upstream, parts, body, rest_offset, downstream, caller, started)
 }

@@ -225,13 +225,15 @@ async fn phases(
         }
         None => check_request::unchecked(body, service, tap),
     };
-    // 6. adapt around 7. forward (boxed, and only for a service that names an adapter); else 7. forward (inline)
-    let upstream_clock = context.upstream_clock();
+    // 6. adapt around 7. forward (boxed, and only for a service that names an adapter); else 7. forward (inline).
+    // One clock reading starts the exchange: the upstream's request timeout counts from it, the metrics time it.
+    let exchange_started = tokio::time::Instant::now();
     let (response, upstream) = match adapt::needed(service) {
         None => {
             let span = phase(shared, &context.span, Phase::Upstream);
             span.inject(&mut parts.headers);
-            let forwarded = forward::forward(service, parts, body, rest_offset, downstream, &authorization).await;
+            let forwarded =
+                forward::forward(service, parts, body, rest_offset, downstream, &authorization, exchange_started).await;
             let (response, upstream) = traced(&span, forwarded)?;
             (response.map(ResponseBody::Upstream), upstream)
         }
@@ -243,14 +245,12 @@ async fn phases(
             traced(&span, Box::pin(exchange).await)?
         }
     };
-    context.forwarded(upstream, upstream_clock);
+    context.forwarded(upstream, exchange_started);
     // the admission's headers and meter on the response
     let mut response = admission.apply(response);
     // 8. check response
     if let Some(checks) = check_response::needed(contract, &authorization, &response, head) {
-        if checks.redacts() {
-            context.redacted();
-        }
+        context.checking_response(checks.redacts());
         let span = phase(shared, &context.span, Phase::ContractResponse);
         let checked = Box::pin(check_response::check_response(response, checks, shared, service, operation, head));
         response = traced(&span, checked.await)?;
@@ -310,6 +310,7 @@ mod future_sizes {
                 "upstream::forward",
                 size_of_future(&|| {
                     upstream::forward(
+                        unreachable!(),
                         unreachable!(),
                         unreachable!(),
                         unreachable!(),

@@ -74,14 +74,9 @@ pub(super) fn respond(
     }
 }
 
-/// A label value, `-` for what the request never reached.
-fn label(value: &Option<std::sync::Arc<str>>) -> &str {
-    value.as_deref().unwrap_or(penghubung_metrics::NONE)
-}
-
-/// Records the finished request in the metrics (the series found in the thread's recent ones, then a few
-/// relaxed atomic increments on the thread's shard), with label values the snapshot knows (`-` for what the
-/// request never reached) and the problem's static code.
+/// Records the finished request in the metrics (the series found in the thread's recent ones by the addresses
+/// of its label values, then a few relaxed atomic increments on the thread's shard), with the snapshot's own
+/// label values (none for what the request never reached) and the problem's static code.
 pub(super) fn observe(
     metrics: &Metrics,
     context: &RequestContext,
@@ -90,13 +85,13 @@ pub(super) fn observe(
 ) {
     let Some(facts) = context.metrics.as_ref() else { return };
     metrics.observe(&Observation {
-        service: label(&context.service),
-        provider_opd: label(&facts.provider_opd),
-        caller_opd: label(&facts.caller_opd),
-        operation: label(&facts.operation_id),
+        service: context.service.as_ref(),
+        provider_opd: facts.provider_opd.as_ref(),
+        caller_opd: facts.caller_opd.as_ref(),
+        operation: facts.operation_id.as_ref(),
         status: response.status().as_u16(),
         code: context.code,
-        duration: started.elapsed(),
+        duration: facts.head_ready().saturating_duration_since(started),
         upstream: facts.upstream_elapsed,
         bytes_in: facts.bytes_in,
         bytes_out: http_body::Body::size_hint(response.body()).exact().unwrap_or(0),

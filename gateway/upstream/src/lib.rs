@@ -147,7 +147,9 @@ pub enum UpstreamError {
 }
 
 /// Forwards `parts` + `body` to the service's upstream. `rest_offset` is where the path after `/v{n}` starts in
-/// the request path. On success returns the upstream response (hop-by-hop headers removed) and the endpoint used.
+/// the request path. `started` is when the caller began the exchange (it read the clock once, to time the
+/// exchange as well): the first attempt's request timeout counts from it, a retry's from its own start. On
+/// success returns the upstream response (hop-by-hop headers removed) and the endpoint used.
 pub async fn forward(
     route: &UpstreamRoute,
     mut parts: request::Parts,
@@ -155,6 +157,7 @@ pub async fn forward(
     rest_offset: usize,
     downstream: &Downstream,
     caller: Caller<'_>,
+    started: tokio::time::Instant,
 ) -> Result<(Response<UpstreamBody>, Arc<str>), UpstreamError> {
     let pool = &route.pool;
     body.limit_duration(downstream.body_timeout);
@@ -188,7 +191,8 @@ pub async fn forward(
         let outcome = match &pool.transport {
             Transport::Http1(dialer) => {
                 let fields = h1::GatewayFields { rest, query, forwarding, trace: trace.as_ref() };
-                let deadline = tokio::time::Instant::now() + pool.spec.request_timeout;
+                let attempt_started = if tries == 1 { started } else { tokio::time::Instant::now() };
+                let deadline = attempt_started + pool.spec.request_timeout;
                 http1_outcome(route, h1::send(pool, dialer, index, &parts, body, fields, deadline).await)
             }
             Transport::Http2(client) => {
