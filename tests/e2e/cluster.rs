@@ -227,3 +227,45 @@ async fn a_replica_stopped_while_changes_happen_catches_up_when_it_starts_again(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A replica (re)started while Redis is down cannot read its documents: it does not start half-configured and
+/// does not hang; it exits with a non-zero status and says that the store in Redis is unreachable. Started again
+/// once Redis is back, it serves.
+#[test]
+fn a_replica_started_while_redis_is_down_exits_and_says_why() {
+    let mut cluster = Cluster::start(1, &[docs::opd("dinsos")], "");
+    cluster.kill_replica(0);
+    cluster.kill_redis();
+    let replica = &cluster.replicas[0];
+    let mut child = std::process::Command::new(penghubung_tests::penghubung_binary())
+        .args(["serve", "--config"])
+        .arg(&replica.config)
+        .current_dir(&replica.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the replica neither served nor exited within 60 s with Redis down");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "it must not report success: {status}\n{stderr}");
+    assert!(
+        stderr.contains("cannot start: document store: Redis store redis://"),
+        "the error names the store:\n{stderr}"
+    );
+    assert!(stderr.contains("unavailable"), "and says it is unavailable:\n{stderr}");
+    assert!(!stderr.contains("valid configuration"), "not a problem of the documents:\n{stderr}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", replica.data_port)).is_err(), "nothing listens");
+    cluster.restart_redis();
+    cluster.start_replica(0);
+}

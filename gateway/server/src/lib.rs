@@ -426,6 +426,10 @@ fn load_tls(config: &Config) -> Result<Option<Arc<TlsState>>, StartError> {
 /// when configured and empty.
 fn open_store(config: &Config) -> Result<Box<dyn DocumentStore>, StartError> {
     let store = penghubung_snapshot::store::open(config).map_err(|e| StartError::Store(e.to_string()))?;
+    if config.store.backend == StoreBackend::Redis {
+        // An unreachable Redis is not a problem of the documents: say so before reading them.
+        store.generation().map_err(|e| StartError::Store(format!("{}: {e}", store.describe())))?;
+    }
     if config.store.seed_baseline {
         let skeleton: Vec<(&str, &str)> = penghubung_types::embedded::skeleton_policies().collect();
         let written = store.seed_if_empty(&skeleton).map_err(|e| StartError::Store(e.to_string()))?;
