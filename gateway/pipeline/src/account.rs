@@ -62,7 +62,7 @@ pub(super) fn tap(
 pub(super) async fn audited(
     auditor: &Arc<Auditor>,
     response: Response<ResponseBody>,
-    context: RequestContext,
+    context: RequestContext<'_>,
     facts: AuditFacts,
     request_id: HeaderValue,
     method: Method,

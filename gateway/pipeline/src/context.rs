@@ -14,6 +14,7 @@ use http::Request;
 use penghubung_audit::nik::NikScanner;
 use penghubung_audit::tap::{RequestOutcome, SharedOutcome};
 use penghubung_audit::{AuditDurability, Auditor};
+use penghubung_metrics::Observation;
 use penghubung_routing::CompiledOperation;
 use penghubung_snapshot::{ClientEntry, CompiledService};
 use penghubung_trace::{Span, Tracer};
@@ -22,9 +23,10 @@ use penghubung_upstream::headers;
 
 use crate::authorize::Authorization;
 
-/// What the access log (and the audit record) says about a request.
+/// What the access log (and the audit record) says about a request. `'s` is the snapshot the request is served
+/// from, which the metrics' label values are borrowed from.
 #[derive(Default)]
-pub(super) struct RequestContext {
+pub(super) struct RequestContext<'s> {
     /// The identified client's id (`X-Penghubung-Client`).
     pub client: Option<HeaderValue>,
     pub service: Option<Arc<str>>,
@@ -41,26 +43,21 @@ pub(super) struct RequestContext {
     /// The request's span: none unless tracing is on and the request sampled.
     pub span: Span,
     /// Set only when metrics are on: the labels and measures the respond phase records.
-    pub metrics: Option<MetricFacts>,
+    pub metrics: Option<MetricFacts<'s>>,
 }
 
-/// What the metrics need beyond the access log: label values shared with the snapshot (an `Arc` clone each,
-/// nothing formatted), the upstream exchange's duration, the request body's declared length, a redaction.
-#[derive(Default)]
-pub(super) struct MetricFacts {
-    pub caller_opd: Option<Arc<str>>,
-    pub provider_opd: Option<Arc<str>>,
-    pub operation_id: Option<Arc<str>>,
-    pub upstream_elapsed: Option<std::time::Duration>,
+/// What the metrics record, filled in place as the phases learn it: the observation itself (its label values
+/// borrowed from the snapshot, nothing cloned or formatted), and when the response head was ready.
+pub(super) struct MetricFacts<'s> {
+    /// The status, code, duration and response length are set when the request ends.
+    pub observation: Observation<'s>,
     /// When the upstream's response head arrived, while that is also when the response head is ready: no
     /// response check ran after it (only the admission's headers were added, which takes no measurable time).
     /// The request's duration then ends at this reading instead of another one.
     pub head_ready: Option<Instant>,
-    pub bytes_in: u64,
-    pub redacted: bool,
 }
 
-impl MetricFacts {
+impl MetricFacts<'_> {
     /// The end of the request's duration: when its response head was ready.
     pub fn head_ready(&self) -> Instant {
         self.head_ready.unwrap_or_else(Instant::now)
@@ -105,7 +102,7 @@ impl AuditFacts {
     }
 }
 
-impl RequestContext {
+impl<'s> RequestContext<'s> {
     /// The context of a request that just arrived: with a tracer, the request's span (when sampled) and the
     /// `traceparent` it decides; with metrics, the facts they record; with an audit trail, its record's facts
     /// (the arrival time, the trace, the NIKs of the path and query).
@@ -122,7 +119,20 @@ impl RequestContext {
         if metrics {
             // The body's own length (its `Content-Length`, already parsed; none for a chunked body).
             let bytes_in = http_body::Body::size_hint(request.body()).exact().unwrap_or(0);
-            context.metrics = Some(MetricFacts { bytes_in, ..MetricFacts::default() });
+            let observation = Observation {
+                service: None,
+                provider_opd: None,
+                caller_opd: None,
+                operation: None,
+                status: 0,
+                code: None,
+                duration: std::time::Duration::ZERO,
+                upstream: None,
+                bytes_in,
+                bytes_out: 0,
+                redacted: false,
+            };
+            context.metrics = Some(MetricFacts { observation, head_ready: None });
         }
         if let Some(auditor) = auditor {
             context.audit = Some(AuditFacts::start(auditor, request));
@@ -131,17 +141,17 @@ impl RequestContext {
     }
 
     /// Discovery identified `client` (its record names the client and its OPD; no provider OPD).
-    pub fn discovering(&mut self, client: Option<&ClientEntry>) {
+    pub fn discovering(&mut self, client: Option<&'s ClientEntry>) {
         self.identified(client);
     }
 
     /// The identify phase's client (none without a certificate).
-    pub fn identified(&mut self, client: Option<&ClientEntry>) {
+    pub fn identified(&mut self, client: Option<&'s ClientEntry>) {
         if let Some(client) = client {
             self.span.client(&client.client_header, &client.opd_header);
             self.client = Some(client.client_header.clone());
             if let Some(metrics) = self.metrics.as_mut() {
-                metrics.caller_opd = Some(Arc::clone(&client.opd));
+                metrics.observation.caller_opd = Some(&client.opd);
             }
             if let Some(facts) = self.audit.as_mut() {
                 facts.opd = Some(client.opd_header.clone());
@@ -150,11 +160,12 @@ impl RequestContext {
     }
 
     /// The route phase's service, and what its audit setting asks of the record.
-    pub fn routed(&mut self, service: &CompiledService, auditor: Option<&Auditor>) {
+    pub fn routed(&mut self, service: &'s CompiledService, auditor: Option<&Auditor>) {
         self.service = Some(Arc::clone(&service.key));
         self.span.service(&service.key, &service.doc.opd);
         if let Some(metrics) = self.metrics.as_mut() {
-            metrics.provider_opd = Some(Arc::clone(&service.opd));
+            metrics.observation.service = Some(&service.key);
+            metrics.observation.provider_opd = Some(&service.opd);
         }
         if let (Some(facts), Some(auditor)) = (self.audit.as_mut(), auditor) {
             facts.durability = service.doc.audit.unwrap_or(auditor.default_durability);
@@ -164,13 +175,13 @@ impl RequestContext {
 
     /// The operation the authorize phase matched: known as soon as it matched, also when the policy then refuses
     /// the call.
-    pub fn matched(&mut self, operation: Option<&CompiledOperation>) {
+    pub fn matched(&mut self, operation: Option<&'s CompiledOperation>) {
         self.operation = operation.map(|o| Arc::clone(&o.label));
         if let Some(o) = operation {
             self.span.operation(&o.id, &o.template, &o.label);
         }
         if let Some(metrics) = self.metrics.as_mut() {
-            metrics.operation_id = operation.map(|o| Arc::clone(&o.id));
+            metrics.observation.operation = operation.map(|o| &o.id);
         }
         if let Some(facts) = self.audit.as_mut() {
             facts.operation_id = operation.map(|o| Arc::clone(&o.id));
@@ -188,7 +199,7 @@ impl RequestContext {
         self.upstream = Some(upstream);
         if let Some(metrics) = self.metrics.as_mut() {
             let arrived = tokio::time::Instant::now();
-            metrics.upstream_elapsed = Some(arrived.saturating_duration_since(started));
+            metrics.observation.upstream = Some(arrived.saturating_duration_since(started));
             metrics.head_ready = Some(arrived.into_std());
         }
     }
@@ -197,7 +208,7 @@ impl RequestContext {
     /// the response head is ready only when it is done.
     pub fn checking_response(&mut self, redacts: bool) {
         if let Some(metrics) = self.metrics.as_mut() {
-            metrics.redacted = redacts;
+            metrics.observation.redacted = redacts;
             metrics.head_ready = None;
         }
     }

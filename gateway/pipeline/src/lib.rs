@@ -71,6 +71,7 @@ use hyper::body::Incoming;
 
 use crate::body::ResponseBody;
 use crate::error::GatewayError;
+use penghubung_snapshot::Snapshot;
 use penghubung_trace::{Phase, Span};
 use penghubung_upstream::body::Inbound;
 use penghubung_upstream::Downstream;
@@ -132,9 +133,11 @@ async fn handle(
     let started = Instant::now();
     let request_id = respond::request_id(&mut request);
     let method = request.method().clone();
+    // The snapshot this request is served from, to its end: the metrics borrow their label values from it.
+    let snapshot = shared.snapshot.load();
     let mut context =
         RequestContext::start(shared.audit.as_deref(), shared.trace.as_ref(), shared.metrics.is_some(), &mut request);
-    let mut response = match phases(shared, downstream, request, &mut context).await {
+    let mut response = match phases(shared, downstream, &snapshot, request, &mut context).await {
         Ok(response) => response,
         Err(error) => {
             context.failed(error.code());
@@ -145,7 +148,7 @@ async fn handle(
     respond::respond(shared, downstream, &context, &mut response, &method, &request_id, started);
     std::mem::take(&mut context.span).finish(response.status().as_u16(), context.code);
     if let Some(metrics) = &shared.metrics {
-        respond::observe(metrics, &context, &response, started);
+        respond::observe(metrics, &mut context, &response, started);
     }
     // 10. account
     if let (Some(auditor), Some(facts)) = (&shared.audit, context.audit.take()) {
@@ -156,15 +159,15 @@ async fn handle(
     (response, request_id)
 }
 
-/// The gateway's own endpoints, then phases 1 to 8.
-async fn phases(
+/// The gateway's own endpoints, then phases 1 to 8, on `snapshot`.
+async fn phases<'s>(
     shared: &Shared,
     downstream: &Downstream,
+    snapshot: &'s Snapshot,
     mut request: Request<Inbound>,
-    context: &mut RequestContext,
+    context: &mut RequestContext<'s>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     head::check_head(&shared.limits, &request)?;
-    let snapshot = shared.snapshot.load();
     let discovery = request.uri().path().starts_with(crate::discovery::PREFIX);
     if !discovery && request.uri().path().starts_with(GATEWAY_PATH_PREFIX) {
         return health::health(shared, request.method(), request.uri().path());
@@ -174,9 +177,9 @@ async fn phases(
     let certificate = downstream.certificate.as_deref();
     let span = phase(shared, &context.span, Phase::Identify);
     let client = if certificate.is_none() && downstream.bearer_tokens() {
-        traced(&span, Box::pin(identify::identify_by_token(shared, &snapshot, request.headers())).await)?
+        traced(&span, Box::pin(identify::identify_by_token(shared, snapshot, request.headers())).await)?
     } else {
-        traced(&span, identify::identify(shared, &snapshot, certificate))?
+        traced(&span, identify::identify(shared, snapshot, certificate))?
     };
     drop(span);
     if downstream.bearer_tokens() {
@@ -189,12 +192,12 @@ async fn phases(
             return Err(GatewayError::IdentityRequired);
         }
         context.discovering(client.map(|c| &**c));
-        return crate::discovery::handle(&snapshot, client.map(|c| &**c), request.method(), path);
+        return crate::discovery::handle(snapshot, client.map(|c| &**c), request.method(), path);
     }
     context.identified(client.map(|c| &**c));
     // 2. route
     let span = phase(shared, &context.span, Phase::Route);
-    let route = traced(&span, route::route(&snapshot, path))?;
+    let route = traced(&span, route::route(snapshot, path))?;
     drop(span);
     let (service, rest_offset) = (route.service, route.rest_offset);
     context.routed(service, shared.audit.as_deref());
@@ -303,7 +306,9 @@ mod future_sizes {
             ("pipeline::handle", size_of_future(&|| handle(unreachable!(), unreachable!(), unreachable!())), 5_000),
             (
                 "pipeline::phases",
-                size_of_future(&|| phases(unreachable!(), unreachable!(), unreachable!(), unreachable!())),
+                size_of_future(&|| {
+                    phases(unreachable!(), unreachable!(), unreachable!(), unreachable!(), unreachable!())
+                }),
                 4_500,
             ),
             (

@@ -14,7 +14,7 @@ use http::{Method, Request, Response};
 use crate::body::{ResponseBody, ResponseBodyError};
 use crate::error::GatewayError;
 use penghubung_audit::sanitise as redact;
-use penghubung_metrics::{Metrics, Observation};
+use penghubung_metrics::Metrics;
 use penghubung_upstream::body::Inbound;
 use penghubung_upstream::headers::{self, X_REQUEST_ID};
 use penghubung_upstream::Downstream;
@@ -39,7 +39,7 @@ pub(super) fn rescue(error: GatewayError, request_id: &HeaderValue) -> Response<
 pub(super) fn respond(
     shared: &Shared,
     downstream: &Downstream,
-    context: &RequestContext,
+    context: &RequestContext<'_>,
     response: &mut Response<ResponseBody>,
     method: &Method,
     request_id: &HeaderValue,
@@ -75,28 +75,24 @@ pub(super) fn respond(
 }
 
 /// Records the finished request in the metrics (the series found in the thread's recent ones by the addresses
-/// of its label values, then a few relaxed atomic increments on the thread's shard), with the snapshot's own
-/// label values (none for what the request never reached) and the problem's static code.
+/// of its label values, then a few relaxed atomic increments on the thread's shard): the observation the phases
+/// filled in, with the snapshot's own label values (none for what the request never reached), completed here
+/// with the status, the problem's static code, the duration and the response's length.
 pub(super) fn observe(
     metrics: &Metrics,
-    context: &RequestContext,
+    context: &mut RequestContext<'_>,
     response: &Response<ResponseBody>,
     started: Instant,
 ) {
-    let Some(facts) = context.metrics.as_ref() else { return };
-    metrics.observe(&Observation {
-        service: context.service.as_ref(),
-        provider_opd: facts.provider_opd.as_ref(),
-        caller_opd: facts.caller_opd.as_ref(),
-        operation: facts.operation_id.as_ref(),
-        status: response.status().as_u16(),
-        code: context.code,
-        duration: facts.head_ready().saturating_duration_since(started),
-        upstream: facts.upstream_elapsed,
-        bytes_in: facts.bytes_in,
-        bytes_out: http_body::Body::size_hint(response.body()).exact().unwrap_or(0),
-        redacted: facts.redacted,
-    });
+    let code = context.code;
+    let Some(facts) = context.metrics.as_mut() else { return };
+    let duration = facts.head_ready().saturating_duration_since(started);
+    let observation = &mut facts.observation;
+    observation.status = response.status().as_u16();
+    observation.code = code;
+    observation.duration = duration;
+    observation.bytes_out = http_body::Body::size_hint(response.body()).exact().unwrap_or(0);
+    metrics.observe(observation);
 }
 
 /// Drops the body of one of the gateway's own responses, keeping the length it would have had.
