@@ -23,7 +23,8 @@
 //!
 //! What the phases learn (client, service, operation, upstream, code, purpose, the audit record's facts) lives
 //! in one `RequestContext` (context.rs): the phases return values and `handle` records them into it, right after
-//! the phase that produced them. A phase that needs proof of an earlier decision takes it as a value: limit,
+//! the phase that produced them. `handle` loads the snapshot once and lends it to the phases until the request
+//! ends, so the context's metrics observation borrows its label values from it instead of cloning them. A phase that needs proof of an earlier decision takes it as a value: limit,
 //! forward and check response take the `Authorization`. Phases 1–8 run in `phases`, whose error the respond
 //! phase turns into a response (the rescue), so no error ever drops a connection; the account phase's own
 //! refusal (`audit.unavailable`) goes through the same [`GatewayError`] mapping in `error.rs`. The account phase also starts the record's facts on arrival and taps the request body
