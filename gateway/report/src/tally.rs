@@ -1,8 +1,8 @@
 //! Counting exchanges: [`Exchange`] is what the report reads of one exchange record (its values borrowed from
-//! the line, not yet decoded), [`SegmentTally`] counts a segment's exchanges into its totals, its caller OPD's
-//! and its provider OPD's counts, and [`Tally`] holds the month's [`Usage`] once each verified segment's counts
-//! joined it. A segment's counts are kept by name id ([`Names`]: each OPD, service, client, decision and code
-//! text is looked up once per record, by one hash of its bytes, and stored once), so counting a record
+//! the line, not yet decoded), [`SegmentTally`] counts a segment's exchanges into its caller OPD's and its
+//! provider OPD's counts (the totals are their callers' sum), and [`Tally`] holds the month's [`Usage`] once each
+//! verified segment's counts joined it. A segment's counts are kept by name id ([`Names`]: each OPD, service,
+//! client and code text is looked up once per record, by one hash of its bytes, and stored once), so counting a record
 //! allocates nothing; they become text only when the segment joins the month. Memory grows with the number of
 //! OPDs, services, clients and error codes, never with the number of records.
 
@@ -511,13 +511,13 @@ struct Known {
     only: Option<NameId>,
 }
 
-/// One segment's counts (kept apart until the segment verified): in total, by caller OPD and by provider OPD,
-/// with every name by id.
+/// One segment's counts (kept apart until the segment verified): by caller OPD and by provider OPD, with every
+/// name by id. The total is not counted apart: it is the sum of the callers' counts, made when the segment
+/// joins the month.
 pub struct SegmentTally {
     days: u32,
     names: Names,
     known: Known,
-    total: Counts,
     /// By the OPD's name id.
     callers: Vec<Option<Counts>>,
     providers: Vec<Option<Counts>>,
@@ -529,7 +529,7 @@ impl SegmentTally {
         let mut names = Names::default();
         let mut id = |text: &str| names.of_text(text.as_bytes()).unwrap_or(UNKNOWN);
         let known = Known { none: id(NO_OPD), rate_limited: id(RATE_LIMITED), only: opd.map(&mut id) };
-        SegmentTally { days, names, known, total: Counts::new(days), callers: Vec::new(), providers: Vec::new() }
+        SegmentTally { days, names, known, callers: Vec::new(), providers: Vec::new() }
     }
 
     /// Counts `e` on local day `day` (0-based) when it concerns the OPD the counts are limited to, if any.
@@ -559,7 +559,6 @@ impl SegmentTally {
             bytes_out: e.bytes_out,
             latency_us: e.latency_us,
         };
-        self.total.add(&counted, day);
         let days = self.days;
         for (by_opd, opd) in [(&mut self.callers, caller), (&mut self.providers, provider)] {
             let at = opd as usize;
@@ -573,13 +572,16 @@ impl SegmentTally {
     /// Adds these counts (a verified segment's) to the month's.
     pub fn merge_into(&self, month: &mut Tally) {
         let mut segment = Tally::new(self.days);
-        segment.total = self.total.usage(&self.names);
         for (into, from) in [(&mut segment.callers, &self.callers), (&mut segment.providers, &self.providers)] {
             for (id, counts) in (0..).zip(from) {
                 if let Some(counts) = counts {
                     into.insert(self.names.text(id).to_string(), counts.usage(&self.names));
                 }
             }
+        }
+        // Every counted exchange has exactly one caller (`-` when none): the total is the sum of the callers'.
+        for usage in segment.callers.values() {
+            segment.total.merge(usage);
         }
         month.merge(&segment);
     }
