@@ -450,6 +450,8 @@ impl Counts {
         }
     }
 
+    /// Kept out of line: inlined at its two calls (caller, provider), the scan loop measured about 5% slower.
+    #[inline(never)]
     fn add(&mut self, r: &Counted, day: u32) {
         self.requests += 1;
         match r.decision {
