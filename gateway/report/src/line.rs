@@ -7,7 +7,7 @@
 //!   skips the values the count never uses. At the first byte it does not expect (another kind, another order,
 //!   an extra or repeated member, a backslash, whitespace, a number that is not a plain integer) it gives up.
 //! - [`general`] reads any flat JSON object with [`members`] (any member order), as a record rewritten by
-//!   another tool may be.
+//!   another program may be.
 //!
 //! [`Fields::read`] tries the first and falls back to the second, so a line that surprises the fast reader costs
 //! a second read, never a different count. The fast reader accepts a subset of what the general one reads, and
