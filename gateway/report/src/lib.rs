@@ -6,11 +6,13 @@
 //! ([`model`]) that renders as text, CSV, JSON or a self-contained HTML page with SVG charts ([`mod@render`]).
 //!
 //! Memory grows with the number of OPDs, services, clients and error codes, never with the number of records;
-//! each record is read from its line without building a JSON tree ([`scan`]). With several replicas,
+//! each record is read from its line without building a JSON tree ([`mod@line`]: in the writer's member order
+//! when it is laid out so, else member by member with [`scan`]). With several replicas,
 //! [`replicas`] reports over every replica's records shipped to Redis, each replica's stream verified. `penghubung report usage` and the
 //! admin API (`GET /api/v1/reports/usage`) call [`usage`] and [`render::render`]; so can the web console.
 #![forbid(unsafe_code)]
 
+pub mod line;
 pub mod model;
 pub mod month;
 pub mod render;

@@ -10,9 +10,9 @@ use penghubung_audit::keys::PublicKey;
 use penghubung_audit::shipped::{self, Entry, StreamVerifier};
 use penghubung_types::documents::OpdDoc;
 
+use crate::line::Fields;
 use crate::month::DayOf;
-use crate::scan::{members, Value};
-use crate::tally::{Exchange, SegmentTally, Tally};
+use crate::tally::{SegmentTally, Tally};
 use crate::trail::{Flagged, Verification};
 use crate::{model, Query, UsageReport};
 
@@ -94,17 +94,8 @@ impl<'k> ReplicaCounter<'k> {
 
     fn entry(&mut self, entry: &Entry) {
         let verified = self.verifier.entry(entry);
-        let line = entry.line.as_bytes();
-        let mut exchange = Exchange::default();
-        let mut is_exchange = false;
-        for member in members(line) {
-            let Ok((key, value)) = member else { return };
-            match (key, value) {
-                (b"kind", Value::Str { raw, .. }) => is_exchange = raw == b"exchange",
-                _ => exchange.set(key, value),
-            }
-        }
-        if !is_exchange {
+        let Fields { kind, exchange, readable, .. } = Fields::read(entry.line.as_bytes());
+        if !readable || kind != b"exchange" {
             return;
         }
         let Some(day) = self.days.day(exchange.time) else { return };

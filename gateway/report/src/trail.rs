@@ -16,9 +16,10 @@ use penghubung_audit::verify::{Problem, Tamper};
 use penghubung_audit::writer::segment_files;
 use ring::digest::{Context, SHA256};
 
+use crate::line::Fields;
 use crate::month::{DayOf, Month, UtcOffset};
-use crate::scan::{members, Value};
-use crate::tally::{Exchange, SegmentTally, Tally};
+use crate::scan::members;
+use crate::tally::{SegmentTally, Tally};
 
 /// `,"hash":"` + 64 hex digits + `"}`.
 const HASH_MEMBER: &[u8] = b",\"hash\":\"";
@@ -205,16 +206,37 @@ fn split(line: &[u8]) -> Option<(&[u8], &[u8])> {
     }
     let at = line.len() - SEAL_LEN;
     let hash = &line[at + HASH_MEMBER.len()..line.len() - 2];
-    // Without an early exit, the check of the 64 digits is vectorised.
-    let hex = hash.iter().fold(true, |hex, c| hex & (c.is_ascii_digit() | (b'a'..=b'f').contains(c)));
-    (line[at..].starts_with(HASH_MEMBER) && hex).then(|| (&line[..at], hash))
+    (line[at..].starts_with(HASH_MEMBER) && lower_hex(hash)).then(|| (&line[..at], hash))
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether every byte is a lower-case hex digit: a word at a time (SWAR), without an early exit. In a word of
+/// ASCII bytes, adding `0x80 - k` to each byte sets its high bit exactly when the byte is at least `k`.
+fn lower_hex(text: &[u8]) -> bool {
+    let at_least = |w: u64, k: u8| w.wrapping_add(ONES * u64::from(0x80 - k));
+    let mut words = text.chunks_exact(8);
+    let mut hex = true;
+    for chunk in &mut words {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let digit = at_least(w, b'0') & !at_least(w, b'9' + 1);
+        let letter = at_least(w, b'a') & !at_least(w, b'f' + 1);
+        hex &= (w & HIGHS == 0) & ((digit | letter) & HIGHS == HIGHS);
+    }
+    hex & words.remainder().iter().all(|c| c.is_ascii_digit() | (b'a'..=b'f').contains(c))
+}
+
+/// The lower-case hex digits of a digest, four bytes at a time (SWAR): each byte's nibbles are spread to a byte
+/// each, then turned into digits (`0` + n, and 39 more from `a` on).
 fn hex_of(digest: &[u8], out: &mut [u8; 64]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in digest.iter().enumerate() {
-        out[2 * i] = DIGITS[(b >> 4) as usize];
-        out[2 * i + 1] = DIGITS[(b & 15) as usize];
+    for (bytes, digits) in digest.chunks_exact(4).zip(out.chunks_exact_mut(8)) {
+        let x = u64::from(u32::from_le_bytes(bytes.try_into().unwrap_or_default()));
+        let x = (x | x << 16) & 0x0000_ffff_0000_ffff;
+        let x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
+        let nibbles = (x >> 4) & 0x000f_000f_000f_000f | (x & 0x000f_000f_000f_000f) << 8;
+        let letters = (nibbles + ONES * 6) >> 4 & ONES;
+        digits.copy_from_slice(&(nibbles + ONES * u64::from(b'0') + letters * 39).to_le_bytes());
     }
 }
 
@@ -295,22 +317,7 @@ impl SegmentReader<'_, '_> {
     }
 
     fn line(&mut self, line: &[u8]) {
-        let (mut seq, mut prev, mut kind, mut sig): (Option<u64>, &[u8], &[u8], &[u8]) = (None, b"", b"", b"");
-        let mut exchange = Exchange::default();
-        let mut readable = true;
-        for member in members(line) {
-            let Ok((k, v)) = member else {
-                readable = false;
-                break;
-            };
-            match (k, v) {
-                (b"seq", Value::Num(n)) => seq = Some(n),
-                (b"prev", Value::Str { raw, .. }) => prev = raw,
-                (b"kind", Value::Str { raw, .. }) => kind = raw,
-                (b"sig", Value::Str { raw, .. }) => sig = raw,
-                _ => exchange.set(k, v),
-            }
-        }
+        let Fields { seq, prev, kind, sig, exchange, readable } = Fields::read(line);
         let day = if kind == b"exchange" { self.days.day(exchange.time) } else { None };
         let in_month = day.is_some();
         if let Some((sealed, hash)) = split(line) {
@@ -398,6 +405,49 @@ impl SegmentReader<'_, '_> {
             }
             self.checkpoints += 1;
             self.since_checkpoint = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_written_and_checked_as_lower_case_hex() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..200 {
+            let digest: Vec<u8> = (0..32).map(|i| if round == 0 { i * 8 } else { next() as u8 }).collect();
+            let mut out = [0u8; 64];
+            hex_of(&digest, &mut out);
+            let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(std::str::from_utf8(&out).unwrap(), expected);
+            assert!(lower_hex(&out));
+        }
+        for byte in 0..=255u8 {
+            for at in [0, 7, 8, 31, 63] {
+                let mut text = [b'0'; 64];
+                text[at] = byte;
+                assert_eq!(lower_hex(&text), byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte), "{byte} at {at}");
+            }
+        }
+        assert!(lower_hex(b"0123456789abcdef0") && !lower_hex(b"0123456789abcdefA"));
+    }
+
+    #[test]
+    fn a_line_splits_into_its_sealed_part_and_hash() {
+        let hash = "0123456789abcdef".repeat(4);
+        let line = format!("{{\"seq\":1,\"kind\":\"x\",\"hash\":\"{hash}\"}}");
+        assert_eq!(split(line.as_bytes()), Some((&b"{\"seq\":1,\"kind\":\"x\""[..], hash.as_bytes())));
+        for bad in [hash.replace('a', "A"), hash.replace('f', "g"), hash[1..].to_string()] {
+            let line = format!("{{\"seq\":1,\"kind\":\"x\",\"hash\":\"{bad}\"}}");
+            assert_eq!(split(line.as_bytes()), None, "{bad}");
         }
     }
 }
