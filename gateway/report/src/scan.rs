@@ -42,12 +42,14 @@ impl<'a> Value<'a> {
 
 /// The members of a flat JSON object, in order. Stops (yielding `Err`) at the first byte that does not fit.
 pub fn members(line: &[u8]) -> Members<'_> {
-    Members { b: line, i: 0, done: false }
+    Members { b: line, i: 0, opened: false, done: false }
 }
 
 pub struct Members<'a> {
     b: &'a [u8],
     i: usize,
+    /// The object's `{` was read (it may follow whitespace).
+    opened: bool,
     done: bool,
 }
 
@@ -182,9 +184,12 @@ impl<'a> Iterator for Members<'a> {
             Some(Err(Malformed))
         };
         match self.b.get(self.i) {
-            Some(b'{') if self.i == 0 => self.i += 1,
-            Some(b',') if self.i > 0 => self.i += 1,
-            Some(b'}') => {
+            Some(b'{') if !self.opened => {
+                self.opened = true;
+                self.i += 1;
+            }
+            Some(b',') if self.opened => self.i += 1,
+            Some(b'}') if self.opened => {
                 self.done = true;
                 return None;
             }
@@ -242,5 +247,9 @@ mod tests {
             assert!(members(bad).any(|m| m.is_err()), "{}", String::from_utf8_lossy(bad));
         }
         assert_eq!(members(b"{}").count(), 0);
+        // Whitespace around the object, as any JSON reader takes it; a lone `}` is not an object.
+        let spaced: Vec<_> = members(b" \t{ \"seq\" : 7 }").collect::<Result<_, _>>().unwrap();
+        assert_eq!(spaced, [(&b"seq"[..], Value::Num(7))]);
+        assert!(members(b"}").any(|m| m.is_err()));
     }
 }
