@@ -25,35 +25,8 @@ use penghubung::audit::record::{ExchangeRecord, Record};
 use penghubung::audit::AuditDurability;
 use penghubung::reports::line::{self, Fields};
 use penghubung::reports::scan::Value;
+use penghubung_fuzz::Rng;
 use serde::de::{Deserializer, MapAccess, Visitor};
-
-/// A small deterministic generator (xorshift), seeded by the fuzzer.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-
-    fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
-        &from[self.below(from.len())]
-    }
-}
 
 /// A header value, mostly a plain identifier, sometimes with characters the writer escapes or cleans.
 fn text(rng: &mut Rng, plain: &[&str]) -> String {

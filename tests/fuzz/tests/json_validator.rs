@@ -24,35 +24,8 @@ use bytes::Bytes;
 use penghubung::contract::check::check_request_body;
 use penghubung::contract::compile::Compiler;
 use penghubung::contract::{json, Schema, FORMATS};
+use penghubung_fuzz::Rng;
 use serde_json::{json, Value};
-
-/// A small deterministic generator (xorshift), seeded by the fuzzer.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// Numbers at the edges, as written.
 const NUMBERS: &[&str] = &[
