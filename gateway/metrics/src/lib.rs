@@ -4,15 +4,15 @@
 //!
 //! **Bounded cardinality.** Every label value comes from a set the snapshot knows (service id, caller OPD,
 //! provider OPD, operation id), a status class (`2xx` … `5xx`) or a static code (the gateway's stable error
-//! codes, handshake refusal reasons): the recording API takes `&str` slices of the snapshot's compiled entries
-//! and `&'static str` codes, never a request's own strings. A request with no service (an unknown route) or no
+//! codes, handshake refusal reasons): the recording API takes the snapshot's own `Arc<str>` label values and
+//! `&'static str` codes, never a request's own strings. A request with no service (an unknown route) or no
 //! identified caller is recorded under `-`.
 //!
 //! **Cost.** The request path normally touches no shared table: each thread keeps its last few series (the
-//! `recent` module), found by comparing the observation's label values with the cached series' own, so a
-//! request does a few short comparisons and relaxed atomic adds on counters it already holds. Only a label
-//! combination the thread has not seen lately hashes its labels and reads the lock-free series table (the
-//! `table` module). The counters are sharded: each thread adds to its own cache-line-aligned shard of a
+//! `recent` module), found by the addresses of the observation's label values (one compare of six machine
+//! words), so a request does that compare and relaxed atomic adds on counters it already holds. Only a label
+//! combination the thread has not seen lately (or a reloaded snapshot's new strings) hashes its labels' text
+//! and reads the lock-free series table (the `table` module). The counters are sharded: each thread adds to its own cache-line-aligned shard of a
 //! series, so two cores never contend for one line, and a scrape sums the shards. Counters owned by other
 //! crates (the audit writer's, the rate limiter's, the trace exporter's dropped spans) are read at scrape time:
 //! the server hands them over as [`Facts`], or registers them once with [`Metrics::register_counter`].
