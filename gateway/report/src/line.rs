@@ -98,18 +98,7 @@ pub fn written(line: &[u8]) -> Option<Fields<'_>> {
     if c.eat(b",\"service\":") {
         e.service = Some(c.value()?);
     }
-    if c.eat(b",\"operation\":") {
-        c.value()?;
-    }
-    if c.eat(b",\"method\":") {
-        c.value()?;
-    }
-    if c.eat(b",\"path\":") {
-        c.value()?;
-    }
-    if c.eat(b",\"purpose\":") {
-        c.value()?;
-    }
+    c.skip_each(&[b",\"operation\":", b",\"method\":", b",\"path\":", b",\"purpose\":"])?;
     if c.eat(b",\"decision\":") {
         e.decision = Some(c.value()?);
     }
@@ -137,21 +126,7 @@ pub fn written(line: &[u8]) -> Option<Fields<'_>> {
     if c.eat(b",\"response_sha256\":") {
         c.value_of::<64>()?;
     }
-    if c.eat(b",\"withheld\":") {
-        c.value()?;
-    }
-    if c.eat(b",\"nik\":") {
-        c.value()?;
-    }
-    if c.eat(b",\"nik_overflow\":") {
-        c.value()?;
-    }
-    if c.eat(b",\"complete\":") {
-        c.value()?;
-    }
-    if c.eat(b",\"durability\":") {
-        c.value()?;
-    }
+    c.skip_each(&[b",\"withheld\":", b",\"nik\":", b",\"nik_overflow\":", b",\"complete\":", b",\"durability\":"])?;
     if c.eat(b",\"hash\":") {
         c.value_of::<64>()?;
     }
@@ -308,6 +283,18 @@ impl<'a> Cursor<'a> {
             }
             _ => None,
         }
+    }
+
+    /// Skips the value of each of `members` (written `,"key":`, in this order) that comes next: members the
+    /// count does not use.
+    #[inline(always)]
+    fn skip_each(&mut self, members: &[&[u8]]) -> Option<()> {
+        for member in members {
+            if self.eat(member) {
+                self.value()?;
+            }
+        }
+        Some(())
     }
 
     /// [`Self::value`], most likely a string `N` bytes long.
